@@ -1,0 +1,180 @@
+// Command weir is a caching HTTP edge: a self-hosted CDN node.
+//
+//	weir serve --origin URL --listen ADDR --admin-listen ADDR [--config FILE]
+//	weir demo [--load 10s]
+//	weir version
+//
+// This file only wires flags to the packages under internal/.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/node"
+	"github.com/weir-cdn/weir/internal/version"
+)
+
+const usage = `weir: a caching HTTP edge (self-hosted CDN node)
+
+Usage:
+  weir serve --origin URL [--listen ADDR] [--admin-listen ADDR] [--config FILE]
+  weir demo [--listen ADDR] [--admin-listen ADDR] [--load DURATION]
+  weir version
+
+Run "weir <command> -h" for the flags of a command.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command and returns the process exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(ctx, args[1:], stdout, stderr)
+	case "demo":
+		err = runDemo(ctx, args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		v := version.Get()
+		fmt.Fprintf(stdout, "weir %s (commit %s, %s)\n", v.Version, v.Commit, v.GoVersion)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "weir: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "weir %s: %v\n", args[0], err)
+			return 2
+		}
+		fmt.Fprintf(stderr, "weir %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+// usageError is a mistake in the command line.
+type usageError struct{ error }
+
+// serveFlags are the flags shared by serve and demo. Values set on the
+// command line override the configuration file.
+type serveFlags struct {
+	config, origin, listen, adminListen, logLevel string
+	set                                           map[string]bool
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet, listen, adminListen string) {
+	fs.StringVar(&f.listen, "listen", listen, "edge listener `address` (overrides listen in the config file)")
+	fs.StringVar(&f.adminListen, "admin-listen", adminListen, "admin listener `address`, loopback by default (overrides admin_listen)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+}
+
+// apply overrides cfg with the flags given on the command line.
+func (f *serveFlags) apply(cfg *config.Config) {
+	if f.set["listen"] {
+		cfg.Listen = f.listen
+	}
+	if f.set["admin-listen"] {
+		cfg.AdminListen = f.adminListen
+	}
+	if f.set["origin"] {
+		cfg.SetOrigin(f.origin)
+	}
+	cfg.ApplyDefaults()
+}
+
+func parseFlags(fs *flag.FlagSet, args []string, f *serveFlags) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stdout)
+			fs.Usage()
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	f.set = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	return nil
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", level)}
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var f serveFlags
+	fs.StringVar(&f.config, "config", "", "YAML configuration `file` (optional)")
+	fs.StringVar(&f.origin, "origin", "", "origin `URL` for every host, e.g. http://127.0.0.1:9000 (overrides the default origin of the file)")
+	f.register(fs, ":8080", "127.0.0.1:9090")
+	if err := parseFlags(fs, args, &f); err != nil {
+		return err
+	}
+	log, err := newLogger(stdout, f.logLevel)
+	if err != nil {
+		return err
+	}
+	cfg := config.Default()
+	if f.config != "" {
+		if cfg, err = config.Load(f.config); err != nil {
+			return err
+		}
+	}
+	f.apply(cfg)
+	if len(cfg.Origins) == 0 {
+		return usageError{errors.New("no origin: pass --origin URL or give a --config file with origins and hosts")}
+	}
+	n, err := node.Start(cfg, log)
+	if err != nil {
+		return err
+	}
+	debug.SetMemoryLimit(node.MemoryLimit(cfg))
+	return waitAndDrain(ctx, n, time.Duration(cfg.Server.ShutdownTimeout))
+}
+
+// waitAndDrain serves until a signal or a listener failure, then drains.
+func waitAndDrain(ctx context.Context, n *node.Node, timeout time.Duration) error {
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-n.Err():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if serr := n.Shutdown(sctx); serr != nil && err == nil {
+		err = fmt.Errorf("graceful shutdown: %w", serr)
+	}
+	return err
+}

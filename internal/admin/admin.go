@@ -1,0 +1,69 @@
+// Package admin serves Weir's admin API on its own listener: health,
+// readiness and status for operators and orchestrators. It is never
+// mounted on the edge listener.
+package admin
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+)
+
+// Options configure the admin handler.
+type Options struct {
+	// Ready reports whether the node should receive traffic; a non-nil
+	// error is shown as the reason. Nil means always ready.
+	Ready func() error
+	// Status returns the JSON document served at /status; nil serves {}.
+	Status func() any
+}
+
+// NewHandler returns the admin API:
+//
+//	GET /healthz  liveness: 200 while the process can serve
+//	GET /readyz   readiness: 200, or 503 with the reason
+//	GET /status   JSON status document
+func NewHandler(opt Options) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if opt.Ready != nil {
+			if err := opt.Ready(); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
+				return
+			}
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		var doc any = struct{}{}
+		if opt.Status != nil {
+			doc = opt.Status()
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(doc)
+	})
+	return mux
+}
+
+// NewServer returns the admin listener's server with conservative limits.
+func NewServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+	}
+}

@@ -1,0 +1,341 @@
+// Package config defines Weir's configuration: its schema, its defaults,
+// strict loading from YAML, and validation.
+//
+// A configuration is plain data. [Parse] and [Load] start from [Default],
+// decode a YAML document on top of it, rejecting unknown keys, and apply
+// per-entry defaults; [Config.Validate] then reports every problem at
+// once, each with its field path. Callers that change a Config after
+// parsing (for example from command-line flags, see [Config.SetOrigin])
+// call [Config.ApplyDefaults] and [Config.Validate] before use. A Config
+// is not safe for concurrent mutation; share a validated Config
+// read-only, or a copy.
+package config
+
+import (
+	"time"
+
+	"github.com/weir-cdn/weir/internal/cachekey"
+)
+
+// Defaults, as documented on each field. ApplyDefaults uses them for
+// fields whose zero value means "the default".
+const (
+	DefaultListen      = ":8080"
+	DefaultAdminListen = "127.0.0.1:9090"
+
+	DefaultMaxSize           = 256 * MiB
+	DefaultMaxObjectSize     = 16 * MiB
+	DefaultHitForPassTTL     = Duration(30 * time.Second)
+	DefaultMaxVariants       = 32
+	DefaultHeuristicFraction = 0.1
+	DefaultHeuristicMax      = Duration(24 * time.Hour)
+
+	DefaultReadHeaderTimeout = Duration(10 * time.Second)
+	DefaultIdleTimeout       = Duration(120 * time.Second)
+	DefaultMaxHeaderBytes    = 64 * KiB
+	DefaultShutdownTimeout   = Duration(15 * time.Second)
+
+	DefaultConnectTimeout        = Duration(3 * time.Second)
+	DefaultTLSHandshakeTimeout   = Duration(5 * time.Second)
+	DefaultResponseHeaderTimeout = Duration(30 * time.Second)
+	DefaultBodyIdleTimeout       = Duration(30 * time.Second)
+	DefaultMaxIdleConns          = 256
+	DefaultMaxConns              = 1024
+
+	// DefaultOriginName is the origin that SetOrigin (the --origin flag)
+	// creates or changes.
+	DefaultOriginName = "default"
+)
+
+// Config is the whole configuration of one Weir node.
+type Config struct {
+	// Node is this node's name, used in Via headers, logs and metrics. It
+	// must be a token (RFC 9110 §5.6.2): letters, digits and
+	// !#$%&'*+-.^_`|~. The zero value "" means the machine's host name,
+	// which the caller resolves.
+	Node string `yaml:"node"`
+
+	// Listen is the edge listener's address, "host:port"; an empty host
+	// listens on every interface. The zero value "" means ":8080".
+	Listen string `yaml:"listen"`
+
+	// AdminListen is the admin API's address, "host:port". The zero value
+	// "" means "127.0.0.1:9090": loopback only, so the admin API is never
+	// exposed by default.
+	AdminListen string `yaml:"admin_listen"`
+
+	// Cache bounds and tunes the object cache. Its zero value is
+	// documented field by field; Default fills it in.
+	Cache Cache `yaml:"cache"`
+
+	// Server sets the edge listener's timeouts and limits. Its zero value
+	// means every default.
+	Server Server `yaml:"server"`
+
+	// Origins are the backends Weir fetches from. At least one is
+	// required, so the zero value (none) is invalid unless the --origin
+	// flag defines one (see SetOrigin).
+	Origins []Origin `yaml:"origins"`
+
+	// Hosts map request host names to origins and caching rules. At least
+	// one is required, so the zero value (none) is invalid unless the
+	// --origin flag adds a catch-all (see SetOrigin).
+	Hosts []Host `yaml:"hosts"`
+}
+
+// Cache bounds and tunes the object cache.
+type Cache struct {
+	// MaxSize bounds the memory used by cached bodies and their metadata
+	// together; the least valuable objects are evicted to stay under it.
+	// It must be at least 1MiB. The zero value means 256MiB.
+	MaxSize Size `yaml:"max_size"`
+
+	// MaxObjectSize is the largest body that is cached; larger bodies
+	// stream through to the client uncached. It must be at most
+	// MaxSize/4, so one object cannot flush most of the cache: when you
+	// set max_size below 64MiB, lower this too. The zero value means
+	// 16MiB.
+	MaxObjectSize Size `yaml:"max_object_size"`
+
+	// HitForPassTTL is how long, after the origin answers a key with an
+	// uncacheable response, requests for that key go straight to the
+	// origin instead of waiting in line behind one fetch (request
+	// coalescing would otherwise serialize them). Default() sets 30s. The
+	// zero value disables hit-for-pass: every request for such a key is
+	// coalesced again.
+	HitForPassTTL Duration `yaml:"hit_for_pass_ttl"`
+
+	// MaxVariants is how many Vary variants are kept per URL; the least
+	// recently used variant is evicted beyond it. At most 1024. The zero
+	// value means 32.
+	MaxVariants int `yaml:"max_variants"`
+
+	// HeuristicFraction is the fraction of the time since Last-Modified
+	// that a response without an explicit expiration time stays fresh
+	// (RFC 9111 §4.2.2). It must be in [0, 1]. Default() sets 0.1, the
+	// value RFC 9111 suggests. The zero value disables heuristic
+	// freshness.
+	HeuristicFraction float64 `yaml:"heuristic_fraction"`
+
+	// HeuristicMax caps the heuristic freshness lifetime. The zero value
+	// means 24h.
+	HeuristicMax Duration `yaml:"heuristic_max"`
+}
+
+// Server sets the edge listener's timeouts and limits. Every zero value
+// means the field's default: a production edge always has these limits.
+type Server struct {
+	// ReadHeaderTimeout is how long a client may take to send a request's
+	// header, which bounds slow-header (Slowloris) attacks. The zero value
+	// means 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+
+	// IdleTimeout is how long a keep-alive connection may wait for the
+	// next request. The zero value means 120s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+
+	// MaxHeaderBytes bounds the size of a request's header. It must be
+	// between 4KiB and 1MiB. The zero value means 64KiB.
+	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+
+	// ShutdownTimeout is how long a graceful shutdown (SIGTERM) waits for
+	// in-flight requests before closing connections. The zero value means
+	// 15s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Origin is one backend. Its zero-valued timeouts and limits are replaced
+// by their defaults by [Config.ApplyDefaults].
+type Origin struct {
+	// Name identifies the origin in hosts entries, logs and metrics:
+	// lower-case letters, digits, "-" and "_". It is required and unique;
+	// the zero value "" is invalid.
+	Name string `yaml:"name"`
+
+	// URL is the origin's base URL, "http://host[:port]" or
+	// "https://host[:port]", without path, query, fragment or user
+	// information. It is required; the zero value "" is invalid.
+	URL string `yaml:"url"`
+
+	// HostHeader is the Host header sent to the origin. The zero value ""
+	// forwards the client's Host.
+	HostHeader string `yaml:"host_header"`
+
+	// ConnectTimeout bounds establishing a TCP connection. The zero value
+	// means 3s.
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+
+	// TLSHandshakeTimeout bounds the TLS handshake with an https origin.
+	// The zero value means 5s.
+	TLSHandshakeTimeout Duration `yaml:"tls_handshake_timeout"`
+
+	// ResponseHeaderTimeout bounds the wait for the response header after
+	// the request is sent. The zero value means 30s.
+	ResponseHeaderTimeout Duration `yaml:"response_header_timeout"`
+
+	// BodyIdleTimeout is the longest wait between two reads of the
+	// response body; a stalled body is abandoned. The zero value means
+	// 30s.
+	BodyIdleTimeout Duration `yaml:"body_idle_timeout"`
+
+	// MaxIdleConns is how many idle keep-alive connections are kept open
+	// to the origin. It must not exceed MaxConns. The zero value means 256.
+	MaxIdleConns int `yaml:"max_idle_conns"`
+
+	// MaxConns caps the connections open to the origin, idle or busy;
+	// requests beyond it wait. The zero value means 1024.
+	MaxConns int `yaml:"max_conns"`
+}
+
+// Host maps request host names to an origin and says how their responses
+// are cached.
+type Host struct {
+	// Match lists the host names this entry serves: exact names
+	// ("example.com"), wildcards ("*.example.com", which matches one or
+	// more labels in front of example.com but not example.com itself),
+	// IP addresses (IPv6 in brackets, "[2001:db8::1]"), or "*" for any
+	// host. Matching ignores case and the request's port. A name may
+	// appear in only one entry. When several entries match, the exact name
+	// wins, then the longest wildcard, then "*". At least one is required;
+	// the zero value (none) is invalid.
+	Match []string `yaml:"match"`
+
+	// Origin is the name of the origin that serves these hosts. It is
+	// required; the zero value "" is invalid.
+	Origin string `yaml:"origin"`
+
+	// DefaultTTL is the freshness lifetime given to a cacheable response
+	// that has no explicit expiration time (no CDN-Cache-Control,
+	// s-maxage, max-age or Expires) and no heuristic one (see
+	// cache.heuristic_fraction). The zero value means such responses are
+	// not cached.
+	DefaultTTL Duration `yaml:"default_ttl"`
+
+	// StaleWhileRevalidate is how long a stale response may be served
+	// while it is revalidated in the background, when the response itself
+	// carries no stale-while-revalidate directive (RFC 5861 §3). The zero
+	// value means none.
+	StaleWhileRevalidate Duration `yaml:"stale_while_revalidate"`
+
+	// StaleIfError is how long a stale response may be served when the
+	// origin fails or is unreachable, when the response itself carries no
+	// stale-if-error directive (RFC 5861 §4). The zero value means none.
+	StaleIfError Duration `yaml:"stale_if_error"`
+
+	// HonorRequestCacheControl lets clients' Cache-Control request
+	// directives (no-cache, max-age, min-fresh...) force origin fetches.
+	// The zero value false ignores them, as Varnish and Fastly do, so
+	// clients cannot bypass the cache and load the origin;
+	// only-if-cached is always honoured.
+	HonorRequestCacheControl bool `yaml:"honor_request_cache_control"`
+
+	// StoreSetCookie caches responses that carry Set-Cookie (the header
+	// itself is never stored or replayed). The zero value false leaves
+	// such responses uncached, since they are usually personal.
+	StoreSetCookie bool `yaml:"store_set_cookie"`
+
+	// Key holds the cache-key normalization rules. The zero value keys on
+	// the normalized URL with query parameters sorted.
+	Key cachekey.Rules `yaml:"key"`
+}
+
+// Default returns a configuration with every default filled in and no
+// origins or hosts. Each default is documented on its field; in short:
+// the edge listens on :8080 and the admin API on 127.0.0.1:9090; the
+// cache holds 256MiB with objects up to 16MiB, 32 variants per URL,
+// hit-for-pass for 30s and RFC 9111's heuristic of 10% of the age since
+// Last-Modified, capped at 24h; clients get 10s to send a header, idle
+// keep-alive connections last 120s, headers are limited to 64KiB and a
+// graceful shutdown waits 15s.
+func Default() *Config {
+	c := &Config{
+		Cache: Cache{
+			HitForPassTTL:     DefaultHitForPassTTL,
+			HeuristicFraction: DefaultHeuristicFraction,
+		},
+	}
+	c.ApplyDefaults()
+	return c
+}
+
+// ApplyDefaults replaces zero values that stand for a default with that
+// default, as documented on each field, in c and in each of its origins.
+// It leaves alone the fields whose zero value has a meaning of its own
+// (such as cache.hit_for_pass_ttl, where 0 disables hit-for-pass); those
+// get their defaults from Default. Parse calls it; callers that change a
+// Config call it again before Validate. It is idempotent.
+func (c *Config) ApplyDefaults() {
+	setDefault(&c.Listen, DefaultListen)
+	setDefault(&c.AdminListen, DefaultAdminListen)
+
+	setDefault(&c.Cache.MaxSize, DefaultMaxSize)
+	setDefault(&c.Cache.MaxObjectSize, DefaultMaxObjectSize)
+	setDefault(&c.Cache.MaxVariants, DefaultMaxVariants)
+	setDefault(&c.Cache.HeuristicMax, DefaultHeuristicMax)
+
+	setDefault(&c.Server.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDefault(&c.Server.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&c.Server.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	setDefault(&c.Server.ShutdownTimeout, DefaultShutdownTimeout)
+
+	for i := range c.Origins {
+		c.Origins[i].applyDefaults()
+	}
+}
+
+func (o *Origin) applyDefaults() {
+	setDefault(&o.ConnectTimeout, DefaultConnectTimeout)
+	setDefault(&o.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout)
+	setDefault(&o.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
+	setDefault(&o.BodyIdleTimeout, DefaultBodyIdleTimeout)
+	setDefault(&o.MaxIdleConns, DefaultMaxIdleConns)
+	setDefault(&o.MaxConns, DefaultMaxConns)
+}
+
+func setDefault[T comparable](field *T, def T) {
+	var zero T
+	if *field == zero {
+		*field = def
+	}
+}
+
+// SetOrigin points the catch-all at url, as the --origin flag does: the
+// origin named "default" gets this URL (it is created, with defaults, if
+// missing), and unless a host entry already matches "*", an entry
+// {match: ["*"], origin: "default"} is appended. SetOrigin does not
+// validate url; call Validate afterwards.
+func (c *Config) SetOrigin(url string) {
+	i := c.originIndex(DefaultOriginName)
+	if i < 0 {
+		c.Origins = append(c.Origins, Origin{Name: DefaultOriginName})
+		i = len(c.Origins) - 1
+	}
+	c.Origins[i].URL = url
+	c.Origins[i].applyDefaults()
+	for _, h := range c.Hosts {
+		for _, m := range h.Match {
+			if m == "*" {
+				return
+			}
+		}
+	}
+	c.Hosts = append(c.Hosts, Host{Match: []string{"*"}, Origin: DefaultOriginName})
+}
+
+// originIndex returns the index of the origin called name, or -1.
+func (c *Config) originIndex(name string) int {
+	for i, o := range c.Origins {
+		if o.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Origin returns the origin called name, and whether there is one.
+func (c *Config) Origin(name string) (Origin, bool) {
+	if i := c.originIndex(name); i >= 0 {
+		return c.Origins[i], true
+	}
+	return Origin{}, false
+}

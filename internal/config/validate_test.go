@@ -1,0 +1,450 @@
+package config_test
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/weir-cdn/weir/internal/cachekey"
+	"github.com/weir-cdn/weir/internal/config"
+)
+
+// validConfig returns a small valid configuration to break in tests.
+func validConfig() *config.Config {
+	c := config.Default()
+	c.Origins = []config.Origin{
+		{Name: "default", URL: "http://127.0.0.1:8000"},
+		{Name: "static", URL: "https://static.internal:8443", HostHeader: "static.example.com"},
+	}
+	c.Hosts = []config.Host{
+		{Match: []string{"example.com", "*.example.com"}, Origin: "static"},
+		{Match: []string{"*"}, Origin: "default"},
+	}
+	c.ApplyDefaults()
+	return c
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(c *config.Config)
+		want []string // want lists the error lines in order; nil means valid.
+	}{
+		{name: "valid", edit: func(c *config.Config) {}},
+		{
+			name: "zero values that mean defaults are valid",
+			edit: func(c *config.Config) {
+				c.Listen, c.AdminListen = "", ""
+				c.Cache = config.Cache{}
+				c.Server = config.Server{}
+				c.Origins[0] = config.Origin{Name: "default", URL: "http://a"}
+			},
+		},
+		{
+			name: "listen variants",
+			edit: func(c *config.Config) {
+				c.Node = "edge-1.fra"
+				c.Listen = "[::]:443"
+				c.AdminListen = "localhost:0"
+			},
+		},
+		{
+			name: "IPv6 hosts and origins",
+			edit: func(c *config.Config) {
+				c.Origins[0].URL = "http://[::1]:8000"
+				c.Origins[0].HostHeader = "[2001:db8::1]:8080"
+				c.Hosts[0].Match = append(c.Hosts[0].Match, "[2001:DB8::1]", "192.0.2.1")
+			},
+		},
+		{
+			name: "node",
+			edit: func(c *config.Config) { c.Node = "edge 1" },
+			want: []string{"node: \"edge 1\" is not a valid node name: use letters, digits and !#$%&'*+-.^_`|~ (it appears in Via headers), or leave it empty for the machine's host name"},
+		},
+		{
+			name: "listen addresses",
+			edit: func(c *config.Config) {
+				c.Listen = "8080"
+				c.AdminListen = "localhost:http"
+			},
+			want: []string{
+				`listen: "8080" is not a host:port address; write ":8080"`,
+				`admin_listen: port "http" in "localhost:http" is not a number from 0 to 65535`,
+			},
+		},
+		{
+			name: "listen address details",
+			edit: func(c *config.Config) {
+				c.Listen = "bad host:99999"
+				c.AdminListen = "127.0.0.1"
+			},
+			want: []string{
+				`listen: port "99999" in "bad host:99999" is not a number from 0 to 65535`,
+				`listen: host "bad host" in "bad host:99999" is not an IP address or host name`,
+				`admin_listen: "127.0.0.1" is not a host:port address; write ":8080" for every interface or "127.0.0.1:8080" for loopback only`,
+			},
+		},
+		{
+			name: "admin on the edge address",
+			edit: func(c *config.Config) { c.AdminListen = c.Listen },
+			want: []string{`admin_listen: ":8080" is also the edge's listen address; the admin API needs its own address, such as "127.0.0.1:9090"`},
+		},
+		{
+			name: "cache sizes",
+			edit: func(c *config.Config) {
+				c.Cache.MaxSize = 512 * config.KiB
+				c.Cache.MaxObjectSize = -1
+			},
+			want: []string{
+				`cache.max_size: 512KiB is too small; the cache needs at least 1MiB`,
+				`cache.max_object_size: -1B is negative; write a size such as 16MiB`,
+			},
+		},
+		{
+			name: "object size over a quarter of the cache",
+			edit: func(c *config.Config) { c.Cache.MaxSize = 32 * config.MiB },
+			want: []string{`cache.max_object_size: 16MiB is more than a quarter of cache.max_size (32MiB), so a few objects could flush the cache; lower max_object_size to at most 8MiB or raise max_size`},
+		},
+		{
+			name: "cache numbers",
+			edit: func(c *config.Config) {
+				c.Cache.MaxSize = -1
+				c.Cache.HitForPassTTL = config.Duration(-time.Second)
+				c.Cache.MaxVariants = 5000
+				c.Cache.HeuristicFraction = math.NaN()
+				c.Cache.HeuristicMax = config.Duration(-time.Hour)
+			},
+			want: []string{
+				`cache.max_size: -1B is negative; write a size such as 256MiB`,
+				`cache.hit_for_pass_ttl: -1s is negative; write a duration of 0 or more, such as "30s"`,
+				`cache.max_variants: 5000 is more than 1024; so many variants per URL means Vary is keyed on something too specific (add it to the key rules or strip it at the origin)`,
+				`cache.heuristic_fraction: NaN is not between 0 and 1; 0.1 means 10% of the time since Last-Modified, 0 disables heuristic freshness`,
+				`cache.heuristic_max: -1h is negative; write a duration of 0 or more, such as "30s"`,
+			},
+		},
+		{
+			name: "negative variants and fraction",
+			edit: func(c *config.Config) {
+				c.Cache.MaxVariants = -1
+				c.Cache.HeuristicFraction = 1.5
+			},
+			want: []string{
+				`cache.max_variants: -1 is negative; write a number from 1 to 1024, or 0 for the default (32)`,
+				`cache.heuristic_fraction: 1.5 is not between 0 and 1; 0.1 means 10% of the time since Last-Modified, 0 disables heuristic freshness`,
+			},
+		},
+		{
+			name: "server",
+			edit: func(c *config.Config) {
+				c.Server.ReadHeaderTimeout = config.Duration(-time.Second)
+				c.Server.IdleTimeout = config.Duration(-time.Minute)
+				c.Server.ShutdownTimeout = config.Duration(-time.Millisecond)
+				c.Server.MaxHeaderBytes = 2 * config.MiB
+			},
+			want: []string{
+				`server.read_header_timeout: -1s is negative; write a duration of 0 or more, such as "30s"`,
+				`server.idle_timeout: -1m is negative; write a duration of 0 or more, such as "30s"`,
+				`server.shutdown_timeout: -1ms is negative; write a duration of 0 or more, such as "30s"`,
+				`server.max_header_bytes: 2MiB is not between 4KiB and 1MiB`,
+			},
+		},
+		{
+			name: "no origins or hosts",
+			edit: func(c *config.Config) { c.Origins, c.Hosts = nil, nil },
+			want: []string{
+				`origins: none defined; pass --origin URL, or add an origins list with at least one {name, url} entry`,
+				`hosts: none defined; pass --origin URL (which adds a catch-all host), or add a hosts list with at least one {match, origin} entry`,
+			},
+		},
+		{
+			name: "origin names",
+			edit: func(c *config.Config) {
+				c.Origins = append(c.Origins,
+					config.Origin{Name: "", URL: "http://a"},
+					config.Origin{Name: "API", URL: "http://a"},
+					config.Origin{Name: "static", URL: "http://a"},
+				)
+			},
+			want: []string{
+				`origins[2].name: empty; give the origin a name that hosts entries refer to, such as "default"`,
+				`origins[3].name: "API" may contain only lower-case letters, digits, "-" and "_"`,
+				`origins[4].name: "static" is already the name of origins[1]; origin names must be unique`,
+			},
+		},
+		{
+			name: "origin URLs",
+			edit: func(c *config.Config) {
+				urls := []string{
+					"",
+					"localhost:8000",
+					"ftp://files",
+					"http://user:secret@a",
+					"http://",
+					"http://a:99999",
+					"http://a:",
+					"http://a/",
+					"http://a/api?x=1#top",
+					"http://a b",
+				}
+				c.Origins = nil
+				for i, u := range urls {
+					c.Origins = append(c.Origins, config.Origin{Name: string(rune('a' + i)), URL: u})
+				}
+				c.Hosts[0].Origin, c.Hosts[1].Origin = "a", "a"
+			},
+			want: []string{
+				`origins[0].url: empty; write the origin's base URL, such as "http://127.0.0.1:8000"`,
+				`origins[1].url: "localhost:8000" has no scheme; write "http://localhost:8000"`,
+				`origins[2].url: scheme "ftp" in "ftp://files" is not supported; use http:// or https://`,
+				`origins[3].url: "http://user:xxxxx@a" contains user information; origin credentials cannot be set in the URL, remove the part before "@"`,
+				`origins[4].url: "http://" has no host; write one such as "http://127.0.0.1:8000"`,
+				`origins[5].url: port in "http://a:99999" is not a number from 1 to 65535`,
+				`origins[6].url: port in "http://a:" is not a number from 1 to 65535`,
+				`origins[7].url: "http://a/" has a path ("/"); an origin URL names only scheme, host and port: write "http://a"`,
+				`origins[8].url: "http://a/api?x=1#top" has a path ("/api"); an origin URL names only scheme, host and port: write "http://a"`,
+				`origins[8].url: "http://a/api?x=1#top" has a query; remove everything from "?"`,
+				`origins[8].url: "http://a/api?x=1#top" has a fragment; remove everything from "#"`,
+				`origins[9].url: cannot parse "http://a b": invalid character " " in host name; write a URL such as "http://127.0.0.1:8000"`,
+			},
+		},
+		{
+			name: "password hidden when the URL does not parse",
+			edit: func(c *config.Config) { c.Origins[0].URL = "http://user:secret@a b" },
+			want: []string{`origins[0].url: cannot parse "http://user:xxxxx@a b": invalid character " " in host name; write a URL such as "http://127.0.0.1:8000"`},
+		},
+		{
+			name: "origin limits",
+			edit: func(c *config.Config) {
+				o := &c.Origins[0]
+				o.HostHeader = "bad host"
+				o.ConnectTimeout = config.Duration(-1)
+				o.TLSHandshakeTimeout = config.Duration(-1)
+				o.ResponseHeaderTimeout = config.Duration(-1)
+				o.BodyIdleTimeout = config.Duration(-1)
+				o.MaxIdleConns = -1
+				o.MaxConns = -1
+				c.Origins[1].MaxIdleConns, c.Origins[1].MaxConns = 100, 10
+				c.Origins = append(c.Origins, config.Origin{Name: "v6", URL: "http://a", HostHeader: "::1"})
+			},
+			want: []string{
+				`origins[0].host_header: "bad host" is not a valid Host header: write a host name or IP address with an optional port, such as "www.example.com"`,
+				`origins[0].connect_timeout: -1ns is negative; write a duration of 0 or more, such as "30s"`,
+				`origins[0].tls_handshake_timeout: -1ns is negative; write a duration of 0 or more, such as "30s"`,
+				`origins[0].response_header_timeout: -1ns is negative; write a duration of 0 or more, such as "30s"`,
+				`origins[0].body_idle_timeout: -1ns is negative; write a duration of 0 or more, such as "30s"`,
+				`origins[0].max_idle_conns: -1 is negative; write 0 for the default (256)`,
+				`origins[0].max_conns: -1 is negative; write 0 for the default (1024)`,
+				`origins[1].max_idle_conns: 100 is more than max_conns (10), which also counts idle connections; lower max_idle_conns or raise max_conns`,
+				`origins[2].host_header: "::1" is not a valid Host header: write a host name or IP address with an optional port, such as "www.example.com"`,
+			},
+		},
+		{
+			name: "host origins",
+			edit: func(c *config.Config) {
+				c.Hosts[0].Origin = ""
+				c.Hosts[1].Origin = "api"
+			},
+			want: []string{
+				`hosts[0].origin: empty; name the origin that serves these hosts (defined origins: default, static)`,
+				`hosts[1].origin: unknown origin "api" (defined origins: default, static)`,
+			},
+		},
+		{
+			name: "host origin with no valid origins",
+			edit: func(c *config.Config) {
+				c.Origins = []config.Origin{{Name: "Bad", URL: "http://a"}}
+				c.Hosts = c.Hosts[1:]
+			},
+			want: []string{
+				`origins[0].name: "Bad" may contain only lower-case letters, digits, "-" and "_"`,
+				`hosts[0].origin: unknown origin "default" (no origins are defined)`,
+			},
+		},
+		{
+			name: "match patterns",
+			edit: func(c *config.Config) {
+				c.Hosts[0].Match = []string{
+					"", "example.com:443", "a.*.example.com", "*example.com", "example.com.", "a..b", ".a",
+					"bücher.example", "under_score.ok", "a/b", "2001:db8::1", "[2001:db8::1]:443", "[1.2.3.4]", "[::1",
+					"*.*", strings63() + "x.com",
+				}
+			},
+			want: []string{
+				`hosts[0].match[0]: "" is empty; write a host name such as "example.com", a wildcard such as "*.example.com", or "*"`,
+				`hosts[0].match[1]: "example.com:443" must not include a port (ports are ignored when matching); write "example.com"`,
+				`hosts[0].match[2]: "a.*.example.com" uses "*" in the wrong place: it may only be the whole first label, as in "*.example.com", or the whole pattern "*"`,
+				`hosts[0].match[3]: "*example.com" uses "*" in the wrong place: it may only be the whole first label, as in "*.example.com", or the whole pattern "*"`,
+				`hosts[0].match[4]: "example.com." must not end with a dot (a trailing dot in the request's host is ignored); write "example.com"`,
+				`hosts[0].match[5]: "a..b" has an empty label (two dots in a row, or a leading dot)`,
+				`hosts[0].match[6]: ".a" has an empty label (two dots in a row, or a leading dot)`,
+				`hosts[0].match[7]: "bücher.example" contains a non-ASCII character; write internationalized names in their "xn--" (punycode) form`,
+				`hosts[0].match[9]: "a/b" contains '/'; host names use letters, digits, "-" and "_"`,
+				`hosts[0].match[10]: "2001:db8::1" is an IPv6 address; write it in brackets, as in "[2001:db8::1]"`,
+				`hosts[0].match[11]: "[2001:db8::1]:443" must not include a port (ports are ignored when matching); write "[2001:db8::1]"`,
+				`hosts[0].match[12]: "[1.2.3.4]" is not an IPv6 address in brackets, as in "[2001:db8::1]"`,
+				`hosts[0].match[13]: "[::1" has no closing "]"; write IPv6 addresses as in "[2001:db8::1]"`,
+				`hosts[0].match[14]: "*.*" uses "*" in the wrong place: it may only be the whole first label, as in "*.example.com", or the whole pattern "*"`,
+				`hosts[0].match[15]: "` + strings63() + `x.com" has the label "` + strings63() + `x", longer than 63 characters`,
+			},
+		},
+		{
+			name: "repeated patterns",
+			edit: func(c *config.Config) {
+				c.Hosts[0].Match = []string{"example.com", "Example.COM", "*.example.com"}
+				c.Hosts[1].Match = []string{"*", "*.EXAMPLE.com", "[::1]"}
+				c.Hosts = append(c.Hosts, config.Host{Match: []string{"[0:0::1]", "*"}, Origin: "default"})
+			},
+			want: []string{
+				`hosts[0].match[1]: "Example.COM" is also in hosts[0].match[0]; a host name may appear in only one place`,
+				`hosts[1].match[1]: "*.EXAMPLE.com" is also in hosts[0].match[2]; a host name may appear in only one place`,
+				`hosts[2].match[0]: "[0:0::1]" is also in hosts[1].match[2]; a host name may appear in only one place`,
+				`hosts[2].match[1]: "*" is also in hosts[1].match[0]; a host name may appear in only one place`,
+			},
+		},
+		{
+			name: "empty match and negative durations",
+			edit: func(c *config.Config) {
+				c.Hosts[0].Match = nil
+				c.Hosts[0].DefaultTTL = config.Duration(-time.Second)
+				c.Hosts[0].StaleWhileRevalidate = config.Duration(-time.Second)
+				c.Hosts[0].StaleIfError = config.Duration(-time.Second)
+			},
+			want: []string{
+				`hosts[0].match: empty; list the host names this entry serves, such as "example.com", "*.example.com" or "*"`,
+				`hosts[0].default_ttl: -1s is negative; write a duration of 0 or more, such as "30s"`,
+				`hosts[0].stale_while_revalidate: -1s is negative; write a duration of 0 or more, such as "30s"`,
+				`hosts[0].stale_if_error: -1s is negative; write a duration of 0 or more, such as "30s"`,
+			},
+		},
+		{
+			name: "key rules get the host's path",
+			edit: func(c *config.Config) {
+				c.Hosts[1].Key = cachekey.Rules{DropParams: []string{"ok", ""}, Headers: []string{"bad header"}}
+			},
+			want: []string{
+				`hosts[1].key.drop_params[1]: empty parameter name; remove the entry`,
+				"hosts[1].key.headers[0]: \"bad header\" is not a valid header field name (RFC 9110 §5.1 allows letters, digits and !#$%&'*+-.^_`|~)",
+			},
+		},
+		{
+			name: "problems everywhere, all reported",
+			edit: func(c *config.Config) {
+				c.Listen = "x"
+				c.Cache.MaxVariants = -1
+				c.Origins[1].URL = ""
+				c.Hosts[1].Origin = "nope"
+			},
+			want: []string{
+				`listen: "x" is not a host:port address; write ":8080" for every interface or "127.0.0.1:8080" for loopback only`,
+				`cache.max_variants: -1 is negative; write a number from 1 to 1024, or 0 for the default (32)`,
+				`origins[1].url: empty; write the origin's base URL, such as "http://127.0.0.1:8000"`,
+				`hosts[1].origin: unknown origin "nope" (defined origins: default, static)`,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig()
+			tt.edit(c)
+			before := *c
+			err := c.Validate()
+			if diff := cmp.Diff(tt.want, errLines(err)); diff != "" {
+				t.Errorf("Validate errors (-want +got):\n%s", diff)
+			}
+			if !cmp.Equal(before, *c, cmp.Comparer(func(a, b float64) bool { return a == b || a != a && b != b })) {
+				t.Errorf("Validate changed the config")
+			}
+		})
+	}
+}
+
+func strings63() string {
+	b := make([]byte, 63)
+	for i := range b {
+		b[i] = 'a'
+	}
+	return string(b)
+}
+
+// TestValidateDoesNotApplyDefaults checks that Validate leaves zero
+// values alone in the caller's config.
+func TestValidateDoesNotApplyDefaults(t *testing.T) {
+	c := validConfig()
+	c.Origins[0].ConnectTimeout = 0
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Origins[0].ConnectTimeout != 0 {
+		t.Errorf("Validate set origins[0].connect_timeout to %v", c.Origins[0].ConnectTimeout)
+	}
+}
+
+func TestSetOrigin(t *testing.T) {
+	defaultOrigin := func(url string) config.Origin {
+		o := config.Origin{Name: "default", URL: url}
+		c := config.Config{Origins: []config.Origin{o}}
+		c.ApplyDefaults()
+		return c.Origins[0]
+	}
+	catchAll := config.Host{Match: []string{"*"}, Origin: "default"}
+	tests := []struct {
+		name        string
+		origins     []config.Origin
+		hosts       []config.Host
+		wantOrigins []config.Origin
+		wantHosts   []config.Host
+	}{
+		{
+			name:        "empty config",
+			wantOrigins: []config.Origin{defaultOrigin("http://o:8000")},
+			wantHosts:   []config.Host{catchAll},
+		},
+		{
+			name:        "replaces the default origin's URL, keeps its settings",
+			origins:     []config.Origin{{Name: "static", URL: "http://s"}, {Name: "default", URL: "http://old", MaxConns: 10}},
+			hosts:       []config.Host{{Match: []string{"s.example"}, Origin: "static"}},
+			wantOrigins: []config.Origin{{Name: "static", URL: "http://s"}, func() config.Origin { o := defaultOrigin("http://o:8000"); o.MaxConns = 10; return o }()},
+			wantHosts:   []config.Host{{Match: []string{"s.example"}, Origin: "static"}, catchAll},
+		},
+		{
+			name:        "keeps an existing catch-all",
+			origins:     []config.Origin{{Name: "static", URL: "http://s"}},
+			hosts:       []config.Host{{Match: []string{"a", "*"}, Origin: "static"}},
+			wantOrigins: []config.Origin{{Name: "static", URL: "http://s"}, defaultOrigin("http://o:8000")},
+			wantHosts:   []config.Host{{Match: []string{"a", "*"}, Origin: "static"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := config.Default()
+			c.Origins, c.Hosts = tt.origins, tt.hosts
+			c.SetOrigin("http://o:8000")
+			if diff := cmp.Diff(tt.wantOrigins, c.Origins); diff != "" {
+				t.Errorf("origins (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantHosts, c.Hosts); diff != "" {
+				t.Errorf("hosts (-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	c := config.Default()
+	c.SetOrigin("http://127.0.0.1:8000")
+	if err := c.Validate(); err != nil {
+		t.Errorf("Default with SetOrigin does not validate: %v", err)
+	}
+}
+
+func TestDefaultIsAppliedDefaults(t *testing.T) {
+	c := config.Default()
+	before := *c
+	c.ApplyDefaults()
+	if diff := cmp.Diff(before, *c); diff != "" {
+		t.Errorf("ApplyDefaults changed Default() (-before +after):\n%s", diff)
+	}
+	if got, ok := c.Origin("default"); ok {
+		t.Errorf("Default() has origin %+v, want none", got)
+	}
+}

@@ -1,0 +1,553 @@
+package edge
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/weir-cdn/weir/internal/coalesce"
+	"github.com/weir-cdn/weir/internal/httpcache"
+	"github.com/weir-cdn/weir/internal/origin"
+	"github.com/weir-cdn/weir/internal/store"
+)
+
+// head is what a fill publishes to the readers of its flight. It is
+// read-only once published.
+type head struct {
+	status int
+	// header holds the fields sent to clients.
+	header http.Header
+	// obj, when set, is the whole answer: the stored copy refreshed by a
+	// 304 from the origin.
+	obj *store.Object
+	// vary are the response's Vary fields and secondary the leader's
+	// secondary key for them: a reader whose request selects another
+	// variant must not use this response.
+	vary      []string
+	secondary string
+	// stored reports whether the response is being stored; reason says why
+	// not.
+	stored bool
+	reason string
+	// length is the Content-Length, or -1 when unknown.
+	length             int64
+	etag, lastModified string
+	initialAge         time.Duration
+	ttl                time.Duration
+	fwdStatus          int
+}
+
+// fillJob is one fetch from the origin on behalf of a flight.
+type fillJob struct {
+	site   *Site
+	flight *coalesce.Flight[*head]
+	out    *http.Request
+	// clientHdr is a copy of the leading client's request header, used to
+	// compute the response's secondary key.
+	clientHdr http.Header
+	// evalHdr holds the request fields the response policy depends on.
+	evalHdr   http.Header
+	primary   string
+	basis     *store.Object // the stale copy being revalidated, or nil
+	maxObject int64
+	passTTL   time.Duration
+	keep      time.Duration
+}
+
+// errNoReaders ends a fill whose response nobody reads and nobody stores.
+var errNoReaders = errors.New("edge: fill abandoned: no client is reading and the response is not stored")
+
+// badResponseError is an origin response that must not be forwarded.
+type badResponseError struct {
+	origin, reason string
+}
+
+func (e *badResponseError) Error() string {
+	return fmt.Sprintf("origin %s sent a malformed response: %s", e.origin, e.reason)
+}
+
+// flightKey returns the key under which concurrent fills are shared: the
+// variant key when the URL's Vary index is known, else the primary key
+// plus the key rules' extra fields.
+func flightKey(kb *keyBuf, site *Site, idx *store.Object, h http.Header) string {
+	if idx != nil {
+		return string(kb.variant)
+	}
+	if site.Key.HasExtra() {
+		kb.secondary = site.Key.AppendExtra(kb.secondary[:0], h)
+		kb.variant = store.VariantKey(kb.variant[:0], kb.primary, kb.secondary)
+		return string(kb.variant)
+	}
+	return string(kb.primary)
+}
+
+// fill serves a miss or a revalidation through the key's flight.
+func (h *Handler) fill(w http.ResponseWriter, r *http.Request, snap *Snapshot, site *Site, kb *keyBuf, stale, idx *store.Object, reqCC httpcache.Directives, fwd string) {
+	h.stats.misses.Add(1)
+	key := flightKey(kb, site, idx, r.Header)
+	primary := string(kb.primary)
+	for attempt := 0; ; attempt++ {
+		rd, leader := h.flights.Join(key, snap.maxObject)
+		if leader {
+			h.startFill(r, snap, site, rd.Flight(), primary, stale)
+		}
+		hd, err := rd.Head(r.Context())
+		if err == nil && !leader && (len(hd.vary) > 0 || site.Key.HasExtra()) {
+			kb.secondary = secondaryKey(kb.secondary[:0], site, hd.vary, r.Header)
+			if string(kb.secondary) != hd.secondary {
+				// The response is another variant than this request
+				// selects: fetch this one under its own variant key.
+				rd.Close()
+				if attempt > 0 {
+					h.pass(w, r, site, passInfo{fwd: "vary-miss", detail: "variant-changed"})
+					return
+				}
+				kb.variant = store.VariantKey(kb.variant[:0], kb.primary, kb.secondary)
+				key = string(kb.variant)
+				fwd = "vary-miss"
+				continue
+			}
+		}
+		h.serveFlight(w, r, site, rd, leader, hd, err, stale, reqCC, fwd)
+		rd.Close()
+		return
+	}
+}
+
+// serveFlight answers a reader of a flight once its head (or error) is
+// known.
+func (h *Handler) serveFlight(w http.ResponseWriter, r *http.Request, site *Site, rd *coalesce.Reader[*head], leader bool, hd *head, err error, stale *store.Object, reqCC httpcache.Directives, fwd string) {
+	switch {
+	case errors.Is(err, coalesce.ErrNotShared):
+		h.pass(w, r, site, passInfo{fwd: fwd, detail: "uncacheable"})
+		return
+	case err != nil:
+		if r.Context().Err() != nil {
+			return // the client went away
+		}
+		if h.serveStaleOnError(w, r, stale, reqCC, 0) {
+			return
+		}
+		h.originFailed(w, r, site, err, fwd)
+		return
+	}
+	if !leader {
+		h.stats.collapsed.Add(1)
+	}
+	if stale != nil && isServerError(hd.status) && h.serveStaleOnError(w, r, stale, reqCC, hd.status) {
+		return
+	}
+	st := httpcache.Status{Fwd: fwd, FwdStatus: hd.fwdStatus, Stored: hd.stored, Collapsed: !leader, TTL: hd.ttl, HasTTL: hd.stored}
+	if !hd.stored && hd.reason != "" {
+		st.Detail = hd.reason
+	}
+	if hd.obj != nil {
+		now := time.Now()
+		h.serveObject(w, r, hd.obj, cacheStatus(st, hd.obj.Age(now)))
+		return
+	}
+	h.stream(w, r, rd, hd, st)
+}
+
+// isServerError reports the statuses RFC 5861 §4 lets stale-if-error
+// replace.
+func isServerError(code int) bool {
+	return code == 500 || code == 502 || code == 503 || code == 504
+}
+
+// serveStaleOnError serves the stale copy when forwarding failed and
+// stale-if-error allows it. fwdStatus is the origin's status, 0 when the
+// exchange failed outright.
+func (h *Handler) serveStaleOnError(w http.ResponseWriter, r *http.Request, stale *store.Object, reqCC httpcache.Directives, fwdStatus int) bool {
+	if stale == nil {
+		return false
+	}
+	now := time.Now()
+	reuse := reuseOf(stale, now)
+	if !httpcache.StaleIfError(reuse, reqCC) {
+		return false
+	}
+	h.stats.staleErr.Add(1)
+	h.serveObject(w, r, stale, cacheStatus(httpcache.Status{Fwd: "stale", FwdStatus: fwdStatus, TTL: reuse.TTL(), HasTTL: true, Detail: "stale-if-error"}, reuse.Age))
+	return true
+}
+
+// originFailed answers a request whose forward failed without a response.
+func (h *Handler) originFailed(w http.ResponseWriter, r *http.Request, site *Site, err error, fwd string) {
+	h.stats.errors.Add(1)
+	code, msg := http.StatusBadGateway, "origin "+site.Origin.Name()+" is unavailable"
+	var bad *badResponseError
+	switch {
+	case errors.As(err, &bad):
+		msg = "origin " + site.Origin.Name() + " sent a malformed response"
+	case origin.IsTimeout(err):
+		code, msg = http.StatusGatewayTimeout, "origin "+site.Origin.Name()+" timed out"
+	}
+	h.log.Warn("origin request failed", "origin", site.Origin.Name(), "host", r.Host, "uri", r.RequestURI, "status", code, "error", err.Error())
+	h.replyError(w, r, code, httpcache.Status{Fwd: fwd, Detail: "origin-error"}, msg)
+}
+
+// stream copies a flight's response to the client as it arrives,
+// answering the client's conditional and range requests from it.
+func (h *Handler) stream(w http.ResponseWriter, r *http.Request, rd *coalesce.Reader[*head], hd *head, st httpcache.Status) {
+	hdr := w.Header()
+	for k, v := range hd.header {
+		hdr[k] = v
+	}
+	if hd.initialAge >= time.Second {
+		hdr["Age"] = []string{strconv.FormatInt(int64(hd.initialAge/time.Second), 10)}
+	}
+	hdr["Cache-Status"] = []string{string(st.AppendValue(make([]byte, 0, 64), CacheName))}
+	status := hd.status
+	start, end := int64(0), int64(-1) // the part of the body to send; end -1 = all
+	if status == http.StatusOK {
+		if (len(r.Header["If-None-Match"]) > 0 || len(r.Header["If-Modified-Since"]) > 0) &&
+			httpcache.NotModified(r.Header, hd.etag, hd.lastModified) {
+			for _, k := range notModifiedDrop {
+				delete(hdr, k)
+			}
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		if rng := r.Header["Range"]; len(rng) == 1 && hd.length >= 0 && r.Method == http.MethodGet &&
+			httpcache.IfRangeAllows(r.Header.Get("If-Range"), hd.etag, hd.lastModified) {
+			s, n, res := httpcache.ParseRange(rng[0], hd.length)
+			switch res {
+			case httpcache.RangeSatisfiable:
+				start, end = s, s+n
+				hdr["Content-Range"] = []string{contentRange(s, n, hd.length)}
+				hdr["Content-Length"] = []string{strconv.FormatInt(n, 10)}
+				status = http.StatusPartialContent
+			case httpcache.RangeUnsatisfiable:
+				hdr["Content-Range"] = []string{"bytes */" + strconv.FormatInt(hd.length, 10)}
+				delete(hdr, "Content-Length")
+				delete(hdr, "Content-Encoding")
+				w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+				return
+			}
+		}
+	}
+	w.WriteHeader(status)
+	if r.Method == http.MethodHead || !bodyAllowed(status) {
+		return
+	}
+	rc := http.NewResponseController(w)
+	ctx := r.Context()
+	var off int64
+	for {
+		p, done, err := rd.Next(ctx)
+		if len(p) > 0 {
+			// Keep only the part of p inside [start, end).
+			lo, hi := int64(0), int64(len(p))
+			if off < start {
+				lo = min(start-off, hi)
+			}
+			if end >= 0 && off+hi > end {
+				hi = max(end-off, lo)
+			}
+			off += int64(len(p))
+			if lo < hi {
+				h.write(w, p[lo:hi])
+				_ = rc.Flush()
+			}
+			if end >= 0 && off >= end {
+				return
+			}
+		}
+		if done {
+			return
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				h.log.Warn("origin body failed mid-response", "host", r.Host, "uri", r.RequestURI, "error", err.Error())
+			}
+			// Cut the connection so the client sees a truncated response
+			// rather than a short one that looks complete.
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
+// startFill launches the goroutine that fetches a flight's response.
+func (h *Handler) startFill(r *http.Request, snap *Snapshot, site *Site, f *coalesce.Flight[*head], primary string, basis *store.Object) {
+	out := h.outgoing(h.ctx, r, site, true)
+	if basis != nil {
+		// RFC 9111 §4.3.1: validate the stored copy with its validators.
+		if basis.ETag != "" {
+			out.Header["If-None-Match"] = []string{basis.ETag}
+		}
+		if basis.LastModified != "" {
+			out.Header["If-Modified-Since"] = []string{basis.LastModified}
+		}
+	}
+	evalHdr := http.Header{}
+	if v := r.Header["Authorization"]; len(v) > 0 {
+		evalHdr["Authorization"] = v
+	}
+	if site.HonorRequestCacheControl {
+		if v := r.Header["Cache-Control"]; len(v) > 0 {
+			evalHdr["Cache-Control"] = v
+		}
+	}
+	job := &fillJob{
+		site:      site,
+		flight:    f,
+		out:       out,
+		clientHdr: r.Header.Clone(),
+		evalHdr:   evalHdr,
+		primary:   primary,
+		basis:     basis,
+		maxObject: snap.maxObject,
+		passTTL:   snap.hitForPass,
+		keep:      snap.keep,
+	}
+	h.fills.Add(1)
+	go h.runFill(job)
+}
+
+// refreshInBackground starts one revalidation of a stale object that is
+// being served under stale-while-revalidate (RFC 5861 §3).
+func (h *Handler) refreshInBackground(r *http.Request, snap *Snapshot, site *Site, kb *keyBuf, obj, idx *store.Object, now time.Time) {
+	if !obj.ClaimRevalidation(now, refreshInterval) {
+		return
+	}
+	rd, leader := h.flights.Join(flightKey(kb, site, idx, r.Header), snap.maxObject)
+	if leader {
+		h.startFill(r, snap, site, rd.Flight(), string(kb.primary), obj)
+	}
+	rd.Close()
+}
+
+// refreshInterval spaces background revalidations of one object.
+const refreshInterval = 5 * time.Second
+
+// runFill fetches the response, publishes it to the flight, streams the
+// body into it and stores the result when it may be stored.
+func (h *Handler) runFill(job *fillJob) {
+	defer h.fills.Done()
+	f := job.flight
+	reqTime := time.Now()
+	resp, err := job.site.Origin.Do(job.out)
+	if err != nil {
+		f.Finish(err, false)
+		return
+	}
+	defer resp.Body.Close()
+	respTime := time.Now()
+	if reason := malformedResponse(resp); reason != "" {
+		f.Finish(&badResponseError{origin: job.site.Origin.Name(), reason: reason}, false)
+		return
+	}
+	if resp.StatusCode == http.StatusNotModified && job.basis != nil {
+		h.finishRevalidation(job, resp, reqTime, respTime)
+		return
+	}
+
+	policy := httpcache.EvaluateResponse(http.MethodGet, job.evalHdr, resp.StatusCode, resp.Header, respTime, job.site.Rules)
+	tooLarge := resp.ContentLength > job.maxObject
+	vary, _ := httpcache.VaryFields(resp.Header)
+	hd := &head{
+		status:       resp.StatusCode,
+		header:       h.clientHeader(resp.Header, policy.StripFields, respTime),
+		vary:         vary,
+		stored:       policy.Storable && !tooLarge,
+		reason:       policy.Reason,
+		length:       resp.ContentLength,
+		initialAge:   httpcache.CorrectedInitialAge(resp.Header, reqTime, respTime),
+		ttl:          policy.Lifetime,
+		fwdStatus:    resp.StatusCode,
+		etag:         resp.Header.Get("Etag"),
+		lastModified: resp.Header.Get("Last-Modified"),
+	}
+	if tooLarge && policy.Storable {
+		hd.reason = "too-large"
+	}
+	hd.ttl -= hd.initialAge
+	if len(vary) > 0 || job.site.Key.HasExtra() {
+		hd.secondary = string(secondaryKey(nil, job.site, vary, job.clientHdr))
+	}
+	if !hd.stored && remembersPass(hd.reason, resp.StatusCode) {
+		h.store.MarkPass(job.primary, job.passTTL)
+	}
+	// Only a cacheable response may be shared between clients: anything
+	// else (private, Set-Cookie, no-store...) goes to the leader alone.
+	f.SetHead(hd, policy.Storable)
+
+	sizeHint := resp.ContentLength
+	for {
+		if !hd.stored && f.Readers() == 0 {
+			f.Finish(errNoReaders, false)
+			return
+		}
+		p, err := f.Reserve(h.ctx, sizeHint)
+		if err != nil {
+			f.Finish(err, false)
+			return
+		}
+		n, rerr := resp.Body.Read(p)
+		f.Commit(n)
+		if sizeHint > 0 {
+			sizeHint -= int64(n)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			f.Finish(rerr, false)
+			return
+		}
+	}
+	// Store before waking the readers and forget the flight in between, so
+	// that a request arriving once a reader has its answer finds the object
+	// in the store.
+	defer f.Finish(nil, false)
+	if !hd.stored {
+		return
+	}
+	body, ok := f.Body()
+	if !ok || int64(len(body)) > job.maxObject {
+		h.store.MarkPass(job.primary, job.passTTL)
+		return
+	}
+	obj := newObject(resp.StatusCode, hd.header, body, policy, reqTime, respTime, hd.initialAge, job.keep)
+	obj.Tags = httpcache.ParseSurrogateKeys(resp.Header["Surrogate-Key"])
+	obj.SurrogateControl = resp.Header["Surrogate-Control"]
+	h.storeObject(job, obj, vary, hd.secondary)
+}
+
+// finishRevalidation merges a 304 into the stale copy (RFC 9111 §4.3.4),
+// stores the refreshed object and publishes it.
+func (h *Handler) finishRevalidation(job *fillJob, resp *http.Response, reqTime, respTime time.Time) {
+	f, basis := job.flight, job.basis
+	full := basis.Header.Clone()
+	if len(basis.SurrogateControl) > 0 {
+		full["Surrogate-Control"] = basis.SurrogateControl
+	}
+	merged := httpcache.UpdateStoredHeader(full, resp.Header)
+	policy := httpcache.EvaluateResponse(http.MethodGet, job.evalHdr, basis.Status, merged, respTime, job.site.Rules)
+	initialAge := httpcache.CorrectedInitialAge(resp.Header, reqTime, respTime)
+	obj := newObject(basis.Status, h.clientHeader(merged, policy.StripFields, respTime), basis.Body, policy, reqTime, respTime, initialAge, job.keep)
+	obj.Tags = basis.Tags
+	if sk := resp.Header["Surrogate-Key"]; len(sk) > 0 {
+		obj.Tags = httpcache.ParseSurrogateKeys(sk)
+	}
+	obj.SurrogateControl = merged["Surrogate-Control"]
+	hd := &head{status: basis.Status, obj: obj, stored: policy.Storable, reason: policy.Reason, fwdStatus: http.StatusNotModified, ttl: policy.Lifetime - initialAge}
+	if policy.Storable {
+		obj.Key = basis.Key
+		if basis.Gen != 0 {
+			// A variant: store it again under the same index.
+			vary, _ := httpcache.VaryFields(merged)
+			h.storeObject(job, obj, vary, "")
+		} else {
+			h.store.Set(obj)
+		}
+	}
+	f.SetHead(hd, policy.Storable)
+	f.Finish(nil, false)
+}
+
+// storeObject stores obj under the primary key, or as a variant when the
+// response varies or the key rules add request fields.
+func (h *Handler) storeObject(job *fillJob, obj *store.Object, vary []string, secondary string) {
+	if len(vary) == 0 && !job.site.Key.HasExtra() {
+		obj.Key = job.primary
+		h.store.Set(obj)
+		return
+	}
+	if obj.Key == "" {
+		obj.Key = string(store.VariantKey(nil, []byte(job.primary), []byte(secondary)))
+	}
+	h.store.SetVariant(job.primary, vary, obj)
+}
+
+// remembersPass reports whether an unstorable response says something
+// about the resource (so later requests should skip coalescing) rather
+// than about this one exchange.
+func remembersPass(reason string, status int) bool {
+	if status >= 500 {
+		return false // a transient failure, not a property of the resource
+	}
+	switch reason {
+	case "private", "no-store", "set-cookie", "no-freshness", "vary-star", "too-large", "status", "must-understand":
+		return true
+	}
+	return false
+}
+
+// newObject builds a stored object from a response. hdr is not modified.
+func newObject(status int, hdr http.Header, body []byte, p httpcache.Policy, reqTime, respTime time.Time, initialAge, keep time.Duration) *store.Object {
+	hdr = maps.Clone(hdr)
+	hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
+	if _, ok := hdr["Accept-Ranges"]; !ok && status == http.StatusOK {
+		hdr["Accept-Ranges"] = []string{"bytes"}
+	}
+	o := &store.Object{
+		Status:               status,
+		Body:                 body,
+		RequestTime:          reqTime.UnixNano(),
+		ResponseTime:         respTime.UnixNano(),
+		InitialAge:           initialAge,
+		Lifetime:             p.Lifetime,
+		StaleWhileRevalidate: p.StaleWhileRevalidate,
+		StaleIfError:         p.StaleIfError,
+		NoCache:              p.NoCache,
+		MustRevalidate:       p.MustRevalidate,
+	}
+	o.Header = store.NewHeader(hdr)
+	o.ETag = o.Header.Get("Etag")
+	o.LastModified = o.Header.Get("Last-Modified")
+	if o.ETag != "" || o.LastModified != "" {
+		o.Keep = keep
+	}
+	return o
+}
+
+// clientHeader returns the fields of an origin response that are sent to
+// clients and stored.
+func (h *Handler) clientHeader(src http.Header, strip []string, respTime time.Time) http.Header {
+	hdr := src.Clone()
+	if hdr == nil {
+		hdr = make(http.Header)
+	}
+	httpcache.RemoveHopByHop(hdr)
+	// Surrogate-* fields are addressed to this cache, not to clients.
+	delete(hdr, "Surrogate-Key")
+	delete(hdr, "Surrogate-Control")
+	// The cache computes and sends its own Age.
+	delete(hdr, "Age")
+	for _, k := range strip {
+		delete(hdr, k)
+	}
+	if _, ok := hdr["Date"]; !ok {
+		// RFC 9110 §6.6.1: a recipient with a clock adds Date when the
+		// origin sent none.
+		hdr["Date"] = []string{respTime.UTC().Format(http.TimeFormat)}
+	}
+	appendVia(hdr, h.via)
+	return hdr
+}
+
+// malformedResponse returns why an origin response must not be forwarded
+// or stored, or "".
+func malformedResponse(resp *http.Response) string {
+	if resp.StatusCode < 100 || resp.StatusCode > 999 {
+		return "status code " + strconv.Itoa(resp.StatusCode)
+	}
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			if !httpcache.ValidHeaderValue(v) {
+				return "invalid characters in header " + k
+			}
+		}
+	}
+	return ""
+}

@@ -1,0 +1,286 @@
+// Package edge is Weir's request path: it normalizes each request into a
+// cache key, serves what the store holds when RFC 9111 allows it, and
+// otherwise fills from the origin through one shared fetch per key.
+//
+//	request ─▶ check ─▶ route host ─▶ GET/HEAD? ─no──▶ pass (+ invalidate on unsafe methods)
+//	                                      │yes
+//	                                      ▼
+//	        key ─▶ hit-for-pass? ─yes─▶ pass
+//	                 │no
+//	                 ▼
+//	        lookup (Vary-aware) ─▶ fresh ─▶ serve hit
+//	                 │            stale-while-revalidate ─▶ serve stale + refresh once in background
+//	                 ▼
+//	        join the key's flight ─▶ leader fills from the origin (conditional when revalidating)
+//	                 ▼
+//	        stream the flight to the client; the filler stores the object
+package edge
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weir-cdn/weir/internal/coalesce"
+	"github.com/weir-cdn/weir/internal/httpcache"
+	"github.com/weir-cdn/weir/internal/store"
+)
+
+// CacheName is the name Weir uses in Cache-Status (RFC 9211 §2).
+const CacheName = "weir"
+
+// Options configure a Handler.
+type Options struct {
+	// Store holds cached objects; required.
+	Store *store.Store
+	// Logger receives errors; nil means slog.Default().
+	Logger *slog.Logger
+	// Node is this instance's name, used in Via and to detect loops;
+	// "" means "weir".
+	Node string
+}
+
+// Handler is the edge's http.Handler. It is safe for concurrent use.
+type Handler struct {
+	store   *store.Store
+	flights *coalesce.Group[*head]
+	snap    atomic.Pointer[Snapshot]
+	log     *slog.Logger
+	node    string
+	via     string
+
+	// ctx is the parent of every fill; cancel stops them on Close.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// fills counts running fill goroutines so Close can wait for them.
+	fills sync.WaitGroup
+
+	stats counters
+}
+
+// New returns a handler serving with snap.
+func New(snap *Snapshot, opt Options) *Handler {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.Node == "" {
+		opt.Node = "weir"
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Handler{
+		store:   opt.Store,
+		flights: coalesce.NewGroup[*head](),
+		log:     opt.Logger,
+		node:    opt.Node,
+		via:     "1.1 " + opt.Node + " (weir)",
+		ctx:     ctx,
+		cancel:  cancel,
+	}
+	h.snap.Store(snap)
+	return h
+}
+
+// Swap installs a new snapshot for requests that start from now on.
+func (h *Handler) Swap(snap *Snapshot) { h.snap.Store(snap) }
+
+// Close cancels fills still running and waits for them to return.
+func (h *Handler) Close() {
+	h.cancel()
+	h.fills.Wait()
+}
+
+// Stats returns the request counters.
+func (h *Handler) Stats() Stats { return h.stats.snapshot() }
+
+// keyBuf holds the byte slices a request builds its keys in.
+type keyBuf struct {
+	primary, secondary, variant []byte
+}
+
+var keyBufs = sync.Pool{New: func() any {
+	return &keyBuf{
+		primary:   make([]byte, 0, 256),
+		secondary: make([]byte, 0, 128),
+		variant:   make([]byte, 0, 384),
+	}
+}}
+
+// ServeHTTP serves one client request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.stats.requests.Add(1)
+	defer h.recoverPanic(w, r)
+	if msg := checkRequest(r); msg != "" {
+		h.stats.rejected.Add(1)
+		h.reject(w, r, http.StatusBadRequest, msg)
+		return
+	}
+	if h.looped(r.Header["Via"]) {
+		h.stats.rejected.Add(1)
+		h.reject(w, r, http.StatusLoopDetected, "request already passed through this node (Via names "+h.node+"); check that the origin does not point back at the edge")
+		return
+	}
+	snap := h.snap.Load()
+	site := snap.site(r.Host)
+	if site == nil {
+		h.stats.rejected.Add(1)
+		h.reject(w, r, http.StatusMisdirectedRequest, "no hosts entry matches host "+quote(r.Host)+"; add it to hosts in the configuration")
+		return
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		h.serveCacheable(w, r, snap, site)
+	default:
+		h.pass(w, r, site, passInfo{fwd: "method"})
+	}
+}
+
+// checkRequest returns why r must be refused, or "". net/http already
+// refuses bad or repeated Host fields, differing Content-Length fields,
+// invalid field names and values, and oversized headers.
+func checkRequest(r *http.Request) string {
+	if r.Host == "" {
+		return "missing Host header"
+	}
+	if r.URL.Path == "" || r.URL.Path[0] != '/' {
+		if !(r.Method == http.MethodOptions && r.RequestURI == "*") {
+			return "request target must be an absolute path"
+		}
+	}
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		// Content in GET and HEAD has no defined semantics (RFC 9110
+		// §9.3.1) and is a classic request smuggling and cache poisoning
+		// vector: refuse it rather than guess how the origin frames it.
+		if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+			return "GET and HEAD requests must not carry content"
+		}
+	}
+	return ""
+}
+
+// looped reports whether this node already appears in Via.
+func (h *Handler) looped(via []string) bool {
+	for _, v := range via {
+		if strings.Contains(v, h.node+" (weir)") {
+			return true
+		}
+	}
+	return false
+}
+
+func scheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// serveCacheable serves a GET or HEAD through the cache.
+func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *Snapshot, site *Site) {
+	kb := keyBufs.Get().(*keyBuf)
+	defer keyBufs.Put(kb)
+	kb.primary = site.Key.AppendPrimary(kb.primary[:0], scheme(r), r.Host, r.URL.EscapedPath(), r.URL.RawQuery)
+
+	reqCC := requestDirectives(r, site)
+
+	var obj, idx *store.Object
+	fwd := "uri-miss"
+	obj = h.store.Get(kb.primary)
+	if obj != nil && obj.Vary != nil {
+		idx = obj
+		kb.secondary = secondaryKey(kb.secondary[:0], site, idx.Vary.Fields, r.Header)
+		kb.variant = store.VariantKey(kb.variant[:0], kb.primary, kb.secondary)
+		obj = h.store.Get(kb.variant)
+		if obj != nil && obj.Gen != idx.Vary.Gen {
+			obj = nil
+		}
+		if obj == nil {
+			fwd = "vary-miss"
+		}
+	}
+
+	now := time.Now()
+	if obj != nil {
+		reuse := reuseOf(obj, now)
+		switch httpcache.Decide(reuse, reqCC) {
+		case httpcache.Fresh:
+			h.stats.hits.Add(1)
+			h.serveObject(w, r, obj, hitFields(obj, reuse, now))
+			return
+		case httpcache.ServeStale:
+			h.stats.stale.Add(1)
+			h.refreshInBackground(r, snap, site, kb, obj, idx, now)
+			h.serveObject(w, r, obj, cacheStatus(httpcache.Status{Hit: true, TTL: reuse.TTL(), HasTTL: true, Detail: "stale-while-revalidate"}, reuse.Age))
+			return
+		}
+		fwd = "stale"
+	}
+	if obj == nil && h.store.IsPass(kb.primary) {
+		// The key's last answer was uncacheable: go straight to the origin
+		// instead of queueing behind other requests for it.
+		h.pass(w, r, site, passInfo{fwd: "bypass", detail: "hit-for-pass"})
+		return
+	}
+	if reqCC.OnlyIfCached {
+		// RFC 9111 §5.2.1.7: answer 504 rather than forward.
+		h.stats.rejected.Add(1)
+		h.replyError(w, r, http.StatusGatewayTimeout, httpcache.Status{Fwd: "miss", Detail: "only-if-cached"}, "not in cache and the request says only-if-cached")
+		return
+	}
+	if fwd == "uri-miss" && reqHasNoCache(reqCC) {
+		fwd = "request"
+	}
+	h.fill(w, r, snap, site, kb, obj, idx, reqCC, fwd)
+}
+
+// requestDirectives returns the request's Cache-Control directives that
+// this site honours: all of them when the operator allows it, else only
+// only-if-cached, which can never cause extra origin load.
+func requestDirectives(r *http.Request, site *Site) httpcache.Directives {
+	cc := r.Header["Cache-Control"]
+	if len(cc) == 0 {
+		return httpcache.Directives{}
+	}
+	d := httpcache.ParseDirectives(cc)
+	if site.HonorRequestCacheControl {
+		return d
+	}
+	return httpcache.Directives{OnlyIfCached: d.OnlyIfCached}
+}
+
+func reqHasNoCache(d httpcache.Directives) bool {
+	return d.NoCache || (d.MaxAge.Set && d.MaxAge.Seconds == 0)
+}
+
+// secondaryKey appends the request's values for the key rules' extra
+// fields and for the Vary fields.
+func secondaryKey(dst []byte, site *Site, fields []string, h http.Header) []byte {
+	dst = site.Key.AppendExtra(dst, h)
+	return httpcache.AppendSecondaryKey(dst, fields, h)
+}
+
+func reuseOf(o *store.Object, now time.Time) httpcache.Reuse {
+	return httpcache.Reuse{
+		Lifetime:             o.Lifetime,
+		Age:                  o.Age(now),
+		NoCache:              o.NoCache,
+		MustRevalidate:       o.MustRevalidate,
+		StaleWhileRevalidate: o.StaleWhileRevalidate,
+		StaleIfError:         o.StaleIfError,
+	}
+}
+
+func quote(s string) string {
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return `"` + strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == '"' {
+			return '?'
+		}
+		return r
+	}, s) + `"`
+}

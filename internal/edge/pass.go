@@ -1,0 +1,102 @@
+package edge
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"sync"
+
+	"github.com/weir-cdn/weir/internal/httpcache"
+)
+
+// passInfo says why a request bypasses the cache, for Cache-Status.
+type passInfo struct {
+	fwd, detail string
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// pass forwards r to the origin without the cache and streams the answer
+// back. A non-error answer to an unsafe method invalidates the stored
+// responses it may have changed (RFC 9111 §4.4).
+func (h *Handler) pass(w http.ResponseWriter, r *http.Request, site *Site, pi passInfo) {
+	h.stats.passes.Add(1)
+	out := h.outgoing(r.Context(), r, site, false)
+	resp, err := site.Origin.Do(out)
+	if err != nil {
+		if r.Context().Err() != nil {
+			return
+		}
+		h.originFailed(w, r, site, err, pi.fwd)
+		return
+	}
+	defer resp.Body.Close()
+	if reason := malformedResponse(resp); reason != "" {
+		h.originFailed(w, r, site, &badResponseError{origin: site.Origin.Name(), reason: reason}, pi.fwd)
+		return
+	}
+	if httpcache.InvalidatesOnUnsafe(r.Method, resp.StatusCode) {
+		h.invalidate(r, site, resp.Header)
+	}
+	hdr := w.Header()
+	src := resp.Header
+	httpcache.RemoveHopByHop(src)
+	delete(src, "Surrogate-Key")
+	delete(src, "Surrogate-Control")
+	for k, v := range src {
+		hdr[k] = v
+	}
+	appendVia(hdr, h.via)
+	st := httpcache.Status{Fwd: pi.fwd, FwdStatus: resp.StatusCode, Detail: pi.detail}
+	hdr["Cache-Status"] = []string{string(st.AppendValue(make([]byte, 0, 64), CacheName))}
+	if len(r.TransferEncoding) > 0 {
+		// RFC 9112 §6.1: after a request framed by Transfer-Encoding the
+		// connection is closed, whatever Content-Length also said.
+		hdr["Connection"] = []string{"close"}
+	}
+	w.WriteHeader(resp.StatusCode)
+	if r.Method == http.MethodHead {
+		return
+	}
+	h.copyBody(w, r, resp.Body)
+}
+
+// copyBody streams an origin body to the client, flushing as it goes.
+func (h *Handler) copyBody(w http.ResponseWriter, r *http.Request, body io.Reader) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	rc := http.NewResponseController(w)
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			h.stats.bytes.Add(int64(n))
+			_ = rc.Flush()
+		}
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			if r.Context().Err() == nil && !errors.Is(err, http.ErrBodyReadAfterClose) {
+				h.log.Warn("origin body failed mid-response", "host", r.Host, "uri", r.RequestURI, "error", err.Error())
+			}
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+// invalidate removes the stored responses for the request's target and
+// for the Location and Content-Location of its response, when they are on
+// the same host.
+func (h *Handler) invalidate(r *http.Request, site *Site, respHeader http.Header) {
+	target := &url.URL{Scheme: scheme(r), Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	for _, u := range httpcache.InvalidationTargets(target, respHeader) {
+		key := string(site.Key.AppendPrimary(nil, u.Scheme, u.Host, u.EscapedPath(), u.RawQuery))
+		h.store.Delete(key)
+		h.store.ClearPass(key)
+	}
+}

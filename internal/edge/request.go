@@ -1,0 +1,108 @@
+package edge
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/url"
+
+	"github.com/weir-cdn/weir/internal/httpcache"
+)
+
+// fillDropped are request fields a fill does not forward: the client's own
+// validators and ranges are answered by the edge from the full response,
+// and the fill asks for the whole representation (validating the stored
+// copy with validators of its own when revalidating).
+var fillDropped = []string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range", "Range"}
+
+// outgoing builds the request sent to the origin for r. A fill is always a
+// GET without the client's conditional and range fields and with a
+// normalized Accept-Encoding, so that its response can serve every client
+// that shares the key; a pass forwards r as it is but for hop-by-hop
+// fields.
+func (h *Handler) outgoing(ctx context.Context, r *http.Request, site *Site, fill bool) *http.Request {
+	out := &http.Request{
+		Method: r.Method,
+		URL: &url.URL{
+			Path:     r.URL.Path,
+			RawPath:  r.URL.RawPath,
+			RawQuery: site.Key.ForwardQuery(r.URL.RawQuery),
+		},
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     r.Header.Clone(),
+		Host:       r.Host,
+		Body:       http.NoBody,
+	}
+	if out.Header == nil {
+		out.Header = make(http.Header)
+	}
+	hdr := out.Header
+	httpcache.RemoveHopByHop(hdr)
+	if fill {
+		out.Method = http.MethodGet
+		for _, k := range fillDropped {
+			delete(hdr, k)
+		}
+		if ae, ok := hdr["Accept-Encoding"]; ok {
+			if n := httpcache.NormalizeAcceptEncoding(ae); n != "" {
+				hdr["Accept-Encoding"] = []string{n}
+			} else {
+				delete(hdr, "Accept-Encoding")
+			}
+		}
+	} else if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+		out.Body = r.Body
+		out.ContentLength = r.ContentLength
+		out.TransferEncoding = r.TransferEncoding
+	}
+	// X-Forwarded-For and -Proto tell the origin who asked and how; an
+	// existing X-Forwarded-For list is extended, as proxies do.
+	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if prior := hdr["X-Forwarded-For"]; len(prior) > 0 {
+			ip = joinComma(prior) + ", " + ip
+		}
+		hdr["X-Forwarded-For"] = []string{ip}
+	}
+	hdr["X-Forwarded-Proto"] = []string{scheme(r)}
+	appendVia(hdr, h.via)
+	if _, ok := hdr["User-Agent"]; !ok {
+		// An empty value keeps the transport from adding its own.
+		hdr["User-Agent"] = []string{""}
+	}
+	return out.WithContext(ctx)
+}
+
+// appendVia adds this node to Via (RFC 9110 §7.6.3) unless it is already
+// the last recipient listed.
+func appendVia(h http.Header, via string) {
+	prior := h["Via"]
+	if len(prior) == 0 {
+		h["Via"] = []string{via}
+		return
+	}
+	last := prior[len(prior)-1]
+	if len(last) >= len(via) && last[len(last)-len(via):] == via {
+		return
+	}
+	h["Via"] = []string{joinComma(prior) + ", " + via}
+}
+
+func joinComma(vals []string) string {
+	if len(vals) == 1 {
+		return vals[0]
+	}
+	n := 0
+	for _, v := range vals {
+		n += len(v) + 2
+	}
+	b := make([]byte, 0, n)
+	for i, v := range vals {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, v...)
+	}
+	return string(b)
+}

@@ -1,0 +1,167 @@
+package edge
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/weir-cdn/weir/internal/httpcache"
+	"github.com/weir-cdn/weir/internal/store"
+)
+
+// respFields are the per-response fields added to a stored response.
+type respFields struct {
+	age, cacheStatus []string
+}
+
+// hitFields returns the Age and Cache-Status of a fresh hit, memoized on
+// the object for the current second so a hot object allocates nothing.
+func hitFields(o *store.Object, reuse httpcache.Reuse, now time.Time) respFields {
+	sec := now.Unix()
+	if f := o.HitFields(); f != nil && f.Second == sec {
+		return respFields{f.Age, f.CacheStatus}
+	}
+	rf := cacheStatus(httpcache.Status{Hit: true, TTL: reuse.TTL(), HasTTL: true}, reuse.Age)
+	o.SetHitFields(&store.HitFields{Second: sec, Age: rf.age, CacheStatus: rf.cacheStatus})
+	return rf
+}
+
+// cacheStatus builds the Age and Cache-Status values for a response served
+// from a stored object.
+func cacheStatus(s httpcache.Status, age time.Duration) respFields {
+	return respFields{
+		age:         []string{strconv.FormatInt(int64(age/time.Second), 10)},
+		cacheStatus: []string{string(s.AppendValue(make([]byte, 0, 64), CacheName))},
+	}
+}
+
+// notModifiedDrop are representation fields a 304 does not carry (RFC 9110
+// §15.4.5); net/http itself drops Content-Type and Content-Length.
+var notModifiedDrop = []string{"Content-Encoding", "Content-Language", "Content-Range", "Accept-Ranges"}
+
+// serveObject writes a stored response, answering the client's
+// conditional and range requests from it.
+func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, o *store.Object, f respFields) {
+	hdr := w.Header()
+	o.Header.CopyTo(hdr)
+	hdr["Age"] = f.age
+	hdr["Cache-Status"] = f.cacheStatus
+	status := o.Status
+	if status == http.StatusOK {
+		if (len(r.Header["If-None-Match"]) > 0 || len(r.Header["If-Modified-Since"]) > 0) &&
+			httpcache.NotModified(r.Header, o.ETag, o.LastModified) {
+			for _, k := range notModifiedDrop {
+				delete(hdr, k)
+			}
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		if rng := r.Header["Range"]; len(rng) == 1 && r.Method == http.MethodGet &&
+			httpcache.IfRangeAllows(r.Header.Get("If-Range"), o.ETag, o.LastModified) {
+			size := int64(len(o.Body))
+			start, n, res := httpcache.ParseRange(rng[0], size)
+			switch res {
+			case httpcache.RangeSatisfiable:
+				hdr["Content-Range"] = []string{contentRange(start, n, size)}
+				hdr["Content-Length"] = []string{strconv.FormatInt(n, 10)}
+				w.WriteHeader(http.StatusPartialContent)
+				h.write(w, o.Body[start:start+n])
+				return
+			case httpcache.RangeUnsatisfiable:
+				hdr["Content-Range"] = []string{"bytes */" + strconv.FormatInt(size, 10)}
+				delete(hdr, "Content-Length")
+				delete(hdr, "Content-Encoding")
+				w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+				return
+			}
+		}
+	}
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		h.write(w, o.Body)
+	}
+}
+
+func (h *Handler) write(w http.ResponseWriter, p []byte) {
+	n, _ := w.Write(p)
+	h.stats.bytes.Add(int64(n))
+}
+
+func contentRange(start, n, size int64) string {
+	return "bytes " + strconv.FormatInt(start, 10) + "-" + strconv.FormatInt(start+n-1, 10) + "/" + strconv.FormatInt(size, 10)
+}
+
+// reject answers a request Weir refuses to handle.
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	h.log.Info("request refused", "status", code, "reason", msg, "method", r.Method, "host", r.Host, "remote_addr", r.RemoteAddr)
+	writeError(w, code, httpcache.Status{Fwd: "bypass", Detail: "refused"}, msg, code == http.StatusBadRequest)
+}
+
+// replyError answers with an error produced by the edge itself.
+func (h *Handler) replyError(w http.ResponseWriter, r *http.Request, code int, st httpcache.Status, msg string) {
+	writeError(w, code, st, msg, false)
+}
+
+// writeError writes a plain-text error. closeConn ends the connection
+// after the response, for requests whose framing cannot be trusted.
+func writeError(w http.ResponseWriter, code int, st httpcache.Status, msg string, closeConn bool) {
+	hdr := w.Header()
+	for k := range hdr {
+		delete(hdr, k)
+	}
+	if closeConn {
+		hdr["Connection"] = []string{"close"}
+	}
+	hdr["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	hdr["Cache-Control"] = []string{"no-store"}
+	hdr["X-Content-Type-Options"] = []string{"nosniff"}
+	hdr["Cache-Status"] = []string{string(st.AppendValue(nil, CacheName))}
+	w.WriteHeader(code)
+	fmt.Fprintf(w, "weir: %d %s: %s\n", code, http.StatusText(code), msg)
+}
+
+// recoverPanic turns a panic in one request into a 500 (when nothing was
+// written yet) and a log line, so the process keeps serving. Aborts that
+// net/http uses to cut a response short are passed on.
+func (h *Handler) recoverPanic(w http.ResponseWriter, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+		panic(v)
+	}
+	h.stats.panics.Add(1)
+	h.log.Error("panic serving request", "panic", fmt.Sprint(v), "method", r.Method, "host", r.Host, "uri", r.RequestURI)
+	panic(http.ErrAbortHandler)
+}
+
+// Stats are counters of the requests served since start.
+type Stats struct {
+	Requests  int64 // every request
+	Hits      int64 // served fresh from the cache
+	Stale     int64 // served stale while revalidating in the background
+	Misses    int64 // forwarded to fill the cache (including revalidations)
+	Collapsed int64 // misses that waited for another request's fill
+	Passes    int64 // forwarded without the cache (methods, hit-for-pass, uncacheable)
+	StaleErr  int64 // served stale because the origin failed
+	Errors    int64 // answered with an edge-generated 5xx
+	Rejected  int64 // refused as malformed or unroutable
+	Panics    int64 // recovered handler panics
+	Bytes     int64 // body bytes written to clients
+}
+
+type counters struct {
+	requests, hits, stale, misses, collapsed, passes, staleErr, errors, rejected, panics, bytes atomic.Int64
+}
+
+func (c *counters) snapshot() Stats {
+	return Stats{
+		Requests: c.requests.Load(), Hits: c.hits.Load(), Stale: c.stale.Load(), Misses: c.misses.Load(),
+		Collapsed: c.collapsed.Load(), Passes: c.passes.Load(), StaleErr: c.staleErr.Load(), Errors: c.errors.Load(),
+		Rejected: c.rejected.Load(), Panics: c.panics.Load(), Bytes: c.bytes.Load(),
+	}
+}

@@ -1,0 +1,330 @@
+package httpcache
+
+import (
+	"bytes"
+	"net/http"
+	"net/textproto"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+func FuzzParseDirectives(f *testing.F) {
+	for _, s := range []string{
+		"public, max-age=3600", "no-cache", "max-age=0, must-revalidate", `no-cache="Set-Cookie, X-A"`,
+		`private="a\"b"`, "s-maxage=99999999999999999999", `max-age="60`, "max-stale", "max-stale=5",
+		"stale-while-revalidate=30, stale-if-error=x", "NO-STORE,,, ,", `a="\`, "=,=", "max-age =\t5",
+	} {
+		f.Add(s, "")
+	}
+	f.Add("max-age=5", "max-age=6")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		d := ParseDirectives([]string{a, b})
+		for _, delta := range []Delta{d.MaxAge, d.SMaxAge, d.MinFresh, d.MaxStale, d.StaleWhileRevalidate, d.StaleIfError} {
+			if delta.Seconds < 0 || delta.Seconds > MaxDeltaSeconds || (!delta.Set && delta.Seconds != 0) {
+				t.Fatalf("bad delta %+v", delta)
+			}
+		}
+		for _, fields := range [][]string{d.NoCacheFields, d.PrivateFields} {
+			if fields != nil && len(fields) == 0 {
+				t.Fatalf("empty non-nil field list")
+			}
+			for i, name := range fields {
+				if !isToken(name) || textproto.CanonicalMIMEHeaderKey(name) != name || slices.Contains(fields[:i], name) {
+					t.Fatalf("bad field name %q in %q", name, fields)
+				}
+			}
+		}
+		// Field lines are a list: splitting one at a comma changes nothing
+		// when no quoted-string can span the split.
+		if !strings.Contains(a, `"`) && !strings.Contains(b, `"`) {
+			joined := ParseDirectives([]string{a + "," + b})
+			if !cmp.Equal(d, joined, cmpopts.EquateEmpty()) {
+				t.Fatalf("lines %q, %q parse as %+v; joined as %+v", a, b, d, joined)
+			}
+		}
+	})
+}
+
+func FuzzParseRange(f *testing.F) {
+	for _, s := range []string{
+		"bytes=0-0", "bytes=-0", "bytes=5-", "bytes=9999999999999999999999-", "bytes=1-2,3-4", "items=0-1",
+		"bytes=10-5", "bytes=-9223372036854775808", "bytes=0-9223372036854775807", " bytes = 1-2", "BYTES=,,1-,",
+	} {
+		f.Add(s, int64(100))
+	}
+	f.Add("bytes=0-", int64(0))
+	f.Add("bytes=-1", int64(1<<62))
+	f.Fuzz(func(t *testing.T, h string, size int64) {
+		start, length, res := ParseRange(h, size)
+		switch res {
+		case RangeSatisfiable:
+			if start < 0 || length <= 0 || start > size-length {
+				t.Fatalf("ParseRange(%q, %d) = %d, %d: outside [0, size)", h, size, start, length)
+			}
+		case RangeNone, RangeUnsatisfiable:
+			if start != 0 || length != 0 {
+				t.Fatalf("ParseRange(%q, %d) = %d, %d, %v", h, size, start, length, res)
+			}
+		default:
+			t.Fatalf("ParseRange(%q, %d): result %d", h, size, res)
+		}
+	})
+}
+
+func FuzzNormalizeAcceptEncoding(f *testing.F) {
+	for _, s := range []string{
+		"gzip, deflate, br, zstd", "gzip, deflate, br", "*;q=0", "*, br;q=0", "x-gzip;q=0.5", "gzip;q=1.001",
+		"br;q=0.000, gzip;level=1;q=\"0;5\"", ";;;,,,", "GZIP;Q=0",
+	} {
+		f.Add(s, "")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		got := NormalizeAcceptEncoding([]string{a, b})
+		if !slices.Contains(normalizedEncodings[:], got) {
+			t.Fatalf("NormalizeAcceptEncoding(%q, %q) = %q, not a normalized value", a, b, got)
+		}
+		if again := NormalizeAcceptEncoding([]string{got}); again != got {
+			t.Fatalf("not idempotent: %q then %q", got, again)
+		}
+	})
+}
+
+func FuzzVaryAndSecondaryKey(f *testing.F) {
+	f.Add("Accept-Encoding, accept-language", "gzip, br", "en,  fr")
+	f.Add("*, Origin", "", "\x00\x01\x02")
+	f.Add(`X-A, "quoted", X-A`, `"a,b"`, ",,")
+	f.Fuzz(func(t *testing.T, vary, v1, v2 string) {
+		fields, _ := VaryFields(http.Header{"Vary": {vary}})
+		if !slices.IsSorted(fields) || len(slices.Compact(slices.Clone(fields))) != len(fields) {
+			t.Fatalf("VaryFields(%q) = %q: not sorted and unique", vary, fields)
+		}
+		for _, name := range fields {
+			if !isToken(name) || textproto.CanonicalMIMEHeaderKey(name) != name {
+				t.Fatalf("VaryFields(%q): bad name %q", vary, name)
+			}
+		}
+		fields = append(fields, "X-Extra", "Accept-Encoding")
+		req := http.Header{}
+		for i, name := range fields {
+			if i%2 == 0 {
+				req[name] = []string{v1, v2}
+			} else {
+				req[name] = []string{v2}
+			}
+		}
+		key := AppendSecondaryKey(nil, fields, req)
+		// Every value byte 0x00 is escaped, so the separators count the fields.
+		if n := bytes.Count(key, []byte{keyEnd}); n != len(fields) {
+			t.Fatalf("key %q has %d separators for %d fields", key, n, len(fields))
+		}
+		// Whitespace around members does not change the key.
+		for name, vals := range req {
+			spaced := make([]string, len(vals))
+			for i, v := range vals {
+				if !strings.Contains(v, `"`) {
+					v = " " + strings.ReplaceAll(v, ",", " , ") + "\t"
+				}
+				spaced[i] = v
+			}
+			req[name] = spaced
+		}
+		if again := AppendSecondaryKey(nil, fields, req); !bytes.Equal(key, again) {
+			t.Fatalf("OWS changed the key: %q vs %q", key, again)
+		}
+	})
+}
+
+func FuzzStatusAppendValue(f *testing.F) {
+	f.Add("weir", true, "uri-miss", 200, int64(30e9), true, true, false, "detail")
+	f.Add("Weir Edge", false, "not a token", -5, int64(-1), true, false, true, "a \"quoted\" \\ detail\n")
+	f.Add("", false, "", 0, int64(0), false, false, false, "")
+	f.Fuzz(func(t *testing.T, name string, hit bool, fwd string, fwdStatus int, ttl int64, hasTTL, stored, collapsed bool, detail string) {
+		s := Status{Hit: hit, Fwd: fwd, FwdStatus: fwdStatus, TTL: time.Duration(ttl), HasTTL: hasTTL, Stored: stored, Collapsed: collapsed, Detail: detail}
+		out := string(s.AppendValue(nil, name))
+		keys, err := parseSFListMember(out)
+		if err != "" {
+			t.Fatalf("AppendValue = %q: %s", out, err)
+		}
+		var want []string
+		for _, p := range []struct {
+			key string
+			on  bool
+		}{
+			{"hit", hit}, {"fwd", fwd != "" && isSFToken(fwd)}, {"fwd-status", fwdStatus != 0}, {"ttl", hasTTL},
+			{"stored", stored}, {"collapsed", collapsed}, {"detail", detail != ""},
+		} {
+			if p.on {
+				want = append(want, p.key)
+			}
+		}
+		if !slices.Equal(keys, want) {
+			t.Fatalf("AppendValue = %q: parameters %q, want %q", out, keys, want)
+		}
+	})
+}
+
+// parseSFListMember checks that s is one member of an RFC 8941 §3.1 List:
+// a token or string bare item followed by parameters. It returns the
+// parameter keys, or a description of the first error.
+func parseSFListMember(s string) (keys []string, err string) {
+	if s == "" || (s[0] != '"' && !isSFTokenStart(s[0])) {
+		return nil, "bare item is neither token nor string"
+	}
+	s, err = parseSFBareItem(s)
+	if err != "" {
+		return nil, err
+	}
+	for s != "" {
+		if s[0] != ';' {
+			return nil, "expected ';'"
+		}
+		s = strings.TrimLeft(s[1:], " ")
+		j := 0
+		for j < len(s) && (s[j] >= 'a' && s[j] <= 'z' || s[j] >= '0' && s[j] <= '9' || strings.IndexByte("_-.*", s[j]) >= 0) {
+			j++
+		}
+		if j == 0 || !(s[0] >= 'a' && s[0] <= 'z' || s[0] == '*') {
+			return nil, "bad key"
+		}
+		keys, s = append(keys, s[:j]), s[j:]
+		if s != "" && s[0] == '=' {
+			if s, err = parseSFBareItem(s[1:]); err != "" {
+				return nil, err
+			}
+		}
+	}
+	return keys, ""
+}
+
+// isSFTokenStart reports whether c may start an sf-token.
+func isSFTokenStart(c byte) bool { return c == '*' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+// parseSFBareItem consumes an integer, string or token bare item
+// (RFC 8941 §4.2.3) from the start of s.
+func parseSFBareItem(s string) (rest, err string) {
+	switch {
+	case s == "":
+		return "", "missing value"
+	case s[0] == '-' || (s[0] >= '0' && s[0] <= '9'):
+		i := 0
+		if s[0] == '-' {
+			i++
+		}
+		j := i
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		if j == i || j-i > 15 {
+			return "", "bad integer"
+		}
+		return s[j:], ""
+	case s[0] == '"':
+		for i := 1; i < len(s); i++ {
+			switch c := s[i]; {
+			case c == '\\':
+				if i+1 >= len(s) || (s[i+1] != '"' && s[i+1] != '\\') {
+					return "", "bad escape"
+				}
+				i++
+			case c == '"':
+				return s[i+1:], ""
+			case c < 0x20 || c > 0x7e:
+				return "", "bad byte in string"
+			}
+		}
+		return "", "unterminated string"
+	case isSFTokenStart(s[0]):
+		j := 1
+		for j < len(s) && (isTchar(s[j]) || s[j] == ':' || s[j] == '/') {
+			j++
+		}
+		return s[j:], ""
+	}
+	return "", "bad bare item"
+}
+
+func FuzzParseHTTPDate(f *testing.F) {
+	for _, s := range []string{
+		"Mon, 01 Jan 2024 00:00:00 GMT", "Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT",
+		"Sun Nov  6 08:49:37 1994", "Sun Nov 6 8:49:37 1994", "Thu, 29 Feb 2024 23:59:59 GMT", "Fri, 30 Feb 2024 00:00:00 GMT",
+		"mon, 01 jan 2024 00:00:00 GMT", "Mon, 01 Jan 2024 24:00:00 GMT", "0", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseHTTPDate(s)
+		want, err := http.ParseTime(s)
+		if ok != (err == nil) || (ok && !got.Equal(want)) {
+			t.Fatalf("parseHTTPDate(%q) = %v, %v; http.ParseTime = %v, %v", s, got, ok, want, err)
+		}
+	})
+}
+
+func FuzzConditionals(f *testing.F) {
+	f.Add(`W/"a", "b"`, "Mon, 01 Jan 2024 00:00:00 GMT", `"b"`, "Mon, 01 Jan 2024 00:00:00 GMT")
+	f.Add("*", "", "", "")
+	f.Add(`"a,b`, "x", `W/"`, "W/")
+	f.Fuzz(func(t *testing.T, inm, ims, etag, lm string) {
+		req := http.Header{"If-Modified-Since": {ims}}
+		if inm != "" {
+			req["If-None-Match"] = []string{inm}
+		}
+		NotModified(req, etag, lm)
+		if IfRangeAllows(inm, etag, lm) && strings.HasPrefix(trimOWS(inm), "W/") {
+			t.Fatalf("IfRangeAllows(%q, %q, %q): a weak tag matched", inm, etag, lm)
+		}
+		// RFC 9110 §8.8.3.2: weak comparison matches whenever strong does.
+		if _, _, ok := parseETag(trimOWS(inm)); ok && IfRangeAllows(inm, etag, lm) && !NotModified(http.Header{"If-None-Match": {inm}}, etag, lm) {
+			t.Fatalf("strong match of %q and %q is not a weak match", inm, etag)
+		}
+	})
+}
+
+func FuzzParseSurrogateKeys(f *testing.F) {
+	f.Add("a b  c\ta", "")
+	f.Add("\x00 \x7f x", strings.Repeat("k", 300))
+	f.Fuzz(func(t *testing.T, a, b string) {
+		keys := ParseSurrogateKeys([]string{a, b})
+		if len(keys) > MaxSurrogateKeys {
+			t.Fatalf("%d keys", len(keys))
+		}
+		for i, k := range keys {
+			if k == "" || len(k) > MaxSurrogateKeyLen || strings.ContainsAny(k, " \t") || !ValidHeaderValue(k) || slices.Contains(keys[:i], k) {
+				t.Fatalf("bad key %q in %q", k, keys)
+			}
+		}
+	})
+}
+
+func FuzzEvaluateResponse(f *testing.F) {
+	f.Add("public, max-age=3600", "", "", "Mon, 01 Jan 2024 00:00:00 GMT", "0", "Sun, 31 Dec 2023 00:00:00 GMT", 200)
+	f.Add("private", "max-age=60", "", "garbage", "garbage", "garbage", 404)
+	f.Add("s-maxage=1, must-understand, no-store", "", "no-cache", "", "", "", 302)
+	f.Fuzz(func(t *testing.T, cc, cdn, sc, date, expires, lm string, status int) {
+		h := http.Header{"Cache-Control": {cc}, "Date": {date}, "Expires": {expires}, "Last-Modified": {lm}}
+		if cdn != "" {
+			h["Cdn-Cache-Control"] = []string{cdn}
+		}
+		if sc != "" {
+			h["Surrogate-Control"] = []string{sc}
+		}
+		p := EvaluateResponse("GET", nil, status, h, time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Rules{DefaultTTL: time.Minute})
+		if p.Storable == (p.Reason != "") {
+			t.Fatalf("Storable %v with Reason %q", p.Storable, p.Reason)
+		}
+		if p.Lifetime < 0 || p.StaleWhileRevalidate < 0 || p.StaleIfError < 0 {
+			t.Fatalf("negative durations in %+v", p)
+		}
+		if p.MustRevalidate && (p.StaleWhileRevalidate != 0 || p.StaleIfError != 0) {
+			t.Fatalf("stale windows with MustRevalidate: %+v", p)
+		}
+		if p.Storable && p.Source == "" {
+			t.Fatalf("storable without source: %+v", p)
+		}
+	})
+}

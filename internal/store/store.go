@@ -1,0 +1,293 @@
+// Package store keeps cached responses in memory under a byte bound.
+//
+// Objects live in an otter v2 cache (W-TinyLFU admission and eviction)
+// keyed by a seeded hash of the cache key; the full key is kept on the
+// object and compared on every lookup, so a hash collision is a miss,
+// never a wrong answer. Every object is weighed by its body, its header,
+// its key, its tags and a fixed per-object overhead, so the bound covers
+// metadata as well as bodies.
+//
+// A URL whose responses vary (Vary, or key rules that add request headers
+// or cookies) is stored as a Vary index under the primary key plus one
+// object per variant under a variant key. Deleting the index hides all of
+// its variants at once and schedules their removal.
+//
+// Surrogate keys are indexed so that every object carrying a tag can be
+// found; the index shrinks as objects are evicted or deleted.
+package store
+
+import (
+	"hash/maphash"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+)
+
+// Config sizes a Store.
+type Config struct {
+	// MaxBytes bounds the memory of all stored objects, bodies and metadata
+	// together. Zero means 256 MiB.
+	MaxBytes int64
+	// MaxVariants bounds the variants kept per URL; when a new variant
+	// would exceed it, the oldest is removed. Zero means 32.
+	MaxVariants int
+	// MaxPassMarkers bounds the hit-for-pass markers remembered. Zero
+	// means 65536.
+	MaxPassMarkers int
+}
+
+// Default sizes.
+const (
+	DefaultMaxBytes       = 256 << 20
+	DefaultMaxVariants    = 32
+	DefaultMaxPassMarkers = 1 << 16
+)
+
+// Store is a bounded in-memory object store. It is safe for concurrent
+// use; no method blocks on I/O.
+type Store struct {
+	seed        maphash.Seed
+	maxBytes    int64
+	maxVariants int
+	objects     *otter.Cache[uint64, *Object]
+	pass        *otter.Cache[uint64, int64]
+	tags        tagIndex
+	gen         atomic.Uint64
+	// clock is read by otter on every operation to expire entries; a
+	// coarse clock costs a variable read instead of a clock read. Entries
+	// may linger up to its resolution past their retention, which only
+	// decides when memory is reclaimed: freshness is judged by the caller
+	// with a precise clock.
+	clock *otter.CoarseClock
+
+	// pendingMu guards pending: variant hashes whose Vary index was removed,
+	// deleted on the next write outside otter's locks.
+	pendingMu sync.Mutex
+	pending   []uint64
+
+	evictions   atomic.Int64
+	expirations atomic.Int64
+}
+
+// New returns an empty store. Call Close to stop its background
+// maintenance.
+func New(cfg Config) *Store {
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	if cfg.MaxVariants <= 0 {
+		cfg.MaxVariants = DefaultMaxVariants
+	}
+	if cfg.MaxPassMarkers <= 0 {
+		cfg.MaxPassMarkers = DefaultMaxPassMarkers
+	}
+	s := &Store{seed: maphash.MakeSeed(), maxBytes: cfg.MaxBytes, maxVariants: cfg.MaxVariants}
+	s.tags.init()
+	s.clock = otter.NewCoarseClock(clockResolution)
+	s.objects = otter.Must(&otter.Options[uint64, *Object]{
+		Clock:            s.clock,
+		MaximumWeight:    uint64(cfg.MaxBytes),
+		Weigher:          func(_ uint64, o *Object) uint32 { return o.weight },
+		ExpiryCalculator: otter.ExpiryCreatingFunc(func(e otter.Entry[uint64, *Object]) time.Duration { return e.Value.retention() }),
+		OnAtomicDeletion: s.onDeletion,
+	})
+	s.pass = otter.Must(&otter.Options[uint64, int64]{
+		Clock:       s.clock,
+		MaximumSize: cfg.MaxPassMarkers,
+		ExpiryCalculator: otter.ExpiryCreatingFunc(func(e otter.Entry[uint64, int64]) time.Duration {
+			return time.Duration(e.Value - time.Now().UnixNano())
+		}),
+	})
+	return s
+}
+
+// Close stops the store's background maintenance. The store must not be
+// used afterwards.
+func (s *Store) Close() {
+	s.objects.StopAllGoroutines()
+	s.pass.StopAllGoroutines()
+	s.clock.Stop()
+}
+
+// clockResolution is the precision of expiry inside the store.
+const clockResolution = 100 * time.Millisecond
+
+// MaxBytes returns the byte bound.
+func (s *Store) MaxBytes() int64 { return s.maxBytes }
+
+// Get returns the object stored under key, or nil. It does not allocate.
+func (s *Store) Get(key []byte) *Object {
+	o, ok := s.objects.GetIfPresent(maphash.Bytes(s.seed, key))
+	if !ok || o.Key != string(key) {
+		return nil
+	}
+	return o
+}
+
+// GetString is Get for a string key.
+func (s *Store) GetString(key string) *Object {
+	o, ok := s.objects.GetIfPresent(maphash.String(s.seed, key))
+	if !ok || o.Key != key {
+		return nil
+	}
+	return o
+}
+
+// Set stores o under o.Key, replacing what was there. o must not be
+// changed afterwards. The store may evict o right away when it does not
+// fit or is less valuable than what it would displace.
+func (s *Store) Set(o *Object) {
+	s.deletePending()
+	s.put(o)
+}
+
+func (s *Store) put(o *Object) {
+	o.hash = maphash.String(s.seed, o.Key)
+	o.weight = o.computeWeight()
+	// Tags are indexed before the object becomes visible: the deletion
+	// handler, which removes them, can only run once it is stored.
+	s.tags.add(o)
+	s.objects.Set(o.hash, o)
+}
+
+// Delete removes the object stored under key, with all its variants when
+// it is a Vary index. It reports whether something was removed.
+func (s *Store) Delete(key string) bool {
+	h := maphash.String(s.seed, key)
+	removed := false
+	s.objects.ComputeIfPresent(h, func(old *Object) (*Object, otter.ComputeOp) {
+		if old.Key != key {
+			return old, otter.CancelOp
+		}
+		removed = true
+		return nil, otter.InvalidateOp
+	})
+	s.deletePending()
+	return removed
+}
+
+// SetVariant stores the variant v of the URL whose primary key is primary
+// and whose responses vary on fields. v.Key must be the variant key built
+// with VariantKey. It creates or replaces the URL's Vary index as needed:
+// when fields differ from the current index's, the old variants are
+// dropped.
+func (s *Store) SetVariant(primary string, fields []string, v *Object) {
+	s.deletePending()
+	idx := s.GetString(primary)
+	if idx == nil || idx.Vary == nil || !slices.Equal(idx.Vary.Fields, fields) {
+		idx = &Object{
+			Key:  primary,
+			Vary: &VaryIndex{Fields: slices.Clone(fields), Gen: s.gen.Add(1)},
+		}
+		s.put(idx)
+	}
+	v.Gen = idx.Vary.Gen
+	v.hash = maphash.String(s.seed, v.Key)
+	if evicted, ok := idx.Vary.add(v.hash, s.maxVariants); ok {
+		s.objects.ComputeIfPresent(evicted, func(old *Object) (*Object, otter.ComputeOp) {
+			if old.Gen != idx.Vary.Gen {
+				return old, otter.CancelOp
+			}
+			return nil, otter.InvalidateOp
+		})
+	}
+	s.put(v)
+}
+
+// MarkPass remembers for ttl that key's responses are not cacheable, so
+// requests for it go to the origin in parallel instead of waiting for
+// each other (hit-for-pass).
+func (s *Store) MarkPass(key string, ttl time.Duration) {
+	if ttl <= 0 {
+		return
+	}
+	s.pass.Set(maphash.String(s.seed, key), time.Now().Add(ttl).UnixNano())
+}
+
+// IsPass reports whether key carries a live hit-for-pass marker.
+func (s *Store) IsPass(key []byte) bool {
+	until, ok := s.pass.GetIfPresent(maphash.Bytes(s.seed, key))
+	return ok && until > time.Now().UnixNano()
+}
+
+// ClearPass removes key's hit-for-pass marker, if any.
+func (s *Store) ClearPass(key string) {
+	s.pass.Invalidate(maphash.String(s.seed, key))
+}
+
+// Tagged returns the objects currently carrying tag.
+func (s *Store) Tagged(tag string) []*Object { return s.tags.objects(tag) }
+
+// Stats is a point-in-time view of the store.
+type Stats struct {
+	Objects     int   // entries, counting Vary indexes
+	Bytes       int64 // accounted bytes
+	MaxBytes    int64
+	Evictions   int64 // removed to stay under the bound
+	Expirations int64 // removed after their retention ended
+	Tags        int   // distinct surrogate keys indexed
+	PassMarkers int
+}
+
+// Stats returns the current statistics.
+func (s *Store) Stats() Stats {
+	return Stats{
+		Objects:     s.objects.EstimatedSize(),
+		Bytes:       int64(s.objects.WeightedSize()),
+		MaxBytes:    s.maxBytes,
+		Evictions:   s.evictions.Load(),
+		Expirations: s.expirations.Load(),
+		Tags:        s.tags.len(),
+		PassMarkers: s.pass.EstimatedSize(),
+	}
+}
+
+// onDeletion runs under otter's bucket lock for every removal. It must not
+// call the objects cache: variants of a removed index are queued instead.
+func (s *Store) onDeletion(e otter.DeletionEvent[uint64, *Object]) {
+	o := e.Value
+	switch e.Cause {
+	case otter.CauseOverflow:
+		s.evictions.Add(1)
+	case otter.CauseExpiration:
+		s.expirations.Add(1)
+	}
+	s.tags.remove(o)
+	if o.Vary != nil {
+		if hs := o.Vary.drain(); len(hs) > 0 {
+			s.pendingMu.Lock()
+			s.pending = append(s.pending, hs...)
+			s.pendingMu.Unlock()
+		}
+	}
+}
+
+// deletePending removes variants orphaned by removed Vary indexes.
+func (s *Store) deletePending() {
+	s.pendingMu.Lock()
+	hs := s.pending
+	s.pending = nil
+	s.pendingMu.Unlock()
+	for _, h := range hs {
+		s.objects.Invalidate(h)
+	}
+}
+
+// retention is how long after it is stored an object stays in the store:
+// its freshness plus the longest window in which a stale copy is still
+// useful.
+func (o *Object) retention() time.Duration {
+	if o.Vary != nil {
+		return math.MaxInt64
+	}
+	extra := max(o.StaleWhileRevalidate, o.StaleIfError, o.Keep)
+	d := o.Lifetime - o.InitialAge + extra
+	if d < time.Second {
+		d = time.Second
+	}
+	return d
+}
