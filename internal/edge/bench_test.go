@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // discardWriter is a minimal http.ResponseWriter, so the benchmark
@@ -76,4 +78,51 @@ func newBenchEdge(b *testing.B, body []byte) *Handler {
 	}))
 	b.Cleanup(o.Close)
 	return newEdgeAt(b, o.URL, nil, nil).h
+}
+
+// BenchmarkMemoryPerObject fills the cache with distinct 1 KiB objects
+// through the real fill path, behind an origin that sends the headers
+// nginx sends, and reports the live heap per cached object after a full
+// garbage collection (live-B/obj). RSS per object, which adds the
+// collector's headroom, is measured by ../shared/bench/run.sh (mem phase).
+func BenchmarkMemoryPerObject(b *testing.B) {
+	const n = 50000
+	body := bytes.Repeat([]byte("o"), 1024)
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h["Server"] = []string{"nginx/1.22.1"}
+		h["Date"] = []string{time.Now().UTC().Format(http.TimeFormat)}
+		h["Content-Type"] = []string{"application/octet-stream"}
+		h["Content-Length"] = []string{"1024"}
+		h["Cache-Control"] = []string{"public, max-age=3600"}
+		w.Write(body)
+	}))
+	b.Cleanup(o.Close)
+	for b.Loop() {
+		e := newEdgeAt(b, o.URL, nil, nil)
+		w := &discardWriter{h: make(http.Header, 16)}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i := range n {
+			req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1:9104/obj/m-weir-"+strconv.Itoa(i), nil)
+			clear(w.h)
+			e.h.ServeHTTP(w, req)
+		}
+		eventuallyB(b, func() bool { return e.store.Stats().Objects >= n })
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "live-B/obj")
+		b.ReportMetric(float64(e.store.Stats().Bytes)/n, "accounted-B/obj")
+	}
+}
+
+func eventuallyB(b *testing.B, cond func() bool) {
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			b.Fatal("condition not reached")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -281,11 +281,11 @@ func (h *Handler) startFill(r *http.Request, snap *Snapshot, site *Site, f *coal
 	out := h.outgoing(h.ctx, r, site, true)
 	if basis != nil {
 		// RFC 9111 §4.3.1: validate the stored copy with its validators.
-		if basis.ETag != "" {
-			out.Header["If-None-Match"] = []string{basis.ETag}
+		if etag := basis.ETag(); etag != "" {
+			out.Header["If-None-Match"] = []string{etag}
 		}
-		if basis.LastModified != "" {
-			out.Header["If-Modified-Since"] = []string{basis.LastModified}
+		if lm := basis.LastModified(); lm != "" {
+			out.Header["If-Modified-Since"] = []string{lm}
 		}
 	}
 	evalHdr := http.Header{}
@@ -417,10 +417,21 @@ func (h *Handler) runFill(job *fillJob) {
 		h.store.MarkPass(job.primary, job.passTTL)
 		return
 	}
-	obj := newObject(resp.StatusCode, hd.header, body, policy, reqTime, respTime, hd.initialAge, job.keep)
-	obj.Tags = httpcache.ParseSurrogateKeys(resp.Header["Surrogate-Key"])
-	obj.SurrogateControl = resp.Header["Surrogate-Control"]
-	h.storeObject(job, obj, vary, hd.secondary)
+	key := job.primary
+	if len(vary) > 0 || job.site.Key.HasExtra() {
+		key = string(store.VariantKey(nil, []byte(job.primary), []byte(hd.secondary)))
+	}
+	obj := newObject(key, resp.StatusCode, hd.header, body, policy, respTime, hd.initialAge, job.keep)
+	obj.Extra = extra(httpcache.ParseSurrogateKeys(resp.Header["Surrogate-Key"]), resp.Header["Surrogate-Control"])
+	h.storeObject(job, obj, vary)
+}
+
+// extra returns the rarely present parts of a stored response, or nil.
+func extra(tags, surrogateControl []string) *store.Extra {
+	if len(tags) == 0 && len(surrogateControl) == 0 {
+		return nil
+	}
+	return &store.Extra{Tags: tags, SurrogateControl: surrogateControl}
 }
 
 // finishRevalidation merges a 304 into the stale copy (RFC 9111 §4.3.4),
@@ -428,25 +439,26 @@ func (h *Handler) runFill(job *fillJob) {
 func (h *Handler) finishRevalidation(job *fillJob, resp *http.Response, reqTime, respTime time.Time) {
 	f, basis := job.flight, job.basis
 	full := basis.Header.Clone()
-	if len(basis.SurrogateControl) > 0 {
-		full["Surrogate-Control"] = basis.SurrogateControl
+	tags := basis.Tags()
+	if basis.Extra != nil && len(basis.Extra.SurrogateControl) > 0 {
+		full["Surrogate-Control"] = basis.Extra.SurrogateControl
 	}
 	merged := httpcache.UpdateStoredHeader(full, resp.Header)
-	policy := httpcache.EvaluateResponse(http.MethodGet, job.evalHdr, basis.Status, merged, respTime, job.site.Rules)
+	policy := httpcache.EvaluateResponse(http.MethodGet, job.evalHdr, int(basis.Status), merged, respTime, job.site.Rules)
+	// RFC 9111 §4.2.3 with the 304's own Date and Age: the merged header
+	// may still carry the stored Date.
 	initialAge := httpcache.CorrectedInitialAge(resp.Header, reqTime, respTime)
-	obj := newObject(basis.Status, h.clientHeader(merged, policy.StripFields, respTime), basis.Body, policy, reqTime, respTime, initialAge, job.keep)
-	obj.Tags = basis.Tags
+	obj := newObject(basis.Key(), int(basis.Status), h.clientHeader(merged, policy.StripFields, respTime), basis.Body, policy, respTime, initialAge, job.keep)
 	if sk := resp.Header["Surrogate-Key"]; len(sk) > 0 {
-		obj.Tags = httpcache.ParseSurrogateKeys(sk)
+		tags = httpcache.ParseSurrogateKeys(sk)
 	}
-	obj.SurrogateControl = merged["Surrogate-Control"]
-	hd := &head{status: basis.Status, obj: obj, stored: policy.Storable, reason: policy.Reason, fwdStatus: http.StatusNotModified, ttl: policy.Lifetime - initialAge}
+	obj.Extra = extra(tags, merged["Surrogate-Control"])
+	hd := &head{status: int(basis.Status), obj: obj, stored: policy.Storable, reason: policy.Reason, fwdStatus: http.StatusNotModified, ttl: policy.Lifetime - initialAge}
 	if policy.Storable {
-		obj.Key = basis.Key
 		if basis.Gen != 0 {
 			// A variant: store it again under the same index.
 			vary, _ := httpcache.VaryFields(merged)
-			h.storeObject(job, obj, vary, "")
+			h.storeObject(job, obj, vary)
 		} else {
 			h.store.Set(obj)
 		}
@@ -457,14 +469,10 @@ func (h *Handler) finishRevalidation(job *fillJob, resp *http.Response, reqTime,
 
 // storeObject stores obj under the primary key, or as a variant when the
 // response varies or the key rules add request fields.
-func (h *Handler) storeObject(job *fillJob, obj *store.Object, vary []string, secondary string) {
+func (h *Handler) storeObject(job *fillJob, obj *store.Object, vary []string) {
 	if len(vary) == 0 && !job.site.Key.HasExtra() {
-		obj.Key = job.primary
 		h.store.Set(obj)
 		return
-	}
-	if obj.Key == "" {
-		obj.Key = string(store.VariantKey(nil, []byte(job.primary), []byte(secondary)))
 	}
 	h.store.SetVariant(job.primary, vary, obj)
 }
@@ -484,16 +492,16 @@ func remembersPass(reason string, status int) bool {
 }
 
 // newObject builds a stored object from a response. hdr is not modified.
-func newObject(status int, hdr http.Header, body []byte, p httpcache.Policy, reqTime, respTime time.Time, initialAge, keep time.Duration) *store.Object {
+func newObject(key string, status int, hdr http.Header, body []byte, p httpcache.Policy, respTime time.Time, initialAge, keep time.Duration) *store.Object {
 	hdr = maps.Clone(hdr)
 	hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
 	if _, ok := hdr["Accept-Ranges"]; !ok && status == http.StatusOK {
 		hdr["Accept-Ranges"] = []string{"bytes"}
 	}
 	o := &store.Object{
-		Status:               status,
+		Header:               store.NewHeader(hdr, key),
+		Status:               uint16(status),
 		Body:                 body,
-		RequestTime:          reqTime.UnixNano(),
 		ResponseTime:         respTime.UnixNano(),
 		InitialAge:           initialAge,
 		Lifetime:             p.Lifetime,
@@ -502,10 +510,7 @@ func newObject(status int, hdr http.Header, body []byte, p httpcache.Policy, req
 		NoCache:              p.NoCache,
 		MustRevalidate:       p.MustRevalidate,
 	}
-	o.Header = store.NewHeader(hdr)
-	o.ETag = o.Header.Get("Etag")
-	o.LastModified = o.Header.Get("Last-Modified")
-	if o.ETag != "" || o.LastModified != "" {
+	if len(hdr["Etag"]) > 0 || len(hdr["Last-Modified"]) > 0 {
 		o.Keep = keep
 	}
 	return o

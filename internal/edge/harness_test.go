@@ -3,6 +3,7 @@ package edge
 import (
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/h1"
 	"github.com/weir-cdn/weir/internal/origin"
 	"github.com/weir-cdn/weir/internal/store"
 )
@@ -133,15 +135,20 @@ func newEdgeAt(t testing.TB, url string, o *countingOrigin, mutate func(*config.
 		}
 	}
 	h := New(snap, Options{Store: st, Logger: log, Node: "test-node"})
-	srv := httptest.NewUnstartedServer(h)
-	srv.Config.MaxHeaderBytes = int(cfg.Server.MaxHeaderBytes)
-	srv.Config.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	srv.Start()
+	// The edge runs behind the production HTTP/1.1 server.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &h1.Server{Handler: h, MaxHeaderBytes: int(cfg.Server.MaxHeaderBytes), Logger: log}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
 	tr := &http.Transport{MaxIdleConnsPerHost: 512, DisableCompression: true}
-	e := &testEdge{t: t, URL: srv.URL, h: h, store: st, origin: o, client: &http.Client{Transport: tr, Timeout: 20 * time.Second}}
+	e := &testEdge{t: t, URL: "http://" + ln.Addr().String(), h: h, store: st, origin: o, client: &http.Client{Transport: tr, Timeout: 20 * time.Second}}
 	t.Cleanup(func() {
 		tr.CloseIdleConnections()
 		srv.Close()
+		<-served
 		h.Close()
 		st.Close()
 	})

@@ -49,10 +49,10 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, o *store.O
 	o.Header.CopyTo(hdr)
 	hdr["Age"] = f.age
 	hdr["Cache-Status"] = f.cacheStatus
-	status := o.Status
+	status := int(o.Status)
 	if status == http.StatusOK {
 		if (len(r.Header["If-None-Match"]) > 0 || len(r.Header["If-Modified-Since"]) > 0) &&
-			httpcache.NotModified(r.Header, o.ETag, o.LastModified) {
+			httpcache.NotModified(r.Header, o.ETag(), o.LastModified()) {
 			for _, k := range notModifiedDrop {
 				delete(hdr, k)
 			}
@@ -60,7 +60,7 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, o *store.O
 			return
 		}
 		if rng := r.Header["Range"]; len(rng) == 1 && r.Method == http.MethodGet &&
-			httpcache.IfRangeAllows(r.Header.Get("If-Range"), o.ETag, o.LastModified) {
+			httpcache.IfRangeAllows(r.Header.Get("If-Range"), o.ETag(), o.LastModified()) {
 			size := int64(len(o.Body))
 			start, n, res := httpcache.ParseRange(rng[0], size)
 			switch res {

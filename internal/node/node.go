@@ -19,6 +19,7 @@ import (
 	"github.com/weir-cdn/weir/internal/admin"
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/edge"
+	"github.com/weir-cdn/weir/internal/h1"
 	"github.com/weir-cdn/weir/internal/origin"
 	"github.com/weir-cdn/weir/internal/store"
 	"github.com/weir-cdn/weir/internal/version"
@@ -32,7 +33,7 @@ type Node struct {
 	store    *store.Store
 	origins  map[string]*origin.Client
 	edge     *edge.Handler
-	edgeSrv  *http.Server
+	edgeSrv  *h1.Server
 	adminSrv *http.Server
 	edgeLn   net.Listener
 	adminLn  net.Listener
@@ -98,25 +99,27 @@ func Start(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		n.release()
 		return nil, fmt.Errorf("admin listener: %w (is another process using %s? change admin_listen or --admin-listen)", err, cfg.AdminListen)
 	}
-	n.edgeSrv = edge.NewServer(n.edge, edge.ServerConfig{
+	n.edgeSrv = &h1.Server{
+		Handler:           n.edge,
 		ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout),
 		IdleTimeout:       time.Duration(cfg.Server.IdleTimeout),
 		MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
-	}, log)
+		Logger:            log,
+	}
 	n.adminSrv = admin.NewServer(admin.NewHandler(admin.Options{Ready: n.ready, Status: n.status}))
 	n.started = time.Now()
-	n.serve(n.edgeSrv, n.edgeLn, "edge")
-	n.serve(n.adminSrv, n.adminLn, "admin")
+	n.serve(n.edgeSrv.Serve, n.edgeLn, "edge")
+	n.serve(n.adminSrv.Serve, n.adminLn, "admin")
 	log.Info("weir node started", "node", name, "edge", n.EdgeAddr(), "admin", n.AdminAddr(),
 		"cache_max_bytes", int64(cfg.Cache.MaxSize), "version", version.Get().Version, "commit", version.Get().Commit)
 	return n, nil
 }
 
-func (n *Node) serve(srv *http.Server, ln net.Listener, what string) {
+func (n *Node) serve(serve func(net.Listener) error, ln net.Listener, what string) {
 	n.serving.Add(1)
 	go func() {
 		defer n.serving.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.errc <- fmt.Errorf("%s listener %s: %w", what, ln.Addr(), err)
 		}
 	}()

@@ -4,23 +4,35 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
+	"unique"
 )
 
-// Header is a compact, immutable HTTP header: every name and value is a
-// substring of one string, and the value slices handed out share one
-// backing array. A stored object keeps its header in this form so that a
-// cache hit copies a few slice headers into the response instead of
-// building strings, and so that the per-object memory stays small.
+// Header is a compact, immutable HTTP header. A cache hit copies its
+// value slices into the response without building strings, and a stored
+// object pays for as little memory as possible:
+//
+//   - the field names and value counts form a shape that is shared by
+//     every header with the same fields (interned, see shapeOf);
+//   - values of fields that repeat across responses (Server,
+//     Content-Type, Cache-Control, Via...) are interned too;
+//   - the remaining values (Date, ETag, Content-Length...) and the
+//     object's key share one string allocation.
 //
 // A Header is safe for concurrent use; nothing may modify the slices it
 // hands out.
 type Header struct {
-	// kv holds, for each field, its canonical name followed by its values.
-	kv []string
-	// counts holds the number of values of each field, in order.
+	shape *shape
+	// vals holds the values of every field, in shape order.
+	vals []string
+	// key is the owning object's key, packed with the values.
+	key string
+}
+
+// shape is the field names of a header and how many values each has.
+type shape struct {
+	names  []string
 	counts []uint8
-	// text is the backing string of every entry in kv.
-	text string
 }
 
 // maxValuesPerField bounds the values a stored field may carry; more
@@ -29,62 +41,132 @@ type Header struct {
 // Set-Cookie responses are only stored when the operator asks for it).
 const maxValuesPerField = 255
 
-// NewHeader packs h into a Header. Fields are stored in sorted name order
-// so that two equal headers pack identically. Field names must already be
-// canonical (as net/http produces them).
-func NewHeader(h http.Header) Header {
+// internedFields are fields whose values repeat across many responses;
+// their values are stored once per process (package unique drops them
+// when no header uses them any more).
+var internedFields = map[string]bool{
+	"Accept-Ranges": true, "Access-Control-Allow-Credentials": true, "Access-Control-Allow-Headers": true,
+	"Access-Control-Allow-Methods": true, "Access-Control-Allow-Origin": true, "Access-Control-Expose-Headers": true,
+	"Access-Control-Max-Age": true, "Cache-Control": true, "Cdn-Cache-Control": true, "Content-Encoding": true,
+	"Content-Language": true, "Content-Security-Policy": true, "Content-Type": true, "Cross-Origin-Resource-Policy": true,
+	"Referrer-Policy": true, "Server": true, "Strict-Transport-Security": true, "Timing-Allow-Origin": true,
+	"Vary": true, "Via": true, "X-Content-Type-Options": true, "X-Frame-Options": true, "X-Powered-By": true,
+	"X-Xss-Protection": true, "Permissions-Policy": true, "Alt-Svc": true,
+}
+
+// shapes interns header shapes. It holds at most maxShapes entries; a
+// header with a shape beyond that gets a private copy, so an origin that
+// invents field names cannot grow the table without bound.
+var shapes struct {
+	mu sync.RWMutex // guards m
+	m  map[string]*shape
+}
+
+const maxShapes = 4096
+
+// NewHeader packs h, with the key of the object it belongs to, into a
+// Header. Fields are stored in sorted name order. Field names must already
+// be canonical (as net/http produces them).
+func NewHeader(h http.Header, key string) Header {
 	names := make([]string, 0, len(h))
-	size, nvals := 0, 0
+	nvals := 0
 	for name, vals := range h {
 		if len(vals) == 0 {
 			continue
 		}
 		names = append(names, name)
-		size += len(name)
-		for _, v := range vals {
-			size += len(v)
-		}
-		nvals += len(vals)
+		nvals += min(len(vals), maxValuesPerField)
 	}
 	sort.Strings(names)
+	counts := make([]uint8, len(names))
+	vals := make([]string, 0, nvals)
+	// Lay out the values that are not interned in one string with the key.
 	var b strings.Builder
-	b.Grow(size)
-	type span struct{ start, end int }
-	spans := make([]span, 0, len(names)+nvals)
-	counts := make([]uint8, 0, len(names))
+	size := len(key)
 	for _, name := range names {
-		vals := h[name]
-		if len(vals) > maxValuesPerField {
-			joined := strings.Join(vals[maxValuesPerField-1:], ", ")
-			vals = append(append([]string(nil), vals[:maxValuesPerField-1]...), joined)
+		if !internedFields[name] {
+			for _, v := range h[name] {
+				size += len(v) + 2
+			}
 		}
-		start := b.Len()
-		b.WriteString(name)
-		spans = append(spans, span{start, b.Len()})
-		for _, v := range vals {
+	}
+	b.Grow(size)
+	b.WriteString(key)
+	type span struct{ i, start, end int }
+	var spans []span
+	for i, name := range names {
+		fv := h[name]
+		if len(fv) > maxValuesPerField {
+			joined := strings.Join(fv[maxValuesPerField-1:], ", ")
+			fv = append(append([]string(nil), fv[:maxValuesPerField-1]...), joined)
+		}
+		counts[i] = uint8(len(fv))
+		for _, v := range fv {
+			if internedFields[name] {
+				vals = append(vals, unique.Make(v).Value())
+				continue
+			}
 			start := b.Len()
 			b.WriteString(v)
-			spans = append(spans, span{start, b.Len()})
+			spans = append(spans, span{len(vals), start, b.Len()})
+			vals = append(vals, "")
 		}
-		counts = append(counts, uint8(len(vals)))
 	}
 	text := b.String()
-	kv := make([]string, len(spans))
-	for i, s := range spans {
-		kv[i] = text[s.start:s.end]
+	for _, s := range spans {
+		vals[s.i] = text[s.start:s.end]
 	}
-	return Header{kv: kv, counts: counts, text: text}
+	return Header{shape: shapeOf(names, counts), vals: vals, key: text[:len(key)]}
 }
+
+// shapeOf returns the interned shape for names and counts.
+func shapeOf(names []string, counts []uint8) *shape {
+	var kb strings.Builder
+	for i, n := range names {
+		kb.WriteString(n)
+		kb.WriteByte(0)
+		kb.WriteByte(counts[i])
+	}
+	k := kb.String()
+	shapes.mu.RLock()
+	s := shapes.m[k]
+	shapes.mu.RUnlock()
+	if s != nil {
+		return s
+	}
+	s = &shape{names: names, counts: counts}
+	for i, n := range names {
+		names[i] = unique.Make(n).Value()
+	}
+	shapes.mu.Lock()
+	defer shapes.mu.Unlock()
+	if old := shapes.m[k]; old != nil {
+		return old
+	}
+	if shapes.m == nil {
+		shapes.m = make(map[string]*shape)
+	}
+	if len(shapes.m) < maxShapes {
+		shapes.m[k] = s
+	}
+	return s
+}
+
+// Key returns the key packed with the header.
+func (h Header) Key() string { return h.key }
 
 // CopyTo sets every field of h on dst, replacing fields of the same name.
 // The value slices are shared and capacity-limited, so an append by the
 // caller copies instead of writing into the stored header.
 func (h Header) CopyTo(dst http.Header) {
+	if h.shape == nil {
+		return
+	}
 	j := 0
-	for _, c := range h.counts {
-		n := int(c)
-		dst[h.kv[j]] = h.kv[j+1 : j+1+n : j+1+n]
-		j += 1 + n
+	for i, name := range h.shape.names {
+		n := int(h.shape.counts[i])
+		dst[name] = h.vals[j : j+n : j+n]
+		j += n
 	}
 }
 
@@ -99,34 +181,59 @@ func (h Header) Get(name string) string {
 // Values returns the values of the canonical field name. The result must
 // not be modified.
 func (h Header) Values(name string) []string {
+	if h.shape == nil {
+		return nil
+	}
 	j := 0
-	for _, c := range h.counts {
-		n := int(c)
-		if h.kv[j] == name {
-			return h.kv[j+1 : j+1+n : j+1+n]
+	for i, n := range h.shape.names {
+		c := int(h.shape.counts[i])
+		if n == name {
+			return h.vals[j : j+c : j+c]
 		}
-		j += 1 + n
+		j += c
 	}
 	return nil
 }
 
 // Clone returns the header as a new http.Header that the caller owns.
 func (h Header) Clone() http.Header {
-	out := make(http.Header, len(h.counts))
+	if h.shape == nil {
+		return make(http.Header)
+	}
+	out := make(http.Header, len(h.shape.names))
 	j := 0
-	for _, c := range h.counts {
-		n := int(c)
-		out[h.kv[j]] = append([]string(nil), h.kv[j+1:j+1+n]...)
-		j += 1 + n
+	for i, name := range h.shape.names {
+		n := int(h.shape.counts[i])
+		out[name] = append([]string(nil), h.vals[j:j+n]...)
+		j += n
 	}
 	return out
 }
 
 // Len returns the number of fields.
-func (h Header) Len() int { return len(h.counts) }
+func (h Header) Len() int {
+	if h.shape == nil {
+		return 0
+	}
+	return len(h.shape.names)
+}
 
-// Bytes returns the memory the header occupies, for the store's byte
-// accounting: its text, the string headers and the counts.
+// Bytes returns the memory the header adds to its object, for the store's
+// byte accounting: its own values and key, and the value slice. Interned
+// names and values are shared and not counted.
 func (h Header) Bytes() int {
-	return len(h.text) + 16*len(h.kv) + len(h.counts) + 2*24
+	n := len(h.key) + 16*len(h.vals) + 24
+	if h.shape != nil {
+		j := 0
+		for i, name := range h.shape.names {
+			c := int(h.shape.counts[i])
+			if !internedFields[name] {
+				for _, v := range h.vals[j : j+c] {
+					n += len(v)
+				}
+			}
+			j += c
+		}
+	}
+	return n
 }

@@ -8,38 +8,27 @@ import (
 // Object is one stored response, or the Vary index of a URL (see
 // VaryIndex). Its exported fields are set before Set and never change
 // afterwards, so readers use them without locks; only the bookkeeping
-// behind methods changes, atomically.
+// behind methods changes, atomically. The layout is kept small: every
+// byte here is paid once per cached object.
 type Object struct {
-	// Key is the full lookup key: the primary key, or for a variant the
-	// variant key built by VariantKey.
-	Key string
-	// Status is the response status code.
-	Status int
-	// Header holds the fields sent to clients: hop-by-hop, Surrogate-* and
-	// stripped fields are already removed.
+	// Header holds the fields sent to clients (hop-by-hop, Surrogate-* and
+	// stripped fields already removed) and the object's key: the primary
+	// key, or for a variant the variant key built by VariantKey.
 	Header Header
 	// Body is the complete response content. It is never modified.
 	Body []byte
-	// Tags are the surrogate keys of the response (Surrogate-Key).
-	Tags []string
-	// SurrogateControl keeps the response's Surrogate-Control lines, which
-	// clients never see but a revalidation must take into account.
-	SurrogateControl []string
-	// ETag and LastModified are the validators, "" when absent.
-	ETag, LastModified string
+	// Extra holds what few responses carry; nil when there is none.
+	Extra *Extra
 
-	// RequestTime and ResponseTime bracket the fetch that produced the
-	// response (RFC 9111 §4.2.3), in Unix nanoseconds.
-	RequestTime, ResponseTime int64
+	// ResponseTime is when the response was received (RFC 9111 §4.2.3),
+	// in Unix nanoseconds.
+	ResponseTime int64
 	// InitialAge is the corrected initial age (RFC 9111 §4.2.3).
 	InitialAge time.Duration
 	// Lifetime is the freshness lifetime (RFC 9111 §4.2.1).
 	Lifetime time.Duration
 	// StaleWhileRevalidate and StaleIfError are the RFC 5861 windows.
 	StaleWhileRevalidate, StaleIfError time.Duration
-	// NoCache means every reuse needs validation; MustRevalidate means a
-	// stale copy may never be served.
-	NoCache, MustRevalidate bool
 	// Keep is how long the object stays stored after it became stale, so it
 	// can still be revalidated (cheap 304s) or served on error.
 	Keep time.Duration
@@ -52,11 +41,42 @@ type Object struct {
 	// invalidating the index hides every variant at once.
 	Gen uint64
 
-	hash        uint64
-	weight      uint32
 	hit         atomic.Pointer[HitFields]
 	revalidated atomic.Int64 // Unix nanoseconds of the last background revalidation start
+	weight      uint32
+
+	// Status is the response status code.
+	Status uint16
+	// NoCache means every reuse needs validation; MustRevalidate means a
+	// stale copy may never be served.
+	NoCache, MustRevalidate bool
 }
+
+// Extra holds the parts of a stored response that few responses have.
+type Extra struct {
+	// Tags are the surrogate keys of the response (Surrogate-Key).
+	Tags []string
+	// SurrogateControl keeps the response's Surrogate-Control lines, which
+	// clients never see but a revalidation must take into account.
+	SurrogateControl []string
+}
+
+// Key returns the object's lookup key.
+func (o *Object) Key() string { return o.Header.key }
+
+// Tags returns the object's surrogate keys.
+func (o *Object) Tags() []string {
+	if o.Extra == nil {
+		return nil
+	}
+	return o.Extra.Tags
+}
+
+// ETag returns the entity tag validator, or "".
+func (o *Object) ETag() string { return o.Header.Get("Etag") }
+
+// LastModified returns the Last-Modified validator, or "".
+func (o *Object) LastModified() string { return o.Header.Get("Last-Modified") }
 
 // HitFields are per-second response fields of a hit (Age, Cache-Status),
 // memoized on the object so that a hot object costs no allocation per hit.
@@ -105,15 +125,18 @@ func (o *Object) Weight() uint32 { return o.weight }
 // objectOverhead is the estimated fixed memory of one stored object: the
 // Object struct, its otter node and hash table slot, and allocator
 // rounding. It is counted against the byte bound with the variable parts.
-const objectOverhead = 320
+const objectOverhead = 300
 
 func (o *Object) computeWeight() uint32 {
-	w := objectOverhead + len(o.Key) + len(o.Body) + o.Header.Bytes()
-	for _, t := range o.Tags {
-		w += len(t) + tagEntryOverhead
-	}
-	for _, v := range o.SurrogateControl {
-		w += len(v) + 16
+	w := objectOverhead + len(o.Body) + o.Header.Bytes()
+	if e := o.Extra; e != nil {
+		w += 48
+		for _, t := range e.Tags {
+			w += len(t) + 16 + tagEntryOverhead
+		}
+		for _, v := range e.SurrogateControl {
+			w += len(v) + 16
+		}
 	}
 	if o.Vary != nil {
 		w += o.Vary.bytes()

@@ -122,7 +122,7 @@ func (s *Store) MaxBytes() int64 { return s.maxBytes }
 // Get returns the object stored under key, or nil. It does not allocate.
 func (s *Store) Get(key []byte) *Object {
 	o, ok := s.objects.GetIfPresent(maphash.Bytes(s.seed, key))
-	if !ok || o.Key != string(key) {
+	if !ok || o.Header.key != string(key) {
 		return nil
 	}
 	return o
@@ -131,13 +131,13 @@ func (s *Store) Get(key []byte) *Object {
 // GetString is Get for a string key.
 func (s *Store) GetString(key string) *Object {
 	o, ok := s.objects.GetIfPresent(maphash.String(s.seed, key))
-	if !ok || o.Key != key {
+	if !ok || o.Header.key != key {
 		return nil
 	}
 	return o
 }
 
-// Set stores o under o.Key, replacing what was there. o must not be
+// Set stores o under o.Key(), replacing what was there. o must not be
 // changed afterwards. The store may evict o right away when it does not
 // fit or is less valuable than what it would displace.
 func (s *Store) Set(o *Object) {
@@ -146,12 +146,11 @@ func (s *Store) Set(o *Object) {
 }
 
 func (s *Store) put(o *Object) {
-	o.hash = maphash.String(s.seed, o.Key)
 	o.weight = o.computeWeight()
 	// Tags are indexed before the object becomes visible: the deletion
 	// handler, which removes them, can only run once it is stored.
 	s.tags.add(o)
-	s.objects.Set(o.hash, o)
+	s.objects.Set(maphash.String(s.seed, o.Header.key), o)
 }
 
 // Delete removes the object stored under key, with all its variants when
@@ -160,7 +159,7 @@ func (s *Store) Delete(key string) bool {
 	h := maphash.String(s.seed, key)
 	removed := false
 	s.objects.ComputeIfPresent(h, func(old *Object) (*Object, otter.ComputeOp) {
-		if old.Key != key {
+		if old.Header.key != key {
 			return old, otter.CancelOp
 		}
 		removed = true
@@ -171,8 +170,8 @@ func (s *Store) Delete(key string) bool {
 }
 
 // SetVariant stores the variant v of the URL whose primary key is primary
-// and whose responses vary on fields. v.Key must be the variant key built
-// with VariantKey. It creates or replaces the URL's Vary index as needed:
+// and whose responses vary on fields. v.Key() must be the variant key
+// built with VariantKey. It creates or replaces the URL's Vary index as needed:
 // when fields differ from the current index's, the old variants are
 // dropped.
 func (s *Store) SetVariant(primary string, fields []string, v *Object) {
@@ -180,14 +179,13 @@ func (s *Store) SetVariant(primary string, fields []string, v *Object) {
 	idx := s.GetString(primary)
 	if idx == nil || idx.Vary == nil || !slices.Equal(idx.Vary.Fields, fields) {
 		idx = &Object{
-			Key:  primary,
-			Vary: &VaryIndex{Fields: slices.Clone(fields), Gen: s.gen.Add(1)},
+			Header: NewHeader(nil, primary),
+			Vary:   &VaryIndex{Fields: slices.Clone(fields), Gen: s.gen.Add(1)},
 		}
 		s.put(idx)
 	}
 	v.Gen = idx.Vary.Gen
-	v.hash = maphash.String(s.seed, v.Key)
-	if evicted, ok := idx.Vary.add(v.hash, s.maxVariants); ok {
+	if evicted, ok := idx.Vary.add(maphash.String(s.seed, v.Header.key), s.maxVariants); ok {
 		s.objects.ComputeIfPresent(evicted, func(old *Object) (*Object, otter.ComputeOp) {
 			if old.Gen != idx.Vary.Gen {
 				return old, otter.CancelOp

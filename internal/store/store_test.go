@@ -22,9 +22,8 @@ func newStore(t testing.TB, cfg Config) *Store {
 
 func obj(key string, size int, lifetime time.Duration) *Object {
 	return &Object{
-		Key:          key,
 		Status:       200,
-		Header:       NewHeader(http.Header{"Content-Type": {"text/plain"}}),
+		Header:       NewHeader(http.Header{"Content-Type": {"text/plain"}}, key),
 		Body:         make([]byte, size),
 		ResponseTime: time.Now().UnixNano(),
 		Lifetime:     lifetime,
@@ -78,9 +77,9 @@ func TestGetDoesNotAllocate(t *testing.T) {
 
 func TestWeightCountsMetadata(t *testing.T) {
 	o := obj("http://a/x", 1000, time.Minute)
-	o.Tags = []string{"t1", "t2"}
+	o.Extra = &Extra{Tags: []string{"t1", "t2"}}
 	w := int(o.computeWeight())
-	min := 1000 + len(o.Key) + objectOverhead + 2*tagEntryOverhead
+	min := 1000 + len(o.Key()) + objectOverhead + 2*tagEntryOverhead
 	if w < min {
 		t.Fatalf("weight %d < body+key+overhead+tags %d", w, min)
 	}
@@ -132,15 +131,15 @@ func TestVariants(t *testing.T) {
 	if gz.Gen != idx.Vary.Gen || br.Gen != idx.Vary.Gen {
 		t.Fatal("variants not stamped with the index generation")
 	}
-	if s.GetString(gz.Key) != gz || s.GetString(br.Key) != br {
+	if s.GetString(gz.Key()) != gz || s.GetString(br.Key()) != br {
 		t.Fatal("variants not retrievable")
 	}
 	// A third variant pushes out the oldest.
 	s.SetVariant(primary, []string{"Accept-Encoding"}, id)
-	if s.GetString(gz.Key) != nil {
+	if s.GetString(gz.Key()) != nil {
 		t.Fatal("oldest variant kept beyond MaxVariants")
 	}
-	if s.GetString(id.Key) != id || idx.Vary.Len() != 2 {
+	if s.GetString(id.Key()) != id || idx.Vary.Len() != 2 {
 		t.Fatal("new variant not stored")
 	}
 	// Changing the Vary fields starts a new generation and drops the old
@@ -152,14 +151,14 @@ func TestVariants(t *testing.T) {
 		t.Fatal("index not replaced when Vary fields changed")
 	}
 	s.Set(obj("http://a/unrelated", 1, time.Hour)) // a write processes pending deletions
-	if s.GetString(br.Key) != nil || s.GetString(id.Key) != nil {
+	if s.GetString(br.Key()) != nil || s.GetString(id.Key()) != nil {
 		t.Fatal("variants of the replaced index survived")
 	}
 	// Deleting the URL removes every variant.
 	if !s.Delete(primary) {
 		t.Fatal("Delete of the index reported nothing")
 	}
-	if s.GetString(other.Key) != nil {
+	if s.GetString(other.Key()) != nil {
 		t.Fatal("variant survived the deletion of its index")
 	}
 }
@@ -167,9 +166,9 @@ func TestVariants(t *testing.T) {
 func TestTagIndexShrinks(t *testing.T) {
 	s := newStore(t, Config{MaxBytes: 64 << 10})
 	a := obj("http://a/1", 10, time.Hour)
-	a.Tags = []string{"red", "all"}
+	a.Extra = &Extra{Tags: []string{"red", "all"}}
 	b := obj("http://a/2", 10, time.Hour)
-	b.Tags = []string{"blue", "all"}
+	b.Extra = &Extra{Tags: []string{"blue", "all"}}
 	s.Set(a)
 	s.Set(b)
 	if got := len(s.Tagged("all")); got != 2 {
@@ -178,13 +177,13 @@ func TestTagIndexShrinks(t *testing.T) {
 	if got := s.Tagged("red"); len(got) != 1 || got[0] != a {
 		t.Fatalf("Tagged(red) = %v", got)
 	}
-	s.Delete(a.Key)
+	s.Delete(a.Key())
 	if len(s.Tagged("red")) != 0 || len(s.Tagged("all")) != 1 {
 		t.Fatal("tag index kept a deleted object")
 	}
 	// Replacing an object drops its old tags.
 	b2 := obj("http://a/2", 10, time.Hour)
-	b2.Tags = []string{"green"}
+	b2.Extra = &Extra{Tags: []string{"green"}}
 	s.Set(b2)
 	if len(s.Tagged("blue")) != 0 || len(s.Tagged("green")) != 1 {
 		t.Fatal("tag index not updated on replacement")
@@ -192,7 +191,7 @@ func TestTagIndexShrinks(t *testing.T) {
 	// Evictions shrink it too.
 	for i := range 1000 {
 		o := obj(fmt.Sprintf("http://a/e%d", i), 1024, time.Hour)
-		o.Tags = []string{fmt.Sprintf("t%d", i)}
+		o.Extra = &Extra{Tags: []string{fmt.Sprintf("t%d", i)}}
 		s.Set(o)
 	}
 	s.objects.CleanUp()
@@ -243,7 +242,10 @@ func TestHeaderRoundTrip(t *testing.T) {
 		"Etag":          {`"abc"`},
 		"Empty":         {},
 	}
-	h := NewHeader(in)
+	h := NewHeader(in, "http://k/")
+	if h.Key() != "http://k/" {
+		t.Fatalf("Key = %q", h.Key())
+	}
 	want := http.Header{"Content-Type": {"text/html"}, "Cache-Control": {"public", "max-age=60"}, "Etag": {`"abc"`}}
 	if diff := cmp.Diff(want, h.Clone()); diff != "" {
 		t.Fatalf("Clone (-want +got):\n%s", diff)
@@ -268,7 +270,7 @@ func TestHeaderManyValues(t *testing.T) {
 	for i := range vals {
 		vals[i] = fmt.Sprint(i)
 	}
-	h := NewHeader(http.Header{"Link": vals})
+	h := NewHeader(http.Header{"Link": vals}, "k")
 	got := h.Values("Link")
 	if len(got) != maxValuesPerField {
 		t.Fatalf("values = %d, want %d", len(got), maxValuesPerField)
@@ -295,8 +297,8 @@ func TestBoundProperty(t *testing.T) {
 			case 2:
 				s.Delete(k)
 			case 3:
-				if o := s.GetString(k); o != nil && o.Key != k {
-					rt.Fatalf("Get(%q) returned object for %q", k, o.Key)
+				if o := s.GetString(k); o != nil && o.Key() != k {
+					rt.Fatalf("Get(%q) returned object for %q", k, o.Key())
 				}
 			}
 		}

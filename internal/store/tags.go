@@ -37,7 +37,7 @@ func (t *tagIndex) shard(tag string) *tagShard {
 }
 
 func (t *tagIndex) add(o *Object) {
-	for _, tag := range o.Tags {
+	for _, tag := range o.Tags() {
 		sh := t.shard(tag)
 		sh.mu.Lock()
 		set := sh.m[tag]
@@ -51,7 +51,7 @@ func (t *tagIndex) add(o *Object) {
 }
 
 func (t *tagIndex) remove(o *Object) {
-	for _, tag := range o.Tags {
+	for _, tag := range o.Tags() {
 		sh := t.shard(tag)
 		sh.mu.Lock()
 		if set := sh.m[tag]; set != nil {
