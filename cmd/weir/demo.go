@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -70,12 +69,16 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg.Node = "demo"
 	cfg.Listen, cfg.AdminListen = f.listen, f.adminListen
 	cfg.SetOrigin(originURL)
+	if f.set["procs"] {
+		cfg.Server.Procs = f.procs
+	}
 	cfg.ApplyDefaults()
 	n, err := node.Start(cfg, log)
 	if err != nil {
 		return err
 	}
-	debug.SetMemoryLimit(node.MemoryLimit(cfg))
+	stopTuning := tuneRuntime(cfg)
+	defer stopTuning()
 	edgeURL := "http://" + n.EdgeAddr()
 	printGuide(stdout, edgeURL, originURL, "http://"+n.AdminAddr(), origin)
 

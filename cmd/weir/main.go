@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -28,8 +29,8 @@ import (
 const usage = `weir: a caching HTTP edge (self-hosted CDN node)
 
 Usage:
-  weir serve --origin URL [--listen ADDR] [--admin-listen ADDR] [--config FILE]
-  weir demo [--listen ADDR] [--admin-listen ADDR] [--load DURATION]
+  weir serve --origin URL [--listen ADDR] [--admin-listen ADDR] [--config FILE] [--procs N]
+  weir demo [--listen ADDR] [--admin-listen ADDR] [--load DURATION] [--procs N]
   weir version
 
 Run "weir <command> -h" for the flags of a command.
@@ -84,6 +85,7 @@ type usageError struct{ error }
 // command line override the configuration file.
 type serveFlags struct {
 	config, origin, listen, adminListen, logLevel string
+	procs                                         int
 	set                                           map[string]bool
 }
 
@@ -91,6 +93,7 @@ func (f *serveFlags) register(fs *flag.FlagSet, listen, adminListen string) {
 	fs.StringVar(&f.listen, "listen", listen, "edge listener `address` (overrides listen in the config file)")
 	fs.StringVar(&f.adminListen, "admin-listen", adminListen, "admin listener `address`, loopback by default (overrides admin_listen)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.IntVar(&f.procs, "procs", 0, "`CPUs` running Weir's code at once, 0 for all (overrides server.procs)")
 }
 
 // apply overrides cfg with the flags given on the command line.
@@ -103,6 +106,9 @@ func (f *serveFlags) apply(cfg *config.Config) {
 	}
 	if f.set["origin"] {
 		cfg.SetOrigin(f.origin)
+	}
+	if f.set["procs"] {
+		cfg.Server.Procs = f.procs
 	}
 	cfg.ApplyDefaults()
 }
@@ -160,8 +166,29 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	debug.SetMemoryLimit(node.MemoryLimit(cfg))
+	stop := tuneRuntime(cfg)
+	defer stop()
 	return waitAndDrain(ctx, n, time.Duration(cfg.Server.ShutdownTimeout))
+}
+
+// tuneRuntime applies server.procs, sets the Go memory limit from the
+// cache bound and keeps the collector's headroom small while the node
+// runs; stop ends the tuning.
+func tuneRuntime(cfg *config.Config) (stop func()) {
+	if cfg.Server.Procs > 0 {
+		runtime.GOMAXPROCS(cfg.Server.Procs)
+	}
+	debug.SetMemoryLimit(node.MemoryLimit(cfg))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		node.TuneGC(ctx, node.DefaultGCHeadroom, time.Second)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // waitAndDrain serves until a signal or a listener failure, then drains.

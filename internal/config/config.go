@@ -142,6 +142,13 @@ type Server struct {
 	// in-flight requests before closing connections. The zero value means
 	// 15s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+
+	// Procs is how many CPUs execute Weir's code at once (GOMAXPROCS). The
+	// zero value means every CPU the process may use. On a machine shared
+	// with other busy processes (a load generator, an origin), giving Weir
+	// one CPU fewer than there are avoids the scheduling stalls that
+	// oversubscription causes and lowers tail latency.
+	Procs int `yaml:"procs"`
 }
 
 // Origin is one backend. Its zero-valued timeouts and limits are replaced

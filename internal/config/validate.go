@@ -115,7 +115,13 @@ func (v *validator) server(s Server) {
 	if s.MaxHeaderBytes < MinMaxHeaderBytes || s.MaxHeaderBytes > MaxMaxHeaderBytes {
 		v.add("server.max_header_bytes", "%s is not between %s and %s", s.MaxHeaderBytes, MinMaxHeaderBytes, MaxMaxHeaderBytes)
 	}
+	if s.Procs < 0 || s.Procs > MaxProcs {
+		v.add("server.procs", "%d is not between 0 (every CPU) and %d", s.Procs, MaxProcs)
+	}
 }
+
+// MaxProcs bounds server.procs.
+const MaxProcs = 4096
 
 // origins checks the origins and returns the names that hosts may refer
 // to, in order.

@@ -109,7 +109,9 @@ func readersOf(e *testEdge, path string) int {
 
 func TestStreamingReachesClientsBeforeBodyCompletes(t *testing.T) {
 	gate := make(chan struct{})
-	const part = "first part of a long body;"
+	// Larger than smallBody, so the fill streams instead of reading it
+	// whole first.
+	part := strings.Repeat("first part of a long body;", 4000)
 	e := newEdge(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		w.Header().Set("Content-Length", strconv.Itoa(len(part)*2))
@@ -140,14 +142,14 @@ func TestStreamingReachesClientsBeforeBodyCompletes(t *testing.T) {
 	f1, rest1 := read()
 	f2, rest2 := read()
 	if f1 != part || f2 != part {
-		t.Fatalf("first parts %q %q", f1, f2)
+		t.Fatalf("first parts differ from the origin's (%d, %d bytes)", len(f1), len(f2))
 	}
 	close(gate)
 	if r := <-rest1; r != part {
-		t.Fatalf("rest1 = %q", r)
+		t.Fatalf("rest1 has %d bytes", len(r))
 	}
 	if r := <-rest2; r != part {
-		t.Fatalf("rest2 = %q", r)
+		t.Fatalf("rest2 has %d bytes", len(r))
 	}
 	if e.origin.count() != 1 {
 		t.Fatalf("origin saw %d requests", e.origin.count())

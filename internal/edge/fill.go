@@ -39,6 +39,11 @@ type head struct {
 	initialAge         time.Duration
 	ttl                time.Duration
 	fwdStatus          int
+	// fields, when set, are the Age and Cache-Status for the leader [0]
+	// and for collapsed readers [1] of an object published whole, for
+	// readers whose forward reason is fwd.
+	fields [2]respFields
+	fwd    string
 }
 
 // fillJob is one fetch from the origin on behalf of a flight.
@@ -56,6 +61,8 @@ type fillJob struct {
 	maxObject int64
 	passTTL   time.Duration
 	keep      time.Duration
+	// fwd is why the leader forwarded (Cache-Status fwd).
+	fwd string
 }
 
 // errNoReaders ends a fill whose response nobody reads and nobody stores.
@@ -93,7 +100,7 @@ func (h *Handler) fill(w http.ResponseWriter, r *http.Request, snap *Snapshot, s
 	for attempt := 0; ; attempt++ {
 		rd, leader := h.flights.Join(key, snap.maxObject)
 		if leader {
-			h.startFill(r, snap, site, rd.Flight(), primary, stale)
+			h.startFill(r, snap, site, rd.Flight(), primary, stale, fwd)
 		}
 		hd, err := rd.Head(r.Context())
 		if err == nil && !leader && (len(hd.vary) > 0 || site.Key.HasExtra()) {
@@ -146,8 +153,14 @@ func (h *Handler) serveFlight(w http.ResponseWriter, r *http.Request, site *Site
 		st.Detail = hd.reason
 	}
 	if hd.obj != nil {
-		now := time.Now()
-		h.serveObject(w, r, hd.obj, cacheStatus(st, hd.obj.Age(now)))
+		rf := hd.fields[0]
+		if !leader {
+			rf = hd.fields[1]
+		}
+		if rf.cacheStatus == nil || hd.fwd != fwd {
+			rf = cacheStatus(st, hd.obj.Age(time.Now()))
+		}
+		h.serveObject(w, r, hd.obj, rf)
 		return
 	}
 	h.stream(w, r, rd, hd, st)
@@ -277,7 +290,7 @@ func bodyAllowed(status int) bool {
 }
 
 // startFill launches the goroutine that fetches a flight's response.
-func (h *Handler) startFill(r *http.Request, snap *Snapshot, site *Site, f *coalesce.Flight[*head], primary string, basis *store.Object) {
+func (h *Handler) startFill(r *http.Request, snap *Snapshot, site *Site, f *coalesce.Flight[*head], primary string, basis *store.Object, fwd string) {
 	out := h.outgoing(h.ctx, r, site, true)
 	if basis != nil {
 		// RFC 9111 §4.3.1: validate the stored copy with its validators.
@@ -308,6 +321,7 @@ func (h *Handler) startFill(r *http.Request, snap *Snapshot, site *Site, f *coal
 		maxObject: snap.maxObject,
 		passTTL:   snap.hitForPass,
 		keep:      snap.keep,
+		fwd:       fwd,
 	}
 	h.fills.Add(1)
 	go h.runFill(job)
@@ -321,7 +335,7 @@ func (h *Handler) refreshInBackground(r *http.Request, snap *Snapshot, site *Sit
 	}
 	rd, leader := h.flights.Join(flightKey(kb, site, idx, r.Header), snap.maxObject)
 	if leader {
-		h.startFill(r, snap, site, rd.Flight(), string(kb.primary), obj)
+		h.startFill(r, snap, site, rd.Flight(), string(kb.primary), obj, "stale")
 	}
 	rd.Close()
 }
@@ -377,6 +391,10 @@ func (h *Handler) runFill(job *fillJob) {
 	if !hd.stored && remembersPass(hd.reason, resp.StatusCode) {
 		h.store.MarkPass(job.primary, job.passTTL)
 	}
+	if hd.stored && resp.ContentLength >= 0 && resp.ContentLength <= smallBody {
+		h.fillSmall(job, resp, hd, policy, vary, respTime)
+		return
+	}
 	// Only a cacheable response may be shared between clients: anything
 	// else (private, Set-Cookie, no-store...) goes to the leader alone.
 	f.SetHead(hd, policy.Storable)
@@ -424,6 +442,41 @@ func (h *Handler) runFill(job *fillJob) {
 	obj := newObject(key, resp.StatusCode, hd.header, body, policy, respTime, hd.initialAge, job.keep)
 	obj.Extra = extra(httpcache.ParseSurrogateKeys(resp.Header["Surrogate-Key"]), resp.Header["Surrogate-Control"])
 	h.storeObject(job, obj, vary)
+}
+
+// smallBody is the largest body a fill reads whole before answering its
+// readers. Such a body mostly arrives with the header anyway; reading it
+// first lets every waiting client be served from the stored object in one
+// wake-up, which is what keeps a thundering herd's tail short.
+const smallBody = 64 << 10
+
+// fillSmall reads a small storable body whole, stores the object and
+// publishes it to the flight's readers.
+func (h *Handler) fillSmall(job *fillJob, resp *http.Response, hd *head, policy httpcache.Policy, vary []string, respTime time.Time) {
+	f := job.flight
+	body := make([]byte, resp.ContentLength)
+	if _, err := io.ReadFull(resp.Body, body); err != nil {
+		f.Finish(err, false)
+		return
+	}
+	key := job.primary
+	if len(vary) > 0 || job.site.Key.HasExtra() {
+		key = string(store.VariantKey(nil, []byte(job.primary), []byte(hd.secondary)))
+	}
+	obj := newObject(key, resp.StatusCode, hd.header, body, policy, respTime, hd.initialAge, job.keep)
+	obj.Extra = extra(httpcache.ParseSurrogateKeys(resp.Header["Surrogate-Key"]), resp.Header["Surrogate-Control"])
+	h.storeObject(job, obj, vary)
+	hd.obj = obj
+	st := httpcache.Status{Fwd: job.fwd, FwdStatus: resp.StatusCode, Stored: true, TTL: hd.ttl, HasTTL: true}
+	hd.fwd = job.fwd
+	age := obj.Age(time.Now())
+	hd.fields[0] = cacheStatus(st, age)
+	st.Collapsed = true
+	hd.fields[1] = cacheStatus(st, age)
+	// Forget first: from now on the store answers.
+	f.Forget()
+	f.SetHead(hd, true)
+	f.Finish(nil, false)
 }
 
 // extra returns the rarely present parts of a stored response, or nil.

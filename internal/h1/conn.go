@@ -33,9 +33,9 @@ const maxDrain = 256 << 10
 // conn is one client connection. Its fields are used by its own
 // goroutine only, except state and nc.Close.
 type conn struct {
-	srv   *Server
-	nc    net.Conn
-	br    *bufio.Reader
+	srv *Server
+	nc  net.Conn
+	br  *bufio.Reader
 	// state is stateActive, stateIdle or stateClosed; Shutdown closes only
 	// connections it moves from idle to closed.
 	state atomic.Int32

@@ -28,7 +28,7 @@ type head struct {
 	method, target, proto string
 	major, minor          int
 	// host is the Host field, or the authority of an absolute-form target.
-	host string
+	host                 string
 	path, rawPath, query string
 	// contentLength is -1 when absent.
 	contentLength int64
