@@ -732,3 +732,53 @@ func TestOriginTimeoutGives504(t *testing.T) {
 		t.Fatalf("timeout took %v", d)
 	}
 }
+
+func TestPassForwardsRequestBodies(t *testing.T) {
+	e := newEdge(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %d %s", r.Method, len(b), r.Header.Get("Content-Type"))
+	}, nil)
+	body := strings.Repeat("p", 300<<10)
+	for _, chunked := range []bool{false, true} {
+		req, _ := http.NewRequest(http.MethodPost, e.URL+"/form", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-test")
+		if chunked {
+			req.ContentLength = -1
+			req.TransferEncoding = []string{"chunked"}
+		}
+		r := e.do(req)
+		if want := fmt.Sprintf("POST %d application/x-test", len(body)); r.body != want {
+			t.Fatalf("chunked=%v: origin saw %q, want %q", chunked, r.body, want)
+		}
+	}
+}
+
+// TestOriginAnswersBeforeReadingBody: the origin refuses an upload
+// without reading it; the edge must answer, keep its connection state
+// sane, and never touch the client's body after the request ended (run
+// with -race).
+func TestOriginAnswersBeforeReadingBody(t *testing.T) {
+	e := newEdge(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/upload" {
+			w.Header().Set("Connection", "close")
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			return
+		}
+		io.WriteString(w, "next")
+	}, nil)
+	for range 5 {
+		req, _ := http.NewRequest(http.MethodPut, e.URL+"/upload", io.NopCloser(strings.NewReader(strings.Repeat("u", 2<<20))))
+		req.ContentLength = 2 << 20
+		resp, err := e.client.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestEntityTooLarge {
+				t.Fatalf("upload answered %d", resp.StatusCode)
+			}
+		}
+		if r := e.get("/after"); r.body != "next" {
+			t.Fatalf("request after refused upload: %d %q", r.StatusCode, r.body)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -15,6 +16,34 @@ type passInfo struct {
 	fwd, detail string
 }
 
+// guardedBody hands a client's request body to the origin transport and
+// takes it back: after detach no read reaches the client body.
+type guardedBody struct {
+	// mu guards rc and detached, and serializes a read with detach.
+	mu       sync.Mutex
+	rc       io.ReadCloser
+	detached bool
+}
+
+var errBodyDetached = errors.New("edge: request body read after the request ended")
+
+func (b *guardedBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.detached {
+		return 0, errBodyDetached
+	}
+	return b.rc.Read(p)
+}
+
+func (b *guardedBody) Close() error { return nil }
+
+func (b *guardedBody) detach() {
+	b.mu.Lock()
+	b.detached = true
+	b.mu.Unlock()
+}
+
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // pass forwards r to the origin without the cache and streams the answer
@@ -22,7 +51,17 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // responses it may have changed (RFC 9111 §4.4).
 func (h *Handler) pass(w http.ResponseWriter, r *http.Request, site *Site, pi passInfo) {
 	h.stats.passes.Add(1)
-	out := h.outgoing(r.Context(), r, site, false)
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	out := h.outgoing(ctx, r, site, false)
+	if out.Body != http.NoBody {
+		// The transport may still read the request body after RoundTrip
+		// returns; the body belongs to the client connection, which is
+		// reused once this handler returns. Cut it off first.
+		gb := &guardedBody{rc: out.Body}
+		out.Body = gb
+		defer gb.detach()
+	}
 	resp, err := site.Origin.Do(out)
 	if err != nil {
 		if r.Context().Err() != nil {

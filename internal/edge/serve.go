@@ -141,17 +141,17 @@ func (h *Handler) recoverPanic(w http.ResponseWriter, r *http.Request) {
 
 // Stats are counters of the requests served since start.
 type Stats struct {
-	Requests  int64 // every request
-	Hits      int64 // served fresh from the cache
-	Stale     int64 // served stale while revalidating in the background
-	Misses    int64 // forwarded to fill the cache (including revalidations)
-	Collapsed int64 // misses that waited for another request's fill
-	Passes    int64 // forwarded without the cache (methods, hit-for-pass, uncacheable)
-	StaleErr  int64 // served stale because the origin failed
-	Errors    int64 // answered with an edge-generated 5xx
-	Rejected  int64 // refused as malformed or unroutable
-	Panics    int64 // recovered handler panics
-	Bytes     int64 // body bytes written to clients
+	Requests  int64 `json:"requests"`          // every request
+	Hits      int64 `json:"hits"`              // served fresh from the cache
+	Stale     int64 `json:"stale"`             // served stale while revalidating in the background
+	Misses    int64 `json:"misses"`            // forwarded to fill the cache (including revalidations)
+	Collapsed int64 `json:"collapsed"`         // misses that waited for another request's fill
+	Passes    int64 `json:"passes"`            // forwarded without the cache (methods, hit-for-pass, uncacheable)
+	StaleErr  int64 `json:"stale_if_error"`    // served stale because the origin failed
+	Errors    int64 `json:"errors"`            // answered with an edge-generated 5xx
+	Rejected  int64 `json:"rejected"`          // refused as malformed or unroutable
+	Panics    int64 `json:"panics"`            // recovered handler panics
+	Bytes     int64 `json:"body_bytes_served"` // body bytes written to clients
 }
 
 type counters struct {

@@ -222,13 +222,13 @@ func (s *Store) Tagged(tag string) []*Object { return s.tags.objects(tag) }
 
 // Stats is a point-in-time view of the store.
 type Stats struct {
-	Objects     int   // entries, counting Vary indexes
-	Bytes       int64 // accounted bytes
-	MaxBytes    int64
-	Evictions   int64 // removed to stay under the bound
-	Expirations int64 // removed after their retention ended
-	Tags        int   // distinct surrogate keys indexed
-	PassMarkers int
+	Objects     int   `json:"objects"`      // entries, counting Vary indexes
+	Bytes       int64 `json:"bytes"`        // accounted bytes
+	MaxBytes    int64 `json:"max_bytes"`    // the bound
+	Evictions   int64 `json:"evictions"`    // removed to stay under the bound
+	Expirations int64 `json:"expirations"`  // removed after their retention ended
+	Tags        int   `json:"tags"`         // distinct surrogate keys indexed
+	PassMarkers int   `json:"pass_markers"` // live hit-for-pass markers
 }
 
 // Stats returns the current statistics.
