@@ -782,3 +782,49 @@ func TestOriginAnswersBeforeReadingBody(t *testing.T) {
 		}
 	}
 }
+
+func TestRevalidatingAVariantWithWaiters(t *testing.T) {
+	var full, notModified atomic.Int64
+	release := make(chan struct{})
+	var once sync.Once
+	e := newEdge(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=1")
+		w.Header().Set("Vary", "Accept-Encoding")
+		w.Header().Set("ETag", `"e-`+r.Header.Get("Accept-Encoding")+`"`)
+		if r.Header.Get("If-None-Match") != "" {
+			<-release
+			notModified.Add(1)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		full.Add(1)
+		io.WriteString(w, "ae="+r.Header.Get("Accept-Encoding"))
+	}, nil)
+	e.get("/rv", "Accept-Encoding", "gzip")
+	e.get("/rv")
+	time.Sleep(1100 * time.Millisecond) // wall-clock freshness must pass
+	var wg sync.WaitGroup
+	results := make([]response, 6)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = e.get("/rv", "Accept-Encoding", "gzip")
+		}()
+	}
+	eventually(t, "revalidation at the origin", func() bool { return e.origin.count() == 3 })
+	eventually(t, "waiters joined", func() bool { return e.h.flights.Len() == 1 })
+	once.Do(func() { close(release) })
+	wg.Wait()
+	for _, r := range results {
+		if r.body != "ae=gzip" || !strings.Contains(status(r), "fwd-status=304") {
+			t.Fatalf("waiter got %q %q", r.body, status(r))
+		}
+	}
+	if full.Load() != 2 || notModified.Load() != 1 {
+		t.Fatalf("origin served %d full responses and %d 304s, want 2 and 1", full.Load(), notModified.Load())
+	}
+	if r := e.get("/rv"); r.body != "ae=" || !strings.HasPrefix(status(r), "weir; fwd=stale") {
+		t.Fatalf("identity variant after gzip revalidation: %q %q", r.body, status(r))
+	}
+}

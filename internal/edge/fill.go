@@ -506,11 +506,14 @@ func (h *Handler) finishRevalidation(job *fillJob, resp *http.Response, reqTime,
 		tags = httpcache.ParseSurrogateKeys(sk)
 	}
 	obj.Extra = extra(tags, merged["Surrogate-Control"])
-	hd := &head{status: int(basis.Status), obj: obj, stored: policy.Storable, reason: policy.Reason, fwdStatus: http.StatusNotModified, ttl: policy.Lifetime - initialAge}
+	vary, _ := httpcache.VaryFields(merged)
+	hd := &head{status: int(basis.Status), obj: obj, vary: vary, stored: policy.Storable, reason: policy.Reason, fwdStatus: http.StatusNotModified, ttl: policy.Lifetime - initialAge}
+	if len(vary) > 0 || job.site.Key.HasExtra() {
+		hd.secondary = string(secondaryKey(nil, job.site, vary, job.clientHdr))
+	}
 	if policy.Storable {
 		if basis.Gen != 0 {
 			// A variant: store it again under the same index.
-			vary, _ := httpcache.VaryFields(merged)
 			h.storeObject(job, obj, vary)
 		} else {
 			h.store.Set(obj)

@@ -51,7 +51,8 @@ type Handler struct {
 	snap    atomic.Pointer[Snapshot]
 	log     *slog.Logger
 	node    string
-	via     string
+	via     string // this node's Via entry
+	viaName string // the part of via that identifies this node
 
 	// ctx is the parent of every fill; cancel stops them on Close.
 	ctx    context.Context
@@ -77,6 +78,7 @@ func New(snap *Snapshot, opt Options) *Handler {
 		log:     opt.Logger,
 		node:    opt.Node,
 		via:     "1.1 " + opt.Node + " (weir)",
+		viaName: " " + opt.Node + " (weir)",
 		ctx:     ctx,
 		cancel:  cancel,
 	}
@@ -138,9 +140,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// checkRequest returns why r must be refused, or "". net/http already
-// refuses bad or repeated Host fields, differing Content-Length fields,
-// invalid field names and values, and oversized headers.
+// checkRequest returns why r must be refused, or "". The HTTP/1.1 server
+// (h1, or net/http in tests) already refuses bad or repeated Host fields,
+// conflicting framing, invalid field names and values, and oversized
+// headers.
 func checkRequest(r *http.Request) string {
 	if r.Host == "" {
 		return "missing Host header"
@@ -164,7 +167,7 @@ func checkRequest(r *http.Request) string {
 // looped reports whether this node already appears in Via.
 func (h *Handler) looped(via []string) bool {
 	for _, v := range via {
-		if strings.Contains(v, h.node+" (weir)") {
+		if strings.Contains(v, h.viaName) {
 			return true
 		}
 	}
@@ -218,16 +221,16 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *S
 		}
 		fwd = "stale"
 	}
-	if obj == nil && h.store.IsPass(kb.primary) {
-		// The key's last answer was uncacheable: go straight to the origin
-		// instead of queueing behind other requests for it.
-		h.pass(w, r, site, passInfo{fwd: "bypass", detail: "hit-for-pass"})
-		return
-	}
 	if reqCC.OnlyIfCached {
 		// RFC 9111 §5.2.1.7: answer 504 rather than forward.
 		h.stats.rejected.Add(1)
 		h.replyError(w, r, http.StatusGatewayTimeout, httpcache.Status{Fwd: "miss", Detail: "only-if-cached"}, "not in cache and the request says only-if-cached")
+		return
+	}
+	if obj == nil && h.store.IsPass(kb.primary) {
+		// The key's last answer was uncacheable: go straight to the origin
+		// instead of queueing behind other requests for it.
+		h.pass(w, r, site, passInfo{fwd: "bypass", detail: "hit-for-pass"})
 		return
 	}
 	if fwd == "uri-miss" && reqHasNoCache(reqCC) {
