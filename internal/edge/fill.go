@@ -435,6 +435,12 @@ func (h *Handler) runFill(job *fillJob) {
 		h.store.MarkPass(job.primary, job.passTTL)
 		return
 	}
+	h.storeFilled(job, resp, hd, policy, vary, body, respTime)
+}
+
+// storeFilled stores a fetched response whose whole body is in hand, under
+// the primary key or as the variant the leading request selected.
+func (h *Handler) storeFilled(job *fillJob, resp *http.Response, hd *head, policy httpcache.Policy, vary []string, body []byte, respTime time.Time) *store.Object {
 	key := job.primary
 	if len(vary) > 0 || job.site.Key.HasExtra() {
 		key = string(store.VariantKey(nil, []byte(job.primary), []byte(hd.secondary)))
@@ -442,6 +448,7 @@ func (h *Handler) runFill(job *fillJob) {
 	obj := newObject(key, resp.StatusCode, hd.header, body, policy, respTime, hd.initialAge, job.keep)
 	obj.Extra = extra(httpcache.ParseSurrogateKeys(resp.Header["Surrogate-Key"]), resp.Header["Surrogate-Control"])
 	h.storeObject(job, obj, vary)
+	return obj
 }
 
 // smallBody is the largest body a fill reads whole before answering its
@@ -459,13 +466,7 @@ func (h *Handler) fillSmall(job *fillJob, resp *http.Response, hd *head, policy 
 		f.Finish(err, false)
 		return
 	}
-	key := job.primary
-	if len(vary) > 0 || job.site.Key.HasExtra() {
-		key = string(store.VariantKey(nil, []byte(job.primary), []byte(hd.secondary)))
-	}
-	obj := newObject(key, resp.StatusCode, hd.header, body, policy, respTime, hd.initialAge, job.keep)
-	obj.Extra = extra(httpcache.ParseSurrogateKeys(resp.Header["Surrogate-Key"]), resp.Header["Surrogate-Control"])
-	h.storeObject(job, obj, vary)
+	obj := h.storeFilled(job, resp, hd, policy, vary, body, respTime)
 	hd.obj = obj
 	st := httpcache.Status{Fwd: job.fwd, FwdStatus: resp.StatusCode, Stored: true, TTL: hd.ttl, HasTTL: true}
 	hd.fwd = job.fwd

@@ -110,14 +110,13 @@ func (c *conn) serve() {
 		c.prepareRequest()
 		c.resp.reset(c.req, c.h.close || s.inShutdown.Load())
 		c.nc.SetReadDeadline(time.Time{})
-		ok := c.handle()
+		ok := c.handle() && c.resp.finish() && !c.resp.closeAfter
 		if ok {
-			ok = c.resp.finish()
-		}
-		if ok {
+			// Discard what the handler left of the body, so the next
+			// request starts where it should.
 			ok = c.body.drain()
 		}
-		if !ok || c.resp.closeAfter {
+		if !ok {
 			return
 		}
 	}

@@ -81,8 +81,14 @@ func quotedEnd(s string, i int) (end int, closed bool) {
 // returned with surrounding OWS removed; it is empty for empty list
 // elements, which recipients must accept and ignore (RFC 9110 §5.6.1.2).
 func nextListMember(s string) (member, rest string) {
+	return cutUnquoted(s, ',')
+}
+
+// cutUnquoted splits s at the first sep outside quoted-strings and trims
+// OWS from the part before it.
+func cutUnquoted(s string, sep byte) (before, after string) {
 	i := 0
-	for i < len(s) && s[i] != ',' {
+	for i < len(s) && s[i] != sep {
 		if s[i] == '"' {
 			i = skipQuoted(s, i)
 			continue

@@ -207,18 +207,7 @@ func qParam(params string) (q int, ok bool) {
 // nextParam splits the first ';'-separated parameter off s, skipping
 // semicolons inside quoted-strings.
 func nextParam(s string) (param, rest string) {
-	i := 0
-	for i < len(s) && s[i] != ';' {
-		if s[i] == '"' {
-			i = skipQuoted(s, i)
-			continue
-		}
-		i++
-	}
-	if i < len(s) {
-		return trimOWS(s[:i]), s[i+1:]
-	}
-	return trimOWS(s), ""
+	return cutUnquoted(s, ';')
 }
 
 // cutByte is strings.Cut for one byte.
