@@ -69,7 +69,7 @@ func (b *body) Read(p []byte) (int, error) {
 			}
 		}
 	}
-	c.nc.SetReadDeadline(time.Now().Add(c.srv.BodyReadTimeout))
+	c.setReadDeadline(time.Now().Add(c.srv.BodyReadTimeout))
 	n, err := b.src.Read(p)
 	if err == io.EOF {
 		if b.chunked {

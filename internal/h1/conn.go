@@ -59,8 +59,9 @@ type conn struct {
 	bufs net.Buffers
 
 	remoteAddr string
-	// writeDeadline is the write deadline last set.
-	writeDeadline time.Time
+	// readDeadline and writeDeadline are the deadlines last set; they are
+	// refreshed lazily so that most requests do not touch a timer.
+	readDeadline, writeDeadline time.Time
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -109,7 +110,8 @@ func (c *conn) serve() {
 		}
 		c.prepareRequest()
 		c.resp.reset(c.req, c.h.close || s.inShutdown.Load())
-		c.nc.SetReadDeadline(time.Time{})
+		// The read deadline left in place only matters to body reads,
+		// which set their own.
 		ok := c.handle() && c.resp.finish() && !c.resp.closeAfter
 		if ok {
 			// Discard what the handler left of the body, so the next
@@ -132,15 +134,37 @@ func (c *conn) waitForRequest() bool {
 	if s.inShutdown.Load() {
 		return false
 	}
-	c.nc.SetReadDeadline(time.Now().Add(s.IdleTimeout))
+	// Keep the idle deadline within an eighth of IdleTimeout of exact,
+	// resetting the timer only when it drifted further.
+	idle := s.IdleTimeout
+	if now := time.Now(); c.readDeadline.Sub(now) < idle-idle/8 {
+		c.setReadDeadline(now.Add(idle))
+	}
 	if _, err := c.br.Peek(1); err != nil {
 		return false
 	}
 	if !c.state.CompareAndSwap(stateIdle, stateActive) {
 		return false // closed by Shutdown
 	}
-	c.nc.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
+	if !c.headerBuffered() {
+		// The header is still arriving: bound how long it may take.
+		c.setReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
+	}
 	return true
+}
+
+// headerBuffered reports whether the read buffer already holds a complete
+// request header section, which needs no header timeout.
+func (c *conn) headerBuffered() bool {
+	b, _ := c.br.Peek(c.br.Buffered())
+	return bytes.Contains(b, crlfcrlf) || bytes.Contains(b, lflf)
+}
+
+var crlfcrlf, lflf = []byte("\r\n\r\n"), []byte("\n\n")
+
+func (c *conn) setReadDeadline(t time.Time) {
+	c.readDeadline = t
+	c.nc.SetReadDeadline(t)
 }
 
 var newline = []byte{'\n'}
