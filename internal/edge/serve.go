@@ -39,7 +39,7 @@ func cacheStatus(s httpcache.Status, age time.Duration) respFields {
 }
 
 // notModifiedDrop are representation fields a 304 does not carry (RFC 9110
-// §15.4.5); net/http itself drops Content-Type and Content-Length.
+// §15.4.5); the HTTP server itself drops Content-Type and Content-Length.
 var notModifiedDrop = []string{"Content-Encoding", "Content-Language", "Content-Range", "Accept-Ranges"}
 
 // serveObject writes a stored response, answering the client's
