@@ -36,7 +36,8 @@ var ErrAbandoned = errors.New("coalesce: no readers left")
 // Group tracks the flights in progress. The zero value is not usable;
 // create one with NewGroup. A Group is safe for concurrent use.
 type Group[H any] struct {
-	// mu guards flights.
+	// mu guards flights. It is taken before a flight's mu, never while
+	// holding one.
 	mu      sync.Mutex
 	flights map[string]*Flight[H]
 }
@@ -187,9 +188,14 @@ func (f *Flight[H]) Reserve(ctx context.Context, sizeHint int64) ([]byte, error)
 	defer f.mu.Unlock()
 	if f.keepAll && f.size > f.keep {
 		// The body will not be kept whole: stop accepting joiners and
-		// start releasing what every reader has consumed.
+		// start releasing what every reader has consumed. Join takes the
+		// group's lock before the flight's, so the flight's is released
+		// while forgetting; a reader that joins meanwhile starts at offset
+		// 0, which trimming respects.
 		f.keepAll = false
+		f.mu.Unlock()
 		f.group.forget(f)
+		f.mu.Lock()
 		f.trimLocked()
 	}
 	for !f.keepAll {

@@ -449,3 +449,34 @@ func TestManyReadersGetIdenticalBodies(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestJoinWhileFlightOutgrowsKeep races joiners against the moment a
+// flight stops keeping its body (lock order between group and flight).
+func TestJoinWhileFlightOutgrowsKeep(t *testing.T) {
+	ctx := ctxT(t)
+	for range 50 {
+		g := NewGroup[string]()
+		r, _ := g.Join("k", 4096)
+		f := r.Flight()
+		f.window = 1 << 20
+		f.SetHead("200", true)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 20 {
+				j, lead := g.Join("k", 4096)
+				if lead {
+					j.Flight().Finish(errors.New("unused"), false)
+				}
+				j.Close()
+			}
+		}()
+		if err := fill(ctx, f, make([]byte, 64<<10), 1024, false); err != nil {
+			t.Fatal(err)
+		}
+		f.Finish(nil, false)
+		wg.Wait()
+		r.Close()
+	}
+}
