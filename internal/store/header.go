@@ -5,7 +5,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"unique"
+	"unsafe"
 )
 
 // Header is a compact, immutable HTTP header. A cache hit copies its
@@ -42,8 +42,7 @@ type shape struct {
 const maxValuesPerField = 255
 
 // internedFields are fields whose values repeat across many responses;
-// their values are stored once per process (package unique drops them
-// when no header uses them any more).
+// their values are stored once per process (see intern).
 var internedFields = map[string]bool{
 	"Accept-Ranges": true, "Access-Control-Allow-Credentials": true, "Access-Control-Allow-Headers": true,
 	"Access-Control-Allow-Methods": true, "Access-Control-Allow-Origin": true, "Access-Control-Expose-Headers": true,
@@ -84,10 +83,8 @@ func NewHeader(h http.Header, key string) Header {
 	var b strings.Builder
 	size := len(key)
 	for _, name := range names {
-		if !internedFields[name] {
-			for _, v := range h[name] {
-				size += len(v) + 2
-			}
+		for _, v := range h[name] {
+			size += len(v)
 		}
 	}
 	b.Grow(size)
@@ -103,8 +100,10 @@ func NewHeader(h http.Header, key string) Header {
 		counts[i] = uint8(len(fv))
 		for _, v := range fv {
 			if internedFields[name] {
-				vals = append(vals, unique.Make(v).Value())
-				continue
+				if iv, ok := intern(v); ok {
+					vals = append(vals, iv)
+					continue
+				}
 			}
 			start := b.Len()
 			b.WriteString(v)
@@ -135,9 +134,6 @@ func shapeOf(names []string, counts []uint8) *shape {
 		return s
 	}
 	s = &shape{names: names, counts: counts}
-	for i, n := range names {
-		names[i] = unique.Make(n).Value()
-	}
 	shapes.mu.Lock()
 	defer shapes.mu.Unlock()
 	if old := shapes.m[k]; old != nil {
@@ -227,8 +223,8 @@ func (h Header) Bytes() int {
 		j := 0
 		for i, name := range h.shape.names {
 			c := int(h.shape.counts[i])
-			if !internedFields[name] {
-				for _, v := range h.vals[j : j+c] {
+			for _, v := range h.vals[j : j+c] {
+				if !internedFields[name] || !isInterned(v) {
 					n += len(v)
 				}
 			}
@@ -236,4 +232,48 @@ func (h Header) Bytes() int {
 		}
 	}
 	return n
+}
+
+// interned holds the values of internedFields seen so far, at most
+// maxInterned of them: a value beyond that is stored with its object, so
+// an origin that sends ever-changing values cannot grow the table without
+// bound.
+var interned struct {
+	mu sync.RWMutex // guards m
+	m  map[string]string
+}
+
+const maxInterned = 1 << 14
+
+// intern returns the process-wide copy of v, adding it when there is
+// room; ok is false when v is not interned.
+func intern(v string) (string, bool) {
+	interned.mu.RLock()
+	iv, ok := interned.m[v]
+	interned.mu.RUnlock()
+	if ok {
+		return iv, true
+	}
+	interned.mu.Lock()
+	defer interned.mu.Unlock()
+	if iv, ok := interned.m[v]; ok {
+		return iv, true
+	}
+	if interned.m == nil {
+		interned.m = make(map[string]string)
+	}
+	if len(interned.m) >= maxInterned {
+		return "", false
+	}
+	v = strings.Clone(v)
+	interned.m[v] = v
+	return v, true
+}
+
+// isInterned reports whether v is the interned copy of its value.
+func isInterned(v string) bool {
+	interned.mu.RLock()
+	iv, ok := interned.m[v]
+	interned.mu.RUnlock()
+	return ok && unsafe.StringData(iv) == unsafe.StringData(v)
 }
