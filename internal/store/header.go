@@ -78,19 +78,11 @@ func NewHeader(h http.Header, key string) Header {
 	}
 	sort.Strings(names)
 	counts := make([]uint8, len(names))
+	// First pass: take interned values, and size the string that holds the
+	// key and every other value exactly.
 	vals := make([]string, 0, nvals)
-	// Lay out the values that are not interned in one string with the key.
-	var b strings.Builder
+	own := make([]bool, 0, nvals)
 	size := len(key)
-	for _, name := range names {
-		for _, v := range h[name] {
-			size += len(v)
-		}
-	}
-	b.Grow(size)
-	b.WriteString(key)
-	type span struct{ i, start, end int }
-	var spans []span
 	for i, name := range names {
 		fv := h[name]
 		if len(fv) > maxValuesPerField {
@@ -102,18 +94,32 @@ func NewHeader(h http.Header, key string) Header {
 			if internedFields[name] {
 				if iv, ok := intern(v); ok {
 					vals = append(vals, iv)
+					own = append(own, false)
 					continue
 				}
 			}
-			start := b.Len()
+			vals = append(vals, v)
+			own = append(own, true)
+			size += len(v)
+		}
+	}
+	// Second pass: copy the key and the other values into one string and
+	// point the values into it.
+	var b strings.Builder
+	b.Grow(size)
+	b.WriteString(key)
+	for i, v := range vals {
+		if own[i] {
 			b.WriteString(v)
-			spans = append(spans, span{len(vals), start, b.Len()})
-			vals = append(vals, "")
 		}
 	}
 	text := b.String()
-	for _, s := range spans {
-		vals[s.i] = text[s.start:s.end]
+	off := len(key)
+	for i, v := range vals {
+		if own[i] {
+			vals[i] = text[off : off+len(v)]
+			off += len(v)
+		}
 	}
 	return Header{shape: shapeOf(names, counts), vals: vals, key: text[:len(key)]}
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
@@ -321,4 +322,46 @@ func BenchmarkGetHit(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestHeaderInternsRepeatingValues(t *testing.T) {
+	mk := func(date string) Header {
+		return NewHeader(http.Header{"Server": {"nginx/1.22.1"}, "Date": {date}, "Content-Type": {"text/html"}}, "k-"+date)
+	}
+	a, b := mk("Mon, 01 Jan 2024 00:00:00 GMT"), mk("Tue, 02 Jan 2024 00:00:00 GMT")
+	if unsafe.StringData(a.Get("Server")) != unsafe.StringData(b.Get("Server")) {
+		t.Error("Server values are not shared")
+	}
+	if a.shape != b.shape {
+		t.Error("headers with the same fields do not share a shape")
+	}
+	if a.Get("Date") == b.Get("Date") || a.Key() == b.Key() {
+		t.Fatal("per-object values mixed up")
+	}
+	// Only the key and the Date are the object's own bytes.
+	if got, want := a.Bytes(), len(a.Key())+len("Mon, 01 Jan 2024 00:00:00 GMT")+16*3+24; got != want {
+		t.Fatalf("Bytes = %d, want %d", got, want)
+	}
+}
+
+func TestInternTableIsBounded(t *testing.T) {
+	interned.mu.Lock()
+	saved := interned.m
+	interned.m = nil
+	interned.mu.Unlock()
+	t.Cleanup(func() {
+		interned.mu.Lock()
+		interned.m = saved
+		interned.mu.Unlock()
+	})
+	for i := range maxInterned + 10 {
+		intern(fmt.Sprintf("value-%d", i))
+	}
+	if n := len(interned.m); n > maxInterned {
+		t.Fatalf("intern table holds %d values, bound %d", n, maxInterned)
+	}
+	h := NewHeader(http.Header{"Server": {"never-seen-before"}}, "k")
+	if h.Get("Server") != "never-seen-before" || h.Bytes() < len("never-seen-before") {
+		t.Fatalf("a value past the bound must be stored, and counted, with its object: %q %d", h.Get("Server"), h.Bytes())
+	}
 }
