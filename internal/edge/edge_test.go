@@ -528,6 +528,17 @@ func TestHeuristicFreshness(t *testing.T) {
 	wantStatus(t, r, 200, "weir; hit")
 }
 
+func TestHeuristicFreshnessCanBeTurnedOff(t *testing.T) {
+	e := newEdge(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Last-Modified", time.Now().Add(-100*time.Hour).UTC().Format(http.TimeFormat))
+		io.WriteString(w, "old")
+	}, func(c *config.Config) { c.Cache.HeuristicFraction = 0 })
+	e.get("/old")
+	if r := e.get("/old"); strings.HasPrefix(status(r), "weir; hit") {
+		t.Fatalf("heuristic_fraction: 0 still cached heuristically: %q", status(r))
+	}
+}
+
 func TestKeyRulesDropParameters(t *testing.T) {
 	e := newEdge(t, cacheable("max-age=60", "page"), func(c *config.Config) {
 		c.Hosts[0].Key = cachekey.Rules{DropParams: []string{"utm_*", "fbclid"}}

@@ -70,9 +70,11 @@ func Compile(cfg *config.Config, origins map[string]*origin.Client) (*Snapshot, 
 			Name: name,
 			Key:  key,
 			Rules: httpcache.Rules{
-				DefaultTTL:           time.Duration(h.DefaultTTL),
-				HeuristicFraction:    cfg.Cache.HeuristicFraction,
-				HeuristicMax:         time.Duration(cfg.Cache.HeuristicMax),
+				DefaultTTL:        time.Duration(h.DefaultTTL),
+				HeuristicFraction: cfg.Cache.HeuristicFraction,
+				HeuristicMax:      time.Duration(cfg.Cache.HeuristicMax),
+				NoHeuristic:       cfg.Cache.HeuristicFraction == 0, // config: 0 disables
+
 				StaleWhileRevalidate: time.Duration(h.StaleWhileRevalidate),
 				StaleIfError:         time.Duration(h.StaleIfError),
 				StoreSetCookie:       h.StoreSetCookie,

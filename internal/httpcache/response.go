@@ -21,6 +21,9 @@ type Rules struct {
 	HeuristicFraction float64
 	// HeuristicMax is the cap on heuristic lifetime; 0 means 24h.
 	HeuristicMax time.Duration
+	// NoHeuristic turns heuristic freshness off: a response without
+	// explicit freshness is then stored only under DefaultTTL.
+	NoHeuristic bool
 	// StaleWhileRevalidate is used when the response carries no
 	// stale-while-revalidate (RFC 5861 §3); 0 = none.
 	StaleWhileRevalidate time.Duration
@@ -209,7 +212,7 @@ func EvaluateResponse(reqMethod string, reqHeader http.Header, status int, respH
 			p.Lifetime = max(0, exp.Sub(date))
 		}
 	case heuristicStatus(status) || d.Public:
-		if lm, ok := headerDate(respHeader, "Last-Modified"); ok {
+		if lm, ok := headerDate(respHeader, "Last-Modified"); ok && !r.NoHeuristic {
 			p.Lifetime, p.Source = heuristicLifetime(date, lm, r), SourceHeuristic
 		} else if r.DefaultTTL > 0 {
 			p.Lifetime, p.Source = r.DefaultTTL, SourceDefaultTTL

@@ -143,6 +143,10 @@ func TestEvaluateResponse(t *testing.T) {
 		// RFC 9111 §4.2.2: heuristic freshness.
 		{name: "§4.2.2 heuristic 10% of Date minus Last-Modified", resp: hdr("Date", date, "Last-Modified", httpDate(-10*time.Hour)),
 			want: Policy{Storable: true, Lifetime: time.Hour, Source: SourceHeuristic}},
+		{name: "§4.2.2 heuristics turned off", resp: hdr("Date", date, "Last-Modified", httpDate(-10*time.Hour)), rules: Rules{NoHeuristic: true},
+			want: Policy{Reason: ReasonNoFreshness}},
+		{name: "§4.2.2 heuristics off falls back to the default TTL", resp: hdr("Date", date, "Last-Modified", httpDate(-10*time.Hour)), rules: Rules{NoHeuristic: true, DefaultTTL: time.Minute},
+			want: Policy{Storable: true, Lifetime: time.Minute, Source: SourceDefaultTTL}},
 		{name: "§4.2.2 heuristic fraction from rules", resp: hdr("Date", date, "Last-Modified", httpDate(-10*time.Hour)), rules: Rules{HeuristicFraction: 0.5},
 			want: Policy{Storable: true, Lifetime: 5 * time.Hour, Source: SourceHeuristic}},
 		{name: "§4.2.2 heuristic capped at a day by default", resp: hdr("Date", date, "Last-Modified", httpDate(-100*24*time.Hour)),
