@@ -201,7 +201,7 @@ func (h *Handler) originFailed(w http.ResponseWriter, r *http.Request, site *Sit
 		code, msg = http.StatusGatewayTimeout, "origin "+site.Origin.Name()+" timed out"
 	}
 	h.log.Warn("origin request failed", "origin", site.Origin.Name(), "host", r.Host, "uri", r.RequestURI, "status", code, "error", err.Error())
-	h.replyError(w, r, code, httpcache.Status{Fwd: fwd, Detail: "origin-error"}, msg)
+	writeError(w, code, httpcache.Status{Fwd: fwd, Detail: "origin-error"}, msg, false)
 }
 
 // stream copies a flight's response to the client as it arrives,

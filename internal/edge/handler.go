@@ -224,7 +224,7 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *S
 	if reqCC.OnlyIfCached {
 		// RFC 9111 §5.2.1.7: answer 504 rather than forward.
 		h.stats.rejected.Add(1)
-		h.replyError(w, r, http.StatusGatewayTimeout, httpcache.Status{Fwd: "miss", Detail: "only-if-cached"}, "not in cache and the request says only-if-cached")
+		writeError(w, http.StatusGatewayTimeout, httpcache.Status{Fwd: "miss", Detail: "only-if-cached"}, "not in cache and the request says only-if-cached", false)
 		return
 	}
 	if obj == nil && h.store.IsPass(kb.primary) {

@@ -59,12 +59,6 @@ func (o *countingOrigin) last() *http.Request {
 	return o.reqs[len(o.reqs)-1]
 }
 
-func (o *countingOrigin) all() []*http.Request {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return append([]*http.Request(nil), o.reqs...)
-}
-
 func newOrigin(t *testing.T, h http.HandlerFunc) *countingOrigin {
 	o := &countingOrigin{}
 	o.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

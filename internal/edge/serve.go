@@ -100,11 +100,6 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, code int, msg s
 	writeError(w, code, httpcache.Status{Fwd: "bypass", Detail: "refused"}, msg, code == http.StatusBadRequest)
 }
 
-// replyError answers with an error produced by the edge itself.
-func (h *Handler) replyError(w http.ResponseWriter, r *http.Request, code int, st httpcache.Status, msg string) {
-	writeError(w, code, st, msg, false)
-}
-
 // writeError writes a plain-text error. closeConn ends the connection
 // after the response, for requests whose framing cannot be trusted.
 func writeError(w http.ResponseWriter, code int, st httpcache.Status, msg string, closeConn bool) {

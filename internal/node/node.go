@@ -128,20 +128,11 @@ func (n *Node) serve(serve func(net.Listener) error, ln net.Listener, what strin
 // Err returns a channel that receives a listener's fatal error.
 func (n *Node) Err() <-chan error { return n.errc }
 
-// Name returns the node's name.
-func (n *Node) Name() string { return n.name }
-
 // EdgeAddr returns the edge listener's address.
 func (n *Node) EdgeAddr() string { return n.edgeLn.Addr().String() }
 
 // AdminAddr returns the admin listener's address.
 func (n *Node) AdminAddr() string { return n.adminLn.Addr().String() }
-
-// Store returns the node's object store.
-func (n *Node) Store() *store.Store { return n.store }
-
-// Edge returns the node's edge handler.
-func (n *Node) Edge() *edge.Handler { return n.edge }
 
 func (n *Node) ready() error {
 	if n.draining.Load() {
