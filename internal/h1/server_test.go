@@ -691,3 +691,28 @@ func BenchmarkServe(b *testing.B) {
 		}
 	}
 }
+
+func TestStalledRequestBodyTimesOut(t *testing.T) {
+	errc := make(chan error, 1)
+	_, addr := start(t, func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		errc <- err
+	}, func(s *Server) { s.BodyReadTimeout = 100 * time.Millisecond })
+	rc := dial(t, addr)
+	rc.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc") // then stall
+	select {
+	case err := <-errc:
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("body read err = %v, want a timeout", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("body read never timed out")
+	}
+	if resp, _ := rc.read("POST"); !resp.Close {
+		t.Fatal("response after a failed body read does not close the connection")
+	}
+	if !rc.closed() {
+		t.Fatal("connection kept after a failed body read")
+	}
+}

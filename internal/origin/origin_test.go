@@ -176,3 +176,30 @@ func TestPausesBetweenReadsDoNotCount(t *testing.T) {
 		t.Fatalf("read %d bytes", n)
 	}
 }
+
+func TestTLSHandshakeTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		<-done // accept TCP, never answer the ClientHello
+	}()
+	c := newClient(t, Config{Name: "tls", URL: "https://" + ln.Addr().String(), TLSHandshakeTimeout: 100 * time.Millisecond})
+	start := time.Now()
+	_, err = c.Do(get(context.Background(), "/"))
+	if err == nil || !IsTimeout(err) {
+		t.Fatalf("err = %v, want a TLS handshake timeout", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("timeout took %v", d)
+	}
+}
