@@ -217,31 +217,10 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, rd *coalesce.Re
 	hdr["Cache-Status"] = []string{string(st.AppendValue(make([]byte, 0, 64), CacheName))}
 	status := hd.status
 	start, end := int64(0), int64(-1) // the part of the body to send; end -1 = all
-	if status == http.StatusOK {
-		if (len(r.Header["If-None-Match"]) > 0 || len(r.Header["If-Modified-Since"]) > 0) &&
-			httpcache.NotModified(r.Header, hd.etag, hd.lastModified) {
-			for _, k := range notModifiedDrop {
-				delete(hdr, k)
-			}
-			w.WriteHeader(http.StatusNotModified)
+	if status == http.StatusOK && hasPreconditions(r) {
+		var done bool
+		if status, start, end, done = selectPart(w, r, hd.etag, hd.lastModified, hd.length); done {
 			return
-		}
-		if rng := r.Header["Range"]; len(rng) == 1 && hd.length >= 0 && r.Method == http.MethodGet &&
-			httpcache.IfRangeAllows(r.Header.Get("If-Range"), hd.etag, hd.lastModified) {
-			s, n, res := httpcache.ParseRange(rng[0], hd.length)
-			switch res {
-			case httpcache.RangeSatisfiable:
-				start, end = s, s+n
-				hdr["Content-Range"] = []string{contentRange(s, n, hd.length)}
-				hdr["Content-Length"] = []string{strconv.FormatInt(n, 10)}
-				status = http.StatusPartialContent
-			case httpcache.RangeUnsatisfiable:
-				hdr["Content-Range"] = []string{"bytes */" + strconv.FormatInt(hd.length, 10)}
-				delete(hdr, "Content-Length")
-				delete(hdr, "Content-Encoding")
-				w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
-				return
-			}
 		}
 	}
 	w.WriteHeader(status)

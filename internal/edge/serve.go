@@ -49,40 +49,58 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, o *store.O
 	o.Header.CopyTo(hdr)
 	hdr["Age"] = f.age
 	hdr["Cache-Status"] = f.cacheStatus
-	status := int(o.Status)
-	if status == http.StatusOK {
-		if (len(r.Header["If-None-Match"]) > 0 || len(r.Header["If-Modified-Since"]) > 0) &&
-			httpcache.NotModified(r.Header, o.ETag(), o.LastModified()) {
-			for _, k := range notModifiedDrop {
-				delete(hdr, k)
-			}
-			w.WriteHeader(http.StatusNotModified)
+	status, start, end := int(o.Status), int64(0), int64(len(o.Body))
+	if status == http.StatusOK && hasPreconditions(r) {
+		var done bool
+		if status, start, end, done = selectPart(w, r, o.ETag(), o.LastModified(), end); done {
 			return
-		}
-		if rng := r.Header["Range"]; len(rng) == 1 && r.Method == http.MethodGet &&
-			httpcache.IfRangeAllows(r.Header.Get("If-Range"), o.ETag(), o.LastModified()) {
-			size := int64(len(o.Body))
-			start, n, res := httpcache.ParseRange(rng[0], size)
-			switch res {
-			case httpcache.RangeSatisfiable:
-				hdr["Content-Range"] = []string{contentRange(start, n, size)}
-				hdr["Content-Length"] = []string{strconv.FormatInt(n, 10)}
-				w.WriteHeader(http.StatusPartialContent)
-				h.write(w, o.Body[start:start+n])
-				return
-			case httpcache.RangeUnsatisfiable:
-				hdr["Content-Range"] = []string{"bytes */" + strconv.FormatInt(size, 10)}
-				delete(hdr, "Content-Length")
-				delete(hdr, "Content-Encoding")
-				w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
-				return
-			}
 		}
 	}
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
-		h.write(w, o.Body)
+		h.write(w, o.Body[start:end])
 	}
+}
+
+// hasPreconditions reports whether r carries conditional or range fields
+// that selectPart must look at; most requests do not, and skip it.
+func hasPreconditions(r *http.Request) bool {
+	return len(r.Header["If-None-Match"]) > 0 || len(r.Header["If-Modified-Since"]) > 0 || len(r.Header["Range"]) > 0
+}
+
+// selectPart answers a client's conditional and range requests against a
+// 200 response with validators etag and lastModified and a body of size
+// bytes (-1 when unknown, which disables ranges). It sets the response
+// fields and returns the status to send and the part of the body
+// [start, end) to send; end is size (or -1) for the whole body. done means
+// it has answered already (304, 416).
+func selectPart(w http.ResponseWriter, r *http.Request, etag, lastModified string, size int64) (status int, start, end int64, done bool) {
+	hdr := w.Header()
+	if (len(r.Header["If-None-Match"]) > 0 || len(r.Header["If-Modified-Since"]) > 0) &&
+		httpcache.NotModified(r.Header, etag, lastModified) {
+		for _, k := range notModifiedDrop {
+			delete(hdr, k)
+		}
+		w.WriteHeader(http.StatusNotModified)
+		return 0, 0, 0, true
+	}
+	if rng := r.Header["Range"]; len(rng) == 1 && size >= 0 && r.Method == http.MethodGet &&
+		httpcache.IfRangeAllows(r.Header.Get("If-Range"), etag, lastModified) {
+		s, n, res := httpcache.ParseRange(rng[0], size)
+		switch res {
+		case httpcache.RangeSatisfiable:
+			hdr["Content-Range"] = []string{contentRange(s, n, size)}
+			hdr["Content-Length"] = []string{strconv.FormatInt(n, 10)}
+			return http.StatusPartialContent, s, s + n, false
+		case httpcache.RangeUnsatisfiable:
+			hdr["Content-Range"] = []string{"bytes */" + strconv.FormatInt(size, 10)}
+			delete(hdr, "Content-Length")
+			delete(hdr, "Content-Encoding")
+			w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+			return 0, 0, 0, true
+		}
+	}
+	return http.StatusOK, 0, size, false
 }
 
 func (h *Handler) write(w http.ResponseWriter, p []byte) {
