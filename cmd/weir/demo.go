@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,10 +10,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/demo"
 	"github.com/weir-cdn/weir/internal/node"
@@ -28,6 +32,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	load := fs.Duration("load", 0, "drive a Zipf workload through the edge for this `duration`, print the report and exit (e.g. 10s)")
 	concurrency := fs.Int("concurrency", 32, "concurrent clients of the --load workload")
 	keys := fs.Int("keys", 1000, "distinct objects in the --load workload")
+	nodes := fs.Int("nodes", 1, "edges to start; more than one forms a cluster on loopback with tiered fill")
 	f.register(fs, "127.0.0.1:8080", "127.0.0.1:9090")
 	f.logLevel = "warn"
 	if err := parseFlags(fs, args, &f); err != nil {
@@ -43,6 +48,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	if *load < 0 || *concurrency <= 0 || *keys <= 0 {
 		return usageError{errors.New("--load must be >= 0, --concurrency and --keys > 0")}
+	}
+	if *nodes < 1 || *nodes > maxDemoNodes {
+		return usageError{fmt.Errorf("--nodes %d: want 1 to %d", *nodes, maxDemoNodes)}
 	}
 
 	origin := demo.NewOrigin()
@@ -65,30 +73,52 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}()
 	originURL := "http://" + oln.Addr().String()
 
-	cfg := config.Default()
-	cfg.Node = "demo"
-	cfg.Listen, cfg.AdminListen = f.listen, f.adminListen
-	cfg.SetOrigin(originURL)
-	if f.set["procs"] {
-		cfg.Server.Procs = f.procs
-	}
-	cfg.ApplyDefaults()
-	n, err := node.Start(cfg, log)
+	cfgs, cleanup, err := demoConfigs(*nodes, originURL, &f)
 	if err != nil {
 		return err
 	}
-	stopTuning := tuneRuntime(cfg)
+	defer cleanup()
+	var ns []*node.Node
+	defer func() {
+		// On an early return, stop what started; Shutdown is idempotent.
+		for _, n := range ns {
+			n.Close()
+		}
+	}()
+	for i, cfg := range cfgs {
+		if i > 0 {
+			cfg.Cluster.Join = []string{ns[0].Cluster().GossipAddr()}
+		}
+		n, err := node.Start(cfg, log)
+		if err != nil {
+			return err
+		}
+		ns = append(ns, n)
+	}
+	stopTuning := tuneRuntime(cfgs[0])
 	defer stopTuning()
-	edgeURL := "http://" + n.EdgeAddr()
-	printGuide(stdout, edgeURL, originURL, "http://"+n.AdminAddr(), origin)
-
+	if len(ns) > 1 {
+		if err := waitForMembers(ctx, ns, 10*time.Second); err != nil {
+			return err
+		}
+	}
+	var edgeURLs, adminURLs []string
+	for _, n := range ns {
+		edgeURLs = append(edgeURLs, "http://"+n.EdgeAddr())
+		adminURLs = append(adminURLs, "http://"+n.AdminAddr())
+	}
+	edgeURL := edgeURLs[0]
+	printGuide(stdout, edgeURLs, originURL, adminURLs, origin)
 	if *load == 0 {
 		fmt.Fprintln(stdout, "\nPress Ctrl-C to stop.")
-		return waitAndDrain(ctx, n, 5*time.Second)
+		<-ctx.Done()
+		return shutdownAll(ns)
 	}
-	fmt.Fprintf(stdout, "\nDriving a Zipf workload (%d objects, %d clients) through the edge for %s...\n", *keys, *concurrency, *load)
+	fmt.Fprintf(stdout, "\nDriving a Zipf workload (%d objects, %d clients) through %d edge(s) for %s...\n", *keys, *concurrency, len(ns), *load)
 	rep, lerr := demo.RunLoad(ctx, demo.LoadConfig{
 		BaseURL:        edgeURL,
+		Spread:         edgeURLs[1:],
+		Host:           demoHost(len(ns)),
 		Duration:       *load,
 		Concurrency:    *concurrency,
 		Keys:           *keys,
@@ -98,24 +128,167 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintln(stdout)
 		lerr = rep.WriteText(stdout)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := n.Shutdown(sctx); err != nil && lerr == nil {
+	if err := shutdownAll(ns); err != nil && lerr == nil {
 		lerr = err
 	}
 	return lerr
 }
 
-func printGuide(w io.Writer, edgeURL, originURL, adminURL string, origin *demo.Origin) {
-	fmt.Fprintf(w, `Weir demo: a caching edge in front of a synthetic origin, on loopback.
+// clusterHost is the site name the demo cluster's load uses: the edges of
+// a cluster share one name, and the cache key includes it.
+const clusterHost = "weir.demo"
+
+func demoHost(nodes int) string {
+	if nodes > 1 {
+		return clusterHost
+	}
+	return ""
+}
+
+// maxDemoNodes bounds --nodes: each edge is a few goroutines and
+// listeners, but a demo is for looking at, not for load.
+const maxDemoNodes = 9
+
+// demoConfigs returns the configuration of each demo edge: one standalone
+// edge, or a cluster on loopback with a fresh key in a temporary file
+// that cleanup removes. Ports follow --listen and --admin-listen: edge i
+// listens on the given port + i (port 0 stays 0).
+func demoConfigs(nodes int, originURL string, f *serveFlags) ([]*config.Config, func(), error) {
+	cleanup := func() {}
+	keyFile := ""
+	if nodes > 1 {
+		key, err := cluster.GenerateKey(rand.Reader, time.Now())
+		if err != nil {
+			return nil, cleanup, err
+		}
+		kf, err := os.CreateTemp("", "weir-demo-*.key") // created with mode 0600
+		if err != nil {
+			return nil, cleanup, fmt.Errorf("demo cluster key file: %w", err)
+		}
+		keyFile = kf.Name()
+		cleanup = func() { os.Remove(keyFile) }
+		err = cluster.WriteKeyFile(kf, key)
+		if cerr := kf.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			cleanup()
+			return nil, func() {}, fmt.Errorf("demo cluster key file: %w", err)
+		}
+	}
+	var cfgs []*config.Config
+	for i := range nodes {
+		cfg := config.Default()
+		cfg.Node = "demo"
+		listen, err := offsetPort(f.listen, i)
+		if err != nil {
+			cleanup()
+			return nil, func() {}, usageError{fmt.Errorf("--listen: %w", err)}
+		}
+		admin, err := offsetPort(f.adminListen, i)
+		if err != nil {
+			cleanup()
+			return nil, func() {}, usageError{fmt.Errorf("--admin-listen: %w", err)}
+		}
+		cfg.Listen, cfg.AdminListen = listen, admin
+		cfg.SetOrigin(originURL)
+		if f.set["procs"] {
+			cfg.Server.Procs = f.procs
+		}
+		if nodes > 1 {
+			cfg.Node = fmt.Sprintf("demo-%d", i+1)
+			cfg.Cluster.Listen = "127.0.0.1:0"
+			cfg.Cluster.PeerListen = "127.0.0.1:0"
+			cfg.Cluster.KeyFile = keyFile
+		}
+		cfg.ApplyDefaults()
+		cfgs = append(cfgs, cfg)
+	}
+	return cfgs, cleanup, nil
+}
+
+// offsetPort returns addr with its port increased by i, unless it is 0.
+func offsetPort(addr string, i int) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p+i > 65535 {
+		return "", fmt.Errorf("%q: bad port", addr)
+	}
+	if p == 0 {
+		return addr, nil
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+i)), nil
+}
+
+// waitForMembers waits until every node sees all of them as members.
+func waitForMembers(ctx context.Context, ns []*node.Node, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok := true
+		for _, n := range ns {
+			if len(n.Cluster().Info().Members) != len(ns) {
+				ok = false
+			}
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("demo cluster: the %d edges did not all see each other within %s", len(ns), timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// shutdownAll drains the nodes one after another, so that each can tell
+// the others it leaves.
+func shutdownAll(ns []*node.Node) error {
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var errs []error
+	for i := len(ns) - 1; i >= 0; i-- {
+		errs = append(errs, ns[i].Shutdown(sctx))
+	}
+	return errors.Join(errs...)
+}
+
+func printGuide(w io.Writer, edgeURLs []string, originURL string, adminURLs []string, origin *demo.Origin) {
+	edgeURL := edgeURLs[0]
+	if len(edgeURLs) == 1 {
+		fmt.Fprintf(w, `Weir demo: a caching edge in front of a synthetic origin, on loopback.
 
   edge    %s         <- send requests here
   origin  %s   (counts what reaches it: %s/__stats)
   admin   %s/status
+`, edgeURL, originURL, originURL, adminURLs[0])
+	} else {
+		fmt.Fprintf(w, "Weir demo: a cluster of %d caching edges in front of a synthetic origin, on loopback.\n\n", len(edgeURLs))
+		for i := range edgeURLs {
+			fmt.Fprintf(w, "  edge demo-%d  %s   admin %s/cluster\n", i+1, edgeURLs[i], adminURLs[i])
+		}
+		fmt.Fprintf(w, `  origin       %s   (counts what reaches it: %s/__stats)
 
+Every edge serves the site %s. A miss asks the URL's owner before
+the origin, so the origin sees one fetch per URL for the whole cluster.
+Ask each edge for one URL and watch Via name the owner:
+
+`, originURL, originURL, clusterHost)
+		for _, u := range edgeURLs {
+			fmt.Fprintf(w, "  curl -si -H 'Host: %s' %s/static/logo.svg\n", clusterHost, u)
+		}
+		fmt.Fprintf(w, "  curl -s '%s/cluster?key=%s/static/logo.svg'   # who owns it\n", adminURLs[0], clusterHost)
+	}
+	fmt.Fprintf(w, `
 Try (run each twice and watch Cache-Status and Age):
 
-`, edgeURL, originURL, originURL, adminURL)
+`)
 	for _, p := range origin.Paths() {
 		if strings.HasPrefix(p.Path, "/__") {
 			continue

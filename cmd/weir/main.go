@@ -1,7 +1,10 @@
 // Command weir is a caching HTTP edge: a self-hosted CDN node.
 //
 //	weir serve --origin URL --listen ADDR --admin-listen ADDR [--config FILE]
-//	weir demo [--load 10s]
+//	           [--node NAME --cluster-listen ADDR --peer-listen ADDR --join ADDR[,ADDR...]
+//	            --cluster-key-file FILE | --insecure-cluster]
+//	weir demo [--nodes N] [--load 10s]
+//	weir keygen
 //	weir version
 //
 // This file only wires flags to the packages under internal/.
@@ -9,6 +12,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,9 +22,11 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/node"
 	"github.com/weir-cdn/weir/internal/version"
@@ -30,7 +36,10 @@ const usage = `weir: a caching HTTP edge (self-hosted CDN node)
 
 Usage:
   weir serve --origin URL [--listen ADDR] [--admin-listen ADDR] [--config FILE] [--procs N]
-  weir demo [--listen ADDR] [--admin-listen ADDR] [--load DURATION] [--procs N]
+             [--node NAME --cluster-listen ADDR --peer-listen ADDR [--join ADDR[,ADDR...]]
+              --cluster-key-file FILE | --insecure-cluster]
+  weir demo [--nodes N] [--listen ADDR] [--admin-listen ADDR] [--load DURATION] [--procs N]
+  weir keygen > cluster.key
   weir version
 
 Run "weir <command> -h" for the flags of a command.
@@ -54,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stdout, stderr)
 	case "demo":
 		err = runDemo(ctx, args[1:], stdout, stderr)
+	case "keygen":
+		err = keygen(args[1:], stdout)
 	case "version", "--version", "-version":
 		v := version.Get()
 		fmt.Fprintf(stdout, "weir %s (commit %s, %s)\n", v.Version, v.Commit, v.GoVersion)
@@ -87,6 +98,19 @@ type serveFlags struct {
 	config, origin, listen, adminListen, logLevel string
 	procs                                         int
 	set                                           map[string]bool
+
+	node, clusterListen, peerListen, join, keyFile string
+	insecureCluster                                bool
+}
+
+// registerCluster adds the flags that make the node a cluster member.
+func (f *serveFlags) registerCluster(fs *flag.FlagSet) {
+	fs.StringVar(&f.node, "node", "", "this node's `name`, unique in the cluster (overrides node; default: the host name)")
+	fs.StringVar(&f.clusterListen, "cluster-listen", "", "gossip `address` (TCP and UDP); setting it makes the node a cluster member (overrides cluster.listen)")
+	fs.StringVar(&f.peerListen, "peer-listen", "", "peer-fill listener `address` (overrides cluster.peer_listen)")
+	fs.StringVar(&f.join, "join", "", "comma-separated gossip `addresses` of seed nodes (overrides cluster.join)")
+	fs.StringVar(&f.keyFile, "cluster-key-file", "", "cluster key `file` written by weir keygen (overrides cluster.key_file)")
+	fs.BoolVar(&f.insecureCluster, "insecure-cluster", false, "run the cluster without gossip encryption and peer authentication, for tests (overrides cluster.insecure)")
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet, listen, adminListen string) {
@@ -109,6 +133,34 @@ func (f *serveFlags) apply(cfg *config.Config) {
 	}
 	if f.set["procs"] {
 		cfg.Server.Procs = f.procs
+	}
+	if f.set["node"] {
+		cfg.Node = f.node
+	}
+	cc := &cfg.Cluster
+	if f.set["cluster-listen"] {
+		cc.Listen = f.clusterListen
+	}
+	if f.set["peer-listen"] {
+		cc.PeerListen = f.peerListen
+	}
+	if f.set["join"] {
+		cc.Join = nil
+		for _, a := range strings.Split(f.join, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				cc.Join = append(cc.Join, a)
+			}
+		}
+	}
+	if f.set["cluster-key-file"] {
+		cc.KeyFile = f.keyFile
+		cc.Insecure = false
+	}
+	if f.set["insecure-cluster"] {
+		cc.Insecure = f.insecureCluster
+		if f.insecureCluster {
+			cc.KeyFile = ""
+		}
 	}
 	cfg.ApplyDefaults()
 }
@@ -145,6 +197,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.config, "config", "", "YAML configuration `file` (optional)")
 	fs.StringVar(&f.origin, "origin", "", "origin `URL` for every host, e.g. http://127.0.0.1:9000 (overrides the default origin of the file)")
 	f.register(fs, ":8080", "127.0.0.1:9090")
+	f.registerCluster(fs)
 	if err := parseFlags(fs, args, &f); err != nil {
 		return err
 	}
@@ -204,4 +257,27 @@ func waitAndDrain(ctx context.Context, n *node.Node, timeout time.Duration) erro
 		err = fmt.Errorf("graceful shutdown: %w", serr)
 	}
 	return err
+}
+
+// keygen writes a new cluster key file to stdout.
+func keygen(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: weir keygen > cluster.key
+
+Writes a new cluster key file: one random 256-bit key that encrypts gossip
+and signs peer requests. Give the same file to every node with
+--cluster-key-file, and keep it secret (chmod 600). To rotate keys, see
+"Key rotation" in docs/configuration.md.
+`)
+	}
+	var f serveFlags
+	if err := parseFlags(fs, args, &f); err != nil {
+		return err
+	}
+	key, err := cluster.GenerateKey(rand.Reader, time.Now())
+	if err != nil {
+		return fmt.Errorf("generate a key: %w", err)
+	}
+	return cluster.WriteKeyFile(stdout, key)
 }

@@ -16,6 +16,10 @@ type Options struct {
 	Ready func() error
 	// Status returns the JSON document served at /status; nil serves {}.
 	Status func() any
+	// Cluster returns the JSON document served at /cluster: the members
+	// and, when key is not empty, which node owns it. A non-nil error is
+	// the client's mistake (400). Nil serves 404: not a cluster member.
+	Cluster func(key string) (any, error)
 }
 
 // NewHandler returns the admin API:
@@ -23,6 +27,7 @@ type Options struct {
 //	GET /healthz  liveness: 200 while the process can serve
 //	GET /readyz   readiness: 200, or 503 with the reason
 //	GET /status   JSON status document
+//	GET /cluster  JSON cluster membership; ?key=URL adds the key's owner
 func NewHandler(opt Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -47,13 +52,34 @@ func NewHandler(opt Options) http.Handler {
 		if opt.Status != nil {
 			doc = opt.Status()
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(doc)
+		writeJSON(w, http.StatusOK, doc)
+	})
+	mux.HandleFunc("GET /cluster", func(w http.ResponseWriter, r *http.Request) {
+		if opt.Cluster == nil {
+			writeJSON(w, http.StatusNotFound, errorDoc{"this node is not part of a cluster: set cluster.listen (--cluster-listen) to enable it"})
+			return
+		}
+		doc, err := opt.Cluster(r.URL.Query().Get("key"))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, errorDoc{err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, doc)
 	})
 	return mux
+}
+
+type errorDoc struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, doc any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(doc)
 }
 
 // NewServer returns the admin listener's server with conservative limits.

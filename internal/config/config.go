@@ -42,6 +42,10 @@ const (
 	DefaultMaxIdleConns          = 256
 	DefaultMaxConns              = 1024
 
+	DefaultClusterWeight      = 100
+	DefaultPeerConnectTimeout = Duration(1 * time.Second)
+	DefaultPeerTimeout        = Duration(5 * time.Second)
+
 	// DefaultOriginName is the origin that SetOrigin (the --origin flag)
 	// creates or changes.
 	DefaultOriginName = "default"
@@ -71,6 +75,10 @@ type Config struct {
 	// Server sets the edge listener's timeouts and limits. Its zero value
 	// means every default.
 	Server Server `yaml:"server"`
+
+	// Cluster makes this node one edge of a cluster. Its zero value (no
+	// cluster.listen) means a standalone node.
+	Cluster Cluster `yaml:"cluster"`
 
 	// Origins are the backends Weir fetches from. At least one is
 	// required, so the zero value (none) is invalid unless the --origin
@@ -150,6 +158,87 @@ type Server struct {
 	// oversubscription causes and lowers tail latency.
 	Procs int `yaml:"procs"`
 }
+
+// Cluster makes this node one edge of a cluster: the edges find each
+// other by gossip (memberlist), each cache key has one owner among them
+// (rendezvous hashing), and with tiered fill a miss is filled from the
+// key's owner, so the origin sees one fetch per key for the whole
+// cluster. Its zero value, with Listen empty, means a standalone node.
+type Cluster struct {
+	// Listen is the gossip (memberlist) address, "host:port", bound for
+	// both TCP and UDP; an empty host listens on every interface and port
+	// 0 picks a free port. The zero value "" means a standalone node with
+	// no cluster: weight, tiered_fill and the peer timeouts are then
+	// ignored (Validate still checks their ranges), and setting join,
+	// peer_listen, key_file, insecure, advertise or peer_advertise
+	// without listen is an error. Flag: --cluster-listen.
+	Listen string `yaml:"listen"`
+
+	// Advertise is the gossip address, "host:port", told to the other
+	// members. The zero value "" derives it from Listen: Listen's host,
+	// or a private address of this machine when that host is empty or
+	// unspecified ("0.0.0.0", "::"). Set it when members reach this node
+	// through NAT or on another address.
+	Advertise string `yaml:"advertise"`
+
+	// PeerListen is the peer-fill HTTP listener, "host:port", which
+	// serves this node's keys to the other members; port 0 picks a free
+	// port. It is required when Listen is set and must not share Listen's
+	// port, which gossip already uses for TCP. The zero value "" is valid
+	// only for a standalone node. Flag: --peer-listen.
+	PeerListen string `yaml:"peer_listen"`
+
+	// PeerAdvertise is the address, "host:port", that the other members
+	// use to reach PeerListen. The zero value "" means PeerListen's
+	// address or, when PeerListen's host is empty or unspecified, the
+	// gossip advertise IP with PeerListen's port.
+	PeerAdvertise string `yaml:"peer_advertise"`
+
+	// Join lists seed members' gossip addresses, "host:port"; any one
+	// reachable seed is enough to join. The zero value (none) means this
+	// node starts a new cluster that others join. Flag: --join a,b.
+	Join []string `yaml:"join"`
+
+	// KeyFile is the path of the cluster key file, written by
+	// `weir keygen`, which holds the gossip encryption keys and the peer
+	// authentication keys. It is required when Listen is set unless
+	// Insecure is true, and must not be combined with Insecure. The file
+	// is read by the cluster, not checked by Validate. The zero value ""
+	// means no key file. Flag: --cluster-key-file.
+	KeyFile string `yaml:"key_file"`
+
+	// Insecure runs the cluster without gossip encryption and without
+	// peer authentication: anyone who can reach the ports can join the
+	// cluster and read the cache. It is meant for tests on one machine
+	// only, and must not be combined with KeyFile. The zero value false
+	// requires a KeyFile. Flag: --insecure-cluster.
+	Insecure bool `yaml:"insecure"`
+
+	// Weight is this node's relative share of the keys (its rendezvous
+	// hashing weight), from 1 to 10000: a node of weight 200 owns about
+	// twice as many keys as one of weight 100. The zero value means 100.
+	Weight int `yaml:"weight"`
+
+	// TieredFill makes a miss ask the key's owner before the origin, so
+	// the origin sees one fetch per key for the whole cluster. Default()
+	// sets true. The zero value false makes every edge fill from the
+	// origin itself.
+	TieredFill bool `yaml:"tiered_fill"`
+
+	// PeerConnectTimeout bounds connecting to a peer, at most 1m. The
+	// zero value means 1s.
+	PeerConnectTimeout Duration `yaml:"peer_connect_timeout"`
+
+	// PeerTimeout bounds the wait for a peer's response header; past it
+	// the edge fetches from the origin directly. Set it above your
+	// origins' usual response time, since the owner may itself be waiting
+	// for the origin. At most 1m. The zero value means 5s.
+	PeerTimeout Duration `yaml:"peer_timeout"`
+}
+
+// Enabled reports whether this node is a cluster member, that is whether
+// Listen is set.
+func (c *Cluster) Enabled() bool { return c.Listen != "" }
 
 // Origin is one backend. Its zero-valued timeouts and limits are replaced
 // by their defaults by [Config.ApplyDefaults].
@@ -253,12 +342,18 @@ type Host struct {
 // hit-for-pass for 30s and RFC 9111's heuristic of 10% of the age since
 // Last-Modified, capped at 24h; clients get 10s to send a header, idle
 // keep-alive connections last 120s, headers are limited to 64KiB and a
-// graceful shutdown waits 15s.
+// graceful shutdown waits 15s. The node is standalone; once
+// cluster.listen is set it owns a share of weight 100, fills misses from
+// the key's owner (tiered fill), gives a peer 1s to accept a connection
+// and 5s to answer.
 func Default() *Config {
 	c := &Config{
 		Cache: Cache{
 			HitForPassTTL:     DefaultHitForPassTTL,
 			HeuristicFraction: DefaultHeuristicFraction,
+		},
+		Cluster: Cluster{
+			TieredFill: true,
 		},
 	}
 	c.ApplyDefaults()
@@ -268,9 +363,10 @@ func Default() *Config {
 // ApplyDefaults replaces zero values that stand for a default with that
 // default, as documented on each field, in c and in each of its origins.
 // It leaves alone the fields whose zero value has a meaning of its own
-// (such as cache.hit_for_pass_ttl, where 0 disables hit-for-pass); those
-// get their defaults from Default. Parse calls it; callers that change a
-// Config call it again before Validate. It is idempotent.
+// (such as cache.hit_for_pass_ttl, where 0 disables hit-for-pass, or
+// cluster.tiered_fill); those get their defaults from Default. Parse
+// calls it; callers that change a Config call it again before Validate.
+// It is idempotent.
 func (c *Config) ApplyDefaults() {
 	setDefault(&c.Listen, DefaultListen)
 	setDefault(&c.AdminListen, DefaultAdminListen)
@@ -284,6 +380,10 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Server.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&c.Server.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setDefault(&c.Server.ShutdownTimeout, DefaultShutdownTimeout)
+
+	setDefault(&c.Cluster.Weight, DefaultClusterWeight)
+	setDefault(&c.Cluster.PeerConnectTimeout, DefaultPeerConnectTimeout)
+	setDefault(&c.Cluster.PeerTimeout, DefaultPeerTimeout)
 
 	for i := range c.Origins {
 		c.Origins[i].applyDefaults()

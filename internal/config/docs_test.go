@@ -37,17 +37,60 @@ func schemaKeys(t reflect.Type, prefix string) []string {
 	return keys
 }
 
+// docSections maps the dotted path of every YAML key in t to the heading
+// of the docs/configuration.md section whose table lists it: "Top level"
+// for node, "`cache`" for cache.max_size, "`hosts[].key`" for
+// hosts.key.drop_params. shown is the parent as the headings write it,
+// with "[]" after lists.
+func docSections(t reflect.Type, prefix, shown, heading string, sections map[string]string) {
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		sections[prefix+name] = heading
+		ft, list := f.Type, ""
+		if ft.Kind() == reflect.Slice {
+			ft, list = ft.Elem(), "[]"
+		}
+		if ft.Kind() == reflect.Struct {
+			docSections(ft, prefix+name+".", shown+name+list+".", "`"+shown+name+"`", sections)
+		}
+	}
+}
+
 // TestReferenceListsEveryKey keeps docs/configuration.md from drifting:
-// every key of the schema must have a row in one of its tables.
+// every key of the schema must have a row in the table of its section,
+// so that cluster.listen is not taken as documented by the top-level
+// listen.
 func TestReferenceListsEveryKey(t *testing.T) {
 	doc, err := os.ReadFile(filepath.Join(docsDir, "configuration.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// bodies maps a "## " heading, up to its first space, to its section.
+	bodies := map[string]string{}
+	for _, section := range strings.Split(string(doc), "\n## ")[1:] {
+		heading, body, _ := strings.Cut(section, "\n")
+		if heading == "Top level" {
+			bodies[heading] = body
+			continue
+		}
+		heading, _, _ = strings.Cut(heading, " ")
+		bodies[strings.TrimSuffix(heading, ":")] = body
+	}
+	sections := map[string]string{}
+	docSections(reflect.TypeFor[config.Config](), "", "", "Top level", sections)
 	for _, path := range schemaKeys(reflect.TypeFor[config.Config](), "") {
 		name := path[strings.LastIndexByte(path, '.')+1:]
-		if !strings.Contains(string(doc), "| `"+name+"` |") {
-			t.Errorf("docs/configuration.md has no table row for %s (want a line starting \"| `%s` |\")", path, name)
+		heading := sections[path]
+		body, ok := bodies[heading]
+		if !ok {
+			t.Errorf("docs/configuration.md has no section \"## %s\" for %s", heading, path)
+			continue
+		}
+		if !strings.Contains(body, "\n| `"+name+"` |") {
+			t.Errorf("docs/configuration.md has no table row for %s under \"## %s\" (want a line starting \"| `%s` |\")", path, heading, name)
 		}
 	}
 }
@@ -95,8 +138,10 @@ func TestReferenceExamplesParse(t *testing.T) {
 	}
 }
 
-// TestExampleFile checks that docs/weir.example.yaml loads, validates and
-// sets every key, as it claims.
+// TestExampleFile checks that docs/weir.example.yaml loads and
+// validates as a standalone node, that it still loads and validates with
+// its commented-out cluster section uncommented, and that it then sets
+// every key, as it claims.
 func TestExampleFile(t *testing.T) {
 	path := filepath.Join(docsDir, "weir.example.yaml")
 	c, err := config.Load(path)
@@ -106,11 +151,29 @@ func TestExampleFile(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("%s does not validate:\n%v", path, err)
 	}
+	if c.Cluster.Enabled() {
+		t.Errorf("%s enables the cluster; as shipped it should describe a standalone node, with the cluster section commented out", path)
+	}
 
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	data, ok := uncommentSection(data, "cluster")
+	if !ok {
+		t.Fatalf("%s has no commented-out cluster section (a line \"# cluster:\")", path)
+	}
+	c, err = config.Parse(data, path+" with cluster uncommented")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("%s with its cluster section uncommented does not validate:\n%v", path, err)
+	}
+	if !c.Cluster.Enabled() {
+		t.Errorf("%s with its cluster section uncommented does not enable the cluster", path)
+	}
+
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		t.Fatal(err)
@@ -122,6 +185,23 @@ func TestExampleFile(t *testing.T) {
 			t.Errorf("%s does not set %s", path, key)
 		}
 	}
+}
+
+// uncommentSection returns data with the commented-out top-level
+// section key uncommented: the line "# key:" and the comment lines that
+// follow it, up to the first line that is not a comment, lose their
+// leading "# " (or "#"). It reports whether it found the section.
+func uncommentSection(data []byte, key string) ([]byte, bool) {
+	lines := strings.SplitAfter(string(data), "\n")
+	start := slices.IndexFunc(lines, func(l string) bool { return strings.TrimRight(l, "\r\n") == "# "+key+":" })
+	if start < 0 {
+		return data, false
+	}
+	for i := start; i < len(lines) && strings.HasPrefix(lines[i], "#"); i++ {
+		l := strings.TrimPrefix(lines[i], "#")
+		lines[i] = strings.TrimPrefix(l, " ")
+	}
+	return []byte(strings.Join(lines, "")), true
 }
 
 // collectKeys records the dotted path of every mapping key under n.
@@ -142,9 +222,37 @@ func collectKeys(n *yaml.Node, prefix string, used map[string]bool) {
 
 func TestSchemaKeys(t *testing.T) {
 	keys := schemaKeys(reflect.TypeFor[config.Config](), "")
-	for _, want := range []string{"node", "cache.max_size", "origins.url", "hosts.key.drop_params", "server.shutdown_timeout"} {
+	for _, want := range []string{"node", "cache.max_size", "origins.url", "hosts.key.drop_params", "server.shutdown_timeout", "cluster.listen"} {
 		if !slices.Contains(keys, want) {
 			t.Errorf("schemaKeys misses %s; got %v", want, keys)
 		}
+	}
+
+	sections := map[string]string{}
+	docSections(reflect.TypeFor[config.Config](), "", "", "Top level", sections)
+	for path, want := range map[string]string{
+		"node":                  "Top level",
+		"cluster":               "Top level",
+		"cache.max_size":        "`cache`",
+		"cluster.listen":        "`cluster`",
+		"origins.url":           "`origins`",
+		"hosts.key":             "`hosts`",
+		"hosts.key.drop_params": "`hosts[].key`",
+	} {
+		if got := sections[path]; got != want {
+			t.Errorf("docSections puts %s under %q, want %q", path, got, want)
+		}
+	}
+}
+
+func TestUncommentSection(t *testing.T) {
+	in := "a: 1\n# b: old\n\n# note\n# cluster:\n#   # why\n#   listen: x  # inline\n#\n#   join: [y]\n\nc: 2\n# d: 3\n"
+	want := "a: 1\n# b: old\n\n# note\ncluster:\n  # why\n  listen: x  # inline\n\n  join: [y]\n\nc: 2\n# d: 3\n"
+	got, ok := uncommentSection([]byte(in), "cluster")
+	if !ok || string(got) != want {
+		t.Errorf("uncommentSection = %q, %v; want %q, true", got, ok, want)
+	}
+	if _, ok := uncommentSection([]byte(in), "server"); ok {
+		t.Errorf("uncommentSection found a server section in %q", in)
 	}
 }

@@ -55,6 +55,21 @@ func ExampleConfig_Validate() {
 	// hosts[0].origin: unknown origin "api" (defined origins: default)
 }
 
+func ExampleConfig_Validate_cluster() {
+	c := config.Default()
+	c.SetOrigin("http://127.0.0.1:8000")
+	c.Cluster.Join = []string{"10.0.0.2:7946"}
+	fmt.Println(c.Validate())
+
+	c.Cluster.Listen = ":7946"
+	c.Cluster.PeerListen = ":7947"
+	c.Cluster.KeyFile = "/etc/weir/cluster.key"
+	fmt.Println(c.Validate(), c.Cluster.Enabled())
+	// Output:
+	// cluster.listen: empty, so this node runs standalone, but cluster.join is set; set cluster.listen (flag --cluster-listen) to this node's gossip address, such as ":7946", to enable the cluster, or remove it
+	// <nil> true
+}
+
 func ExampleConfig_SetOrigin() {
 	c := config.Default()
 	c.SetOrigin("http://127.0.0.1:8000")

@@ -27,6 +27,8 @@ func FuzzParse(f *testing.F) {
 		"cache: {max_size: 1.5GiB, heuristic_fraction: .nan}\n",
 		"? [a]\n: 1\n",
 		"listen: :1\nlisten: :2\n---\nnode: b\n",
+		"cluster:\n  listen: ':7946'\n  peer_listen: 0.0.0.0:7946\n  advertise: '[::]:1'\n  join: ['', a:0, '[fe80::1%eth0]:7946']\n  key_file: k\n  insecure: true\n  weight: -1\n  peer_timeout: 2m\n",
+		"cluster: {join: [x], peer_advertise: ':0', tiered_fill: false}\n",
 	} {
 		f.Add([]byte(s))
 	}

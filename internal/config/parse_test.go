@@ -129,6 +129,43 @@ hosts:
 			}),
 		},
 		{
+			name: "cluster",
+			yaml: `
+cluster:
+  listen: 10.0.0.1:7946
+  advertise: 203.0.113.1:7946
+  peer_listen: 10.0.0.1:7947
+  peer_advertise: 203.0.113.1:7947
+  join: [10.0.0.2:7946, "edge-3.internal:7946"]
+  key_file: /etc/weir/cluster.key
+  insecure: false
+  weight: 200
+  tiered_fill: false
+  peer_connect_timeout: 500ms
+  peer_timeout: 10s
+`,
+			want: withDefaults(func(c *config.Config) {
+				c.Cluster = config.Cluster{
+					Listen:             "10.0.0.1:7946",
+					Advertise:          "203.0.113.1:7946",
+					PeerListen:         "10.0.0.1:7947",
+					PeerAdvertise:      "203.0.113.1:7947",
+					Join:               []string{"10.0.0.2:7946", "edge-3.internal:7946"},
+					KeyFile:            "/etc/weir/cluster.key",
+					Weight:             200,
+					PeerConnectTimeout: config.Duration(500 * time.Millisecond),
+					PeerTimeout:        config.Duration(10 * time.Second),
+				}
+			}),
+		},
+		{
+			name: "cluster, partly set, keeps defaults",
+			yaml: "cluster:\n  listen: \":7946\"\n  peer_listen: \":7947\"\n  insecure: true\n  weight: 0\n",
+			want: withDefaults(func(c *config.Config) {
+				c.Cluster.Listen, c.Cluster.PeerListen, c.Cluster.Insecure = ":7946", ":7947", true
+			}),
+		},
+		{
 			name: "anchors and merge keys",
 			yaml: `
 origins:
@@ -173,7 +210,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "unknown top-level key",
 			yaml: "node: a\n\nlisten_addr: :80\n",
-			want: []string{`weir.yaml:3: unknown key "listen_addr" at the top level (known keys: node, listen, admin_listen, cache, server, origins, hosts); did you mean "listen"?`},
+			want: []string{`weir.yaml:3: unknown key "listen_addr" at the top level (known keys: node, listen, admin_listen, cache, server, cluster, origins, hosts); did you mean "listen"?`},
 		},
 		{
 			name: "dashes instead of underscores",
@@ -189,6 +226,18 @@ func TestParseErrors(t *testing.T) {
 			name: "unknown key in key rules",
 			yaml: "hosts:\n  - match: [a]\n    origin: x\n  - match: [b]\n    origin: x\n    key:\n      drop_param: [utm_*]\n",
 			want: []string{`weir.yaml:7: unknown key "drop_param" in hosts[1].key (known keys: ignore_query, keep_query_order, drop_params, allow_params, headers, cookies, lowercase_path); did you mean "drop_params"?`},
+		},
+		{
+			name: "cluster keys and types",
+			yaml: "cluster:\n  peer-listen: :7947\n  join: 10.0.0.2:7946\n  weight: heavy\n  insecure: yes please\n  peer_timeout: 5\n  key: k\n",
+			want: []string{
+				`weir.yaml:2: unknown key "peer-listen" in cluster (known keys: listen, advertise, peer_listen, peer_advertise, join, key_file, insecure, weight, tiered_fill, peer_connect_timeout, peer_timeout); did you mean "peer_listen"?`,
+				`weir.yaml:3: cluster.join: expected a list, found "10.0.0.2:7946"; write [10.0.0.2:7946] for a list of one`,
+				`weir.yaml:4: cluster.weight: cannot use "heavy" as a whole number`,
+				`weir.yaml:5: cluster.insecure: cannot use "yes please" as true or false`,
+				`weir.yaml:6: cluster.peer_timeout: duration "5" has no unit; write "5s" for seconds (units: ns, us, ms, s, m, h)`,
+				`weir.yaml:7: unknown key "key" in cluster (known keys: listen, advertise, peer_listen, peer_advertise, join, key_file, insecure, weight, tiered_fill, peer_connect_timeout, peer_timeout)`,
+			},
 		},
 		{
 			name: "repeated key",
@@ -282,7 +331,7 @@ hosts:
 			name: "every problem at once, in document order",
 			yaml: "nodee: a\ncache:\n  max_size: big\norigins:\n  - name: a\n    urll: http://x\n",
 			want: []string{
-				`weir.yaml:1: unknown key "nodee" at the top level (known keys: node, listen, admin_listen, cache, server, origins, hosts); did you mean "node"?`,
+				`weir.yaml:1: unknown key "nodee" at the top level (known keys: node, listen, admin_listen, cache, server, cluster, origins, hosts); did you mean "node"?`,
 				`weir.yaml:3: cache.max_size: size "big" does not start with a number; write a byte count like 65536 or a number with a unit like 256MiB`,
 				`weir.yaml:6: unknown key "urll" in origins[0] (known keys: name, url, host_header, connect_timeout, tls_handshake_timeout, response_header_timeout, body_idle_timeout, max_idle_conns, max_conns); did you mean "url"?`,
 			},

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Limits that Validate enforces.
@@ -17,6 +18,12 @@ const (
 	MaxVariantsLimit  = 1024
 	MinMaxHeaderBytes = 4 * KiB
 	MaxMaxHeaderBytes = 1 * MiB
+
+	// MaxClusterWeight bounds cluster.weight; the least is 1.
+	MaxClusterWeight = 10000
+	// MaxPeerTimeout bounds cluster.peer_connect_timeout and
+	// cluster.peer_timeout.
+	MaxPeerTimeout = Duration(time.Minute)
 )
 
 // Validate reports every problem in c at once, joined with errors.Join,
@@ -36,13 +43,14 @@ func (c *Config) Validate() error {
 	if e.Node != "" && !isToken(e.Node) {
 		v.add("node", "%q is not a valid node name: use letters, digits and !#$%%&'*+-.^_`|~ (it appears in Via headers), or leave it empty for the machine's host name", e.Node)
 	}
-	v.listenAddr("listen", e.Listen)
-	v.listenAddr("admin_listen", e.AdminListen)
+	v.listenAddr("listen", e.Listen, "8080")
+	v.listenAddr("admin_listen", e.AdminListen, "8080")
 	if e.Listen == e.AdminListen && !strings.HasSuffix(e.Listen, ":0") {
 		v.add("admin_listen", "%q is also the edge's listen address; the admin API needs its own address, such as %q", e.AdminListen, DefaultAdminListen)
 	}
 	v.cache(e.Cache)
 	v.server(e.Server)
+	v.cluster(e.Cluster, e.Listen, e.AdminListen)
 	names := v.origins(e.Origins)
 	v.hosts(e.Hosts, names)
 	return errors.Join(v.errs...)
@@ -63,10 +71,11 @@ func (v *validator) nonNegative(path string, d Duration) {
 
 // listenAddr checks a listener address: "host:port" with a numeric port
 // from 0 to 65535 and an empty host, an IP address or a host name.
-func (v *validator) listenAddr(path, addr string) {
+// examplePort is the port its hints suggest.
+func (v *validator) listenAddr(path, addr, examplePort string) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		hint := `":8080" for every interface or "127.0.0.1:8080" for loopback only`
+		hint := fmt.Sprintf(`":%s" for every interface or "127.0.0.1:%s" for loopback only`, examplePort, examplePort)
 		if isDigits(addr) {
 			hint = strconv.Quote(":" + addr)
 		}
@@ -118,6 +127,156 @@ func (v *validator) server(s Server) {
 	if s.Procs < 0 || s.Procs > MaxProcs {
 		v.add("server.procs", "%d is not between 0 (every CPU) and %d", s.Procs, MaxProcs)
 	}
+}
+
+// cluster checks the cluster section; listen and adminListen are the
+// edge's and the admin API's addresses, which the cluster's listeners
+// must not share.
+func (v *validator) cluster(c Cluster, listen, adminListen string) {
+	if c.Enabled() {
+		v.listenAddr("cluster.listen", c.Listen, "7946")
+		v.sharedPort("cluster.listen", c.Listen, "listen", listen)
+		v.sharedPort("cluster.listen", c.Listen, "admin_listen", adminListen)
+	} else if set := standaloneOnly(c); len(set) > 0 {
+		is, it := "is", "it"
+		if len(set) > 1 {
+			is, it = "are", "them"
+		}
+		v.add("cluster.listen", "empty, so this node runs standalone, but %s %s set; set cluster.listen (flag --cluster-listen) to this node's gossip address, such as \":7946\", to enable the cluster, or remove %s",
+			strings.Join(set, ", "), is, it)
+	}
+	if c.Advertise != "" {
+		v.memberAddr("cluster.advertise", c.Advertise, "10.0.0.1:7946", true)
+	}
+
+	switch {
+	case c.PeerListen != "":
+		v.listenAddr("cluster.peer_listen", c.PeerListen, "7947")
+		if c.Enabled() {
+			v.sharedPort("cluster.peer_listen", c.PeerListen, "cluster.listen", c.Listen)
+			v.sharedPort("cluster.peer_listen", c.PeerListen, "listen", listen)
+			v.sharedPort("cluster.peer_listen", c.PeerListen, "admin_listen", adminListen)
+		}
+	case c.Enabled():
+		v.add("cluster.peer_listen", "empty; a cluster member serves its keys to the others on a peer-fill listener of its own: set cluster.peer_listen (flag --peer-listen) to a free address, such as \":7947\"")
+	}
+	if c.PeerAdvertise != "" {
+		v.memberAddr("cluster.peer_advertise", c.PeerAdvertise, "10.0.0.1:7947", true)
+	}
+	for i, j := range c.Join {
+		p := fmt.Sprintf("cluster.join[%d]", i)
+		if j == "" {
+			v.add(p, "empty; write a seed member's gossip address, such as \"10.0.0.2:7946\", or remove the entry")
+			continue
+		}
+		v.memberAddr(p, j, "10.0.0.2:7946", false)
+	}
+
+	if c.Enabled() && c.KeyFile == "" && !c.Insecure {
+		v.add("cluster.key_file", "empty; the cluster needs a key file: generate one with `weir keygen > cluster.key` (mode 0600) and set cluster.key_file or --cluster-key-file, or set cluster.insecure (--insecure-cluster) for a test cluster")
+	}
+	if c.KeyFile != "" && c.Insecure {
+		v.add("cluster.insecure", "true, but cluster.key_file is also set (%q); remove one: the key file encrypts and authenticates the cluster, insecure runs it with neither (for tests on one machine only)", c.KeyFile)
+	}
+
+	if c.Weight < 1 || c.Weight > MaxClusterWeight {
+		v.add("cluster.weight", "%d is not between 1 and %d; it is this node's relative share of the keys, 0 means the default (%d)", c.Weight, MaxClusterWeight, DefaultClusterWeight)
+	}
+	v.peerTimeout("cluster.peer_connect_timeout", c.PeerConnectTimeout, "a peer that takes longer to accept a connection is as good as down")
+	v.peerTimeout("cluster.peer_timeout", c.PeerTimeout, "past it the edge fetches from the origin itself, so a little above your origins' usual response time is enough")
+}
+
+// standaloneOnly returns the cluster keys set in c that need
+// cluster.listen.
+func standaloneOnly(c Cluster) []string {
+	var set []string
+	for _, f := range []struct {
+		key string
+		set bool
+	}{
+		{"cluster.advertise", c.Advertise != ""},
+		{"cluster.peer_listen", c.PeerListen != ""},
+		{"cluster.peer_advertise", c.PeerAdvertise != ""},
+		{"cluster.join", len(c.Join) > 0},
+		{"cluster.key_file", c.KeyFile != ""},
+		{"cluster.insecure", c.Insecure},
+	} {
+		if f.set {
+			set = append(set, f.key)
+		}
+	}
+	return set
+}
+
+func (v *validator) peerTimeout(path string, d Duration, why string) {
+	switch {
+	case d < 0:
+		v.nonNegative(path, d)
+	case d > MaxPeerTimeout:
+		v.add(path, "%s is more than %s; %s", d, MaxPeerTimeout, why)
+	}
+}
+
+// memberAddr checks an address that other members dial: "host:port"
+// with an IP address or host name and a port from 1 to 65535.
+// advertised addresses must also not be unspecified ("0.0.0.0", "::"),
+// which no other member can dial. example is the address its hints
+// suggest.
+func (v *validator) memberAddr(path, addr, example string, advertised bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.add(path, "%q is not a host:port address; write one such as %q", addr, example)
+		return
+	}
+	if !isPort(port) {
+		v.add(path, "port %q in %q is not a number from 1 to 65535", port, addr)
+	}
+	switch {
+	case host == "":
+		v.add(path, "%q has no host; other members need one to dial, such as %q", addr, example)
+	case !isIPOrHostname(host):
+		v.add(path, "host %q in %q is not an IP address or host name", host, addr)
+	case advertised && isUnspecified(host):
+		v.add(path, "%q is an unspecified address, which other members cannot dial; write an address of this node they can reach, such as %q, or leave it empty to derive one", addr, example)
+	}
+}
+
+// sharedPort reports a listener at path whose address addr would bind
+// the same port as otherAddr, the listener at otherPath: same port (not
+// 0, which picks a free one) and the same host, or either host empty or
+// unspecified (every interface). Unparsable addresses are reported
+// elsewhere and ignored here.
+func (v *validator) sharedPort(path, addr, otherPath, otherAddr string) {
+	host, port, err1 := net.SplitHostPort(addr)
+	otherHost, otherPort, err2 := net.SplitHostPort(otherAddr)
+	if err1 != nil || err2 != nil {
+		return
+	}
+	n, err1 := strconv.Atoi(port)
+	m, err2 := strconv.Atoi(otherPort)
+	if err1 != nil || err2 != nil || n != m || n == 0 {
+		return
+	}
+	if isUnspecified(host) || isUnspecified(otherHost) || sameHost(host, otherHost) {
+		v.add(path, "%q would bind port %d, which %s (%q) already uses; give each listener its own port", addr, n, otherPath, otherAddr)
+	}
+}
+
+// isUnspecified reports whether a listener host means every interface:
+// empty, "0.0.0.0" or "::".
+func isUnspecified(host string) bool {
+	a, err := netip.ParseAddr(host)
+	return host == "" || err == nil && a.IsUnspecified()
+}
+
+// sameHost reports whether two hosts are the same name or IP address.
+func sameHost(a, b string) bool {
+	x, errx := netip.ParseAddr(a)
+	y, erry := netip.ParseAddr(b)
+	if errx == nil && erry == nil {
+		return x.Unmap() == y.Unmap()
+	}
+	return strings.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(b, "."))
 }
 
 // MaxProcs bounds server.procs.

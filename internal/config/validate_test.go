@@ -39,6 +39,7 @@ func TestValidate(t *testing.T) {
 				c.Listen, c.AdminListen = "", ""
 				c.Cache = config.Cache{}
 				c.Server = config.Server{}
+				c.Cluster = config.Cluster{}
 				c.Origins[0] = config.Origin{Name: "default", URL: "http://a"}
 			},
 		},
@@ -148,6 +149,160 @@ func TestValidate(t *testing.T) {
 				`server.idle_timeout: -1m is negative; write a duration of 0 or more, such as "30s"`,
 				`server.shutdown_timeout: -1ms is negative; write a duration of 0 or more, such as "30s"`,
 				`server.max_header_bytes: 2MiB is not between 4KiB and 1MiB`,
+			},
+		},
+		{
+			name: "cluster",
+			edit: func(c *config.Config) {
+				c.Cluster = config.Cluster{
+					Listen:        "10.0.0.1:7946",
+					Advertise:     "203.0.113.1:7946",
+					PeerListen:    "10.0.0.1:7947",
+					PeerAdvertise: "edge-1.example.net:7947",
+					Join:          []string{"10.0.0.2:7946", "edge-3.internal:7946", "[2001:db8::3]:7946"},
+					KeyFile:       "/etc/weir/cluster.key",
+					Weight:        config.MaxClusterWeight,
+					TieredFill:    true,
+				}
+			},
+		},
+		{
+			name: "cluster zero values mean defaults",
+			edit: func(c *config.Config) {
+				c.Cluster = config.Cluster{Listen: ":7946", PeerListen: ":7947", KeyFile: "cluster.key"}
+			},
+		},
+		{
+			name: "insecure test cluster on free ports",
+			edit: func(c *config.Config) {
+				c.Cluster = config.Cluster{Listen: "127.0.0.1:0", PeerListen: "127.0.0.1:0", Insecure: true, Join: []string{"localhost:7946"}}
+			},
+		},
+		{
+			name: "cluster listeners on one port of different hosts",
+			edit: func(c *config.Config) {
+				c.Listen = "10.0.0.1:8080"
+				c.Cluster = config.Cluster{Listen: "10.0.0.2:8080", PeerListen: "10.0.0.3:8080", KeyFile: "k"}
+			},
+		},
+		{
+			name: "cluster key without listen",
+			edit: func(c *config.Config) { c.Cluster.Join = []string{"10.0.0.2:7946"} },
+			want: []string{`cluster.listen: empty, so this node runs standalone, but cluster.join is set; set cluster.listen (flag --cluster-listen) to this node's gossip address, such as ":7946", to enable the cluster, or remove it`},
+		},
+		{
+			name: "cluster keys without listen",
+			edit: func(c *config.Config) {
+				c.Cluster = config.Cluster{
+					Advertise: "10.0.0.1:7946", PeerListen: ":7947", PeerAdvertise: "10.0.0.1:7947",
+					Join: []string{"10.0.0.2:7946"}, KeyFile: "cluster.key", Insecure: true,
+				}
+			},
+			want: []string{
+				`cluster.listen: empty, so this node runs standalone, but cluster.advertise, cluster.peer_listen, cluster.peer_advertise, cluster.join, cluster.key_file, cluster.insecure are set; set cluster.listen (flag --cluster-listen) to this node's gossip address, such as ":7946", to enable the cluster, or remove them`,
+				`cluster.insecure: true, but cluster.key_file is also set ("cluster.key"); remove one: the key file encrypts and authenticates the cluster, insecure runs it with neither (for tests on one machine only)`,
+			},
+		},
+		{
+			name: "standalone ignores the cluster tuning",
+			edit: func(c *config.Config) {
+				c.Cluster = config.Cluster{Weight: 5, TieredFill: false, PeerTimeout: config.Duration(time.Second)}
+			},
+		},
+		{
+			name: "cluster needs a peer listener and a key file",
+			edit: func(c *config.Config) { c.Cluster.Listen = ":7946" },
+			want: []string{
+				`cluster.peer_listen: empty; a cluster member serves its keys to the others on a peer-fill listener of its own: set cluster.peer_listen (flag --peer-listen) to a free address, such as ":7947"`,
+				"cluster.key_file: empty; the cluster needs a key file: generate one with `weir keygen > cluster.key` (mode 0600) and set cluster.key_file or --cluster-key-file, or set cluster.insecure (--insecure-cluster) for a test cluster",
+			},
+		},
+		{
+			name: "cluster key file and insecure",
+			edit: func(c *config.Config) {
+				c.Cluster = config.Cluster{Listen: ":7946", PeerListen: ":7947", KeyFile: "/etc/weir/cluster.key", Insecure: true}
+			},
+			want: []string{`cluster.insecure: true, but cluster.key_file is also set ("/etc/weir/cluster.key"); remove one: the key file encrypts and authenticates the cluster, insecure runs it with neither (for tests on one machine only)`},
+		},
+		{
+			name: "cluster addresses",
+			edit: func(c *config.Config) {
+				c.Cluster = config.Cluster{
+					Listen:        "7946",
+					Advertise:     ":7946",
+					PeerListen:    "bad host:99999",
+					PeerAdvertise: "0.0.0.0:7947",
+					Join:          []string{"", "10.0.0.2", "10.0.0.2:0", "bad host:7946", "[::]:7946", "10.0.0.2:gossip"},
+					Insecure:      true,
+				}
+			},
+			want: []string{
+				`cluster.listen: "7946" is not a host:port address; write ":7946"`,
+				`cluster.advertise: ":7946" has no host; other members need one to dial, such as "10.0.0.1:7946"`,
+				`cluster.peer_listen: port "99999" in "bad host:99999" is not a number from 0 to 65535`,
+				`cluster.peer_listen: host "bad host" in "bad host:99999" is not an IP address or host name`,
+				`cluster.peer_advertise: "0.0.0.0:7947" is an unspecified address, which other members cannot dial; write an address of this node they can reach, such as "10.0.0.1:7947", or leave it empty to derive one`,
+				`cluster.join[0]: empty; write a seed member's gossip address, such as "10.0.0.2:7946", or remove the entry`,
+				`cluster.join[1]: "10.0.0.2" is not a host:port address; write one such as "10.0.0.2:7946"`,
+				`cluster.join[2]: port "0" in "10.0.0.2:0" is not a number from 1 to 65535`,
+				`cluster.join[3]: host "bad host" in "bad host:7946" is not an IP address or host name`,
+				`cluster.join[5]: port "gossip" in "10.0.0.2:gossip" is not a number from 1 to 65535`,
+			},
+		},
+		{
+			name: "cluster advertise details",
+			edit: func(c *config.Config) {
+				c.Cluster = config.Cluster{Listen: "[::1]:7946", Advertise: "[::]:7946", PeerListen: "[::1]:7947", PeerAdvertise: "10.0.0.1", Insecure: true}
+			},
+			want: []string{
+				`cluster.advertise: "[::]:7946" is an unspecified address, which other members cannot dial; write an address of this node they can reach, such as "10.0.0.1:7946", or leave it empty to derive one`,
+				`cluster.peer_advertise: "10.0.0.1" is not a host:port address; write one such as "10.0.0.1:7947"`,
+			},
+		},
+		{
+			name: "cluster listeners share a port",
+			edit: func(c *config.Config) {
+				c.Cluster = config.Cluster{Listen: ":7946", PeerListen: "10.0.0.1:7946", Insecure: true}
+			},
+			want: []string{`cluster.peer_listen: "10.0.0.1:7946" would bind port 7946, which cluster.listen (":7946") already uses; give each listener its own port`},
+		},
+		{
+			name: "cluster listeners on the edge's and admin API's ports",
+			edit: func(c *config.Config) {
+				c.Cluster = config.Cluster{Listen: "[::]:8080", PeerListen: "127.0.0.1:9090", Insecure: true}
+			},
+			want: []string{
+				`cluster.listen: "[::]:8080" would bind port 8080, which listen (":8080") already uses; give each listener its own port`,
+				`cluster.peer_listen: "127.0.0.1:9090" would bind port 9090, which admin_listen ("127.0.0.1:9090") already uses; give each listener its own port`,
+			},
+		},
+		{
+			name: "cluster weight and timeouts",
+			edit: func(c *config.Config) {
+				c.Cluster = config.Cluster{
+					Listen: ":7946", PeerListen: ":7947", KeyFile: "k",
+					Weight:             -1,
+					PeerConnectTimeout: config.Duration(-time.Second),
+					PeerTimeout:        config.Duration(2 * time.Minute),
+				}
+			},
+			want: []string{
+				`cluster.weight: -1 is not between 1 and 10000; it is this node's relative share of the keys, 0 means the default (100)`,
+				`cluster.peer_connect_timeout: -1s is negative; write a duration of 0 or more, such as "30s"`,
+				`cluster.peer_timeout: 2m is more than 1m; past it the edge fetches from the origin itself, so a little above your origins' usual response time is enough`,
+			},
+		},
+		{
+			name: "cluster weight and connect timeout too large",
+			edit: func(c *config.Config) {
+				c.Cluster.Weight = config.MaxClusterWeight + 1
+				c.Cluster.PeerConnectTimeout = config.MaxPeerTimeout + 1
+				c.Cluster.PeerTimeout = config.Duration(-1)
+			},
+			want: []string{
+				`cluster.weight: 10001 is not between 1 and 10000; it is this node's relative share of the keys, 0 means the default (100)`,
+				`cluster.peer_connect_timeout: 1m0.000000001s is more than 1m; a peer that takes longer to accept a connection is as good as down`,
+				`cluster.peer_timeout: -1ns is negative; write a duration of 0 or more, such as "30s"`,
 			},
 		},
 		{
@@ -333,12 +488,15 @@ func TestValidate(t *testing.T) {
 			edit: func(c *config.Config) {
 				c.Listen = "x"
 				c.Cache.MaxVariants = -1
+				c.Cluster.Listen = ":7946"
 				c.Origins[1].URL = ""
 				c.Hosts[1].Origin = "nope"
 			},
 			want: []string{
 				`listen: "x" is not a host:port address; write ":8080" for every interface or "127.0.0.1:8080" for loopback only`,
 				`cache.max_variants: -1 is negative; write a number from 1 to 1024, or 0 for the default (32)`,
+				`cluster.peer_listen: empty; a cluster member serves its keys to the others on a peer-fill listener of its own: set cluster.peer_listen (flag --peer-listen) to a free address, such as ":7947"`,
+				"cluster.key_file: empty; the cluster needs a key file: generate one with `weir keygen > cluster.key` (mode 0600) and set cluster.key_file or --cluster-key-file, or set cluster.insecure (--insecure-cluster) for a test cluster",
 				`origins[1].url: empty; write the origin's base URL, such as "http://127.0.0.1:8000"`,
 				`hosts[1].origin: unknown origin "nope" (defined origins: default, static)`,
 			},
@@ -446,5 +604,51 @@ func TestDefaultIsAppliedDefaults(t *testing.T) {
 	}
 	if got, ok := c.Origin("default"); ok {
 		t.Errorf("Default() has origin %+v, want none", got)
+	}
+}
+
+func TestClusterDefaults(t *testing.T) {
+	c := &config.Config{}
+	c.ApplyDefaults()
+	want := config.Cluster{
+		Weight:             config.DefaultClusterWeight,
+		PeerConnectTimeout: config.DefaultPeerConnectTimeout,
+		PeerTimeout:        config.DefaultPeerTimeout,
+	}
+	if diff := cmp.Diff(want, c.Cluster); diff != "" {
+		t.Errorf("ApplyDefaults on a zero cluster (-want +got):\n%s", diff)
+	}
+	if want.Weight != 100 || want.PeerConnectTimeout != config.Duration(time.Second) || want.PeerTimeout != config.Duration(5*time.Second) {
+		t.Errorf("cluster defaults are %+v, want weight 100, peer_connect_timeout 1s, peer_timeout 5s as documented", want)
+	}
+
+	set := config.Config{Cluster: config.Cluster{Weight: 7, PeerConnectTimeout: 1, PeerTimeout: 2}}
+	before := set.Cluster
+	set.ApplyDefaults()
+	if diff := cmp.Diff(before, set.Cluster); diff != "" {
+		t.Errorf("ApplyDefaults changed set cluster values (-before +after):\n%s", diff)
+	}
+
+	d := config.Default()
+	if !d.Cluster.TieredFill {
+		t.Errorf("Default() has cluster.tiered_fill false, want true")
+	}
+	if d.Cluster.Enabled() {
+		t.Errorf("Default() is a cluster member, want a standalone node")
+	}
+}
+
+func TestClusterEnabled(t *testing.T) {
+	for _, tt := range []struct {
+		c    config.Cluster
+		want bool
+	}{
+		{config.Cluster{}, false},
+		{config.Cluster{Join: []string{"10.0.0.2:7946"}, KeyFile: "k", PeerListen: ":7947"}, false},
+		{config.Cluster{Listen: ":0"}, true},
+	} {
+		if got := tt.c.Enabled(); got != tt.want {
+			t.Errorf("%+v.Enabled() = %v, want %v", tt.c, got, tt.want)
+		}
 	}
 }

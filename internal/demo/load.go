@@ -33,6 +33,14 @@ type LoadConfig struct {
 	// BaseURL is the cache under test, such as "http://127.0.0.1:8080";
 	// request paths are appended to it. Required.
 	BaseURL string
+	// Spread lists further caches that share the workload with BaseURL,
+	// such as the other edges of a cluster: each worker sends its
+	// requests to BaseURL and these in turn. Empty means BaseURL alone.
+	Spread []string
+	// Host, when set, is the Host header of every request, so that caches
+	// at different addresses see the same site (the edges of a cluster
+	// serve one site name). "" sends each base URL's own host.
+	Host string
 	// Duration is the longest the run lasts. Required, > 0.
 	Duration time.Duration
 	// MaxRequests is how many requests the run sends at most; 0 means no
@@ -81,6 +89,11 @@ func (c LoadConfig) validate() error {
 	} else if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("BaseURL", "%q is not an http or https URL with a host", c.BaseURL)
 	}
+	for i, u := range c.Spread {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			bad("Spread", "[%d] %q is not an http or https URL with a host", i, u)
+		}
+	}
 	if c.Duration <= 0 {
 		bad("Duration", "must be > 0, got %v", c.Duration)
 	}
@@ -118,6 +131,11 @@ func (c LoadConfig) withDefaults() (LoadConfig, func()) {
 		c.PathFor = func(rank int) string { return "/static/obj-" + strconv.Itoa(rank) }
 	}
 	c.BaseURL = strings.TrimSuffix(c.BaseURL, "/")
+	bases := []string{c.BaseURL}
+	for _, u := range c.Spread {
+		bases = append(bases, strings.TrimSuffix(u, "/"))
+	}
+	c.Spread = bases
 	release := func() {}
 	if c.Client == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
@@ -176,6 +194,7 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (Report, error) {
 		w.cfg = &cfg
 		w.issued = &issued
 		w.zipf = rand.NewZipf(rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(i))), cfg.ZipfS, 1, uint64(cfg.Keys-1))
+		w.seen = make([]bool, cfg.Keys)
 		wg.Go(func() { w.run(runCtx) })
 	}
 	wg.Wait()
@@ -189,8 +208,12 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (Report, error) {
 		r.OriginRequests = cfg.OriginRequests() - originBefore
 	}
 	var lat Histogram
+	seen := make([]bool, cfg.Keys)
 	for i := range workers {
 		w := &workers[i]
+		for k, ok := range w.seen {
+			seen[k] = seen[k] || ok
+		}
 		r.Requests += w.requests
 		r.Errors += w.errors
 		r.Hits += w.outcomes[outcomeHit]
@@ -201,6 +224,11 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (Report, error) {
 			r.StatusCounts[code] += n
 		}
 		lat.Merge(&w.latency)
+	}
+	for _, ok := range seen {
+		if ok {
+			r.DistinctKeys++
+		}
 	}
 	r.P50, r.P90, r.P99, r.Max = lat.Quantile(0.50), lat.Quantile(0.90), lat.Quantile(0.99), lat.Quantile(1)
 	if err := ctx.Err(); err != nil {
@@ -220,6 +248,8 @@ type worker struct {
 	outcomes         [4]int64 // indexed by outcome
 	status           map[int]int64
 	latency          Histogram
+	// seen marks the key ranks this worker requested.
+	seen []bool
 }
 
 // run sends requests one at a time until ctx is done or the run has
@@ -230,12 +260,15 @@ func (w *worker) run(ctx context.Context) {
 		if limit := w.cfg.MaxRequests; limit > 0 && w.issued.Add(1) > limit {
 			return
 		}
-		path := w.cfg.PathFor(int(w.zipf.Uint64()))
+		rank := int(w.zipf.Uint64())
+		path := w.cfg.PathFor(rank)
 		if !strings.HasPrefix(path, "/") {
 			path = "/" + path
 		}
-		switch err := w.do(ctx, w.cfg.BaseURL+path); {
+		base := w.cfg.Spread[w.requests%int64(len(w.cfg.Spread))]
+		switch err := w.do(ctx, base+path); {
 		case err == nil:
+			w.seen[rank] = true
 		case ctx.Err() != nil:
 			return // Cut short by the end of the run: not counted.
 		default:
@@ -253,6 +286,9 @@ func (w *worker) do(ctx context.Context, target string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return err
+	}
+	if w.cfg.Host != "" {
+		req.Host = w.cfg.Host
 	}
 	start := time.Now()
 	resp, err := w.cfg.Client.Do(req)

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -64,7 +65,7 @@ func TestRunLoadAgainstOrigin(t *testing.T) {
 // timings.
 var cmpReportCounts = cmp.FilterPath(func(p cmp.Path) bool {
 	switch p.Last().String() {
-	case ".Elapsed", ".P50", ".P90", ".P99", ".Max":
+	case ".Elapsed", ".P50", ".P90", ".P99", ".Max", ".DistinctKeys": // DistinctKeys: TestRunLoadSpreadsAndCountsDistinctKeys
 		return true
 	}
 	return false
@@ -347,4 +348,40 @@ func TestReportRatios(t *testing.T) {
 
 func sameFloat(a, b float64) bool {
 	return a == b || math.IsNaN(a) && math.IsNaN(b) || math.Abs(a-b) < 1e-12
+}
+
+func TestRunLoadSpreadsAndCountsDistinctKeys(t *testing.T) {
+	var mu sync.Mutex
+	paths := map[string]bool{}
+	var served [2]atomic.Int64
+	newSrv := func(i int) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			served[i].Add(1)
+			if r.Host != "site.test" {
+				t.Errorf("Host = %q, want the configured site.test", r.Host)
+			}
+			mu.Lock()
+			paths[r.URL.Path] = true
+			mu.Unlock()
+		}))
+	}
+	a, b := newSrv(0), newSrv(1)
+	defer a.Close()
+	defer b.Close()
+	r, err := RunLoad(t.Context(), LoadConfig{
+		BaseURL: a.URL, Spread: []string{b.URL + "/"}, Host: "site.test", Duration: 30 * time.Second,
+		MaxRequests: 200, Concurrency: 2, Keys: 50,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if served[0].Load() < 50 || served[1].Load() < 50 {
+		t.Errorf("requests per cache = %d, %d; want both about 100", served[0].Load(), served[1].Load())
+	}
+	if r.DistinctKeys != len(paths) {
+		t.Errorf("DistinctKeys = %d, the caches saw %d distinct paths", r.DistinctKeys, len(paths))
+	}
+	if _, err := RunLoad(t.Context(), LoadConfig{BaseURL: a.URL, Spread: []string{"ftp://x"}, Duration: time.Second}); err == nil || !strings.Contains(err.Error(), "Spread") {
+		t.Errorf("bad Spread URL: err = %v, want an error naming Spread", err)
+	}
 }

@@ -32,6 +32,9 @@ type Report struct {
 	// OriginRequests is how many requests the origin served during the
 	// run, or -1 when LoadConfig.OriginRequests was nil.
 	OriginRequests int64
+	// DistinctKeys is how many distinct objects were requested and
+	// answered.
+	DistinctKeys int
 	// Elapsed is how long the run took.
 	Elapsed time.Duration
 	// P50, P90 and P99 are latency quantiles of the complete responses,
@@ -66,6 +69,16 @@ func (r Report) OriginOffload() float64 {
 	return 1 - float64(r.OriginRequests)/float64(r.Requests)
 }
 
+// OriginPerKey returns origin requests per distinct object requested, or
+// NaN when either is unknown. With every response cacheable for longer
+// than the run, 1 means the cache fetched each object exactly once.
+func (r Report) OriginPerKey() float64 {
+	if r.OriginRequests < 0 || r.DistinctKeys == 0 {
+		return math.NaN()
+	}
+	return float64(r.OriginRequests) / float64(r.DistinctKeys)
+}
+
 // WriteText writes r to w as a short block for people to read: rate, hit
 // ratio, origin load, latency quantiles and status codes. It returns the
 // error of the one write to w.
@@ -82,7 +95,11 @@ func (r Report) WriteText(w io.Writer) error {
 	if r.OriginRequests < 0 {
 		b.WriteString("origin    requests unknown\n")
 	} else {
-		fmt.Fprintf(&b, "origin    %d requests, %s saved\n", r.OriginRequests, percent(r.OriginOffload()))
+		fmt.Fprintf(&b, "origin    %d requests, %s saved", r.OriginRequests, percent(r.OriginOffload()))
+		if r.DistinctKeys > 0 {
+			fmt.Fprintf(&b, "; %.2f per distinct object (%d objects)", r.OriginPerKey(), r.DistinctKeys)
+		}
+		b.WriteByte('\n')
 	}
 	fmt.Fprintf(&b, "latency   p50 %v  p90 %v  p99 %v  max %v\n",
 		round(r.P50), round(r.P90), round(r.P99), round(r.Max))

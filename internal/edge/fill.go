@@ -63,6 +63,8 @@ type fillJob struct {
 	keep      time.Duration
 	// fwd is why the leader forwarded (Cache-Status fwd).
 	fwd string
+	// peer, when set, is the key's owner, asked before the origin.
+	peer Peer
 }
 
 // errNoReaders ends a fill whose response nobody reads and nobody stores.
@@ -79,28 +81,51 @@ func (e *badResponseError) Error() string {
 
 // flightKey returns the key under which concurrent fills are shared: the
 // variant key when the URL's Vary index is known, else the primary key
-// plus the key rules' extra fields.
-func flightKey(kb *keyBuf, site *Site, idx *store.Object, h http.Header) string {
-	if idx != nil {
-		return string(kb.variant)
-	}
-	if site.Key.HasExtra() {
+// plus the key rules' extra fields. Fills that ask a peer get keys of
+// their own (viaPeer), so a peer's request never waits on a fill that is
+// itself waiting on a peer: two nodes that briefly disagree about a key's
+// owner would otherwise wait on each other until the peer timeout.
+func flightKey(kb *keyBuf, site *Site, idx *store.Object, h http.Header, viaPeer bool) string {
+	var k []byte
+	switch {
+	case idx != nil:
+		k = kb.variant
+	case site.Key.HasExtra():
 		kb.secondary = site.Key.AppendExtra(kb.secondary[:0], h)
 		kb.variant = store.VariantKey(kb.variant[:0], kb.primary, kb.secondary)
-		return string(kb.variant)
+		k = kb.variant
+	default:
+		k = kb.primary
 	}
-	return string(kb.primary)
+	if viaPeer {
+		return string(k) + peerFlightSuffix
+	}
+	return string(k)
+}
+
+// peerFlightSuffix marks the flight keys of fills that ask a peer; a NUL
+// cannot occur in a cache key.
+const peerFlightSuffix = "\x00peer"
+
+// owner returns the peer to fill primary from, or nil to fill from the
+// origin: always for requests that came from a peer.
+func (h *Handler) owner(primary []byte, fromPeer bool) Peer {
+	if h.peers == nil || fromPeer {
+		return nil
+	}
+	return h.peers.Owner(string(primary))
 }
 
 // fill serves a miss or a revalidation through the key's flight.
-func (h *Handler) fill(w http.ResponseWriter, r *http.Request, snap *Snapshot, site *Site, kb *keyBuf, stale, idx *store.Object, reqCC httpcache.Directives, fwd string) {
+func (h *Handler) fill(w http.ResponseWriter, r *http.Request, snap *Snapshot, site *Site, kb *keyBuf, stale, idx *store.Object, reqCC httpcache.Directives, fwd string, fromPeer bool) {
 	h.stats.misses.Add(1)
-	key := flightKey(kb, site, idx, r.Header)
+	peer := h.owner(kb.primary, fromPeer)
+	key := flightKey(kb, site, idx, r.Header, peer != nil)
 	primary := string(kb.primary)
 	for attempt := 0; ; attempt++ {
 		rd, leader := h.flights.Join(key, snap.maxObject)
 		if leader {
-			h.startFill(r, snap, site, rd.Flight(), primary, stale, fwd)
+			h.startFill(r, snap, site, rd.Flight(), primary, stale, fwd, peer)
 		}
 		hd, err := rd.Head(r.Context())
 		if err == nil && !leader && (len(hd.vary) > 0 || site.Key.HasExtra()) {
@@ -115,6 +140,9 @@ func (h *Handler) fill(w http.ResponseWriter, r *http.Request, snap *Snapshot, s
 				}
 				kb.variant = store.VariantKey(kb.variant[:0], kb.primary, kb.secondary)
 				key = string(kb.variant)
+				if peer != nil {
+					key += peerFlightSuffix
+				}
 				fwd = "vary-miss"
 				continue
 			}
@@ -269,7 +297,7 @@ func bodyAllowed(status int) bool {
 }
 
 // startFill launches the goroutine that fetches a flight's response.
-func (h *Handler) startFill(r *http.Request, snap *Snapshot, site *Site, f *coalesce.Flight[*head], primary string, basis *store.Object, fwd string) {
+func (h *Handler) startFill(r *http.Request, snap *Snapshot, site *Site, f *coalesce.Flight[*head], primary string, basis *store.Object, fwd string, peer Peer) {
 	out := h.outgoing(h.ctx, r, site, true)
 	if basis != nil {
 		// RFC 9111 §4.3.1: validate the stored copy with its validators.
@@ -301,6 +329,7 @@ func (h *Handler) startFill(r *http.Request, snap *Snapshot, site *Site, f *coal
 		passTTL:   snap.hitForPass,
 		keep:      snap.keep,
 		fwd:       fwd,
+		peer:      peer,
 	}
 	h.fills.Add(1)
 	go h.runFill(job)
@@ -308,13 +337,14 @@ func (h *Handler) startFill(r *http.Request, snap *Snapshot, site *Site, f *coal
 
 // refreshInBackground starts one revalidation of a stale object that is
 // being served under stale-while-revalidate (RFC 5861 §3).
-func (h *Handler) refreshInBackground(r *http.Request, snap *Snapshot, site *Site, kb *keyBuf, obj, idx *store.Object, now time.Time) {
+func (h *Handler) refreshInBackground(r *http.Request, snap *Snapshot, site *Site, kb *keyBuf, obj, idx *store.Object, now time.Time, fromPeer bool) {
 	if !obj.ClaimRevalidation(now, refreshInterval) {
 		return
 	}
-	rd, leader := h.flights.Join(flightKey(kb, site, idx, r.Header), snap.maxObject)
+	peer := h.owner(kb.primary, fromPeer)
+	rd, leader := h.flights.Join(flightKey(kb, site, idx, r.Header, peer != nil), snap.maxObject)
 	if leader {
-		h.startFill(r, snap, site, rd.Flight(), string(kb.primary), obj, "stale")
+		h.startFill(r, snap, site, rd.Flight(), string(kb.primary), obj, "stale", peer)
 	}
 	rd.Close()
 }
@@ -328,7 +358,7 @@ func (h *Handler) runFill(job *fillJob) {
 	defer h.fills.Done()
 	f := job.flight
 	reqTime := time.Now()
-	resp, err := job.site.Origin.Do(job.out)
+	resp, from, err := h.fetch(job)
 	if err != nil {
 		f.Finish(err, false)
 		return
@@ -336,7 +366,7 @@ func (h *Handler) runFill(job *fillJob) {
 	defer resp.Body.Close()
 	respTime := time.Now()
 	if reason := malformedResponse(resp); reason != "" {
-		f.Finish(&badResponseError{origin: job.site.Origin.Name(), reason: reason}, false)
+		f.Finish(&badResponseError{origin: from, reason: reason}, false)
 		return
 	}
 	if resp.StatusCode == http.StatusNotModified && job.basis != nil {
@@ -415,6 +445,25 @@ func (h *Handler) runFill(job *fillJob) {
 		return
 	}
 	h.storeFilled(job, resp, hd, policy, vary, body, respTime)
+}
+
+// fetch sends a fill's request to the key's owner, or to the origin when
+// no peer is to be asked or the peer did not answer. from names who
+// answered.
+func (h *Handler) fetch(job *fillJob) (resp *http.Response, from string, err error) {
+	if job.peer != nil {
+		resp, err = job.peer.Do(job.out)
+		if err == nil {
+			h.stats.peerFills.Add(1)
+			return resp, "peer " + job.peer.Name(), nil
+		}
+		// The cluster degrades to independent edges: a peer that is down
+		// or slow costs one origin fetch, never a failed request.
+		h.stats.peerFallbacks.Add(1)
+		h.log.Debug("peer fill failed; fetching from the origin", "peer", job.peer.Name(), "host", job.out.Host, "uri", job.out.URL.RequestURI(), "error", err.Error())
+	}
+	resp, err = job.site.Origin.Do(job.out)
+	return resp, "origin " + job.site.Origin.Name(), err
 }
 
 // storeFilled stores a fetched response whose whole body is in hand, under

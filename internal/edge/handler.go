@@ -18,8 +18,10 @@ package edge
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,6 +44,27 @@ type Options struct {
 	// Node is this instance's name, used in Via and to detect loops;
 	// "" means "weir".
 	Node string
+	// Peers, when set, is the cluster: a miss is filled from the key's
+	// owner before the origin (tiered fill). nil fills from the origin.
+	Peers Peers
+}
+
+// Peers is the cluster as the edge sees it.
+type Peers interface {
+	// Owner returns the peer to fill key from, or nil when this node owns
+	// key or the owner should not be asked now (it is down, or its
+	// breaker is open): the edge then fills from the origin itself.
+	Owner(key string) Peer
+}
+
+// Peer is another node of the cluster.
+type Peer interface {
+	// Name is the peer's node name.
+	Name() string
+	// Do sends a fill request to the peer. It must not modify req. An
+	// error means no response arrived, and the edge falls back to the
+	// origin.
+	Do(req *http.Request) (*http.Response, error)
 }
 
 // Handler is the edge's http.Handler. It is safe for concurrent use.
@@ -51,6 +74,7 @@ type Handler struct {
 	snap    atomic.Pointer[Snapshot]
 	log     *slog.Logger
 	node    string
+	peers   Peers
 	via     string // this node's Via entry
 	viaName string // the part of via that identifies this node
 
@@ -77,6 +101,7 @@ func New(snap *Snapshot, opt Options) *Handler {
 		flights: coalesce.NewGroup[*head](),
 		log:     opt.Logger,
 		node:    opt.Node,
+		peers:   opt.Peers,
 		via:     "1.1 " + opt.Node + " (weir)",
 		viaName: " " + opt.Node + " (weir)",
 		ctx:     ctx,
@@ -113,6 +138,20 @@ var keyBufs = sync.Pool{New: func() any {
 
 // ServeHTTP serves one client request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.serve(w, r, false)
+}
+
+// ServePeer serves a fill request that another node of the cluster sent
+// because this node owns the key. It is served like a client's, except
+// that a miss always goes to the origin: a peer request is never
+// forwarded to a peer again, so disagreeing views of the membership
+// cannot make requests loop.
+func (h *Handler) ServePeer(w http.ResponseWriter, r *http.Request) {
+	h.stats.peerRequests.Add(1)
+	h.serve(w, r, true)
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fromPeer bool) {
 	h.stats.requests.Add(1)
 	defer h.recoverPanic(w, r)
 	if msg := checkRequest(r); msg != "" {
@@ -134,7 +173,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		h.serveCacheable(w, r, snap, site)
+		h.serveCacheable(w, r, snap, site, fromPeer)
 	default:
 		h.pass(w, r, site, passInfo{fwd: "method"})
 	}
@@ -182,7 +221,7 @@ func scheme(r *http.Request) string {
 }
 
 // serveCacheable serves a GET or HEAD through the cache.
-func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *Snapshot, site *Site) {
+func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *Snapshot, site *Site, fromPeer bool) {
 	kb := keyBufs.Get().(*keyBuf)
 	defer keyBufs.Put(kb)
 	kb.primary = site.Key.AppendPrimary(kb.primary[:0], scheme(r), r.Host, r.URL.EscapedPath(), r.URL.RawQuery)
@@ -215,7 +254,7 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *S
 			return
 		case httpcache.ServeStale:
 			h.stats.stale.Add(1)
-			h.refreshInBackground(r, snap, site, kb, obj, idx, now)
+			h.refreshInBackground(r, snap, site, kb, obj, idx, now, fromPeer)
 			h.serveObject(w, r, obj, cacheStatus(httpcache.Status{Hit: true, TTL: reuse.TTL(), HasTTL: true, Detail: "stale-while-revalidate"}, reuse.Age))
 			return
 		}
@@ -236,7 +275,7 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *S
 	if fwd == "uri-miss" && reqHasNoCache(reqCC) {
 		fwd = "request"
 	}
-	h.fill(w, r, snap, site, kb, obj, idx, reqCC, fwd)
+	h.fill(w, r, snap, site, kb, obj, idx, reqCC, fwd, fromPeer)
 }
 
 // requestDirectives returns the request's Cache-Control directives that
@@ -286,4 +325,29 @@ func quote(s string) string {
 		}
 		return r
 	}, s) + `"`
+}
+
+// PrimaryKey returns the cache key under which a GET of rawURL is stored
+// (before Vary), as the host's key rules normalize it. rawURL may omit the
+// scheme ("example.com/a?b=1" means http).
+func (h *Handler) PrimaryKey(rawURL string) (string, error) {
+	if !strings.Contains(rawURL, "://") {
+		rawURL = "http://" + strings.TrimPrefix(rawURL, "//")
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", fmt.Errorf("key %s is not a URL: %v; give a URL such as http://example.com/path?query", quote(rawURL), err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("key %s: scheme %q is not http or https", quote(rawURL), u.Scheme)
+	}
+	site := h.snap.Load().site(u.Host)
+	if site == nil {
+		return "", fmt.Errorf("key %s: no hosts entry matches host %s", quote(rawURL), quote(u.Host))
+	}
+	path := u.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	return string(site.Key.AppendPrimary(nil, u.Scheme, u.Host, path, u.RawQuery)), nil
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/weir-cdn/weir/internal/httpcache"
 )
@@ -40,6 +41,7 @@ func (h *Handler) outgoing(ctx context.Context, r *http.Request, site *Site, fil
 	}
 	hdr := out.Header
 	httpcache.RemoveHopByHop(hdr)
+	removePeerFields(hdr)
 	if fill {
 		out.Method = http.MethodGet
 		for _, k := range fillDropped {
@@ -72,6 +74,20 @@ func (h *Handler) outgoing(ctx context.Context, r *http.Request, site *Site, fil
 		hdr["User-Agent"] = []string{""}
 	}
 	return out.WithContext(ctx)
+}
+
+// PeerFieldPrefix starts the names of the request fields nodes of a
+// cluster exchange (authentication, protocol version). The edge never
+// forwards such fields from a client, so a client cannot pass itself off
+// as a peer through an edge.
+const PeerFieldPrefix = "Weir-Peer-"
+
+func removePeerFields(h http.Header) {
+	for k := range h {
+		if strings.HasPrefix(k, PeerFieldPrefix) {
+			delete(h, k)
+		}
+	}
 }
 
 // appendVia adds this node to Via (RFC 9110 §7.6.3) unless it is already

@@ -165,10 +165,15 @@ type Stats struct {
 	Rejected  int64 `json:"rejected"`          // refused as malformed or unroutable
 	Panics    int64 `json:"panics"`            // recovered handler panics
 	Bytes     int64 `json:"body_bytes_served"` // body bytes written to clients
+
+	PeerRequests  int64 `json:"peer_requests"`  // fill requests received from other nodes (included in Requests)
+	PeerFills     int64 `json:"peer_fills"`     // fills answered by the key's owner
+	PeerFallbacks int64 `json:"peer_fallbacks"` // fills that went to the origin because the owner did not answer
 }
 
 type counters struct {
 	requests, hits, stale, misses, collapsed, passes, staleErr, errors, rejected, panics, bytes atomic.Int64
+	peerRequests, peerFills, peerFallbacks                                                      atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
@@ -176,5 +181,6 @@ func (c *counters) snapshot() Stats {
 		Requests: c.requests.Load(), Hits: c.hits.Load(), Stale: c.stale.Load(), Misses: c.misses.Load(),
 		Collapsed: c.collapsed.Load(), Passes: c.passes.Load(), StaleErr: c.staleErr.Load(), Errors: c.errors.Load(),
 		Rejected: c.rejected.Load(), Panics: c.panics.Load(), Bytes: c.bytes.Load(),
+		PeerRequests: c.peerRequests.Load(), PeerFills: c.peerFills.Load(), PeerFallbacks: c.peerFallbacks.Load(),
 	}
 }

@@ -16,7 +16,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+
 	"github.com/weir-cdn/weir/internal/admin"
+	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/edge"
 	"github.com/weir-cdn/weir/internal/h1"
@@ -30,6 +33,7 @@ type Node struct {
 	cfg      *config.Config
 	name     string
 	log      *slog.Logger
+	hooks    Hooks
 	store    *store.Store
 	origins  map[string]*origin.Client
 	edge     *edge.Handler
@@ -39,15 +43,35 @@ type Node struct {
 	adminLn  net.Listener
 	started  time.Time
 
+	// cluster, peerSrv and peerLn are set when the node is a cluster
+	// member.
+	cluster *cluster.Cluster
+	peerSrv *h1.Server
+	peerLn  net.Listener
+
 	draining atomic.Bool
 	serving  sync.WaitGroup
 	errc     chan error
 	stopOnce sync.Once
 }
 
+// Hooks let tests reach into a node's parts.
+type Hooks struct {
+	// WrapTransport wraps the cluster's gossip transport, to delay or drop
+	// gossip.
+	WrapTransport func(memberlist.Transport) memberlist.Transport
+	// Timing tunes the cluster's failure detection; zero is the default.
+	Timing cluster.Timing
+}
+
 // Start validates cfg, binds the edge and admin listeners and starts
 // serving. The returned node runs until Shutdown.
 func Start(cfg *config.Config, log *slog.Logger) (*Node, error) {
+	return StartWithHooks(cfg, log, Hooks{})
+}
+
+// StartWithHooks is Start with test hooks.
+func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -61,7 +85,7 @@ func Start(cfg *config.Config, log *slog.Logger) (*Node, error) {
 			name = "weir"
 		}
 	}
-	n := &Node{cfg: cfg, name: name, log: log, origins: make(map[string]*origin.Client), errc: make(chan error, 2)}
+	n := &Node{cfg: cfg, name: name, log: log, hooks: hooks, origins: make(map[string]*origin.Client), errc: make(chan error, 3)}
 	for _, oc := range cfg.Origins {
 		c, err := origin.New(origin.Config{
 			Name:                  oc.Name,
@@ -86,7 +110,17 @@ func Start(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.store = store.New(store.Config{MaxBytes: int64(cfg.Cache.MaxSize), MaxVariants: cfg.Cache.MaxVariants})
-	n.edge = edge.New(snap, edge.Options{Store: n.store, Logger: log, Node: name})
+	var peers edge.Peers
+	if cfg.Cluster.Enabled() {
+		if err := n.startCluster(); err != nil {
+			n.release()
+			return nil, err
+		}
+		if cfg.Cluster.TieredFill {
+			peers = ownerRouter{n.cluster}
+		}
+	}
+	n.edge = edge.New(snap, edge.Options{Store: n.store, Logger: log, Node: name, Peers: peers})
 
 	n.edgeLn, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -99,21 +133,119 @@ func Start(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		n.release()
 		return nil, fmt.Errorf("admin listener: %w (is another process using %s? change admin_listen or --admin-listen)", err, cfg.AdminListen)
 	}
-	n.edgeSrv = &h1.Server{
-		Handler:           n.edge,
-		ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout),
-		IdleTimeout:       time.Duration(cfg.Server.IdleTimeout),
-		MaxHeaderBytes:    int(cfg.Server.MaxHeaderBytes),
-		Logger:            log,
+	n.edgeSrv = n.httpServer(n.edge)
+	aopt := admin.Options{Ready: n.ready, Status: n.status}
+	if n.cluster != nil {
+		aopt.Cluster = n.clusterInfo
 	}
-	n.adminSrv = admin.NewServer(admin.NewHandler(admin.Options{Ready: n.ready, Status: n.status}))
+	n.adminSrv = admin.NewServer(admin.NewHandler(aopt))
 	n.started = time.Now()
 	n.serve(n.edgeSrv.Serve, n.edgeLn, "edge")
 	n.serve(n.adminSrv.Serve, n.adminLn, "admin")
+	if n.cluster != nil {
+		n.peerSrv = n.httpServer(n.cluster.PeerHandler(n.edge))
+		n.serve(n.peerSrv.Serve, n.peerLn, "peer")
+	}
 	log.Info("weir node started", "node", name, "edge", n.EdgeAddr(), "admin", n.AdminAddr(),
 		"cache_max_bytes", int64(cfg.Cache.MaxSize), "version", version.Get().Version, "commit", version.Get().Commit)
 	return n, nil
 }
+
+// httpServer returns an HTTP/1.1 server with the edge listener's limits.
+func (n *Node) httpServer(h http.Handler) *h1.Server {
+	return &h1.Server{
+		Handler:           h,
+		ReadHeaderTimeout: time.Duration(n.cfg.Server.ReadHeaderTimeout),
+		IdleTimeout:       time.Duration(n.cfg.Server.IdleTimeout),
+		MaxHeaderBytes:    int(n.cfg.Server.MaxHeaderBytes),
+		Logger:            n.log,
+	}
+}
+
+// startCluster binds the peer listener and joins the cluster.
+func (n *Node) startCluster() error {
+	cc := n.cfg.Cluster
+	var keys *cluster.Keyring
+	if !cc.Insecure {
+		var err error
+		if keys, err = cluster.LoadKeyFile(cc.KeyFile); err != nil {
+			return err
+		}
+		if warn := cluster.KeyFileModeWarning(cc.KeyFile); warn != "" {
+			n.log.Warn(warn)
+		}
+	}
+	ln, err := net.Listen("tcp", cc.PeerListen)
+	if err != nil {
+		return fmt.Errorf("peer listener: %w (is another process using %s? change cluster.peer_listen or --peer-listen)", err, cc.PeerListen)
+	}
+	peerAddr, err := cluster.PeerAdvertise(ln.Addr(), cc.PeerAdvertise, cc.Listen, cc.Advertise)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	n.cluster, err = cluster.Start(cluster.Config{
+		Node:               n.name,
+		Listen:             cc.Listen,
+		Advertise:          cc.Advertise,
+		PeerAddr:           peerAddr,
+		Join:               cc.Join,
+		Keys:               keys,
+		Weight:             cc.Weight,
+		Version:            version.Get().Version,
+		PeerConnectTimeout: time.Duration(cc.PeerConnectTimeout),
+		PeerTimeout:        time.Duration(cc.PeerTimeout),
+		Logger:             n.log,
+		WrapTransport:      n.hooks.WrapTransport,
+		Timing:             n.hooks.Timing,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	n.peerLn = ln
+	return nil
+}
+
+// ownerRouter adapts the cluster to the edge's view of it.
+type ownerRouter struct{ c *cluster.Cluster }
+
+func (o ownerRouter) Owner(key string) edge.Peer {
+	if p := o.c.Owner(key); p != nil {
+		return p
+	}
+	return nil
+}
+
+// ClusterDoc is the document served at the admin API's /cluster.
+type ClusterDoc struct {
+	cluster.Info
+	// Key, when asked with ?key=, names the node that owns it.
+	Key *KeyOwner `json:"key,omitempty"`
+}
+
+// KeyOwner answers /cluster?key=.
+type KeyOwner struct {
+	URL      string `json:"url"`
+	CacheKey string `json:"cache_key"`
+	Owner    string `json:"owner"`
+}
+
+func (n *Node) clusterInfo(key string) (any, error) {
+	doc := ClusterDoc{Info: n.cluster.Info()}
+	if key != "" {
+		ck, err := n.edge.PrimaryKey(key)
+		if err != nil {
+			return nil, err
+		}
+		doc.Key = &KeyOwner{URL: key, CacheKey: ck, Owner: n.cluster.OwnerName(ck)}
+	}
+	return doc, nil
+}
+
+// Cluster returns the node's cluster membership, or nil when it runs
+// alone.
+func (n *Node) Cluster() *cluster.Cluster { return n.cluster }
 
 func (n *Node) serve(serve func(net.Listener) error, ln net.Listener, what string) {
 	n.serving.Add(1)
@@ -138,6 +270,9 @@ func (n *Node) ready() error {
 	if n.draining.Load() {
 		return errors.New("draining for shutdown")
 	}
+	if n.cluster != nil && !n.cluster.Joined() {
+		return errors.New("not joined to the cluster yet: no seed in cluster.join (--join) has answered")
+	}
 	return nil
 }
 
@@ -153,6 +288,8 @@ type Status struct {
 	Cache    store.Stats   `json:"cache"`
 	Requests edge.Stats    `json:"requests"`
 	Origins  []OriginState `json:"origins"`
+	// Cluster is the node's view of the cluster, when it is a member.
+	Cluster *cluster.Info `json:"cluster,omitempty"`
 }
 
 // OriginState describes one origin in Status.
@@ -177,6 +314,10 @@ func (n *Node) status() any {
 	for _, oc := range n.cfg.Origins {
 		st.Origins = append(st.Origins, OriginState{Name: oc.Name, URL: oc.URL})
 	}
+	if n.cluster != nil {
+		info := n.cluster.Info()
+		st.Cluster = &info
+	}
 	return st
 }
 
@@ -188,9 +329,21 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.stopOnce.Do(func() {
 		n.draining.Store(true)
 		n.log.Info("weir node draining", "node", n.name)
+		if n.cluster != nil {
+			// Leave first, so the other nodes stop sending fills here and
+			// take over this node's keys while requests drain.
+			if lerr := n.cluster.Leave(leaveTimeout); lerr != nil {
+				n.log.Warn("cluster leave did not complete; the other nodes will detect the departure", "error", lerr.Error())
+			}
+		}
 		err = n.edgeSrv.Shutdown(ctx)
 		if err != nil {
 			n.edgeSrv.Close()
+		}
+		if n.peerSrv != nil {
+			if perr := n.peerSrv.Shutdown(ctx); perr != nil {
+				n.peerSrv.Close()
+			}
 		}
 		if aerr := n.adminSrv.Shutdown(ctx); aerr != nil {
 			n.adminSrv.Close()
@@ -202,7 +355,35 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// leaveTimeout bounds the wait for the cluster to hear of a leave.
+const leaveTimeout = 3 * time.Second
+
+// Close stops the node at once: connections are cut, and the cluster
+// finds out by failure detection, as if the process had crashed. Tests
+// use it to kill a member; Shutdown is the graceful way.
+func (n *Node) Close() {
+	n.stopOnce.Do(func() {
+		n.draining.Store(true)
+		if n.cluster != nil {
+			n.cluster.Close()
+		}
+		n.edgeSrv.Close()
+		if n.peerSrv != nil {
+			n.peerSrv.Close()
+		}
+		n.adminSrv.Close()
+		n.serving.Wait()
+		n.release()
+	})
+}
+
 func (n *Node) release() {
+	if n.cluster != nil {
+		n.cluster.Close()
+		if n.peerSrv == nil && n.peerLn != nil {
+			n.peerLn.Close() // bound but never served
+		}
+	}
 	if n.edge != nil {
 		n.edge.Close()
 	}
@@ -227,3 +408,6 @@ func MemoryLimit(cfg *config.Config) int64 {
 	cache := int64(cfg.Cache.MaxSize)
 	return cache + cache/4 + 256<<20
 }
+
+// EdgeStats returns the edge's request counters.
+func (n *Node) EdgeStats() edge.Stats { return n.edge.Stats() }

@@ -1,0 +1,102 @@
+package cluster
+
+import (
+	"slices"
+	"time"
+)
+
+// Info is this node's view of the cluster, served at the admin API's
+// /cluster.
+type Info struct {
+	Node      string       `json:"node"`
+	Gossip    string       `json:"gossip_addr"`
+	Joined    bool         `json:"joined"`
+	Encrypted bool         `json:"encrypted"`
+	Protocol  [2]int       `json:"protocol"`
+	Members   []MemberInfo `json:"members"`
+	// Departed are nodes that left or died recently, newest last.
+	Departed []Departed `json:"departed"`
+	// Refused are nodes this node will not work with, and why.
+	Refused    map[string]string `json:"refused"`
+	PeerServed PeerStats         `json:"peer_requests"`
+}
+
+// MemberInfo describes one live member.
+type MemberInfo struct {
+	Name     string    `json:"name"`
+	Self     bool      `json:"self"`
+	State    string    `json:"state"` // "alive", or "suspect" while this node suspects it failed
+	Gossip   string    `json:"gossip_addr"`
+	PeerAddr string    `json:"peer_addr"`
+	Version  string    `json:"version"`
+	Protocol [2]int    `json:"protocol"`
+	Weight   int       `json:"weight"`
+	Share    float64   `json:"key_share"` // the share of keys it owns
+	Breaker  string    `json:"breaker,omitempty"`
+	Since    time.Time `json:"since"`
+}
+
+// Departed describes a node that left (gracefully) or died (failure
+// detection).
+type Departed struct {
+	Name   string    `json:"name"`
+	State  string    `json:"state"`
+	Gossip string    `json:"gossip_addr"`
+	At     time.Time `json:"at"`
+}
+
+// Info returns this node's view of the cluster.
+func (c *Cluster) Info() Info {
+	info := Info{
+		Node:       c.self,
+		Gossip:     c.GossipAddr(),
+		Joined:     c.Joined(),
+		Encrypted:  c.Encrypted(),
+		Protocol:   [2]int{ProtocolMin, ProtocolMax},
+		Refused:    map[string]string{},
+		PeerServed: c.peerStats.snapshot(),
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	total := 0
+	for _, m := range c.members {
+		total += m.meta.Weight
+	}
+	for _, m := range c.members {
+		mi := MemberInfo{
+			Name: m.name, Self: m.name == c.self, State: "alive", Gossip: m.gossip, PeerAddr: m.meta.Peer,
+			Version: m.meta.Version, Protocol: [2]int{m.meta.ProtoMin, m.meta.ProtoMax}, Weight: m.meta.Weight,
+			Share: float64(m.meta.Weight) / float64(total), Since: m.since,
+		}
+		if at, ok := c.suspects[m.name]; ok && time.Since(at) < c.suspicionMax() {
+			mi.State = "suspect"
+		}
+		if m.peer != nil {
+			mi.Breaker = m.peer.BreakerState()
+		}
+		info.Members = append(info.Members, mi)
+	}
+	slices.SortFunc(info.Members, func(a, b MemberInfo) int {
+		switch {
+		case a.Name < b.Name:
+			return -1
+		case a.Name > b.Name:
+			return 1
+		}
+		return 0
+	})
+	for _, d := range c.departed {
+		info.Departed = append(info.Departed, Departed{Name: d.name, State: d.state, Gossip: d.gossip, At: d.at})
+	}
+	for name, why := range c.refused {
+		info.Refused[name] = why
+	}
+	return info
+}
+
+// suspicionMax is the longest a suspicion lasts before the node is dead:
+// past it, a suspect that is still a member has refuted the suspicion.
+func (c *Cluster) suspicionMax() time.Duration {
+	t := c.cfg.Timing
+	return time.Duration(t.SuspicionMult*t.SuspicionMaxMult) * t.ProbeInterval
+}

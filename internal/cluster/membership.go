@@ -1,0 +1,700 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	sockaddr "github.com/hashicorp/go-sockaddr"
+	"github.com/hashicorp/memberlist"
+)
+
+// Protocol versions of the peer protocol (metadata, peer fill). A node
+// speaks every version in [ProtocolMin, ProtocolMax]; two nodes work
+// together when their ranges overlap, using the highest common version.
+// A rolling upgrade that changes the protocol first ships nodes that
+// still accept the old version.
+const (
+	ProtocolMin = 1
+	ProtocolMax = 1
+)
+
+// Timing tunes failure detection. The zero value of each field means the
+// tuned default (see DefaultTiming).
+type Timing struct {
+	// ProbeInterval is how often each node probes one other node.
+	ProbeInterval time.Duration
+	// ProbeTimeout is how long a direct probe waits for its ack before
+	// asking other nodes to probe indirectly.
+	ProbeTimeout time.Duration
+	// SuspicionMult sets the shortest suspicion period before a suspect
+	// node is declared dead: SuspicionMult × ProbeInterval (× log10 of the
+	// cluster size beyond 10 nodes).
+	SuspicionMult int
+	// SuspicionMaxMult sets the longest suspicion period, when no other
+	// node confirms the suspicion, as a multiple of the shortest.
+	SuspicionMaxMult int
+	// GossipInterval is how often gossip (suspicions, deaths, joins) is
+	// sent to a few random nodes.
+	GossipInterval time.Duration
+	// PushPullInterval is how often a node exchanges its full member list
+	// with a random node, which repairs what gossip missed.
+	PushPullInterval time.Duration
+}
+
+// DeadNodeReclaim is how long after a node is declared dead its name can
+// be claimed by a node at another address: a restarted node that comes
+// back on a new address within this time is refused until it has passed.
+const DeadNodeReclaim = time.Second
+
+// DefaultTiming detects a dead node on a LAN within about 2 s (suspected)
+// and removes it within about 5 s, for clusters of up to 10 nodes, while a
+// node that pauses for 500 ms refutes its suspicion well before the
+// shortest suspicion period (2 s) ends. docs/operations.md has the
+// measurements.
+var DefaultTiming = Timing{
+	ProbeInterval:    500 * time.Millisecond,
+	ProbeTimeout:     200 * time.Millisecond,
+	SuspicionMult:    4,
+	SuspicionMaxMult: 2,
+	GossipInterval:   100 * time.Millisecond,
+	PushPullInterval: 15 * time.Second,
+}
+
+// Config describes this node's part in a cluster.
+type Config struct {
+	// Node is this node's name, unique in the cluster.
+	Node string
+	// Listen is the gossip address, "host:port"; port 0 picks one.
+	Listen string
+	// Advertise is the gossip address told to other nodes; "" derives it
+	// from Listen.
+	Advertise string
+	// PeerAddr is the address other nodes send peer fills to, as they
+	// must dial it; "" means this node serves no peer fills.
+	PeerAddr string
+	// Join lists seed nodes' gossip addresses.
+	Join []string
+	// Keys encrypts gossip and authenticates peer requests; nil runs an
+	// insecure cluster.
+	Keys *Keyring
+	// Weight is this node's share of keys relative to other nodes'; 0
+	// means 100.
+	Weight int
+	// Version is this node's build version, shown to other nodes.
+	Version string
+	// PeerConnectTimeout and PeerTimeout bound connecting to a peer and
+	// waiting for its response header. Zero means 1s and 5s.
+	PeerConnectTimeout, PeerTimeout time.Duration
+	// Timing tunes failure detection; the zero value is DefaultTiming.
+	Timing Timing
+	// Logger receives membership changes and memberlist's own messages.
+	Logger *slog.Logger
+	// WrapTransport, when set, wraps the gossip transport. Tests use it
+	// to delay or drop gossip.
+	WrapTransport func(memberlist.Transport) memberlist.Transport
+}
+
+// Cluster is this node's view of the cluster: its members, who owns which
+// key, and clients for asking owners. It is safe for concurrent use.
+type Cluster struct {
+	cfg  Config
+	log  *slog.Logger
+	ml   *memberlist.Memberlist
+	self string
+	// meta is what this node gossips about itself; it changes once, when
+	// the node starts leaving.
+	meta atomic.Pointer[meta]
+
+	// mu guards members, departed, suspects and refused; the view is
+	// rebuilt from them under mu and published through view.
+	mu       sync.Mutex
+	members  map[string]*member
+	departed []departure
+	suspects map[string]time.Time
+	refused  map[string]string
+	view     atomic.Pointer[view]
+
+	peerStats peerCounters
+
+	joined   atomic.Bool
+	ctx      context.Context
+	cancel   context.CancelFunc
+	loops    sync.WaitGroup
+	stopOnce sync.Once
+}
+
+// meta is the metadata each node gossips about itself.
+type meta struct {
+	ProtoMin int    `json:"pmin"`
+	ProtoMax int    `json:"pmax"`
+	Peer     string `json:"peer,omitempty"`
+	Weight   int    `json:"w"`
+	Version  string `json:"v,omitempty"`
+	// Leaving is set by a node that is shutting down gracefully: the
+	// others stop sending it fills before it stops serving them.
+	Leaving bool `json:"leaving,omitempty"`
+}
+
+// member is a live node as this node knows it.
+type member struct {
+	name   string
+	gossip string
+	meta   meta
+	since  time.Time
+	peer   *Peer // nil for this node
+}
+
+// departure records a node that left or died, for the operator's view.
+type departure struct {
+	name, gossip, state string
+	at                  time.Time
+}
+
+// maxDeparted bounds the departures remembered.
+const maxDeparted = 64
+
+// maxRefused bounds the incompatible nodes remembered.
+const maxRefused = 256
+
+// view is an immutable ownership snapshot: the ring of live compatible
+// members and, aligned with it, the peer for each (nil for this node).
+type view struct {
+	ring  *Ring
+	peers []*Peer
+}
+
+// Start creates this node's membership, joins the seeds and keeps trying
+// in the background while none answers, so nodes can start in any order.
+// Stop it with Leave or Close.
+func Start(cfg Config) (*Cluster, error) {
+	if cfg.Node == "" {
+		return nil, errors.New("cluster: node name is empty: set node (--node) to a name unique in the cluster")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Weight <= 0 {
+		cfg.Weight = 100
+	}
+	t := cfg.Timing
+	d := DefaultTiming
+	setDur(&t.ProbeInterval, d.ProbeInterval)
+	setDur(&t.ProbeTimeout, d.ProbeTimeout)
+	setDur(&t.GossipInterval, d.GossipInterval)
+	setDur(&t.PushPullInterval, d.PushPullInterval)
+	if t.SuspicionMult <= 0 {
+		t.SuspicionMult = d.SuspicionMult
+	}
+	if t.SuspicionMaxMult <= 0 {
+		t.SuspicionMaxMult = d.SuspicionMaxMult
+	}
+	cfg.Timing = t
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Cluster{
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "cluster"),
+		self:     cfg.Node,
+		members:  make(map[string]*member),
+		suspects: make(map[string]time.Time),
+		refused:  make(map[string]string),
+		ctx:      ctx,
+		cancel:   cancel,
+	}
+	c.meta.Store(&meta{ProtoMin: ProtocolMin, ProtoMax: ProtocolMax, Peer: cfg.PeerAddr,
+		Weight: cfg.Weight, Version: cfg.Version})
+	c.view.Store(&view{ring: NewRing(nil)})
+	mc, err := c.memberlistConfig()
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	c.ml, err = memberlist.Create(mc)
+	if err != nil {
+		cancel()
+		mc.Transport.Shutdown()
+		return nil, fmt.Errorf("cluster: start gossip on %s: %w (is the port in use? change cluster.listen or --cluster-listen)", cfg.Listen, err)
+	}
+	if c.cfg.Keys == nil {
+		c.log.Warn("cluster runs INSECURE: gossip is not encrypted and peer requests are not authenticated; anyone who can reach the ports can join and read the cache. Use a key file (weir keygen) in production")
+	}
+	c.log.Info("cluster gossip started", "node", c.self, "gossip", c.GossipAddr(), "peer", cfg.PeerAddr,
+		"encrypted", c.cfg.Keys != nil, "protocol_min", ProtocolMin, "protocol_max", ProtocolMax)
+	seeds := c.seeds()
+	if len(seeds) == 0 {
+		c.joined.Store(true)
+	} else if err := c.join(seeds); err != nil {
+		c.log.Warn("cluster: no seed answered yet; retrying in the background", "seeds", seeds, "error", err.Error())
+	}
+	c.loops.Add(1)
+	go c.rejoinLoop(seeds)
+	return c, nil
+}
+
+func setDur(d *time.Duration, def time.Duration) {
+	if *d <= 0 {
+		*d = def
+	}
+}
+
+func (c *Cluster) memberlistConfig() (*memberlist.Config, error) {
+	host, portStr, err := net.SplitHostPort(c.cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: listen address %q: %w", c.cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: listen address %q: port is not a number", c.cfg.Listen)
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	mlLog := newLogAdapter(c)
+	var nt *memberlist.NetTransport
+	// Binding one port for both UDP and TCP can race with other processes
+	// when the port is picked by the kernel: retry a few times then.
+	for try := 0; ; try++ {
+		nt, err = memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: mlLog})
+		if err == nil || port != 0 || try == 9 {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cluster: bind gossip address %s: %w (is the port in use? change cluster.listen or --cluster-listen)", c.cfg.Listen, err)
+	}
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = c.self
+	mc.BindAddr = host
+	mc.BindPort = nt.GetAutoBindPort()
+	mc.AdvertisePort = mc.BindPort
+	if c.cfg.Advertise != "" {
+		ahost, aport, err := net.SplitHostPort(c.cfg.Advertise)
+		if err != nil {
+			nt.Shutdown()
+			return nil, fmt.Errorf("cluster: advertise address %q: %w", c.cfg.Advertise, err)
+		}
+		if net.ParseIP(ahost) == nil {
+			// memberlist advertises an IP: resolve a name once, at start.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ips, err := net.DefaultResolver.LookupIP(ctx, "ip", ahost)
+			cancel()
+			if err != nil || len(ips) == 0 {
+				nt.Shutdown()
+				return nil, fmt.Errorf("cluster: advertise address %q: cannot resolve %s: %v; give an IP address", c.cfg.Advertise, ahost, err)
+			}
+			ahost = ips[0].String()
+		}
+		mc.AdvertiseAddr = ahost
+		if mc.AdvertisePort, err = strconv.Atoi(aport); err != nil {
+			nt.Shutdown()
+			return nil, fmt.Errorf("cluster: advertise address %q: port is not a number", c.cfg.Advertise)
+		}
+	}
+	var transport memberlist.Transport = nt
+	if c.cfg.WrapTransport != nil {
+		transport = c.cfg.WrapTransport(nt)
+	}
+	mc.Transport = transport
+	mc.Label = "weir"
+	mc.Delegate = (*delegate)(c)
+	mc.Events = (*events)(c)
+	mc.Alive = (*aliveCheck)(c)
+	mc.Logger = mlLog
+	mc.LogOutput = nil
+	t := c.cfg.Timing
+	mc.ProbeInterval = t.ProbeInterval
+	mc.ProbeTimeout = t.ProbeTimeout
+	mc.SuspicionMult = t.SuspicionMult
+	mc.SuspicionMaxTimeoutMult = t.SuspicionMaxMult
+	mc.GossipInterval = t.GossipInterval
+	mc.PushPullInterval = t.PushPullInterval
+	mc.TCPTimeout = 2 * time.Second
+	// A restarted node may come back on another address under its old
+	// name; let it reclaim the name soon after it was declared dead.
+	mc.DeadNodeReclaimTime = DeadNodeReclaim
+	if c.cfg.Keys != nil {
+		keys := c.cfg.Keys.GossipKeys()
+		kr, err := memberlist.NewKeyring(keys, keys[0])
+		if err != nil {
+			nt.Shutdown()
+			return nil, fmt.Errorf("cluster: gossip keyring: %w", err)
+		}
+		mc.Keyring = kr
+		mc.GossipVerifyIncoming = true
+		mc.GossipVerifyOutgoing = true
+	}
+	return mc, nil
+}
+
+// seeds returns the configured seeds other than this node's own address.
+func (c *Cluster) seeds() []string {
+	own := c.GossipAddr()
+	var out []string
+	for _, s := range c.cfg.Join {
+		if s != own && s != c.cfg.Listen {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (c *Cluster) join(seeds []string) error {
+	n, err := c.ml.Join(seeds)
+	if n > 0 {
+		if !c.joined.Swap(true) {
+			c.log.Info("cluster joined", "node", c.self, "seeds_answered", n, "members", c.ml.NumMembers())
+		}
+		return nil
+	}
+	if err == nil {
+		err = errors.New("no seed answered")
+	}
+	return err
+}
+
+// rejoinLoop joins the seeds until one answers, then keeps checking that
+// the seeds are members: after a partition heals, two halves that lost
+// each other merge again through a seed.
+func (c *Cluster) rejoinLoop(seeds []string) {
+	defer c.loops.Done()
+	if len(seeds) == 0 {
+		return
+	}
+	backoff := time.Second
+	for {
+		wait := 30 * time.Second
+		if !c.joined.Load() {
+			wait = backoff
+			backoff = min(backoff*2, 30*time.Second)
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-c.ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		missing := c.missingSeeds(seeds)
+		if len(missing) == 0 {
+			continue
+		}
+		if err := c.join(missing); err != nil && !c.joined.Load() {
+			c.log.Warn("cluster: still no seed answers", "seeds", seeds, "error", err.Error(), "retry_in", backoff.String())
+		}
+	}
+}
+
+// missingSeeds returns the seeds that are not the address of a live
+// member. A seed given by name rather than address counts as missing, and
+// costs one join attempt per period.
+func (c *Cluster) missingSeeds(seeds []string) []string {
+	c.mu.Lock()
+	have := make(map[string]bool, len(c.members))
+	for _, m := range c.members {
+		have[m.gossip] = true
+	}
+	c.mu.Unlock()
+	var out []string
+	for _, s := range seeds {
+		if !have[s] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// GossipAddr is the gossip address this node advertises.
+func (c *Cluster) GossipAddr() string {
+	n := c.ml.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// Joined reports whether this node has joined the cluster: it started a
+// new one, or a seed answered.
+func (c *Cluster) Joined() bool { return c.joined.Load() }
+
+// Encrypted reports whether gossip is encrypted and peers authenticated.
+func (c *Cluster) Encrypted() bool { return c.cfg.Keys != nil }
+
+// Leave tells the other nodes this node is going away, so they stop
+// sending it work at once, then stops. It waits at most timeout for the
+// news to spread.
+func (c *Cluster) Leave(timeout time.Duration) error {
+	var err error
+	c.stopOnce.Do(func() {
+		if c.ml.NumMembers() > 1 {
+			// First say so in the metadata: the others take this node out
+			// of the ring, and record a leave rather than a failure.
+			m := *c.meta.Load()
+			m.Leaving = true
+			c.meta.Store(&m)
+			if uerr := c.ml.UpdateNode(timeout / 2); uerr != nil {
+				err = fmt.Errorf("cluster: announce leaving: %w", uerr)
+			}
+			if lerr := c.ml.Leave(timeout / 2); lerr != nil && err == nil {
+				err = fmt.Errorf("cluster: leave: %w", lerr)
+			}
+		}
+		c.stop()
+	})
+	return err
+}
+
+// Close stops at once without telling the other nodes, as a crash would:
+// they find out by failure detection.
+func (c *Cluster) Close() {
+	c.stopOnce.Do(c.stop)
+}
+
+func (c *Cluster) stop() {
+	c.cancel()
+	c.ml.Shutdown()
+	c.loops.Wait()
+	c.mu.Lock()
+	for _, m := range c.members {
+		if m.peer != nil {
+			m.peer.close()
+		}
+	}
+	c.mu.Unlock()
+}
+
+// Owner returns the peer to fill key from: nil when this node owns the
+// key, when there is no other member, or when the owner's breaker is
+// open. It implements edge.Peers.
+func (c *Cluster) Owner(key string) *Peer {
+	v := c.view.Load()
+	i := v.ring.Owner(key)
+	if i < 0 {
+		return nil
+	}
+	p := v.peers[i]
+	if p == nil || !p.available() {
+		return nil
+	}
+	return p
+}
+
+// OwnerName returns the name of the node that owns key, "" when the ring
+// is empty.
+func (c *Cluster) OwnerName(key string) string {
+	return c.view.Load().ring.OwnerName(key)
+}
+
+// rebuild publishes a new view from the members. c.mu must be held.
+func (c *Cluster) rebuild() {
+	names := make([]string, 0, len(c.members))
+	for name, m := range c.members {
+		if !m.meta.Leaving {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	rm := make([]RingMember, len(names))
+	for i, name := range names {
+		rm[i] = RingMember{Name: name, Weight: c.members[name].meta.Weight}
+	}
+	ring := NewRing(rm)
+	peers := make([]*Peer, ring.Len())
+	for i, m := range ring.Members() {
+		peers[i] = c.members[m.Name].peer
+	}
+	c.view.Store(&view{ring: ring, peers: peers})
+}
+
+// decodeMeta parses and checks a node's metadata.
+func decodeMeta(b []byte) (meta, error) {
+	var m meta
+	if len(b) == 0 {
+		return m, errors.New("it sent no metadata (not a Weir node, or a Weir node older than the cluster protocol)")
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("its metadata is not valid: %v", err)
+	}
+	if m.ProtoMin < 1 || m.ProtoMax < m.ProtoMin {
+		return m, fmt.Errorf("its protocol range %d..%d is invalid", m.ProtoMin, m.ProtoMax)
+	}
+	if m.ProtoMax < ProtocolMin || m.ProtoMin > ProtocolMax {
+		return m, fmt.Errorf("it speaks peer protocol %d..%d (version %s) and this node speaks %d..%d: upgrade the older nodes first, one at a time",
+			m.ProtoMin, m.ProtoMax, m.Version, ProtocolMin, ProtocolMax)
+	}
+	if m.Weight < 1 {
+		m.Weight = 1
+	}
+	return m, nil
+}
+
+// commonProtocol is the protocol version two nodes use.
+func commonProtocol(m meta) int { return min(m.ProtoMax, ProtocolMax) }
+
+// delegate gives memberlist this node's metadata. Weir sends no user
+// messages through gossip yet.
+type delegate Cluster
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	m := *d.meta.Load()
+	b, _ := json.Marshal(m)
+	if len(b) > limit {
+		// Only the version string is unbounded; drop it rather than fail.
+		m.Version = ""
+		b, _ = json.Marshal(m)
+	}
+	return b
+}
+func (d *delegate) NotifyMsg([]byte)                           {}
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *delegate) LocalState(join bool) []byte                { return nil }
+func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// aliveCheck refuses nodes this node cannot work with, before memberlist
+// counts them as members.
+type aliveCheck Cluster
+
+func (a *aliveCheck) NotifyAlive(n *memberlist.Node) error {
+	c := (*Cluster)(a)
+	if n.Name == c.self {
+		return nil
+	}
+	if _, err := decodeMeta(n.Meta); err != nil {
+		c.refuse(n.Name, n.Address(), err)
+		return fmt.Errorf("weir: refusing node %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+// refuse logs, once per node and reason, that a node is refused.
+func (c *Cluster) refuse(name, addr string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refused[name] == err.Error() {
+		return
+	}
+	if len(c.refused) >= maxRefused {
+		clear(c.refused)
+	}
+	c.refused[name] = err.Error()
+	c.log.Error("cluster: refusing to work with a node", "peer", name, "gossip", addr, "reason", err.Error())
+}
+
+// events keeps the member table in step with memberlist. memberlist
+// calls it with its own lock held: it must not call back into memberlist.
+type events Cluster
+
+func (e *events) NotifyJoin(n *memberlist.Node)   { (*Cluster)(e).upsert(n, "joined") }
+func (e *events) NotifyUpdate(n *memberlist.Node) { (*Cluster)(e).upsert(n, "updated") }
+
+func (e *events) NotifyLeave(n *memberlist.Node) {
+	c := (*Cluster)(e)
+	if n.Name == c.self {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.members[n.Name]
+	if !ok {
+		return
+	}
+	// memberlist does not tell a leave from a failure here; a node that
+	// leaves gracefully announced it in its metadata first.
+	state := "dead"
+	if m.meta.Leaving {
+		state = "left"
+	}
+	delete(c.members, n.Name)
+	delete(c.suspects, n.Name)
+	if m.peer != nil {
+		m.peer.close()
+	}
+	c.departed = append(c.departed, departure{name: n.Name, gossip: n.Address(), state: state, at: time.Now()})
+	if len(c.departed) > maxDeparted {
+		c.departed = slices.Delete(c.departed, 0, len(c.departed)-maxDeparted)
+	}
+	c.rebuild()
+	level := slog.LevelWarn
+	if state == "left" {
+		level = slog.LevelInfo
+	}
+	c.log.Log(context.Background(), level, "cluster member "+state, "peer", n.Name, "gossip", n.Address(), "members", len(c.members))
+}
+
+func (c *Cluster) upsert(n *memberlist.Node, what string) {
+	md, err := decodeMeta(n.Meta)
+	if err != nil && n.Name != c.self {
+		c.refuse(n.Name, n.Address(), err)
+		return
+	}
+	if n.Name == c.self {
+		md = *c.meta.Load()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.members[n.Name]
+	m := &member{name: n.Name, gossip: n.Address(), meta: md, since: time.Now()}
+	if old != nil && what == "updated" {
+		m.since = old.since
+	}
+	if n.Name != c.self && md.Peer != "" {
+		if old != nil && old.peer != nil && old.peer.addr == md.Peer && old.meta.ProtoMax == md.ProtoMax {
+			m.peer = old.peer
+		} else {
+			if old != nil && old.peer != nil {
+				old.peer.close()
+			}
+			m.peer = c.newPeer(n.Name, md.Peer, commonProtocol(md))
+		}
+	}
+	delete(c.suspects, n.Name)
+	c.members[n.Name] = m
+	c.rebuild()
+	if n.Name != c.self {
+		c.log.Info("cluster member "+what, "peer", n.Name, "gossip", m.gossip, "peer_addr", md.Peer,
+			"version", md.Version, "protocol", commonProtocol(md), "members", len(c.members))
+	}
+}
+
+// suspected records that this node suspects name has failed.
+func (c *Cluster) suspected(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.members[name]; ok {
+		c.suspects[name] = time.Now()
+	}
+}
+
+// PeerAdvertise returns the address other nodes should dial to reach a
+// peer listener bound at bound: advertise when set; else bound, unless its
+// host is unspecified (0.0.0.0, ::), in which case the host of the gossip
+// advertise address (or listen address, or this machine's private IP,
+// as memberlist picks it) with bound's port.
+func PeerAdvertise(bound net.Addr, advertise, gossipListen, gossipAdvertise string) (string, error) {
+	if advertise != "" {
+		return advertise, nil
+	}
+	host, port, err := net.SplitHostPort(bound.String())
+	if err != nil {
+		return "", fmt.Errorf("cluster: peer listener address %s: %w", bound, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+		return bound.String(), nil
+	}
+	for _, a := range []string{gossipAdvertise, gossipListen} {
+		if h, _, err := net.SplitHostPort(a); err == nil && h != "" {
+			if ip := net.ParseIP(h); ip == nil || !ip.IsUnspecified() {
+				return net.JoinHostPort(h, port), nil
+			}
+		}
+	}
+	ip, err := sockaddr.GetPrivateIP()
+	if err != nil || ip == "" {
+		return "", fmt.Errorf("cluster: cannot tell which address other nodes can reach this node's peer listener %s at (no private IP found): set cluster.peer_advertise", bound)
+	}
+	return net.JoinHostPort(ip, port), nil
+}
