@@ -52,7 +52,7 @@ func (c *Cluster) Info() Info {
 		Gossip:     c.GossipAddr(),
 		Joined:     c.Joined(),
 		Encrypted:  c.Encrypted(),
-		Protocol:   [2]int{ProtocolMin, ProtocolMax},
+		Protocol:   c.cfg.protocol,
 		Refused:    map[string]string{},
 		PeerServed: c.peerStats.snapshot(),
 	}

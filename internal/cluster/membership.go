@@ -101,6 +101,10 @@ type Config struct {
 	// WrapTransport, when set, wraps the gossip transport. Tests use it
 	// to delay or drop gossip.
 	WrapTransport func(memberlist.Transport) memberlist.Transport
+
+	// protocol, when set, replaces [ProtocolMin, ProtocolMax], so tests
+	// can start nodes of other versions.
+	protocol [2]int
 }
 
 // Cluster is this node's view of the cluster: its members, who owns which
@@ -176,8 +180,8 @@ type view struct {
 // in the background while none answers, so nodes can start in any order.
 // Stop it with Leave or Close.
 func Start(cfg Config) (*Cluster, error) {
-	if cfg.Node == "" {
-		return nil, errors.New("cluster: node name is empty: set node (--node) to a name unique in the cluster")
+	if err := ValidateNodeName(cfg.Node); err != nil {
+		return nil, fmt.Errorf("cluster: node name %q: %w: set node (--node) to a name unique in the cluster", cfg.Node, err)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -198,6 +202,9 @@ func Start(cfg Config) (*Cluster, error) {
 		t.SuspicionMaxMult = d.SuspicionMaxMult
 	}
 	cfg.Timing = t
+	if cfg.protocol == [2]int{} {
+		cfg.protocol = [2]int{ProtocolMin, ProtocolMax}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Cluster{
 		cfg:      cfg,
@@ -209,7 +216,7 @@ func Start(cfg Config) (*Cluster, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 	}
-	c.meta.Store(&meta{ProtoMin: ProtocolMin, ProtoMax: ProtocolMax, Peer: cfg.PeerAddr,
+	c.meta.Store(&meta{ProtoMin: cfg.protocol[0], ProtoMax: cfg.protocol[1], Peer: cfg.PeerAddr,
 		Weight: cfg.Weight, Version: cfg.Version})
 	c.view.Store(&view{ring: NewRing(nil)})
 	mc, err := c.memberlistConfig()
@@ -227,7 +234,7 @@ func Start(cfg Config) (*Cluster, error) {
 		c.log.Warn("cluster runs INSECURE: gossip is not encrypted and peer requests are not authenticated; anyone who can reach the ports can join and read the cache. Use a key file (weir keygen) in production")
 	}
 	c.log.Info("cluster gossip started", "node", c.self, "gossip", c.GossipAddr(), "peer", cfg.PeerAddr,
-		"encrypted", c.cfg.Keys != nil, "protocol_min", ProtocolMin, "protocol_max", ProtocolMax)
+		"encrypted", c.cfg.Keys != nil, "protocol_min", cfg.protocol[0], "protocol_max", cfg.protocol[1])
 	seeds := c.seeds()
 	if len(seeds) == 0 {
 		c.joined.Store(true)
@@ -510,8 +517,10 @@ func (c *Cluster) rebuild() {
 	c.view.Store(&view{ring: ring, peers: peers})
 }
 
-// decodeMeta parses and checks a node's metadata.
-func decodeMeta(b []byte) (meta, error) {
+// decodeMeta parses a node's metadata and checks that this node can work
+// with it.
+func (c *Cluster) decodeMeta(b []byte) (meta, error) {
+	lo, hi := c.cfg.protocol[0], c.cfg.protocol[1]
 	var m meta
 	if len(b) == 0 {
 		return m, errors.New("it sent no metadata (not a Weir node, or a Weir node older than the cluster protocol)")
@@ -522,9 +531,9 @@ func decodeMeta(b []byte) (meta, error) {
 	if m.ProtoMin < 1 || m.ProtoMax < m.ProtoMin {
 		return m, fmt.Errorf("its protocol range %d..%d is invalid", m.ProtoMin, m.ProtoMax)
 	}
-	if m.ProtoMax < ProtocolMin || m.ProtoMin > ProtocolMax {
+	if m.ProtoMax < lo || m.ProtoMin > hi {
 		return m, fmt.Errorf("it speaks peer protocol %d..%d (version %s) and this node speaks %d..%d: upgrade the older nodes first, one at a time",
-			m.ProtoMin, m.ProtoMax, m.Version, ProtocolMin, ProtocolMax)
+			m.ProtoMin, m.ProtoMax, m.Version, lo, hi)
 	}
 	if m.Weight < 1 {
 		m.Weight = 1
@@ -532,8 +541,9 @@ func decodeMeta(b []byte) (meta, error) {
 	return m, nil
 }
 
-// commonProtocol is the protocol version two nodes use.
-func commonProtocol(m meta) int { return min(m.ProtoMax, ProtocolMax) }
+// commonProtocol is the protocol version this node and m use: the
+// highest both speak.
+func (c *Cluster) commonProtocol(m meta) int { return min(m.ProtoMax, c.cfg.protocol[1]) }
 
 // delegate gives memberlist this node's metadata. Weir sends no user
 // messages through gossip yet.
@@ -563,7 +573,7 @@ func (a *aliveCheck) NotifyAlive(n *memberlist.Node) error {
 	if n.Name == c.self {
 		return nil
 	}
-	if _, err := decodeMeta(n.Meta); err != nil {
+	if _, err := c.decodeMeta(n.Meta); err != nil {
 		c.refuse(n.Name, n.Address(), err)
 		return fmt.Errorf("weir: refusing node %s: %w", n.Name, err)
 	}
@@ -626,7 +636,7 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 }
 
 func (c *Cluster) upsert(n *memberlist.Node, what string) {
-	md, err := decodeMeta(n.Meta)
+	md, err := c.decodeMeta(n.Meta)
 	if err != nil && n.Name != c.self {
 		c.refuse(n.Name, n.Address(), err)
 		return
@@ -648,7 +658,7 @@ func (c *Cluster) upsert(n *memberlist.Node, what string) {
 			if old != nil && old.peer != nil {
 				old.peer.close()
 			}
-			m.peer = c.newPeer(n.Name, md.Peer, commonProtocol(md))
+			m.peer = c.newPeer(n.Name, md.Peer, c.commonProtocol(md))
 		}
 	}
 	delete(c.suspects, n.Name)
@@ -656,7 +666,7 @@ func (c *Cluster) upsert(n *memberlist.Node, what string) {
 	c.rebuild()
 	if n.Name != c.self {
 		c.log.Info("cluster member "+what, "peer", n.Name, "gossip", m.gossip, "peer_addr", md.Peer,
-			"version", md.Version, "protocol", commonProtocol(md), "members", len(c.members))
+			"version", md.Version, "protocol", c.commonProtocol(md), "members", len(c.members))
 	}
 }
 

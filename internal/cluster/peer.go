@@ -215,9 +215,9 @@ func (h *peerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		from = node
 	}
 	v, err := strconv.Atoi(r.Header.Get(ProtocolHeader))
-	if err != nil || v < ProtocolMin || v > ProtocolMax {
+	if lo, hi := c.cfg.protocol[0], c.cfg.protocol[1]; err != nil || v < lo || v > hi {
 		c.refusePeer(w, r, "protocol", http.StatusBadRequest,
-			fmt.Sprintf("peer protocol version %q is not spoken here; this node speaks %d..%d", r.Header.Get(ProtocolHeader), ProtocolMin, ProtocolMax), from)
+			fmt.Sprintf("peer protocol version %q is not spoken here; this node speaks %d..%d", r.Header.Get(ProtocolHeader), lo, hi), from)
 		return
 	}
 	for k := range r.Header {

@@ -39,7 +39,7 @@ type countingOrigin struct {
 	total atomic.Int64
 }
 
-func newOrigin(t *testing.T, delay time.Duration) (*countingOrigin, string) {
+func newOrigin(t testing.TB, delay time.Duration) (*countingOrigin, string) {
 	o := &countingOrigin{delay: delay, hits: map[string]int{}}
 	srv := httptest.NewServer(o)
 	t.Cleanup(srv.Close)

@@ -40,7 +40,9 @@ func (c *Config) Validate() error {
 	e.ApplyDefaults()
 
 	var v validator
-	if e.Node != "" && !isToken(e.Node) {
+	if len(e.Node) > 128 {
+		v.add("node", "is %d bytes long; node names are at most 128 bytes (they appear in Via headers and in signed peer requests)", len(e.Node))
+	} else if e.Node != "" && !isToken(e.Node) {
 		v.add("node", "%q is not a valid node name: use letters, digits and !#$%%&'*+-.^_`|~ (it appears in Via headers), or leave it empty for the machine's host name", e.Node)
 	}
 	v.listenAddr("listen", e.Listen, "8080")

@@ -1,0 +1,291 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+	)
+}
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// startNode starts a cluster member on loopback and stops it when the test
+// ends.
+func startNode(t testing.TB, name string, keys *Keyring, join []string, protocol [2]int) *Cluster {
+	t.Helper()
+	c, err := Start(Config{
+		Node: name, Listen: "127.0.0.1:0", PeerAddr: "127.0.0.1:1", Join: join, Keys: keys,
+		Version: "test", Logger: quiet(), protocol: protocol,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func memberNames(c *Cluster) []string {
+	var out []string
+	for _, m := range c.Info().Members {
+		out = append(out, m.Name)
+	}
+	return out
+}
+
+// waitFor polls cond until it returns "", failing after timeout with its
+// last answer.
+func waitFor(t testing.TB, timeout time.Duration, cond func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		why := cond()
+		if why == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after %s: %s", timeout, why)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func testKeys(t testing.TB) *Keyring {
+	k, err := GenerateKey(nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := NewKeyring(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
+}
+
+func TestIncompatibleProtocolsRefuseEachOther(t *testing.T) {
+	keys := testKeys(t)
+	a := startNode(t, "a", keys, nil, [2]int{1, 1})
+	b := startNode(t, "b", keys, []string{a.GossipAddr()}, [2]int{2, 3})
+	waitFor(t, 10*time.Second, func() string {
+		if why := a.Info().Refused["b"]; !strings.Contains(why, "speaks peer protocol 2..3") {
+			return fmt.Sprintf("a refused b for %q", why)
+		}
+		if why := b.Info().Refused["a"]; !strings.Contains(why, "upgrade the older nodes") {
+			return fmt.Sprintf("b refused a for %q", why)
+		}
+		return ""
+	})
+	if got := memberNames(a); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("a's members = %v, want a alone", got)
+	}
+	if got := memberNames(b); !slices.Equal(got, []string{"b"}) {
+		t.Errorf("b's members = %v, want b alone", got)
+	}
+}
+
+func TestOverlappingProtocolsCoexist(t *testing.T) {
+	keys := testKeys(t)
+	a := startNode(t, "a", keys, nil, [2]int{1, 1})
+	b := startNode(t, "b", keys, []string{a.GossipAddr()}, [2]int{1, 2})
+	waitFor(t, 10*time.Second, func() string {
+		if got := memberNames(a); len(got) != 2 {
+			return fmt.Sprintf("a's members = %v", got)
+		}
+		if got := memberNames(b); len(got) != 2 {
+			return fmt.Sprintf("b's members = %v", got)
+		}
+		return ""
+	})
+	// b talks to a in the highest version both speak.
+	b.mu.Lock()
+	proto := b.members["a"].peer.proto
+	b.mu.Unlock()
+	if proto != 1 {
+		t.Errorf("b speaks protocol %d to a, want 1", proto)
+	}
+}
+
+type servePeerFunc func(http.ResponseWriter, *http.Request)
+
+func (f servePeerFunc) ServePeer(w http.ResponseWriter, r *http.Request) { f(w, r) }
+
+func TestPeerHandler(t *testing.T) {
+	keys, other := testKeys(t), testKeys(t)
+	c := startNode(t, "owner", keys, nil, [2]int{})
+	var served []http.Header
+	srv := httptest.NewServer(c.PeerHandler(servePeerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served = append(served, r.Header.Clone())
+		io.WriteString(w, "filled")
+	})))
+	defer srv.Close()
+	send := func(kr *Keyring, proto string, method string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+"/a?b=1", nil)
+		req.Host = "site.test"
+		if proto != "" {
+			req.Header.Set(ProtocolHeader, proto)
+		}
+		if kr != nil {
+			SignRequest(kr, req, "edge", time.Now())
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	cases := []struct {
+		name          string
+		keys          *Keyring
+		proto, method string
+		status        int
+		reason        string
+	}{
+		{"signed", keys, "1", "GET", 200, ""},
+		{"head", keys, "1", "HEAD", 200, ""},
+		{"unsigned", nil, "1", "GET", 401, "missing"},
+		{"other cluster's key", other, "1", "GET", 403, "unknown-key"},
+		{"unknown protocol", keys, "9", "GET", 400, "protocol"},
+		{"no protocol", keys, "", "GET", 400, "protocol"},
+		{"post", keys, "1", "POST", 405, "method"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := send(tc.keys, tc.proto, tc.method)
+			if resp.StatusCode != tc.status || resp.Header.Get(RefusedHeader) != tc.reason {
+				t.Errorf("status %d, %s %q; want %d, %q", resp.StatusCode, RefusedHeader, resp.Header.Get(RefusedHeader), tc.status, tc.reason)
+			}
+		})
+	}
+	if len(served) != 2 {
+		t.Fatalf("served %d requests, want the 2 good ones", len(served))
+	}
+	for k := range served[0] {
+		if strings.HasPrefix(k, "Weir-Peer-") {
+			t.Errorf("the edge handler received the protocol field %s", k)
+		}
+	}
+	st := c.Info().PeerServed
+	if st.Served != 2 || st.Refused["missing"] != 1 || st.Refused["protocol"] != 2 || st.Refused["unknown-key"] != 1 {
+		t.Errorf("peer stats = %+v", st)
+	}
+}
+
+func TestPeerDoFallsBackAndBreaks(t *testing.T) {
+	keys := testKeys(t)
+	c := startNode(t, "edge", keys, nil, [2]int{})
+	// A listener that is closed: connections are refused.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	p := c.newPeer("gone", addr, 1)
+	defer p.close()
+	for i := range breakerFailures {
+		req, _ := http.NewRequest(http.MethodGet, "http://site.test/x", nil)
+		if _, err := p.Do(req); err == nil {
+			t.Fatalf("request %d to a closed port succeeded", i)
+		}
+	}
+	if p.available() || p.BreakerState() != "open" {
+		t.Errorf("after %d failures the breaker is %s, want open", breakerFailures, p.BreakerState())
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://site.test/x", nil)
+	if _, err := p.Do(req); err != ErrBreakerOpen {
+		t.Errorf("request with the breaker open: err = %v, want ErrBreakerOpen", err)
+	}
+
+	// A peer that refuses (say, with another key) is a failure too, and
+	// the refusal is not passed on as an answer.
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(RefusedHeader, "unknown-key")
+		w.WriteHeader(http.StatusForbidden)
+	}))
+	defer refusing.Close()
+	rp := c.newPeer("refusing", strings.TrimPrefix(refusing.URL, "http://"), 1)
+	defer rp.close()
+	req, _ = http.NewRequest(http.MethodGet, "http://site.test/x", nil)
+	var re *RefusedError
+	if _, err := rp.Do(req); err == nil || !errors.As(err, &re) || re.Reason != "unknown-key" {
+		t.Errorf("refused request: err = %v, want a RefusedError for unknown-key", err)
+	}
+	if len(req.Header) != 0 {
+		t.Errorf("Do modified the caller's request header: %v", req.Header)
+	}
+}
+
+func TestLogAdapter(t *testing.T) {
+	keys := testKeys(t)
+	a := startNode(t, "a", keys, nil, [2]int{})
+	b := startNode(t, "b", keys, []string{a.GossipAddr()}, [2]int{})
+	waitFor(t, 10*time.Second, func() string {
+		if len(memberNames(a)) != 2 {
+			return "a has not seen b"
+		}
+		return ""
+	})
+	_ = b
+	lg := newLogAdapter(a)
+	lg.Print("[INFO] memberlist: Suspect b has failed, no acks received")
+	lg.Print("[INFO] memberlist: Suspect stranger has failed, no acks received")
+	for _, m := range a.Info().Members {
+		want := "alive"
+		if m.Name == "b" {
+			want = "suspect"
+		}
+		if m.State != want {
+			t.Errorf("member %s state %s, want %s", m.Name, m.State, want)
+		}
+	}
+}
+
+func TestPeerAdvertise(t *testing.T) {
+	addr := func(s string) net.Addr {
+		a, err := net.ResolveTCPAddr("tcp", s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	cases := []struct {
+		bound, advertise, gossipListen, gossipAdvertise, want string
+	}{
+		{"127.0.0.1:7001", "", "127.0.0.1:7946", "", "127.0.0.1:7001"},
+		{"127.0.0.1:7001", "edge1.example:7001", "", "", "edge1.example:7001"},
+		{"0.0.0.0:7001", "", "10.0.0.5:7946", "", "10.0.0.5:7001"},
+		{"0.0.0.0:7001", "", "0.0.0.0:7946", "192.168.1.9:7946", "192.168.1.9:7001"},
+	}
+	for _, tc := range cases {
+		got, err := PeerAdvertise(addr(tc.bound), tc.advertise, tc.gossipListen, tc.gossipAdvertise)
+		if err != nil || got != tc.want {
+			t.Errorf("PeerAdvertise(%s, %q, %q, %q) = %q, %v; want %q", tc.bound, tc.advertise, tc.gossipListen, tc.gossipAdvertise, got, err, tc.want)
+		}
+	}
+}
+
+func TestStartRejectsBadNames(t *testing.T) {
+	for _, name := range []string{"", "has space", strings.Repeat("n", 200)} {
+		if _, err := Start(Config{Node: name, Listen: "127.0.0.1:0", Logger: quiet()}); err == nil {
+			t.Errorf("Start with node name %q succeeded", name)
+		}
+	}
+}
