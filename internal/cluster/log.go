@@ -6,6 +6,7 @@ import (
 	"log"
 	"log/slog"
 	"strings"
+	"sync"
 )
 
 // logAdapter turns memberlist's log lines ("[LEVEL] memberlist: text")
@@ -54,4 +55,31 @@ func (a logAdapter) Write(p []byte) (int, error) {
 		a.c.log.Log(context.Background(), level, string(msg), "source", "memberlist")
 	}
 	return len(p), nil
+}
+
+// gate is a slog.Handler that drops records once closed. memberlist's
+// goroutines may still run for a moment after its Shutdown returns, and
+// call our delegates and logger: nothing the cluster logs may reach the
+// caller's handler after Close.
+type gate struct {
+	slog.Handler
+	mu     *sync.RWMutex
+	closed *bool
+}
+
+func (g gate) Handle(ctx context.Context, r slog.Record) error {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if *g.closed {
+		return nil
+	}
+	return g.Handler.Handle(ctx, r)
+}
+
+func (g gate) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return gate{g.Handler.WithAttrs(attrs), g.mu, g.closed}
+}
+
+func (g gate) WithGroup(name string) slog.Handler {
+	return gate{g.Handler.WithGroup(name), g.mu, g.closed}
 }

@@ -129,6 +129,10 @@ type Cluster struct {
 
 	peerStats peerCounters
 
+	// logMu and logClosed stop memberlist's log lines at Close.
+	logMu     sync.RWMutex
+	logClosed bool
+
 	joined   atomic.Bool
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -208,7 +212,6 @@ func Start(cfg Config) (*Cluster, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Cluster{
 		cfg:      cfg,
-		log:      cfg.Logger.With("component", "cluster"),
 		self:     cfg.Node,
 		members:  make(map[string]*member),
 		suspects: make(map[string]time.Time),
@@ -216,6 +219,7 @@ func Start(cfg Config) (*Cluster, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 	}
+	c.log = slog.New(gate{cfg.Logger.Handler(), &c.logMu, &c.logClosed}).With("component", "cluster")
 	c.meta.Store(&meta{ProtoMin: cfg.protocol[0], ProtoMax: cfg.protocol[1], Peer: cfg.PeerAddr,
 		Weight: cfg.Weight, Version: cfg.Version})
 	c.view.Store(&view{ring: NewRing(nil)})
@@ -464,6 +468,9 @@ func (c *Cluster) Close() {
 func (c *Cluster) stop() {
 	c.cancel()
 	c.ml.Shutdown()
+	c.logMu.Lock()
+	c.logClosed = true
+	c.logMu.Unlock()
 	c.loops.Wait()
 	c.mu.Lock()
 	for _, m := range c.members {
