@@ -289,3 +289,50 @@ func TestStartRejectsBadNames(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyRotation: mid-rotation, a node that encrypts and signs with the
+// new key and one that still uses the old one (each accepting both) work
+// together; a node with only the old key is cut off from the new one.
+func TestKeyRotation(t *testing.T) {
+	oldKey, err := GenerateKey(nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	newKey, err := GenerateKey(nil, time.Now().Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring := func(keys ...Key) *Keyring {
+		kr, err := NewKeyring(keys...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kr
+	}
+	a := startNode(t, "a", ring(oldKey, newKey), nil, [2]int{})
+	b := startNode(t, "b", ring(newKey, oldKey), []string{a.GossipAddr()}, [2]int{})
+	waitFor(t, 10*time.Second, func() string {
+		if len(memberNames(a)) != 2 || len(memberNames(b)) != 2 {
+			return fmt.Sprintf("members: a %v, b %v", memberNames(a), memberNames(b))
+		}
+		return ""
+	})
+	// Peer requests signed by either verify at the other.
+	for _, tc := range []struct {
+		from, to *Cluster
+	}{{a, b}, {b, a}} {
+		req, _ := http.NewRequest(http.MethodGet, "http://site.test/x", nil)
+		SignRequest(tc.from.cfg.Keys, req, tc.from.self, time.Now())
+		req.RequestURI = "/x"
+		if node, err := VerifyRequest(tc.to.cfg.Keys, req, time.Now(), AuthWindow); err != nil || node != tc.from.self {
+			t.Errorf("%s → %s: %q, %v", tc.from.self, tc.to.self, node, err)
+		}
+	}
+	// A node that only has the new key cannot reach one that only has the
+	// old key.
+	c := startNode(t, "c", ring(newKey), nil, [2]int{})
+	d := startNode(t, "d", ring(oldKey), []string{c.GossipAddr()}, [2]int{})
+	if d.Joined() {
+		t.Error("a node with only the old key joined one with only the new key")
+	}
+}

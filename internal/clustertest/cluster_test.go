@@ -389,3 +389,34 @@ func TestPauseDoesNotEvict(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowOwnerFallsBackToOrigin: an owner that does not answer within
+// cluster.peer_timeout (here because its origin is slow) costs the edge a
+// fetch of its own, not a failed request.
+func TestSlowOwnerFallsBackToOrigin(t *testing.T) {
+	origin, originURL := newOrigin(t, 800*time.Millisecond)
+	c := Start(t, Options{Nodes: 2, Origin: originURL, Configure: func(_ int, cfg *config.Config) {
+		cfg.Cluster.PeerTimeout = config.Duration(200 * time.Millisecond)
+	}})
+	var path string
+	for k := 0; ; k++ {
+		path = fmt.Sprintf("/slow/%d", k)
+		if c.Owner(1, path) == c.Name(0) {
+			break
+		}
+	}
+	resp, err := c.Get(1, path)
+	if err != nil || resp.Status != 200 || resp.Body != "body of "+path {
+		t.Fatalf("GET %s at the edge: %v %d %q", path, err, resp.Status, resp.Body)
+	}
+	if got := c.Node(1).EdgeStats().PeerFallbacks; got != 1 {
+		t.Errorf("peer fallbacks = %d, want 1", got)
+	}
+	// The owner's own fill went on; the origin saw both.
+	c.WaitFor(t, 5*time.Second, func() string {
+		if n := origin.count(path); n != 2 {
+			return fmt.Sprintf("origin saw %d requests, want 2 (owner and edge)", n)
+		}
+		return ""
+	})
+}
