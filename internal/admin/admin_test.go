@@ -42,3 +42,29 @@ func TestHandler(t *testing.T) {
 		t.Fatalf("unknown path %d", code)
 	}
 }
+
+func TestClusterEndpoint(t *testing.T) {
+	get := func(h http.Handler, path string) (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		b, _ := io.ReadAll(rec.Result().Body)
+		return rec.Code, string(b)
+	}
+	if code, body := get(NewHandler(Options{}), "/cluster"); code != 404 || !strings.Contains(body, "--cluster-listen") {
+		t.Errorf("standalone /cluster: %d %q, want 404 saying how to enable the cluster", code, body)
+	}
+	var asked string
+	h := NewHandler(Options{Cluster: func(key string) (any, error) {
+		asked = key
+		if key == "bad" {
+			return nil, errors.New("key bad is not a URL")
+		}
+		return map[string]string{"owner": "node-2"}, nil
+	}})
+	if code, body := get(h, "/cluster?key=example.com/a%3Fb%3D1"); code != 200 || !strings.Contains(body, `"owner": "node-2"`) || asked != "example.com/a?b=1" {
+		t.Errorf("/cluster?key=: %d %q (asked %q)", code, body, asked)
+	}
+	if code, body := get(h, "/cluster?key=bad"); code != 400 || !strings.Contains(body, "not a URL") {
+		t.Errorf("/cluster?key=bad: %d %q, want 400 with the reason", code, body)
+	}
+}
