@@ -21,6 +21,7 @@ type PausableTransport struct {
 	streams chan net.Conn
 	stop    chan struct{}
 	wg      sync.WaitGroup
+	once    sync.Once
 }
 
 // NewPausable wraps t. Use it as node.Hooks.WrapTransport.
@@ -87,10 +88,14 @@ func (p *PausableTransport) DialTimeout(addr string, timeout time.Duration) (net
 	return p.Transport.DialTimeout(addr, timeout)
 }
 
-// Shutdown implements memberlist.Transport.
+// Shutdown implements memberlist.Transport. It may be called more than
+// once.
 func (p *PausableTransport) Shutdown() error {
-	close(p.stop)
-	err := p.Transport.Shutdown()
-	p.wg.Wait()
+	var err error
+	p.once.Do(func() {
+		close(p.stop)
+		err = p.Transport.Shutdown()
+		p.wg.Wait()
+	})
 	return err
 }
