@@ -141,3 +141,33 @@ func TestStartReportsBusyPort(t *testing.T) {
 		t.Fatalf("busy port error = %v", err)
 	}
 }
+
+// TestClusterMemberNotReadyUntilJoined: a member whose seeds do not answer
+// serves, but reports not ready, and says why.
+func TestClusterMemberNotReadyUntilJoined(t *testing.T) {
+	origin := httptest.NewServer(http.NotFoundHandler())
+	defer origin.Close()
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := dead.Addr().String()
+	dead.Close() // nothing listens there now
+	cfg := testConfig(origin.URL)
+	cfg.Cluster.Listen, cfg.Cluster.PeerListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Cluster.Insecure = true
+	cfg.Cluster.Join = []string{seed}
+	n, err := Start(cfg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown(context.Background())
+	resp, body := get(t, http.DefaultClient, "http://"+n.AdminAddr()+"/readyz")
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "not joined") {
+		t.Errorf("readyz = %d %q, want 503 saying the node has not joined", resp.StatusCode, body)
+	}
+	resp, body = get(t, http.DefaultClient, "http://"+n.AdminAddr()+"/cluster")
+	if resp.StatusCode != 200 || !strings.Contains(body, `"joined": false`) {
+		t.Errorf("/cluster = %d %q, want joined false", resp.StatusCode, body)
+	}
+}
