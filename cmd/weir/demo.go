@@ -111,8 +111,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	printGuide(stdout, edgeURLs, originURL, adminURLs, origin)
 	if *load == 0 {
 		fmt.Fprintln(stdout, "\nPress Ctrl-C to stop.")
-		<-ctx.Done()
-		return shutdownAll(ns)
+		err := waitAny(ctx, ns)
+		return errors.Join(err, shutdownAll(ns))
 	}
 	fmt.Fprintf(stdout, "\nDriving a Zipf workload (%d objects, %d clients) through %d edge(s) for %s...\n", *keys, *concurrency, len(ns), *load)
 	rep, lerr := demo.RunLoad(ctx, demo.LoadConfig{
@@ -245,6 +245,31 @@ func waitForMembers(ctx context.Context, ns []*node.Node, timeout time.Duration)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// waitAny waits for ctx to end or for a node's listener to fail, and
+// returns that failure.
+func waitAny(ctx context.Context, ns []*node.Node) error {
+	errc := make(chan error, len(ns))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, n := range ns {
+		wg.Go(func() {
+			select {
+			case err := <-n.Err():
+				errc <- err
+			case <-stop:
+			}
+		})
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	close(stop)
+	wg.Wait()
+	return err
 }
 
 // shutdownAll drains the nodes one after another, so that each can tell

@@ -201,6 +201,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args, &f); err != nil {
 		return err
 	}
+	if f.set["cluster-key-file"] && f.set["insecure-cluster"] && f.insecureCluster {
+		return usageError{errors.New("give --cluster-key-file or --insecure-cluster, not both")}
+	}
 	log, err := newLogger(stdout, f.logLevel)
 	if err != nil {
 		return err

@@ -34,6 +34,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"serve", "--origin", "http://127.0.0.1:1", "--log-level", "loud"}, 2, "--log-level"},
 		{[]string{"demo", "--concurrency", "0"}, 2, "--concurrency"},
+		{[]string{"demo", "--nodes", "0"}, 2, "--nodes"},
+		{[]string{"serve", "--origin", "http://127.0.0.1:1", "--cluster-key-file", "k", "--insecure-cluster"}, 2, "not both"},
 	} {
 		code, _, errOut := runCmd(c.args...)
 		if code != c.code || !strings.Contains(errOut, c.want) {
