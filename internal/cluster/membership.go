@@ -48,6 +48,9 @@ type Timing struct {
 	// PushPullInterval is how often a node exchanges its full member list
 	// with a random node, which repairs what gossip missed.
 	PushPullInterval time.Duration
+	// RejoinInterval is how often a joined node joins the seeds that are
+	// not members again, which merges the halves of a healed partition.
+	RejoinInterval time.Duration
 }
 
 // DeadNodeReclaim is how long after a node is declared dead its name can
@@ -67,6 +70,7 @@ var DefaultTiming = Timing{
 	SuspicionMaxMult: 2,
 	GossipInterval:   100 * time.Millisecond,
 	PushPullInterval: 15 * time.Second,
+	RejoinInterval:   30 * time.Second,
 }
 
 // Config describes this node's part in a cluster.
@@ -199,6 +203,7 @@ func Start(cfg Config) (*Cluster, error) {
 	setDur(&t.ProbeTimeout, d.ProbeTimeout)
 	setDur(&t.GossipInterval, d.GossipInterval)
 	setDur(&t.PushPullInterval, d.PushPullInterval)
+	setDur(&t.RejoinInterval, d.RejoinInterval)
 	if t.SuspicionMult <= 0 {
 		t.SuspicionMult = d.SuspicionMult
 	}
@@ -379,12 +384,13 @@ func (c *Cluster) rejoinLoop(seeds []string) {
 	if len(seeds) == 0 {
 		return
 	}
-	backoff := time.Second
+	every := c.cfg.Timing.RejoinInterval
+	backoff := min(time.Second, every)
 	for {
-		wait := 30 * time.Second
+		wait := every
 		if !c.joined.Load() {
 			wait = backoff
-			backoff = min(backoff*2, 30*time.Second)
+			backoff = min(backoff*2, every)
 		}
 		timer := time.NewTimer(wait)
 		select {

@@ -420,3 +420,48 @@ func TestSlowOwnerFallsBackToOrigin(t *testing.T) {
 		return ""
 	})
 }
+
+// TestPartitionHeals: a node cut off from the others is declared dead on
+// both sides of the partition, and the halves merge again once it heals.
+func TestPartitionHeals(t *testing.T) {
+	origin, originURL := newOrigin(t, 0)
+	var cut *PausableTransport
+	var mu sync.Mutex
+	c := Start(t, Options{Nodes: 3, Origin: originURL, Hooks: func(i int) node.Hooks {
+		return node.Hooks{
+			Timing: cluster.Timing{RejoinInterval: 500 * time.Millisecond},
+			WrapTransport: func(tr memberlistTransport) memberlistTransport {
+				if i != 2 {
+					return tr
+				}
+				p := NewPausable(tr)
+				mu.Lock()
+				cut = p
+				mu.Unlock()
+				return p
+			},
+		}
+	}})
+	mu.Lock()
+	p := cut
+	mu.Unlock()
+	p.Isolate(true)
+	c.WaitMembers(t, 0, 1)
+	c.WaitFor(t, 20*time.Second, func() string {
+		if got := c.Members(2); !slices.Equal(got, []string{"node-2"}) {
+			return fmt.Sprintf("the isolated node sees %v", got)
+		}
+		return ""
+	})
+	// Each side keeps serving on its own.
+	for _, i := range []int{0, 2} {
+		if resp, err := c.Get(i, "/during"); err != nil || resp.Status != 200 {
+			t.Fatalf("node %d during the partition: %v %d", i, err, resp.Status)
+		}
+	}
+	p.Isolate(false)
+	c.WaitMembers(t, 0, 1, 2)
+	if origin.total.Load() == 0 {
+		t.Fatal("origin saw nothing")
+	}
+}

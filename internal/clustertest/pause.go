@@ -1,8 +1,10 @@
 package clustertest
 
 import (
+	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -11,7 +13,8 @@ import (
 // PausableTransport wraps a node's gossip transport so a test can stall
 // it the way a stop-the-world pause of the whole process (a long GC, a
 // frozen VM) would: while paused, the node sends nothing, and what
-// arrives for it waits until the pause ends.
+// arrives for it waits until the pause ends. It can also cut the node off
+// (Isolate), as a network partition would.
 type PausableTransport struct {
 	memberlist.Transport
 	// paused is held for writing during a pause; every send and delivery
@@ -22,6 +25,9 @@ type PausableTransport struct {
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	once    sync.Once
+	// isolated drops everything sent and received, as a network
+	// partition would.
+	isolated atomic.Bool
 }
 
 // NewPausable wraps t. Use it as node.Hooks.WrapTransport.
@@ -45,6 +51,12 @@ func forward[T any](p *PausableTransport, in <-chan T, out chan<- T) {
 		case v := <-in:
 			p.paused.RLock()
 			p.paused.RUnlock()
+			if p.isolated.Load() {
+				if c, ok := any(v).(net.Conn); ok {
+					c.Close()
+				}
+				continue
+			}
 			select {
 			case out <- v:
 			case <-p.stop:
@@ -68,6 +80,11 @@ func (p *PausableTransport) Pause(d time.Duration) {
 	}
 }
 
+// Isolate cuts the node off from every other (on) or reconnects it (off):
+// while isolated, what it sends is dropped, what arrives is discarded,
+// and it cannot dial.
+func (p *PausableTransport) Isolate(on bool) { p.isolated.Store(on) }
+
 // PacketCh implements memberlist.Transport.
 func (p *PausableTransport) PacketCh() <-chan *memberlist.Packet { return p.packets }
 
@@ -78,6 +95,9 @@ func (p *PausableTransport) StreamCh() <-chan net.Conn { return p.streams }
 func (p *PausableTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 	p.paused.RLock()
 	defer p.paused.RUnlock()
+	if p.isolated.Load() {
+		return time.Now(), nil // lost on the way
+	}
 	return p.Transport.WriteTo(b, addr)
 }
 
@@ -85,6 +105,9 @@ func (p *PausableTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 func (p *PausableTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
 	p.paused.RLock()
 	defer p.paused.RUnlock()
+	if p.isolated.Load() {
+		return nil, errIsolated
+	}
 	return p.Transport.DialTimeout(addr, timeout)
 }
 
@@ -99,3 +122,5 @@ func (p *PausableTransport) Shutdown() error {
 	})
 	return err
 }
+
+var errIsolated = errors.New("clustertest: node isolated from the network")
