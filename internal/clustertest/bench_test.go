@@ -8,7 +8,6 @@ import (
 
 	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/demo"
-	"github.com/weir-cdn/weir/internal/node"
 )
 
 // BenchmarkPauseFalseEvictions pauses one node of a 10-node cluster for
@@ -18,16 +17,8 @@ import (
 //	go test -run '^$' -bench PauseFalseEvictions -benchtime 10x ./internal/clustertest/
 func BenchmarkPauseFalseEvictions(b *testing.B) {
 	_, originURL := newOrigin(b, 0)
-	var p *PausableTransport
-	c := Start(b, Options{Nodes: 10, Origin: originURL, Hooks: func(i int) node.Hooks {
-		return node.Hooks{WrapTransport: func(tr memberlistTransport) memberlistTransport {
-			if i != 9 {
-				return tr
-			}
-			p = NewPausable(tr)
-			return p
-		}}
-	}})
+	c := Start(b, Options{Nodes: 10, Origin: originURL, Pausable: []int{9}})
+	p := c.Transport(9)
 	t := cluster.DefaultTiming
 	settle := time.Duration(t.SuspicionMult*t.SuspicionMaxMult)*t.ProbeInterval + time.Second
 	evictions, suspected := 0, 0

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/memberlist"
 	"go.uber.org/goleak"
 
 	"github.com/weir-cdn/weir/internal/cluster"
@@ -27,8 +26,6 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
 	)
 }
-
-type memberlistTransport = memberlist.Transport
 
 // countingOrigin answers every path with a cacheable body naming it, after
 // an optional delay, and counts requests per path.
@@ -357,23 +354,8 @@ func TestNodeWithOtherKeyCannotJoin(t *testing.T) {
 // pause, a frozen VM) is not declared dead.
 func TestPauseDoesNotEvict(t *testing.T) {
 	_, originURL := newOrigin(t, 0)
-	var paused *PausableTransport
-	var mu sync.Mutex
-	c := Start(t, Options{Nodes: 5, Origin: originURL, Hooks: func(i int) node.Hooks {
-		return node.Hooks{WrapTransport: func(tr memberlistTransport) memberlistTransport {
-			if i != 4 {
-				return tr
-			}
-			p := NewPausable(tr)
-			mu.Lock()
-			paused = p
-			mu.Unlock()
-			return p
-		}}
-	}})
-	mu.Lock()
-	p := paused
-	mu.Unlock()
+	c := Start(t, Options{Nodes: 5, Origin: originURL, Pausable: []int{4}})
+	p := c.Transport(4)
 	for range 3 {
 		p.Pause(500 * time.Millisecond)
 		// Give the cluster more than the longest suspicion period to get
@@ -425,26 +407,10 @@ func TestSlowOwnerFallsBackToOrigin(t *testing.T) {
 // both sides of the partition, and the halves merge again once it heals.
 func TestPartitionHeals(t *testing.T) {
 	origin, originURL := newOrigin(t, 0)
-	var cut *PausableTransport
-	var mu sync.Mutex
-	c := Start(t, Options{Nodes: 3, Origin: originURL, Hooks: func(i int) node.Hooks {
-		return node.Hooks{
-			Timing: cluster.Timing{RejoinInterval: 500 * time.Millisecond},
-			WrapTransport: func(tr memberlistTransport) memberlistTransport {
-				if i != 2 {
-					return tr
-				}
-				p := NewPausable(tr)
-				mu.Lock()
-				cut = p
-				mu.Unlock()
-				return p
-			},
-		}
+	c := Start(t, Options{Nodes: 3, Origin: originURL, Pausable: []int{2}, Hooks: func(int) node.Hooks {
+		return node.Hooks{Timing: cluster.Timing{RejoinInterval: 500 * time.Millisecond}}
 	}})
-	mu.Lock()
-	p := cut
-	mu.Unlock()
+	p := c.Transport(2)
 	p.Isolate(true)
 	c.WaitMembers(t, 0, 1)
 	c.WaitFor(t, 20*time.Second, func() string {

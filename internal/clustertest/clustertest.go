@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+
 	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/node"
@@ -52,6 +54,9 @@ type Options struct {
 	Logger *slog.Logger
 	// NamePrefix starts the node names; "" means "node-".
 	NamePrefix string
+	// Pausable lists the nodes whose gossip goes through a
+	// PausableTransport, which Cluster.Transport returns.
+	Pausable []int
 }
 
 // Cluster is a running test cluster.
@@ -62,8 +67,9 @@ type Cluster struct {
 	// timeouts.
 	Client *http.Client
 
-	mu    sync.Mutex
-	nodes []*node.Node // nil when stopped
+	mu         sync.Mutex
+	nodes      []*node.Node // nil when stopped
+	transports map[int]*PausableTransport
 }
 
 // Start starts opts.Nodes nodes, each joining node 0, waits until every
@@ -77,8 +83,9 @@ func Start(tb testing.TB, opts Options) *Cluster {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Cluster{
-		opts:  opts,
-		nodes: make([]*node.Node, opts.Nodes),
+		opts:       opts,
+		nodes:      make([]*node.Node, opts.Nodes),
+		transports: make(map[int]*PausableTransport),
 		Client: &http.Client{
 			Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64, ResponseHeaderTimeout: 10 * time.Second},
 			Timeout:   20 * time.Second,
@@ -147,6 +154,19 @@ func (c *Cluster) start(i int) error {
 	if c.opts.Hooks != nil {
 		hooks = c.opts.Hooks(i)
 	}
+	if slices.Contains(c.opts.Pausable, i) {
+		inner := hooks.WrapTransport
+		hooks.WrapTransport = func(tr memberlist.Transport) memberlist.Transport {
+			if inner != nil {
+				tr = inner(tr)
+			}
+			p := NewPausable(tr)
+			c.mu.Lock()
+			c.transports[i] = p
+			c.mu.Unlock()
+			return p
+		}
+	}
 	n, err := node.StartWithHooks(cfg, c.opts.Logger.With("test_node", i), hooks)
 	if err != nil {
 		return err
@@ -166,6 +186,14 @@ func (c *Cluster) firstRunning() *node.Node {
 		}
 	}
 	return nil
+}
+
+// Transport returns the gossip transport of node i, which must be listed
+// in Options.Pausable.
+func (c *Cluster) Transport(i int) *PausableTransport {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.transports[i]
 }
 
 // Node returns node i, or nil when it is stopped.

@@ -79,25 +79,37 @@ func TestDoSendsToTheOriginAsIs(t *testing.T) {
 	}
 }
 
-func TestResponseHeaderTimeout(t *testing.T) {
+// silentListener returns the address of a listener that accepts one
+// connection and never reads from or writes to it, until the test ends.
+func silentListener(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
 	done := make(chan struct{})
-	defer close(done)
+	accepted := make(chan struct{})
 	go func() {
+		defer close(accepted)
 		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
 		defer c.Close()
-		<-done // accept, read nothing, answer nothing
+		<-done
 	}()
-	c := newClient(t, Config{Name: "slow", URL: "http://" + ln.Addr().String(), ResponseHeaderTimeout: 100 * time.Millisecond})
+	t.Cleanup(func() {
+		close(done)
+		ln.Close()
+		<-accepted
+	})
+	return ln.Addr().String()
+}
+
+func TestResponseHeaderTimeout(t *testing.T) {
+	addr := silentListener(t) // accepts, reads nothing, answers nothing
+	c := newClient(t, Config{Name: "slow", URL: "http://" + addr, ResponseHeaderTimeout: 100 * time.Millisecond})
 	start := time.Now()
-	_, err = c.Do(get(context.Background(), "/"))
+	_, err := c.Do(get(context.Background(), "/"))
 	if err == nil || !IsTimeout(err) || !strings.Contains(err.Error(), "origin slow") {
 		t.Fatalf("err = %v, want an origin timeout", err)
 	}
@@ -178,24 +190,10 @@ func TestPausesBetweenReadsDoNotCount(t *testing.T) {
 }
 
 func TestTLSHandshakeTimeout(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		<-done // accept TCP, never answer the ClientHello
-	}()
-	c := newClient(t, Config{Name: "tls", URL: "https://" + ln.Addr().String(), TLSHandshakeTimeout: 100 * time.Millisecond})
+	addr := silentListener(t) // accepts TCP, never answers the ClientHello
+	c := newClient(t, Config{Name: "tls", URL: "https://" + addr, TLSHandshakeTimeout: 100 * time.Millisecond})
 	start := time.Now()
-	_, err = c.Do(get(context.Background(), "/"))
+	_, err := c.Do(get(context.Background(), "/"))
 	if err == nil || !IsTimeout(err) {
 		t.Fatalf("err = %v, want a TLS handshake timeout", err)
 	}
