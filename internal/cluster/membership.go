@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -376,9 +377,12 @@ func (c *Cluster) join(seeds []string) error {
 	return err
 }
 
-// rejoinLoop joins the seeds until one answers, then keeps checking that
-// the seeds are members: after a partition heals, two halves that lost
-// each other merge again through a seed.
+// rejoinLoop joins the seeds until one answers. Then, every interval, it
+// joins the seeds that are not members and otherwise exchanges full state
+// with one seed: after a partition heals, two halves that lost each other
+// merge through a seed. Seeing the seed as a member is not enough, since
+// the seed may still hold this node for dead: each exchange makes the
+// node refute that, until the seed accepts it again.
 func (c *Cluster) rejoinLoop(seeds []string) {
 	defer c.loops.Done()
 	if len(seeds) == 0 {
@@ -399,11 +403,11 @@ func (c *Cluster) rejoinLoop(seeds []string) {
 			return
 		case <-timer.C:
 		}
-		missing := c.missingSeeds(seeds)
-		if len(missing) == 0 {
-			continue
+		targets := c.missingSeeds(seeds)
+		if len(targets) == 0 {
+			targets = []string{seeds[rand.IntN(len(seeds))]}
 		}
-		if err := c.join(missing); err != nil && !c.joined.Load() {
+		if err := c.join(targets); err != nil && !c.joined.Load() {
 			c.log.Warn("cluster: still no seed answers", "seeds", seeds, "error", err.Error(), "retry_in", backoff.String())
 		}
 	}
