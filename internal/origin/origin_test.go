@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -126,6 +128,49 @@ func TestConnectFailureIsNotATimeout(t *testing.T) {
 	var oe *Error
 	if !errors.As(err, &oe) || oe.Op != "request" || IsTimeout(err) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// unansweredListener returns the address of a loopback listener whose
+// accept queue is full and never drained: the kernel drops further SYNs,
+// so a connection attempt hangs until the dialer gives up, as with an
+// unreachable host.
+func unansweredListener(t *testing.T) string {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil { // a queue of one
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
+	filler, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		t.Fatalf("fill the accept queue: %v", err)
+	}
+	t.Cleanup(func() { filler.Close() })
+	return addr
+}
+
+func TestConnectTimeout(t *testing.T) {
+	addr := unansweredListener(t)
+	c := newClient(t, Config{Name: "unreachable", URL: "http://" + addr, ConnectTimeout: 200 * time.Millisecond})
+	start := time.Now()
+	_, err := c.Do(get(context.Background(), "/"))
+	var oe *Error
+	if !errors.As(err, &oe) || oe.Op != "request" || !IsTimeout(err) {
+		t.Fatalf("err = %v, want a connect timeout", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("connect timeout took %v", d)
 	}
 }
 
