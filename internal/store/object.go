@@ -40,10 +40,21 @@ type Object struct {
 	// variant is only served through an index of the same generation, so
 	// invalidating the index hides every variant at once.
 	Gen uint64
+	// Epoch is the store's purge epoch (Store.Epoch) when the fill that
+	// produced this object started: the filler reads it before sending the
+	// origin request. A purge applies to the objects whose Epoch is older
+	// than its own, so a response the origin sent before a purge cannot
+	// outlive it even when it is stored after the purge ran. Zero at Set
+	// means "current": the store fills in its epoch, and lowers an epoch
+	// it has not reached yet to its own.
+	Epoch uint64
 
 	hit         atomic.Pointer[HitFields]
 	revalidated atomic.Int64 // Unix nanoseconds of the last background revalidation start
 	weight      uint32
+	// soft is set by a soft purge (see SoftPurged). Next to weight, the
+	// two fill one word.
+	soft atomic.Bool
 
 	// Status is the response status code.
 	Status uint16
@@ -118,6 +129,13 @@ func (o *Object) ClaimRevalidation(now time.Time, interval time.Duration) bool {
 	}
 	return o.revalidated.CompareAndSwap(last, n)
 }
+
+// SoftPurged reports whether a soft purge marked the object stale. The
+// caller must treat it as stale whatever its freshness lifetime says:
+// revalidate it before reuse. It may still be served under
+// stale-while-revalidate or stale-if-error, which is what a soft purge is
+// for.
+func (o *Object) SoftPurged() bool { return o.soft.Load() }
 
 // Weight returns the bytes the object is accounted for in the store.
 func (o *Object) Weight() uint32 { return o.weight }

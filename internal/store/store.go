@@ -14,6 +14,14 @@
 //
 // Surrogate keys are indexed so that every object carrying a tag can be
 // found; the index shrinks as objects are evicted or deleted.
+//
+// Purges (Invalidate) never scan the cache on the caller's path. Exact
+// keys and tags are looked up and applied at once; prefixes become rules
+// that every lookup checks, and that a background sweeper applies to the
+// whole cache and then retires. Every object records the purge epoch at
+// which its fill started, so a purge spares what was fetched after it, and
+// a fill that was in flight while a purge ran is checked against the
+// recent purges when it is stored.
 package store
 
 import (
@@ -71,6 +79,29 @@ type Store struct {
 
 	evictions   atomic.Int64
 	expirations atomic.Int64
+
+	// epoch is the purge epoch: 1 at start, one more per Invalidate. It is
+	// only incremented with purgeMu held, together with the purge's log
+	// record and rules, so that whoever reads an epoch and then takes
+	// purgeMu finds everything that purge left for later.
+	epoch atomic.Uint64
+	// purgeMu guards log and the writes of rules.
+	purgeMu sync.RWMutex
+	log     purgeLog
+	// rules holds the prefix rules not yet retired by the sweeper; nil
+	// when there is none, so that a lookup pays one atomic load.
+	rules atomic.Pointer[ruleSet]
+
+	// wake starts a sweep (capacity 1: a pending wake-up covers every rule
+	// added before the sweeper takes it). done is closed by Close;
+	// swept is closed when the sweeper has returned.
+	wake      chan struct{}
+	done      chan struct{}
+	swept     chan struct{}
+	closeOnce sync.Once
+
+	purged     atomic.Int64
+	softPurged atomic.Int64
 }
 
 // New returns an empty store. Call Close to stop its background
@@ -85,7 +116,15 @@ func New(cfg Config) *Store {
 	if cfg.MaxPassMarkers <= 0 {
 		cfg.MaxPassMarkers = DefaultMaxPassMarkers
 	}
-	s := &Store{seed: maphash.MakeSeed(), maxBytes: cfg.MaxBytes, maxVariants: cfg.MaxVariants}
+	s := &Store{
+		seed:        maphash.MakeSeed(),
+		maxBytes:    cfg.MaxBytes,
+		maxVariants: cfg.MaxVariants,
+		wake:        make(chan struct{}, 1),
+		done:        make(chan struct{}),
+		swept:       make(chan struct{}),
+	}
+	s.epoch.Store(1)
 	s.tags.init()
 	s.clock = otter.NewCoarseClock(clockResolution)
 	s.objects = otter.Must(&otter.Options[uint64, *Object]{
@@ -102,12 +141,16 @@ func New(cfg Config) *Store {
 			return time.Duration(e.Value - time.Now().UnixNano())
 		}),
 	})
+	go s.sweep()
 	return s
 }
 
-// Close stops the store's background maintenance. The store must not be
+// Close stops the store's background maintenance, the purge sweeper
+// included, and waits for the sweeper to return. The store must not be
 // used afterwards.
 func (s *Store) Close() {
+	s.closeOnce.Do(func() { close(s.done) })
+	<-s.swept
 	s.objects.StopAllGoroutines()
 	s.pass.StopAllGoroutines()
 	s.clock.Stop()
@@ -119,20 +162,34 @@ const clockResolution = 100 * time.Millisecond
 // MaxBytes returns the byte bound.
 func (s *Store) MaxBytes() int64 { return s.maxBytes }
 
-// Get returns the object stored under key, or nil. It does not allocate.
+// Get returns the object stored under key, or nil. An object that a
+// pending prefix purge covers is removed (hard purge: Get returns nil) or
+// marked (soft purge: see Object.SoftPurged) on the way. It does not
+// allocate, except for the removal of a purged object.
 func (s *Store) Get(key []byte) *Object {
-	o, ok := s.objects.GetIfPresent(maphash.Bytes(s.seed, key))
+	h := maphash.Bytes(s.seed, key)
+	o, ok := s.objects.GetIfPresent(h)
 	if !ok || o.Header.key != string(key) {
 		return nil
+	}
+	// One atomic load and a comparison when no rule is newer than o: the
+	// rules are only consulted for objects fetched before the last prefix
+	// purge.
+	if rs := s.rules.Load(); rs != nil && o.Epoch < rs.newest {
+		return s.applyRules(rs, h, o)
 	}
 	return o
 }
 
 // GetString is Get for a string key.
 func (s *Store) GetString(key string) *Object {
-	o, ok := s.objects.GetIfPresent(maphash.String(s.seed, key))
+	h := maphash.String(s.seed, key)
+	o, ok := s.objects.GetIfPresent(h)
 	if !ok || o.Header.key != key {
 		return nil
+	}
+	if rs := s.rules.Load(); rs != nil && o.Epoch < rs.newest {
+		return s.applyRules(rs, h, o)
 	}
 	return o
 }
@@ -140,17 +197,70 @@ func (s *Store) GetString(key string) *Object {
 // Set stores o under o.Key(), replacing what was there. o must not be
 // changed afterwards. The store may evict o right away when it does not
 // fit or is less valuable than what it would displace.
+//
+// When a purge ran since o.Epoch (while o was being fetched) and covers
+// o, a hard purge drops o instead of storing it and a soft one stores it
+// marked stale.
 func (s *Store) Set(o *Object) {
 	s.deletePending()
 	s.put(o)
 }
 
-func (s *Store) put(o *Object) {
+// put admits and stores o, and reports whether it was stored.
+func (s *Store) put(o *Object) bool {
+	checked, ok := s.admit(o)
+	return ok && s.store(o, checked)
+}
+
+// admit settles o's epoch and checks it against the purges that ran since
+// its fill started: false when one of them is a hard purge covering o,
+// which must then not be stored. It returns the epoch up to which o has
+// been checked.
+func (s *Store) admit(o *Object) (checked uint64, ok bool) {
+	cur := s.epoch.Load()
+	if o.Epoch == 0 || o.Epoch > cur {
+		// An epoch from the future cannot come from Store.Epoch; taking
+		// it at face value would exempt o from purges yet to come.
+		o.Epoch = cur
+	}
+	if o.Epoch == cur {
+		return cur, true
+	}
+	v, upto := s.missedPurges(o, o.Epoch)
+	switch v {
+	case verdictHard:
+		// A dropped fill counts as purged: the purge is why the
+		// response is not in the store.
+		s.purged.Add(1)
+		return upto, false
+	case verdictSoft:
+		s.markSoft(o)
+	}
+	return upto, true
+}
+
+// store makes o visible and checks it again against the purges that
+// started since admit: such a purge may have looked for o before it was
+// stored and missed it. It reports whether o is still stored.
+func (s *Store) store(o *Object, checked uint64) bool {
 	o.weight = o.computeWeight()
 	// Tags are indexed before the object becomes visible: the deletion
 	// handler, which removes them, can only run once it is stored.
 	s.tags.add(o)
-	s.objects.Set(maphash.String(s.seed, o.Header.key), o)
+	h := maphash.String(s.seed, o.Header.key)
+	s.objects.Set(h, o)
+	if s.epoch.Load() == checked {
+		// Any purge that starts from now on finds o in the store.
+		return true
+	}
+	switch v, _ := s.missedPurges(o, checked); v {
+	case verdictHard:
+		s.purgeObject(h, o)
+		return false
+	case verdictSoft:
+		s.markSoft(o)
+	}
+	return true
 }
 
 // Delete removes the object stored under key, with all its variants when
@@ -174,15 +284,30 @@ func (s *Store) Delete(key string) bool {
 // built with VariantKey. It creates or replaces the URL's Vary index as needed:
 // when fields differ from the current index's, the old variants are
 // dropped.
+//
+// v is checked against the purges that ran during its fill as in Set,
+// before the index is touched: a variant that a hard purge drops leaves
+// the index as it was.
 func (s *Store) SetVariant(primary string, fields []string, v *Object) {
 	s.deletePending()
+	checked, ok := s.admit(v)
+	if !ok {
+		return
+	}
 	idx := s.GetString(primary)
 	if idx == nil || idx.Vary == nil || !slices.Equal(idx.Vary.Fields, fields) {
 		idx = &Object{
 			Header: NewHeader(nil, primary),
 			Vary:   &VaryIndex{Fields: slices.Clone(fields), Gen: s.gen.Add(1)},
+			// The index is as old as the response whose Vary it
+			// records, so it is covered by the same purges.
+			Epoch: v.Epoch,
 		}
-		s.put(idx)
+		if !s.put(idx) {
+			// A purge of the URL started since v was admitted; it
+			// covers v too.
+			return
+		}
 	}
 	v.Gen = idx.Vary.Gen
 	if evicted, ok := idx.Vary.add(maphash.String(s.seed, v.Header.key), s.maxVariants); ok {
@@ -193,7 +318,7 @@ func (s *Store) SetVariant(primary string, fields []string, v *Object) {
 			return nil, otter.InvalidateOp
 		})
 	}
-	s.put(v)
+	s.store(v, checked)
 }
 
 // MarkPass remembers for ttl that key's responses are not cacheable, so
@@ -229,6 +354,9 @@ type Stats struct {
 	Expirations int64 `json:"expirations"`  // removed after their retention ended
 	Tags        int   `json:"tags"`         // distinct surrogate keys indexed
 	PassMarkers int   `json:"pass_markers"` // live hit-for-pass markers
+	Rules       int   `json:"purge_rules"`  // prefix purge rules not yet retired by the sweeper
+	Purged      int64 `json:"purged"`       // objects removed by purges, fills dropped because of one included
+	SoftPurged  int64 `json:"soft_purged"`  // objects marked stale by purges
 }
 
 // Stats returns the current statistics.
@@ -241,6 +369,9 @@ func (s *Store) Stats() Stats {
 		Expirations: s.expirations.Load(),
 		Tags:        s.tags.len(),
 		PassMarkers: s.pass.EstimatedSize(),
+		Rules:       s.rules.Load().len(),
+		Purged:      s.purged.Load(),
+		SoftPurged:  s.softPurged.Load(),
 	}
 }
 

@@ -76,6 +76,33 @@ func TestGetDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// TestGetDoesNotAllocateWithRules checks the lookup path that pending
+// prefix rules add: objects older than the rules are checked against
+// them, and a check that does not match allocates nothing.
+func TestGetDoesNotAllocateWithRules(t *testing.T) {
+	s := newStore(t, Config{})
+	old := obj("http://a/x", 10, time.Minute)
+	s.Set(old)
+	addRulesQuietly(t, s, false, "b/")       // another host
+	addRulesQuietly(t, s, false, "a/img/")   // the same host, another path
+	addRulesQuietly(t, s, true, "a/xx", "c") // the same host, a longer prefix
+	newer := obj("http://a/y", 10, time.Minute)
+	s.Set(newer)
+	for _, o := range []*Object{old, newer} {
+		key := []byte(o.Key())
+		if n := testing.AllocsPerRun(1000, func() {
+			if s.Get(key) != o {
+				t.Fatal("object hidden by a rule that does not cover it")
+			}
+		}); n != 0 {
+			t.Fatalf("Get(%q) allocates %v times with rules pending", key, n)
+		}
+	}
+	if s.Stats().Rules != 4 || old.SoftPurged() {
+		t.Fatal("the rules were not pending throughout, or one marked an object it does not cover")
+	}
+}
+
 func TestWeightCountsMetadata(t *testing.T) {
 	o := obj("http://a/x", 1000, time.Minute)
 	o.Extra = &Extra{Tags: []string{"t1", "t2"}}
@@ -313,6 +340,24 @@ func TestBoundProperty(t *testing.T) {
 func BenchmarkGetHit(b *testing.B) {
 	s := newStore(b, Config{})
 	s.Set(obj("http://example.com/static/app.js", 1024, time.Hour))
+	key := []byte("http://example.com/static/app.js")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if s.Get(key) == nil {
+				b.Fatal("miss")
+			}
+		}
+	})
+}
+
+// BenchmarkGetHitWithRules is BenchmarkGetHit while prefix rules for
+// another host are pending and the object is older than them, so every
+// lookup checks them.
+func BenchmarkGetHitWithRules(b *testing.B) {
+	s := newStore(b, Config{})
+	s.Set(obj("http://example.com/static/app.js", 1024, time.Hour))
+	addRulesQuietly(b, s, false, "other.example/", "example.org/static/")
 	key := []byte("http://example.com/static/app.js")
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

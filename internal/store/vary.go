@@ -1,6 +1,9 @@
 package store
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // VaryIndex is the record stored under a URL's primary key when its
 // responses vary. It names the request fields that select a variant and
@@ -52,6 +55,13 @@ func (v *VaryIndex) drain() []uint64 {
 	hs := v.variants
 	v.variants = nil
 	return hs
+}
+
+// snapshot returns a copy of the variant hashes.
+func (v *VaryIndex) snapshot() []uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return slices.Clone(v.variants)
 }
 
 // Len returns the number of variants recorded.
