@@ -1,0 +1,200 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// AuditRecord is one line of the audit log: one admin call, allowed or
+// refused.
+type AuditRecord struct {
+	// Time is when the call was answered; Write fills in the current time
+	// when it is zero and always stores it in UTC (RFC 3339 with
+	// nanoseconds, as time.Time encodes to JSON).
+	Time time.Time `json:"time"`
+	// Who is the token's name, "" when the call was not authenticated.
+	Who string `json:"who"`
+	// Role is the token's role, when known.
+	Role string `json:"role,omitempty"`
+	// Action is what was asked for, e.g. "purge", "purge.status".
+	Action string `json:"action"`
+	// What is the call's subject, e.g. the purge request; it is encoded as
+	// JSON, so hostile strings in it cannot break the line.
+	What any `json:"what,omitempty"`
+	// From is the client's remote address.
+	From string `json:"from"`
+	// Via is the listener the call came in on: "admin" or "edge".
+	Via string `json:"via,omitempty"`
+	// Status is the HTTP status answered.
+	Status int `json:"status"`
+	// Result is "ok", or why the call was refused or failed.
+	Result string `json:"result"`
+	// ID is the purge id, when one was issued.
+	ID string `json:"id,omitempty"`
+}
+
+// auditErrorLogEvery bounds how often Audit logs its write errors.
+const auditErrorLogEvery = 10 * time.Second
+
+// Audit is an append-only log of admin calls, one JSON line per call, in
+// a file or, without one, in the process log. It is safe for concurrent
+// use.
+type Audit struct {
+	path string
+	log  *slog.Logger
+	now  func() time.Time // the clock; tests replace it
+
+	mu sync.Mutex
+	f  *os.File // nil when logging to log, or after Close
+	// closed is set by Close.
+	closed bool
+
+	errors     atomic.Int64
+	lastErrLog atomic.Int64 // Unix nanoseconds of the last logged write error; 0: never
+}
+
+// OpenAudit opens path for appending (created with mode 0600 if missing),
+// or, when path is "", writes each record to log as an Info line with
+// message "audit" and the record's fields as attributes (the line's time
+// is the record's). A nil log means slog.Default(); log also receives
+// write errors.
+func OpenAudit(path string, log *slog.Logger) (*Audit, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	a := &Audit{path: path, log: log, now: time.Now}
+	if path == "" {
+		return a, nil
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening the audit log: %w: check that its directory exists and is writable, or leave the audit log path empty to log audit records to the process log", err)
+	}
+	a.f = f
+	return a, nil
+}
+
+// Write appends rec as a single JSON line, in one write call made under a
+// mutex, so lines never interleave. A failed write is counted (see
+// Errors) and logged at most once per 10 s; Write never panics, and blocks
+// callers only for the write itself.
+func (a *Audit) Write(rec AuditRecord) {
+	if rec.Time.IsZero() {
+		rec.Time = a.now()
+	}
+	rec.Time = rec.Time.UTC()
+	if a.path == "" {
+		a.writeLog(rec)
+		return
+	}
+	line, err := encodeAuditRecord(rec)
+	if err != nil {
+		a.failed(fmt.Errorf("encoding the record: %w", err))
+		return
+	}
+	a.mu.Lock()
+	switch {
+	case a.closed:
+		err = errors.New("the audit log is closed")
+	default:
+		_, err = a.f.Write(line)
+	}
+	a.mu.Unlock()
+	if err != nil {
+		a.failed(err)
+	}
+}
+
+// encodeAuditRecord encodes rec as one JSON line. JSON escapes control
+// characters in strings, so the line has exactly one '\n', at its end. If
+// What cannot be encoded, the record is still written, with What replaced
+// by the reason, rather than lost.
+func encodeAuditRecord(rec AuditRecord) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keep URLs with & readable
+	if err := enc.Encode(rec); err != nil {
+		buf.Reset()
+		rec.What = "unencodable: " + err.Error()
+		if err2 := enc.Encode(rec); err2 != nil {
+			return nil, err2
+		}
+	}
+	return buf.Bytes(), nil
+}
+
+// writeLog writes rec to the process log.
+func (a *Audit) writeLog(rec AuditRecord) {
+	ctx := context.Background()
+	if !a.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	r := slog.NewRecord(rec.Time, slog.LevelInfo, "audit", 0)
+	r.AddAttrs(slog.String("who", rec.Who))
+	if rec.Role != "" {
+		r.AddAttrs(slog.String("role", rec.Role))
+	}
+	r.AddAttrs(slog.String("action", rec.Action))
+	if rec.What != nil {
+		r.AddAttrs(slog.Any("what", rec.What))
+	}
+	r.AddAttrs(slog.String("from", rec.From))
+	if rec.Via != "" {
+		r.AddAttrs(slog.String("via", rec.Via))
+	}
+	r.AddAttrs(slog.Int("status", rec.Status), slog.String("result", rec.Result))
+	if rec.ID != "" {
+		r.AddAttrs(slog.String("id", rec.ID))
+	}
+	if err := a.log.Handler().Handle(ctx, r); err != nil {
+		a.failed(err)
+	}
+}
+
+// failed counts a write error and logs it unless one was logged in the
+// last auditErrorLogEvery.
+func (a *Audit) failed(err error) {
+	n := a.errors.Add(1)
+	now := a.now().UnixNano()
+	last := a.lastErrLog.Load()
+	if last != 0 && now-last < int64(auditErrorLogEvery) {
+		return
+	}
+	if !a.lastErrLog.CompareAndSwap(last, now) {
+		return // another writer is logging it
+	}
+	where := a.path
+	if where == "" {
+		where = "the process log"
+	}
+	a.log.Error("audit record lost: writing the audit log failed; check free space and permissions",
+		"path", where, "err", err, "errors", n, "quiet_for", auditErrorLogEvery)
+}
+
+// Errors returns how many records could not be written.
+func (a *Audit) Errors() int64 { return a.errors.Load() }
+
+// Close closes the audit log file; later writes fail and are counted.
+// Closing again, or closing an audit log that writes to the process log,
+// does nothing.
+func (a *Audit) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed || a.f == nil {
+		a.closed = true
+		return nil
+	}
+	a.closed = true
+	if err := a.f.Close(); err != nil {
+		return fmt.Errorf("closing the audit log %s: %w", a.path, err)
+	}
+	return nil
+}
