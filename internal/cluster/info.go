@@ -100,3 +100,45 @@ func (c *Cluster) suspicionMax() time.Duration {
 	t := c.cfg.Timing
 	return time.Duration(t.SuspicionMult*t.SuspicionMaxMult) * t.ProbeInterval
 }
+
+// Addr names a live member and its peer listener.
+type Addr struct {
+	Name string
+	Peer string // "host:port"
+}
+
+// PeerAddrs returns the other live members that serve peer requests. It
+// is cheaper than Info.
+func (c *Cluster) PeerAddrs() []Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Addr, 0, len(c.members))
+	for _, m := range c.members {
+		if m.name != c.self && m.meta.Peer != "" {
+			out = append(out, Addr{Name: m.name, Peer: m.meta.Peer})
+		}
+	}
+	return out
+}
+
+// DeadSince returns how many nodes died (failure detection, not a
+// graceful leave) within d and are not members again. It counts the
+// departures this node remembers (the last 64).
+func (c *Cluster) DeadSince(d time.Duration) int {
+	cutoff := time.Now().Add(-d)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := make(map[string]bool)
+	n := 0
+	for i := len(c.departed) - 1; i >= 0; i-- {
+		dp := c.departed[i]
+		if seen[dp.name] {
+			continue
+		}
+		seen[dp.name] = true
+		if _, back := c.members[dp.name]; !back && dp.state == "dead" && dp.at.After(cutoff) {
+			n++
+		}
+	}
+	return n
+}
