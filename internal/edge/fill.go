@@ -44,6 +44,9 @@ type head struct {
 	// readers whose forward reason is fwd.
 	fields [2]respFields
 	fwd    string
+	// surrogate holds the response's Surrogate-Key and Surrogate-Control,
+	// which clients never see but a peer that fills from this node needs.
+	surrogate http.Header
 }
 
 // fillJob is one fetch from the origin on behalf of a flight.
@@ -55,9 +58,12 @@ type fillJob struct {
 	// compute the response's secondary key.
 	clientHdr http.Header
 	// evalHdr holds the request fields the response policy depends on.
-	evalHdr   http.Header
-	primary   string
-	basis     *store.Object // the stale copy being revalidated, or nil
+	evalHdr http.Header
+	primary string
+	basis   *store.Object // the stale copy being revalidated, or nil
+	// epoch is the store's purge epoch when the fill started: a purge
+	// applied while it runs covers what it stores.
+	epoch     uint64
 	maxObject int64
 	passTTL   time.Duration
 	keep      time.Duration
@@ -243,6 +249,11 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, rd *coalesce.Re
 		hdr["Age"] = []string{strconv.FormatInt(int64(hd.initialAge/time.Second), 10)}
 	}
 	hdr["Cache-Status"] = []string{string(st.AppendValue(make([]byte, 0, 64), CacheName))}
+	if _, ok := w.(*peerWriter); ok {
+		for k, v := range hd.surrogate {
+			hdr[k] = v
+		}
+	}
 	status := hd.status
 	start, end := int64(0), int64(-1) // the part of the body to send; end -1 = all
 	if status == http.StatusOK && hasPreconditions(r) {
@@ -318,6 +329,7 @@ func (h *Handler) startFill(r *http.Request, snap *Snapshot, site *Site, f *coal
 		}
 	}
 	job := &fillJob{
+		epoch:     h.store.Epoch(),
 		site:      site,
 		flight:    f,
 		out:       out,
@@ -389,6 +401,7 @@ func (h *Handler) runFill(job *fillJob) {
 		fwdStatus:    resp.StatusCode,
 		etag:         resp.Header.Get("Etag"),
 		lastModified: resp.Header.Get("Last-Modified"),
+		surrogate:    surrogateFields(resp.Header),
 	}
 	if tooLarge && policy.Storable {
 		hd.reason = "too-large"
@@ -455,6 +468,10 @@ func (h *Handler) fetch(job *fillJob) (resp *http.Response, from string, err err
 		resp, err = job.peer.Do(job.out)
 		if err == nil {
 			h.stats.peerFills.Add(1)
+			// The peer may have applied a purge later than this node:
+			// date the copy back by the propagation bound, so that any
+			// purge applied here meanwhile covers it.
+			job.epoch = min(job.epoch, h.store.EpochAt(time.Now().Add(-h.peerTrust)))
 			return resp, "peer " + job.peer.Name(), nil
 		}
 		// The cluster degrades to independent edges: a peer that is down
@@ -474,6 +491,7 @@ func (h *Handler) storeFilled(job *fillJob, resp *http.Response, hd *head, polic
 		key = string(store.VariantKey(nil, []byte(job.primary), []byte(hd.secondary)))
 	}
 	obj := newObject(key, resp.StatusCode, hd.header, body, policy, respTime, hd.initialAge, job.keep)
+	obj.Epoch = job.epoch
 	obj.Extra = extra(httpcache.ParseSurrogateKeys(resp.Header["Surrogate-Key"]), resp.Header["Surrogate-Control"])
 	h.storeObject(job, obj, vary)
 	return obj
@@ -531,6 +549,7 @@ func (h *Handler) finishRevalidation(job *fillJob, resp *http.Response, reqTime,
 	// may still carry the stored Date.
 	initialAge := httpcache.CorrectedInitialAge(resp.Header, reqTime, respTime)
 	obj := newObject(basis.Key(), int(basis.Status), h.clientHeader(merged, policy.StripFields, respTime), basis.Body, policy, respTime, initialAge, job.keep)
+	obj.Epoch = job.epoch
 	if sk := resp.Header["Surrogate-Key"]; len(sk) > 0 {
 		tags = httpcache.ParseSurrogateKeys(sk)
 	}
@@ -641,3 +660,28 @@ func malformedResponse(resp *http.Response) string {
 	}
 	return ""
 }
+
+// surrogateFields returns the Surrogate-Key and Surrogate-Control fields
+// of an origin response, or nil.
+func surrogateFields(h http.Header) http.Header {
+	sk, sc := h["Surrogate-Key"], h["Surrogate-Control"]
+	if len(sk) == 0 && len(sc) == 0 {
+		return nil
+	}
+	out := make(http.Header, 2)
+	if len(sk) > 0 {
+		out["Surrogate-Key"] = sk
+	}
+	if len(sc) > 0 {
+		out["Surrogate-Control"] = sc
+	}
+	return out
+}
+
+// peerWriter marks the response to a peer's fill request: unlike a
+// client, a peer receives the Surrogate-* fields, so its copy carries the
+// same tags and surrogate freshness as the owner's.
+type peerWriter struct{ http.ResponseWriter }
+
+// Unwrap lets http.ResponseController reach the connection.
+func (p *peerWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }

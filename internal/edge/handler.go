@@ -27,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/weir-cdn/weir/internal/cachekey"
 	"github.com/weir-cdn/weir/internal/coalesce"
 	"github.com/weir-cdn/weir/internal/httpcache"
 	"github.com/weir-cdn/weir/internal/store"
@@ -47,7 +48,28 @@ type Options struct {
 	// Peers, when set, is the cluster: a miss is filled from the key's
 	// owner before the origin (tiered fill). nil fills from the origin.
 	Peers Peers
+	// PeerPurgeLag bounds how long after a purge is applied here a peer
+	// may still serve what it covers (the cluster's max_purge_lag): a
+	// copy filled from a peer is treated as stored that long ago, so
+	// purges applied within it cover the copy. Zero trusts peers fully.
+	PeerPurgeLag time.Duration
+	// Purger, when set, serves the PURGE method and says when this node
+	// must revalidate everything it serves. nil refuses PURGE with 405.
+	Purger Purger
 }
+
+// Purger is the purge service as the edge sees it.
+type Purger interface {
+	// ServePurge answers a PURGE request.
+	ServePurge(w http.ResponseWriter, r *http.Request)
+	// Lagging reports whether this node has missed purges for too long:
+	// then no cached object may be served without revalidation.
+	Lagging(now time.Time) bool
+}
+
+// MethodPurge is the method that purges a URL (Varnish and Fastly's
+// convention).
+const MethodPurge = "PURGE"
 
 // Peers is the cluster as the edge sees it.
 type Peers interface {
@@ -75,8 +97,11 @@ type Handler struct {
 	log     *slog.Logger
 	node    string
 	peers   Peers
-	via     string // this node's Via entry
-	viaName string // the part of via that identifies this node
+	purger  Purger
+	// peerTrust is Options.PeerPurgeLag.
+	peerTrust time.Duration
+	via       string // this node's Via entry
+	viaName   string // the part of via that identifies this node
 
 	// ctx is the parent of every fill; cancel stops them on Close.
 	ctx    context.Context
@@ -97,15 +122,17 @@ func New(snap *Snapshot, opt Options) *Handler {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Handler{
-		store:   opt.Store,
-		flights: coalesce.NewGroup[*head](),
-		log:     opt.Logger,
-		node:    opt.Node,
-		peers:   opt.Peers,
-		via:     "1.1 " + opt.Node + " (weir)",
-		viaName: " " + opt.Node + " (weir)",
-		ctx:     ctx,
-		cancel:  cancel,
+		store:     opt.Store,
+		flights:   coalesce.NewGroup[*head](),
+		log:       opt.Logger,
+		node:      opt.Node,
+		peers:     opt.Peers,
+		purger:    opt.Purger,
+		peerTrust: opt.PeerPurgeLag,
+		via:       "1.1 " + opt.Node + " (weir)",
+		viaName:   " " + opt.Node + " (weir)",
+		ctx:       ctx,
+		cancel:    cancel,
 	}
 	h.snap.Store(snap)
 	return h
@@ -148,7 +175,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // cannot make requests loop.
 func (h *Handler) ServePeer(w http.ResponseWriter, r *http.Request) {
 	h.stats.peerRequests.Add(1)
-	h.serve(w, r, true)
+	h.serve(&peerWriter{w}, r, true)
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fromPeer bool) {
@@ -162,6 +189,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fromPeer bool) {
 	if h.looped(r.Header["Via"]) {
 		h.stats.rejected.Add(1)
 		h.reject(w, r, http.StatusLoopDetected, "request already passed through this node (Via names "+h.node+"); check that the origin does not point back at the edge")
+		return
+	}
+	if r.Method == MethodPurge && !fromPeer {
+		h.servePurge(w, r)
 		return
 	}
 	snap := h.snap.Load()
@@ -247,6 +278,10 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *S
 	now := time.Now()
 	if obj != nil {
 		reuse := reuseOf(obj, now)
+		if h.purger != nil && h.purger.Lagging(now) {
+			// Purges may have been missed: validate before serving.
+			reuse.NoCache = true
+		}
 		switch httpcache.Decide(reuse, reqCC) {
 		case httpcache.Fresh:
 			h.stats.hits.Add(1)
@@ -304,9 +339,15 @@ func secondaryKey(dst []byte, site *Site, fields []string, h http.Header) []byte
 	return httpcache.AppendSecondaryKey(dst, fields, h)
 }
 
+// reuseOf describes o for the reuse decision. A soft-purged object has
+// no freshness left: it is revalidated, and may still be served stale.
 func reuseOf(o *store.Object, now time.Time) httpcache.Reuse {
+	lifetime := o.Lifetime
+	if o.SoftPurged() {
+		lifetime = 0
+	}
 	return httpcache.Reuse{
-		Lifetime:             o.Lifetime,
+		Lifetime:             lifetime,
 		Age:                  o.Age(now),
 		NoCache:              o.NoCache,
 		MustRevalidate:       o.MustRevalidate,
@@ -350,4 +391,88 @@ func (h *Handler) PrimaryKey(rawURL string) (string, error) {
 		path = "/"
 	}
 	return string(site.Key.AppendPrimary(nil, u.Scheme, u.Host, path, u.RawQuery)), nil
+}
+
+// servePurge hands a PURGE request to the purge service.
+func (h *Handler) servePurge(w http.ResponseWriter, r *http.Request) {
+	if h.purger == nil {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, http.StatusMethodNotAllowed, httpcache.Status{Fwd: "bypass", Detail: "purge"}, "PURGE is not enabled on this node", false)
+		return
+	}
+	h.stats.purges.Add(1)
+	h.purger.ServePurge(w, r)
+}
+
+// PurgeURL returns the primary keys a purge of rawURL removes: the URL as
+// its host's key rules normalize it, under http and under https.
+func (h *Handler) PurgeURL(rawURL string) ([]string, error) {
+	u, site, err := h.purgeTarget(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	path := u.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	return []string{
+		string(site.Key.AppendPrimary(nil, "http", u.Host, path, u.RawQuery)),
+		string(site.Key.AppendPrimary(nil, "https", u.Host, path, u.RawQuery)),
+	}, nil
+}
+
+// PurgePrefix returns the scheme-less key prefix ("host/path") that a
+// prefix purge of rawURL matches, under both schemes.
+func (h *Handler) PurgePrefix(rawURL string) (string, error) {
+	u, site, err := h.purgeTarget(rawURL)
+	if err != nil {
+		return "", err
+	}
+	path := u.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	k := string(site.Key.AppendPrimary(nil, "http", u.Host, path, u.RawQuery))
+	return strings.TrimPrefix(k, "http://"), nil
+}
+
+// PurgeHost returns the scheme-less key prefix ("host/") of everything
+// cached for host.
+func (h *Handler) PurgeHost(host string) (string, error) {
+	if strings.ContainsAny(host, "/?#@ \t") || host == "" {
+		return "", fmt.Errorf("host %s is not a host name (with an optional port); give it without scheme or path, such as example.com", quote(host))
+	}
+	k := string(hostKey.AppendPrimary(nil, "http", host, "/", ""))
+	return strings.TrimPrefix(k, "http://"), nil
+}
+
+// hostKey normalizes host names the way every site's key rules do.
+var hostKey = func() *cachekey.Normalizer {
+	n, err := cachekey.Compile(cachekey.Rules{})
+	if err != nil {
+		panic(err)
+	}
+	return n
+}()
+
+// purgeTarget parses a URL a purge names and finds its site.
+func (h *Handler) purgeTarget(rawURL string) (*url.URL, *Site, error) {
+	if !strings.Contains(rawURL, "://") {
+		return nil, nil, fmt.Errorf("URL %s has no scheme; give an absolute URL such as https://example.com/path", quote(rawURL))
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("URL %s does not parse: %v", quote(rawURL), err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, nil, fmt.Errorf("URL %s: scheme %q is not http or https", quote(rawURL), u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, nil, fmt.Errorf("URL %s has no host", quote(rawURL))
+	}
+	site := h.snap.Load().site(u.Host)
+	if site == nil {
+		return nil, nil, fmt.Errorf("URL %s: no hosts entry matches host %s, so nothing of it is cached", quote(rawURL), quote(u.Host))
+	}
+	return u, site, nil
 }

@@ -89,6 +89,12 @@ func newEdgeForURL(t *testing.T, url string) *testEdge {
 
 func newEdgeAt(t testing.TB, url string, o *countingOrigin, mutate func(*config.Config)) *testEdge {
 	t.Helper()
+	return newEdgeOpts(t, url, o, mutate, nil)
+}
+
+// newEdgeOpts is newEdgeAt with a hook to set handler options.
+func newEdgeOpts(t testing.TB, url string, o *countingOrigin, mutate func(*config.Config), opts func(*Options)) *testEdge {
+	t.Helper()
 	cfg := config.Default()
 	cfg.SetOrigin(url)
 	if mutate != nil {
@@ -123,7 +129,11 @@ func newEdgeAt(t testing.TB, url string, o *countingOrigin, mutate func(*config.
 			log = slog.New(slog.NewTextHandler(testWriter{tt}, nil))
 		}
 	}
-	h := New(snap, Options{Store: st, Logger: log, Node: "test-node"})
+	opt := Options{Store: st, Logger: log, Node: "test-node"}
+	if opts != nil {
+		opts(&opt)
+	}
+	h := New(snap, opt)
 	// The edge runs behind the production HTTP/1.1 server.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +50,14 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, o *store.O
 	o.Header.CopyTo(hdr)
 	hdr["Age"] = f.age
 	hdr["Cache-Status"] = f.cacheStatus
+	if _, ok := w.(*peerWriter); ok && o.Extra != nil {
+		if len(o.Extra.Tags) > 0 {
+			hdr["Surrogate-Key"] = []string{strings.Join(o.Extra.Tags, " ")}
+		}
+		if len(o.Extra.SurrogateControl) > 0 {
+			hdr["Surrogate-Control"] = o.Extra.SurrogateControl
+		}
+	}
 	status, start, end := int(o.Status), int64(0), int64(len(o.Body))
 	if status == http.StatusOK && hasPreconditions(r) {
 		var done bool
@@ -169,11 +178,12 @@ type Stats struct {
 	PeerRequests  int64 `json:"peer_requests"`  // fill requests received from other nodes (included in Requests)
 	PeerFills     int64 `json:"peer_fills"`     // fills answered by the key's owner
 	PeerFallbacks int64 `json:"peer_fallbacks"` // fills that went to the origin because the owner did not answer
+	Purges        int64 `json:"purge_requests"` // PURGE requests received (authorized or not)
 }
 
 type counters struct {
 	requests, hits, stale, misses, collapsed, passes, staleErr, errors, rejected, panics, bytes atomic.Int64
-	peerRequests, peerFills, peerFallbacks                                                      atomic.Int64
+	peerRequests, peerFills, peerFallbacks, purges                                              atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
@@ -181,6 +191,6 @@ func (c *counters) snapshot() Stats {
 		Requests: c.requests.Load(), Hits: c.hits.Load(), Stale: c.stale.Load(), Misses: c.misses.Load(),
 		Collapsed: c.collapsed.Load(), Passes: c.passes.Load(), StaleErr: c.staleErr.Load(), Errors: c.errors.Load(),
 		Rejected: c.rejected.Load(), Panics: c.panics.Load(), Bytes: c.bytes.Load(),
-		PeerRequests: c.peerRequests.Load(), PeerFills: c.peerFills.Load(), PeerFallbacks: c.peerFallbacks.Load(),
+		PeerRequests: c.peerRequests.Load(), PeerFills: c.peerFills.Load(), PeerFallbacks: c.peerFallbacks.Load(), Purges: c.purges.Load(),
 	}
 }
