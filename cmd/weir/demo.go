@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weir-cdn/weir/internal/admin"
 	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/demo"
@@ -73,6 +75,15 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}()
 	originURL := "http://" + oln.Addr().String()
 
+	token := ""
+	if !f.set["admin-tokens-file"] {
+		var removeTokens func()
+		token, f.tokensFile, removeTokens, err = demoToken()
+		if err != nil {
+			return err
+		}
+		defer removeTokens()
+	}
 	cfgs, cleanup, err := demoConfigs(*nodes, originURL, &f)
 	if err != nil {
 		return err
@@ -109,6 +120,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	edgeURL := edgeURLs[0]
 	printGuide(stdout, edgeURLs, originURL, adminURLs, origin)
+	if token != "" {
+		printPurgeGuide(stdout, edgeURLs[0], adminURLs[0], demoHost(len(edgeURLs)), token)
+	}
 	if *load == 0 {
 		fmt.Fprintln(stdout, "\nPress Ctrl-C to stop.")
 		err := waitAny(ctx, ns)
@@ -201,6 +215,7 @@ func demoConfigs(nodes int, originURL string, f *serveFlags) ([]*config.Config, 
 			cfg.Cluster.PeerListen = "127.0.0.1:0"
 			cfg.Cluster.KeyFile = keyFile
 		}
+		cfg.AdminTokensFile = f.tokensFile
 		cfg.ApplyDefaults()
 		cfgs = append(cfgs, cfg)
 	}
@@ -282,6 +297,45 @@ func shutdownAll(ns []*node.Node) error {
 		errs = append(errs, ns[i].Shutdown(sctx))
 	}
 	return errors.Join(errs...)
+}
+
+// demoToken makes an API token with the purge role for this demo run
+// and a tokens file holding its hash, removed by the returned func.
+func demoToken() (token, file string, remove func(), err error) {
+	b := make([]byte, 18)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", func() {}, err
+	}
+	token = "demo-" + base64.RawURLEncoding.EncodeToString(b)
+	f, err := os.CreateTemp("", "weir-demo-*.tokens") // created with mode 0600
+	if err != nil {
+		return "", "", func() {}, fmt.Errorf("demo tokens file: %w", err)
+	}
+	remove = func() { os.Remove(f.Name()) }
+	_, err = fmt.Fprintf(f, "# weir demo: one token, valid while the demo runs\ndemo purge %s\n", admin.HashToken(token))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		remove()
+		return "", "", func() {}, fmt.Errorf("demo tokens file: %w", err)
+	}
+	return token, f.Name(), remove, nil
+}
+
+// printPurgeGuide shows how to purge what the demo cached.
+func printPurgeGuide(w io.Writer, edgeURL, adminURL, host, token string) {
+	site, hostHeader := edgeURL, ""
+	if host != "" {
+		site, hostHeader = "http://"+host, "-H 'Host: "+host+"' "
+	}
+	fmt.Fprintf(w, `
+Purge (from every edge of a cluster), with this run's token:
+
+  export WEIR_TOKEN=%s
+  go run ./cmd/weir purge --admin %s --wait %s/static/logo.svg
+  curl -si -X PURGE -H "Authorization: Bearer $WEIR_TOKEN" %s-H 'Surrogate-Key: tag-news' %s/
+`, token, adminURL, site, hostHeader, edgeURL)
 }
 
 func printGuide(w io.Writer, edgeURLs []string, originURL string, adminURLs []string, origin *demo.Origin) {

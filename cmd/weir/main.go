@@ -40,6 +40,8 @@ Usage:
               --cluster-key-file FILE | --insecure-cluster]
   weir demo [--nodes N] [--listen ADDR] [--admin-listen ADDR] [--load DURATION] [--procs N]
   weir keygen > cluster.key
+  weir purge [--admin URL] [--soft] [--wait] [--tag T] [--prefix URL] [--host H] [--all] [URL...]
+             (token from $WEIR_TOKEN or --token-file FILE)
   weir version
 
 Run "weir <command> -h" for the flags of a command.
@@ -65,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runDemo(ctx, args[1:], stdout, stderr)
 	case "keygen":
 		err = keygen(args[1:], stdout)
+	case "purge":
+		err = purgeCmd(ctx, args[1:], stdout)
 	case "version", "--version", "-version":
 		v := version.Get()
 		fmt.Fprintf(stdout, "weir %s (commit %s, %s)\n", v.Version, v.Commit, v.GoVersion)
@@ -101,6 +105,8 @@ type serveFlags struct {
 
 	node, clusterListen, peerListen, join, keyFile string
 	insecureCluster                                bool
+
+	tokensFile, auditLog string
 }
 
 // registerCluster adds the flags that make the node a cluster member.
@@ -118,6 +124,8 @@ func (f *serveFlags) register(fs *flag.FlagSet, listen, adminListen string) {
 	fs.StringVar(&f.adminListen, "admin-listen", adminListen, "admin listener `address`, loopback by default (overrides admin_listen)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.IntVar(&f.procs, "procs", 0, "`CPUs` running Weir's code at once, 0 for all (overrides server.procs)")
+	fs.StringVar(&f.tokensFile, "admin-tokens-file", "", "API tokens `file`: NAME ROLE SHA256-HEX per line, re-read on SIGHUP (overrides admin_tokens_file)")
+	fs.StringVar(&f.auditLog, "audit-log", "", "append-only audit log `file` of purge calls (overrides audit_log; default: the process log)")
 }
 
 // apply overrides cfg with the flags given on the command line.
@@ -136,6 +144,12 @@ func (f *serveFlags) apply(cfg *config.Config) {
 	}
 	if f.set["node"] {
 		cfg.Node = f.node
+	}
+	if f.set["admin-tokens-file"] {
+		cfg.AdminTokensFile = f.tokensFile
+	}
+	if f.set["audit-log"] {
+		cfg.AuditLog = f.auditLog
 	}
 	cc := &cfg.Cluster
 	if f.set["cluster-listen"] {
@@ -248,11 +262,22 @@ func tuneRuntime(cfg *config.Config) (stop func()) {
 }
 
 // waitAndDrain serves until a signal or a listener failure, then drains.
+// SIGHUP re-reads the API tokens file meanwhile.
 func waitAndDrain(ctx context.Context, n *node.Node, timeout time.Duration) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-n.Err():
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case err = <-n.Err():
+			break wait
+		case <-hup:
+			_ = n.ReloadTokens() // logged; the previous tokens stay
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

@@ -20,6 +20,9 @@ type Options struct {
 	// and, when key is not empty, which node owns it. A non-nil error is
 	// the client's mistake (400). Nil serves 404: not a cluster member.
 	Cluster func(key string) (any, error)
+	// Routes, when set, adds more endpoints to the admin API (the purge
+	// API registers itself through it).
+	Routes func(mux *http.ServeMux)
 }
 
 // NewHandler returns the admin API:
@@ -28,8 +31,13 @@ type Options struct {
 //	GET /readyz   readiness: 200, or 503 with the reason
 //	GET /status   JSON status document
 //	GET /cluster  JSON cluster membership; ?key=URL adds the key's owner
+//
+// plus what opt.Routes registers.
 func NewHandler(opt Options) http.Handler {
 	mux := http.NewServeMux()
+	if opt.Routes != nil {
+		opt.Routes(mux)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")

@@ -19,12 +19,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/weir-cdn/weir/internal/admin"
 	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/node"
@@ -50,7 +52,8 @@ type Options struct {
 	Configure func(i int, cfg *config.Config)
 	// Hooks, when set, returns node i's test hooks.
 	Hooks func(i int) node.Hooks
-	// Logger receives the nodes' logs; nil discards them.
+	// Logger receives the nodes' logs; nil keeps the last lines in
+	// memory and prints them if the test fails.
 	Logger *slog.Logger
 	// NamePrefix starts the node names; "" means "node-".
 	NamePrefix string
@@ -59,10 +62,14 @@ type Options struct {
 	Pausable []int
 }
 
+// Token is the API token every test node accepts, with the admin role.
+const Token = "clustertest-token"
+
 // Cluster is a running test cluster.
 type Cluster struct {
-	opts    Options
-	keyFile string
+	opts       Options
+	keyFile    string
+	tokensFile string
 	// Client sends requests to the nodes; it has no proxy and short
 	// timeouts.
 	Client *http.Client
@@ -80,7 +87,7 @@ func Start(tb testing.TB, opts Options) *Cluster {
 		tb.Fatalf("clustertest: Nodes = %d, want at least 1", opts.Nodes)
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+		opts.Logger = recordLogs(tb)
 	}
 	c := &Cluster{
 		opts:       opts,
@@ -107,6 +114,10 @@ func Start(tb testing.TB, opts Options) *Cluster {
 		if err := f.Close(); err != nil {
 			tb.Fatal(err)
 		}
+	}
+	c.tokensFile = filepath.Join(tb.TempDir(), "tokens")
+	if err := os.WriteFile(c.tokensFile, []byte("tester admin "+admin.HashToken(Token)+"\n"), 0o600); err != nil {
+		tb.Fatal(err)
 	}
 	tb.Cleanup(c.stopAll)
 	for i := range opts.Nodes {
@@ -137,6 +148,7 @@ func (c *Cluster) Config(i int) *config.Config {
 	cfg.Cluster.Insecure = c.opts.Insecure
 	cfg.Cluster.KeyFile = c.keyFile
 	cfg.Cluster.TieredFill = !c.opts.NoTieredFill
+	cfg.AdminTokensFile = c.tokensFile
 	if c.opts.Configure != nil {
 		c.opts.Configure(i, cfg)
 	}
@@ -321,6 +333,23 @@ func (c *Cluster) WaitMembers(tb testing.TB, want ...int) {
 		}
 		return ""
 	})
+}
+
+// Admin sends an admin API request to node i with Token and returns the
+// status and body.
+func (c *Cluster) Admin(i int, method, path string, body string) (int, string, error) {
+	req, err := http.NewRequest(method, "http://"+c.Node(i).AdminAddr()+path, strings.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+Token)
+	resp, err := c.Client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }
 
 // WaitFor polls cond every 10 ms until it returns "", failing the test

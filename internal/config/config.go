@@ -45,6 +45,12 @@ const (
 	DefaultClusterWeight      = 100
 	DefaultPeerConnectTimeout = Duration(1 * time.Second)
 	DefaultPeerTimeout        = Duration(5 * time.Second)
+	DefaultMaxPurgeLag        = Duration(10 * time.Second)
+	DefaultPurgeSyncInterval  = Duration(time.Second)
+	DefaultPurgeRetention     = Duration(time.Hour)
+	DefaultPurgeLogEntries    = 100000
+	DefaultPurgeRateLimit     = 50.0
+	DefaultPurgeRateBurst     = 500
 
 	// DefaultOriginName is the origin that SetOrigin (the --origin flag)
 	// creates or changes.
@@ -68,6 +74,18 @@ type Config struct {
 	// exposed by default.
 	AdminListen string `yaml:"admin_listen"`
 
+	// AdminTokensFile is the path of the API tokens file: one token per
+	// line as "NAME ROLE SHA256-HEX-OF-TOKEN", ROLE one of viewer, purge,
+	// admin. It is re-read on reload (SIGHUP). The zero value "" means no
+	// tokens: every call that needs one (purges, purge status) is refused
+	// with 401. Flag: --admin-tokens-file.
+	AdminTokensFile string `yaml:"admin_tokens_file"`
+
+	// AuditLog is the path of the audit log, to which every purge call,
+	// allowed or refused, is appended as one JSON line. The zero value ""
+	// writes the records to the process log instead. Flag: --audit-log.
+	AuditLog string `yaml:"audit_log"`
+
 	// Cache bounds and tunes the object cache. Its zero value is
 	// documented field by field; Default fills it in.
 	Cache Cache `yaml:"cache"`
@@ -79,6 +97,10 @@ type Config struct {
 	// Cluster makes this node one edge of a cluster. Its zero value (no
 	// cluster.listen) means a standalone node.
 	Cluster Cluster `yaml:"cluster"`
+
+	// Purge tunes purge propagation and its guarantees. Its zero value
+	// means every default.
+	Purge Purge `yaml:"purge"`
 
 	// Origins are the backends Weir fetches from. At least one is
 	// required, so the zero value (none) is invalid unless the --origin
@@ -236,6 +258,43 @@ type Cluster struct {
 	PeerTimeout Duration `yaml:"peer_timeout"`
 }
 
+// Purge tunes how purges propagate through the cluster, and the
+// staleness bound that holds when they cannot.
+type Purge struct {
+	// MaxPurgeLag bounds staleness: a cluster member that has not synced
+	// purges with the rest of the cluster (every live member, which with
+	// it must be a majority of the members it knows) for longer than
+	// this revalidates every cached object with the origin before
+	// serving it, until it has caught up. From 1s to 10m. The zero value
+	// means 10s.
+	MaxPurgeLag Duration `yaml:"max_purge_lag"`
+
+	// SyncInterval is the anti-entropy period: how often a member
+	// exchanges purge high-water marks with every other member and pulls
+	// what it missed. It is capped at a quarter of max_purge_lag. The
+	// zero value means 1s.
+	SyncInterval Duration `yaml:"sync_interval"`
+
+	// Retention bounds how long a member keeps purges that others may
+	// still pull, and how long a member that died counts towards the
+	// majority. A member that misses more than is retained revalidates
+	// everything. From 1m to 7 days (168h). The zero value means 1h.
+	Retention Duration `yaml:"retention"`
+
+	// MaxLogEntries bounds the purges a member keeps for others to pull.
+	// The zero value means 100000.
+	MaxLogEntries int `yaml:"max_log_entries"`
+
+	// RateLimit is how many purge calls per second one token may make,
+	// with bursts of RateBurst; past it calls get 429 with Retry-After.
+	// The zero value means 50; a negative value means no limit.
+	RateLimit float64 `yaml:"rate_limit"`
+
+	// RateBurst is the burst of purge calls one token may make at once.
+	// The zero value means 500.
+	RateBurst int `yaml:"rate_burst"`
+}
+
 // Enabled reports whether this node is a cluster member, that is whether
 // Listen is set.
 func (c *Cluster) Enabled() bool { return c.Listen != "" }
@@ -384,6 +443,13 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Cluster.Weight, DefaultClusterWeight)
 	setDefault(&c.Cluster.PeerConnectTimeout, DefaultPeerConnectTimeout)
 	setDefault(&c.Cluster.PeerTimeout, DefaultPeerTimeout)
+
+	setDefault(&c.Purge.MaxPurgeLag, DefaultMaxPurgeLag)
+	setDefault(&c.Purge.SyncInterval, DefaultPurgeSyncInterval)
+	setDefault(&c.Purge.Retention, DefaultPurgeRetention)
+	setDefault(&c.Purge.MaxLogEntries, DefaultPurgeLogEntries)
+	setDefault(&c.Purge.RateLimit, DefaultPurgeRateLimit)
+	setDefault(&c.Purge.RateBurst, DefaultPurgeRateBurst)
 
 	for i := range c.Origins {
 		c.Origins[i].applyDefaults()

@@ -53,6 +53,7 @@ func (c *Config) Validate() error {
 	v.cache(e.Cache)
 	v.server(e.Server)
 	v.cluster(e.Cluster, e.Listen, e.AdminListen)
+	v.purge(e.Purge)
 	names := v.origins(e.Origins)
 	v.hosts(e.Hosts, names)
 	return errors.Join(v.errs...)
@@ -186,6 +187,26 @@ func (v *validator) cluster(c Cluster, listen, adminListen string) {
 	}
 	v.peerTimeout("cluster.peer_connect_timeout", c.PeerConnectTimeout, "a peer that takes longer to accept a connection is as good as down")
 	v.peerTimeout("cluster.peer_timeout", c.PeerTimeout, "past it the edge fetches from the origin itself, so a little above your origins' usual response time is enough")
+}
+
+// purge checks the purge section.
+func (v *validator) purge(p Purge) {
+	switch {
+	case p.MaxPurgeLag < Duration(time.Second) || p.MaxPurgeLag > Duration(10*time.Minute):
+		v.add("purge.max_purge_lag", "%s is not between 1s and 10m; it bounds how long a member may miss purges before it revalidates everything", p.MaxPurgeLag)
+	}
+	if p.SyncInterval < Duration(10*time.Millisecond) || p.SyncInterval > Duration(time.Minute) {
+		v.add("purge.sync_interval", "%s is not between 10ms and 1m", p.SyncInterval)
+	}
+	if p.Retention < Duration(time.Minute) || p.Retention > Duration(168*time.Hour) {
+		v.add("purge.retention", "%s is not between 1m and 168h", p.Retention)
+	}
+	if p.MaxLogEntries < 100 || p.MaxLogEntries > 10_000_000 {
+		v.add("purge.max_log_entries", "%d is not between 100 and 10000000", p.MaxLogEntries)
+	}
+	if p.RateBurst < 1 || p.RateBurst > 1_000_000 {
+		v.add("purge.rate_burst", "%d is not between 1 and 1000000", p.RateBurst)
+	}
 }
 
 // standaloneOnly returns the cluster keys set in c that need

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/weir-cdn/weir/internal/edge"
 	"github.com/weir-cdn/weir/internal/h1"
 	"github.com/weir-cdn/weir/internal/origin"
+	"github.com/weir-cdn/weir/internal/purge"
 	"github.com/weir-cdn/weir/internal/store"
 	"github.com/weir-cdn/weir/internal/version"
 )
@@ -42,6 +44,12 @@ type Node struct {
 	edgeLn   net.Listener
 	adminLn  net.Listener
 	started  time.Time
+
+	// purge issues and applies purges; auth and audit protect its API.
+	purge *purge.Service
+	auth  *admin.Authenticator
+	audit *admin.Audit
+	keys  *cluster.Keyring
 
 	// cluster, peerSrv and peerLn are set when the node is a cluster
 	// member.
@@ -62,6 +70,9 @@ type Hooks struct {
 	WrapTransport func(memberlist.Transport) memberlist.Transport
 	// Timing tunes the cluster's failure detection; zero is the default.
 	Timing cluster.Timing
+	// Purge, when set, adjusts the purge service's options (benchmarks
+	// compare batching off and on).
+	Purge func(*purge.Options)
 }
 
 // Start validates cfg, binds the edge and admin listeners and starts
@@ -120,7 +131,13 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 			peers = ownerRouter{n.cluster}
 		}
 	}
-	n.edge = edge.New(snap, edge.Options{Store: n.store, Logger: log, Node: name, Peers: peers})
+	if err := n.startPurge(); err != nil {
+		n.release()
+		return nil, err
+	}
+	n.edge = edge.New(snap, edge.Options{Store: n.store, Logger: log, Node: name, Peers: peers, Purger: n.purge,
+		PeerPurgeLag: time.Duration(cfg.Purge.MaxPurgeLag)})
+	n.purge.SetKeys(n.edge)
 
 	n.edgeLn, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -134,7 +151,7 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 		return nil, fmt.Errorf("admin listener: %w (is another process using %s? change admin_listen or --admin-listen)", err, cfg.AdminListen)
 	}
 	n.edgeSrv = n.httpServer(n.edge)
-	aopt := admin.Options{Ready: n.ready, Status: n.status}
+	aopt := admin.Options{Ready: n.ready, Status: n.status, Routes: n.purge.Register}
 	if n.cluster != nil {
 		aopt.Cluster = n.clusterInfo
 	}
@@ -143,9 +160,10 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 	n.serve(n.edgeSrv.Serve, n.edgeLn, "edge")
 	n.serve(n.adminSrv.Serve, n.adminLn, "admin")
 	if n.cluster != nil {
-		n.peerSrv = n.httpServer(n.cluster.PeerHandler(n.edge))
+		n.peerSrv = n.httpServer(peerMux(n.cluster.PeerHandler(n.edge), n.purge.PeerHandler()))
 		n.serve(n.peerSrv.Serve, n.peerLn, "peer")
 	}
+	n.purge.Start()
 	log.Info("weir node started", "node", name, "edge", n.EdgeAddr(), "admin", n.AdminAddr(),
 		"cache_max_bytes", int64(cfg.Cache.MaxSize), "version", version.Get().Version, "commit", version.Get().Commit)
 	return n, nil
@@ -162,6 +180,79 @@ func (n *Node) httpServer(h http.Handler) *h1.Server {
 	}
 }
 
+// peerMux sends the purge endpoints to the purge service and everything
+// else to the peer-fill handler.
+func peerMux(fill, purges http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, purge.PathPrefix) {
+			purges.ServeHTTP(w, r)
+			return
+		}
+		fill.ServeHTTP(w, r)
+	})
+}
+
+// startPurge opens the API's tokens and audit log and creates the purge
+// service.
+func (n *Node) startPurge() error {
+	var err error
+	if n.auth, err = admin.NewAuthenticator(n.cfg.AdminTokensFile); err != nil {
+		return err
+	}
+	if n.audit, err = admin.OpenAudit(n.cfg.AuditLog, n.log); err != nil {
+		return err
+	}
+	pc := n.cfg.Purge
+	var limiter *admin.RateLimiter
+	if pc.RateLimit > 0 {
+		limiter = admin.NewRateLimiter(pc.RateLimit, pc.RateBurst, 10000)
+	}
+	opt := purge.Options{
+		Node: n.name, Store: n.store, Auth: n.auth, Audit: n.audit, Limiter: limiter,
+		MaxLag: time.Duration(pc.MaxPurgeLag), SyncInterval: time.Duration(pc.SyncInterval),
+		Retention: time.Duration(pc.Retention), MaxLogEntries: pc.MaxLogEntries,
+		ConnectTimeout: time.Duration(n.cfg.Cluster.PeerConnectTimeout), Timeout: time.Duration(n.cfg.Cluster.PeerTimeout),
+		Logger: n.log,
+	}
+	if n.cluster != nil {
+		opt.Members = purgeMembers{n.cluster}
+		opt.Keyring = n.keys
+	}
+	if n.hooks.Purge != nil {
+		n.hooks.Purge(&opt)
+	}
+	n.purge, err = purge.New(opt)
+	return err
+}
+
+// purgeMembers adapts the cluster to the purge service's view of it.
+type purgeMembers struct{ c *cluster.Cluster }
+
+func (m purgeMembers) Peers() []purge.Member {
+	addrs := m.c.PeerAddrs()
+	out := make([]purge.Member, len(addrs))
+	for i, a := range addrs {
+		out[i] = purge.Member{Name: a.Name, Addr: a.Peer}
+	}
+	return out
+}
+
+func (m purgeMembers) Dead(d time.Duration) int { return m.c.DeadSince(d) }
+
+// ReloadTokens re-reads the API tokens file; on error the previous tokens
+// stay in force.
+func (n *Node) ReloadTokens() error {
+	if err := n.auth.Reload(); err != nil {
+		n.log.Error("reload: API tokens file not reloaded; the previous tokens stay in force", "path", n.auth.Path(), "error", err.Error())
+		return err
+	}
+	n.log.Info("reload: API tokens file re-read", "path", n.auth.Path())
+	return nil
+}
+
+// Purges returns the node's purge service.
+func (n *Node) Purges() *purge.Service { return n.purge }
+
 // startCluster binds the peer listener and joins the cluster.
 func (n *Node) startCluster() error {
 	cc := n.cfg.Cluster
@@ -171,6 +262,7 @@ func (n *Node) startCluster() error {
 		if keys, err = cluster.LoadKeyFile(cc.KeyFile); err != nil {
 			return err
 		}
+		n.keys = keys
 		if warn := cluster.KeyFileModeWarning(cc.KeyFile); warn != "" {
 			n.log.Warn(warn)
 		}
@@ -290,6 +382,8 @@ type Status struct {
 	Origins  []OriginState `json:"origins"`
 	// Cluster is the node's view of the cluster, when it is a member.
 	Cluster *cluster.Info `json:"cluster,omitempty"`
+	// Purge are the purge counters and lag.
+	Purge purge.Stats `json:"purge"`
 }
 
 // OriginState describes one origin in Status.
@@ -310,6 +404,7 @@ func (n *Node) status() any {
 		Draining: n.draining.Load(),
 		Cache:    n.store.Stats(),
 		Requests: n.edge.Stats(),
+		Purge:    n.purge.Stats(),
 	}
 	for _, oc := range n.cfg.Origins {
 		st.Origins = append(st.Origins, OriginState{Name: oc.Name, URL: oc.URL})
@@ -378,6 +473,12 @@ func (n *Node) Close() {
 }
 
 func (n *Node) release() {
+	if n.purge != nil {
+		n.purge.Close()
+	}
+	if n.audit != nil {
+		n.audit.Close()
+	}
 	if n.cluster != nil {
 		n.cluster.Close()
 		if n.peerSrv == nil && n.peerLn != nil {

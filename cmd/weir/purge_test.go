@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/weir-cdn/weir/internal/admin"
+	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/node"
+)
+
+// purgeNode starts a standalone node with a tokens file holding token
+// (role purge) and an audit log, in front of an origin that counts its
+// requests. It returns the node, the audit log path and the tokens file.
+func purgeNode(t *testing.T, token string, mutate func(*config.Config)) (*node.Node, *atomic.Int64, string, string) {
+	t.Helper()
+	var fetches atomic.Int64
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		w.Header().Set("Cache-Control", "max-age=300")
+		fmt.Fprintf(w, "v%d", fetches.Load())
+	}))
+	t.Cleanup(origin.Close)
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(tokens, []byte("# ops\nci purge "+admin.HashToken(token)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	audit := filepath.Join(dir, "audit.jsonl")
+	cfg := config.Default()
+	cfg.Node = "purge-test"
+	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.SetOrigin(origin.URL)
+	cfg.AdminTokensFile, cfg.AuditLog = tokens, audit
+	if mutate != nil {
+		mutate(cfg)
+	}
+	cfg.ApplyDefaults()
+	n, err := node.Start(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n.Shutdown(ctx)
+	})
+	return n, &fetches, audit, tokens
+}
+
+func TestPurgeCommand(t *testing.T) {
+	n, fetches, audit, _ := purgeNode(t, "s3cret", nil)
+	page := "http://" + n.EdgeAddr() + "/page"
+	get := func() string {
+		resp, err := http.Get(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if got := get(); got != "v1" {
+		t.Fatalf("GET = %q", got)
+	}
+	t.Setenv("WEIR_TOKEN", "s3cret")
+	code, out, errOut := runCmd("purge", "--admin", "http://"+n.AdminAddr(), "--wait", page)
+	if code != 0 {
+		t.Fatalf("weir purge: exit %d, stderr %s", code, errOut)
+	}
+	id := strings.SplitN(out, "\n", 2)[0]
+	if !strings.HasPrefix(id, "purge-test.") || !strings.Contains(out, "complete in") {
+		t.Errorf("weir purge printed %q, want the id and the completion", out)
+	}
+	if got := get(); got != "v2" || fetches.Load() != 2 {
+		t.Errorf("after the purge GET = %q with %d origin fetches, want v2 and 2", got, fetches.Load())
+	}
+	// A wrong token is refused, and both calls are in the audit log.
+	t.Setenv("WEIR_TOKEN", "wrong")
+	code, _, errOut = runCmd("purge", "--admin", "http://"+n.AdminAddr(), "--tag", "x")
+	if code != 1 || !strings.Contains(errOut, "401") {
+		t.Errorf("weir purge with a wrong token: exit %d, stderr %q; want 1 and a 401", code, errOut)
+	}
+	f, err := os.Open(audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var recs []admin.AuditRecord
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var r admin.AuditRecord
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("audit line %q: %v", sc.Text(), err)
+		}
+		recs = append(recs, r)
+	}
+	if len(recs) != 2 || recs[0].Who != "ci" || recs[0].Status != 200 || recs[0].ID != id || recs[1].Status != 401 || recs[1].Who != "" {
+		t.Errorf("audit records = %+v, want the allowed call of ci with id %s, then a 401", recs, id)
+	}
+	if code, _, errOut := runCmd("purge", "--admin", "http://"+n.AdminAddr()); code != 2 || !strings.Contains(errOut, "nothing to purge") {
+		t.Errorf("weir purge with nothing: exit %d, %q", code, errOut)
+	}
+}
+
+func TestPurgeRateLimitAndTokenReload(t *testing.T) {
+	n, _, _, tokens := purgeNode(t, "first", func(cfg *config.Config) {
+		cfg.Purge.RateLimit, cfg.Purge.RateBurst = 0.5, 1
+	})
+	post := func(token string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+n.AdminAddr()+"/purge", strings.NewReader(`{"all": true}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := post("first"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("first purge: %d", resp.StatusCode)
+	}
+	resp := post("first")
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("second purge within the burst: %d Retry-After %q, want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	// Replace the tokens file and reload: the new token works, the old
+	// one no longer does; a broken file keeps the tokens in force.
+	if err := os.WriteFile(tokens, []byte("ops purge "+admin.HashToken("second")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.ReloadTokens(); err != nil {
+		t.Fatal(err)
+	}
+	if resp := post("second"); resp.StatusCode != http.StatusOK {
+		t.Errorf("purge with the reloaded token: %d", resp.StatusCode)
+	}
+	if resp := post("first"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("purge with the removed token: %d, want 401", resp.StatusCode)
+	}
+	os.WriteFile(tokens, []byte("broken\n"), 0o600)
+	if err := n.ReloadTokens(); err == nil {
+		t.Error("reloading a broken tokens file succeeded")
+	}
+	if resp := post("second"); resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusOK {
+		t.Errorf("after a failed reload the token in force gets %d", resp.StatusCode)
+	}
+}

@@ -1,0 +1,192 @@
+package purge
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/weir-cdn/weir/internal/admin"
+)
+
+// Register adds the purge API to the admin listener's mux:
+//
+//	POST /purge       issue a purge (role purge): {"urls","prefixes","tags","hosts","all","soft"} → {"id"}
+//	GET  /purge/{id}  a purge's per-node acknowledgements (role viewer)
+//	GET  /purge       this node's purge counters and lag (role viewer)
+func (s *Service) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /purge", s.servePost)
+	mux.HandleFunc("GET /purge/{id}", s.serveStatus)
+	mux.HandleFunc("GET /purge", s.serveStats)
+}
+
+// MethodPURGE is the HTTP method that purges a URL on the edge listener.
+const MethodPURGE = "PURGE"
+
+// IDDoc is the answer to an issued purge.
+type IDDoc struct {
+	ID string `json:"id"`
+}
+
+type errorDoc struct {
+	Error string `json:"error"`
+}
+
+func (s *Service) servePost(w http.ResponseWriter, r *http.Request) {
+	rec := admin.AuditRecord{Action: "purge", From: r.RemoteAddr, Via: "admin"}
+	who, ok := s.allow(w, r, admin.RolePurge, &rec)
+	if !ok {
+		return
+	}
+	var req Request
+	dec := json.NewDecoder(io.LimitReader(r.Body, MaxRequestBytes+1))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		msg := fmt.Sprintf(`the body is not a purge: %v; send JSON such as {"urls": ["https://example.com/a"], "soft": false} (at most %d bytes)`, err, MaxRequestBytes)
+		if errors.Is(err, io.EOF) {
+			msg = `the body is empty; send JSON such as {"urls": ["https://example.com/a"]}`
+		}
+		s.fail(w, &rec, http.StatusBadRequest, msg)
+		return
+	}
+	if dec.More() {
+		s.fail(w, &rec, http.StatusBadRequest, "the body holds more than one JSON document; send one purge per call")
+		return
+	}
+	rec.What = req
+	s.issue(w, &rec, who, req)
+}
+
+// ServePurge serves the PURGE method on the edge listener: it purges the
+// request's URL (all variants), or, when the request carries
+// Surrogate-Key, those tags instead. Weir-Soft-Purge: 1 (or Fastly's
+// Fastly-Soft-Purge: 1) makes it soft. It needs a token with the purge
+// role, like POST /purge.
+func (s *Service) ServePurge(w http.ResponseWriter, r *http.Request) {
+	rec := admin.AuditRecord{Action: "purge", From: r.RemoteAddr, Via: "edge"}
+	who, ok := s.allow(w, r, admin.RolePurge, &rec)
+	if !ok {
+		return
+	}
+	var req Request
+	if sk := r.Header.Values("Surrogate-Key"); len(sk) > 0 {
+		for _, v := range sk {
+			req.Tags = append(req.Tags, strings.Fields(v)...)
+		}
+	} else {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		req.URLs = []string{scheme + "://" + r.Host + r.URL.RequestURI()}
+	}
+	req.Soft = r.Header.Get("Weir-Soft-Purge") == "1" || r.Header.Get("Fastly-Soft-Purge") == "1"
+	rec.What = req
+	s.issue(w, &rec, who, req)
+}
+
+func (s *Service) issue(w http.ResponseWriter, rec *admin.AuditRecord, who admin.Principal, req Request) {
+	e, err := s.Issue(req)
+	if err != nil {
+		status := http.StatusInternalServerError
+		if errors.Is(err, ErrInvalid) {
+			status = http.StatusBadRequest
+		}
+		s.fail(w, rec, status, err.Error())
+		return
+	}
+	rec.ID, rec.Status, rec.Result = e.ID(), http.StatusOK, "ok"
+	s.audit(rec)
+	writeJSON(w, http.StatusOK, IDDoc{ID: e.ID()})
+}
+
+func (s *Service) serveStatus(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.opt.Auth.Authorize(r, admin.RoleViewer); err != nil {
+		admin.WriteAuthError(w, err.(*admin.AuthError))
+		return
+	}
+	id := r.PathValue("id")
+	node, inc, seq, err := ParseID(id)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errorDoc{err.Error()})
+		return
+	}
+	if node != s.self.Node {
+		writeJSON(w, http.StatusNotFound, errorDoc{fmt.Sprintf("purge %s was issued on node %s, which alone tracks its acknowledgements; ask that node's admin API", clip(id), clip(node))})
+		return
+	}
+	doc, ok := s.Status(inc, seq)
+	if !ok {
+		msg := fmt.Sprintf("purge %s is not known: this node tracks its last %d purges, since it started", clip(id), maxStatuses)
+		if inc != s.self.Inc {
+			msg = fmt.Sprintf("purge %s was issued before this node restarted; its acknowledgements were not kept", clip(id))
+		}
+		writeJSON(w, http.StatusNotFound, errorDoc{msg})
+		return
+	}
+	writeJSON(w, http.StatusOK, doc)
+}
+
+func (s *Service) serveStats(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.opt.Auth.Authorize(r, admin.RoleViewer); err != nil {
+		admin.WriteAuthError(w, err.(*admin.AuthError))
+		return
+	}
+	writeJSON(w, http.StatusOK, s.Stats())
+}
+
+// allow authorizes a purge call and takes a token from its caller's rate
+// limit, answering and auditing the call when it is refused.
+func (s *Service) allow(w http.ResponseWriter, r *http.Request, need admin.Role, rec *admin.AuditRecord) (admin.Principal, bool) {
+	who, err := s.opt.Auth.Authorize(r, need)
+	rec.Who = who.Name
+	if who.Role != 0 {
+		rec.Role = who.Role.String()
+	}
+	if err != nil {
+		ae := err.(*admin.AuthError)
+		rec.Status, rec.Result = ae.Status, "refused: "+ae.Reason
+		s.audit(rec)
+		admin.WriteAuthError(w, ae)
+		return who, false
+	}
+	if s.opt.Limiter != nil {
+		if ok, retry := s.opt.Limiter.Allow(who.Name, time.Now()); !ok {
+			secs := int(math.Ceil(retry.Seconds()))
+			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+			s.fail(w, rec, http.StatusTooManyRequests, fmt.Sprintf("token %s is over its purge rate limit; retry after %d s, or batch URLs into one call", who.Name, max(secs, 1)))
+			return who, false
+		}
+	}
+	return who, true
+}
+
+func (s *Service) fail(w http.ResponseWriter, rec *admin.AuditRecord, status int, msg string) {
+	rec.Status, rec.Result = status, "refused: "+msg
+	if status >= 500 {
+		rec.Result = "failed: " + msg
+	}
+	s.audit(rec)
+	writeJSON(w, status, errorDoc{msg})
+}
+
+func (s *Service) audit(rec *admin.AuditRecord) {
+	rec.Time = time.Now().UTC()
+	s.opt.Audit.Write(*rec)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

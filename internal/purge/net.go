@@ -1,0 +1,491 @@
+package purge
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/weir-cdn/weir/internal/cluster"
+)
+
+// batchLoop sends this node's purges to the other members in batches.
+// A purge issued alone is sent at once. When purges come in a burst (more
+// than one waiting, or the last batch held more than one, within
+// busyWindow of the last flush), it waits a little for more before each
+// flush, doubling the wait up to maxLinger while the burst lasts, so
+// batches grow with the load.
+func (s *Service) batchLoop() {
+	defer s.wg.Done()
+	var lastFlush time.Time
+	lastBatch := 0
+	linger := time.Duration(0)
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.wake:
+		}
+		for {
+			n := s.pendingLen()
+			if n == 0 {
+				break
+			}
+			if n < s.opt.MaxBatch && (n > 1 || lastBatch > 1) && time.Since(lastFlush) < busyWindow {
+				linger = min(max(2*linger, minLinger), maxLinger)
+				t := time.NewTimer(linger)
+				select {
+				case <-s.ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+			} else {
+				linger = 0
+			}
+			batch := s.takePending()
+			s.flush(batch)
+			lastBatch, lastFlush = len(batch), time.Now()
+		}
+	}
+}
+
+func (s *Service) pendingLen() int {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	return len(s.pending)
+}
+
+// takePending takes up to MaxBatch pending entries.
+func (s *Service) takePending() []Entry {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	n := min(len(s.pending), s.opt.MaxBatch)
+	if n == 0 {
+		return nil
+	}
+	batch := slices.Clone(s.pending[:n])
+	s.pending = slices.Delete(s.pending, 0, n)
+	return batch
+}
+
+// outbound is one encoded batch on its way to the peers.
+type outbound struct {
+	body    []byte
+	entries int
+}
+
+// flush encodes a batch once and queues it for every live peer.
+func (s *Service) flush(batch []Entry) {
+	body, err := encode(batchMsg{Entries: batch}, s.opt.Uncompressed)
+	if err != nil {
+		s.log.Error("purge: encoding a batch failed; anti-entropy will deliver it", "entries", len(batch), "error", err.Error())
+		return
+	}
+	ob := &outbound{body: body, entries: len(batch)}
+	for _, ps := range s.reconcile(s.opt.Members.Peers()) {
+		select {
+		case ps.q <- ob:
+		default:
+			s.stats.dropped.Add(1)
+		}
+	}
+}
+
+// peerSender delivers batches to one peer, in order.
+type peerSender struct {
+	name, addr string
+	q          chan *outbound
+	stop       chan struct{}
+}
+
+// reconcile starts a sender for every peer that has none (or whose
+// address changed) and stops those of departed peers. It returns the
+// senders of peers.
+func (s *Service) reconcile(peers []Member) []*peerSender {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx.Err() != nil {
+		return nil
+	}
+	out := make([]*peerSender, 0, len(peers))
+	live := make(map[string]bool, len(peers))
+	for _, p := range peers {
+		live[p.Name] = true
+		ps := s.senders[p.Name]
+		if ps != nil && ps.addr != p.Addr {
+			close(ps.stop)
+			ps = nil
+		}
+		if ps == nil {
+			ps = &peerSender{name: p.Name, addr: p.Addr, q: make(chan *outbound, s.opt.Outbox), stop: make(chan struct{})}
+			s.senders[p.Name] = ps
+			s.wg.Add(1)
+			go s.sendLoop(ps)
+		}
+		out = append(out, ps)
+	}
+	for name, ps := range s.senders {
+		if !live[name] {
+			close(ps.stop)
+			delete(s.senders, name)
+			delete(s.peerMarks, name)
+			delete(s.lastSync, name)
+		}
+	}
+	return out
+}
+
+func (s *Service) sendLoop(ps *peerSender) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-ps.stop:
+			return
+		case ob := <-ps.q:
+			var ack batchAck
+			if err := s.call(s.batchC, ps.name, ps.addr, "batch", ob.body, &ack); err != nil {
+				s.stats.sendFailures.Add(1)
+				s.logLimited("send", "purge: sending a batch failed; anti-entropy will deliver it", "peer", ps.name, "error", err.Error())
+				continue
+			}
+			s.stats.batchesSent.Add(1)
+			s.stats.entriesSent.Add(int64(ob.entries))
+			s.acked(ps.name, ack.HW, time.Now())
+		}
+	}
+}
+
+// call sends one signed message of kind to a peer and decodes its signed
+// reply into v.
+func (s *Service) call(c *http.Client, peer, addr, kind string, body []byte, v any) error {
+	ctx, cancel := context.WithTimeout(s.ctx, s.opt.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+PathPrefix+kind, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Encoding", s.encoding())
+	nonce := s.sig.sign(req.Header, kind, 0, body, time.Now())
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	rb, err := io.ReadAll(io.LimitReader(resp.Body, maxWireBytes+1))
+	if err != nil {
+		return fmt.Errorf("reading the reply of %s: %w", peer, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %d: %s", peer, resp.StatusCode, clip(strings.TrimSpace(string(rb))))
+	}
+	info, err := s.sig.verify(resp.Header, "resp:"+kind, rb, time.Now(), false)
+	if err != nil {
+		return fmt.Errorf("reply of %s refused: %w", peer, err)
+	}
+	if info.re != nonce || info.sender != peer {
+		return fmt.Errorf("reply of %s refused: it answers message %d of %s, not %d of this node's", peer, info.re, info.sender, nonce)
+	}
+	return decode(rb, resp.Header.Get("Content-Encoding"), v)
+}
+
+func (s *Service) encoding() string {
+	if s.opt.Uncompressed {
+		return encNone
+	}
+	return encZstd
+}
+
+// syncLoop runs anti-entropy every SyncInterval.
+func (s *Service) syncLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opt.SyncInterval)
+	defer t.Stop()
+	s.syncRound()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			s.syncRound()
+		}
+	}
+}
+
+// syncRound exchanges marks with every live peer, pulls what this node
+// misses, moves the lag deadline and compacts the log.
+func (s *Service) syncRound() {
+	start := time.Now()
+	peers := s.opt.Members.Peers()
+	s.reconcile(peers)
+	var wg sync.WaitGroup
+	for _, p := range peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.syncWith(p); err != nil {
+				s.stats.syncFailures.Add(1)
+				s.logLimited("sync", "purge: anti-entropy with a peer failed", "peer", p.Name, "error", err.Error())
+				return
+			}
+			s.mu.Lock()
+			s.lastSync[p.Name] = start
+			s.mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	s.stats.syncRounds.Add(1)
+	s.updateDeadline(peers, start)
+	s.compact(peers, time.Now())
+	s.sig.seen.prune(time.Now())
+}
+
+// syncWith pulls what this node misses from one peer.
+func (s *Service) syncWith(p Member) error {
+	for range maxSyncPages {
+		body, err := encode(syncMsg{Marks: s.plog.Marks(), Limit: syncLimit}, s.opt.Uncompressed)
+		if err != nil {
+			return err
+		}
+		var reply syncReply
+		if err := s.call(s.syncC, p.Name, p.Addr, "sync", body, &reply); err != nil {
+			return err
+		}
+		now := time.Now()
+		if err := checkEntries(reply.Entries); err != nil {
+			return fmt.Errorf("reply of %s: %w", p.Name, err)
+		}
+		s.mu.Lock()
+		s.peerMarks[p.Name] = reply.Marks
+		s.mu.Unlock()
+		s.ackedFromMarks(p.Name, reply.Marks, now)
+		if len(reply.Gaps) > 0 {
+			// The peer no longer has purges this node missed: the only
+			// safe answer is to revalidate everything.
+			s.opt.Store.Invalidate(invalidateAll)
+			s.stats.gaps.Add(1)
+			s.log.Warn("purge: missed purges that are no longer retained; every cached object will be revalidated", "peer", p.Name, "streams", len(reply.Gaps))
+			for _, g := range reply.Gaps {
+				s.plog.SkipTo(g, now)
+			}
+		}
+		for _, e := range reply.Entries {
+			s.receive(e, now)
+		}
+		s.stats.pulled.Add(int64(len(reply.Entries)))
+		if !reply.More {
+			return nil
+		}
+	}
+	return nil
+}
+
+// updateDeadline moves the lag deadline: this node is current when it
+// has synced, within MaxLag, with every live peer, and those peers and
+// itself are a majority of the members it knows (live, plus those that
+// died recently: a node cut off from the rest sees them as dead, and
+// must not take itself for the whole cluster).
+func (s *Service) updateDeadline(peers []Member, now time.Time) {
+	live := 1 + len(peers)
+	if 2*live <= live+s.opt.Members.Dead(s.opt.Retention) {
+		return
+	}
+	oldest := now
+	s.mu.Lock()
+	for _, p := range peers {
+		t, ok := s.lastSync[p.Name]
+		if !ok {
+			s.mu.Unlock()
+			return
+		}
+		if t.Before(oldest) {
+			oldest = t
+		}
+	}
+	s.mu.Unlock()
+	d := oldest.Add(s.opt.MaxLag).UnixNano()
+	for {
+		cur := s.deadline.Load()
+		if d <= cur || s.deadline.CompareAndSwap(cur, d) {
+			return
+		}
+	}
+}
+
+// compact drops log entries every live member has, when the marks of all
+// of them are known and no member died recently (it may come back with
+// its cache and need them), and entries past the retention window.
+func (s *Service) compact(peers []Member, now time.Time) {
+	if s.opt.Members.Dead(s.opt.Retention) > 0 {
+		s.plog.Compact(nil, now)
+		return
+	}
+	own := s.plog.Marks()
+	covered := make(map[stream]uint64, len(own))
+	for _, m := range own {
+		covered[stream{m.Node, m.Inc}] = m.HW
+	}
+	s.mu.Lock()
+	for _, p := range peers {
+		marks, ok := s.peerMarks[p.Name]
+		if !ok {
+			covered = nil
+			break
+		}
+		have := make(map[stream]uint64, len(marks))
+		for _, m := range marks {
+			have[stream{m.Node, m.Inc}] = m.HW
+		}
+		for k, hw := range covered {
+			covered[k] = min(hw, have[k])
+		}
+	}
+	s.mu.Unlock()
+	s.plog.Compact(covered, now)
+}
+
+// PeerHandler serves the purge endpoints of the peer listener:
+//
+//	POST /_weir/purge/batch  purges pushed by their issuing node
+//	POST /_weir/purge/sync   anti-entropy: marks in, missing entries out
+//
+// Every message must carry a valid signature; refusals are counted by
+// reason.
+func (s *Service) PeerHandler() http.Handler {
+	return http.HandlerFunc(s.servePeer)
+}
+
+func (s *Service) servePeer(w http.ResponseWriter, r *http.Request) {
+	kind := strings.TrimPrefix(r.URL.Path, PathPrefix)
+	if kind != "batch" && kind != "sync" {
+		http.Error(w, "weir: no purge endpoint "+clip(r.URL.Path), http.StatusNotFound)
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "weir: purge endpoints take POST", http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxWireBytes+1))
+	if err != nil {
+		s.refuse(w, r, &verifyError{rejectBadBody, "reading the body: " + err.Error()})
+		return
+	}
+	if len(body) > maxWireBytes {
+		s.refuse(w, r, &verifyError{rejectBadBody, fmt.Sprintf("body is more than %d bytes", maxWireBytes)})
+		return
+	}
+	s.stats.bytesReceived.Add(int64(len(body)))
+	now := time.Now()
+	info, err := s.sig.verify(r.Header, kind, body, now, true)
+	if err != nil {
+		var ve *verifyError
+		errors.As(err, &ve)
+		s.refuse(w, r, ve)
+		return
+	}
+	enc := r.Header.Get("Content-Encoding")
+	switch kind {
+	case "batch":
+		var msg batchMsg
+		if err := decode(body, enc, &msg); err != nil {
+			s.refuse(w, r, &verifyError{rejectBadBody, err.Error()})
+			return
+		}
+		if err := checkEntries(msg.Entries); err != nil {
+			s.refuse(w, r, &verifyError{rejectBadBody, err.Error()})
+			return
+		}
+		for _, e := range msg.Entries {
+			s.receive(e, now)
+		}
+		s.stats.batchesReceived.Add(1)
+		s.reply(w, kind, info.nonce, batchAck{HW: s.plog.HW(info.sender, info.inc)})
+	case "sync":
+		var msg syncMsg
+		if err := decode(body, enc, &msg); err != nil {
+			s.refuse(w, r, &verifyError{rejectBadBody, err.Error()})
+			return
+		}
+		s.mu.Lock()
+		s.peerMarks[info.sender] = msg.Marks
+		s.mu.Unlock()
+		s.ackedFromMarks(info.sender, msg.Marks, now)
+		limit := msg.Limit
+		if limit <= 0 || limit > syncLimit {
+			limit = syncLimit
+		}
+		entries, gaps, more := s.plog.Missing(msg.Marks, limit)
+		s.reply(w, kind, info.nonce, syncReply{Marks: s.plog.Marks(), Entries: entries, Gaps: gaps, More: more})
+	}
+}
+
+// checkEntries validates entries received from another node.
+func checkEntries(entries []Entry) error {
+	for i := range entries {
+		e := &entries[i]
+		if err := cluster.ValidateNodeName(e.Node); err != nil {
+			return fmt.Errorf("entry %d: %w", i, err)
+		}
+		if e.Seq == 0 || e.Inc == 0 {
+			return fmt.Errorf("entry %d of %s: sequence and incarnation must be positive", i, e.Node)
+		}
+		if err := e.Req.Validate(); err != nil {
+			return fmt.Errorf("entry %s: %w", e.ID(), err)
+		}
+	}
+	return nil
+}
+
+// reply writes a signed reply to a message.
+func (s *Service) reply(w http.ResponseWriter, kind string, re uint64, v any) {
+	body, err := encode(v, s.opt.Uncompressed)
+	if err != nil {
+		http.Error(w, "weir: encoding the reply failed", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Encoding", s.encoding())
+	s.sig.sign(h, "resp:"+kind, re, body, time.Now())
+	_, _ = w.Write(body)
+}
+
+// refuse answers a message that failed verification and counts why.
+func (s *Service) refuse(w http.ResponseWriter, r *http.Request, ve *verifyError) {
+	s.stats.reject(ve.reason)
+	s.logLimited("refuse-"+ve.reason, "purge: refused a message from the peer port", "reason", ve.reason, "detail", ve.detail, "remote_addr", r.RemoteAddr)
+	status := http.StatusUnauthorized
+	switch ve.reason {
+	case rejectBadBody, rejectMalformed:
+		status = http.StatusBadRequest
+	case rejectReplayed, rejectExpired:
+		status = http.StatusForbidden
+	}
+	http.Error(w, "weir: purge message refused: "+ve.reason+": "+ve.detail, status)
+}
+
+// logLimited logs at most once per 10 s per topic.
+func (s *Service) logLimited(topic, msg string, args ...any) {
+	now := time.Now().UnixNano()
+	v, _ := s.stats.logged.LoadOrStore(topic, new(int64))
+	last := v.(*int64)
+	s.mu.Lock()
+	ok := now-*last >= int64(10*time.Second)
+	if ok {
+		*last = now
+	}
+	s.mu.Unlock()
+	if ok {
+		s.log.Warn(msg, args...)
+	}
+}

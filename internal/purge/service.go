@@ -1,0 +1,457 @@
+package purge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weir-cdn/weir/internal/admin"
+	"github.com/weir-cdn/weir/internal/cluster"
+	"github.com/weir-cdn/weir/internal/store"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxLag       = 10 * time.Second
+	DefaultSyncInterval = time.Second
+	DefaultRetention    = time.Hour
+	DefaultMaxBatch     = 1024
+	// maxStatuses bounds the purges whose acknowledgements the issuing
+	// node tracks for GET /purge/{id}.
+	maxStatuses = 1 << 16
+	// syncLimit bounds the entries one sync reply carries.
+	syncLimit = 5000
+	// maxSyncPages bounds the replies one sync round pulls from a peer.
+	maxSyncPages = 16
+	// startSkew: a purge issued this long before this node started cannot
+	// concern anything it has cached, so it is recorded, not applied.
+	startSkew = time.Minute
+	// busyWindow, minLinger and maxLinger make batching adapt to load: a
+	// node that flushed within busyWindow waits up to maxLinger (doubling
+	// from minLinger) for more purges before it flushes; an idle one
+	// sends at once.
+	busyWindow = 10 * time.Millisecond
+	minLinger  = 500 * time.Microsecond
+	maxLinger  = 5 * time.Millisecond
+	// DefaultOutbox bounds the batches queued for one peer; past it they
+	// are dropped and anti-entropy delivers them.
+	DefaultOutbox = 1024
+)
+
+// Store is the cache as purges see it.
+type Store interface {
+	Invalidate(store.Invalidation) store.InvalidateResult
+}
+
+// Keys turns what a purge names into the store's terms, with the key
+// rules of the host each URL names.
+type Keys interface {
+	// PurgeURL returns the primary keys of rawURL under http and https.
+	PurgeURL(rawURL string) ([]string, error)
+	// PurgePrefix returns the scheme-less key prefix "host/path" of a
+	// prefix URL.
+	PurgePrefix(rawURL string) (string, error)
+	// PurgeHost returns the scheme-less key prefix "host/" of a host.
+	PurgeHost(host string) (string, error)
+}
+
+// Members is the cluster membership as purges need it.
+type Members interface {
+	// Peers returns the other live members.
+	Peers() []Member
+	// Dead returns how many members died (rather than left) within d.
+	Dead(d time.Duration) int
+}
+
+// Member is another live node.
+type Member struct {
+	Name string
+	// Addr is its peer listener, "host:port".
+	Addr string
+}
+
+// Options configure a Service.
+type Options struct {
+	// Node is this node's name; required.
+	Node string
+	// Store applies purges; required.
+	Store Store
+	// Keys normalizes URLs; required, here or through SetKeys before the
+	// service is used.
+	Keys Keys
+	// Members is the cluster; nil means a standalone node, which applies
+	// purges locally and is never lagging.
+	Members Members
+	// Keyring signs and verifies messages between nodes; nil is an
+	// insecure cluster (see insecureKey).
+	Keyring *cluster.Keyring
+	// Auth, Audit and Limiter protect the API; Auth and Audit are
+	// required, a nil Limiter means no rate limit.
+	Auth    *admin.Authenticator
+	Audit   *admin.Audit
+	Limiter *admin.RateLimiter
+	// MaxLag is how long a node may go without syncing purges with the
+	// cluster before it revalidates every cached object; 0 means 10s.
+	MaxLag time.Duration
+	// SyncInterval is the anti-entropy period; 0 means 1s, and it is
+	// capped at MaxLag/4.
+	SyncInterval time.Duration
+	// Retention bounds how long entries stay in the log for others to
+	// pull; 0 means 1h.
+	Retention time.Duration
+	// MaxLogEntries bounds the log; 0 means DefaultMaxEntries.
+	MaxLogEntries int
+	// MaxBatch bounds the purges per batch; 0 means 1024. 1 sends one
+	// message per purge (for comparison in benchmarks).
+	MaxBatch int
+	// Uncompressed sends messages without zstd (for benchmarks).
+	Uncompressed bool
+	// Outbox bounds the batches queued for each peer; 0 means 1024.
+	Outbox int
+	// ConnectTimeout and Timeout bound connecting to a peer and a whole
+	// exchange with it; 0 means 1s and 5s.
+	ConnectTimeout, Timeout time.Duration
+	// Logger receives errors; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Service issues, propagates, applies and repairs purges for one node.
+type Service struct {
+	opt     Options
+	log     *slog.Logger
+	self    stream
+	started time.Time
+	plog    *Log
+	sig     *signer
+	batchC  *http.Client // pushes batches
+	syncC   *http.Client // anti-entropy
+	batchIO wireCounter
+	syncIO  wireCounter
+
+	// mu guards the fields below it.
+	mu        sync.Mutex
+	seq       uint64
+	statuses  map[uint64]*issueStatus
+	order     []uint64 // statuses' keys, oldest first
+	senders   map[string]*peerSender
+	peerMarks map[string][]Mark
+	lastSync  map[string]time.Time
+	ackedHW   map[string]uint64
+
+	// pmu guards pending, the entries waiting for the batcher.
+	pmu     sync.Mutex
+	pending []Entry
+	wake    chan struct{}
+
+	// deadline is when this node starts lagging, in Unix nanoseconds.
+	deadline atomic.Int64
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	stats   counters
+	latency Histogram
+}
+
+// issueStatus tracks the acknowledgements of a purge issued here.
+type issueStatus struct {
+	entry     Entry
+	targets   map[string]time.Time // peer → when it acknowledged; zero while pending
+	pending   int
+	completed time.Time
+}
+
+// New returns a service. Call Start to begin propagation and Close to
+// stop it.
+func New(opt Options) (*Service, error) {
+	if opt.Node == "" || opt.Store == nil || opt.Auth == nil || opt.Audit == nil {
+		return nil, errors.New("purge: Node, Store, Auth and Audit are required")
+	}
+	if opt.MaxLag <= 0 {
+		opt.MaxLag = DefaultMaxLag
+	}
+	if opt.SyncInterval <= 0 {
+		opt.SyncInterval = DefaultSyncInterval
+	}
+	opt.SyncInterval = min(opt.SyncInterval, opt.MaxLag/4)
+	if opt.Retention <= 0 {
+		opt.Retention = DefaultRetention
+	}
+	if opt.MaxBatch <= 0 {
+		opt.MaxBatch = DefaultMaxBatch
+	}
+	if opt.Outbox <= 0 {
+		opt.Outbox = DefaultOutbox
+	}
+	if opt.ConnectTimeout <= 0 {
+		opt.ConnectTimeout = time.Second
+	}
+	if opt.Timeout <= 0 {
+		opt.Timeout = 5 * time.Second
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	now := time.Now()
+	self := stream{opt.Node, uint64(now.UnixNano())}
+	s := &Service{
+		opt:       opt,
+		log:       opt.Logger,
+		self:      self,
+		started:   now,
+		plog:      NewLog(self, opt.MaxLogEntries, opt.Retention),
+		sig:       newSigner(opt.Node, self.Inc, opt.Keyring),
+		statuses:  make(map[uint64]*issueStatus),
+		senders:   make(map[string]*peerSender),
+		peerMarks: make(map[string][]Mark),
+		lastSync:  make(map[string]time.Time),
+		ackedHW:   make(map[string]uint64),
+		wake:      make(chan struct{}, 1),
+	}
+	s.batchC = s.newClient(&s.batchIO)
+	s.syncC = s.newClient(&s.syncIO)
+	s.deadline.Store(now.Add(opt.MaxLag).UnixNano())
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+func (s *Service) newClient(c *wireCounter) *http.Client {
+	d := &net.Dialer{Timeout: s.opt.ConnectTimeout, KeepAlive: 30 * time.Second}
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy: nil,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				conn, err := d.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return &countingConn{Conn: conn, c: c}, nil
+			},
+			MaxIdleConnsPerHost:   4,
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: s.opt.Timeout,
+			DisableCompression:    true,
+		},
+		Timeout: s.opt.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// SetKeys sets Options.Keys, for a caller whose Keys (the edge) needs the
+// service first. It must be called before Start and before any request.
+func (s *Service) SetKeys(k Keys) { s.opt.Keys = k }
+
+// Start starts the batcher and the anti-entropy loop of a cluster member.
+// A standalone node needs neither.
+func (s *Service) Start() {
+	if s.opt.Members == nil {
+		return
+	}
+	s.wg.Add(2)
+	go s.batchLoop()
+	go s.syncLoop()
+}
+
+// Close stops propagation and waits for every goroutine to return.
+func (s *Service) Close() {
+	s.cancel()
+	s.wg.Wait()
+	s.batchC.CloseIdleConnections()
+	s.syncC.CloseIdleConnections()
+}
+
+// Node returns this node's name.
+func (s *Service) Node() string { return s.opt.Node }
+
+// invalidateAll is the soft purge of everything that a gap in the purges
+// this node received forces.
+var invalidateAll = store.Invalidation{Soft: true, Prefixes: []string{""}}
+
+// ErrInvalid wraps the errors Issue returns for a request that can never
+// succeed as given.
+var ErrInvalid = errors.New("invalid purge")
+
+// Issue applies a purge on this node and sends it to every other member.
+// It returns the entry, whose ID the API answers with.
+func (s *Service) Issue(req Request) (Entry, error) {
+	if err := req.Validate(); err != nil {
+		return Entry{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	inv, err := s.invalidation(&req, true)
+	if err != nil {
+		return Entry{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	var peers []Member
+	if s.opt.Members != nil {
+		peers = s.opt.Members.Peers()
+	}
+	// The store first: once Issue returns, this node serves nothing the
+	// purge covers.
+	s.opt.Store.Invalidate(inv)
+	now := time.Now()
+	s.mu.Lock()
+	s.seq++
+	e := Entry{Node: s.self.Node, Inc: s.self.Inc, Seq: s.seq, Time: now.UnixNano(), Req: req}
+	s.plog.Add(e, now)
+	st := &issueStatus{entry: e, targets: make(map[string]time.Time, len(peers)), pending: len(peers)}
+	for _, p := range peers {
+		st.targets[p.Name] = time.Time{}
+	}
+	if len(peers) == 0 {
+		st.completed = now
+	}
+	s.statuses[e.Seq] = st
+	s.order = append(s.order, e.Seq)
+	if len(s.order) > maxStatuses {
+		delete(s.statuses, s.order[0])
+		s.order = s.order[1:]
+	}
+	if s.opt.Members != nil {
+		s.pmu.Lock()
+		s.pending = append(s.pending, e)
+		s.pmu.Unlock()
+	}
+	s.mu.Unlock()
+	s.stats.issued.Add(1)
+	if s.opt.Members != nil {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+	return e, nil
+}
+
+// invalidation turns a request into the store's terms. strict fails on
+// the first URL that cannot be normalized (when issuing); otherwise such
+// items are skipped (when applying what another node issued, whose host
+// configuration may differ during a rollout).
+func (s *Service) invalidation(req *Request, strict bool) (store.Invalidation, error) {
+	inv := store.Invalidation{Soft: req.Soft, Tags: req.Tags}
+	for _, u := range req.URLs {
+		keys, err := s.opt.Keys.PurgeURL(u)
+		if err != nil {
+			if strict {
+				return inv, err
+			}
+			continue
+		}
+		inv.Keys = append(inv.Keys, keys...)
+	}
+	for _, p := range req.Prefixes {
+		k, err := s.opt.Keys.PurgePrefix(p)
+		if err != nil {
+			if strict {
+				return inv, err
+			}
+			continue
+		}
+		inv.Prefixes = append(inv.Prefixes, k)
+	}
+	for _, h := range req.Hosts {
+		k, err := s.opt.Keys.PurgeHost(h)
+		if err != nil {
+			if strict {
+				return inv, err
+			}
+			continue
+		}
+		inv.Prefixes = append(inv.Prefixes, k)
+	}
+	if req.All {
+		inv.Prefixes = append(inv.Prefixes, "")
+	}
+	return inv, nil
+}
+
+// receive applies an entry another node issued, once.
+func (s *Service) receive(e Entry, now time.Time) {
+	if !s.plog.Add(e, now) {
+		return
+	}
+	s.stats.applied.Add(1)
+	if e.Time < s.started.Add(-startSkew).UnixNano() {
+		// Issued well before this node started: nothing cached here can
+		// be older than it.
+		return
+	}
+	inv, _ := s.invalidation(&e.Req, false)
+	s.opt.Store.Invalidate(inv)
+}
+
+// acked records that peer has applied this node's purges up to hw.
+func (s *Service) acked(peer string, hw uint64, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	from := s.ackedHW[peer]
+	if hw <= from {
+		return
+	}
+	s.ackedHW[peer] = hw
+	if len(s.order) > 0 {
+		from = max(from, s.order[0]-1)
+	}
+	for seq := from + 1; seq <= hw; seq++ {
+		st := s.statuses[seq]
+		if st == nil {
+			continue
+		}
+		if t, ok := st.targets[peer]; ok && t.IsZero() {
+			st.targets[peer] = now
+			st.pending--
+			s.latency.Observe(now.Sub(st.entry.Issued()))
+			if st.pending == 0 {
+				st.completed = now
+			}
+		}
+	}
+}
+
+// ackedFromMarks records the acknowledgement that peer's marks carry.
+func (s *Service) ackedFromMarks(peer string, marks []Mark, now time.Time) {
+	for _, m := range marks {
+		if m.Node == s.self.Node && m.Inc == s.self.Inc {
+			s.acked(peer, m.HW, now)
+			return
+		}
+	}
+}
+
+// Lagging reports whether this node has gone longer than MaxLag without
+// syncing purges with the cluster: it must then revalidate every cached
+// object before serving it. It is cheap enough for every request.
+func (s *Service) Lagging(now time.Time) bool {
+	return s.opt.Members != nil && now.UnixNano() > s.deadline.Load()
+}
+
+// wireCounter counts the bytes that crossed the wire in one direction
+// each, and the connections made.
+type wireCounter struct {
+	sent, received atomic.Int64
+}
+
+type countingConn struct {
+	net.Conn
+	c *wireCounter
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.c.received.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.c.sent.Add(int64(n))
+	return n, err
+}

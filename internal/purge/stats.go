@@ -1,0 +1,246 @@
+package purge
+
+import (
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type counters struct {
+	issued, applied                atomic.Int64
+	batchesSent, entriesSent       atomic.Int64
+	batchesReceived, bytesReceived atomic.Int64
+	sendFailures, dropped          atomic.Int64
+	syncRounds, syncFailures       atomic.Int64
+	pulled, gaps                   atomic.Int64
+	rejectedMu                     sync.Mutex
+	rejected                       map[string]int64
+	logged                         sync.Map // topic → *int64, last log time
+}
+
+func (c *counters) reject(reason string) {
+	c.rejectedMu.Lock()
+	defer c.rejectedMu.Unlock()
+	if c.rejected == nil {
+		c.rejected = make(map[string]int64)
+	}
+	c.rejected[reason]++
+}
+
+// latencyBuckets are the upper bounds of the propagation latency
+// histogram, in the shape Prometheus histograms take.
+var latencyBuckets = []time.Duration{
+	time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond,
+	20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond,
+	500 * time.Millisecond, time.Second, 2500 * time.Millisecond, 5 * time.Second, 10 * time.Second,
+}
+
+// Histogram counts durations in latencyBuckets. It is safe for
+// concurrent use.
+type Histogram struct {
+	mu     sync.Mutex
+	counts [14]int64 // one per bucket, and +Inf
+	n      int64
+	sum    time.Duration
+}
+
+// Observe records d.
+func (h *Histogram) Observe(d time.Duration) {
+	i, _ := slices.BinarySearch(latencyBuckets, d)
+	h.mu.Lock()
+	h.counts[i]++
+	h.n++
+	h.sum += d
+	h.mu.Unlock()
+}
+
+// HistogramDoc is a histogram's JSON form: cumulative counts per upper
+// bound in seconds ("+Inf" last), as Prometheus exposes them.
+type HistogramDoc struct {
+	Count      int64            `json:"count"`
+	SumSeconds float64          `json:"sum_seconds"`
+	Buckets    map[string]int64 `json:"buckets"`
+}
+
+// Doc returns the histogram's JSON form.
+func (h *Histogram) Doc() HistogramDoc {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	d := HistogramDoc{Count: h.n, SumSeconds: h.sum.Seconds(), Buckets: make(map[string]int64, len(h.counts))}
+	var cum int64
+	for i, c := range h.counts {
+		cum += c
+		le := "+Inf"
+		if i < len(latencyBuckets) {
+			le = trimFloat(latencyBuckets[i].Seconds())
+		}
+		d.Buckets[le] = cum
+	}
+	return d
+}
+
+func trimFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+// Stats are the purge counters of one node, served in /status and
+// GET /purge.
+type Stats struct {
+	Node        string `json:"node"`
+	Incarnation uint64 `json:"incarnation"`
+	// Issued counts purges issued on this node; Applied those received
+	// from others and applied here.
+	Issued  int64 `json:"issued"`
+	Applied int64 `json:"applied"`
+	// Lagging is true while this node revalidates every object because it
+	// has not synced purges for longer than MaxLag.
+	Lagging       bool    `json:"lagging"`
+	LagSeconds    float64 `json:"lag_seconds"`
+	MaxLagSeconds float64 `json:"max_lag_seconds"`
+	LogEntries    int     `json:"log_entries"`
+	Streams       int     `json:"streams"`
+
+	BatchesSent     int64 `json:"batches_sent"`
+	EntriesSent     int64 `json:"entries_sent"`
+	BatchesReceived int64 `json:"batches_received"`
+	SendFailures    int64 `json:"send_failures"`
+	Dropped         int64 `json:"batches_dropped"`
+	// Queued are the batches waiting to be sent, over all peers.
+	Queued int `json:"batches_queued"`
+	// WireBytes are the bytes on the wire (HTTP included) of batches
+	// pushed and of anti-entropy, as this node's clients counted them.
+	BatchBytesSent     int64 `json:"batch_bytes_sent"`
+	BatchBytesReceived int64 `json:"batch_bytes_received"`
+	SyncBytesSent      int64 `json:"sync_bytes_sent"`
+	SyncBytesReceived  int64 `json:"sync_bytes_received"`
+	// BytesReceived are the message bodies received on the peer port.
+	BytesReceived int64 `json:"message_bytes_received"`
+
+	SyncRounds   int64            `json:"sync_rounds"`
+	SyncFailures int64            `json:"sync_failures"`
+	Pulled       int64            `json:"entries_pulled"`
+	Gaps         int64            `json:"gaps"`
+	Rejected     map[string]int64 `json:"rejected"`
+	// Latency is the propagation latency of purges issued here: from
+	// issue to each peer's acknowledgement.
+	Latency HistogramDoc `json:"propagation_latency"`
+	Peers   []PeerStats  `json:"peers"`
+}
+
+// PeerStats is this node's view of one peer.
+type PeerStats struct {
+	Name string `json:"name"`
+	// LastSync is when this node last completed anti-entropy with it.
+	LastSync time.Time `json:"last_sync"`
+	// Acked is how far the peer has applied this node's purges.
+	Acked uint64 `json:"acked_seq"`
+}
+
+// Stats returns the node's purge counters.
+func (s *Service) Stats() Stats {
+	now := time.Now()
+	st := Stats{
+		Node: s.self.Node, Incarnation: s.self.Inc,
+		Issued: s.stats.issued.Load(), Applied: s.stats.applied.Load(),
+		Lagging: s.Lagging(now), MaxLagSeconds: s.opt.MaxLag.Seconds(),
+		LogEntries: s.plog.Len(), Streams: len(s.plog.Marks()),
+		BatchesSent: s.stats.batchesSent.Load(), EntriesSent: s.stats.entriesSent.Load(),
+		BatchesReceived: s.stats.batchesReceived.Load(), SendFailures: s.stats.sendFailures.Load(),
+		Dropped:        s.stats.dropped.Load(),
+		BatchBytesSent: s.batchIO.sent.Load(), BatchBytesReceived: s.batchIO.received.Load(),
+		SyncBytesSent: s.syncIO.sent.Load(), SyncBytesReceived: s.syncIO.received.Load(),
+		BytesReceived: s.stats.bytesReceived.Load(),
+		SyncRounds:    s.stats.syncRounds.Load(), SyncFailures: s.stats.syncFailures.Load(),
+		Pulled: s.stats.pulled.Load(), Gaps: s.stats.gaps.Load(),
+		Latency: s.latency.Doc(),
+	}
+	if s.opt.Members != nil {
+		// Lag: how long since the deadline was last moved, i.e. since
+		// the oldest sync it counts.
+		st.LagSeconds = max(0, now.Sub(time.Unix(0, s.deadline.Load()).Add(-s.opt.MaxLag)).Seconds())
+	}
+	s.stats.rejectedMu.Lock()
+	st.Rejected = maps.Clone(s.stats.rejected)
+	s.stats.rejectedMu.Unlock()
+	if st.Rejected == nil {
+		st.Rejected = map[string]int64{}
+	}
+	s.mu.Lock()
+	for name, ps := range s.senders {
+		st.Queued += len(ps.q)
+		st.Peers = append(st.Peers, PeerStats{Name: name, LastSync: s.lastSync[name], Acked: s.ackedHW[name]})
+	}
+	s.mu.Unlock()
+	slices.SortFunc(st.Peers, func(a, b PeerStats) int { return strings.Compare(a.Name, b.Name) })
+	return st
+}
+
+// NodeAck is one node's part in a purge's status.
+type NodeAck struct {
+	Node string `json:"node"`
+	// State is "applied", "pending", or "departed" (the node left or
+	// died before it acknowledged; it no longer holds up completion).
+	State     string     `json:"state"`
+	AckedAt   *time.Time `json:"acked_at,omitempty"`
+	LatencyMS float64    `json:"latency_ms,omitempty"`
+}
+
+// StatusDoc is the answer of GET /purge/{id}.
+type StatusDoc struct {
+	ID       string    `json:"id"`
+	Node     string    `json:"node"`
+	IssuedAt time.Time `json:"issued_at"`
+	Request  Request   `json:"request"`
+	// Complete is true once every node that was a member when the purge
+	// was issued, and is still one, has applied it.
+	Complete    bool       `json:"complete"`
+	CompletedAt *time.Time `json:"completed_at,omitempty"`
+	DurationMS  float64    `json:"duration_ms,omitempty"`
+	Nodes       []NodeAck  `json:"nodes"`
+}
+
+// Status returns the status of a purge issued on this node, or false
+// when it is unknown here.
+func (s *Service) Status(inc, seq uint64) (StatusDoc, bool) {
+	var live map[string]bool
+	if s.opt.Members != nil && inc == s.self.Inc {
+		live = make(map[string]bool)
+		for _, p := range s.opt.Members.Peers() {
+			live[p.Name] = true
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.statuses[seq]
+	if inc != s.self.Inc || st == nil {
+		return StatusDoc{}, false
+	}
+	issued := st.entry.Issued()
+	doc := StatusDoc{ID: st.entry.ID(), Node: s.self.Node, IssuedAt: issued, Request: st.entry.Req}
+	doc.Nodes = append(doc.Nodes, NodeAck{Node: s.self.Node, State: "applied", AckedAt: &issued})
+	complete := true
+	for _, name := range slices.Sorted(maps.Keys(st.targets)) {
+		at := st.targets[name]
+		switch {
+		case !at.IsZero():
+			a := at
+			doc.Nodes = append(doc.Nodes, NodeAck{Node: name, State: "applied", AckedAt: &a, LatencyMS: float64(at.Sub(issued).Microseconds()) / 1000})
+		case !live[name]:
+			doc.Nodes = append(doc.Nodes, NodeAck{Node: name, State: "departed"})
+		default:
+			doc.Nodes = append(doc.Nodes, NodeAck{Node: name, State: "pending"})
+			complete = false
+		}
+	}
+	if complete {
+		if st.completed.IsZero() {
+			st.completed = time.Now() // the last pending node departed
+		}
+		c := st.completed
+		doc.Complete, doc.CompletedAt = true, &c
+		doc.DurationMS = float64(c.Sub(issued).Microseconds()) / 1000
+	}
+	return doc, true
+}
