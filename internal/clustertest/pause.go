@@ -22,9 +22,14 @@ type PausableTransport struct {
 	paused  sync.RWMutex
 	packets chan *memberlist.Packet
 	streams chan net.Conn
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	once    sync.Once
+	// stopping is closed when Shutdown starts: from then on what arrives
+	// is discarded, so the inner transport, which blocks delivering a
+	// packet until someone takes it, can shut down. stop ends the
+	// forwarding once it has.
+	stopping chan struct{}
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	once     sync.Once
 	// isolated drops everything sent and received, as a network
 	// partition would.
 	isolated atomic.Bool
@@ -36,6 +41,7 @@ func NewPausable(t memberlist.Transport) *PausableTransport {
 		Transport: t,
 		packets:   make(chan *memberlist.Packet),
 		streams:   make(chan net.Conn),
+		stopping:  make(chan struct{}),
 		stop:      make(chan struct{}),
 	}
 	p.wg.Add(2)
@@ -49,22 +55,46 @@ func forward[T any](p *PausableTransport, in <-chan T, out chan<- T) {
 	for {
 		select {
 		case v := <-in:
-			p.paused.RLock()
-			p.paused.RUnlock()
-			if p.isolated.Load() {
+			if !deliver(p, v, out) {
 				if c, ok := any(v).(net.Conn); ok {
 					c.Close()
 				}
-				continue
-			}
-			select {
-			case out <- v:
-			case <-p.stop:
-				return
 			}
 		case <-p.stop:
 			return
 		}
+	}
+}
+
+// deliver hands v to memberlist unless the node is isolated or shutting
+// down, waiting out a pause first. It reports whether v was delivered.
+func deliver[T any](p *PausableTransport, v T, out chan<- T) bool {
+	if !p.waitPause() || p.isolated.Load() {
+		return false
+	}
+	select {
+	case out <- v:
+		return true
+	case <-p.stopping:
+		return false
+	}
+}
+
+// waitPause waits while the transport is paused; false means it is
+// shutting down.
+func (p *PausableTransport) waitPause() bool {
+	select {
+	case <-p.stopping:
+		return false
+	default:
+	}
+	p.paused.RLock()
+	p.paused.RUnlock()
+	select {
+	case <-p.stopping:
+		return false
+	default:
+		return true
 	}
 }
 
@@ -76,7 +106,7 @@ func (p *PausableTransport) Pause(d time.Duration) {
 	defer timer.Stop()
 	select {
 	case <-timer.C:
-	case <-p.stop:
+	case <-p.stopping:
 	}
 }
 
@@ -116,8 +146,9 @@ func (p *PausableTransport) DialTimeout(addr string, timeout time.Duration) (net
 func (p *PausableTransport) Shutdown() error {
 	var err error
 	p.once.Do(func() {
-		close(p.stop)
+		close(p.stopping)
 		err = p.Transport.Shutdown()
+		close(p.stop)
 		p.wg.Wait()
 	})
 	return err

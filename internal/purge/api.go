@@ -39,7 +39,7 @@ type errorDoc struct {
 
 func (s *Service) servePost(w http.ResponseWriter, r *http.Request) {
 	rec := admin.AuditRecord{Action: "purge", From: r.RemoteAddr, Via: "admin"}
-	who, ok := s.allow(w, r, admin.RolePurge, &rec)
+	ok := s.allow(w, r, admin.RolePurge, &rec)
 	if !ok {
 		return
 	}
@@ -59,7 +59,7 @@ func (s *Service) servePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec.What = req
-	s.issue(w, &rec, who, req)
+	s.issue(w, &rec, req)
 }
 
 // ServePurge serves the PURGE method on the edge listener: it purges the
@@ -69,7 +69,7 @@ func (s *Service) servePost(w http.ResponseWriter, r *http.Request) {
 // role, like POST /purge.
 func (s *Service) ServePurge(w http.ResponseWriter, r *http.Request) {
 	rec := admin.AuditRecord{Action: "purge", From: r.RemoteAddr, Via: "edge"}
-	who, ok := s.allow(w, r, admin.RolePurge, &rec)
+	ok := s.allow(w, r, admin.RolePurge, &rec)
 	if !ok {
 		return
 	}
@@ -87,10 +87,10 @@ func (s *Service) ServePurge(w http.ResponseWriter, r *http.Request) {
 	}
 	req.Soft = r.Header.Get("Weir-Soft-Purge") == "1" || r.Header.Get("Fastly-Soft-Purge") == "1"
 	rec.What = req
-	s.issue(w, &rec, who, req)
+	s.issue(w, &rec, req)
 }
 
-func (s *Service) issue(w http.ResponseWriter, rec *admin.AuditRecord, who admin.Principal, req Request) {
+func (s *Service) issue(w http.ResponseWriter, rec *admin.AuditRecord, req Request) {
 	e, err := s.Issue(req)
 	if err != nil {
 		status := http.StatusInternalServerError
@@ -107,7 +107,7 @@ func (s *Service) issue(w http.ResponseWriter, rec *admin.AuditRecord, who admin
 
 func (s *Service) serveStatus(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.opt.Auth.Authorize(r, admin.RoleViewer); err != nil {
-		admin.WriteAuthError(w, err.(*admin.AuthError))
+		admin.WriteAuthError(w, authError(err))
 		return
 	}
 	id := r.PathValue("id")
@@ -134,7 +134,7 @@ func (s *Service) serveStatus(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) serveStats(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.opt.Auth.Authorize(r, admin.RoleViewer); err != nil {
-		admin.WriteAuthError(w, err.(*admin.AuthError))
+		admin.WriteAuthError(w, authError(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, s.Stats())
@@ -142,28 +142,38 @@ func (s *Service) serveStats(w http.ResponseWriter, r *http.Request) {
 
 // allow authorizes a purge call and takes a token from its caller's rate
 // limit, answering and auditing the call when it is refused.
-func (s *Service) allow(w http.ResponseWriter, r *http.Request, need admin.Role, rec *admin.AuditRecord) (admin.Principal, bool) {
+func (s *Service) allow(w http.ResponseWriter, r *http.Request, need admin.Role, rec *admin.AuditRecord) bool {
 	who, err := s.opt.Auth.Authorize(r, need)
 	rec.Who = who.Name
 	if who.Role != 0 {
 		rec.Role = who.Role.String()
 	}
 	if err != nil {
-		ae := err.(*admin.AuthError)
+		ae := authError(err)
 		rec.Status, rec.Result = ae.Status, "refused: "+ae.Reason
 		s.audit(rec)
 		admin.WriteAuthError(w, ae)
-		return who, false
+		return false
 	}
 	if s.opt.Limiter != nil {
 		if ok, retry := s.opt.Limiter.Allow(who.Name, time.Now()); !ok {
 			secs := int(math.Ceil(retry.Seconds()))
 			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 			s.fail(w, rec, http.StatusTooManyRequests, fmt.Sprintf("token %s is over its purge rate limit; retry after %d s, or batch URLs into one call", who.Name, max(secs, 1)))
-			return who, false
+			return false
 		}
 	}
-	return who, true
+	return true
+}
+
+// authError returns err as an *admin.AuthError; any other error refuses
+// the call as unauthenticated.
+func authError(err error) *admin.AuthError {
+	var ae *admin.AuthError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	return &admin.AuthError{Status: http.StatusUnauthorized, Reason: err.Error()}
 }
 
 func (s *Service) fail(w http.ResponseWriter, rec *admin.AuditRecord, status int, msg string) {

@@ -197,27 +197,22 @@ func (s *Store) purgeKey(key string, e uint64, soft bool, res *InvalidateResult)
 // removeVariant removes the variant stored under hash h when it belongs
 // to the index generation gen, and counts it as purged.
 func (s *Store) removeVariant(h, gen uint64) bool {
-	removed := false
-	s.objects.ComputeIfPresent(h, func(old *Object) (*Object, otter.ComputeOp) {
-		if old.Gen != gen {
-			return old, otter.CancelOp
-		}
-		removed = true
-		return nil, otter.InvalidateOp
-	})
-	if removed {
-		s.purged.Add(1)
-	}
-	return removed
+	return s.removeIf(h, func(old *Object) bool { return old.Gen == gen })
 }
 
 // purgeObject removes o, stored under hash h, and counts it as purged. It
 // removes nothing when another object took o's place: that one was stored
 // later and is judged on its own.
 func (s *Store) purgeObject(h uint64, o *Object) bool {
+	return s.removeIf(h, func(old *Object) bool { return old == o })
+}
+
+// removeIf removes the object stored under hash h when match accepts it,
+// and counts it as purged.
+func (s *Store) removeIf(h uint64, match func(*Object) bool) bool {
 	removed := false
 	s.objects.ComputeIfPresent(h, func(old *Object) (*Object, otter.ComputeOp) {
-		if old != o {
+		if !match(old) {
 			return old, otter.CancelOp
 		}
 		removed = true
