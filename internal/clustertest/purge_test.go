@@ -244,6 +244,16 @@ func TestPurgeAPIRefusesBadCalls(t *testing.T) {
 	if got := c.Node(0).Purges().Stats().Issued; got != 0 {
 		t.Errorf("%d purges issued, want 0", got)
 	}
+	// The peer port refuses an unsigned batch, and counts it.
+	peer := c.Node(0).Cluster().Info().Members[0].PeerAddr
+	resp, err = c.Client.Post("http://"+peer+purge.PathPrefix+"batch", "application/json", strings.NewReader(`{"entries":[{"n":"x","i":1,"s":1,"r":{"all":true}}]}`))
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("unsigned batch on the peer port: %v %v, want 401", resp, err)
+	}
+	resp.Body.Close()
+	if got := c.Node(0).Purges().Stats().Rejected["unsigned"]; got != 1 {
+		t.Errorf("rejected[unsigned] = %d, want 1", got)
+	}
 }
 
 // TestPartitionedNodeRevalidatesPastMaxLag: a node cut off from the

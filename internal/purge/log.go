@@ -11,7 +11,10 @@ import (
 // many node incarnations it remembers.
 const (
 	DefaultMaxEntries = 100000
-	maxStreams        = 4096
+	// MaxLogBytes bounds the memory of the retained entries, whatever
+	// their count: one purge may name 10000 URLs.
+	MaxLogBytes = 64 << 20
+	maxStreams  = 4096
 	// streamForget is how long the high-water mark of a stream with no
 	// retained entries is remembered.
 	streamForget = 24 * time.Hour
@@ -26,6 +29,7 @@ type Log struct {
 	mu         sync.Mutex
 	streams    map[stream]*streamLog
 	total      int
+	bytes      int
 	maxEntries int
 	retention  time.Duration
 	own        stream
@@ -89,7 +93,8 @@ func (l *Log) Add(e Entry, now time.Time) bool {
 	i, _ := slices.BinarySearchFunc(sl.entries, e.Seq, func(x Entry, seq uint64) int { return cmp.Compare(x.Seq, seq) })
 	sl.entries = slices.Insert(sl.entries, i, e)
 	l.total++
-	for l.total > l.maxEntries {
+	l.bytes += e.size()
+	for l.total > l.maxEntries || (l.bytes > MaxLogBytes && l.total > 1) {
 		l.dropOldest()
 	}
 	return true
@@ -197,6 +202,7 @@ func (l *Log) Compact(covered map[stream]uint64, now time.Time) (dropped int) {
 			e := &sl.entries[n]
 			if (known && e.Seq <= upTo) || (l.retention > 0 && e.Time < cutoff) {
 				sl.compacted = max(sl.compacted, e.Seq)
+				l.bytes -= e.size()
 				n++
 				continue
 			}
@@ -230,10 +236,11 @@ func (l *Log) dropOldest() {
 		}
 	}
 	if oldest == nil {
-		l.total = 0
+		l.total, l.bytes = 0, 0
 		return
 	}
 	oldest.compacted = max(oldest.compacted, oldest.entries[0].Seq)
+	l.bytes -= oldest.entries[0].size()
 	oldest.entries = slices.Delete(oldest.entries, 0, 1)
 	l.total--
 }
@@ -250,6 +257,9 @@ func (l *Log) forgetOldestStream() {
 		}
 	}
 	if found {
+		for i := range l.streams[victim].entries {
+			l.bytes -= l.streams[victim].entries[i].size()
+		}
 		l.total -= len(l.streams[victim].entries)
 		delete(l.streams, victim)
 	}

@@ -155,3 +155,15 @@ type Mark struct {
 	Inc  uint64 `json:"i"`
 	HW   uint64 `json:"hw"`
 }
+
+// size estimates the memory an entry holds, for the bounds on what is
+// kept in memory.
+func (e *Entry) size() int {
+	n := 128 + len(e.Node)
+	for _, l := range [][]string{e.Req.URLs, e.Req.Prefixes, e.Req.Tags, e.Req.Hosts} {
+		for _, v := range l {
+			n += len(v) + 16
+		}
+	}
+	return n
+}

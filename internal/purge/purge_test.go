@@ -48,7 +48,7 @@ type fixedMembers []Member
 func (m fixedMembers) Peers() []Member        { return m }
 func (m fixedMembers) Dead(time.Duration) int { return 0 }
 
-func newService(t *testing.T, name string, kr *cluster.Keyring, members Members) (*Service, *store.Store) {
+func newService(t testing.TB, name string, kr *cluster.Keyring, members Members) (*Service, *store.Store) {
 	t.Helper()
 	st := store.New(store.Config{MaxBytes: 1 << 20})
 	t.Cleanup(st.Close)
@@ -68,7 +68,7 @@ func newService(t *testing.T, name string, kr *cluster.Keyring, members Members)
 	return s, st
 }
 
-func keyring(t *testing.T) *cluster.Keyring {
+func keyring(t testing.TB) *cluster.Keyring {
 	t.Helper()
 	k, err := cluster.GenerateKey(rand.Reader, time.Now())
 	if err != nil {
@@ -294,6 +294,18 @@ func TestLogGapsAndCompaction(t *testing.T) {
 	if l.Len() != 100 {
 		t.Errorf("%d entries kept, want the bound 100", l.Len())
 	}
+	// The byte bound holds whatever the count: entries of 1 MiB each.
+	big := NewLog(own, 1000, time.Hour)
+	url := strings.Repeat("u", 1<<20)
+	for seq := uint64(1); seq <= 100; seq++ {
+		big.Add(Entry{Node: "a", Inc: 1, Seq: seq, Time: now.UnixNano() + int64(seq), Req: Request{URLs: []string{url}}}, now)
+	}
+	if big.bytes > MaxLogBytes || big.Len() < MaxLogBytes/(2<<20) {
+		t.Errorf("%d entries of 1 MiB kept (%d bytes); want at most %d bytes and most of them", big.Len(), big.bytes, MaxLogBytes)
+	}
+	if hw := big.HW("a", 1); hw != 100 {
+		t.Errorf("hw = %d, want 100: dropping entries for space must not forget they were applied", hw)
+	}
 }
 
 func TestIDRoundTrip(t *testing.T) {
@@ -348,4 +360,60 @@ func TestRequestValidate(t *testing.T) {
 	if err := (&Request{All: true}).Validate(); err != nil {
 		t.Errorf("Validate(all) = %v", err)
 	}
+}
+
+// FuzzPeerMessage: whatever arrives on the peer port, the handler answers
+// without panicking, and nothing that is not signed with the cluster key
+// is accepted or applied.
+func FuzzPeerMessage(f *testing.F) {
+	kr := keyring(f)
+	recv, st := newService(f, "b", kr, nil)
+	sender, _ := newService(f, "a", keyring(f), nil) // another cluster's key
+	h := recv.PeerHandler()
+	body, _ := encode(batchMsg{Entries: []Entry{{Node: "a", Inc: 1, Seq: 1, Time: 1, Req: Request{All: true}}}}, false)
+	hdr := http.Header{}
+	sender.sig.sign(hdr, "batch", 0, body, time.Now())
+	f.Add("batch", hdr.Get(SigHeader), encZstd, body)
+	f.Add("sync", "v1 k a 1 1 1 0 AAAA", encNone, []byte(`{"marks":[]}`))
+	f.Add("batch", "", "", []byte{})
+	f.Fuzz(func(t *testing.T, kind, sig, enc string, body []byte) {
+		putObject(st, "http://site/keep")
+		req := httptest.NewRequest(http.MethodPost, "http://b"+PathPrefix+"batch", bytes.NewReader(body))
+		req.URL.Path = PathPrefix + kind
+		req.Header.Set(SigHeader, sig)
+		req.Header.Set("Content-Encoding", enc)
+		if w := serve(h, req); w.Code == http.StatusOK {
+			t.Fatalf("accepted a message not signed with the cluster key: %d %q", w.Code, w.Body)
+		}
+		if st.GetString("http://site/keep") == nil {
+			t.Fatal("a refused message purged an object")
+		}
+	})
+}
+
+// FuzzDecodeBatch: decoding and checking a batch body never panics, and
+// what passes the check has valid ids.
+func FuzzDecodeBatch(f *testing.F) {
+	good, _ := encode(batchMsg{Entries: []Entry{{Node: "a", Inc: 1, Seq: 1, Time: 1, Req: Request{URLs: []string{"http://x/"}}}}}, true)
+	f.Add(good, false)
+	z, _ := encode(batchMsg{Entries: []Entry{{Node: "a", Inc: 1, Seq: 2, Req: Request{Tags: []string{"t"}}}}}, false)
+	f.Add(z, true)
+	f.Fuzz(func(t *testing.T, body []byte, compressed bool) {
+		enc := encNone
+		if compressed {
+			enc = encZstd
+		}
+		var msg batchMsg
+		if decode(body, enc, &msg) != nil {
+			return
+		}
+		if checkEntries(msg.Entries) != nil {
+			return
+		}
+		for _, e := range msg.Entries {
+			if _, _, _, err := ParseID(e.ID()); err != nil {
+				t.Fatalf("entry %+v passed the check but its id %q does not parse: %v", e, e.ID(), err)
+			}
+		}
+	})
 }

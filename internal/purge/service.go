@@ -22,9 +22,13 @@ const (
 	DefaultSyncInterval = time.Second
 	DefaultRetention    = time.Hour
 	DefaultMaxBatch     = 1024
-	// maxStatuses bounds the purges whose acknowledgements the issuing
-	// node tracks for GET /purge/{id}.
-	maxStatuses = 1 << 16
+	// maxStatuses and maxStatusBytes bound the purges whose
+	// acknowledgements the issuing node tracks for GET /purge/{id}.
+	maxStatuses    = 1 << 16
+	maxStatusBytes = 32 << 20
+	// maxPending bounds the purges waiting for the batcher; past it the
+	// oldest are left to anti-entropy.
+	maxPending = 1 << 17
 	// syncLimit bounds the entries one sync reply carries.
 	syncLimit = 5000
 	// maxSyncPages bounds the replies one sync round pulls from a peer.
@@ -139,6 +143,7 @@ type Service struct {
 	seq       uint64
 	statuses  map[uint64]*issueStatus
 	order     []uint64 // statuses' keys, oldest first
+	statusMem int      // the entries' size in statuses
 	senders   map[string]*peerSender
 	peerMarks map[string][]Mark
 	lastSync  map[string]time.Time
@@ -311,12 +316,20 @@ func (s *Service) Issue(req Request) (Entry, error) {
 	}
 	s.statuses[e.Seq] = st
 	s.order = append(s.order, e.Seq)
-	if len(s.order) > maxStatuses {
+	s.statusMem += e.size()
+	for len(s.order) > 1 && (len(s.order) > maxStatuses || s.statusMem > maxStatusBytes) {
+		if old := s.statuses[s.order[0]]; old != nil {
+			s.statusMem -= old.entry.size()
+		}
 		delete(s.statuses, s.order[0])
 		s.order = s.order[1:]
 	}
 	if s.opt.Members != nil {
 		s.pmu.Lock()
+		if len(s.pending) >= maxPending {
+			s.pending = s.pending[1:]
+			s.stats.dropped.Add(1)
+		}
 		s.pending = append(s.pending, e)
 		s.pmu.Unlock()
 	}
