@@ -135,7 +135,17 @@ func (s *Service) reconcile(peers []Member) []*peerSender {
 		if !live[name] {
 			close(ps.stop)
 			delete(s.senders, name)
+		}
+	}
+	// Marks and syncs of departed peers no longer count; a peer that
+	// returns starts afresh.
+	for name := range s.peerMarks {
+		if !live[name] {
 			delete(s.peerMarks, name)
+		}
+	}
+	for name := range s.lastSync {
+		if !live[name] {
 			delete(s.lastSync, name)
 		}
 	}
