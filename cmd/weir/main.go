@@ -262,7 +262,7 @@ func tuneRuntime(cfg *config.Config) (stop func()) {
 }
 
 // waitAndDrain serves until a signal or a listener failure, then drains.
-// SIGHUP re-reads the API tokens file meanwhile.
+// SIGHUP re-reads the API tokens file and reopens the audit log meanwhile.
 func waitAndDrain(ctx context.Context, n *node.Node, timeout time.Duration) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -276,7 +276,7 @@ wait:
 		case err = <-n.Err():
 			break wait
 		case <-hup:
-			_ = n.ReloadTokens() // logged; the previous tokens stay
+			_ = n.Reload() // logged; the previous tokens and audit file stay on error
 		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)

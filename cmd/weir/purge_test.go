@@ -141,7 +141,7 @@ func TestPurgeRateLimitAndTokenReload(t *testing.T) {
 	if err := os.WriteFile(tokens, []byte("ops purge "+admin.HashToken("second")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.ReloadTokens(); err != nil {
+	if err := n.Reload(); err != nil {
 		t.Fatal(err)
 	}
 	if resp := post("second"); resp.StatusCode != http.StatusOK {
@@ -151,7 +151,7 @@ func TestPurgeRateLimitAndTokenReload(t *testing.T) {
 		t.Errorf("purge with the removed token: %d, want 401", resp.StatusCode)
 	}
 	os.WriteFile(tokens, []byte("broken\n"), 0o600)
-	if err := n.ReloadTokens(); err == nil {
+	if err := n.Reload(); err == nil {
 		t.Error("reloading a broken tokens file succeeded")
 	}
 	if resp := post("second"); resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusOK {

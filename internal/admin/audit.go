@@ -182,6 +182,32 @@ func (a *Audit) failed(err error) {
 // Errors returns how many records could not be written.
 func (a *Audit) Errors() int64 { return a.errors.Load() }
 
+// Reopen closes the audit log file and opens its path again, so that a
+// rotated file (renamed by logrotate or similar) is replaced by a new one.
+// On error the old file stays in use. It does nothing for an audit log
+// that writes to the process log.
+func (a *Audit) Reopen() error {
+	if a.path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(a.path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("reopening the audit log %s: %w; still writing to the file opened before", a.path, err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		f.Close()
+		return errors.New("the audit log is closed")
+	}
+	old := a.f
+	a.f = f
+	if err := old.Close(); err != nil {
+		return fmt.Errorf("closing the rotated audit log: %w", err)
+	}
+	return nil
+}
+
 // Close closes the audit log file; later writes fail and are counted.
 // Closing again, or closing an audit log that writes to the process log,
 // does nothing.

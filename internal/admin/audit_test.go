@@ -252,3 +252,33 @@ func TestAuditToLog(t *testing.T) {
 		t.Errorf("Errors() = %d", a.Errors())
 	}
 }
+
+func TestAuditReopenAfterRotation(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.jsonl")
+	a, err := OpenAudit(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	a.Write(AuditRecord{Action: "purge", Who: "before"})
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	a.Write(AuditRecord{Action: "purge", Who: "still-old"})
+	if err := a.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	a.Write(AuditRecord{Action: "purge", Who: "after"})
+	old, _ := os.ReadFile(path + ".1")
+	cur, _ := os.ReadFile(path)
+	if !strings.Contains(string(old), "still-old") || strings.Contains(string(old), `"after"`) {
+		t.Errorf("rotated file = %q, want the records written before Reopen", old)
+	}
+	if strings.Count(string(cur), "\n") != 1 || !strings.Contains(string(cur), `"who":"after"`) {
+		t.Errorf("new file = %q, want exactly the record written after Reopen", cur)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("new file mode: %v %v, want 0600", fi.Mode(), err)
+	}
+}

@@ -239,15 +239,21 @@ func (m purgeMembers) Peers() []purge.Member {
 
 func (m purgeMembers) Dead(d time.Duration) int { return m.c.DeadSince(d) }
 
-// ReloadTokens re-reads the API tokens file; on error the previous tokens
-// stay in force.
-func (n *Node) ReloadTokens() error {
+// Reload re-reads the API tokens file and reopens the audit log (after
+// rotation); on error the previous tokens, or file, stay in use.
+func (n *Node) Reload() error {
+	var errs []error
 	if err := n.auth.Reload(); err != nil {
 		n.log.Error("reload: API tokens file not reloaded; the previous tokens stay in force", "path", n.auth.Path(), "error", err.Error())
-		return err
+		errs = append(errs, err)
+	} else {
+		n.log.Info("reload: API tokens file re-read", "path", n.auth.Path())
 	}
-	n.log.Info("reload: API tokens file re-read", "path", n.auth.Path())
-	return nil
+	if err := n.audit.Reopen(); err != nil {
+		n.log.Error("reload: audit log not reopened", "error", err.Error())
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // Purges returns the node's purge service.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -150,6 +151,16 @@ func (s *Service) allow(w http.ResponseWriter, r *http.Request, need admin.Role,
 	}
 	if err != nil {
 		ae := authError(err)
+		if ae.Status == http.StatusUnauthorized && !s.allowRefusal(r) {
+			// A flood of calls without a valid token would otherwise
+			// fill the audit log's disk: past the per-address limit they
+			// are counted, not written.
+			s.stats.unaudited.Add(1)
+			s.logLimited("unaudited", "purge: too many calls without a valid token from one address; refusing them without an audit line each", "remote_addr", r.RemoteAddr)
+			w.Header().Set("Retry-After", "1")
+			writeJSON(w, http.StatusTooManyRequests, errorDoc{"too many calls without a valid token from this address"})
+			return false
+		}
 		rec.Status, rec.Result = ae.Status, "refused: "+ae.Reason
 		s.audit(rec)
 		admin.WriteAuthError(w, ae)
@@ -164,6 +175,17 @@ func (s *Service) allow(w http.ResponseWriter, r *http.Request, need admin.Role,
 		}
 	}
 	return true
+}
+
+// allowRefusal takes a token from the limit on unauthenticated calls of
+// r's remote address.
+func (s *Service) allowRefusal(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	ok, _ := s.refusals.Allow(host, time.Now())
+	return ok
 }
 
 // authError returns err as an *admin.AuthError; any other error refuses

@@ -417,3 +417,32 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 	})
 }
+
+// TestUnauthenticatedFloodIsBounded: calls without a valid token are
+// refused with 401 and audited, until one address exceeds the limit:
+// then they get 429 and are counted instead of each writing an audit
+// line. Another address is not affected.
+func TestUnauthenticatedFloodIsBounded(t *testing.T) {
+	s, _ := newService(t, "a", nil, nil)
+	mux := http.NewServeMux()
+	s.Register(mux)
+	post := func(addr string) int {
+		req := httptest.NewRequest(http.MethodPost, "/purge", strings.NewReader(`{"all": true}`))
+		req.RemoteAddr = addr
+		req.Header.Set("Authorization", "Bearer nope")
+		return serve(mux, req).Code
+	}
+	codes := map[int]int{}
+	for range refusalBurst + 10 {
+		codes[post("192.0.2.1:1000")]++
+	}
+	if codes[http.StatusUnauthorized] < refusalBurst || codes[http.StatusTooManyRequests] == 0 || codes[http.StatusUnauthorized]+codes[http.StatusTooManyRequests] != refusalBurst+10 {
+		t.Errorf("answers = %v, want %d or so 401s then 429s", codes, refusalBurst)
+	}
+	if got := s.Stats().Unaudited; got != int64(codes[http.StatusTooManyRequests]) {
+		t.Errorf("unaudited = %d, want %d", got, codes[http.StatusTooManyRequests])
+	}
+	if code := post("192.0.2.2:1000"); code != http.StatusUnauthorized {
+		t.Errorf("another address got %d, want 401", code)
+	}
+}

@@ -26,6 +26,10 @@ const (
 	// acknowledgements the issuing node tracks for GET /purge/{id}.
 	maxStatuses    = 1 << 16
 	maxStatusBytes = 32 << 20
+	// refusalRate and refusalBurst bound the calls without a valid token
+	// per remote address that are audited one by one.
+	refusalRate  = 5
+	refusalBurst = 50
 	// maxPending bounds the purges waiting for the batcher; past it the
 	// oldest are left to anti-entropy.
 	maxPending = 1 << 17
@@ -163,6 +167,9 @@ type Service struct {
 
 	stats   counters
 	latency Histogram
+	// refusals limits the calls without a valid token per remote address
+	// that are audited one by one.
+	refusals *admin.RateLimiter
 }
 
 // issueStatus tracks the acknowledgements of a purge issued here.
@@ -219,6 +226,7 @@ func New(opt Options) (*Service, error) {
 		lastSync:  make(map[string]time.Time),
 		ackedHW:   make(map[string]uint64),
 		wake:      make(chan struct{}, 1),
+		refusals:  admin.NewRateLimiter(refusalRate, refusalBurst, 10000),
 	}
 	s.batchC = s.newClient(&s.batchIO)
 	s.syncC = s.newClient(&s.syncIO)

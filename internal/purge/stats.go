@@ -16,7 +16,7 @@ type counters struct {
 	batchesReceived, bytesReceived atomic.Int64
 	sendFailures, dropped          atomic.Int64
 	syncRounds, syncFailures       atomic.Int64
-	pulled, gaps                   atomic.Int64
+	pulled, gaps, unaudited        atomic.Int64
 	rejectedMu                     sync.Mutex
 	rejected                       map[string]int64
 	logged                         sync.Map // topic → *int64, last log time
@@ -123,6 +123,9 @@ type Stats struct {
 	Pulled       int64            `json:"entries_pulled"`
 	Gaps         int64            `json:"gaps"`
 	Rejected     map[string]int64 `json:"rejected"`
+	// Unaudited counts purge calls without a valid token refused with 429
+	// and not written to the audit log, past the per-address limit.
+	Unaudited int64 `json:"refusals_not_audited"`
 	// Latency is the propagation latency of purges issued here: from
 	// issue to each peer's acknowledgement.
 	Latency HistogramDoc `json:"propagation_latency"`
@@ -153,7 +156,7 @@ func (s *Service) Stats() Stats {
 		SyncBytesSent: s.syncIO.sent.Load(), SyncBytesReceived: s.syncIO.received.Load(),
 		BytesReceived: s.stats.bytesReceived.Load(),
 		SyncRounds:    s.stats.syncRounds.Load(), SyncFailures: s.stats.syncFailures.Load(),
-		Pulled: s.stats.pulled.Load(), Gaps: s.stats.gaps.Load(),
+		Pulled: s.stats.pulled.Load(), Gaps: s.stats.gaps.Load(), Unaudited: s.stats.unaudited.Load(),
 		Latency: s.latency.Doc(),
 	}
 	if s.opt.Members != nil {
