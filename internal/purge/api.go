@@ -18,7 +18,9 @@ import (
 // Register adds the purge API to the admin listener's mux:
 //
 //	POST /purge       issue a purge (role purge): {"urls","prefixes","tags","hosts","all","soft"} → {"id"}
-//	GET  /purge/{id}  a purge's per-node acknowledgements (role viewer)
+//	GET  /purge/{id}  a purge's per-node acknowledgements (role viewer); the
+//	                  issuing node tracks them, other members ask it
+
 //	GET  /purge       this node's purge counters and lag (role viewer)
 func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /purge", s.servePost)
@@ -118,7 +120,7 @@ func (s *Service) serveStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if node != s.self.Node {
-		writeJSON(w, http.StatusNotFound, errorDoc{fmt.Sprintf("purge %s was issued on node %s, which alone tracks its acknowledgements; ask that node's admin API", clip(id), clip(node))})
+		s.relayStatus(w, id, node)
 		return
 	}
 	doc, ok := s.Status(inc, seq)
@@ -131,6 +133,39 @@ func (s *Service) serveStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, doc)
+}
+
+// relayStatus answers GET /purge/{id} for a purge issued on another
+// node by asking that node over the peer port, so that any member's admin
+// API can answer.
+func (s *Service) relayStatus(w http.ResponseWriter, id, node string) {
+	var addr string
+	if s.opt.Members != nil {
+		for _, p := range s.opt.Members.Peers() {
+			if p.Name == node {
+				addr = p.Addr
+			}
+		}
+	}
+	if addr == "" {
+		writeJSON(w, http.StatusNotFound, errorDoc{fmt.Sprintf("purge %s was issued on node %s, which alone tracks its acknowledgements and is not a member now", clip(id), clip(node))})
+		return
+	}
+	body, err := encode(statusMsg{ID: id}, s.opt.Uncompressed)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, errorDoc{err.Error()})
+		return
+	}
+	var reply statusReply
+	if err := s.call(s.syncC, node, addr, "status", body, &reply); err != nil {
+		writeJSON(w, http.StatusBadGateway, errorDoc{fmt.Sprintf("purge %s was issued on node %s, which did not answer: %v; ask its admin API", clip(id), clip(node), err)})
+		return
+	}
+	if !reply.Found {
+		writeJSON(w, http.StatusNotFound, errorDoc{fmt.Sprintf("purge %s is not known to node %s, which issued it: it tracks its last purges since it started", clip(id), clip(node))})
+		return
+	}
+	writeJSON(w, http.StatusOK, reply.Doc)
 }
 
 func (s *Service) serveStats(w http.ResponseWriter, r *http.Request) {

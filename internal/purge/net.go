@@ -367,6 +367,8 @@ func (s *Service) compact(peers []Member, now time.Time) {
 //
 //	POST /_weir/purge/batch  purges pushed by their issuing node
 //	POST /_weir/purge/sync   anti-entropy: marks in, missing entries out
+//	POST /_weir/purge/status the status of a purge issued here, for a
+//	                         member whose admin API was asked
 //
 // Every message must carry a valid signature; refusals are counted by
 // reason.
@@ -376,7 +378,7 @@ func (s *Service) PeerHandler() http.Handler {
 
 func (s *Service) servePeer(w http.ResponseWriter, r *http.Request) {
 	kind := strings.TrimPrefix(r.URL.Path, PathPrefix)
-	if kind != "batch" && kind != "sync" {
+	if kind != "batch" && kind != "sync" && kind != "status" {
 		http.Error(w, "weir: no purge endpoint "+clip(r.URL.Path), http.StatusNotFound)
 		return
 	}
@@ -436,6 +438,17 @@ func (s *Service) servePeer(w http.ResponseWriter, r *http.Request) {
 		}
 		entries, gaps, more := s.plog.Missing(msg.Marks, limit)
 		s.reply(w, kind, info.nonce, syncReply{Marks: s.plog.Marks(), Entries: entries, Gaps: gaps, More: more})
+	case "status":
+		var msg statusMsg
+		if err := decode(body, enc, &msg); err != nil {
+			s.refuse(w, r, &verifyError{rejectBadBody, err.Error()})
+			return
+		}
+		var reply statusReply
+		if node, inc, seq, err := ParseID(msg.ID); err == nil && node == s.self.Node {
+			reply.Doc, reply.Found = s.Status(inc, seq)
+		}
+		s.reply(w, kind, info.nonce, reply)
 	}
 }
 

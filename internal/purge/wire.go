@@ -292,3 +292,14 @@ type syncReply struct {
 	Gaps    []Mark  `json:"gaps"`
 	More    bool    `json:"more"`
 }
+
+// statusMsg asks the node that issued a purge for its status.
+type statusMsg struct {
+	ID string `json:"id"`
+}
+
+// statusReply answers a statusMsg.
+type statusReply struct {
+	Found bool      `json:"found"`
+	Doc   StatusDoc `json:"doc"`
+}
