@@ -21,7 +21,7 @@ import (
 //	GET  /purge/{id}  a purge's per-node acknowledgements (role viewer); the
 //	                  issuing node tracks them, other members ask it
 
-//	GET  /purge       this node's purge counters and lag (role viewer)
+// GET  /purge       this node's purge counters and lag (role viewer)
 func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /purge", s.servePost)
 	mux.HandleFunc("GET /purge/{id}", s.serveStatus)
