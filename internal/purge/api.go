@@ -20,8 +20,7 @@ import (
 //	POST /purge       issue a purge (role purge): {"urls","prefixes","tags","hosts","all","soft"} → {"id"}
 //	GET  /purge/{id}  a purge's per-node acknowledgements (role viewer); the
 //	                  issuing node tracks them, other members ask it
-
-// GET  /purge       this node's purge counters and lag (role viewer)
+//	GET  /purge       this node's purge counters and lag (role viewer)
 func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /purge", s.servePost)
 	mux.HandleFunc("GET /purge/{id}", s.serveStatus)
