@@ -215,7 +215,7 @@ func demoConfigs(nodes int, originURL string, f *serveFlags) ([]*config.Config, 
 			cfg.Cluster.PeerListen = "127.0.0.1:0"
 			cfg.Cluster.KeyFile = keyFile
 		}
-		cfg.AdminTokensFile = f.tokensFile
+		cfg.AdminTokensFile, cfg.AuditLog = f.tokensFile, f.auditLog
 		cfg.ApplyDefaults()
 		cfgs = append(cfgs, cfg)
 	}

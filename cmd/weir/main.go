@@ -36,6 +36,7 @@ const usage = `weir: a caching HTTP edge (self-hosted CDN node)
 
 Usage:
   weir serve --origin URL [--listen ADDR] [--admin-listen ADDR] [--config FILE] [--procs N]
+             [--admin-tokens-file FILE] [--audit-log FILE]
              [--node NAME --cluster-listen ADDR --peer-listen ADDR [--join ADDR[,ADDR...]]
               --cluster-key-file FILE | --insecure-cluster]
   weir demo [--nodes N] [--listen ADDR] [--admin-listen ADDR] [--load DURATION] [--procs N]
