@@ -60,30 +60,34 @@ func NewHandler(opt Options) http.Handler {
 		if opt.Status != nil {
 			doc = opt.Status()
 		}
-		writeJSON(w, http.StatusOK, doc)
+		WriteJSON(w, http.StatusOK, doc)
 	})
 	mux.HandleFunc("GET /cluster", func(w http.ResponseWriter, r *http.Request) {
 		if opt.Cluster == nil {
-			writeJSON(w, http.StatusNotFound, errorDoc{"this node is not part of a cluster: set cluster.listen (--cluster-listen) to enable it"})
+			WriteJSON(w, http.StatusNotFound, ErrorDoc{"this node is not part of a cluster: set cluster.listen (--cluster-listen) to enable it"})
 			return
 		}
 		doc, err := opt.Cluster(r.URL.Query().Get("key"))
 		if err != nil {
-			writeJSON(w, http.StatusBadRequest, errorDoc{err.Error()})
+			WriteJSON(w, http.StatusBadRequest, ErrorDoc{err.Error()})
 			return
 		}
-		writeJSON(w, http.StatusOK, doc)
+		WriteJSON(w, http.StatusOK, doc)
 	})
 	return mux
 }
 
-type errorDoc struct {
+// ErrorDoc is the JSON body of an error answer.
+type ErrorDoc struct {
 	Error string `json:"error"`
 }
 
-func writeJSON(w http.ResponseWriter, status int, doc any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+// WriteJSON answers with doc as indented JSON, never cached.
+func WriteJSON(w http.ResponseWriter, status int, doc any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -431,5 +431,5 @@ func WriteAuthError(w http.ResponseWriter, err *AuthError) {
 	if err.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="weir"`)
 	}
-	writeJSON(w, err.Status, errorDoc{err.Reason})
+	WriteJSON(w, err.Status, ErrorDoc{err.Reason})
 }

@@ -35,10 +35,6 @@ type IDDoc struct {
 	ID string `json:"id"`
 }
 
-type errorDoc struct {
-	Error string `json:"error"`
-}
-
 func (s *Service) servePost(w http.ResponseWriter, r *http.Request) {
 	rec := admin.AuditRecord{Action: "purge", From: r.RemoteAddr, Via: "admin"}
 	ok := s.allow(w, r, admin.RolePurge, &rec)
@@ -104,7 +100,7 @@ func (s *Service) issue(w http.ResponseWriter, rec *admin.AuditRecord, req Reque
 	}
 	rec.ID, rec.Status, rec.Result = e.ID(), http.StatusOK, "ok"
 	s.audit(rec)
-	writeJSON(w, http.StatusOK, IDDoc{ID: e.ID()})
+	admin.WriteJSON(w, http.StatusOK, IDDoc{ID: e.ID()})
 }
 
 func (s *Service) serveStatus(w http.ResponseWriter, r *http.Request) {
@@ -115,7 +111,7 @@ func (s *Service) serveStatus(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	node, inc, seq, err := ParseID(id)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, errorDoc{err.Error()})
+		admin.WriteJSON(w, http.StatusBadRequest, admin.ErrorDoc{Error: err.Error()})
 		return
 	}
 	if node != s.self.Node {
@@ -128,10 +124,10 @@ func (s *Service) serveStatus(w http.ResponseWriter, r *http.Request) {
 		if inc != s.self.Inc {
 			msg = fmt.Sprintf("purge %s was issued before this node restarted; its acknowledgements were not kept", clip(id))
 		}
-		writeJSON(w, http.StatusNotFound, errorDoc{msg})
+		admin.WriteJSON(w, http.StatusNotFound, admin.ErrorDoc{Error: msg})
 		return
 	}
-	writeJSON(w, http.StatusOK, doc)
+	admin.WriteJSON(w, http.StatusOK, doc)
 }
 
 // relayStatus answers GET /purge/{id} for a purge issued on another
@@ -147,24 +143,24 @@ func (s *Service) relayStatus(w http.ResponseWriter, id, node string) {
 		}
 	}
 	if addr == "" {
-		writeJSON(w, http.StatusNotFound, errorDoc{fmt.Sprintf("purge %s was issued on node %s, which alone tracks its acknowledgements and is not a member now", clip(id), clip(node))})
+		admin.WriteJSON(w, http.StatusNotFound, admin.ErrorDoc{Error: fmt.Sprintf("purge %s was issued on node %s, which alone tracks its acknowledgements and is not a member now", clip(id), clip(node))})
 		return
 	}
 	body, err := encode(statusMsg{ID: id}, s.opt.Uncompressed)
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, errorDoc{err.Error()})
+		admin.WriteJSON(w, http.StatusInternalServerError, admin.ErrorDoc{Error: err.Error()})
 		return
 	}
 	var reply statusReply
 	if err := s.call(s.syncC, node, addr, "status", body, &reply); err != nil {
-		writeJSON(w, http.StatusBadGateway, errorDoc{fmt.Sprintf("purge %s was issued on node %s, which did not answer: %v; ask its admin API", clip(id), clip(node), err)})
+		admin.WriteJSON(w, http.StatusBadGateway, admin.ErrorDoc{Error: fmt.Sprintf("purge %s was issued on node %s, which did not answer: %v; ask its admin API", clip(id), clip(node), err)})
 		return
 	}
 	if !reply.Found {
-		writeJSON(w, http.StatusNotFound, errorDoc{fmt.Sprintf("purge %s is not known to node %s, which issued it: it tracks its last purges since it started", clip(id), clip(node))})
+		admin.WriteJSON(w, http.StatusNotFound, admin.ErrorDoc{Error: fmt.Sprintf("purge %s is not known to node %s, which issued it: it tracks its last purges since it started", clip(id), clip(node))})
 		return
 	}
-	writeJSON(w, http.StatusOK, reply.Doc)
+	admin.WriteJSON(w, http.StatusOK, reply.Doc)
 }
 
 func (s *Service) serveStats(w http.ResponseWriter, r *http.Request) {
@@ -172,7 +168,7 @@ func (s *Service) serveStats(w http.ResponseWriter, r *http.Request) {
 		admin.WriteAuthError(w, authError(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, s.Stats())
+	admin.WriteJSON(w, http.StatusOK, s.Stats())
 }
 
 // allow authorizes a purge call and takes a token from its caller's rate
@@ -192,7 +188,7 @@ func (s *Service) allow(w http.ResponseWriter, r *http.Request, need admin.Role,
 			s.stats.unaudited.Add(1)
 			s.logLimited("unaudited", "purge: too many calls without a valid token from one address; refusing them without an audit line each", "remote_addr", r.RemoteAddr)
 			w.Header().Set("Retry-After", "1")
-			writeJSON(w, http.StatusTooManyRequests, errorDoc{"too many calls without a valid token from this address"})
+			admin.WriteJSON(w, http.StatusTooManyRequests, admin.ErrorDoc{Error: "too many calls without a valid token from this address"})
 			return false
 		}
 		rec.Status, rec.Result = ae.Status, "refused: "+ae.Reason
@@ -238,21 +234,10 @@ func (s *Service) fail(w http.ResponseWriter, rec *admin.AuditRecord, status int
 		rec.Result = "failed: " + msg
 	}
 	s.audit(rec)
-	writeJSON(w, status, errorDoc{msg})
+	admin.WriteJSON(w, status, admin.ErrorDoc{Error: msg})
 }
 
 func (s *Service) audit(rec *admin.AuditRecord) {
 	rec.Time = time.Now().UTC()
 	s.opt.Audit.Write(*rec)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
 }

@@ -76,13 +76,7 @@ func (l *Log) Add(e Entry, now time.Time) bool {
 	}
 	if e.Seq == sl.hw+1 {
 		sl.hw++
-		for {
-			if _, ok := sl.above[sl.hw+1]; !ok {
-				break
-			}
-			delete(sl.above, sl.hw+1)
-			sl.hw++
-		}
+		sl.advance()
 	} else {
 		if sl.above == nil {
 			sl.above = make(map[uint64]struct{})
@@ -120,15 +114,20 @@ func (l *Log) SkipTo(m Mark, now time.Time) {
 			delete(sl.above, seq)
 		}
 	}
+	sl.advance()
+	sl.compacted = max(sl.compacted, m.HW)
+	sl.touched = now
+}
+
+// advance moves hw over the sequence numbers applied just above it.
+func (sl *streamLog) advance() {
 	for {
 		if _, ok := sl.above[sl.hw+1]; !ok {
-			break
+			return
 		}
 		delete(sl.above, sl.hw+1)
 		sl.hw++
 	}
-	sl.compacted = max(sl.compacted, m.HW)
-	sl.touched = now
 }
 
 // Marks returns the high-water mark of every stream.

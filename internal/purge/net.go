@@ -499,15 +499,17 @@ func (s *Service) refuse(w http.ResponseWriter, r *http.Request, ve *verifyError
 
 // logLimited logs at most once per 10 s per topic.
 func (s *Service) logLimited(topic, msg string, args ...any) {
-	now := time.Now().UnixNano()
-	v, _ := s.stats.logged.LoadOrStore(topic, new(int64))
-	last := v.(*int64)
-	s.mu.Lock()
-	ok := now-*last >= int64(10*time.Second)
+	now := time.Now()
+	c := &s.stats
+	c.loggedMu.Lock()
+	ok := now.Sub(c.logged[topic]) >= 10*time.Second
 	if ok {
-		*last = now
+		if c.logged == nil {
+			c.logged = make(map[string]time.Time)
+		}
+		c.logged[topic] = now
 	}
-	s.mu.Unlock()
+	c.loggedMu.Unlock()
 	if ok {
 		s.log.Warn(msg, args...)
 	}

@@ -19,7 +19,8 @@ type counters struct {
 	pulled, gaps, unaudited        atomic.Int64
 	rejectedMu                     sync.Mutex
 	rejected                       map[string]int64
-	logged                         sync.Map // topic → *int64, last log time
+	loggedMu                       sync.Mutex
+	logged                         map[string]time.Time // topic → when last logged
 }
 
 func (c *counters) reject(reason string) {

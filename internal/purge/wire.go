@@ -193,12 +193,7 @@ func (c *replayCache) add(info sigInfo, now time.Time) bool {
 		return false
 	}
 	if len(c.seen) >= maxReplayEntries {
-		n := now.UnixNano()
-		for k, exp := range c.seen {
-			if exp < n {
-				delete(c.seen, k)
-			}
-		}
+		c.pruneLocked(now)
 		if len(c.seen) >= maxReplayEntries {
 			return false
 		}
@@ -209,9 +204,13 @@ func (c *replayCache) add(info sigInfo, now time.Time) bool {
 
 // prune forgets expired nonces.
 func (c *replayCache) prune(now time.Time) {
-	n := now.UnixNano()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.pruneLocked(now)
+}
+
+func (c *replayCache) pruneLocked(now time.Time) {
+	n := now.UnixNano()
 	for k, exp := range c.seen {
 		if exp < n {
 			delete(c.seen, k)
