@@ -239,7 +239,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	stop := tuneRuntime(cfg)
 	defer stop()
-	return waitAndDrain(ctx, n, time.Duration(cfg.Server.ShutdownTimeout))
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return waitAndDrain(ctx, n, hup, time.Duration(cfg.Server.ShutdownTimeout))
 }
 
 // tuneRuntime applies server.procs, sets the Go memory limit from the
@@ -262,12 +265,10 @@ func tuneRuntime(cfg *config.Config) (stop func()) {
 	}
 }
 
-// waitAndDrain serves until a signal or a listener failure, then drains.
-// SIGHUP re-reads the API tokens file and reopens the audit log meanwhile.
-func waitAndDrain(ctx context.Context, n *node.Node, timeout time.Duration) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+// waitAndDrain serves until ctx ends or a listener fails, then drains.
+// Each value on reload (SIGHUP) re-reads the API tokens file and reopens
+// the audit log meanwhile.
+func waitAndDrain(ctx context.Context, n *node.Node, reload <-chan os.Signal, timeout time.Duration) error {
 	var err error
 wait:
 	for {
@@ -276,7 +277,7 @@ wait:
 			break wait
 		case err = <-n.Err():
 			break wait
-		case <-hup:
+		case <-reload:
 			_ = n.Reload() // logged; the previous tokens and audit file stay on error
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -156,5 +157,43 @@ func TestPurgeRateLimitAndTokenReload(t *testing.T) {
 	}
 	if resp := post("second"); resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusOK {
 		t.Errorf("after a failed reload the token in force gets %d", resp.StatusCode)
+	}
+}
+
+// TestSIGHUPReloadsTokens: while serving, a value on the reload channel
+// (SIGHUP in serve) re-reads the tokens file; ending the context drains.
+func TestSIGHUPReloadsTokens(t *testing.T) {
+	n, _, _, tokens := purgeNode(t, "old", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	reload := make(chan os.Signal, 1)
+	done := make(chan error, 1)
+	go func() { done <- waitAndDrain(ctx, n, reload, 5*time.Second) }()
+	status := func(token string) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+n.AdminAddr()+"/purge", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if err := os.WriteFile(tokens, []byte("ops admin "+admin.HashToken("new")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reload <- syscall.SIGHUP
+	deadline := time.Now().Add(5 * time.Second)
+	for status("new") != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("the new token is still refused 5 s after the reload signal")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := status("old"); got != http.StatusUnauthorized {
+		t.Errorf("the removed token gets %d, want 401", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("drain: %v", err)
 	}
 }
