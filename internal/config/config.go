@@ -52,6 +52,14 @@ const (
 	DefaultPurgeRateLimit     = 50.0
 	DefaultPurgeRateBurst     = 500
 
+	DefaultLogLevel         = "info"
+	DefaultLogFormat        = "json"
+	DefaultAccessLogSample  = 1.0
+	DefaultRequestIDHeader  = "X-Request-Id"
+	DefaultTraceSampleRatio = 0.01
+	DefaultTraceTimeout     = Duration(10 * time.Second)
+	DefaultServiceName      = "weir"
+
 	// DefaultOriginName is the origin that SetOrigin (the --origin flag)
 	// creates or changes.
 	DefaultOriginName = "default"
@@ -101,6 +109,10 @@ type Config struct {
 	// Purge tunes purge propagation and its guarantees. Its zero value
 	// means every default.
 	Purge Purge `yaml:"purge"`
+
+	// Telemetry sets logs, the access log and tracing. Its zero value
+	// means every default: JSON logs at info, no access log, tracing off.
+	Telemetry Telemetry `yaml:"telemetry"`
 
 	// Origins are the backends Weir fetches from. At least one is
 	// required, so the zero value (none) is invalid unless the --origin
@@ -295,6 +307,75 @@ type Purge struct {
 	RateBurst int `yaml:"rate_burst"`
 }
 
+// Telemetry sets the process log, the access log and tracing. Logs are
+// JSON lines on stdout; lines about one request carry its request_id
+// and, when it is traced, its trace_id. Secrets (Authorization, Cookie,
+// query strings) are never logged.
+type Telemetry struct {
+	// LogLevel is the least severe level logged: debug, info, warn or
+	// error. The --log-level flag overrides it. The zero value "" means
+	// info.
+	LogLevel string `yaml:"log_level"`
+
+	// LogFormat is how log lines are written: json (one JSON object per
+	// line) or text (key=value pairs). The zero value "" means json.
+	LogFormat string `yaml:"log_format"`
+
+	// AccessLog writes one line per edge request (msg "access") to the
+	// process log. The zero value false means no access log.
+	AccessLog bool `yaml:"access_log"`
+
+	// AccessLogSample is the fraction, in (0, 1], of requests that the
+	// access log writes; responses with status 500 or more are always
+	// written. It must be within [0, 1]. The zero value means 1: every
+	// request.
+	AccessLogSample float64 `yaml:"access_log_sample"`
+
+	// RequestIDHeader is the request header field whose value, when it is
+	// a valid id (1 to 64 characters of A-Z a-z 0-9 . _ : -), is used as
+	// the request's id instead of a new one; the id is sent back in the
+	// same response field and to the origin. It must be a valid HTTP
+	// field name (a token). The zero value "" means "X-Request-Id".
+	RequestIDHeader string `yaml:"request_id_header"`
+
+	// Tracing exports OpenTelemetry traces. Its zero value, with no
+	// endpoint, means tracing off.
+	Tracing Tracing `yaml:"tracing"`
+}
+
+// Tracing exports request traces with the OTLP/HTTP exporter, taking
+// part in W3C trace context (traceparent). Its zero value, with Endpoint
+// empty, means tracing off.
+type Tracing struct {
+	// Endpoint is the collector's OTLP/HTTP traces URL, such as
+	// "http://127.0.0.1:4318/v1/traces". It must be an absolute http or
+	// https URL with a host. The zero value "" means tracing off.
+	Endpoint string `yaml:"endpoint"`
+
+	// SampleRatio is the fraction of traces recorded, decided by trace id
+	// so that every node with the same ratio records the same traces; a
+	// client's sampled flag is not trusted. It must be within [0, 1]. The
+	// zero value means 0.01 (1%).
+	SampleRatio float64 `yaml:"sample_ratio"`
+
+	// Timeout bounds one export to the collector, from 100ms to 1m. The
+	// zero value means 10s.
+	Timeout Duration `yaml:"timeout"`
+
+	// Headers are extra HTTP request header fields sent to the collector,
+	// such as authorization. Names must be tokens; values must not contain
+	// CR, LF or NUL. Values may be secrets, so no message ever shows one.
+	// The zero value nil means none.
+	Headers map[string]string `yaml:"headers"`
+
+	// ServiceName is the service.name resource attribute of the spans.
+	// The zero value "" means "weir".
+	ServiceName string `yaml:"service_name"`
+}
+
+// Enabled reports whether tracing is on, that is whether Endpoint is set.
+func (t *Tracing) Enabled() bool { return t.Endpoint != "" }
+
 // Enabled reports whether this node is a cluster member, that is whether
 // Listen is set.
 func (c *Cluster) Enabled() bool { return c.Listen != "" }
@@ -404,7 +485,8 @@ type Host struct {
 // graceful shutdown waits 15s. The node is standalone; once
 // cluster.listen is set it owns a share of weight 100, fills misses from
 // the key's owner (tiered fill), gives a peer 1s to accept a connection
-// and 5s to answer.
+// and 5s to answer. Logs are JSON lines at info, without an access log,
+// and tracing is off.
 func Default() *Config {
 	c := &Config{
 		Cache: Cache{
@@ -450,6 +532,14 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Purge.MaxLogEntries, DefaultPurgeLogEntries)
 	setDefault(&c.Purge.RateLimit, DefaultPurgeRateLimit)
 	setDefault(&c.Purge.RateBurst, DefaultPurgeRateBurst)
+
+	setDefault(&c.Telemetry.LogLevel, DefaultLogLevel)
+	setDefault(&c.Telemetry.LogFormat, DefaultLogFormat)
+	setDefault(&c.Telemetry.AccessLogSample, DefaultAccessLogSample)
+	setDefault(&c.Telemetry.RequestIDHeader, DefaultRequestIDHeader)
+	setDefault(&c.Telemetry.Tracing.SampleRatio, DefaultTraceSampleRatio)
+	setDefault(&c.Telemetry.Tracing.Timeout, DefaultTraceTimeout)
+	setDefault(&c.Telemetry.Tracing.ServiceName, DefaultServiceName)
 
 	for i := range c.Origins {
 		c.Origins[i].applyDefaults()

@@ -213,6 +213,8 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) {
 	switch t.Kind() {
 	case reflect.Struct:
 		c.checkMapping(n, t, path)
+	case reflect.Map:
+		c.checkMap(n, t, path)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			hint := ""
@@ -278,6 +280,42 @@ func (c *checker) checkMapping(n *yaml.Node, t reflect.Type, path string) {
 			continue
 		}
 		c.check(v, ft, joinPath(path, name))
+	}
+}
+
+// checkMap checks the mapping node n against map type t, whose keys are
+// strings: any plain key is allowed, once. Its messages never show a
+// string value, which may be a secret.
+func (c *checker) checkMap(n *yaml.Node, t reflect.Type, path string) {
+	if n.Kind != yaml.MappingNode {
+		c.errorf(n.Line, "%s: expected key: value pairs, found %s", path, describeNode(n))
+		return
+	}
+	firstLine := make(map[string]int)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := resolveAlias(n.Content[i]), n.Content[i+1]
+		if k == nil || k.Kind != yaml.ScalarNode || isNull(k) {
+			c.errorf(n.Content[i].Line, "keys in %s must be plain names, found %s", path, describeNode(n.Content[i]))
+			continue
+		}
+		if isMergeKey(k) {
+			c.checkMerge(v, t, path, "in "+path)
+			continue
+		}
+		if line, dup := firstLine[k.Value]; dup {
+			c.errorf(k.Line, "key %q appears twice in %s (first at line %d); keep one", k.Value, path, line)
+			continue
+		}
+		firstLine[k.Value] = k.Line
+		p := joinPath(path, k.Value)
+		if s := resolveAlias(v); s != nil && s.Kind == yaml.ScalarNode && !isNull(s) && t.Elem().Kind() == reflect.String {
+			// Values may be secrets (tracing headers): never show one.
+			if err := s.Decode(reflect.New(t.Elem()).Interface()); err != nil {
+				c.errorf(s.Line, "%s: cannot use this value as a string; write it plain or quoted, without a tag (the value is not shown, as it may be a secret)", p)
+			}
+			continue
+		}
+		c.check(v, t.Elem(), p)
 	}
 }
 
@@ -369,7 +407,7 @@ func describeType(t reflect.Type) string {
 		return "a number"
 	case reflect.String:
 		return "a string"
-	case reflect.Struct:
+	case reflect.Struct, reflect.Map:
 		return "key: value pairs"
 	case reflect.Slice:
 		return "a list"

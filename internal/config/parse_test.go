@@ -166,6 +166,49 @@ cluster:
 			}),
 		},
 		{
+			name: "telemetry",
+			yaml: `
+telemetry:
+  log_level: debug
+  log_format: text
+  access_log: true
+  access_log_sample: 0.25
+  request_id_header: X-Trace-Ref
+  tracing:
+    endpoint: https://otel.internal:4318/v1/traces
+    sample_ratio: 0.5
+    timeout: 2s
+    headers:
+      Authorization: Bearer s3cret
+      X-Scope-OrgID: "42"
+    service_name: weir-edge
+`,
+			want: withDefaults(func(c *config.Config) {
+				c.Telemetry = config.Telemetry{
+					LogLevel:        "debug",
+					LogFormat:       "text",
+					AccessLog:       true,
+					AccessLogSample: 0.25,
+					RequestIDHeader: "X-Trace-Ref",
+					Tracing: config.Tracing{
+						Endpoint:    "https://otel.internal:4318/v1/traces",
+						SampleRatio: 0.5,
+						Timeout:     config.Duration(2 * time.Second),
+						Headers:     map[string]string{"Authorization": "Bearer s3cret", "X-Scope-OrgID": "42"},
+						ServiceName: "weir-edge",
+					},
+				}
+			}),
+		},
+		{
+			name: "telemetry, partly set, keeps defaults",
+			yaml: "telemetry:\n  access_log: true\n  access_log_sample: 0\n  tracing:\n    endpoint: http://127.0.0.1:4318/v1/traces\n    headers: {}\n",
+			want: withDefaults(func(c *config.Config) {
+				c.Telemetry.AccessLog = true
+				c.Telemetry.Tracing.Endpoint = "http://127.0.0.1:4318/v1/traces"
+			}),
+		},
+		{
 			name: "anchors and merge keys",
 			yaml: `
 origins:
@@ -210,7 +253,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "unknown top-level key",
 			yaml: "node: a\n\nlisten_addr: :80\n",
-			want: []string{`weir.yaml:3: unknown key "listen_addr" at the top level (known keys: node, listen, admin_listen, admin_tokens_file, audit_log, cache, server, cluster, purge, origins, hosts); did you mean "listen"?`},
+			want: []string{`weir.yaml:3: unknown key "listen_addr" at the top level (known keys: node, listen, admin_listen, admin_tokens_file, audit_log, cache, server, cluster, purge, telemetry, origins, hosts); did you mean "listen"?`},
 		},
 		{
 			name: "dashes instead of underscores",
@@ -237,6 +280,27 @@ func TestParseErrors(t *testing.T) {
 				`weir.yaml:5: cluster.insecure: cannot use "yes please" as true or false`,
 				`weir.yaml:6: cluster.peer_timeout: duration "5" has no unit; write "5s" for seconds (units: ns, us, ms, s, m, h)`,
 				`weir.yaml:7: unknown key "key" in cluster (known keys: listen, advertise, peer_listen, peer_advertise, join, key_file, insecure, weight, tiered_fill, peer_connect_timeout, peer_timeout)`,
+			},
+		},
+		{
+			name: "telemetry keys and types",
+			yaml: "telemetry:\n  access-log: true\n  access_log_sample: half\n  tracing:\n    timeout: 10\n    headers: Authorization\n",
+			want: []string{
+				`weir.yaml:2: unknown key "access-log" in telemetry (known keys: log_level, log_format, access_log, access_log_sample, request_id_header, tracing); did you mean "access_log"?`,
+				`weir.yaml:3: telemetry.access_log_sample: cannot use "half" as a number`,
+				`weir.yaml:5: telemetry.tracing.timeout: duration "10" has no unit; write "10s" for seconds (units: ns, us, ms, s, m, h)`,
+				`weir.yaml:6: telemetry.tracing.headers: expected key: value pairs, found "Authorization"`,
+			},
+		},
+		{
+			name: "tracing headers, values never shown",
+			yaml: "telemetry:\n  tracing:\n    headers:\n      Authorization: !!int Bearer s3cret\n      X-A: {b: c}\n      X-A: d\n      ~: e\n      [f]: g\n",
+			want: []string{
+				`weir.yaml:4: telemetry.tracing.headers.Authorization: cannot use this value as a string; write it plain or quoted, without a tag (the value is not shown, as it may be a secret)`,
+				`weir.yaml:5: telemetry.tracing.headers.X-A: expected a string, found key: value pairs`,
+				`weir.yaml:6: key "X-A" appears twice in telemetry.tracing.headers (first at line 5); keep one`,
+				`weir.yaml:7: keys in telemetry.tracing.headers must be plain names, found "~"`,
+				`weir.yaml:8: keys in telemetry.tracing.headers must be plain names, found a list`,
 			},
 		},
 		{
@@ -331,7 +395,7 @@ hosts:
 			name: "every problem at once, in document order",
 			yaml: "nodee: a\ncache:\n  max_size: big\norigins:\n  - name: a\n    urll: http://x\n",
 			want: []string{
-				`weir.yaml:1: unknown key "nodee" at the top level (known keys: node, listen, admin_listen, admin_tokens_file, audit_log, cache, server, cluster, purge, origins, hosts); did you mean "node"?`,
+				`weir.yaml:1: unknown key "nodee" at the top level (known keys: node, listen, admin_listen, admin_tokens_file, audit_log, cache, server, cluster, purge, telemetry, origins, hosts); did you mean "node"?`,
 				`weir.yaml:3: cache.max_size: size "big" does not start with a number; write a byte count like 65536 or a number with a unit like 256MiB`,
 				`weir.yaml:6: unknown key "urll" in origins[0] (known keys: name, url, host_header, connect_timeout, tls_handshake_timeout, response_header_timeout, body_idle_timeout, max_idle_conns, max_conns); did you mean "url"?`,
 			},

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
@@ -24,6 +25,11 @@ const (
 	// MaxPeerTimeout bounds cluster.peer_connect_timeout and
 	// cluster.peer_timeout.
 	MaxPeerTimeout = Duration(time.Minute)
+
+	// MinTraceTimeout and MaxTraceTimeout bound
+	// telemetry.tracing.timeout.
+	MinTraceTimeout = Duration(100 * time.Millisecond)
+	MaxTraceTimeout = Duration(time.Minute)
 )
 
 // Validate reports every problem in c at once, joined with errors.Join,
@@ -54,6 +60,7 @@ func (c *Config) Validate() error {
 	v.server(e.Server)
 	v.cluster(e.Cluster, e.Listen, e.AdminListen)
 	v.purge(e.Purge)
+	v.telemetry(e.Telemetry)
 	names := v.origins(e.Origins)
 	v.hosts(e.Hosts, names)
 	return errors.Join(v.errs...)
@@ -206,6 +213,73 @@ func (v *validator) purge(p Purge) {
 	}
 	if p.RateBurst < 1 || p.RateBurst > 1_000_000 {
 		v.add("purge.rate_burst", "%d is not between 1 and 1000000", p.RateBurst)
+	}
+}
+
+// logLevels and logFormats are the values telemetry.log_level and
+// telemetry.log_format accept.
+var (
+	logLevels  = []string{"debug", "info", "warn", "error"}
+	logFormats = []string{"json", "text"}
+)
+
+// telemetry checks the telemetry section. Tracing header values may be
+// secrets: messages name the header, never its value.
+func (v *validator) telemetry(t Telemetry) {
+	if !slices.Contains(logLevels, t.LogLevel) {
+		v.add("telemetry.log_level", "%q is not one of %s", t.LogLevel, strings.Join(logLevels, ", "))
+	}
+	if !slices.Contains(logFormats, t.LogFormat) {
+		v.add("telemetry.log_format", "%q is not one of %s", t.LogFormat, strings.Join(logFormats, ", "))
+	}
+	if !(t.AccessLogSample >= 0 && t.AccessLogSample <= 1) {
+		v.add("telemetry.access_log_sample", "%v is not between 0 and 1; 0.1 writes 10%% of requests (and every response with status 500 or more), 0 or 1 writes all", t.AccessLogSample)
+	}
+	if !isToken(t.RequestIDHeader) {
+		v.add("telemetry.request_id_header", "%q is not a valid header field name (RFC 9110 §5.1 allows letters, digits and !#$%%&'*+-.^_`|~), such as %q", t.RequestIDHeader, DefaultRequestIDHeader)
+	}
+
+	tr := t.Tracing
+	if tr.Endpoint != "" {
+		v.traceEndpoint("telemetry.tracing.endpoint", tr.Endpoint)
+	}
+	if !(tr.SampleRatio >= 0 && tr.SampleRatio <= 1) {
+		v.add("telemetry.tracing.sample_ratio", "%v is not between 0 and 1; 0.01 traces 1%% of requests whose client sent no sampled traceparent, 0 means the default (%v)", tr.SampleRatio, DefaultTraceSampleRatio)
+	}
+	if tr.Timeout < MinTraceTimeout || tr.Timeout > MaxTraceTimeout {
+		v.add("telemetry.tracing.timeout", "%s is not between %s and %s; it bounds one export to the collector", tr.Timeout, MinTraceTimeout, MaxTraceTimeout)
+	}
+	for _, name := range slices.Sorted(maps.Keys(tr.Headers)) {
+		if !isToken(name) {
+			v.add("telemetry.tracing.headers", "%q is not a valid header field name (RFC 9110 §5.1 allows letters, digits and !#$%%&'*+-.^_`|~)", name)
+		}
+		if strings.ContainsAny(tr.Headers[name], "\r\n\x00") {
+			v.add("telemetry.tracing.headers", "the value of %q contains CR, LF or NUL, which cannot be sent in a header field; remove them (the value is not shown, as it may be a secret)", name)
+		}
+	}
+}
+
+// traceEndpoint checks an OTLP/HTTP endpoint: an absolute http or https
+// URL with a host. Messages show the URL without its password.
+func (v *validator) traceEndpoint(path, raw string) {
+	const example = "http://127.0.0.1:4318/v1/traces"
+	if !strings.Contains(raw, "://") {
+		v.add(path, "%q has no scheme; write an absolute URL such as %q", redactURL(raw), example)
+		return
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		v.add(path, "cannot parse %q: %v; write a URL such as %q", redactURL(raw), errors.Unwrap(err), example)
+		return
+	}
+	shown := u.Redacted()
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		v.add(path, "scheme %q in %q is not supported; use http:// or https://", u.Scheme, shown)
+	case u.Hostname() == "":
+		v.add(path, "%q has no host; write one such as %q", shown, example)
+	case strings.HasSuffix(u.Host, ":") || u.Port() != "" && !isPort(u.Port()):
+		v.add(path, "port in %q is not a number from 1 to 65535", shown)
 	}
 }
 

@@ -306,6 +306,121 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{
+			name: "telemetry zero values mean defaults",
+			edit: func(c *config.Config) { c.Telemetry = config.Telemetry{} },
+		},
+		{
+			name: "telemetry, every key set",
+			edit: func(c *config.Config) {
+				c.Telemetry = config.Telemetry{
+					LogLevel: "warn", LogFormat: "text", AccessLog: true, AccessLogSample: 0.001,
+					RequestIDHeader: "X-Correlation-ID",
+					Tracing: config.Tracing{
+						Endpoint:    "https://user:pw@[2001:db8::1]:4318/v1/traces?tenant=a",
+						SampleRatio: 1,
+						Timeout:     config.MaxTraceTimeout,
+						Headers:     map[string]string{"Authorization": "Bearer x", "X-Empty": ""},
+						ServiceName: "edge",
+					},
+				}
+			},
+		},
+		{
+			name: "telemetry bounds",
+			edit: func(c *config.Config) {
+				c.Telemetry.AccessLogSample = 1
+				c.Telemetry.Tracing = config.Tracing{Endpoint: "http://otel:4318/v1/traces", SampleRatio: 0.000001, Timeout: config.MinTraceTimeout}
+			},
+		},
+		{
+			name: "telemetry logs",
+			edit: func(c *config.Config) {
+				c.Telemetry.LogLevel = "verbose"
+				c.Telemetry.LogFormat = "logfmt"
+				c.Telemetry.AccessLogSample = 1.5
+				c.Telemetry.RequestIDHeader = "X Request Id"
+			},
+			want: []string{
+				`telemetry.log_level: "verbose" is not one of debug, info, warn, error`,
+				`telemetry.log_format: "logfmt" is not one of json, text`,
+				`telemetry.access_log_sample: 1.5 is not between 0 and 1; 0.1 writes 10% of requests (and every response with status 500 or more), 0 or 1 writes all`,
+				"telemetry.request_id_header: \"X Request Id\" is not a valid header field name (RFC 9110 §5.1 allows letters, digits and !#$%&'*+-.^_`|~), such as \"X-Request-Id\"",
+			},
+		},
+		{
+			name: "telemetry level names are lower case",
+			edit: func(c *config.Config) {
+				c.Telemetry.LogLevel = "INFO"
+				c.Telemetry.LogFormat = "JSON"
+				c.Telemetry.AccessLogSample = math.NaN()
+				c.Telemetry.RequestIDHeader = "X-Request-Id:"
+			},
+			want: []string{
+				`telemetry.log_level: "INFO" is not one of debug, info, warn, error`,
+				`telemetry.log_format: "JSON" is not one of json, text`,
+				`telemetry.access_log_sample: NaN is not between 0 and 1; 0.1 writes 10% of requests (and every response with status 500 or more), 0 or 1 writes all`,
+				"telemetry.request_id_header: \"X-Request-Id:\" is not a valid header field name (RFC 9110 §5.1 allows letters, digits and !#$%&'*+-.^_`|~), such as \"X-Request-Id\"",
+			},
+		},
+		{
+			name: "negative access log sample",
+			edit: func(c *config.Config) { c.Telemetry.AccessLogSample = -0.5 },
+			want: []string{`telemetry.access_log_sample: -0.5 is not between 0 and 1; 0.1 writes 10% of requests (and every response with status 500 or more), 0 or 1 writes all`},
+		},
+		{
+			name: "tracing ratio and timeout",
+			edit: func(c *config.Config) {
+				c.Telemetry.Tracing.SampleRatio = math.NaN()
+				c.Telemetry.Tracing.Timeout = config.Duration(50 * time.Millisecond)
+			},
+			want: []string{
+				`telemetry.tracing.sample_ratio: NaN is not between 0 and 1; 0.01 traces 1% of requests whose client sent no sampled traceparent, 0 means the default (0.01)`,
+				`telemetry.tracing.timeout: 50ms is not between 100ms and 1m; it bounds one export to the collector`,
+			},
+		},
+		{
+			name: "tracing ratio and timeout too large",
+			edit: func(c *config.Config) {
+				c.Telemetry.Tracing.SampleRatio = 1.01
+				c.Telemetry.Tracing.Timeout = config.Duration(2 * time.Minute)
+			},
+			want: []string{
+				`telemetry.tracing.sample_ratio: 1.01 is not between 0 and 1; 0.01 traces 1% of requests whose client sent no sampled traceparent, 0 means the default (0.01)`,
+				`telemetry.tracing.timeout: 2m is not between 100ms and 1m; it bounds one export to the collector`,
+			},
+		},
+		{
+			name: "negative tracing ratio and timeout",
+			edit: func(c *config.Config) {
+				c.Telemetry.Tracing.SampleRatio = -1
+				c.Telemetry.Tracing.Timeout = config.Duration(-time.Second)
+			},
+			want: []string{
+				`telemetry.tracing.sample_ratio: -1 is not between 0 and 1; 0.01 traces 1% of requests whose client sent no sampled traceparent, 0 means the default (0.01)`,
+				`telemetry.tracing.timeout: -1s is not between 100ms and 1m; it bounds one export to the collector`,
+			},
+		},
+		{
+			name: "tracing headers, values never shown",
+			edit: func(c *config.Config) {
+				c.Telemetry.Tracing.Headers = map[string]string{
+					"Authorization": "Bearer s3cret\r\nX-Evil: 1",
+					"X-Nul":         "s3cret\x00",
+					"X-Lf":          "s3cret\n",
+					"bad name":      "ok",
+					"":              "ok",
+					"X-Ok":          "s3cret",
+				}
+			},
+			want: []string{
+				`telemetry.tracing.headers: "" is not a valid header field name (RFC 9110 §5.1 allows letters, digits and !#$%&'*+-.^_` + "`|~)",
+				`telemetry.tracing.headers: the value of "Authorization" contains CR, LF or NUL, which cannot be sent in a header field; remove them (the value is not shown, as it may be a secret)`,
+				`telemetry.tracing.headers: the value of "X-Lf" contains CR, LF or NUL, which cannot be sent in a header field; remove them (the value is not shown, as it may be a secret)`,
+				`telemetry.tracing.headers: the value of "X-Nul" contains CR, LF or NUL, which cannot be sent in a header field; remove them (the value is not shown, as it may be a secret)`,
+				`telemetry.tracing.headers: "bad name" is not a valid header field name (RFC 9110 §5.1 allows letters, digits and !#$%&'*+-.^_` + "`|~)",
+			},
+		},
+		{
 			name: "no origins or hosts",
 			edit: func(c *config.Config) { c.Origins, c.Hosts = nil, nil },
 			want: []string{
@@ -515,6 +630,80 @@ func TestValidate(t *testing.T) {
 				t.Errorf("Validate changed the config")
 			}
 		})
+	}
+}
+
+func TestValidateTraceEndpoint(t *testing.T) {
+	tests := []struct {
+		endpoint string
+		want     string // want is the error line; "" means valid.
+	}{
+		{endpoint: ""},
+		{endpoint: "http://127.0.0.1:4318/v1/traces"},
+		{endpoint: "https://otel.example.com/v1/traces"},
+		{endpoint: "http://[::1]:4318"},
+		{endpoint: "127.0.0.1:4318/v1/traces", want: `"127.0.0.1:4318/v1/traces" has no scheme; write an absolute URL such as "http://127.0.0.1:4318/v1/traces"`},
+		{endpoint: "/v1/traces", want: `"/v1/traces" has no scheme; write an absolute URL such as "http://127.0.0.1:4318/v1/traces"`},
+		{endpoint: "grpc://otel:4317", want: `scheme "grpc" in "grpc://otel:4317" is not supported; use http:// or https://`},
+		{endpoint: "http:///v1/traces", want: `"http:///v1/traces" has no host; write one such as "http://127.0.0.1:4318/v1/traces"`},
+		{endpoint: "http://otel:99999/v1/traces", want: `port in "http://otel:99999/v1/traces" is not a number from 1 to 65535`},
+		{endpoint: "http://otel:/v1/traces", want: `port in "http://otel:/v1/traces" is not a number from 1 to 65535`},
+		{endpoint: "ftp://user:s3cret@otel/", want: `scheme "ftp" in "ftp://user:xxxxx@otel/" is not supported; use http:// or https://`},
+		{endpoint: "http://user:s3cret@otel host/", want: `cannot parse "http://user:xxxxx@otel host/": invalid character " " in host name; write a URL such as "http://127.0.0.1:4318/v1/traces"`},
+	}
+	for _, tt := range tests {
+		c := validConfig()
+		c.Telemetry.Tracing.Endpoint = tt.endpoint
+		var want []string
+		if tt.want != "" {
+			want = []string{"telemetry.tracing.endpoint: " + tt.want}
+		}
+		if diff := cmp.Diff(want, errLines(c.Validate())); diff != "" {
+			t.Errorf("endpoint %q: Validate errors (-want +got):\n%s", tt.endpoint, diff)
+		}
+	}
+}
+
+func TestTelemetryDefaults(t *testing.T) {
+	c := &config.Config{}
+	c.ApplyDefaults()
+	want := config.Telemetry{
+		LogLevel:        config.DefaultLogLevel,
+		LogFormat:       config.DefaultLogFormat,
+		AccessLogSample: config.DefaultAccessLogSample,
+		RequestIDHeader: config.DefaultRequestIDHeader,
+		Tracing: config.Tracing{
+			SampleRatio: config.DefaultTraceSampleRatio,
+			Timeout:     config.DefaultTraceTimeout,
+			ServiceName: config.DefaultServiceName,
+		},
+	}
+	if diff := cmp.Diff(want, c.Telemetry); diff != "" {
+		t.Errorf("ApplyDefaults on a zero telemetry (-want +got):\n%s", diff)
+	}
+	if want.LogLevel != "info" || want.LogFormat != "json" || want.AccessLogSample != 1 || want.RequestIDHeader != "X-Request-Id" ||
+		want.Tracing.SampleRatio != 0.01 || want.Tracing.Timeout != config.Duration(10*time.Second) || want.Tracing.ServiceName != "weir" {
+		t.Errorf("telemetry defaults are %+v, want info, json, sample 1, X-Request-Id, ratio 0.01, timeout 10s, service weir as documented", want)
+	}
+	if diff := cmp.Diff(want, config.Default().Telemetry); diff != "" {
+		t.Errorf("Default().Telemetry (-want +got):\n%s", diff)
+	}
+	d := config.Default()
+	if d.Telemetry.AccessLog || d.Telemetry.Tracing.Enabled() || d.Telemetry.Tracing.Headers != nil {
+		t.Errorf("Default() has access log %v, tracing %v, headers %v; want none of them", d.Telemetry.AccessLog, d.Telemetry.Tracing.Enabled(), d.Telemetry.Tracing.Headers)
+	}
+
+	set := config.Config{Telemetry: config.Telemetry{
+		LogLevel: "debug", LogFormat: "text", AccessLog: true, AccessLogSample: 0.5, RequestIDHeader: "X-Id",
+		Tracing: config.Tracing{Endpoint: "http://o", SampleRatio: 0.2, Timeout: 1, Headers: map[string]string{"A": "b"}, ServiceName: "s"},
+	}}
+	before := set.Telemetry
+	set.ApplyDefaults()
+	if diff := cmp.Diff(before, set.Telemetry); diff != "" {
+		t.Errorf("ApplyDefaults changed set telemetry values (-before +after):\n%s", diff)
+	}
+	if !set.Telemetry.Tracing.Enabled() {
+		t.Errorf("Tracing with an endpoint is not enabled")
 	}
 }
 
