@@ -40,7 +40,7 @@ type conn struct {
 	// connections it moves from idle to closed.
 	state atomic.Int32
 
-	ctx    context.Context
+	ctx    *requestContext
 	cancel context.CancelFunc
 
 	// Reused for every request of the connection.
@@ -74,7 +74,8 @@ func newConn(s *Server, nc net.Conn) *conn {
 		remoteAddr: nc.RemoteAddr().String(),
 	}
 	c.state.Store(stateActive)
-	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	cctx, cancel := context.WithCancel(s.ctx)
+	c.ctx, c.cancel = &requestContext{Context: cctx}, cancel
 	c.req = (&http.Request{}).WithContext(c.ctx)
 	c.resp.c = c
 	c.resp.hdr = make(http.Header, 16)
@@ -113,6 +114,7 @@ func (c *conn) serve() {
 		// The read deadline left in place only matters to body reads,
 		// which set their own.
 		ok := c.handle() && c.resp.finish() && !c.resp.closeAfter
+		c.ctx.endRequest()
 		if ok {
 			// Discard what the handler left of the body, so the next
 			// request starts where it should.
@@ -122,6 +124,48 @@ func (c *conn) serve() {
 			return
 		}
 	}
+}
+
+// requestContext is the context of a connection's requests: the
+// connection's, plus one value the handler chain may attach to the
+// current request with SetValue. Attaching it this way costs no copy of
+// the request (http.Request.WithContext); the value is dropped when the
+// request ends, like the request itself.
+type requestContext struct {
+	context.Context
+	key, val any // set by SetValue, nil between requests
+	// last is the value of the connection's previous request, which has
+	// ended: the handler may reuse it rather than allocate anew.
+	last any
+}
+
+// Value returns the value SetValue attached for key, or the connection
+// context's.
+func (c *requestContext) Value(key any) any {
+	if c.key != nil && key == c.key {
+		return c.val
+	}
+	return c.Context.Value(key)
+}
+
+// SetValue attaches val under key to the current request's context,
+// replacing what was attached before. Only the request's goroutine may
+// call it, during ServeHTTP.
+func (c *requestContext) SetValue(key, val any) { c.key, c.val = key, val }
+
+// Recycled returns the value SetValue attached to the connection's
+// previous request, or nil. That request has ended, its response is
+// written, and the connection's requests never overlap: the handler may
+// reset and reuse the value, provided nothing that outlives a request
+// kept a reference into it.
+func (c *requestContext) Recycled() any { return c.last }
+
+// endRequest detaches the request's value and keeps it for reuse.
+func (c *requestContext) endRequest() {
+	if c.val != nil {
+		c.last = c.val
+	}
+	c.key, c.val = nil, nil
 }
 
 // waitForRequest waits, idle, for the first byte of the next request.

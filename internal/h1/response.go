@@ -62,6 +62,12 @@ func (w *response) reset(r *http.Request, closeAfter bool) {
 // Header returns the response header map.
 func (w *response) Header() http.Header { return w.hdr }
 
+// Status returns the status the handler chose, 0 before it chose one.
+func (w *response) Status() int { return w.status }
+
+// BodyBytes returns the body bytes the handler has written.
+func (w *response) BodyBytes() int64 { return w.written }
+
 // WriteHeader records the status. Informational statuses other than 101
 // are sent at once; the final status is sent with the first body bytes.
 func (w *response) WriteHeader(code int) {

@@ -22,7 +22,11 @@
 // returns and are reused for the next request, so a handler must copy
 // what it keeps (the field values themselves are never overwritten). The
 // request's context is the connection's: it ends when the connection
-// closes or the server shuts down.
+// closes or the server shuts down. A handler may attach one value to it
+// for the current request without copying the request, through the
+// context's SetValue(key, val any) method; the value goes with the
+// request when ServeHTTP returns, and the context's Recycled() any method
+// offers it back to the next request on the connection for reuse.
 package h1
 
 import (

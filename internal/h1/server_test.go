@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -710,5 +711,43 @@ func TestStalledRequestBodyTimesOut(t *testing.T) {
 	}
 	if !rc.closed() {
 		t.Fatal("connection kept after a failed body read")
+	}
+}
+
+// TestRequestContextValue: a value attached with SetValue is seen through
+// the request's context, is gone from the next request's, and is offered
+// back to that next request on the same connection (never another's).
+func TestRequestContextValue(t *testing.T) {
+	type key struct{}
+	type setter interface {
+		SetValue(key, val any)
+		Recycled() any
+	}
+	_, addr := start(t, func(w http.ResponseWriter, r *http.Request) {
+		s, ok := r.Context().(setter)
+		if !ok {
+			t.Error("the request context has no SetValue")
+			return
+		}
+		prev, _ := s.Recycled().(string)
+		if r.Context().Value(key{}) != nil {
+			t.Errorf("%s: a value is attached before SetValue", r.URL.Path)
+		}
+		s.SetValue(key{}, r.URL.Path)
+		if got := r.Context().Value(key{}); got != r.URL.Path {
+			t.Errorf("%s: context value %v after SetValue", r.URL.Path, got)
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(prev)))
+		io.WriteString(w, prev)
+	})
+	rc := dial(t, addr)
+	rc.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+	_, b1 := rc.read("GET")
+	_, b2 := rc.read("GET")
+	other := dial(t, addr)
+	other.send("GET /c HTTP/1.1\r\nHost: x\r\n\r\n")
+	_, b3 := other.read("GET")
+	if b1 != "" || b2 != "/a" || b3 != "" {
+		t.Fatalf("recycled values %q %q %q, want \"\", /a (same connection), \"\" (new connection)", b1, b2, b3)
 	}
 }
