@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -22,6 +21,7 @@ import (
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/demo"
 	"github.com/weir-cdn/weir/internal/node"
+	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
 // runDemo starts the synthetic origin and an edge in front of it on loopback,
@@ -43,11 +43,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if !f.set["log-level"] {
 		f.logLevel = "warn"
 	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(f.logLevel)); err != nil {
+	log, err := telemetry.NewLogger(stderr, f.logLevel, "text")
+	if err != nil {
 		return usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel)}
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	if *load < 0 || *concurrency <= 0 || *keys <= 0 {
 		return usageError{errors.New("--load must be >= 0, --concurrency and --keys > 0")}
 	}
@@ -374,4 +373,10 @@ Try (run each twice and watch Cache-Status and Age):
 		}
 		fmt.Fprintf(w, "  curl -si %s%-28s # %s\n", edgeURL, p.Path, p.What)
 	}
+	fmt.Fprintf(w, `
+Watch it (Prometheus metrics, and profiles):
+
+  curl -s %s/metrics | grep -E '^weir_(http_requests_total|cache_objects|origin_requests_total)'
+  go tool pprof -top '%s/debug/pprof/profile?seconds=5'
+`, adminURLs[0], adminURLs[0])
 }

@@ -11,6 +11,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -29,6 +30,7 @@ import (
 	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/node"
+	"github.com/weir-cdn/weir/internal/telemetry"
 	"github.com/weir-cdn/weir/internal/version"
 )
 
@@ -198,12 +200,22 @@ func parseFlags(fs *flag.FlagSet, args []string, f *serveFlags) error {
 	return nil
 }
 
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", level)}
+// newLogger returns the process logger: --log-level when given, else the
+// configuration's telemetry.log_level, in telemetry.log_format.
+func newLogger(w io.Writer, f *serveFlags, cfg *config.Config) (*slog.Logger, error) {
+	level := cmp.Or(cfg.Telemetry.LogLevel, config.DefaultLogLevel)
+	if f.set["log-level"] {
+		level = f.logLevel
+		var l slog.Level
+		if err := l.UnmarshalText([]byte(level)); err != nil {
+			return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", level)}
+		}
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+	log, err := telemetry.NewLogger(w, level, cfg.Telemetry.LogFormat)
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
+	return log, nil
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -219,17 +231,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if f.set["cluster-key-file"] && f.set["insecure-cluster"] && f.insecureCluster {
 		return usageError{errors.New("give --cluster-key-file or --insecure-cluster, not both")}
 	}
-	log, err := newLogger(stdout, f.logLevel)
-	if err != nil {
-		return err
-	}
 	cfg := config.Default()
 	if f.config != "" {
+		var err error
 		if cfg, err = config.Load(f.config); err != nil {
 			return err
 		}
 	}
 	f.apply(cfg)
+	log, err := newLogger(stdout, &f, cfg)
+	if err != nil {
+		return err
+	}
 	if len(cfg.Origins) == 0 {
 		return usageError{errors.New("no origin: pass --origin URL or give a --config file with origins and hosts")}
 	}

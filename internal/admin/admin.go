@@ -6,6 +6,7 @@ package admin
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"time"
 )
 
@@ -23,6 +24,8 @@ type Options struct {
 	// Routes, when set, adds more endpoints to the admin API (the purge
 	// API registers itself through it).
 	Routes func(mux *http.ServeMux)
+	// Metrics serves /metrics; nil serves 404.
+	Metrics http.Handler
 }
 
 // NewHandler returns the admin API:
@@ -31,6 +34,8 @@ type Options struct {
 //	GET /readyz   readiness: 200, or 503 with the reason
 //	GET /status   JSON status document
 //	GET /cluster  JSON cluster membership; ?key=URL adds the key's owner
+//	GET /metrics  Prometheus metrics
+//	/debug/pprof/ Go profiles (net/http/pprof)
 //
 // plus what opt.Routes registers.
 func NewHandler(opt Options) http.Handler {
@@ -38,6 +43,14 @@ func NewHandler(opt Options) http.Handler {
 	if opt.Routes != nil {
 		opt.Routes(mux)
 	}
+	if opt.Metrics != nil {
+		mux.Handle("GET /metrics", opt.Metrics)
+	}
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")

@@ -133,6 +133,8 @@ type Cluster struct {
 	view     atomic.Pointer[view]
 
 	peerStats peerCounters
+	// failures counts members declared dead (not those that left).
+	failures atomic.Int64
 
 	// logMu and logClosed stop memberlist's log lines at Close.
 	logMu     sync.RWMutex
@@ -637,6 +639,9 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	}
 	delete(c.members, n.Name)
 	delete(c.suspects, n.Name)
+	if state == "dead" {
+		c.failures.Add(1)
+	}
 	if m.peer != nil {
 		m.peer.close()
 	}

@@ -13,6 +13,10 @@ import (
 	"github.com/weir-cdn/weir/internal/httpcache"
 	"github.com/weir-cdn/weir/internal/origin"
 	"github.com/weir-cdn/weir/internal/store"
+	"github.com/weir-cdn/weir/internal/telemetry"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // head is what a fill publishes to the readers of its flight. It is
@@ -47,6 +51,8 @@ type head struct {
 	// surrogate holds the response's Surrogate-Key and Surrogate-Control,
 	// which clients never see but a peer that fills from this node needs.
 	surrogate http.Header
+	// from names who answered: "origin NAME" or "peer NAME".
+	from string
 }
 
 // fillJob is one fetch from the origin on behalf of a flight.
@@ -71,6 +77,8 @@ type fillJob struct {
 	fwd string
 	// peer, when set, is the key's owner, asked before the origin.
 	peer Peer
+	// parent is the span context of the request that started the fill.
+	parent trace.SpanContext
 }
 
 // errNoReaders ends a fill whose response nobody reads and nobody stores.
@@ -125,6 +133,7 @@ func (h *Handler) owner(primary []byte, fromPeer bool) Peer {
 // fill serves a miss or a revalidation through the key's flight.
 func (h *Handler) fill(w http.ResponseWriter, r *http.Request, snap *Snapshot, site *Site, kb *keyBuf, stale, idx *store.Object, reqCC httpcache.Directives, fwd string, fromPeer bool) {
 	h.stats.misses.Add(1)
+	telemetry.SetCache(r, telemetry.CacheMiss)
 	peer := h.owner(kb.primary, fromPeer)
 	key := flightKey(kb, site, idx, r.Header, peer != nil)
 	primary := string(kb.primary)
@@ -133,7 +142,7 @@ func (h *Handler) fill(w http.ResponseWriter, r *http.Request, snap *Snapshot, s
 		if leader {
 			h.startFill(r, snap, site, rd.Flight(), primary, stale, fwd, peer)
 		}
-		hd, err := rd.Head(r.Context())
+		hd, err := h.waitHead(r, rd, leader)
 		if err == nil && !leader && (len(hd.vary) > 0 || site.Key.HasExtra()) {
 			kb.secondary = secondaryKey(kb.secondary[:0], site, hd.vary, r.Header)
 			if string(kb.secondary) != hd.secondary {
@@ -159,6 +168,32 @@ func (h *Handler) fill(w http.ResponseWriter, r *http.Request, snap *Snapshot, s
 	}
 }
 
+// waitHead waits for the flight's response header, in a coalescing-wait
+// span.
+func (h *Handler) waitHead(r *http.Request, rd *coalesce.Reader[*head], leader bool) (*head, error) {
+	if !h.tracer.Enabled() {
+		return rd.Head(r.Context())
+	}
+	_, span := h.tracer.Start(r.Context(), "edge.coalesce_wait", trace.SpanKindInternal, attribute.Bool("weir.leader", leader))
+	hd, err := rd.Head(r.Context())
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+	return hd, err
+}
+
+// endSpan ends the span of an exchange with a peer or an origin.
+func endSpan(span trace.Span, resp *http.Response, err error) {
+	switch {
+	case err != nil:
+		span.SetStatus(codes.Error, err.Error())
+	case resp != nil:
+		span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+	}
+	span.End()
+}
+
 // serveFlight answers a reader of a flight once its head (or error) is
 // known.
 func (h *Handler) serveFlight(w http.ResponseWriter, r *http.Request, site *Site, rd *coalesce.Reader[*head], leader bool, hd *head, err error, stale *store.Object, reqCC httpcache.Directives, fwd string) {
@@ -178,6 +213,10 @@ func (h *Handler) serveFlight(w http.ResponseWriter, r *http.Request, site *Site
 	}
 	if !leader {
 		h.stats.collapsed.Add(1)
+		telemetry.SetCache(r, telemetry.CacheCoalesced)
+	}
+	if t := telemetry.RequestFrom(r.Context()); t != nil {
+		t.SetUpstream(hd.from)
 	}
 	if stale != nil && isServerError(hd.status) && h.serveStaleOnError(w, r, stale, reqCC, hd.status) {
 		return
@@ -219,6 +258,7 @@ func (h *Handler) serveStaleOnError(w http.ResponseWriter, r *http.Request, stal
 		return false
 	}
 	h.stats.staleErr.Add(1)
+	telemetry.SetCache(r, telemetry.CacheStale)
 	h.serveObject(w, r, stale, cacheStatus(httpcache.Status{Fwd: "stale", FwdStatus: fwdStatus, TTL: reuse.TTL(), HasTTL: true, Detail: "stale-if-error"}, reuse.Age))
 	return true
 }
@@ -234,8 +274,8 @@ func (h *Handler) originFailed(w http.ResponseWriter, r *http.Request, site *Sit
 	case origin.IsTimeout(err):
 		code, msg = http.StatusGatewayTimeout, "origin "+site.Origin.Name()+" timed out"
 	}
-	h.log.Warn("origin request failed", "origin", site.Origin.Name(), "host", r.Host, "uri", r.RequestURI, "status", code, "error", err.Error())
-	writeError(w, code, httpcache.Status{Fwd: fwd, Detail: "origin-error"}, msg, false)
+	h.log.WarnContext(r.Context(), "origin request failed", "origin", site.Origin.Name(), "host", r.Host, "uri", r.RequestURI, "status", code, "error", err.Error())
+	writeError(w, r, code, httpcache.Status{Fwd: fwd, Detail: "origin-error"}, msg, false)
 }
 
 // stream copies a flight's response to the client as it arrives,
@@ -294,7 +334,7 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, rd *coalesce.Re
 		}
 		if err != nil {
 			if ctx.Err() == nil {
-				h.log.Warn("origin body failed mid-response", "host", r.Host, "uri", r.RequestURI, "error", err.Error())
+				h.log.WarnContext(ctx, "origin body failed mid-response", "host", r.Host, "uri", r.RequestURI, "error", err.Error())
 			}
 			// Cut the connection so the client sees a truncated response
 			// rather than a short one that looks complete.
@@ -342,6 +382,7 @@ func (h *Handler) startFill(r *http.Request, snap *Snapshot, site *Site, f *coal
 		keep:      snap.keep,
 		fwd:       fwd,
 		peer:      peer,
+		parent:    telemetry.SpanContext(r.Context()),
 	}
 	h.fills.Add(1)
 	go h.runFill(job)
@@ -369,12 +410,22 @@ const refreshInterval = 5 * time.Second
 func (h *Handler) runFill(job *fillJob) {
 	defer h.fills.Done()
 	f := job.flight
+	name := "edge.fill"
+	if job.basis != nil {
+		name = "edge.revalidate"
+	}
+	ctx, span := h.tracer.Start(trace.ContextWithSpanContext(h.ctx, job.parent), name, trace.SpanKindInternal,
+		attribute.String("weir.cache_key", job.primary), attribute.String("weir.fwd", job.fwd))
+	defer span.End()
+	job.out = job.out.WithContext(ctx)
 	reqTime := time.Now()
 	resp, from, err := h.fetch(job)
 	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
 		f.Finish(err, false)
 		return
 	}
+	span.SetAttributes(attribute.String("weir.upstream", from), attribute.Int("http.response.status_code", resp.StatusCode))
 	defer resp.Body.Close()
 	respTime := time.Now()
 	if reason := malformedResponse(resp); reason != "" {
@@ -382,7 +433,7 @@ func (h *Handler) runFill(job *fillJob) {
 		return
 	}
 	if resp.StatusCode == http.StatusNotModified && job.basis != nil {
-		h.finishRevalidation(job, resp, reqTime, respTime)
+		h.finishRevalidation(job, resp, reqTime, respTime, from)
 		return
 	}
 
@@ -402,9 +453,11 @@ func (h *Handler) runFill(job *fillJob) {
 		etag:         resp.Header.Get("Etag"),
 		lastModified: resp.Header.Get("Last-Modified"),
 		surrogate:    surrogateFields(resp.Header),
+		from:         from,
 	}
 	if tooLarge && policy.Storable {
 		hd.reason = "too-large"
+		h.stats.tooLarge.Add(1)
 	}
 	hd.ttl -= hd.initialAge
 	if len(vary) > 0 || job.site.Key.HasExtra() {
@@ -465,7 +518,11 @@ func (h *Handler) runFill(job *fillJob) {
 // answered.
 func (h *Handler) fetch(job *fillJob) (resp *http.Response, from string, err error) {
 	if job.peer != nil {
-		resp, err = job.peer.Do(job.out)
+		ctx, span := h.tracer.Start(job.out.Context(), "peer.fill", trace.SpanKindClient, attribute.String("weir.peer", job.peer.Name()))
+		out := job.out.WithContext(ctx)
+		telemetry.Inject(ctx, out.Header)
+		resp, err = job.peer.Do(out)
+		endSpan(span, resp, err)
 		if err == nil {
 			h.stats.peerFills.Add(1)
 			// The peer may have applied a purge later than this node:
@@ -477,7 +534,7 @@ func (h *Handler) fetch(job *fillJob) (resp *http.Response, from string, err err
 		// The cluster degrades to independent edges: a peer that is down
 		// or slow costs one origin fetch, never a failed request.
 		h.stats.peerFallbacks.Add(1)
-		h.log.Debug("peer fill failed; fetching from the origin", "peer", job.peer.Name(), "host", job.out.Host, "uri", job.out.URL.RequestURI(), "error", err.Error())
+		h.log.DebugContext(job.out.Context(), "peer fill failed; fetching from the origin", "peer", job.peer.Name(), "host", job.out.Host, "uri", job.out.URL.RequestURI(), "error", err.Error())
 	}
 	resp, err = job.site.Origin.Do(job.out)
 	return resp, "origin " + job.site.Origin.Name(), err
@@ -492,6 +549,7 @@ func (h *Handler) storeFilled(job *fillJob, resp *http.Response, hd *head, polic
 	}
 	obj := newObject(key, resp.StatusCode, hd.header, body, policy, respTime, hd.initialAge, job.keep)
 	obj.Epoch = job.epoch
+	obj.Count = &job.site.objects
 	obj.Extra = extra(httpcache.ParseSurrogateKeys(resp.Header["Surrogate-Key"]), resp.Header["Surrogate-Control"])
 	h.storeObject(job, obj, vary)
 	return obj
@@ -536,7 +594,7 @@ func extra(tags, surrogateControl []string) *store.Extra {
 
 // finishRevalidation merges a 304 into the stale copy (RFC 9111 §4.3.4),
 // stores the refreshed object and publishes it.
-func (h *Handler) finishRevalidation(job *fillJob, resp *http.Response, reqTime, respTime time.Time) {
+func (h *Handler) finishRevalidation(job *fillJob, resp *http.Response, reqTime, respTime time.Time, from string) {
 	f, basis := job.flight, job.basis
 	full := basis.Header.Clone()
 	tags := basis.Tags()
@@ -550,12 +608,13 @@ func (h *Handler) finishRevalidation(job *fillJob, resp *http.Response, reqTime,
 	initialAge := httpcache.CorrectedInitialAge(resp.Header, reqTime, respTime)
 	obj := newObject(basis.Key(), int(basis.Status), h.clientHeader(merged, policy.StripFields, respTime), basis.Body, policy, respTime, initialAge, job.keep)
 	obj.Epoch = job.epoch
+	obj.Count = &job.site.objects
 	if sk := resp.Header["Surrogate-Key"]; len(sk) > 0 {
 		tags = httpcache.ParseSurrogateKeys(sk)
 	}
 	obj.Extra = extra(tags, merged["Surrogate-Control"])
 	vary, _ := httpcache.VaryFields(merged)
-	hd := &head{status: int(basis.Status), obj: obj, vary: vary, stored: policy.Storable, reason: policy.Reason, fwdStatus: http.StatusNotModified, ttl: policy.Lifetime - initialAge}
+	hd := &head{status: int(basis.Status), obj: obj, vary: vary, stored: policy.Storable, reason: policy.Reason, fwdStatus: http.StatusNotModified, ttl: policy.Lifetime - initialAge, from: from}
 	if len(vary) > 0 || job.site.Key.HasExtra() {
 		hd.secondary = string(secondaryKey(nil, job.site, vary, job.clientHdr))
 	}
@@ -633,6 +692,9 @@ func (h *Handler) clientHeader(src http.Header, strip []string, respTime time.Ti
 	delete(hdr, "Surrogate-Control")
 	// The cache computes and sends its own Age.
 	delete(hdr, "Age")
+	// Each request has its own id; an origin's echo of the filling
+	// request's id must not be stored and served to others.
+	delete(hdr, h.idHeader)
 	for _, k := range strip {
 		delete(hdr, k)
 	}

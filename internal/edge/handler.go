@@ -17,6 +17,7 @@
 package edge
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -31,6 +32,7 @@ import (
 	"github.com/weir-cdn/weir/internal/coalesce"
 	"github.com/weir-cdn/weir/internal/httpcache"
 	"github.com/weir-cdn/weir/internal/store"
+	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
 // CacheName is the name Weir uses in Cache-Status (RFC 9211 §2).
@@ -56,6 +58,14 @@ type Options struct {
 	// Purger, when set, serves the PURGE method and says when this node
 	// must revalidate everything it serves. nil refuses PURGE with 405.
 	Purger Purger
+	// Tracer records the spans of fills, coalescing waits and peer
+	// fills; nil records none.
+	Tracer *telemetry.Tracer
+	// RequestIDHeader is the field that carries the request id to the
+	// origin and back to the client; "" means X-Request-Id. The field is
+	// removed from origin responses, so a stored response never carries
+	// another request's id.
+	RequestIDHeader string
 }
 
 // Purger is the purge service as the edge sees it.
@@ -100,6 +110,8 @@ type Handler struct {
 	purger  Purger
 	// peerTrust is Options.PeerPurgeLag.
 	peerTrust time.Duration
+	tracer    *telemetry.Tracer
+	idHeader  string
 	via       string // this node's Via entry
 	viaName   string // the part of via that identifies this node
 
@@ -129,6 +141,8 @@ func New(snap *Snapshot, opt Options) *Handler {
 		peers:     opt.Peers,
 		purger:    opt.Purger,
 		peerTrust: opt.PeerPurgeLag,
+		tracer:    opt.Tracer,
+		idHeader:  http.CanonicalHeaderKey(cmp.Or(opt.RequestIDHeader, "X-Request-Id")),
 		via:       "1.1 " + opt.Node + " (weir)",
 		viaName:   " " + opt.Node + " (weir)",
 		ctx:       ctx,
@@ -275,7 +289,7 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *S
 		}
 	}
 
-	now := time.Now()
+	now := requestTime(r)
 	if obj != nil {
 		reuse := reuseOf(obj, now)
 		if h.purger != nil && h.purger.Lagging(now) {
@@ -285,20 +299,25 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *S
 		switch httpcache.Decide(reuse, reqCC) {
 		case httpcache.Fresh:
 			h.stats.hits.Add(1)
+			site.hits.Add(1)
+			telemetry.SetCache(r, telemetry.CacheHit)
 			h.serveObject(w, r, obj, hitFields(obj, reuse, now))
 			return
 		case httpcache.ServeStale:
 			h.stats.stale.Add(1)
+			site.hits.Add(1)
+			telemetry.SetCache(r, telemetry.CacheStale)
 			h.refreshInBackground(r, snap, site, kb, obj, idx, now, fromPeer)
 			h.serveObject(w, r, obj, cacheStatus(httpcache.Status{Hit: true, TTL: reuse.TTL(), HasTTL: true, Detail: "stale-while-revalidate"}, reuse.Age))
 			return
 		}
 		fwd = "stale"
 	}
+	site.misses.Add(1)
 	if reqCC.OnlyIfCached {
 		// RFC 9111 §5.2.1.7: answer 504 rather than forward.
 		h.stats.rejected.Add(1)
-		writeError(w, http.StatusGatewayTimeout, httpcache.Status{Fwd: "miss", Detail: "only-if-cached"}, "not in cache and the request says only-if-cached", false)
+		writeError(w, r, http.StatusGatewayTimeout, httpcache.Status{Fwd: "miss", Detail: "only-if-cached"}, "not in cache and the request says only-if-cached", false)
 		return
 	}
 	if obj == nil && h.store.IsPass(kb.primary) {
@@ -311,6 +330,15 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *S
 		fwd = "request"
 	}
 	h.fill(w, r, snap, site, kb, obj, idx, reqCC, fwd, fromPeer)
+}
+
+// requestTime returns when the request arrived, as the telemetry layer
+// read the clock for it, or now.
+func requestTime(r *http.Request) time.Time {
+	if t := telemetry.RequestFrom(r.Context()); t != nil {
+		return t.Start
+	}
+	return time.Now()
 }
 
 // requestDirectives returns the request's Cache-Control directives that
@@ -397,7 +425,7 @@ func (h *Handler) PrimaryKey(rawURL string) (string, error) {
 func (h *Handler) servePurge(w http.ResponseWriter, r *http.Request) {
 	if h.purger == nil {
 		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, http.StatusMethodNotAllowed, httpcache.Status{Fwd: "bypass", Detail: "purge"}, "PURGE is not enabled on this node", false)
+		writeError(w, r, http.StatusMethodNotAllowed, httpcache.Status{Fwd: "bypass", Detail: "purge"}, "PURGE is not enabled on this node", false)
 		return
 	}
 	h.stats.purges.Add(1)

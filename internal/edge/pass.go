@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/weir-cdn/weir/internal/httpcache"
+	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
 // passInfo says why a request bypasses the cache, for Cache-Status.
@@ -51,6 +52,11 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // responses it may have changed (RFC 9111 §4.4).
 func (h *Handler) pass(w http.ResponseWriter, r *http.Request, site *Site, pi passInfo) {
 	h.stats.passes.Add(1)
+	t := telemetry.RequestFrom(r.Context())
+	if t != nil {
+		t.SetCache(telemetry.CachePass)
+		t.SetUpstream("origin " + site.Origin.Name())
+	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	out := h.outgoing(ctx, r, site, false)
@@ -83,6 +89,7 @@ func (h *Handler) pass(w http.ResponseWriter, r *http.Request, site *Site, pi pa
 	httpcache.RemoveHopByHop(src)
 	delete(src, "Surrogate-Key")
 	delete(src, "Surrogate-Control")
+	delete(src, h.idHeader)
 	for k, v := range src {
 		hdr[k] = v
 	}
@@ -121,7 +128,7 @@ func (h *Handler) copyBody(w http.ResponseWriter, r *http.Request, body io.Reade
 		}
 		if err != nil {
 			if r.Context().Err() == nil && !errors.Is(err, http.ErrBodyReadAfterClose) {
-				h.log.Warn("origin body failed mid-response", "host", r.Host, "uri", r.RequestURI, "error", err.Error())
+				h.log.WarnContext(r.Context(), "origin body failed mid-response", "host", r.Host, "uri", r.RequestURI, "error", err.Error())
 			}
 			panic(http.ErrAbortHandler)
 		}

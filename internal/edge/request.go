@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/weir-cdn/weir/internal/httpcache"
+	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
 // fillDropped are request fields a fill does not forward: the client's own
@@ -68,6 +69,9 @@ func (h *Handler) outgoing(ctx context.Context, r *http.Request, site *Site, fil
 		hdr["X-Forwarded-For"] = []string{ip}
 	}
 	hdr["X-Forwarded-Proto"] = []string{scheme(r)}
+	if t := telemetry.RequestFrom(r.Context()); t != nil {
+		t.CopyHeader(hdr) // a fill's request outlives the client's
+	}
 	appendVia(hdr, h.via)
 	if _, ok := hdr["User-Agent"]; !ok {
 		// An empty value keeps the transport from adding its own.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/weir-cdn/weir/internal/httpcache"
 	"github.com/weir-cdn/weir/internal/store"
+	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
 // respFields are the per-response fields added to a stored response.
@@ -123,16 +124,20 @@ func contentRange(start, n, size int64) string {
 
 // reject answers a request Weir refuses to handle.
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, code int, msg string) {
-	h.log.Info("request refused", "status", code, "reason", msg, "method", r.Method, "host", r.Host, "remote_addr", r.RemoteAddr)
-	writeError(w, code, httpcache.Status{Fwd: "bypass", Detail: "refused"}, msg, code == http.StatusBadRequest)
+	h.log.InfoContext(r.Context(), "request refused", "status", code, "reason", msg, "method", r.Method, "host", r.Host, "remote_addr", r.RemoteAddr)
+	writeError(w, r, code, httpcache.Status{Fwd: "bypass", Detail: "refused"}, msg, code == http.StatusBadRequest)
 }
 
 // writeError writes a plain-text error. closeConn ends the connection
-// after the response, for requests whose framing cannot be trusted.
-func writeError(w http.ResponseWriter, code int, st httpcache.Status, msg string, closeConn bool) {
+// after the response, for requests whose framing cannot be trusted. Of
+// the fields already set only the request id is kept.
+func writeError(w http.ResponseWriter, r *http.Request, code int, st httpcache.Status, msg string, closeConn bool) {
 	hdr := w.Header()
 	for k := range hdr {
 		delete(hdr, k)
+	}
+	if t := telemetry.RequestFrom(r.Context()); t != nil {
+		t.SetHeader(hdr)
 	}
 	if closeConn {
 		hdr["Connection"] = []string{"close"}
@@ -157,7 +162,7 @@ func (h *Handler) recoverPanic(w http.ResponseWriter, r *http.Request) {
 		panic(v)
 	}
 	h.stats.panics.Add(1)
-	h.log.Error("panic serving request", "panic", fmt.Sprint(v), "method", r.Method, "host", r.Host, "uri", r.RequestURI)
+	h.log.ErrorContext(r.Context(), "panic serving request", "panic", fmt.Sprint(v), "method", r.Method, "host", r.Host, "uri", r.RequestURI)
 	panic(http.ErrAbortHandler)
 }
 
@@ -184,6 +189,7 @@ type Stats struct {
 type counters struct {
 	requests, hits, stale, misses, collapsed, passes, staleErr, errors, rejected, panics, bytes atomic.Int64
 	peerRequests, peerFills, peerFallbacks, purges                                              atomic.Int64
+	tooLarge                                                                                    atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {

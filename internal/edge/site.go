@@ -2,6 +2,7 @@ package edge
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/weir-cdn/weir/internal/cachekey"
@@ -23,6 +24,11 @@ type Site struct {
 	// HonorRequestCacheControl lets clients' no-cache, max-age, min-fresh
 	// and max-stale request directives take effect.
 	HonorRequestCacheControl bool
+
+	// hits and misses count the site's cacheable requests served from
+	// the cache or not; objects counts its objects in the store.
+	hits, misses atomic.Uint64
+	objects      atomic.Int64
 }
 
 // Snapshot is an immutable compiled configuration. A reload builds a new

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/weir-cdn/weir/internal/admin"
 	"github.com/weir-cdn/weir/internal/cluster"
@@ -27,6 +29,7 @@ import (
 	"github.com/weir-cdn/weir/internal/origin"
 	"github.com/weir-cdn/weir/internal/purge"
 	"github.com/weir-cdn/weir/internal/store"
+	"github.com/weir-cdn/weir/internal/telemetry"
 	"github.com/weir-cdn/weir/internal/version"
 )
 
@@ -57,6 +60,10 @@ type Node struct {
 	peerSrv *h1.Server
 	peerLn  net.Listener
 
+	// reg holds every metric of the node; tracer records its spans.
+	reg    *prometheus.Registry
+	tracer *telemetry.Tracer
+
 	draining atomic.Bool
 	serving  sync.WaitGroup
 	errc     chan error
@@ -73,6 +80,10 @@ type Hooks struct {
 	// Purge, when set, adjusts the purge service's options (benchmarks
 	// compare batching off and on).
 	Purge func(*purge.Options)
+	// SpanExporter, when set, receives every span the node records,
+	// sampled as telemetry.tracing.sample_ratio says, instead of an OTLP
+	// endpoint.
+	SpanExporter sdktrace.SpanExporter
 }
 
 // Start validates cfg, binds the edge and admin listeners and starts
@@ -97,6 +108,15 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 		}
 	}
 	n := &Node{cfg: cfg, name: name, log: log, hooks: hooks, origins: make(map[string]*origin.Client), errc: make(chan error, 3)}
+	tc := cfg.Telemetry.Tracing
+	tracer, err := telemetry.NewTracer(telemetry.TracingOptions{
+		Endpoint: tc.Endpoint, SampleRatio: tc.SampleRatio, Timeout: time.Duration(tc.Timeout), Headers: tc.Headers,
+		ServiceName: tc.ServiceName, Node: name, Exporter: hooks.SpanExporter,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.tracer = tracer
 	for _, oc := range cfg.Origins {
 		c, err := origin.New(origin.Config{
 			Name:                  oc.Name,
@@ -108,6 +128,7 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 			BodyIdleTimeout:       time.Duration(oc.BodyIdleTimeout),
 			MaxIdleConns:          oc.MaxIdleConns,
 			MaxConns:              oc.MaxConns,
+			Tracer:                tracer,
 		})
 		if err != nil {
 			n.closeOrigins()
@@ -136,7 +157,7 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 		return nil, err
 	}
 	n.edge = edge.New(snap, edge.Options{Store: n.store, Logger: log, Node: name, Peers: peers, Purger: n.purge,
-		PeerPurgeLag: time.Duration(cfg.Purge.MaxPurgeLag)})
+		PeerPurgeLag: time.Duration(cfg.Purge.MaxPurgeLag), Tracer: tracer, RequestIDHeader: cfg.Telemetry.RequestIDHeader})
 	n.purge.SetKeys(n.edge)
 
 	n.edgeLn, err = net.Listen("tcp", cfg.Listen)
@@ -150,8 +171,10 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 		n.release()
 		return nil, fmt.Errorf("admin listener: %w (is another process using %s? change admin_listen or --admin-listen)", err, cfg.AdminListen)
 	}
-	n.edgeSrv = n.httpServer(n.edge)
-	aopt := admin.Options{Ready: n.ready, Status: n.status, Routes: n.purge.Register}
+	edgeHTTP, peerHTTP := n.httpTelemetry("edge"), n.httpTelemetry("peer")
+	n.registerMetrics(edgeHTTP, peerHTTP)
+	n.edgeSrv = n.httpServer(edgeHTTP.Wrap(n.edge))
+	aopt := admin.Options{Ready: n.ready, Status: n.status, Routes: n.purge.Register, Metrics: telemetry.Handler(n.reg)}
 	if n.cluster != nil {
 		aopt.Cluster = n.clusterInfo
 	}
@@ -160,7 +183,7 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 	n.serve(n.edgeSrv.Serve, n.edgeLn, "edge")
 	n.serve(n.adminSrv.Serve, n.adminLn, "admin")
 	if n.cluster != nil {
-		n.peerSrv = n.httpServer(peerMux(n.cluster.PeerHandler(n.edge), n.purge.PeerHandler()))
+		n.peerSrv = n.httpServer(peerHTTP.Wrap(peerMux(n.cluster.PeerHandler(n.edge), n.purge.PeerHandler())))
 		n.serve(n.peerSrv.Serve, n.peerLn, "peer")
 	}
 	n.purge.Start()
@@ -451,6 +474,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 		n.serving.Wait()
 		n.release()
+		if terr := n.tracer.Shutdown(ctx); terr != nil {
+			n.log.Warn("spans not exported before shutdown", "error", terr.Error())
+		}
 		n.log.Info("weir node stopped", "node", n.name)
 	})
 	return err
@@ -475,6 +501,9 @@ func (n *Node) Close() {
 		n.adminSrv.Close()
 		n.serving.Wait()
 		n.release()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = n.tracer.Shutdown(ctx)
 	})
 }
 

@@ -14,6 +14,12 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
 // Config describes one origin.
@@ -41,6 +47,8 @@ type Config struct {
 	MaxConns int
 	// MaxResponseHeaderBytes bounds the response header. Zero means 256 KiB.
 	MaxResponseHeaderBytes int64
+	// Tracer records an origin.fetch span per request; nil records none.
+	Tracer *telemetry.Tracer
 }
 
 // Client sends requests to one origin. It is safe for concurrent use.
@@ -50,6 +58,8 @@ type Client struct {
 	hostHeader string
 	bodyIdle   time.Duration
 	transport  *http.Transport
+	tracer     *telemetry.Tracer
+	stats      stats
 }
 
 // New returns a client for the origin described by cfg.
@@ -105,6 +115,8 @@ func New(cfg Config) (*Client, error) {
 		hostHeader: cfg.HostHeader,
 		bodyIdle:   def(cfg.BodyIdleTimeout, 30*time.Second),
 		transport:  t,
+		tracer:     cfg.Tracer,
+		stats:      stats{durations: telemetry.NewHistogram(telemetry.LatencyBuckets)},
 	}, nil
 }
 
@@ -118,20 +130,38 @@ func (c *Client) URL() string { return c.target.String() }
 // replaced by the origin's, and the Host header by the configured one.
 // The response body, when err is nil, must be closed; each of its reads
 // fails with ErrBodyIdle after waiting longer than the body idle timeout.
+// The request carries the trace context of req's context as traceparent.
 func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	req.URL.Scheme = c.target.Scheme
 	req.URL.Host = c.target.Host
 	if c.hostHeader != "" {
 		req.Host = c.hostHeader
 	}
-	ctx, cancel := context.WithCancelCause(req.Context())
+	ctx, span := c.tracer.Start(req.Context(), "origin.fetch", trace.SpanKindClient,
+		attribute.String("weir.origin", c.name), attribute.Int("weir.attempt", 1),
+		attribute.String("server.address", c.target.Host), attribute.String("http.request.method", req.Method))
+	telemetry.Inject(ctx, req.Header)
+	ctx, cancel := context.WithCancelCause(ctx)
 	req = req.WithContext(ctx)
+	start := time.Now()
+	c.stats.inFlight.Add(1)
 	resp, err := c.transport.RoundTrip(req)
+	c.stats.inFlight.Add(-1)
+	c.stats.durations.Observe(time.Since(start))
 	if err != nil {
 		cancel(nil)
-		return nil, &Error{Origin: c.name, Op: "request", Err: err}
+		oe := &Error{Origin: c.name, Op: "request", Err: err}
+		c.stats.errors[oe.Kind()].Add(1)
+		span.SetStatus(codes.Error, err.Error())
+		span.End()
+		return nil, oe
 	}
-	resp.Body = newIdleBody(ctx, resp.Body, c.bodyIdle, cancel, c.name)
+	c.stats.responses[min(max(resp.StatusCode/100, 1), 5)-1].Add(1)
+	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+	if resp.StatusCode >= 500 {
+		span.SetStatus(codes.Error, resp.Status)
+	}
+	resp.Body = newIdleBody(ctx, resp.Body, c.bodyIdle, cancel, c, span)
 	return resp, nil
 }
 
@@ -174,17 +204,18 @@ func IsTimeout(err error) bool {
 // a caller that pauses between reads (because its own readers are slow)
 // does not trip the timeout.
 type idleBody struct {
-	rc    io.ReadCloser
-	ctx   context.Context
-	idle  time.Duration
-	name  string
-	timer *time.Timer
-	stop  context.CancelCauseFunc
-	once  sync.Once
+	rc     io.ReadCloser
+	ctx    context.Context
+	idle   time.Duration
+	client *Client
+	span   trace.Span // ends with the body
+	timer  *time.Timer
+	stop   context.CancelCauseFunc
+	once   sync.Once
 }
 
-func newIdleBody(ctx context.Context, rc io.ReadCloser, idle time.Duration, cancel context.CancelCauseFunc, name string) *idleBody {
-	b := &idleBody{rc: rc, ctx: ctx, idle: idle, stop: cancel, name: name}
+func newIdleBody(ctx context.Context, rc io.ReadCloser, idle time.Duration, cancel context.CancelCauseFunc, c *Client, span trace.Span) *idleBody {
+	b := &idleBody{rc: rc, ctx: ctx, idle: idle, stop: cancel, client: c, span: span}
 	b.timer = time.AfterFunc(idle, func() { cancel(ErrBodyIdle) })
 	b.timer.Stop()
 	return b
@@ -198,7 +229,10 @@ func (b *idleBody) Read(p []byte) (int, error) {
 		if cause := context.Cause(b.ctx); cause != nil {
 			err = cause
 		}
-		return n, &Error{Origin: b.name, Op: "read body", Err: err}
+		oe := &Error{Origin: b.client.name, Op: "read body", Err: err}
+		b.client.stats.errors[oe.Kind()].Add(1)
+		b.span.SetStatus(codes.Error, oe.Error())
+		return n, oe
 	}
 	return n, err
 }
@@ -209,6 +243,7 @@ func (b *idleBody) Close() error {
 		b.timer.Stop()
 		err = b.rc.Close()
 		b.stop(nil)
+		b.span.End()
 	})
 	return err
 }

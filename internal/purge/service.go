@@ -14,6 +14,7 @@ import (
 	"github.com/weir-cdn/weir/internal/admin"
 	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/store"
+	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
 // Defaults of Options.
@@ -166,7 +167,7 @@ type Service struct {
 	wg     sync.WaitGroup
 
 	stats   counters
-	latency Histogram
+	latency *telemetry.Histogram
 	// refusals limits the calls without a valid token per remote address
 	// that are audited one by one.
 	refusals *admin.RateLimiter
@@ -226,6 +227,7 @@ func New(opt Options) (*Service, error) {
 		lastSync:  make(map[string]time.Time),
 		ackedHW:   make(map[string]uint64),
 		wake:      make(chan struct{}, 1),
+		latency:   telemetry.NewHistogram(latencyBuckets),
 		refusals:  admin.NewRateLimiter(refusalRate, refusalBurst, 10000),
 	}
 	s.batchC = s.newClient(&s.batchIO)

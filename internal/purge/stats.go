@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
 type counters struct {
@@ -32,32 +34,9 @@ func (c *counters) reject(reason string) {
 	c.rejected[reason]++
 }
 
-// latencyBuckets are the upper bounds of the propagation latency
-// histogram, in the shape Prometheus histograms take.
-var latencyBuckets = []time.Duration{
-	time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond,
-	20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond,
-	500 * time.Millisecond, time.Second, 2500 * time.Millisecond, 5 * time.Second, 10 * time.Second,
-}
-
-// Histogram counts durations in latencyBuckets. It is safe for
-// concurrent use.
-type Histogram struct {
-	mu     sync.Mutex
-	counts [14]int64 // one per bucket, and +Inf
-	n      int64
-	sum    time.Duration
-}
-
-// Observe records d.
-func (h *Histogram) Observe(d time.Duration) {
-	i, _ := slices.BinarySearch(latencyBuckets, d)
-	h.mu.Lock()
-	h.counts[i]++
-	h.n++
-	h.sum += d
-	h.mu.Unlock()
-}
+// latencyBuckets are the upper bounds, in seconds, of the propagation
+// latency histogram.
+var latencyBuckets = []float64{0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 
 // HistogramDoc is a histogram's JSON form: cumulative counts per upper
 // bound in seconds ("+Inf" last), as Prometheus exposes them.
@@ -67,20 +46,14 @@ type HistogramDoc struct {
 	Buckets    map[string]int64 `json:"buckets"`
 }
 
-// Doc returns the histogram's JSON form.
-func (h *Histogram) Doc() HistogramDoc {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	d := HistogramDoc{Count: h.n, SumSeconds: h.sum.Seconds(), Buckets: make(map[string]int64, len(h.counts))}
-	var cum int64
-	for i, c := range h.counts {
-		cum += c
-		le := "+Inf"
-		if i < len(latencyBuckets) {
-			le = trimFloat(latencyBuckets[i].Seconds())
-		}
-		d.Buckets[le] = cum
+// histogramDoc returns h's JSON form.
+func histogramDoc(h *telemetry.Histogram) HistogramDoc {
+	s := h.Snapshot()
+	d := HistogramDoc{Count: int64(s.Count), SumSeconds: s.Sum.Seconds(), Buckets: make(map[string]int64, len(s.Bounds)+1)}
+	for i, b := range s.Bounds {
+		d.Buckets[trimFloat(b)] = int64(s.Cumulative[i])
 	}
+	d.Buckets["+Inf"] = int64(s.Count)
 	return d
 }
 
@@ -158,7 +131,7 @@ func (s *Service) Stats() Stats {
 		BytesReceived: s.stats.bytesReceived.Load(),
 		SyncRounds:    s.stats.syncRounds.Load(), SyncFailures: s.stats.syncFailures.Load(),
 		Pulled: s.stats.pulled.Load(), Gaps: s.stats.gaps.Load(), Unaudited: s.stats.unaudited.Load(),
-		Latency: s.latency.Doc(),
+		Latency: histogramDoc(s.latency),
 	}
 	if s.opt.Members != nil {
 		// Lag: how long since the deadline was last moved, i.e. since

@@ -48,6 +48,10 @@ type Object struct {
 	// means "current": the store fills in its epoch, and lowers an epoch
 	// it has not reached yet to its own.
 	Epoch uint64
+	// Count, when set, counts the object while it is stored: the store
+	// adds one when it stores the object and subtracts one when it
+	// removes it (metrics count objects per site this way).
+	Count *atomic.Int64
 
 	hit         atomic.Pointer[HitFields]
 	revalidated atomic.Int64 // Unix nanoseconds of the last background revalidation start

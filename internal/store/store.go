@@ -33,6 +33,9 @@ import (
 	"time"
 
 	"github.com/maypok86/otter/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
 // Config sizes a Store.
@@ -248,6 +251,9 @@ func (s *Store) store(o *Object, checked uint64) bool {
 	// handler, which removes them, can only run once it is stored.
 	s.tags.add(o)
 	h := maphash.String(s.seed, o.Header.key)
+	if o.Count != nil {
+		o.Count.Add(1)
+	}
 	s.objects.Set(h, o)
 	if s.epoch.Load() == checked {
 		// Any purge that starts from now on finds o in the store.
@@ -386,6 +392,9 @@ func (s *Store) onDeletion(e otter.DeletionEvent[uint64, *Object]) {
 		s.expirations.Add(1)
 	}
 	s.tags.remove(o)
+	if o.Count != nil {
+		o.Count.Add(-1)
+	}
 	if o.Vary != nil {
 		if hs := o.Vary.drain(); len(hs) > 0 {
 			s.pendingMu.Lock()
@@ -419,4 +428,33 @@ func (o *Object) retention() time.Duration {
 		d = time.Second
 	}
 	return d
+}
+
+var (
+	descObjects     = prometheus.NewDesc("weir_cache_objects", "Entries in the cache, counting Vary indexes.", nil, nil)
+	descBytes       = prometheus.NewDesc("weir_cache_bytes", "Bytes the cache accounts for: bodies and metadata.", nil, nil)
+	descMaxBytes    = prometheus.NewDesc("weir_cache_max_bytes", "The bound on weir_cache_bytes (cache.max_size).", nil, nil)
+	descEvictions   = prometheus.NewDesc("weir_cache_evictions_total", "Objects evicted to stay under the bound.", nil, nil)
+	descExpirations = prometheus.NewDesc("weir_cache_expirations_total", "Objects removed once no longer useful (stale past every window).", nil, nil)
+	descTags        = prometheus.NewDesc("weir_cache_tags", "Distinct surrogate keys indexed.", nil, nil)
+	descPurgeRules  = prometheus.NewDesc("weir_cache_purge_rules", "Prefix and host purges not yet applied to the whole cache by the sweeper.", nil, nil)
+	descPurged      = prometheus.NewDesc("weir_cache_purged_objects_total", "Objects purged: removed (hard) or marked stale (soft).", []string{"kind"}, nil)
+	descPassMarkers = prometheus.NewDesc("weir_cache_pass_markers", "Keys marked hit-for-pass: their last answer was uncacheable.", nil, nil)
+)
+
+// Collector returns the store's metrics, read at scrape time.
+func (s *Store) Collector() prometheus.Collector {
+	return telemetry.Collect(func(ch chan<- prometheus.Metric) {
+		st := s.Stats()
+		ch <- telemetry.Gauge(descObjects, float64(st.Objects))
+		ch <- telemetry.Gauge(descBytes, float64(st.Bytes))
+		ch <- telemetry.Gauge(descMaxBytes, float64(st.MaxBytes))
+		ch <- telemetry.Counter(descEvictions, float64(st.Evictions))
+		ch <- telemetry.Counter(descExpirations, float64(st.Expirations))
+		ch <- telemetry.Gauge(descTags, float64(st.Tags))
+		ch <- telemetry.Gauge(descPurgeRules, float64(st.Rules))
+		ch <- telemetry.Counter(descPurged, float64(st.Purged), "hard")
+		ch <- telemetry.Counter(descPurged, float64(st.SoftPurged), "soft")
+		ch <- telemetry.Gauge(descPassMarkers, float64(st.PassMarkers))
+	})
 }

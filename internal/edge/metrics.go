@@ -1,0 +1,45 @@
+package edge
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weir-cdn/weir/internal/telemetry"
+)
+
+var (
+	descPanics = prometheus.NewDesc("weir_edge_panics_total",
+		"Request handlers that panicked; each was answered 500 or cut off and logged with its request id.", nil, nil)
+	descPeerFills = prometheus.NewDesc("weir_edge_peer_fills_total",
+		"Fills that asked the key's owner: answered by it (owner) or sent to the origin because it did not answer (fallback).", []string{"result"}, nil)
+	descPurgeRequests = prometheus.NewDesc("weir_edge_purge_requests_total",
+		"PURGE requests received on the edge listener, authorized or not.", nil, nil)
+	descTooLarge = prometheus.NewDesc("weir_cache_admissions_rejected_total",
+		"Storable responses not stored because their body exceeds cache.max_object_size.", nil, nil)
+	descLookups = prometheus.NewDesc("weir_cache_lookups_total",
+		"Cacheable requests by hosts entry (site), served from the cache (hit, including stale) or not (miss).", []string{"site", "result"}, nil)
+	descSiteObjects = prometheus.NewDesc("weir_cache_objects_by_site",
+		"Responses stored, by hosts entry (site).", []string{"site"}, nil)
+)
+
+// Collector returns the edge's metrics, read from its counters at scrape
+// time.
+func (h *Handler) Collector() prometheus.Collector {
+	return telemetry.Collect(func(ch chan<- prometheus.Metric) {
+		c := &h.stats
+		ch <- telemetry.Counter(descPanics, float64(c.panics.Load()))
+		ch <- telemetry.Counter(descPeerFills, float64(c.peerFills.Load()), "owner")
+		ch <- telemetry.Counter(descPeerFills, float64(c.peerFallbacks.Load()), "fallback")
+		ch <- telemetry.Counter(descPurgeRequests, float64(c.purges.Load()))
+		ch <- telemetry.Counter(descTooLarge, float64(c.tooLarge.Load()))
+		seen := make(map[string]bool)
+		for _, s := range h.snap.Load().sites {
+			if seen[s.Name] {
+				continue // two entries matching first the same name: report the first
+			}
+			seen[s.Name] = true
+			ch <- telemetry.Counter(descLookups, float64(s.hits.Load()), s.Name, "hit")
+			ch <- telemetry.Counter(descLookups, float64(s.misses.Load()), s.Name, "miss")
+			ch <- telemetry.Gauge(descSiteObjects, float64(s.objects.Load()), s.Name)
+		}
+	})
+}

@@ -1,0 +1,52 @@
+package node
+
+import (
+	"runtime/debug"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weir-cdn/weir/internal/telemetry"
+)
+
+// httpTelemetry returns the telemetry layer of one listener.
+func (n *Node) httpTelemetry(listener string) *telemetry.HTTP {
+	tc := n.cfg.Telemetry
+	return telemetry.NewHTTP(telemetry.HTTPOptions{
+		Listener: listener, Node: n.name, Logger: n.log,
+		AccessLog: tc.AccessLog, AccessLogSample: tc.AccessLogSample,
+		RequestIDHeader: tc.RequestIDHeader, Tracer: n.tracer,
+	})
+}
+
+var (
+	descReady       = prometheus.NewDesc("weir_ready", "1 while the node is ready for traffic (GET /readyz answers 200).", nil, nil)
+	descDraining    = prometheus.NewDesc("weir_draining", "1 while the node drains for shutdown.", nil, nil)
+	descMemoryLimit = prometheus.NewDesc("weir_memory_limit_bytes", "The Go memory limit the process runs with (cache.max_size plus headroom); 0 when none is set.", nil, nil)
+)
+
+// registerMetrics creates the node's registry and registers every part's
+// metrics on it.
+func (n *Node) registerMetrics(edgeHTTP, peerHTTP *telemetry.HTTP) {
+	n.reg = telemetry.NewRegistry()
+	cs := []prometheus.Collector{edgeHTTP, n.edge.Collector(), n.store.Collector(), n.purge.Collector(),
+		telemetry.Collect(func(ch chan<- prometheus.Metric) {
+			ch <- telemetry.Gauge(descReady, telemetry.Bool(n.ready() == nil))
+			ch <- telemetry.Gauge(descDraining, telemetry.Bool(n.draining.Load()))
+			limit := debug.SetMemoryLimit(-1)
+			if limit == 1<<63-1 {
+				limit = 0
+			}
+			ch <- telemetry.Gauge(descMemoryLimit, float64(limit))
+			for _, c := range n.origins {
+				c.Collect(ch)
+			}
+		}),
+	}
+	if n.cluster != nil {
+		cs = append(cs, peerHTTP, n.cluster.Collector())
+	}
+	n.reg.MustRegister(cs...)
+}
+
+// Registry returns the node's metrics registry.
+func (n *Node) Registry() *prometheus.Registry { return n.reg }

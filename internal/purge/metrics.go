@@ -1,0 +1,62 @@
+package purge
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weir-cdn/weir/internal/telemetry"
+)
+
+var (
+	descIssued        = prometheus.NewDesc("weir_purge_issued_total", "Purges issued on this node.", nil, nil)
+	descApplied       = prometheus.NewDesc("weir_purge_applied_total", "Purges received from other members and applied here.", nil, nil)
+	descLagging       = prometheus.NewDesc("weir_purge_lagging", "1 while this node revalidates every object because it has not synced purges within purge.max_purge_lag.", nil, nil)
+	descLag           = prometheus.NewDesc("weir_purge_lag_seconds", "How far behind the purge sync deadline this node is (0 when current).", nil, nil)
+	descLogEntries    = prometheus.NewDesc("weir_purge_log_entries", "Purges kept for other members to pull.", nil, nil)
+	descPropagation   = prometheus.NewDesc("weir_purge_propagation_seconds", "Time from issuing a purge here to each member's acknowledgement.", nil, nil)
+	descBatchesSent   = prometheus.NewDesc("weir_purge_batches_sent_total", "Purge batches pushed to members.", nil, nil)
+	descBatchesRecv   = prometheus.NewDesc("weir_purge_batches_received_total", "Purge batches received from members.", nil, nil)
+	descBatchesDrop   = prometheus.NewDesc("weir_purge_batches_dropped_total", "Purge batches dropped because a member's outbox was full; anti-entropy delivers them.", nil, nil)
+	descBatchesQueued = prometheus.NewDesc("weir_purge_batches_queued", "Purge batches waiting to be sent, over all members.", nil, nil)
+	descSendFailures  = prometheus.NewDesc("weir_purge_send_failures_total", "Purge batch pushes that failed.", nil, nil)
+	descSyncRounds    = prometheus.NewDesc("weir_purge_sync_rounds_total", "Anti-entropy exchanges completed.", nil, nil)
+	descSyncFailures  = prometheus.NewDesc("weir_purge_sync_failures_total", "Anti-entropy exchanges that failed.", nil, nil)
+	descPulled        = prometheus.NewDesc("weir_purge_entries_pulled_total", "Purges this node missed and pulled through anti-entropy.", nil, nil)
+	descGaps          = prometheus.NewDesc("weir_purge_gaps_total", "Times this node missed more purges than a member retained, and soft-purged everything.", nil, nil)
+	descWireBytes     = prometheus.NewDesc("weir_purge_wire_bytes_total", "Bytes on the wire of purge batches and anti-entropy, HTTP included.", []string{"direction", "kind"}, nil)
+	descRejected      = prometheus.NewDesc("weir_purge_rejected_total", "Purge messages refused, by reason (unsigned, bad signature, expired, replayed...).", []string{"reason"}, nil)
+	descUnaudited     = prometheus.NewDesc("weir_purge_refusals_not_audited_total", "Purge calls without a valid token refused with 429 past the per-address limit, and not written to the audit log.", nil, nil)
+)
+
+// Collector returns the purge service's metrics, read at scrape time.
+func (s *Service) Collector() prometheus.Collector {
+	return telemetry.Collect(func(ch chan<- prometheus.Metric) {
+		st := s.Stats()
+		ch <- telemetry.Counter(descIssued, float64(st.Issued))
+		ch <- telemetry.Counter(descApplied, float64(st.Applied))
+		ch <- telemetry.Gauge(descLagging, telemetry.Bool(st.Lagging))
+		ch <- telemetry.Gauge(descLag, st.LagSeconds)
+		ch <- telemetry.Gauge(descLogEntries, float64(st.LogEntries))
+		ch <- s.latency.Metric(descPropagation)
+		ch <- telemetry.Counter(descBatchesSent, float64(st.BatchesSent))
+		ch <- telemetry.Counter(descBatchesRecv, float64(st.BatchesReceived))
+		ch <- telemetry.Counter(descBatchesDrop, float64(st.Dropped))
+		ch <- telemetry.Gauge(descBatchesQueued, float64(st.Queued))
+		ch <- telemetry.Counter(descSendFailures, float64(st.SendFailures))
+		ch <- telemetry.Counter(descSyncRounds, float64(st.SyncRounds))
+		ch <- telemetry.Counter(descSyncFailures, float64(st.SyncFailures))
+		ch <- telemetry.Counter(descPulled, float64(st.Pulled))
+		ch <- telemetry.Counter(descGaps, float64(st.Gaps))
+		ch <- telemetry.Counter(descWireBytes, float64(st.BatchBytesSent), "sent", "batch")
+		ch <- telemetry.Counter(descWireBytes, float64(st.BatchBytesReceived), "received", "batch")
+		ch <- telemetry.Counter(descWireBytes, float64(st.SyncBytesSent), "sent", "sync")
+		ch <- telemetry.Counter(descWireBytes, float64(st.SyncBytesReceived), "received", "sync")
+		for _, r := range rejectReasons {
+			ch <- telemetry.Counter(descRejected, float64(st.Rejected[r]), r)
+		}
+		ch <- telemetry.Counter(descUnaudited, float64(st.Unaudited))
+	})
+}
+
+// rejectReasons are every reason a message is refused for, all exported
+// from the start so that rate() sees the first refusal.
+var rejectReasons = []string{rejectUnsigned, rejectMalformed, rejectUnknowKey, rejectForged, rejectExpired, rejectReplayed, rejectBadBody}

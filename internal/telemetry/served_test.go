@@ -1,0 +1,86 @@
+package telemetry_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/weir-cdn/weir/internal/clustertest"
+)
+
+// TestKnownMetricsAreServed scrapes a live cluster member after some
+// traffic and a purge, and checks that every series name the alerts and
+// the dashboard may use (knownMetrics) is really served, so the documents
+// cannot drift from the code.
+func TestKnownMetricsAreServed(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Write([]byte("ok"))
+	})
+	srv := httptest.NewServer(origin)
+	defer srv.Close()
+	c := clustertest.Start(t, clustertest.Options{Nodes: 2, Origin: srv.URL})
+	for _, p := range []string{"/a", "/b", "/c"} {
+		for i := range 2 {
+			if _, err := c.Get(i, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if code, body, err := c.Admin(0, http.MethodPost, "/purge", `{"urls":["http://`+clustertest.Host+`/a"]}`); err != nil || code != 200 {
+		t.Fatalf("purge: %d %s %v", code, body, err)
+	}
+	var served map[string]bool
+	c.WaitFor(t, 10*time.Second, func() string {
+		served = scrapeNames(t, c, 0)
+		if !served["weir_purge_propagation_seconds_count"] {
+			return "no propagation histogram yet"
+		}
+		var missing []string
+		for name := range knownMetrics {
+			if name != "up" && !served[name] {
+				missing = append(missing, name)
+			}
+		}
+		if len(missing) > 0 {
+			return "not served: " + strings.Join(missing, ", ")
+		}
+		return ""
+	})
+}
+
+// scrapeNames returns the sample names node i serves on /metrics.
+func scrapeNames(t *testing.T, c *clustertest.Cluster, i int) map[string]bool {
+	t.Helper()
+	resp, err := c.Client.Get("http://" + c.Node(i).AdminAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	names := map[string]bool{}
+	for name, f := range fams {
+		if len(f.GetMetric()) == 0 {
+			continue
+		}
+		switch f.GetType() {
+		case dto.MetricType_HISTOGRAM:
+			names[name+"_bucket"], names[name+"_sum"], names[name+"_count"] = true, true, true
+		case dto.MetricType_SUMMARY:
+			names[name], names[name+"_sum"], names[name+"_count"] = true, true, true
+		default:
+			names[name] = true
+		}
+	}
+	return names
+}
