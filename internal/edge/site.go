@@ -9,6 +9,7 @@ import (
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/httpcache"
 	"github.com/weir-cdn/weir/internal/origin"
+	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
 // Site is the compiled policy of one hosts entry of the configuration.
@@ -27,7 +28,7 @@ type Site struct {
 
 	// hits and misses count the site's cacheable requests served from
 	// the cache or not; objects counts its objects in the store.
-	hits, misses atomic.Uint64
+	hits, misses telemetry.Striped
 	objects      atomic.Int64
 }
 

@@ -211,10 +211,9 @@ type HTTP struct {
 	spanName string
 	log      *slog.Logger
 
-	requests  [numMethods][len(statusClasses)][numCache]atomic.Uint64
-	bytes     [numCache]atomic.Uint64
+	// shards hold the counters, striped (see stripe).
+	shards    [stripes]httpShard
 	durations [numCache]*Histogram
-	inFlight  atomic.Int64
 
 	descRequests, descBytes, descDuration, descInFlight *prometheus.Desc
 }
@@ -243,6 +242,14 @@ func NewHTTP(opt HTTPOptions) *HTTP {
 	return m
 }
 
+// httpShard is one stripe of the request counters.
+type httpShard struct {
+	requests [numMethods][len(statusClasses)][numCache]atomic.Uint64
+	bytes    [numCache]atomic.Uint64
+	inFlight atomic.Int64
+	_        [56]byte
+}
+
 // Describe implements prometheus.Collector.
 func (m *HTTP) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.descRequests
@@ -253,20 +260,37 @@ func (m *HTTP) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (m *HTTP) Collect(ch chan<- prometheus.Metric) {
-	for mi := range m.requests {
-		for si := range m.requests[mi] {
-			for ci := range m.requests[mi][si] {
-				if n := m.requests[mi][si][ci].Load(); n > 0 {
+	var requests [numMethods][len(statusClasses)][numCache]uint64
+	var bytes [numCache]uint64
+	var inFlight int64
+	for i := range m.shards {
+		s := &m.shards[i]
+		for mi := range s.requests {
+			for si := range s.requests[mi] {
+				for ci := range s.requests[mi][si] {
+					requests[mi][si][ci] += s.requests[mi][si][ci].Load()
+				}
+			}
+		}
+		for ci := range s.bytes {
+			bytes[ci] += s.bytes[ci].Load()
+		}
+		inFlight += s.inFlight.Load()
+	}
+	for mi := range requests {
+		for si := range requests[mi] {
+			for ci, n := range requests[mi][si] {
+				if n > 0 {
 					ch <- Counter(m.descRequests, float64(n), methods[mi], statusClasses[si], cacheNames[ci])
 				}
 			}
 		}
 	}
-	for ci := range m.bytes {
-		ch <- Counter(m.descBytes, float64(m.bytes[ci].Load()), cacheNames[ci])
+	for ci := range bytes {
+		ch <- Counter(m.descBytes, float64(bytes[ci]), cacheNames[ci])
 		ch <- m.durations[ci].Metric(m.descDuration, cacheNames[ci])
 	}
-	ch <- Gauge(m.descInFlight, float64(m.inFlight.Load()))
+	ch <- Gauge(m.descInFlight, float64(inFlight))
 }
 
 // Wrap returns next behind the telemetry layer.
@@ -284,7 +308,8 @@ type ResponseStats interface {
 }
 
 func (m *HTTP) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	m.inFlight.Add(1)
+	shard := &m.shards[stripe()]
+	shard.inFlight.Add(1)
 	vs, canSet := r.Context().(valueSetter)
 	var req *Request
 	if canSet {
@@ -317,7 +342,9 @@ func (m *HTTP) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 	}
 	var span trace.Span
 	remote := remoteSpanContext(r.Header)
-	req.traceID, req.traceState = remote.TraceID(), remote.TraceState()
+	if remote.IsValid() {
+		req.traceID, req.traceState = remote.TraceID(), remote.TraceState()
+	}
 	if t := m.opt.Tracer; t.Enabled() {
 		if !req.traceID.IsValid() {
 			req.traceID = newTraceID()
@@ -340,15 +367,15 @@ func (m *HTTP) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 		w, stats = rec, rec
 	}
 	done := false
-	defer func() { m.finish(r, req, stats, span, done) }()
+	defer func() { m.finish(shard, r, req, stats, span, done) }()
 	next.ServeHTTP(w, r)
 	done = true
 }
 
 // finish counts a request once its handler has returned, or panicked
 // (done false).
-func (m *HTTP) finish(r *http.Request, req *Request, stats ResponseStats, span trace.Span, done bool) {
-	m.inFlight.Add(-1)
+func (m *HTTP) finish(shard *httpShard, r *http.Request, req *Request, stats ResponseStats, span trace.Span, done bool) {
+	shard.inFlight.Add(-1)
 	d := time.Since(req.Start)
 	status := stats.Status()
 	switch {
@@ -363,8 +390,8 @@ func (m *HTTP) finish(r *http.Request, req *Request, stats ResponseStats, span t
 		c = CacheNone
 	}
 	n := stats.BodyBytes()
-	m.requests[methodIndex(r.Method)][class][c].Add(1)
-	m.bytes[c].Add(uint64(n))
+	shard.requests[methodIndex(r.Method)][class][c].Add(1)
+	shard.bytes[c].Add(uint64(n))
 	m.durations[c].Observe(d)
 	if span != nil {
 		if span.IsRecording() {

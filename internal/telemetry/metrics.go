@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"sync/atomic"
@@ -83,22 +84,38 @@ var LatencyBuckets = []float64{
 	0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 }
 
+// stripes is how many copies of a hot counter are kept, so that cores
+// counting at once rarely write the same cache line; readers add them up.
+const stripes = 8
+
+// stripe picks the copy a write goes to.
+func stripe() int { return int(rand.Uint32() & (stripes - 1)) }
+
 // Histogram counts durations into fixed buckets with atomic adds, so
-// observing takes no lock. It is safe for concurrent use; the zero value
-// is not usable, call NewHistogram.
+// observing takes no lock, striped so that cores observing at once rarely
+// share a cache line. It is safe for concurrent use; the zero value is not
+// usable, call NewHistogram.
 type Histogram struct {
 	bounds []float64       // upper bounds in seconds
 	limits []time.Duration // the same bounds as durations
+	shards [stripes]*histogramShard
+}
+
+type histogramShard struct {
 	counts []atomic.Uint64 // per bucket (not cumulative), then +Inf
 	sum    atomic.Int64    // nanoseconds
+	_      [48]byte        // keeps the next shard's fields off this line
 }
 
 // NewHistogram returns a histogram with the given ascending upper bounds
 // in seconds.
 func NewHistogram(bounds []float64) *Histogram {
-	h := &Histogram{bounds: bounds, limits: make([]time.Duration, len(bounds)), counts: make([]atomic.Uint64, len(bounds)+1)}
+	h := &Histogram{bounds: bounds, limits: make([]time.Duration, len(bounds))}
 	for i, b := range bounds {
 		h.limits[i] = time.Duration(b * float64(time.Second))
+	}
+	for i := range h.shards {
+		h.shards[i] = &histogramShard{counts: make([]atomic.Uint64, len(bounds)+1)}
 	}
 	return h
 }
@@ -106,8 +123,9 @@ func NewHistogram(bounds []float64) *Histogram {
 // Observe records d.
 func (h *Histogram) Observe(d time.Duration) {
 	i, _ := slices.BinarySearch(h.limits, d)
-	h.counts[i].Add(1)
-	h.sum.Add(int64(d))
+	s := h.shards[stripe()]
+	s.counts[i].Add(1)
+	s.sum.Add(int64(d))
 }
 
 // HistogramSnapshot is a histogram's state at one moment.
@@ -123,13 +141,18 @@ type HistogramSnapshot struct {
 // Snapshot returns the histogram's counts. Observations that race with
 // it land in this snapshot or the next.
 func (h *Histogram) Snapshot() HistogramSnapshot {
-	s := HistogramSnapshot{Bounds: h.bounds, Cumulative: make([]uint64, len(h.bounds)), Sum: time.Duration(h.sum.Load())}
+	s := HistogramSnapshot{Bounds: h.bounds, Cumulative: make([]uint64, len(h.bounds))}
 	var cum uint64
-	for i := range h.counts {
-		cum += h.counts[i].Load()
+	for i := range len(h.bounds) + 1 {
+		for _, sh := range h.shards {
+			cum += sh.counts[i].Load()
+		}
 		if i < len(h.bounds) {
 			s.Cumulative[i] = cum
 		}
+	}
+	for _, sh := range h.shards {
+		s.Sum += time.Duration(sh.sum.Load())
 	}
 	s.Count = cum
 	return s
@@ -143,4 +166,26 @@ func (h *Histogram) Metric(d *prometheus.Desc, labels ...string) prometheus.Metr
 		buckets[b] = s.Cumulative[i]
 	}
 	return prometheus.MustNewConstHistogram(d, s.Count, s.Sum.Seconds(), buckets, labels...)
+}
+
+// Striped is a counter for hot paths: its adds go to one of several
+// copies on separate cache lines, so cores counting at once do not
+// contend; Load adds them up. The zero value is zero.
+type Striped struct {
+	s [stripes]struct {
+		v atomic.Uint64
+		_ [56]byte
+	}
+}
+
+// Add adds n.
+func (c *Striped) Add(n uint64) { c.s[stripe()].v.Add(n) }
+
+// Load returns the total.
+func (c *Striped) Load() uint64 {
+	var t uint64
+	for i := range c.s {
+		t += c.s[i].v.Load()
+	}
+	return t
 }

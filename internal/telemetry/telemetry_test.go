@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -292,5 +293,30 @@ func TestNewLoggerRejects(t *testing.T) {
 	}
 	if _, err := NewLogger(io.Discard, "info", "xml"); err == nil || !strings.Contains(err.Error(), "xml") {
 		t.Errorf("format xml: %v", err)
+	}
+}
+
+// TestStripedCountsAddUp: adds from many goroutines land in different
+// stripes and all of them are counted.
+func TestStripedCountsAddUp(t *testing.T) {
+	var c Striped
+	h := NewHistogram([]float64{0.001})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 1000 {
+				c.Add(2)
+				h.Observe(time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := c.Load(); got != 16000 {
+		t.Errorf("striped counter %d, want 16000", got)
+	}
+	if s := h.Snapshot(); s.Count != 8000 || s.Cumulative[0] != 8000 || s.Sum != 8000*time.Millisecond {
+		t.Errorf("histogram count %d le=0.001 %d sum %v, want 8000, 8000, 8s", s.Count, s.Cumulative[0], s.Sum)
 	}
 }
