@@ -3,9 +3,11 @@ package node
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -341,4 +343,39 @@ func (b *syncBuffer) lines(msg string) []map[string]any {
 		}
 	}
 	return out
+}
+
+// TestTracingExporterStops: a node exporting to a collector that is not
+// there serves normally, and neither its shutdown nor a failed start
+// leaves the exporter running (the package's leak check would see it).
+func TestTracingExporterStops(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer origin.Close()
+	cfg := testConfig(origin.URL)
+	cfg.Telemetry.Tracing.Endpoint = "http://127.0.0.1:1/v1/traces"
+	cfg.Telemetry.Tracing.SampleRatio = 1
+	n, err := Start(cfg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	if resp, _ := get(t, c, "http://"+n.EdgeAddr()+"/x"); resp.StatusCode != 200 {
+		t.Errorf("status %d with the collector down, want 200", resp.StatusCode)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	n.Shutdown(ctx)
+
+	// The same configuration on a listener already in use fails to start.
+	busy := testConfig(origin.URL)
+	busy.Telemetry.Tracing = cfg.Telemetry.Tracing
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	busy.Listen = ln.Addr().String()
+	if _, err := Start(busy, quiet()); err == nil {
+		t.Fatal("start on a busy listener succeeded")
+	}
 }

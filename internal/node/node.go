@@ -117,6 +117,15 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 		return nil, err
 	}
 	n.tracer = tracer
+	started := false
+	defer func() {
+		if !started {
+			// Stop the span exporter a failed start leaves behind.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = tracer.Shutdown(ctx)
+		}
+	}()
 	for _, oc := range cfg.Origins {
 		c, err := origin.New(origin.Config{
 			Name:                  oc.Name,
@@ -187,6 +196,7 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 		n.serve(n.peerSrv.Serve, n.peerLn, "peer")
 	}
 	n.purge.Start()
+	started = true
 	log.Info("weir node started", "node", name, "edge", n.EdgeAddr(), "admin", n.AdminAddr(),
 		"cache_max_bytes", int64(cfg.Cache.MaxSize), "version", version.Get().Version, "commit", version.Get().Commit)
 	return n, nil
