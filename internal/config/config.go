@@ -110,6 +110,11 @@ type Config struct {
 	// means every default.
 	Purge Purge `yaml:"purge"`
 
+	// Overload protects the edge itself: a rate limit per client and an
+	// adaptive limit on the work sent to origins. Its zero value means no
+	// rate limit and the adaptive limit.
+	Overload Overload `yaml:"overload"`
+
 	// Telemetry sets logs, the access log and tracing. Its zero value
 	// means every default: JSON logs at info, no access log, tracing off.
 	Telemetry Telemetry `yaml:"telemetry"`
@@ -184,6 +189,11 @@ type Server struct {
 	// in-flight requests before closing connections. The zero value means
 	// 15s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+
+	// MaxConnections is the most client connections served at once; past
+	// it a new connection is answered 503 with Retry-After and closed. The
+	// zero value means 10000.
+	MaxConnections int `yaml:"max_connections"`
 
 	// Procs is how many CPUs execute Weir's code at once (GOMAXPROCS). The
 	// zero value means every CPU the process may use. On a machine shared
@@ -421,6 +431,37 @@ type Origin struct {
 	// MaxConns caps the connections open to the origin, idle or busy;
 	// requests beyond it wait. The zero value means 1024.
 	MaxConns int `yaml:"max_conns"`
+
+	// Servers lists the origin's servers when it has several, each a base
+	// URL like URL; give either URL or Servers. The zero value (none)
+	// means the one server of URL.
+	Servers []string `yaml:"servers"`
+
+	// Balance is how requests are spread over the servers: round_robin,
+	// least_outstanding (the server with the fewest requests in flight)
+	// or consistent (by URL, so each server caches its own share). The
+	// zero value "" means round_robin.
+	Balance string `yaml:"balance"`
+
+	// HealthCheck actively checks each server. Its zero value means no
+	// active checks.
+	HealthCheck HealthCheck `yaml:"health_check"`
+
+	// Outlier ejects servers that keep failing. Its zero value means the
+	// defaults.
+	Outlier Outlier `yaml:"outlier"`
+
+	// Breaker is each server's circuit breaker. Its zero value means the
+	// defaults.
+	Breaker Breaker `yaml:"breaker"`
+
+	// Bulkhead caps the requests in flight to the origin. Its zero value
+	// means the defaults.
+	Bulkhead Bulkhead `yaml:"bulkhead"`
+
+	// Retry retries failed idempotent requests on another server. Its
+	// zero value means the defaults.
+	Retry Retry `yaml:"retry"`
 }
 
 // Host maps request host names to an origin and says how their responses
@@ -521,6 +562,8 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Server.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&c.Server.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setDefault(&c.Server.ShutdownTimeout, DefaultShutdownTimeout)
+	setDefault(&c.Server.MaxConnections, DefaultMaxConnections)
+	c.Overload.applyDefaults()
 
 	setDefault(&c.Cluster.Weight, DefaultClusterWeight)
 	setDefault(&c.Cluster.PeerConnectTimeout, DefaultPeerConnectTimeout)
@@ -553,6 +596,7 @@ func (o *Origin) applyDefaults() {
 	setDefault(&o.BodyIdleTimeout, DefaultBodyIdleTimeout)
 	setDefault(&o.MaxIdleConns, DefaultMaxIdleConns)
 	setDefault(&o.MaxConns, DefaultMaxConns)
+	o.applyResilienceDefaults()
 }
 
 func setDefault[T comparable](field *T, def T) {

@@ -28,15 +28,13 @@ func TestParse(t *testing.T) {
 		return c
 	}
 	origin := func(name, url string) config.Origin {
-		return config.Origin{
-			Name: name, URL: url,
-			ConnectTimeout:        config.DefaultConnectTimeout,
-			TLSHandshakeTimeout:   config.DefaultTLSHandshakeTimeout,
-			ResponseHeaderTimeout: config.DefaultResponseHeaderTimeout,
-			BodyIdleTimeout:       config.DefaultBodyIdleTimeout,
-			MaxIdleConns:          config.DefaultMaxIdleConns,
-			MaxConns:              config.DefaultMaxConns,
+		c := config.Config{Origins: []config.Origin{{Name: name, URL: url}}}
+		c.ApplyDefaults()
+		o := c.Origins[0]
+		if o.ConnectTimeout != config.DefaultConnectTimeout || o.MaxConns != config.DefaultMaxConns || o.Breaker.ConsecutiveFailures != config.DefaultBreakerFailures {
+			t.Fatalf("origin defaults not applied: %+v", o)
 		}
+		return o
 	}
 	tests := []struct {
 		name string
@@ -253,17 +251,17 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "unknown top-level key",
 			yaml: "node: a\n\nlisten_addr: :80\n",
-			want: []string{`weir.yaml:3: unknown key "listen_addr" at the top level (known keys: node, listen, admin_listen, admin_tokens_file, audit_log, cache, server, cluster, purge, telemetry, origins, hosts); did you mean "listen"?`},
+			want: []string{`weir.yaml:3: unknown key "listen_addr" at the top level (known keys: node, listen, admin_listen, admin_tokens_file, audit_log, cache, server, cluster, purge, overload, telemetry, origins, hosts); did you mean "listen"?`},
 		},
 		{
 			name: "dashes instead of underscores",
 			yaml: "server:\n  read-header-timeout: 5s\n",
-			want: []string{`weir.yaml:2: unknown key "read-header-timeout" in server (known keys: read_header_timeout, idle_timeout, max_header_bytes, shutdown_timeout, procs); did you mean "read_header_timeout"?`},
+			want: []string{`weir.yaml:2: unknown key "read-header-timeout" in server (known keys: read_header_timeout, idle_timeout, max_header_bytes, shutdown_timeout, max_connections, procs); did you mean "read_header_timeout"?`},
 		},
 		{
 			name: "unknown key without suggestion",
 			yaml: "origins:\n  - name: a\n    url: http://a\n    weight: 3\n",
-			want: []string{`weir.yaml:4: unknown key "weight" in origins[0] (known keys: name, url, host_header, connect_timeout, tls_handshake_timeout, response_header_timeout, body_idle_timeout, max_idle_conns, max_conns)`},
+			want: []string{`weir.yaml:4: unknown key "weight" in origins[0] (known keys: name, url, host_header, connect_timeout, tls_handshake_timeout, response_header_timeout, body_idle_timeout, max_idle_conns, max_conns, servers, balance, health_check, outlier, breaker, bulkhead, retry)`},
 		},
 		{
 			name: "unknown key in key rules",
@@ -379,7 +377,7 @@ hosts:
 		{
 			name: "error inside an anchor reported once",
 			yaml: "origins:\n  - &o {name: a, url: 'http://a', zz: 1}\n  - *o\n",
-			want: []string{`weir.yaml:2: unknown key "zz" in origins[0] (known keys: name, url, host_header, connect_timeout, tls_handshake_timeout, response_header_timeout, body_idle_timeout, max_idle_conns, max_conns)`},
+			want: []string{`weir.yaml:2: unknown key "zz" in origins[0] (known keys: name, url, host_header, connect_timeout, tls_handshake_timeout, response_header_timeout, body_idle_timeout, max_idle_conns, max_conns, servers, balance, health_check, outlier, breaker, bulkhead, retry)`},
 		},
 		{
 			name: "bad merge",
@@ -395,9 +393,9 @@ hosts:
 			name: "every problem at once, in document order",
 			yaml: "nodee: a\ncache:\n  max_size: big\norigins:\n  - name: a\n    urll: http://x\n",
 			want: []string{
-				`weir.yaml:1: unknown key "nodee" at the top level (known keys: node, listen, admin_listen, admin_tokens_file, audit_log, cache, server, cluster, purge, telemetry, origins, hosts); did you mean "node"?`,
+				`weir.yaml:1: unknown key "nodee" at the top level (known keys: node, listen, admin_listen, admin_tokens_file, audit_log, cache, server, cluster, purge, overload, telemetry, origins, hosts); did you mean "node"?`,
 				`weir.yaml:3: cache.max_size: size "big" does not start with a number; write a byte count like 65536 or a number with a unit like 256MiB`,
-				`weir.yaml:6: unknown key "urll" in origins[0] (known keys: name, url, host_header, connect_timeout, tls_handshake_timeout, response_header_timeout, body_idle_timeout, max_idle_conns, max_conns); did you mean "url"?`,
+				`weir.yaml:6: unknown key "urll" in origins[0] (known keys: name, url, host_header, connect_timeout, tls_handshake_timeout, response_header_timeout, body_idle_timeout, max_idle_conns, max_conns, servers, balance, health_check, outlier, breaker, bulkhead, retry); did you mean "url"?`,
 			},
 		},
 	}

@@ -61,6 +61,7 @@ func (c *Config) Validate() error {
 	v.cluster(e.Cluster, e.Listen, e.AdminListen)
 	v.purge(e.Purge)
 	v.telemetry(e.Telemetry)
+	v.overload(e.Overload)
 	names := v.origins(e.Origins)
 	v.hosts(e.Hosts, names)
 	return errors.Join(v.errs...)
@@ -134,6 +135,7 @@ func (v *validator) server(s Server) {
 	if s.MaxHeaderBytes < MinMaxHeaderBytes || s.MaxHeaderBytes > MaxMaxHeaderBytes {
 		v.add("server.max_header_bytes", "%s is not between %s and %s", s.MaxHeaderBytes, MinMaxHeaderBytes, MaxMaxHeaderBytes)
 	}
+	v.count("server.max_connections", s.MaxConnections, 1)
 	if s.Procs < 0 || s.Procs > MaxProcs {
 		v.add("server.procs", "%d is not between 0 (every CPU) and %d", s.Procs, MaxProcs)
 	}
@@ -403,7 +405,10 @@ func (v *validator) origins(origins []Origin) []string {
 				names = append(names, o.Name)
 			}
 		}
-		v.originURL(p+".url", o.URL)
+		if len(o.Servers) == 0 {
+			v.originURL(p+".url", o.URL)
+		}
+		v.resilience(p, o)
 		if o.HostHeader != "" {
 			if !isHostHeader(o.HostHeader) {
 				v.add(p+".host_header", "%q is not a valid Host header: write a host name or IP address with an optional port, such as \"www.example.com\"", o.HostHeader)

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -839,5 +840,80 @@ func TestClusterEnabled(t *testing.T) {
 		if got := tt.c.Enabled(); got != tt.want {
 			t.Errorf("%+v.Enabled() = %v, want %v", tt.c, got, tt.want)
 		}
+	}
+}
+
+func TestValidateResilience(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(c *config.Config)
+		want []string
+	}{
+		{name: "several servers and every section set", edit: func(c *config.Config) {
+			o := &c.Origins[0]
+			o.URL, o.Servers, o.Balance = "", []string{"http://10.0.0.1:80", "http://10.0.0.2:80"}, "consistent"
+			o.HealthCheck.Path = "/healthz"
+			o.Outlier.ConsecutiveFailures, o.Breaker.ConsecutiveFailures = -1, -1
+			c.Overload.ClientRateLimit, c.Overload.ClientKeyHeader = 100, "X-Forwarded-For"
+			c.Overload.Concurrency.Mode = "fixed"
+		}},
+		{name: "url and servers", edit: func(c *config.Config) { c.Origins[0].Servers = []string{"http://b:1"} },
+			want: []string{"origins[0].servers: both url and servers are set; give one server as url, or several as servers"}},
+		{name: "bad server and balance", edit: func(c *config.Config) {
+			c.Origins[0].URL, c.Origins[0].Servers, c.Origins[0].Balance = "", []string{"ftp://x"}, "random"
+		}, want: []string{
+			`origins[0].servers[0]: scheme "ftp" in "ftp://x" is not supported; use http:// or https://`,
+			`origins[0].balance: "random" is not one of "round_robin", "least_outstanding", "consistent"`,
+		}},
+		{name: "health check", edit: func(c *config.Config) {
+			h := &c.Origins[0].HealthCheck
+			h.Path, h.Interval, h.Timeout, h.HealthyThreshold = "healthz", config.Duration(time.Second), config.Duration(2*time.Second), -1
+		}, want: []string{
+			`origins[0].health_check.path: "healthz" is not an absolute path such as "/healthz"`,
+			"origins[0].health_check.timeout: 2s is longer than interval (1s); a check must end before the next starts",
+			"origins[0].health_check.healthy_threshold: -1 is not between 1 and 1000000",
+		}},
+		{name: "outlier, breaker, bulkhead, retry", edit: func(c *config.Config) {
+			o := &c.Origins[0]
+			o.Outlier.MaxEjection, o.Outlier.MaxEjectedPercent = config.Duration(time.Second), 101
+			o.Breaker.FailureRate = math.NaN()
+			o.Bulkhead.MaxConcurrent = -1
+			o.Retry.Attempts, o.Retry.Budget = 20, 2
+		}, want: []string{
+			"origins[0].outlier.max_ejection: 1s is shorter than base_ejection (30s)",
+			"origins[0].outlier.max_ejected_percent: 101 is not between 0 and 100",
+			"origins[0].breaker.failure_rate: NaN is not between 0 and 1",
+			"origins[0].bulkhead.max_concurrent: -1 is not between 1 and 1000000",
+			"origins[0].retry.attempts: 20 is more than 10; retries multiply an outage's load",
+			"origins[0].retry.budget: 2 is not between 0 and 1",
+		}},
+		{name: "overload", edit: func(c *config.Config) {
+			c.Overload.ClientRateLimit = -1
+			c.Overload.ClientKeyHeader = "X Forwarded"
+			c.Overload.Concurrency.Mode = "auto"
+			c.Overload.Concurrency.Min, c.Overload.Concurrency.Max = 100, 10
+			c.Overload.Concurrency.RetryAfter = config.Duration(time.Millisecond)
+		}, want: []string{
+			"overload.client_rate_limit: -1 is not between 0 (no limit) and 1000000",
+			`overload.client_key_header: "X Forwarded" is not a valid header field name`,
+			`overload.concurrency.mode: "auto" is not one of "adaptive", "fixed", "off"`,
+			"overload.concurrency.min: 100 is more than max (10)",
+			"overload.concurrency.retry_after: 1ms is not between 1s and 1h",
+		}},
+		{name: "server max connections", edit: func(c *config.Config) { c.Server.MaxConnections = -5 },
+			want: []string{"server.max_connections: -5 is not between 1 and 1000000"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := validConfig()
+			tc.edit(c)
+			var got []string
+			if err := c.Validate(); err != nil {
+				got = strings.Split(err.Error(), "\n")
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("Validate (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
