@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -28,10 +29,14 @@ const (
 	KindProtocol                  // the origin's answer was not valid HTTP
 	KindCanceled                  // the request was given up (client gone, shutdown)
 	KindOther
+	KindBreakerOpen     // not sent: every usable server's breaker is open
+	KindBulkheadFull    // not sent: too many requests in flight
+	KindNoHealthyServer // not sent: every server fails its health check
 	numKinds
 )
 
-var kindNames = [numKinds]string{"timeout", "connect", "reset", "tls", "protocol", "canceled", "other"}
+var kindNames = [numKinds]string{"timeout", "connect", "reset", "tls", "protocol", "canceled", "other",
+	"breaker_open", "bulkhead_full", "no_healthy_server"}
 
 // String returns the kind's label value.
 func (k ErrorKind) String() string {
@@ -52,6 +57,12 @@ func (e *Error) Kind() ErrorKind {
 	var alert tls.AlertError
 	var dnsErr *net.DNSError
 	switch {
+	case errors.Is(err, ErrBreakerOpen):
+		return KindBreakerOpen
+	case errors.Is(err, ErrBulkheadFull):
+		return KindBulkheadFull
+	case errors.Is(err, ErrNoHealthyServer):
+		return KindNoHealthyServer
 	case e.Timeout():
 		return KindTimeout
 	case errors.Is(err, context.Canceled):
@@ -83,22 +94,45 @@ func isProtocolError(err error) bool {
 }
 
 type stats struct {
-	inFlight  atomic.Int64
-	responses [5]atomic.Uint64 // by status class
-	errors    [numKinds]atomic.Uint64
-	durations *telemetry.Histogram // to the response header, or to the failure
+	inFlight      atomic.Int64
+	responses     [5]atomic.Uint64 // by status class
+	errors        [numKinds]atomic.Uint64
+	durations     *telemetry.Histogram // to the response header, or to the failure
+	retries       atomic.Uint64
+	retriesDenied atomic.Uint64 // retries not made for lack of budget
 }
 
 var (
 	descRequests = prometheus.NewDesc("weir_origin_requests_total",
 		"Responses received from the origin, by status class.", []string{"origin", "status_class"}, nil)
 	descErrors = prometheus.NewDesc("weir_origin_errors_total",
-		"Exchanges with the origin that failed without a usable response, by kind: timeout, connect, reset, tls, protocol, canceled, other.", []string{"origin", "kind"}, nil)
+		"Exchanges with the origin that failed without a usable response, by kind: timeout, connect, reset, tls, protocol, canceled, other; and requests not sent: breaker_open, bulkhead_full, no_healthy_server.", []string{"origin", "kind"}, nil)
 	descDuration = prometheus.NewDesc("weir_origin_request_duration_seconds",
 		"Time from sending a request to the origin to its response header (or failure).", []string{"origin"}, nil)
 	descInFlight = prometheus.NewDesc("weir_origin_requests_in_flight",
 		"Requests sent to the origin and waiting for the response header.", []string{"origin"}, nil)
 	statusClasses = [5]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+	descBreakerState = prometheus.NewDesc("weir_origin_breaker_state",
+		"The state of each server's circuit breaker: 1 for the current one of closed, open and half-open.", []string{"origin", "server", "state"}, nil)
+	descBreakerTransitions = prometheus.NewDesc("weir_origin_breaker_transitions_total",
+		"Transitions of each server's circuit breaker, by the state entered.", []string{"origin", "server", "to"}, nil)
+	descServerHealthy = prometheus.NewDesc("weir_origin_server_healthy",
+		"Whether the server passes its active health checks (1 without checks).", []string{"origin", "server"}, nil)
+	descServerEjected = prometheus.NewDesc("weir_origin_server_ejected",
+		"Whether the server is ejected by outlier detection.", []string{"origin", "server"}, nil)
+	descEjections = prometheus.NewDesc("weir_origin_ejections_total",
+		"Ejections of the server by outlier detection.", []string{"origin", "server"}, nil)
+	descBulkheadInFlight = prometheus.NewDesc("weir_origin_bulkhead_in_flight",
+		"Requests holding a bulkhead slot of the origin, until their response body is closed.", []string{"origin"}, nil)
+	descBulkheadWaiting = prometheus.NewDesc("weir_origin_bulkhead_waiting",
+		"Requests waiting for a bulkhead slot of the origin.", []string{"origin"}, nil)
+	descBulkheadRejected = prometheus.NewDesc("weir_origin_bulkhead_rejected_total",
+		"Requests refused because the origin's bulkhead was full.", []string{"origin"}, nil)
+	descRetries = prometheus.NewDesc("weir_origin_retries_total",
+		"Requests sent again to another server of the origin.", []string{"origin"}, nil)
+	descRetriesDenied = prometheus.NewDesc("weir_origin_retries_denied_total",
+		"Retries not made because the origin's retry budget was spent.", []string{"origin"}, nil)
 )
 
 // Collect sends the client's metrics to ch.
@@ -111,4 +145,25 @@ func (c *Client) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- c.stats.durations.Metric(descDuration, c.name)
 	ch <- telemetry.Gauge(descInFlight, float64(c.stats.inFlight.Load()), c.name)
+	now := time.Now()
+	for _, s := range c.servers {
+		cur := s.breaker.state()
+		for i, name := range breakerStates {
+			ch <- telemetry.Gauge(descBreakerState, telemetry.Bool(int(cur) == i), c.name, s.label, name)
+			var n uint64
+			if s.breaker != nil {
+				n = s.breaker.transitions[i].Load()
+			}
+			ch <- telemetry.Counter(descBreakerTransitions, float64(n), c.name, s.label, name)
+		}
+		out, _ := s.isEjected(now)
+		ch <- telemetry.Gauge(descServerHealthy, telemetry.Bool(s.healthy.Load()), c.name, s.label)
+		ch <- telemetry.Gauge(descServerEjected, telemetry.Bool(out), c.name, s.label)
+		ch <- telemetry.Counter(descEjections, float64(s.ejections.Load()), c.name, s.label)
+	}
+	ch <- telemetry.Gauge(descBulkheadInFlight, float64(c.bulkhead.inFlight.Load()), c.name)
+	ch <- telemetry.Gauge(descBulkheadWaiting, float64(c.bulkhead.waiting.Load()), c.name)
+	ch <- telemetry.Counter(descBulkheadRejected, float64(c.bulkhead.rejected.Load()), c.name)
+	ch <- telemetry.Counter(descRetries, float64(c.stats.retries.Load()), c.name)
+	ch <- telemetry.Counter(descRetriesDenied, float64(c.stats.retriesDenied.Load()), c.name)
 }

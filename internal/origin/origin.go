@@ -1,6 +1,14 @@
 // Package origin sends requests to origin servers with a strict timeout
 // on every phase: connecting, the TLS handshake, waiting for the response
 // header, and each read of the response body.
+//
+// An origin is a pool of one or more servers that serve the same content.
+// The Client spreads requests over them (Balance), stops sending to a
+// server that fails its active health checks (HealthCheck) or answers
+// with a run of errors (Outlier), fails fast while a server's circuit
+// breaker is open (Breaker), bounds the requests in flight to the origin
+// (Bulkhead), and retries safe requests on another server within a budget
+// (Retry).
 package origin
 
 import (
@@ -9,10 +17,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -24,10 +35,20 @@ import (
 
 // Config describes one origin.
 type Config struct {
-	// Name identifies the origin in errors and logs.
+	// Name identifies the origin in errors, logs and metrics.
 	Name string
-	// URL is the origin's scheme and authority, e.g. "http://10.0.0.5:8080".
+	// URL is the origin's scheme and authority, e.g. "http://10.0.0.5:8080":
+	// the shorthand for a pool of one server. It is ignored when Servers is
+	// set.
 	URL string
+	// Servers are the base URLs (http or https, host[:port]) of the
+	// origin's servers. Empty means the one server of URL; one of the two
+	// must be set. Each server has its own connection pool, with the
+	// timeouts and limits below.
+	Servers []string
+	// Balance chooses the server for a request: BalanceRoundRobin (the
+	// zero value ""), BalanceLeastOutstanding or BalanceConsistent.
+	Balance string
 	// HostHeader is the Host sent to the origin; "" keeps the client's.
 	HostHeader string
 	// ConnectTimeout bounds establishing a TCP connection. Zero means 3s.
@@ -40,136 +61,473 @@ type Config struct {
 	// BodyIdleTimeout bounds the wait for each read of the response body.
 	// Zero means 30s.
 	BodyIdleTimeout time.Duration
-	// MaxIdleConns is the number of idle keep-alive connections kept. Zero
-	// means 256.
+	// MaxIdleConns is the number of idle keep-alive connections kept per
+	// server. Zero means 256.
 	MaxIdleConns int
-	// MaxConns caps the connections to the origin. Zero means 1024.
+	// MaxConns caps the connections to each server. Zero means 1024.
 	MaxConns int
 	// MaxResponseHeaderBytes bounds the response header. Zero means 256 KiB.
 	MaxResponseHeaderBytes int64
-	// Tracer records an origin.fetch span per request; nil records none.
+	// Tracer records an origin.fetch span per attempt; nil records none.
 	Tracer *telemetry.Tracer
+	// Logger receives the pool's state changes: breakers opening and
+	// closing, servers ejected and returned, health checks failing and
+	// recovering. Nil means slog.Default().
+	Logger *slog.Logger
+	// HealthCheck configures active health checks; the zero value runs
+	// none.
+	HealthCheck HealthCheck
+	// Outlier configures passive outlier detection.
+	Outlier Outlier
+	// Breaker configures the circuit breaker of each server.
+	Breaker Breaker
+	// Bulkhead bounds the requests in flight to the origin.
+	Bulkhead Bulkhead
+	// Retry configures retries of failed requests on another server.
+	Retry Retry
 }
 
-// Client sends requests to one origin. It is safe for concurrent use.
+// The values of Config.Balance.
+const (
+	// BalanceRoundRobin sends requests to the servers in turn.
+	BalanceRoundRobin = "round_robin"
+	// BalanceLeastOutstanding sends a request to the server with the
+	// fewest requests in flight, ties in turn.
+	BalanceLeastOutstanding = "least_outstanding"
+	// BalanceConsistent sends all requests for a URL (Host, path and
+	// query) to the same server, by rendezvous hashing over the servers
+	// in use: when one leaves, only its share of the URLs moves.
+	BalanceConsistent = "consistent"
+)
+
+// HealthCheck configures active health checks: every Interval each server
+// is sent "GET Path" with the Host HostHeader (or the server's host) and
+// the User-Agent "weir-health-check". An answer with a status from 200 to
+// 399 within Timeout is a success; anything else a failure. A server
+// starts healthy. The checks run once Client.Start is called.
+type HealthCheck struct {
+	// Path is the request target of the check, e.g. "/healthz". "" runs
+	// no active checks: every server counts as healthy.
+	Path string
+	// Interval is the time between checks of a server. Zero means 5s.
+	Interval time.Duration
+	// Timeout bounds one check. Zero means 2s.
+	Timeout time.Duration
+	// Healthy is the number of consecutive successes that mark a server
+	// that is down as up. Zero means 2.
+	Healthy int
+	// Unhealthy is the number of consecutive failures that mark a server
+	// down. Zero means 3.
+	Unhealthy int
+}
+
+// Outlier configures passive outlier detection: a server that fails
+// ConsecutiveFailures requests in a row (no response, or a 5xx) is ejected,
+// and gets no requests, for a while. The n-th ejection of a server lasts
+// n×BaseEjection, at most MaxEjection; after a server has gone MaxEjection
+// without an ejection, the count starts over.
+type Outlier struct {
+	// ConsecutiveFailures is the run of failures that ejects a server.
+	// Zero means 5; negative disables ejection.
+	ConsecutiveFailures int
+	// BaseEjection is the length of a first ejection. Zero means 30s.
+	BaseEjection time.Duration
+	// MaxEjection caps the length of an ejection. Zero means 5m.
+	MaxEjection time.Duration
+	// MaxEjectedPercent is the largest share of the servers ejected at
+	// once; at least one server always stays in. Zero means 50.
+	MaxEjectedPercent int
+}
+
+// Breaker configures the circuit breaker of each server. A closed breaker
+// opens when ConsecutiveFailures requests in a row failed (no response,
+// or a 5xx; a 4xx is a success), or when FailureRate of the last Window's
+// requests failed and there were at least MinRequests of them. An open
+// breaker refuses requests for Delay, then lets HalfOpenRequests trial
+// requests through: if all succeed it closes, at the first failure it
+// opens again.
+type Breaker struct {
+	// ConsecutiveFailures opens the breaker. Zero means 5; negative
+	// disables the breaker.
+	ConsecutiveFailures int
+	// FailureRate is the share of failed requests in Window that opens
+	// the breaker. Zero means 0.5.
+	FailureRate float64
+	// MinRequests is the number of requests in Window below which
+	// FailureRate does not apply. Zero means 20.
+	MinRequests int
+	// Window is the sliding window of FailureRate. Zero means 10s.
+	Window time.Duration
+	// Delay is how long the breaker stays open. Zero means 5s.
+	Delay time.Duration
+	// HalfOpenRequests is the number of trial requests. Zero means 3.
+	HalfOpenRequests int
+}
+
+// Bulkhead bounds the requests in flight to the origin, from sending the
+// request until its response body is closed, over all its servers.
+type Bulkhead struct {
+	// MaxConcurrent is the number of requests in flight. Zero means 512.
+	MaxConcurrent int
+	// MaxWaiting is the number of requests queued for a slot; beyond it a
+	// request fails at once with ErrBulkheadFull. Zero means 128.
+	MaxWaiting int
+	// MaxWait is the longest a request waits for a slot before failing
+	// with ErrBulkheadFull. Zero means 100ms.
+	MaxWait time.Duration
+}
+
+// Retry configures retries. A request is retried only when its method is
+// idempotent (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) and it has no body;
+// only when it failed without a response (connect failure, reset, timeout
+// before the response header) or with a 502, 503 or 504; only while its
+// context is live; always on a server not tried yet (a pool with one
+// usable server does not retry); and only within the retry budget.
+type Retry struct {
+	// Attempts is the total number of tries of a request. Zero means 2;
+	// 1 disables retries.
+	Attempts int
+	// Budget caps retries to this share of first tries over the last 10s.
+	// Zero means 0.2; negative allows only MinPerSecond.
+	Budget float64
+	// MinPerSecond is a rate of retries always allowed, whatever Budget
+	// says (as MinPerSecond×10 retries per 10s). Zero means 3; negative
+	// means none.
+	MinPerSecond int
+}
+
+// Client sends requests to one origin's servers. It is safe for
+// concurrent use.
 type Client struct {
 	name       string
-	target     *url.URL
 	hostHeader string
 	bodyIdle   time.Duration
-	transport  *http.Transport
 	tracer     *telemetry.Tracer
-	stats      stats
+	log        *slog.Logger
+	balance    string
+	servers    []*server
+	rr         atomic.Uint64 // the turn of round robin and of ties
+	outlier    outlierPolicy
+	// ejectMu serializes ejections, so that two servers failing at once
+	// cannot both pass the MaxEjectedPercent check; it guards the
+	// ejection history fields of every server.
+	ejectMu  sync.Mutex
+	bulkhead *bulkhead
+	attempts int
+	budget   *retryBudget
+	health   healthPolicy
+	stats    stats
+
+	// loopMu guards started, closed and stop.
+	loopMu  sync.Mutex
+	started bool
+	closed  bool
+	stop    context.CancelFunc
+	loops   sync.WaitGroup // the health check loops
+
+	// checkHook, when set before Start, runs before each health check;
+	// tests use it to make a check panic.
+	checkHook func(*server)
 }
 
-// New returns a client for the origin described by cfg.
+// New returns a client for the origin described by cfg. It starts no
+// goroutines; see Start.
 func New(cfg Config) (*Client, error) {
-	u, err := url.Parse(cfg.URL)
-	if err != nil {
-		return nil, fmt.Errorf("origin %s: parse url %q: %w", cfg.Name, cfg.URL, err)
+	urls := cfg.Servers
+	if len(urls) == 0 {
+		urls = []string{cfg.URL}
 	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("origin %s: url %q: want http://host[:port] or https://host[:port]", cfg.Name, cfg.URL)
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("origin %s: "+format, append([]any{cfg.Name}, args...)...))
 	}
-	def := func(d, v time.Duration) time.Duration {
-		if d <= 0 {
-			return v
+	var targets []*url.URL
+	seen := map[string]bool{}
+	for _, raw := range urls {
+		u, err := url.Parse(raw)
+		switch {
+		case err != nil:
+			bad("parse url %q: %w", raw, err)
+		case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			bad("url %q: want http://host[:port] or https://host[:port]", raw)
+		case seen[u.Scheme+"://"+u.Host]:
+			bad("server %q is listed twice", raw)
+		default:
+			seen[u.Scheme+"://"+u.Host] = true
+			targets = append(targets, u)
 		}
-		return d
 	}
-	connect := def(cfg.ConnectTimeout, 3*time.Second)
-	maxIdle, maxConns := cfg.MaxIdleConns, cfg.MaxConns
-	if maxIdle <= 0 {
-		maxIdle = 256
+	balance := cfg.Balance
+	switch balance {
+	case "":
+		balance = BalanceRoundRobin
+	case BalanceRoundRobin, BalanceLeastOutstanding, BalanceConsistent:
+	default:
+		bad("balance %q: want %q, %q or %q", cfg.Balance, BalanceRoundRobin, BalanceLeastOutstanding, BalanceConsistent)
 	}
-	if maxConns <= 0 {
-		maxConns = 1024
+	hc := cfg.HealthCheck
+	if hc.Path != "" {
+		if _, err := url.ParseRequestURI(hc.Path); err != nil || !strings.HasPrefix(hc.Path, "/") {
+			bad("health_check.path %q: want an absolute path such as /healthz", hc.Path)
+		}
 	}
-	maxHeader := cfg.MaxResponseHeaderBytes
-	if maxHeader <= 0 {
-		maxHeader = 256 << 10
+	if r := cfg.Breaker.FailureRate; r < 0 || r > 1 {
+		bad("breaker.failure_rate %v: want a share between 0 and 1", r)
 	}
-	dialer := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
-	t := &http.Transport{
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	c := &Client{
+		name:       cfg.Name,
+		hostHeader: cfg.HostHeader,
+		bodyIdle:   orDefault(cfg.BodyIdleTimeout, 30*time.Second),
+		tracer:     cfg.Tracer,
+		log:        log,
+		balance:    balance,
+		outlier:    newOutlierPolicy(cfg.Outlier),
+		bulkhead:   newBulkhead(cfg.Bulkhead),
+		attempts:   orDefault(cfg.Retry.Attempts, 2),
+		budget:     newRetryBudget(cfg.Retry),
+		health:     newHealthPolicy(hc),
+		stats:      stats{durations: telemetry.NewHistogram(telemetry.LatencyBuckets)},
+	}
+	bp := newBreakerPolicy(cfg.Breaker)
+	for _, u := range targets {
+		s := newServer(u, newTransport(cfg, u.Scheme))
+		if hc.Path != "" {
+			// Health checks get their own connections: a server whose
+			// connection limit is reached by requests is busy, not down.
+			s.checker = s.transport.Clone()
+			s.checker.MaxIdleConns, s.checker.MaxIdleConnsPerHost, s.checker.MaxConnsPerHost = 1, 1, 2
+		}
+		if bp.enabled {
+			s.breaker = newBreaker(bp, c.breakerChanged(s, bp.delay))
+		}
+		c.servers = append(c.servers, s)
+	}
+	return c, nil
+}
+
+// orDefault returns v, or def when v is zero or negative.
+func orDefault[T int | int64 | float64 | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// newTransport returns the connection pool of one server.
+func newTransport(cfg Config, scheme string) *http.Transport {
+	dialer := &net.Dialer{Timeout: orDefault(cfg.ConnectTimeout, 3*time.Second), KeepAlive: 30 * time.Second}
+	maxIdle := orDefault(cfg.MaxIdleConns, 256)
+	return &http.Transport{
 		// Never use proxy settings from the environment: the origin is
 		// exactly what the configuration names.
 		Proxy:                  nil,
 		DialContext:            dialer.DialContext,
-		TLSHandshakeTimeout:    def(cfg.TLSHandshakeTimeout, 5*time.Second),
-		ResponseHeaderTimeout:  def(cfg.ResponseHeaderTimeout, 30*time.Second),
+		TLSHandshakeTimeout:    orDefault(cfg.TLSHandshakeTimeout, 5*time.Second),
+		ResponseHeaderTimeout:  orDefault(cfg.ResponseHeaderTimeout, 30*time.Second),
 		ExpectContinueTimeout:  time.Second,
 		MaxIdleConns:           maxIdle,
 		MaxIdleConnsPerHost:    maxIdle,
-		MaxConnsPerHost:        maxConns,
+		MaxConnsPerHost:        orDefault(cfg.MaxConns, 1024),
 		IdleConnTimeout:        90 * time.Second,
-		MaxResponseHeaderBytes: maxHeader,
+		MaxResponseHeaderBytes: orDefault(cfg.MaxResponseHeaderBytes, 256<<10),
 		// The cache stores and forwards content codings as the origin sent
 		// them; the transport must not negotiate or decode gzip itself.
 		DisableCompression: true,
-		ForceAttemptHTTP2:  u.Scheme == "https",
+		ForceAttemptHTTP2:  scheme == "https",
 		TLSClientConfig:    &tls.Config{MinVersion: tls.VersionTLS12},
 	}
-	return &Client{
-		name:       cfg.Name,
-		target:     u,
-		hostHeader: cfg.HostHeader,
-		bodyIdle:   def(cfg.BodyIdleTimeout, 30*time.Second),
-		transport:  t,
-		tracer:     cfg.Tracer,
-		stats:      stats{durations: telemetry.NewHistogram(telemetry.LatencyBuckets)},
-	}, nil
 }
 
 // Name returns the origin's name.
 func (c *Client) Name() string { return c.name }
 
-// URL returns the origin's base URL.
-func (c *Client) URL() string { return c.target.String() }
+// URL returns the base URL of the origin's first server.
+func (c *Client) URL() string { return c.servers[0].url.String() }
 
-// Do sends req to the origin: the scheme and authority of req.URL are
-// replaced by the origin's, and the Host header by the configured one.
-// The response body, when err is nil, must be closed; each of its reads
+// Do sends req to one of the origin's servers: the scheme and authority of
+// req.URL are replaced by the server's, and the Host header by the
+// configured one. Do may try several servers (see Retry); req.URL is left
+// naming the first. The response body, when err is nil, must be closed:
+// until then the request holds its bulkhead slot. Each read of the body
 // fails with ErrBodyIdle after waiting longer than the body idle timeout.
-// The request carries the trace context of req's context as traceparent.
+// Each attempt carries the trace context of its origin.fetch span as
+// traceparent.
+//
+// Errors are *Error. Besides the transport's failures, Do fails with
+// ErrBulkheadFull, ErrNoHealthyServer or ErrBreakerOpen without sending
+// anything.
 func (c *Client) Do(req *http.Request) (*http.Response, error) {
-	req.URL.Scheme = c.target.Scheme
-	req.URL.Host = c.target.Host
-	if c.hostHeader != "" {
-		req.Host = c.hostHeader
+	ctx := req.Context()
+	if err := c.bulkhead.acquire(ctx); err != nil {
+		return nil, c.fail(err)
 	}
+	var key uint64
+	if c.balance == BalanceConsistent {
+		key = requestKey(req)
+	}
+	retryable := c.attempts > 1 && retryableRequest(req.Method, req.Body)
+	s, trial, err := c.pick(key, nil)
+	if err != nil {
+		c.bulkhead.release()
+		return nil, c.fail(err)
+	}
+	c.budget.deposit(time.Now())
+	var buf [4]*server
+	tried := buf[:0]
+	for attempt := 1; ; attempt++ {
+		tried = append(tried, s)
+		resp, err := c.attempt(req, s, trial, attempt)
+		if attempt >= c.attempts || !retryable || !retryableOutcome(resp, err) || ctx.Err() != nil || !c.hasUntried(tried) {
+			return c.finish(resp, err)
+		}
+		now := time.Now()
+		if !c.budget.withdraw(now) {
+			c.stats.retriesDenied.Add(1)
+			return c.finish(resp, err)
+		}
+		next, nextTrial, perr := c.pick(key, tried)
+		if perr != nil {
+			c.budget.refund(now)
+			return c.finish(resp, err)
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+		c.stats.retries.Add(1)
+		s, trial = next, nextTrial
+	}
+}
+
+// fail counts and wraps an error of a request that was not sent.
+func (c *Client) fail(err error) error {
+	oe := &Error{Origin: c.name, Op: "request", Err: err}
+	c.stats.errors[oe.Kind()].Add(1)
+	return oe
+}
+
+// finish hands the outcome of the last attempt to the caller; the
+// bulkhead slot is released now on an error, else when the body closes.
+func (c *Client) finish(resp *http.Response, err error) (*http.Response, error) {
+	if err != nil {
+		c.bulkhead.release()
+		return nil, err
+	}
+	resp.Body.(*idleBody).release = c.bulkhead.release
+	return resp, nil
+}
+
+// attempt sends req to s, as the attempt-th try.
+func (c *Client) attempt(req *http.Request, s *server, trial bool, attempt int) (*http.Response, error) {
 	ctx, span := c.tracer.Start(req.Context(), "origin.fetch", trace.SpanKindClient,
-		attribute.String("weir.origin", c.name), attribute.Int("weir.attempt", 1),
-		attribute.String("server.address", c.target.Host), attribute.String("http.request.method", req.Method))
-	telemetry.Inject(ctx, req.Header)
+		attribute.String("weir.origin", c.name), attribute.Int("weir.attempt", attempt),
+		attribute.String("weir.server", s.url.Host),
+		attribute.String("server.address", s.url.Host), attribute.String("http.request.method", req.Method))
+	out := req
+	if attempt > 1 {
+		// The earlier attempt's request may still be referenced by its
+		// transport; this one gets its own URL and header.
+		out = req.Clone(ctx)
+	}
+	out.URL.Scheme = s.url.Scheme
+	out.URL.Host = s.url.Host
+	if c.hostHeader != "" {
+		out.Host = c.hostHeader
+	}
+	telemetry.Inject(ctx, out.Header)
 	ctx, cancel := context.WithCancelCause(ctx)
-	req = req.WithContext(ctx)
+	out = out.WithContext(ctx)
 	start := time.Now()
 	c.stats.inFlight.Add(1)
-	resp, err := c.transport.RoundTrip(req)
+	s.inFlight.Add(1)
+	resp, err := s.transport.RoundTrip(out)
 	c.stats.inFlight.Add(-1)
 	c.stats.durations.Observe(time.Since(start))
 	if err != nil {
+		s.inFlight.Add(-1)
 		cancel(nil)
 		oe := &Error{Origin: c.name, Op: "request", Err: err}
-		c.stats.errors[oe.Kind()].Add(1)
+		kind := oe.Kind()
+		c.stats.errors[kind].Add(1)
+		o := failure
+		if kind == KindCanceled || req.Context().Err() != nil {
+			// The caller gave up: that says nothing about the server.
+			o = ignored
+		}
+		c.record(s, trial, o, err.Error())
 		span.SetStatus(codes.Error, err.Error())
 		span.End()
 		return nil, oe
 	}
 	c.stats.responses[min(max(resp.StatusCode/100, 1), 5)-1].Add(1)
 	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+	o := success
 	if resp.StatusCode >= 500 {
 		span.SetStatus(codes.Error, resp.Status)
+		o = failure
 	}
-	resp.Body = newIdleBody(ctx, resp.Body, c.bodyIdle, cancel, c, span)
+	c.record(s, trial, o, resp.Status)
+	resp.Body = newIdleBody(ctx, resp.Body, c.bodyIdle, cancel, c, s, span)
 	return resp, nil
 }
 
-// Close releases idle connections.
-func (c *Client) Close() { c.transport.CloseIdleConnections() }
+// Start starts the active health checks, one loop per server, if the
+// configuration asks for them. It is idempotent, does not block, and does
+// nothing after Close.
+func (c *Client) Start() {
+	c.loopMu.Lock()
+	defer c.loopMu.Unlock()
+	if c.started || c.closed || c.health.path == "" {
+		return
+	}
+	c.started = true
+	ctx, cancel := context.WithCancel(context.Background())
+	c.stop = cancel
+	for _, s := range c.servers {
+		c.loops.Go(func() { c.supervise(ctx, s) })
+	}
+}
+
+// Close stops the health checks, waiting for them to end, and releases
+// idle connections. Requests may still be sent afterwards.
+func (c *Client) Close() {
+	c.loopMu.Lock()
+	c.closed = true
+	stop := c.stop
+	c.loopMu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	c.loops.Wait()
+	for _, s := range c.servers {
+		s.transport.CloseIdleConnections()
+		if s.checker != nil {
+			s.checker.CloseIdleConnections()
+		}
+	}
+}
 
 // ErrBodyIdle is the cause of a body read that waited too long.
 var ErrBodyIdle = errors.New("origin: response body idle timeout")
+
+// The errors of requests Do refused to send, wrapped in *Error.
+var (
+	// ErrBreakerOpen: the breaker of every server that could take the
+	// request is open.
+	ErrBreakerOpen = errors.New("origin: every usable server's circuit breaker is open")
+	// ErrBulkheadFull: the origin has as many requests in flight as its
+	// bulkhead allows, and no slot freed up in time.
+	ErrBulkheadFull = errors.New("origin: too many requests in flight (bulkhead full)")
+	// ErrNoHealthyServer: every server failed its active health checks.
+	ErrNoHealthyServer = errors.New("origin: no healthy server (every server fails its health check)")
+)
 
 // Error is a failed exchange with an origin.
 type Error struct {
@@ -202,20 +560,24 @@ func IsTimeout(err error) bool {
 // idleBody fails a read that waits longer than idle by cancelling the
 // request's context with ErrBodyIdle. Only time spent inside Read counts:
 // a caller that pauses between reads (because its own readers are slow)
-// does not trip the timeout.
+// does not trip the timeout. Closing it ends the attempt: its span, its
+// count in the server's requests in flight, and (for the response Do
+// returned) the request's bulkhead slot.
 type idleBody struct {
-	rc     io.ReadCloser
-	ctx    context.Context
-	idle   time.Duration
-	client *Client
-	span   trace.Span // ends with the body
-	timer  *time.Timer
-	stop   context.CancelCauseFunc
-	once   sync.Once
+	rc      io.ReadCloser
+	ctx     context.Context
+	idle    time.Duration
+	client  *Client
+	server  *server
+	span    trace.Span // ends with the body
+	timer   *time.Timer
+	stop    context.CancelCauseFunc
+	release func() // set by Do before the body is handed out; may be nil
+	once    sync.Once
 }
 
-func newIdleBody(ctx context.Context, rc io.ReadCloser, idle time.Duration, cancel context.CancelCauseFunc, c *Client, span trace.Span) *idleBody {
-	b := &idleBody{rc: rc, ctx: ctx, idle: idle, stop: cancel, client: c, span: span}
+func newIdleBody(ctx context.Context, rc io.ReadCloser, idle time.Duration, cancel context.CancelCauseFunc, c *Client, s *server, span trace.Span) *idleBody {
+	b := &idleBody{rc: rc, ctx: ctx, idle: idle, stop: cancel, client: c, server: s, span: span}
 	b.timer = time.AfterFunc(idle, func() { cancel(ErrBodyIdle) })
 	b.timer.Stop()
 	return b
@@ -244,6 +606,10 @@ func (b *idleBody) Close() error {
 		err = b.rc.Close()
 		b.stop(nil)
 		b.span.End()
+		b.server.inFlight.Add(-1)
+		if b.release != nil {
+			b.release()
+		}
 	})
 	return err
 }

@@ -1,0 +1,154 @@
+package origin
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// server is one server of an origin's pool.
+type server struct {
+	url       *url.URL // as configured; only the scheme and host are used
+	label     string   // scheme://host, in logs and metrics
+	hash      uint64   // of label, for rendezvous hashing
+	transport *http.Transport
+	checker   *http.Transport // for health checks; nil without them
+	breaker   *breaker        // nil when breakers are disabled
+
+	inFlight atomic.Int64 // requests sent whose response body is not closed
+	healthy  atomic.Bool  // the active health check's verdict; true without checks
+	failures atomic.Int64 // failed requests in a row, for outlier detection
+	// ejectedUntil is when the current ejection ends, in Unix
+	// nanoseconds; 0 when the server is not ejected (or its ejection's
+	// end has been noticed).
+	ejectedUntil atomic.Int64
+	ejections    atomic.Int64 // ejections so far
+
+	// Guarded by Client.ejectMu.
+	streak   int       // the multiplier of the next ejection, less one
+	lastEnds time.Time // when the last ejection ended
+}
+
+func newServer(u *url.URL, t *http.Transport) *server {
+	label := u.Scheme + "://" + u.Host
+	s := &server{url: u, label: label, hash: xxhash.Sum64String(label), transport: t}
+	s.healthy.Store(true)
+	return s
+}
+
+// pick chooses the server for an attempt among the healthy ones not in
+// tried and takes a permit from its breaker; trial reports a half-open
+// breaker's trial request. Ejected servers are passed over unless every
+// other choice is gone: ejection is a guess from passive signals, the
+// health check a verdict. pick returns ErrNoHealthyServer when every
+// server is down, errNoOtherServer when all healthy ones are in tried, and
+// ErrBreakerOpen when every candidate's breaker refuses.
+func (c *Client) pick(key uint64, tried []*server) (s *server, trial bool, err error) {
+	now := time.Now()
+	var buf [16]*server
+	cands := buf[:0]
+	healthy := 0
+	for _, s := range c.servers {
+		if !s.healthy.Load() {
+			continue
+		}
+		healthy++
+		if !slices.Contains(tried, s) && !c.ejected(s, now) {
+			cands = append(cands, s)
+		}
+	}
+	if healthy == 0 {
+		return nil, false, ErrNoHealthyServer
+	}
+	if len(cands) == 0 {
+		for _, s := range c.servers {
+			if s.healthy.Load() && !slices.Contains(tried, s) {
+				cands = append(cands, s)
+			}
+		}
+	}
+	if len(cands) == 0 {
+		return nil, false, errNoOtherServer
+	}
+	for len(cands) > 0 {
+		i := c.choose(cands, key)
+		if trial, ok := cands[i].breaker.allow(); ok {
+			return cands[i], trial, nil
+		}
+		cands = slices.Delete(cands, i, i+1)
+	}
+	return nil, false, ErrBreakerOpen
+}
+
+// hasUntried reports whether a healthy server is not in tried.
+func (c *Client) hasUntried(tried []*server) bool {
+	for _, s := range c.servers {
+		if s.healthy.Load() && !slices.Contains(tried, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// choose returns the index in cands of the server the balancing policy
+// prefers.
+func (c *Client) choose(cands []*server, key uint64) int {
+	if len(cands) == 1 {
+		return 0
+	}
+	switch c.balance {
+	case BalanceConsistent:
+		best, bestScore := 0, uint64(0)
+		for i, s := range cands {
+			if sc := rendezvousScore(s.hash, key); i == 0 || sc > bestScore {
+				best, bestScore = i, sc
+			}
+		}
+		return best
+	case BalanceLeastOutstanding:
+		n := len(cands)
+		start := int(c.rr.Add(1) % uint64(n))
+		best, least := start, cands[start].inFlight.Load()
+		for j := 1; j < n; j++ {
+			i := (start + j) % n
+			if f := cands[i].inFlight.Load(); f < least {
+				best, least = i, f
+			}
+		}
+		return best
+	}
+	return int((c.rr.Add(1) - 1) % uint64(len(cands)))
+}
+
+// requestKey is the hash of the URL a request asks for, for consistent
+// balancing: the Host the client sent, the path and the query.
+func requestKey(req *http.Request) uint64 {
+	d := xxhash.New()
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	d.WriteString(host)
+	d.WriteString(req.URL.EscapedPath())
+	if req.URL.RawQuery != "" {
+		d.WriteString("?")
+		d.WriteString(req.URL.RawQuery)
+	}
+	return d.Sum64()
+}
+
+// rendezvousScore is the weight of a server (by the hash of its label) for
+// a key: each key goes to the server with the highest score, so removing a
+// server moves only the keys it had. The two hashes are mixed with the
+// splitmix64 finalizer, which spreads every bit of the pair over the
+// result; xxhash has no per-process seed, so every node maps alike.
+func rendezvousScore(server, key uint64) uint64 {
+	z := server ^ key
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
