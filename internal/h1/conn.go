@@ -96,6 +96,9 @@ func (c *conn) serve() {
 			return
 		}
 		if err := c.readHead(); err != nil {
+			if err.status == http.StatusRequestTimeout {
+				s.headerTimeouts.Add(1)
+			}
 			c.refuse(err)
 			return
 		}
@@ -198,9 +201,16 @@ func (c *conn) waitForRequest() bool {
 }
 
 // headerBuffered reports whether the read buffer already holds a complete
-// request header section, which needs no header timeout.
+// request header section, which needs no header timeout. Leading empty
+// lines, which readHead skips, do not count: "\r\n\r\n" followed by a
+// trickled request must not escape the timeout.
 func (c *conn) headerBuffered() bool {
 	b, _ := c.br.Peek(c.br.Buffered())
+	i := 0
+	for i < len(b) && (b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	b = b[i:]
 	return bytes.Contains(b, crlfcrlf) || bytes.Contains(b, lflf)
 }
 

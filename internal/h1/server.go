@@ -35,6 +35,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +61,11 @@ type Server struct {
 	// MaxHeaderBytes bounds the request line and header section. Zero
 	// means 64 KiB.
 	MaxHeaderBytes int
+	// MaxConns is the most connections served at once. A connection
+	// accepted while MaxConns are open is answered at once with a 503
+	// (Retry-After: 1) without its request being read, and closed; it
+	// counts in Stats().Refused. Zero means 10000.
+	MaxConns int
 	// Logger receives accept errors and handler panics; nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -73,7 +79,38 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	connsWG   sync.WaitGroup
+	// refusing holds connections being answered with tooManyConns.
+	refusing map[net.Conn]struct{}
+	// connsWG counts the goroutines of conns and refusing.
+	connsWG sync.WaitGroup
+
+	// open counts the connections being served (reserved at accept,
+	// released by forget), refusingN the entries of refusing.
+	open, refusingN         atomic.Int64
+	refused, headerTimeouts atomic.Int64
+}
+
+// ServerStats are a Server's connection counters.
+type ServerStats struct {
+	// Open is the number of connections being served.
+	Open int64
+	// Refused counts the connections refused with a 503 because MaxConns
+	// connections were open.
+	Refused int64
+	// HeaderTimeouts counts the connections closed (with a 408) because a
+	// request's header section did not arrive within ReadHeaderTimeout of
+	// its first byte. Idle connections reaching IdleTimeout are not
+	// counted.
+	HeaderTimeouts int64
+}
+
+// Stats returns the server's connection counters.
+func (s *Server) Stats() ServerStats {
+	return ServerStats{
+		Open:           s.open.Load(),
+		Refused:        s.refused.Load(),
+		HeaderTimeouts: s.headerTimeouts.Load(),
+	}
 }
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -84,6 +121,7 @@ func (s *Server) init() {
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.listeners = make(map[net.Listener]struct{})
 		s.conns = make(map[*conn]struct{})
+		s.refusing = make(map[net.Conn]struct{})
 		if s.ReadHeaderTimeout <= 0 {
 			s.ReadHeaderTimeout = 10 * time.Second
 		}
@@ -98,6 +136,9 @@ func (s *Server) init() {
 		}
 		if s.MaxHeaderBytes <= 0 {
 			s.MaxHeaderBytes = 64 << 10
+		}
+		if s.MaxConns <= 0 {
+			s.MaxConns = 10000
 		}
 		if s.Logger == nil {
 			s.Logger = slog.Default()
@@ -149,10 +190,18 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
+		if s.open.Add(1) > int64(s.MaxConns) {
+			s.open.Add(-1)
+			if !s.refuseConn(nc) {
+				return ErrServerClosed
+			}
+			continue
+		}
 		c := newConn(s, nc)
 		s.mu.Lock()
 		if s.inShutdown.Load() {
 			s.mu.Unlock()
+			s.open.Add(-1)
 			nc.Close()
 			return ErrServerClosed
 		}
@@ -161,6 +210,54 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.mu.Unlock()
 		go c.serve()
 	}
+}
+
+// tooManyConns answers a connection refused because MaxConns are open.
+var tooManyConns = []byte("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\n" +
+	"Content-Length: " + strconv.Itoa(len(tooManyConnsBody)) + "\r\n\r\n" + tooManyConnsBody)
+
+const tooManyConnsBody = "weir: too many connections\n"
+
+const (
+	// refuseTimeout bounds answering a refused connection.
+	refuseTimeout = time.Second
+	// maxRefusing bounds the refused connections answered at once; past
+	// it, they are closed without an answer.
+	maxRefusing = 256
+)
+
+// refuseConn answers nc with tooManyConns on a goroutine of its own, so
+// the accept loop does not wait for the client, and closes it. It reports
+// false when the server is shutting down.
+func (s *Server) refuseConn(nc net.Conn) bool {
+	s.refused.Add(1)
+	if s.refusingN.Add(1) > maxRefusing {
+		s.refusingN.Add(-1)
+		nc.Close()
+		return true
+	}
+	s.mu.Lock()
+	if s.inShutdown.Load() {
+		s.mu.Unlock()
+		s.refusingN.Add(-1)
+		nc.Close()
+		return false
+	}
+	s.refusing[nc] = struct{}{}
+	s.connsWG.Add(1)
+	s.mu.Unlock()
+	go func() {
+		// A deadline on both directions: a TLS handshake reads too.
+		nc.SetDeadline(time.Now().Add(refuseTimeout))
+		nc.Write(tooManyConns)
+		nc.Close()
+		s.mu.Lock()
+		delete(s.refusing, nc)
+		s.mu.Unlock()
+		s.refusingN.Add(-1)
+		s.connsWG.Done()
+	}()
+	return true
 }
 
 func isTemporary(err error) bool {
@@ -172,6 +269,7 @@ func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	s.open.Add(-1)
 	s.connsWG.Done()
 }
 
@@ -214,6 +312,9 @@ func (s *Server) Close() error {
 	s.mu.Lock()
 	for c := range s.conns {
 		c.nc.Close()
+	}
+	for nc := range s.refusing {
+		nc.Close()
 	}
 	s.mu.Unlock()
 	s.connsWG.Wait()
