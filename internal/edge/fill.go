@@ -79,6 +79,10 @@ type fillJob struct {
 	peer Peer
 	// parent is the span context of the request that started the fill.
 	parent trace.SpanContext
+	// prio is the fill's priority for the origin concurrency limit, and
+	// release gives its slot back when the fill ends.
+	prio    Priority
+	release func()
 }
 
 // errNoReaders ends a fill whose response nobody reads and nobody stores.
@@ -140,7 +144,11 @@ func (h *Handler) fill(w http.ResponseWriter, r *http.Request, snap *Snapshot, s
 	for attempt := 0; ; attempt++ {
 		rd, leader := h.flights.Join(key, snap.maxObject)
 		if leader {
-			h.startFill(r, snap, site, rd.Flight(), primary, stale, fwd, peer)
+			prio := PriorityMiss
+			if stale != nil {
+				prio = PriorityRevalidate
+			}
+			h.startFill(r, snap, site, rd.Flight(), primary, stale, fwd, peer, prio)
 		}
 		hd, err := h.waitHead(r, rd, leader)
 		if err == nil && !leader && (len(hd.vary) > 0 || site.Key.HasExtra()) {
@@ -266,16 +274,31 @@ func (h *Handler) serveStaleOnError(w http.ResponseWriter, r *http.Request, stal
 // originFailed answers a request whose forward failed without a response.
 func (h *Handler) originFailed(w http.ResponseWriter, r *http.Request, site *Site, err error, fwd string) {
 	h.stats.errors.Add(1)
-	code, msg := http.StatusBadGateway, "origin "+site.Origin.Name()+" is unavailable"
+	name := site.Origin.Name()
+	code, msg, detail, retry := http.StatusBadGateway, "origin "+name+" is unavailable", "origin-error", time.Duration(0)
 	var bad *badResponseError
 	switch {
+	case errors.Is(err, errShed):
+		code, detail, retry = http.StatusServiceUnavailable, "shed", h.retryAfter()
+		msg = "this edge is shedding load: the requests in flight to origins are at their limit"
 	case errors.As(err, &bad):
-		msg = "origin " + site.Origin.Name() + " sent a malformed response"
+		msg = "origin " + name + " sent a malformed response"
 	case origin.IsTimeout(err):
-		code, msg = http.StatusGatewayTimeout, "origin "+site.Origin.Name()+" timed out"
+		code, msg, detail = http.StatusGatewayTimeout, "origin "+name+" timed out", "timeout"
+	case errors.Is(err, origin.ErrBulkheadFull):
+		code, detail, retry = http.StatusServiceUnavailable, "bulkhead-full", time.Second
+		msg = "origin " + name + " has as many requests in flight as it may (bulkhead)"
+	case errors.Is(err, origin.ErrBreakerOpen):
+		msg, detail = "origin "+name+" is unavailable: its circuit breaker is open after repeated failures", "breaker-open"
+	case errors.Is(err, origin.ErrNoHealthyServer):
+		msg, detail = "origin "+name+" is unavailable: no server passes its health check", "no-healthy-server"
 	}
-	h.log.WarnContext(r.Context(), "origin request failed", "origin", site.Origin.Name(), "host", r.Host, "uri", r.RequestURI, "status", code, "error", err.Error())
-	writeError(w, r, code, httpcache.Status{Fwd: fwd, Detail: "origin-error"}, msg, false)
+	if detail != "shed" {
+		// Shedding is counted, not logged line by line: under overload
+		// that would be one line per refused request.
+		h.log.WarnContext(r.Context(), "origin request failed", "origin", name, "host", r.Host, "uri", r.RequestURI, "status", code, "error", err.Error())
+	}
+	writeErrorRetry(w, r, code, httpcache.Status{Fwd: fwd, Detail: detail}, msg, false, retry)
 }
 
 // stream copies a flight's response to the client as it arrives,
@@ -348,7 +371,7 @@ func bodyAllowed(status int) bool {
 }
 
 // startFill launches the goroutine that fetches a flight's response.
-func (h *Handler) startFill(r *http.Request, snap *Snapshot, site *Site, f *coalesce.Flight[*head], primary string, basis *store.Object, fwd string, peer Peer) {
+func (h *Handler) startFill(r *http.Request, snap *Snapshot, site *Site, f *coalesce.Flight[*head], primary string, basis *store.Object, fwd string, peer Peer, prio Priority) {
 	out := h.outgoing(h.ctx, r, site, true)
 	if basis != nil {
 		// RFC 9111 §4.3.1: validate the stored copy with its validators.
@@ -383,6 +406,7 @@ func (h *Handler) startFill(r *http.Request, snap *Snapshot, site *Site, f *coal
 		fwd:       fwd,
 		peer:      peer,
 		parent:    telemetry.SpanContext(r.Context()),
+		prio:      prio,
 	}
 	h.fills.Add(1)
 	go h.runFill(job)
@@ -397,7 +421,7 @@ func (h *Handler) refreshInBackground(r *http.Request, snap *Snapshot, site *Sit
 	peer := h.owner(kb.primary, fromPeer)
 	rd, leader := h.flights.Join(flightKey(kb, site, idx, r.Header, peer != nil), snap.maxObject)
 	if leader {
-		h.startFill(r, snap, site, rd.Flight(), string(kb.primary), obj, "stale", peer)
+		h.startFill(r, snap, site, rd.Flight(), string(kb.primary), obj, "stale", peer, PriorityBackground)
 	}
 	rd.Close()
 }
@@ -409,6 +433,11 @@ const refreshInterval = 5 * time.Second
 // body into it and stores the result when it may be stored.
 func (h *Handler) runFill(job *fillJob) {
 	defer h.fills.Done()
+	defer func() {
+		if job.release != nil {
+			job.release()
+		}
+	}()
 	f := job.flight
 	name := "edge.fill"
 	if job.basis != nil {
@@ -458,6 +487,11 @@ func (h *Handler) runFill(job *fillJob) {
 	if tooLarge && policy.Storable {
 		hd.reason = "too-large"
 		h.stats.tooLarge.Add(1)
+	}
+	if job.basis != nil && isServerError(resp.StatusCode) && hd.stored {
+		// A failed revalidation must not replace the copy that
+		// stale-if-error may still serve.
+		hd.stored, hd.reason = false, "error-over-stale"
 	}
 	hd.ttl -= hd.initialAge
 	if len(vary) > 0 || job.site.Key.HasExtra() {
@@ -536,7 +570,7 @@ func (h *Handler) fetch(job *fillJob) (resp *http.Response, from string, err err
 		h.stats.peerFallbacks.Add(1)
 		h.log.DebugContext(job.out.Context(), "peer fill failed; fetching from the origin", "peer", job.peer.Name(), "host", job.out.Host, "uri", job.out.URL.RequestURI(), "error", err.Error())
 	}
-	resp, err = job.site.Origin.Do(job.out)
+	resp, job.release, err = h.fetchOrigin(job.site, job.out, job.prio)
 	return resp, "origin " + job.site.Origin.Name(), err
 }
 
@@ -644,8 +678,12 @@ func (h *Handler) storeObject(job *fillJob, obj *store.Object, vary []string) {
 // about the resource (so later requests should skip coalescing) rather
 // than about this one exchange.
 func remembersPass(reason string, status int) bool {
-	if status >= 500 {
-		return false // a transient failure, not a property of the resource
+	if status >= 400 {
+		// A transient failure, or an error one client's request caused
+		// (CPDoS): not a property of the resource. Remembering it would
+		// let anyone who can cause an error every hit_for_pass_ttl keep
+		// the URL out of the cache.
+		return false
 	}
 	switch reason {
 	case "private", "no-store", "set-cookie", "no-freshness", "vary-star", "too-large", "status", "must-understand":

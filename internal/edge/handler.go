@@ -61,6 +61,10 @@ type Options struct {
 	// Tracer records the spans of fills, coalescing waits and peer
 	// fills; nil records none.
 	Tracer *telemetry.Tracer
+	// Limiter, when set, caps the fills and passes in flight to origins;
+	// work over it is shed with 503 and Retry-After (or a stale copy).
+	// nil means no limit.
+	Limiter Limiter
 	// RequestIDHeader is the field that carries the request id to the
 	// origin and back to the client; "" means X-Request-Id. The field is
 	// removed from origin responses, so a stored response never carries
@@ -112,6 +116,7 @@ type Handler struct {
 	peerTrust time.Duration
 	tracer    *telemetry.Tracer
 	idHeader  string
+	limiter   Limiter
 	via       string // this node's Via entry
 	viaName   string // the part of via that identifies this node
 
@@ -142,6 +147,7 @@ func New(snap *Snapshot, opt Options) *Handler {
 		purger:    opt.Purger,
 		peerTrust: opt.PeerPurgeLag,
 		tracer:    opt.Tracer,
+		limiter:   opt.Limiter,
 		idHeader:  http.CanonicalHeaderKey(cmp.Or(opt.RequestIDHeader, "X-Request-Id")),
 		via:       "1.1 " + opt.Node + " (weir)",
 		viaName:   " " + opt.Node + " (weir)",

@@ -68,7 +68,8 @@ func (h *Handler) pass(w http.ResponseWriter, r *http.Request, site *Site, pi pa
 		out.Body = gb
 		defer gb.detach()
 	}
-	resp, err := site.Origin.Do(out)
+	resp, release, err := h.fetchOrigin(site, out, PriorityMiss)
+	defer release()
 	if err != nil {
 		if r.Context().Err() != nil {
 			return

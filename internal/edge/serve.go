@@ -132,9 +132,18 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, code int, msg s
 // after the response, for requests whose framing cannot be trusted. Of
 // the fields already set only the request id is kept.
 func writeError(w http.ResponseWriter, r *http.Request, code int, st httpcache.Status, msg string, closeConn bool) {
+	writeErrorRetry(w, r, code, st, msg, closeConn, 0)
+}
+
+// writeErrorRetry is writeError with a Retry-After of retry (whole
+// seconds, at least 1) when retry is positive.
+func writeErrorRetry(w http.ResponseWriter, r *http.Request, code int, st httpcache.Status, msg string, closeConn bool, retry time.Duration) {
 	hdr := w.Header()
 	for k := range hdr {
 		delete(hdr, k)
+	}
+	if retry > 0 {
+		hdr["Retry-After"] = []string{strconv.FormatInt(max(1, int64((retry+time.Second-1)/time.Second)), 10)}
 	}
 	if t := telemetry.RequestFrom(r.Context()); t != nil {
 		t.SetHeader(hdr)
@@ -184,12 +193,13 @@ type Stats struct {
 	PeerFills     int64 `json:"peer_fills"`     // fills answered by the key's owner
 	PeerFallbacks int64 `json:"peer_fallbacks"` // fills that went to the origin because the owner did not answer
 	Purges        int64 `json:"purge_requests"` // PURGE requests received (authorized or not)
+	Shed          int64 `json:"shed"`           // origin work refused by the concurrency limit
 }
 
 type counters struct {
 	requests, hits, stale, misses, collapsed, passes, staleErr, errors, rejected, panics, bytes atomic.Int64
 	peerRequests, peerFills, peerFallbacks, purges                                              atomic.Int64
-	tooLarge                                                                                    atomic.Int64
+	tooLarge, shed                                                                              atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
@@ -197,6 +207,6 @@ func (c *counters) snapshot() Stats {
 		Requests: c.requests.Load(), Hits: c.hits.Load(), Stale: c.stale.Load(), Misses: c.misses.Load(),
 		Collapsed: c.collapsed.Load(), Passes: c.passes.Load(), StaleErr: c.staleErr.Load(), Errors: c.errors.Load(),
 		Rejected: c.rejected.Load(), Panics: c.panics.Load(), Bytes: c.bytes.Load(),
-		PeerRequests: c.peerRequests.Load(), PeerFills: c.peerFills.Load(), PeerFallbacks: c.peerFallbacks.Load(), Purges: c.purges.Load(),
+		PeerRequests: c.peerRequests.Load(), PeerFills: c.peerFills.Load(), PeerFallbacks: c.peerFallbacks.Load(), Purges: c.purges.Load(), Shed: c.shed.Load(),
 	}
 }

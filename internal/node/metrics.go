@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weir-cdn/weir/internal/h1"
 	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
@@ -19,6 +20,11 @@ func (n *Node) httpTelemetry(listener string) *telemetry.HTTP {
 }
 
 var (
+	descConns        = prometheus.NewDesc("weir_listener_connections", "Client connections open on a listener.", []string{"listener"}, nil)
+	descConnsRefused = prometheus.NewDesc("weir_listener_connections_refused_total",
+		"Connections answered 503 and closed because the listener had server.max_connections open.", []string{"listener"}, nil)
+	descHeaderTimeouts = prometheus.NewDesc("weir_listener_header_timeouts_total",
+		"Connections closed because a request header did not arrive within server.read_header_timeout (slow clients, Slowloris).", []string{"listener"}, nil)
 	descReady       = prometheus.NewDesc("weir_ready", "1 while the node is ready for traffic (GET /readyz answers 200).", nil, nil)
 	descDraining    = prometheus.NewDesc("weir_draining", "1 while the node drains for shutdown.", nil, nil)
 	descMemoryLimit = prometheus.NewDesc("weir_memory_limit_bytes", "The Go memory limit the process runs with (cache.max_size plus headroom); 0 when none is set.", nil, nil)
@@ -40,6 +46,11 @@ func (n *Node) registerMetrics(edgeHTTP, peerHTTP *telemetry.HTTP) {
 			for _, c := range n.origins {
 				c.Collect(ch)
 			}
+			if n.limiter != nil {
+				n.limiter.Collect(ch)
+			}
+			n.clients.Collect(ch) // zeros when the rate limit is off
+			n.collectListeners(ch)
 		}),
 	}
 	if n.cluster != nil {
@@ -50,3 +61,20 @@ func (n *Node) registerMetrics(edgeHTTP, peerHTTP *telemetry.HTTP) {
 
 // Registry returns the node's metrics registry.
 func (n *Node) Registry() *prometheus.Registry { return n.reg }
+
+// collectListeners reports the connection counters of the edge and peer
+// listeners.
+func (n *Node) collectListeners(ch chan<- prometheus.Metric) {
+	for _, l := range []struct {
+		name string
+		srv  *h1.Server
+	}{{"edge", n.edgeSrv}, {"peer", n.peerSrv}} {
+		if l.srv == nil {
+			continue
+		}
+		st := l.srv.Stats()
+		ch <- telemetry.Gauge(descConns, float64(st.Open), l.name)
+		ch <- telemetry.Counter(descConnsRefused, float64(st.Refused), l.name)
+		ch <- telemetry.Counter(descHeaderTimeouts, float64(st.HeaderTimeouts), l.name)
+	}
+}

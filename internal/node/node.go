@@ -27,6 +27,7 @@ import (
 	"github.com/weir-cdn/weir/internal/edge"
 	"github.com/weir-cdn/weir/internal/h1"
 	"github.com/weir-cdn/weir/internal/origin"
+	"github.com/weir-cdn/weir/internal/overload"
 	"github.com/weir-cdn/weir/internal/purge"
 	"github.com/weir-cdn/weir/internal/store"
 	"github.com/weir-cdn/weir/internal/telemetry"
@@ -59,6 +60,11 @@ type Node struct {
 	cluster *cluster.Cluster
 	peerSrv *h1.Server
 	peerLn  net.Listener
+
+	// limiter caps the work in flight to origins (nil when off); clients
+	// rate-limits each client (nil when off).
+	limiter *overload.Limiter
+	clients *overload.ClientLimiter
 
 	// reg holds every metric of the node; tracer records its spans.
 	reg    *prometheus.Registry
@@ -138,6 +144,17 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 			MaxIdleConns:          oc.MaxIdleConns,
 			MaxConns:              oc.MaxConns,
 			Tracer:                tracer,
+			Logger:                log,
+			Servers:               oc.Servers,
+			Balance:               oc.Balance,
+			HealthCheck:           healthCheck(oc.HealthCheck),
+			Outlier: origin.Outlier{ConsecutiveFailures: oc.Outlier.ConsecutiveFailures, BaseEjection: time.Duration(oc.Outlier.BaseEjection),
+				MaxEjection: time.Duration(oc.Outlier.MaxEjection), MaxEjectedPercent: oc.Outlier.MaxEjectedPercent},
+			Breaker: origin.Breaker{ConsecutiveFailures: oc.Breaker.ConsecutiveFailures, FailureRate: oc.Breaker.FailureRate,
+				MinRequests: oc.Breaker.MinRequests, Window: time.Duration(oc.Breaker.Window), Delay: time.Duration(oc.Breaker.Delay),
+				HalfOpenRequests: oc.Breaker.HalfOpenRequests},
+			Bulkhead: origin.Bulkhead{MaxConcurrent: oc.Bulkhead.MaxConcurrent, MaxWaiting: oc.Bulkhead.MaxWaiting, MaxWait: time.Duration(oc.Bulkhead.MaxWait)},
+			Retry:    origin.Retry{Attempts: oc.Retry.Attempts, Budget: oc.Retry.Budget, MinPerSecond: oc.Retry.MinPerSecond},
 		})
 		if err != nil {
 			n.closeOrigins()
@@ -165,8 +182,14 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 		n.release()
 		return nil, err
 	}
+	n.startOverload()
+	var limiter edge.Limiter
+	if n.limiter != nil {
+		limiter = originLimiter{n.limiter}
+	}
 	n.edge = edge.New(snap, edge.Options{Store: n.store, Logger: log, Node: name, Peers: peers, Purger: n.purge,
-		PeerPurgeLag: time.Duration(cfg.Purge.MaxPurgeLag), Tracer: tracer, RequestIDHeader: cfg.Telemetry.RequestIDHeader})
+		PeerPurgeLag: time.Duration(cfg.Purge.MaxPurgeLag), Tracer: tracer, RequestIDHeader: cfg.Telemetry.RequestIDHeader,
+		Limiter: limiter})
 	n.purge.SetKeys(n.edge)
 
 	n.edgeLn, err = net.Listen("tcp", cfg.Listen)
@@ -182,7 +205,7 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 	}
 	edgeHTTP, peerHTTP := n.httpTelemetry("edge"), n.httpTelemetry("peer")
 	n.registerMetrics(edgeHTTP, peerHTTP)
-	n.edgeSrv = n.httpServer(edgeHTTP.Wrap(n.edge))
+	n.edgeSrv = n.httpServer(edgeHTTP.Wrap(n.clients.Wrap(n.edge)))
 	aopt := admin.Options{Ready: n.ready, Status: n.status, Routes: n.purge.Register, Metrics: telemetry.Handler(n.reg)}
 	if n.cluster != nil {
 		aopt.Cluster = n.clusterInfo
@@ -196,6 +219,9 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 		n.serve(n.peerSrv.Serve, n.peerLn, "peer")
 	}
 	n.purge.Start()
+	for _, c := range n.origins {
+		c.Start()
+	}
 	started = true
 	log.Info("weir node started", "node", name, "edge", n.EdgeAddr(), "admin", n.AdminAddr(),
 		"cache_max_bytes", int64(cfg.Cache.MaxSize), "version", version.Get().Version, "commit", version.Get().Commit)
@@ -209,6 +235,7 @@ func (n *Node) httpServer(h http.Handler) *h1.Server {
 		ReadHeaderTimeout: time.Duration(n.cfg.Server.ReadHeaderTimeout),
 		IdleTimeout:       time.Duration(n.cfg.Server.IdleTimeout),
 		MaxHeaderBytes:    int(n.cfg.Server.MaxHeaderBytes),
+		MaxConns:          n.cfg.Server.MaxConnections,
 		Logger:            n.log,
 	}
 }
@@ -423,13 +450,13 @@ type Status struct {
 	Cluster *cluster.Info `json:"cluster,omitempty"`
 	// Purge are the purge counters and lag.
 	Purge purge.Stats `json:"purge"`
+	// Overload is the origin concurrency limit, when it is on.
+	Overload *overload.LimiterState `json:"overload,omitempty"`
 }
 
-// OriginState describes one origin in Status.
-type OriginState struct {
-	Name string `json:"name"`
-	URL  string `json:"url"`
-}
+// OriginState describes one origin in Status: its pool, with each
+// server's health, ejection and breaker.
+type OriginState = origin.State
 
 func (n *Node) status() any {
 	host, _ := os.Hostname()
@@ -446,7 +473,11 @@ func (n *Node) status() any {
 		Purge:    n.purge.Stats(),
 	}
 	for _, oc := range n.cfg.Origins {
-		st.Origins = append(st.Origins, OriginState{Name: oc.Name, URL: oc.URL})
+		st.Origins = append(st.Origins, n.origins[oc.Name].State())
+	}
+	if n.limiter != nil {
+		ls := n.limiter.State()
+		st.Overload = &ls
 	}
 	if n.cluster != nil {
 		info := n.cluster.Info()

@@ -61,6 +61,32 @@ var knownMetrics = map[string]bool{
 	"weir_origin_request_duration_seconds_count":  true,
 	"weir_origin_requests_in_flight":              true,
 
+	// Origin pools: breakers, health, ejection, bulkheads, retries.
+	"weir_origin_breaker_state":             true,
+	"weir_origin_breaker_transitions_total": true,
+	"weir_origin_server_healthy":            true,
+	"weir_origin_server_ejected":            true,
+	"weir_origin_ejections_total":           true,
+	"weir_origin_bulkhead_in_flight":        true,
+	"weir_origin_bulkhead_waiting":          true,
+	"weir_origin_bulkhead_rejected_total":   true,
+	"weir_origin_retries_total":             true,
+	"weir_origin_retries_denied_total":      true,
+
+	// Overload: the origin concurrency limit and the per-client rate limit.
+	"weir_overload_limit":                    true,
+	"weir_overload_in_flight":                true,
+	"weir_overload_shed_total":               true,
+	"weir_overload_limit_adjustments_total":  true,
+	"weir_overload_baseline_latency_seconds": true,
+	"weir_overload_rate_limited_total":       true,
+	"weir_overload_clients_tracked":          true,
+
+	// Listeners (listener="edge"|"peer").
+	"weir_listener_connections":               true,
+	"weir_listener_connections_refused_total": true,
+	"weir_listener_header_timeouts_total":     true,
+
 	// Cluster.
 	"weir_cluster_members":                     true,
 	"weir_cluster_joined":                      true,
