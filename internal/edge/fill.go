@@ -292,6 +292,20 @@ func (h *Handler) originFailed(w http.ResponseWriter, r *http.Request, site *Sit
 		msg, detail = "origin "+name+" is unavailable: its circuit breaker is open after repeated failures", "breaker-open"
 	case errors.Is(err, origin.ErrNoHealthyServer):
 		msg, detail = "origin "+name+" is unavailable: no server passes its health check", "no-healthy-server"
+	default:
+		var oe *origin.Error
+		if errors.As(err, &oe) {
+			switch oe.Kind() {
+			case origin.KindConnect:
+				msg = "origin " + name + " is unavailable: the connection was refused or the server could not be reached"
+			case origin.KindReset:
+				msg = "origin " + name + " closed the connection before answering in full"
+			case origin.KindTLS:
+				msg = "origin " + name + " is unavailable: the TLS handshake failed"
+			case origin.KindProtocol:
+				msg = "origin " + name + " sent a malformed response"
+			}
+		}
 	}
 	if detail != "shed" {
 		// Shedding is counted, not logged line by line: under overload

@@ -292,8 +292,8 @@ func TestReset(t *testing.T) {
 	if res.err != nil || res.status != http.StatusBadGateway {
 		t.Fatalf("reset: %v; want 502", res)
 	}
-	if b := string(res.body); !strings.Contains(b, "origin default") {
-		t.Errorf("reset: 502 body %q does not name the origin", b)
+	if b := string(res.body); !strings.Contains(b, "origin default closed the connection") {
+		t.Errorf("reset: 502 body %q does not say the origin closed the connection", b)
 	}
 	r.origin.Clear("/reset")
 	r.wantFromOrigin(r.get("/reset"), "/reset", faults.DefaultBody)
@@ -310,8 +310,8 @@ func TestGarbageStatus(t *testing.T) {
 	if res.err != nil || res.status != http.StatusBadGateway {
 		t.Fatalf("garbage status line: %v; want 502", res)
 	}
-	if b := string(res.body); !strings.Contains(b, "origin default") {
-		t.Errorf("garbage status line: 502 body %q does not name the origin", b)
+	if b := string(res.body); !strings.Contains(b, "origin default sent a malformed response") {
+		t.Errorf("garbage status line: 502 body %q does not say the origin's response was malformed", b)
 	}
 	r.origin.Clear("/garbage")
 	r.wantFromOrigin(r.get("/garbage"), "/garbage", faults.DefaultBody)
