@@ -319,7 +319,8 @@ type Purge struct {
 
 // Telemetry sets the process log, the access log and tracing. Logs are
 // JSON lines on stdout; lines about one request carry its request_id
-// and, when it is traced, its trace_id. Secrets (Authorization, Cookie,
+// and its trace_id (the client's traceparent trace, or one Weir starts).
+// Secrets (Authorization, Cookie,
 // query strings) are never logged.
 type Telemetry struct {
 	// LogLevel is the least severe level logged: debug, info, warn or

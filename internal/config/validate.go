@@ -246,7 +246,7 @@ func (v *validator) telemetry(t Telemetry) {
 		v.traceEndpoint("telemetry.tracing.endpoint", tr.Endpoint)
 	}
 	if !(tr.SampleRatio >= 0 && tr.SampleRatio <= 1) {
-		v.add("telemetry.tracing.sample_ratio", "%v is not between 0 and 1; 0.01 traces 1%% of requests whose client sent no sampled traceparent, 0 means the default (%v)", tr.SampleRatio, DefaultTraceSampleRatio)
+		v.add("telemetry.tracing.sample_ratio", "%v is not between 0 and 1; 0.01 records 1%% of traces, chosen by trace id, 0 means the default (%v)", tr.SampleRatio, DefaultTraceSampleRatio)
 	}
 	if tr.Timeout < MinTraceTimeout || tr.Timeout > MaxTraceTimeout {
 		v.add("telemetry.tracing.timeout", "%s is not between %s and %s; it bounds one export to the collector", tr.Timeout, MinTraceTimeout, MaxTraceTimeout)

@@ -375,7 +375,7 @@ func TestValidate(t *testing.T) {
 				c.Telemetry.Tracing.Timeout = config.Duration(50 * time.Millisecond)
 			},
 			want: []string{
-				`telemetry.tracing.sample_ratio: NaN is not between 0 and 1; 0.01 traces 1% of requests whose client sent no sampled traceparent, 0 means the default (0.01)`,
+				`telemetry.tracing.sample_ratio: NaN is not between 0 and 1; 0.01 records 1% of traces, chosen by trace id, 0 means the default (0.01)`,
 				`telemetry.tracing.timeout: 50ms is not between 100ms and 1m; it bounds one export to the collector`,
 			},
 		},
@@ -386,7 +386,7 @@ func TestValidate(t *testing.T) {
 				c.Telemetry.Tracing.Timeout = config.Duration(2 * time.Minute)
 			},
 			want: []string{
-				`telemetry.tracing.sample_ratio: 1.01 is not between 0 and 1; 0.01 traces 1% of requests whose client sent no sampled traceparent, 0 means the default (0.01)`,
+				`telemetry.tracing.sample_ratio: 1.01 is not between 0 and 1; 0.01 records 1% of traces, chosen by trace id, 0 means the default (0.01)`,
 				`telemetry.tracing.timeout: 2m is not between 100ms and 1m; it bounds one export to the collector`,
 			},
 		},
@@ -397,7 +397,7 @@ func TestValidate(t *testing.T) {
 				c.Telemetry.Tracing.Timeout = config.Duration(-time.Second)
 			},
 			want: []string{
-				`telemetry.tracing.sample_ratio: -1 is not between 0 and 1; 0.01 traces 1% of requests whose client sent no sampled traceparent, 0 means the default (0.01)`,
+				`telemetry.tracing.sample_ratio: -1 is not between 0 and 1; 0.01 records 1% of traces, chosen by trace id, 0 means the default (0.01)`,
 				`telemetry.tracing.timeout: -1s is not between 100ms and 1m; it bounds one export to the collector`,
 			},
 		},

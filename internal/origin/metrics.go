@@ -95,7 +95,7 @@ func isProtocolError(err error) bool {
 
 type stats struct {
 	inFlight      atomic.Int64
-	responses     [5]atomic.Uint64 // by status class
+	responses     [len(telemetry.StatusClasses)]atomic.Uint64 // by telemetry.StatusClass
 	errors        [numKinds]atomic.Uint64
 	durations     *telemetry.Histogram // to the response header, or to the failure
 	retries       atomic.Uint64
@@ -111,7 +111,6 @@ var (
 		"Time from sending a request to the origin to its response header (or failure).", []string{"origin"}, nil)
 	descInFlight = prometheus.NewDesc("weir_origin_requests_in_flight",
 		"Requests sent to the origin and waiting for the response header.", []string{"origin"}, nil)
-	statusClasses = [5]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
 
 	descBreakerState = prometheus.NewDesc("weir_origin_breaker_state",
 		"The state of each server's circuit breaker: 1 for the current one of closed, open and half-open.", []string{"origin", "server", "state"}, nil)
@@ -138,7 +137,7 @@ var (
 // Collect sends the client's metrics to ch.
 func (c *Client) Collect(ch chan<- prometheus.Metric) {
 	for i := range c.stats.responses {
-		ch <- telemetry.Counter(descRequests, float64(c.stats.responses[i].Load()), c.name, statusClasses[i])
+		ch <- telemetry.Counter(descRequests, float64(c.stats.responses[i].Load()), c.name, telemetry.StatusClasses[i])
 	}
 	for k := range c.stats.errors {
 		ch <- telemetry.Counter(descErrors, float64(c.stats.errors[k].Load()), c.name, kindNames[k])

@@ -466,7 +466,7 @@ func (c *Client) attempt(req *http.Request, s *server, trial bool, attempt int) 
 		span.End()
 		return nil, oe
 	}
-	c.stats.responses[min(max(resp.StatusCode/100, 1), 5)-1].Add(1)
+	c.stats.responses[telemetry.StatusClass(resp.StatusCode)].Add(1)
 	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
 	o := success
 	if resp.StatusCode >= 500 {

@@ -73,7 +73,13 @@ func methodIndex(m string) int {
 	return numMethods - 1
 }
 
-var statusClasses = [5]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+// StatusClasses are the status_class label values, indexed by
+// StatusClass.
+var StatusClasses = [5]string{"1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// StatusClass returns the index in StatusClasses of an HTTP status code;
+// codes outside 100–599 count with the nearest class.
+func StatusClass(code int) int { return min(max(code/100, 1), 5) - 1 }
 
 // Request is the telemetry state of one request, carried in its context.
 // The edge fills in what only it knows. Its methods may be called from
@@ -244,7 +250,7 @@ func NewHTTP(opt HTTPOptions) *HTTP {
 
 // httpShard is one stripe of the request counters.
 type httpShard struct {
-	requests [numMethods][len(statusClasses)][numCache]atomic.Uint64
+	requests [numMethods][len(StatusClasses)][numCache]atomic.Uint64
 	bytes    [numCache]atomic.Uint64
 	inFlight atomic.Int64
 	_        [56]byte
@@ -260,7 +266,7 @@ func (m *HTTP) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (m *HTTP) Collect(ch chan<- prometheus.Metric) {
-	var requests [numMethods][len(statusClasses)][numCache]uint64
+	var requests [numMethods][len(StatusClasses)][numCache]uint64
 	var bytes [numCache]uint64
 	var inFlight int64
 	for i := range m.shards {
@@ -281,7 +287,7 @@ func (m *HTTP) Collect(ch chan<- prometheus.Metric) {
 		for si := range requests[mi] {
 			for ci, n := range requests[mi][si] {
 				if n > 0 {
-					ch <- Counter(m.descRequests, float64(n), methods[mi], statusClasses[si], cacheNames[ci])
+					ch <- Counter(m.descRequests, float64(n), methods[mi], StatusClasses[si], cacheNames[ci])
 				}
 			}
 		}
@@ -384,7 +390,7 @@ func (m *HTTP) finish(shard *httpShard, r *http.Request, req *Request, stats Res
 	case status == 0:
 		status = http.StatusOK
 	}
-	class := min(max(status/100, 1), 5) - 1
+	class := StatusClass(status)
 	c := req.cache
 	if c >= numCache {
 		c = CacheNone
