@@ -53,6 +53,8 @@ func (c *Cluster) Info() Info {
 		Joined:     c.Joined(),
 		Encrypted:  c.Encrypted(),
 		Protocol:   c.cfg.protocol,
+		Members:    []MemberInfo{},
+		Departed:   []Departed{},
 		Refused:    map[string]string{},
 		PeerServed: c.peerStats.snapshot(),
 	}

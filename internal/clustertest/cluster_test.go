@@ -48,17 +48,22 @@ func settledLeaks(timeout time.Duration) error {
 	}
 }
 
-// countingOrigin answers every path with a cacheable body naming it, after
-// an optional delay, and counts requests per path.
+// countingOrigin answers every path with a body naming it, cacheable for
+// maxAge seconds, after an optional delay, and counts requests per path.
 type countingOrigin struct {
-	delay time.Duration
-	mu    sync.Mutex
-	hits  map[string]int
-	total atomic.Int64
+	delay  time.Duration
+	maxAge int
+	mu     sync.Mutex
+	hits   map[string]int
+	total  atomic.Int64
 }
 
 func newOrigin(t testing.TB, delay time.Duration) (*countingOrigin, string) {
-	o := &countingOrigin{delay: delay, hits: map[string]int{}}
+	return newOriginMaxAge(t, delay, 300)
+}
+
+func newOriginMaxAge(t testing.TB, delay time.Duration, maxAge int) (*countingOrigin, string) {
+	o := &countingOrigin{delay: delay, maxAge: maxAge, hits: map[string]int{}}
 	srv := httptest.NewServer(o)
 	t.Cleanup(srv.Close)
 	return o, srv.URL
@@ -72,7 +77,7 @@ func (o *countingOrigin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if o.delay > 0 {
 		time.Sleep(o.delay)
 	}
-	w.Header().Set("Cache-Control", "max-age=300")
+	w.Header().Set("Cache-Control", fmt.Sprintf("max-age=%d", o.maxAge))
 	w.Header().Set("ETag", `"`+r.URL.Path+`"`)
 	io.WriteString(w, "body of "+r.URL.Path)
 }
@@ -176,6 +181,44 @@ func TestOneOriginFetchPerKey(t *testing.T) {
 			}
 			if peerFills == 0 {
 				t.Error("no fill went through a peer")
+			}
+		})
+	}
+}
+
+// TestOneOriginFetchPerKeyPerTTL: when the copies expire, the edges ask
+// the owner again and the owner refreshes once, so every TTL costs the
+// origin one request however many edges and clients ask.
+func TestOneOriginFetchPerKeyPerTTL(t *testing.T) {
+	for _, nodes := range []int{3, 5} {
+		t.Run(fmt.Sprintf("nodes=%d", nodes), func(t *testing.T) {
+			const maxAge = 1
+			origin, originURL := newOriginMaxAge(t, 50*time.Millisecond, maxAge)
+			c := Start(t, Options{Nodes: nodes, Origin: originURL})
+			const path, clientsPerNode, rounds = "/ttl", 6, 3
+			for round := 1; round <= rounds; round++ {
+				var wg sync.WaitGroup
+				start := make(chan struct{})
+				for i := range nodes {
+					for range clientsPerNode {
+						wg.Go(func() {
+							<-start
+							resp, err := c.Get(i, path)
+							if err != nil || resp.Status != 200 || resp.Body != "body of "+path {
+								t.Errorf("round %d: node %d GET %s: %v %d %q", round, i, path, err, resp.Status, resp.Body)
+							}
+						})
+					}
+				}
+				close(start)
+				wg.Wait()
+				if n := origin.count(path); n != round {
+					t.Fatalf("after round %d the origin saw %d requests for %s from %d edges × %d clients, want %d: one per TTL", round, n, path, nodes, clientsPerNode, round)
+				}
+				// Every copy, the owner's and the edges' (whose Age
+				// the owner rounded down to whole seconds), is stale
+				// once maxAge+1 seconds have passed since the fetch.
+				time.Sleep(time.Duration(maxAge+1)*time.Second + 100*time.Millisecond)
 			}
 		})
 	}

@@ -163,7 +163,7 @@ func TestClusterMemberNotReadyUntilJoined(t *testing.T) {
 		t.Errorf("readyz = %d %q, want 503 saying the node has not joined", resp.StatusCode, body)
 	}
 	resp, body = get(t, http.DefaultClient, "http://"+n.AdminAddr()+"/cluster")
-	if resp.StatusCode != 200 || !strings.Contains(body, `"joined": false`) {
-		t.Errorf("/cluster = %d %q, want joined false", resp.StatusCode, body)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"joined": false`) || !strings.Contains(body, `"departed": []`) {
+		t.Errorf("/cluster = %d %q, want joined false and an empty departed list (not null)", resp.StatusCode, body)
 	}
 }
