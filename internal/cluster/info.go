@@ -8,12 +8,15 @@ import (
 // Info is this node's view of the cluster, served at the admin API's
 // /cluster.
 type Info struct {
-	Node      string       `json:"node"`
-	Gossip    string       `json:"gossip_addr"`
-	Joined    bool         `json:"joined"`
-	Encrypted bool         `json:"encrypted"`
-	Protocol  [2]int       `json:"protocol"`
-	Members   []MemberInfo `json:"members"`
+	Node      string `json:"node"`
+	Gossip    string `json:"gossip_addr"`
+	Joined    bool   `json:"joined"`
+	Encrypted bool   `json:"encrypted"`
+	Protocol  [2]int `json:"protocol"`
+	// Keys are the ids of the keys this node accepts, the one it signs
+	// with first.
+	Keys    []string     `json:"keys"`
+	Members []MemberInfo `json:"members"`
 	// Departed are nodes that left or died recently, newest last.
 	Departed []Departed `json:"departed"`
 	// Refused are nodes this node will not work with, and why.
@@ -23,17 +26,19 @@ type Info struct {
 
 // MemberInfo describes one live member.
 type MemberInfo struct {
-	Name     string    `json:"name"`
-	Self     bool      `json:"self"`
-	State    string    `json:"state"` // "alive", or "suspect" while this node suspects it failed
-	Gossip   string    `json:"gossip_addr"`
-	PeerAddr string    `json:"peer_addr"`
-	Version  string    `json:"version"`
-	Protocol [2]int    `json:"protocol"`
-	Weight   int       `json:"weight"`
-	Share    float64   `json:"key_share"` // the share of keys it owns
-	Breaker  string    `json:"breaker,omitempty"`
-	Since    time.Time `json:"since"`
+	Name     string `json:"name"`
+	Self     bool   `json:"self"`
+	State    string `json:"state"` // "alive", or "suspect" while this node suspects it failed
+	Gossip   string `json:"gossip_addr"`
+	PeerAddr string `json:"peer_addr"`
+	Version  string `json:"version"`
+	Protocol [2]int `json:"protocol"`
+	Weight   int    `json:"weight"`
+	// KeyID is the key the member encrypts and signs with.
+	KeyID   string    `json:"key_id,omitempty"`
+	Share   float64   `json:"key_share"` // the share of keys it owns
+	Breaker string    `json:"breaker,omitempty"`
+	Since   time.Time `json:"since"`
 }
 
 // Departed describes a node that left (gracefully) or died (failure
@@ -53,10 +58,16 @@ func (c *Cluster) Info() Info {
 		Joined:     c.Joined(),
 		Encrypted:  c.Encrypted(),
 		Protocol:   c.cfg.protocol,
+		Keys:       []string{},
 		Members:    []MemberInfo{},
 		Departed:   []Departed{},
 		Refused:    map[string]string{},
 		PeerServed: c.peerStats.snapshot(),
+	}
+	if kr := c.keys.Load(); kr != nil {
+		for _, k := range kr.keys {
+			info.Keys = append(info.Keys, k.ID)
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -67,7 +78,7 @@ func (c *Cluster) Info() Info {
 	for _, m := range c.members {
 		mi := MemberInfo{
 			Name: m.name, Self: m.name == c.self, State: "alive", Gossip: m.gossip, PeerAddr: m.meta.Peer,
-			Version: m.meta.Version, Protocol: [2]int{m.meta.ProtoMin, m.meta.ProtoMax}, Weight: m.meta.Weight,
+			Version: m.meta.Version, Protocol: [2]int{m.meta.ProtoMin, m.meta.ProtoMax}, Weight: m.meta.Weight, KeyID: m.meta.KeyID,
 			Share: float64(m.meta.Weight) / float64(total), Since: m.since,
 		}
 		if at, ok := c.suspects[m.name]; ok && time.Since(at) < c.suspicionMax() {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -132,6 +133,13 @@ type Cluster struct {
 	refused  map[string]string
 	view     atomic.Pointer[view]
 
+	// keys are the cluster keys in force (nil in an insecure cluster);
+	// gossipKeys is memberlist's keyring, derived from them. keysMu
+	// serializes SetKeys.
+	keys       atomic.Pointer[Keyring]
+	gossipKeys *memberlist.Keyring
+	keysMu     sync.Mutex
+
 	peerStats peerCounters
 	// failures counts members declared dead (not those that left).
 	failures atomic.Int64
@@ -154,6 +162,9 @@ type meta struct {
 	Peer     string `json:"peer,omitempty"`
 	Weight   int    `json:"w"`
 	Version  string `json:"v,omitempty"`
+	// KeyID names the key the node encrypts and signs with, so that an
+	// operator can follow a key rotation across the cluster.
+	KeyID string `json:"kid,omitempty"`
 	// Leaving is set by a node that is shutting down gracefully: the
 	// others stop sending it fills before it stops serving them.
 	Leaving bool `json:"leaving,omitempty"`
@@ -228,8 +239,9 @@ func Start(cfg Config) (*Cluster, error) {
 		cancel:   cancel,
 	}
 	c.log = slog.New(gate{cfg.Logger.Handler(), &c.logMu, &c.logClosed}).With("component", "cluster")
+	c.keys.Store(cfg.Keys)
 	c.meta.Store(&meta{ProtoMin: cfg.protocol[0], ProtoMax: cfg.protocol[1], Peer: cfg.PeerAddr,
-		Weight: cfg.Weight, Version: cfg.Version})
+		Weight: cfg.Weight, Version: cfg.Version, KeyID: primaryID(cfg.Keys)})
 	c.view.Store(&view{ring: NewRing(nil)})
 	mc, err := c.memberlistConfig()
 	if err != nil {
@@ -347,6 +359,7 @@ func (c *Cluster) memberlistConfig() (*memberlist.Config, error) {
 			return nil, fmt.Errorf("cluster: gossip keyring: %w", err)
 		}
 		mc.Keyring = kr
+		c.gossipKeys = kr
 		mc.GossipVerifyIncoming = true
 		mc.GossipVerifyOutgoing = true
 	}
@@ -446,6 +459,64 @@ func (c *Cluster) Joined() bool { return c.joined.Load() }
 
 // Encrypted reports whether gossip is encrypted and peers authenticated.
 func (c *Cluster) Encrypted() bool { return c.cfg.Keys != nil }
+
+// Keys returns the cluster keys in force, nil in an insecure cluster.
+func (c *Cluster) Keys() *Keyring { return c.keys.Load() }
+
+// SetKeys replaces the cluster keys while the node runs, as a reloaded
+// key file does: from now on gossip is encrypted and peer requests are
+// signed with kr's primary key, and any of kr's keys is accepted. Keys
+// that kr lacks are no longer accepted. The key this node signs with is
+// gossiped, so /cluster shows how far a rotation has gone. An insecure
+// cluster cannot be given keys while running, nor a secure one lose
+// them: that takes a restart.
+func (c *Cluster) SetKeys(kr *Keyring) error {
+	if kr == nil || c.gossipKeys == nil {
+		return errors.New("cluster: a cluster cannot switch between insecure and keyed while it runs: restart the node with the new settings")
+	}
+	c.keysMu.Lock()
+	defer c.keysMu.Unlock()
+	next := kr.GossipKeys()
+	for _, k := range next {
+		if err := c.gossipKeys.AddKey(k); err != nil {
+			return fmt.Errorf("cluster: install gossip key: %w", err)
+		}
+	}
+	if err := c.gossipKeys.UseKey(next[0]); err != nil {
+		return fmt.Errorf("cluster: use the new primary gossip key: %w", err)
+	}
+	for _, k := range c.gossipKeys.GetKeys() {
+		if !slices.ContainsFunc(next, func(n []byte) bool { return bytes.Equal(n, k) }) {
+			if err := c.gossipKeys.RemoveKey(k); err != nil {
+				return fmt.Errorf("cluster: remove an old gossip key: %w", err)
+			}
+		}
+	}
+	old := c.keys.Swap(kr)
+	if primaryID(old) != primaryID(kr) {
+		m := *c.meta.Load()
+		m.KeyID = primaryID(kr)
+		c.meta.Store(&m)
+		c.mu.Lock()
+		if self := c.members[c.self]; self != nil {
+			self.meta.KeyID = m.KeyID
+		}
+		c.mu.Unlock()
+		if err := c.ml.UpdateNode(5 * time.Second); err != nil {
+			c.log.Warn("cluster: the new signing key id is not gossiped yet; it will be at the next exchange", "error", err.Error())
+		}
+	}
+	c.log.Info("cluster keys replaced", "keys", kr, "previous", old)
+	return nil
+}
+
+// primaryID is the id of kr's primary key, "" for nil.
+func primaryID(kr *Keyring) string {
+	if kr == nil {
+		return ""
+	}
+	return kr.keys[0].ID
+}
 
 // Leave tells the other nodes this node is going away, so they stop
 // sending it work at once, then stops. It waits at most timeout for the

@@ -332,3 +332,112 @@ func TestKeyRotation(t *testing.T) {
 		t.Error("a node with only the old key joined one with only the new key")
 	}
 }
+
+// TestSetKeysRotatesWithoutRestart walks the three rotation steps with
+// SetKeys, one node at a time: the members never lose each other, each
+// sees the key the other signs with (which takes gossip working under
+// the keys of the moment), and at the end the old key is refused for
+// gossip and for peer requests.
+func TestSetKeysRotatesWithoutRestart(t *testing.T) {
+	oldKey, err := GenerateKey(nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	newKey, err := GenerateKey(nil, time.Now().Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring := func(keys ...Key) *Keyring {
+		kr, err := NewKeyring(keys...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kr
+	}
+	a := startNode(t, "a", ring(oldKey), nil, [2]int{})
+	b := startNode(t, "b", ring(oldKey), []string{a.GossipAddr()}, [2]int{})
+	nodes := []*Cluster{a, b}
+	// sees waits until every node sees every other signing with want.
+	sees := func(want map[string]string) {
+		t.Helper()
+		waitFor(t, 10*time.Second, func() string {
+			for _, c := range nodes {
+				info := c.Info()
+				if len(info.Members) != len(nodes) || len(info.Departed) != 0 {
+					return fmt.Sprintf("%s: members %v, departed %v", c.self, memberNames(c), info.Departed)
+				}
+				for _, m := range info.Members {
+					if m.KeyID != want[m.Name] {
+						return fmt.Sprintf("%s sees %s signing with %q, want %q", c.self, m.Name, m.KeyID, want[m.Name])
+					}
+				}
+			}
+			return ""
+		})
+	}
+	sees(map[string]string{"a": oldKey.ID, "b": oldKey.ID})
+
+	steps := []struct {
+		name string
+		keys *Keyring
+	}{
+		{"add the new key second", ring(oldKey, newKey)},
+		{"sign with the new key", ring(newKey, oldKey)},
+		{"drop the old key", ring(newKey)},
+	}
+	signing := map[string]string{"a": oldKey.ID, "b": oldKey.ID}
+	for _, step := range steps {
+		for _, c := range nodes {
+			if err := c.SetKeys(step.keys); err != nil {
+				t.Fatalf("%s on %s: %v", step.name, c.self, err)
+			}
+			signing[c.self] = step.keys.Primary().ID
+			sees(signing)
+		}
+		var want []string
+		for _, k := range step.keys.Keys() {
+			want = append(want, k.ID)
+		}
+		if got := a.Info().Keys; !slices.Equal(got, want) {
+			t.Errorf("after %q a lists keys %v, want %v", step.name, got, want)
+		}
+	}
+
+	// Peer requests: the new key is served, the old one refused.
+	srv := httptest.NewServer(a.PeerHandler(servePeerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "filled")
+	})))
+	defer srv.Close()
+	for _, tc := range []struct {
+		keys   *Keyring
+		status int
+	}{{ring(newKey), 200}, {ring(oldKey), 403}} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/x", nil)
+		req.Header.Set(ProtocolHeader, "1")
+		SignRequest(tc.keys, req, "b", time.Now())
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("peer request signed with %v: status %d, want %d", tc.keys, resp.StatusCode, tc.status)
+		}
+	}
+	// Gossip: a node with the new key joins, one with the old key cannot.
+	if c := startNode(t, "c", ring(newKey), []string{a.GossipAddr()}, [2]int{}); !c.Joined() {
+		t.Error("a node with the new key could not join after the rotation")
+	}
+	if d := startNode(t, "d", ring(oldKey), []string{a.GossipAddr()}, [2]int{}); d.Joined() {
+		t.Error("a node with only the old key joined after the old key was dropped")
+	}
+
+	// Keys cannot be turned on or off while running.
+	if err := a.SetKeys(nil); err == nil {
+		t.Error("SetKeys(nil) on a keyed cluster succeeded")
+	}
+	insecure := startNode(t, "e", nil, nil, [2]int{})
+	if err := insecure.SetKeys(ring(newKey)); err == nil {
+		t.Error("SetKeys on an insecure cluster succeeded")
+	}
+}

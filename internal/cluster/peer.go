@@ -140,7 +140,7 @@ func (p *Peer) Do(req *http.Request) (*http.Response, error) {
 	}
 	out := req.Clone(req.Context())
 	out.Header[ProtocolHeader] = []string{strconv.Itoa(p.proto)}
-	if keys := p.c.cfg.Keys; keys != nil {
+	if keys := p.c.keys.Load(); keys != nil {
 		SignRequest(keys, out, p.c.self, time.Now())
 	}
 	resp, err := p.client.Do(out)
@@ -206,7 +206,7 @@ func (h *peerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	from := ""
-	if keys := c.cfg.Keys; keys != nil {
+	if keys := c.keys.Load(); keys != nil {
 		node, err := VerifyRequest(keys, r, time.Now(), AuthWindow)
 		if err != nil {
 			reason, status := "malformed", http.StatusForbidden

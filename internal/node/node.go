@@ -53,7 +53,9 @@ type Node struct {
 	purge *purge.Service
 	auth  *admin.Authenticator
 	audit *admin.Audit
-	keys  *cluster.Keyring
+	keys  *cluster.Keyring // guarded by reloadMu after Start
+	// reloadMu serializes Reload.
+	reloadMu sync.Mutex
 
 	// cluster, peerSrv and peerLn are set when the node is a cluster
 	// member.
@@ -299,10 +301,16 @@ func (m purgeMembers) Peers() []purge.Member {
 
 func (m purgeMembers) Dead(d time.Duration) int { return m.c.DeadSince(d) }
 
-// Reload re-reads the API tokens file and reopens the audit log (after
-// rotation); on error the previous tokens, or file, stay in use.
+// Reload re-reads the API tokens file and the cluster key file, and
+// reopens the audit log (after rotation); on error the previous tokens,
+// keys, or file, stay in use.
 func (n *Node) Reload() error {
+	n.reloadMu.Lock()
+	defer n.reloadMu.Unlock()
 	var errs []error
+	if err := n.reloadKeys(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := n.auth.Reload(); err != nil {
 		n.log.Error("reload: API tokens file not reloaded; the previous tokens stay in force", "path", n.auth.Path(), "error", err.Error())
 		errs = append(errs, err)
@@ -314,6 +322,31 @@ func (n *Node) Reload() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// reloadKeys re-reads the cluster key file and puts its keys in force for
+// gossip, peer fills and purge messages: the key rotation steps need no
+// restart.
+func (n *Node) reloadKeys() error {
+	path := n.cfg.Cluster.KeyFile
+	if n.cluster == nil || n.keys == nil || path == "" {
+		return nil
+	}
+	keys, err := cluster.LoadKeyFile(path)
+	if err == nil {
+		err = n.cluster.SetKeys(keys)
+	}
+	if err != nil {
+		n.log.Error("reload: cluster key file not reloaded; the previous keys stay in force", "path", path, "keys", n.keys, "error", err.Error())
+		return err
+	}
+	if warn := cluster.KeyFileModeWarning(path); warn != "" {
+		n.log.Warn(warn)
+	}
+	n.purge.SetKeyring(keys)
+	n.keys = keys
+	n.log.Info("reload: cluster key file re-read", "path", path, "keys", keys)
+	return nil
 }
 
 // Purges returns the node's purge service.

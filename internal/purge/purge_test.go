@@ -175,6 +175,45 @@ func TestBatchesMustBeSignedFreshAndNew(t *testing.T) {
 	}
 }
 
+// TestSetKeyringRotates: after a reloaded key file adds a key, batches
+// signed with it are accepted; once the old key is dropped, batches
+// signed with that are refused as an unknown key.
+func TestSetKeyringRotates(t *testing.T) {
+	oldRing, newOnly := keyring(t), keyring(t)
+	both, err := cluster.NewKeyring(append(newOnly.Keys(), oldRing.Keys()...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldSender, _ := newService(t, "a", oldRing, nil)
+	recv, _ := newService(t, "b", oldRing, nil)
+	newSender, _ := newService(t, "c", newOnly, nil)
+	h := recv.PeerHandler()
+	entry := func(from *Service, seq uint64) []Entry {
+		return []Entry{{Node: from.opt.Node, Inc: from.self.Inc, Seq: seq, Time: time.Now().UnixNano(), Req: Request{URLs: []string{"http://site/x"}}}}
+	}
+	check := func(step string, from *Service, seq uint64, wantOK bool) {
+		t.Helper()
+		req, _ := signedBatch(t, from, "http://b", entry(from, seq))
+		w := serve(h, req)
+		if ok := w.Code == http.StatusOK; ok != wantOK || !ok && !strings.Contains(w.Body.String(), rejectUnknowKey) {
+			t.Errorf("%s: batch from %s: %d %q, want accepted %v", step, from.opt.Node, w.Code, w.Body, wantOK)
+		}
+	}
+	check("before", newSender, 1, false)
+	recv.SetKeyring(both)
+	check("both keys", newSender, 2, true)
+	check("both keys", oldSender, 1, true)
+	recv.SetKeyring(newOnly)
+	check("new key only", oldSender, 2, false)
+	check("new key only", newSender, 3, true)
+	// Replies are signed with the primary key of the moment.
+	rh := http.Header{}
+	recv.sig.sign(rh, "resp:batch", 1, nil, time.Now())
+	if id := strings.Fields(rh.Get(SigHeader))[1]; id != newOnly.Primary().ID {
+		t.Errorf("reply signed with key %s, want the new primary %s", id, newOnly.Primary().ID)
+	}
+}
+
 func httpBody(b []byte) *readCloser { return &readCloser{bytes.NewReader(b)} }
 
 type readCloser struct{ *bytes.Reader }

@@ -265,6 +265,10 @@ func (s *Service) newClient(c *wireCounter) *http.Client {
 // service first. It must be called before Start and before any request.
 func (s *Service) SetKeys(k Keys) { s.opt.Keys = k }
 
+// SetKeyring replaces the cluster keys messages are signed and verified
+// with, as a reloaded key file does; safe while the service runs.
+func (s *Service) SetKeyring(kr *cluster.Keyring) { s.sig.setKeys(kr) }
+
 // Start starts the batcher and the anti-entropy loop of a cluster member.
 // A standalone node needs neither.
 func (s *Service) Start() {

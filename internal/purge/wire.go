@@ -52,26 +52,38 @@ var insecureKey = cluster.Key{ID: "insecure", Secret: []byte("weir insecure clus
 
 // signer signs and verifies messages with the cluster keys.
 type signer struct {
-	node    string
-	inc     uint64
+	node  string
+	inc   uint64
+	keys  atomic.Pointer[macKeys]
+	nonce atomic.Uint64
+	seen  replayCache
+}
+
+// macKeys are the MAC keys derived from a keyring.
+type macKeys struct {
 	primary string
-	macKeys map[string][]byte // key id → derived MAC key
-	nonce   atomic.Uint64
-	seen    replayCache
+	byID    map[string][]byte // key id → derived MAC key
 }
 
 func newSigner(node string, inc uint64, kr *cluster.Keyring) *signer {
-	s := &signer{node: node, inc: inc, macKeys: make(map[string][]byte)}
+	s := &signer{node: node, inc: inc}
+	s.setKeys(kr)
+	s.seen.init()
+	return s
+}
+
+// setKeys makes kr's keys the ones messages are signed (primary) and
+// verified (any) with; nil means the public insecure key.
+func (s *signer) setKeys(kr *cluster.Keyring) {
 	keys := []cluster.Key{insecureKey}
 	if kr != nil {
 		keys = kr.Keys()
 	}
-	s.primary = keys[0].ID
+	mk := &macKeys{primary: keys[0].ID, byID: make(map[string][]byte, len(keys))}
 	for _, k := range keys {
-		s.macKeys[k.ID] = k.Derive(macLabel)
+		mk.byID[k.ID] = k.Derive(macLabel)
 	}
-	s.seen.init()
-	return s
+	s.keys.Store(mk)
 }
 
 func (s *signer) mac(key []byte, kind, keyID, sender, inc, nonce, ts, re string, body []byte) []byte {
@@ -90,8 +102,9 @@ func (s *signer) mac(key []byte, kind, keyID, sender, inc, nonce, ts, re string,
 func (s *signer) sign(h http.Header, kind string, re uint64, body []byte, now time.Time) uint64 {
 	nonce := s.nonce.Add(1)
 	inc, n, ts, r := strconv.FormatUint(s.inc, 10), strconv.FormatUint(nonce, 10), strconv.FormatInt(now.UnixMilli(), 10), strconv.FormatUint(re, 10)
-	mac := s.mac(s.macKeys[s.primary], kind, s.primary, s.node, inc, n, ts, r, body)
-	h.Set(SigHeader, strings.Join([]string{sigVersion, s.primary, s.node, inc, n, ts, r, base64.RawURLEncoding.EncodeToString(mac)}, " "))
+	mk := s.keys.Load()
+	mac := s.mac(mk.byID[mk.primary], kind, mk.primary, s.node, inc, n, ts, r, body)
+	h.Set(SigHeader, strings.Join([]string{sigVersion, mk.primary, s.node, inc, n, ts, r, base64.RawURLEncoding.EncodeToString(mac)}, " "))
 	return nonce
 }
 
@@ -144,7 +157,7 @@ func (s *signer) verify(h http.Header, kind string, body []byte, now time.Time, 
 	if err := errors.Join(err1, err2, err3, err4); err != nil || cluster.ValidateNodeName(info.sender) != nil {
 		return sigInfo{}, &verifyError{rejectMalformed, "bad number or sender in " + SigHeader}
 	}
-	key, ok := s.macKeys[f[1]]
+	key, ok := s.keys.Load().byID[f[1]]
 	if !ok {
 		return sigInfo{}, &verifyError{rejectUnknowKey, fmt.Sprintf("key id %q is not in this node's key file; roll the new key file out to every node", clip(f[1]))}
 	}
