@@ -56,7 +56,7 @@ func TestClusterFlagErrors(t *testing.T) {
 
 // freePort returns a port free for both TCP and UDP on loopback, as
 // gossip needs.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	for range 20 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

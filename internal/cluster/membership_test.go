@@ -286,25 +286,34 @@ func TestStartRejectsBadNames(t *testing.T) {
 	}
 }
 
-// TestKeyRotation: mid-rotation, a node that encrypts and signs with the
-// new key and one that still uses the old one (each accepting both) work
-// together; a node with only the old key is cut off from the new one.
-func TestKeyRotation(t *testing.T) {
+// rotationKeys returns two keys, the old one and the one replacing it.
+func rotationKeys(t testing.TB) (oldKey, newKey Key) {
+	t.Helper()
 	oldKey, err := GenerateKey(nil, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	newKey, err := GenerateKey(nil, time.Now().Add(24*time.Hour))
+	if newKey, err = GenerateKey(nil, time.Now().Add(24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	return oldKey, newKey
+}
+
+func mustKeyring(t testing.TB, keys ...Key) *Keyring {
+	t.Helper()
+	kr, err := NewKeyring(keys...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ring := func(keys ...Key) *Keyring {
-		kr, err := NewKeyring(keys...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return kr
-	}
+	return kr
+}
+
+// TestKeyRotation: mid-rotation, a node that encrypts and signs with the
+// new key and one that still uses the old one (each accepting both) work
+// together; a node with only the old key is cut off from the new one.
+func TestKeyRotation(t *testing.T) {
+	oldKey, newKey := rotationKeys(t)
+	ring := func(keys ...Key) *Keyring { return mustKeyring(t, keys...) }
 	a := startNode(t, "a", ring(oldKey, newKey), nil, [2]int{})
 	b := startNode(t, "b", ring(newKey, oldKey), []string{a.GossipAddr()}, [2]int{})
 	waitFor(t, 10*time.Second, func() string {
@@ -339,21 +348,8 @@ func TestKeyRotation(t *testing.T) {
 // the keys of the moment), and at the end the old key is refused for
 // gossip and for peer requests.
 func TestSetKeysRotatesWithoutRestart(t *testing.T) {
-	oldKey, err := GenerateKey(nil, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	newKey, err := GenerateKey(nil, time.Now().Add(24*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring := func(keys ...Key) *Keyring {
-		kr, err := NewKeyring(keys...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return kr
-	}
+	oldKey, newKey := rotationKeys(t)
+	ring := func(keys ...Key) *Keyring { return mustKeyring(t, keys...) }
 	a := startNode(t, "a", ring(oldKey), nil, [2]int{})
 	b := startNode(t, "b", ring(oldKey), []string{a.GossipAddr()}, [2]int{})
 	nodes := []*Cluster{a, b}
