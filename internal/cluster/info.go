@@ -13,6 +13,10 @@ type Info struct {
 	Joined    bool   `json:"joined"`
 	Encrypted bool   `json:"encrypted"`
 	Protocol  [2]int `json:"protocol"`
+	// WarmingUntil, while this node warms up after joining, is when the
+	// warm-up ends: until then its misses on keys it owns ask their
+	// previous owner for a copy before the origin.
+	WarmingUntil *time.Time `json:"warming_until,omitempty"`
 	// Keys are the ids of the keys this node accepts, the one it signs
 	// with first.
 	Keys    []string     `json:"keys"`
@@ -63,6 +67,10 @@ func (c *Cluster) Info() Info {
 		Departed:   []Departed{},
 		Refused:    map[string]string{},
 		PeerServed: c.peerStats.snapshot(),
+	}
+	if c.Warming() {
+		until := time.Unix(0, c.warmUntil.Load()).UTC()
+		info.WarmingUntil = &until
 	}
 	if kr := c.keys.Load(); kr != nil {
 		for _, k := range kr.keys {

@@ -102,6 +102,11 @@ type Config struct {
 	PeerConnectTimeout, PeerTimeout time.Duration
 	// Timing tunes failure detection; the zero value is DefaultTiming.
 	Timing Timing
+	// Warmup is how long after this node first sees another member
+	// [Cluster.WarmPeer] names, for a key this node owns, the member that
+	// owned it before: a restarted node fills from the cluster's copies
+	// rather than the origin. Zero turns it off.
+	Warmup time.Duration
 	// Logger receives membership changes and memberlist's own messages.
 	Logger *slog.Logger
 	// WrapTransport, when set, wraps the gossip transport. Tests use it
@@ -148,11 +153,14 @@ type Cluster struct {
 	logMu     sync.RWMutex
 	logClosed bool
 
-	joined   atomic.Bool
-	ctx      context.Context
-	cancel   context.CancelFunc
-	loops    sync.WaitGroup
-	stopOnce sync.Once
+	joined atomic.Bool
+	// warmUntil is when the warm-up ends, in Unix nanoseconds; 0 until
+	// this node first sees another member.
+	warmUntil atomic.Int64
+	ctx       context.Context
+	cancel    context.CancelFunc
+	loops     sync.WaitGroup
+	stopOnce  sync.Once
 }
 
 // meta is the metadata each node gossips about itself.
@@ -196,6 +204,7 @@ const maxRefused = 256
 type view struct {
 	ring  *Ring
 	peers []*Peer
+	self  int // this node's index in ring, -1 when it is not in it
 }
 
 // Start creates this node's membership, joins the seeds and keeps trying
@@ -242,7 +251,7 @@ func Start(cfg Config) (*Cluster, error) {
 	c.keys.Store(cfg.Keys)
 	c.meta.Store(&meta{ProtoMin: cfg.protocol[0], ProtoMax: cfg.protocol[1], Peer: cfg.PeerAddr,
 		Weight: cfg.Weight, Version: cfg.Version, KeyID: primaryID(cfg.Keys)})
-	c.view.Store(&view{ring: NewRing(nil)})
+	c.view.Store(&view{ring: NewRing(nil), self: -1})
 	mc, err := c.memberlistConfig()
 	if err != nil {
 		cancel()
@@ -580,6 +589,34 @@ func (c *Cluster) Owner(key string) *Peer {
 	return p
 }
 
+// WarmPeer returns, for a key this node owns, the member that would own
+// it without this node, which is the member that owned it before this
+// node joined, while this node warms up (Config.Warmup after it first
+// saw another member). That member most likely holds a copy. It returns
+// nil for keys of other members, after the warm-up, and when that member's
+// breaker is open. It takes no lock and does not allocate.
+func (c *Cluster) WarmPeer(key string) *Peer {
+	until := c.warmUntil.Load()
+	if until == 0 || time.Now().UnixNano() >= until {
+		return nil
+	}
+	v := c.view.Load()
+	if v.self < 0 || v.ring.Owner(key) != v.self {
+		return nil
+	}
+	i := v.ring.OwnerExcept(key, v.self)
+	if i < 0 || v.peers[i] == nil || !v.peers[i].available() {
+		return nil
+	}
+	return v.peers[i]
+}
+
+// Warming reports whether this node is within its warm-up.
+func (c *Cluster) Warming() bool {
+	until := c.warmUntil.Load()
+	return until != 0 && time.Now().UnixNano() < until
+}
+
 // OwnerName returns the name of the node that owns key, "" when the ring
 // is empty.
 func (c *Cluster) OwnerName(key string) string {
@@ -601,10 +638,14 @@ func (c *Cluster) rebuild() {
 	}
 	ring := NewRing(rm)
 	peers := make([]*Peer, ring.Len())
+	self := -1
 	for i, m := range ring.Members() {
 		peers[i] = c.members[m.Name].peer
+		if m.Name == c.self {
+			self = i
+		}
 	}
-	c.view.Store(&view{ring: ring, peers: peers})
+	c.view.Store(&view{ring: ring, peers: peers, self: self})
 }
 
 // decodeMeta parses a node's metadata and checks that this node can work
@@ -760,6 +801,9 @@ func (c *Cluster) upsert(n *memberlist.Node, what string) {
 	if n.Name != c.self {
 		c.log.Info("cluster member "+what, "peer", n.Name, "gossip", m.gossip, "peer_addr", md.Peer,
 			"version", md.Version, "protocol", c.commonProtocol(md), "members", len(c.members))
+		if w := c.cfg.Warmup; w > 0 && c.warmUntil.CompareAndSwap(0, time.Now().Add(w).UnixNano()) {
+			c.log.Info("cluster: warming up: misses on keys this node owns ask their previous owner for a copy first", "for", w.String())
+		}
 	}
 }
 

@@ -70,24 +70,34 @@ func NewRing(members []RingMember) *Ring {
 
 // Owner returns the index in [Ring.Members] of the member that owns key,
 // or -1 when the ring is empty. It does not allocate.
-func (r *Ring) Owner(key string) int {
-	if r == nil || len(r.hashes) == 0 {
+func (r *Ring) Owner(key string) int { return r.OwnerExcept(key, -1) }
+
+// OwnerExcept returns the index of the member that would own key if the
+// member at index skip were not in the ring: the owner itself when that
+// is another member, else the runner-up. It is -1 when no other member
+// exists. A member's score does not depend on the others, so this is the
+// owner of a ring without skip. It does not allocate.
+func (r *Ring) OwnerExcept(key string, skip int) int {
+	if r == nil {
 		return -1
 	}
 	kh := xxhash.Sum64String(key)
-	best := 0
+	best := -1
 	if r.weights == nil {
-		bestScore := mix(kh ^ r.hashes[0])
-		for i := 1; i < len(r.hashes); i++ {
-			if s := mix(kh ^ r.hashes[i]); s > bestScore {
+		var bestScore uint64
+		for i, h := range r.hashes {
+			if s := mix(kh ^ h); i != skip && (best < 0 || s > bestScore) {
 				best, bestScore = i, s
 			}
 		}
 		return best
 	}
-	bestScore := weightedScore(mix(kh^r.hashes[0]), r.weights[0])
-	for i := 1; i < len(r.hashes); i++ {
-		if s := weightedScore(mix(kh^r.hashes[i]), r.weights[i]); s > bestScore {
+	var bestScore float64
+	for i, h := range r.hashes {
+		if i == skip {
+			continue
+		}
+		if s := weightedScore(mix(kh^h), r.weights[i]); best < 0 || s > bestScore {
 			best, bestScore = i, s
 		}
 	}

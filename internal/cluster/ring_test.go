@@ -322,6 +322,35 @@ func TestRingAdditionMovesKeysOnlyToTheNewMember(t *testing.T) {
 	})
 }
 
+// TestRingOwnerExcept: OwnerExcept(key, i) is the owner in a ring
+// without member i, for equal and drawn weights (removing a member may
+// leave the rest with equal weights, which are compared another way).
+func TestRingOwnerExcept(t *testing.T) {
+	keys := testKeys(2_000)
+	rapid.Check(t, func(t *rapid.T) {
+		ms := drawMembers(t, 1, 12, rapid.Bool().Draw(t, "weighted"))
+		r := cluster.NewRing(ms)
+		skip := rapid.IntRange(-1, r.Len()-1).Draw(t, "skip")
+		var rest []cluster.RingMember
+		for i, m := range r.Members() {
+			if i != skip {
+				rest = append(rest, m)
+			}
+		}
+		without := cluster.NewRing(rest)
+		for _, k := range keys {
+			want := without.OwnerName(k)
+			got := ""
+			if i := r.OwnerExcept(k, skip); i >= 0 {
+				got = r.Members()[i].Name
+			}
+			if got != want {
+				t.Fatalf("OwnerExcept(%q, %d) = %q, want %q, the owner without that member", k, skip, got, want)
+			}
+		}
+	})
+}
+
 func TestOwnerDoesNotAllocate(t *testing.T) {
 	rings := map[string]*cluster.Ring{
 		"equal":    cluster.NewRing(equalMembers("a", "b", "c", "d", "e")),

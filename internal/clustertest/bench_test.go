@@ -3,10 +3,12 @@ package clustertest
 import (
 	"fmt"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/weir-cdn/weir/internal/cluster"
+	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/demo"
 )
 
@@ -85,12 +87,19 @@ func BenchmarkTieredFill(b *testing.B) {
 // another node: served from the edge's own cache (local-hit), a miss at
 // the edge that is a hit at the owner (peer-hit), and, for comparison, a
 // miss that goes to the origin directly (origin-miss, tiered fill off).
+// owner-miss is a miss at the key's owner, which goes to the origin:
+// during the warm-up it first asks the previous owner, which has no copy
+// (/warming), else not (/cold).
 //
 //	go test -run '^$' -bench PeerHop ./internal/clustertest/
 func BenchmarkPeerHop(b *testing.B) {
 	_, originURL := newOrigin(b, 0)
 	run := func(b *testing.B, tiered bool, kind string) {
-		c := Start(b, Options{Nodes: 3, Origin: originURL, NoTieredFill: !tiered})
+		c := Start(b, Options{Nodes: 3, Origin: originURL, NoTieredFill: !tiered, Configure: func(_ int, cfg *config.Config) {
+			if kind == "owner-miss/cold" {
+				cfg.Cluster.Warmup = 0
+			}
+		}})
 		// Keys that node 0 owns, asked at node 1.
 		var paths []string
 		for k := 0; len(paths) < 20000; k++ {
@@ -122,6 +131,8 @@ func BenchmarkPeerHop(b *testing.B) {
 				get(1, p)
 			case "origin-miss":
 				get(1, p)
+			case "owner-miss/warming", "owner-miss/cold":
+				get(0, p)
 			}
 		}
 		if n > len(paths) && kind != "local-hit" {
@@ -131,4 +142,71 @@ func BenchmarkPeerHop(b *testing.B) {
 	b.Run("local-hit", func(b *testing.B) { run(b, true, "local-hit") })
 	b.Run("peer-hit", func(b *testing.B) { run(b, true, "peer-hit") })
 	b.Run("origin-miss", func(b *testing.B) { run(b, false, "origin-miss") })
+	b.Run("owner-miss/warming", func(b *testing.B) { run(b, true, "owner-miss/warming") })
+	b.Run("owner-miss/cold", func(b *testing.B) { run(b, true, "owner-miss/cold") })
+}
+
+// BenchmarkRollingRestart restarts each of 3 edges in turn, as a deploy
+// does (a graceful leave, a start with an empty cache), under a Zipf
+// workload spread over all edges, and reports the origin fetches after a
+// first 3 s pass per distinct object of that pass: what the restarts cost
+// the origin, with the warm-up (cluster.warmup) on and off. The same
+// passes without restarts give the baseline (new objects of the Zipf
+// tail, and short-lived ones expiring).
+//
+//	go test -run '^$' -bench RollingRestart -benchtime 1x ./internal/clustertest/
+func BenchmarkRollingRestart(b *testing.B) {
+	for _, mode := range []string{"none", "warmup", "cold"} {
+		warm, restart := mode != "cold", mode != "none"
+		b.Run("restarts="+mode, func(b *testing.B) {
+			origin := demo.NewOrigin()
+			srv := httptest.NewServer(origin)
+			defer srv.Close()
+			c := Start(b, Options{Nodes: 3, Origin: srv.URL, Configure: func(_ int, cfg *config.Config) {
+				if !warm {
+					cfg.Cluster.Warmup = 0
+				}
+			}})
+			load := func(d time.Duration, seed int64) demo.Report {
+				rep, err := demo.RunLoad(b.Context(), demo.LoadConfig{
+					BaseURL: c.URL(0, "/"), Spread: []string{c.URL(1, "/"), c.URL(2, "/")}, Host: Host,
+					Duration: d, Concurrency: 12, Keys: 2000, Seed: seed,
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if rep.Errors > 0 || rep.StatusCounts[200] != rep.Requests {
+					b.Fatalf("errors %d, statuses %v", rep.Errors, rep.StatusCounts)
+				}
+				return rep
+			}
+			var perKey float64
+			var warmFills, warmMisses int64
+			for b.Loop() {
+				first := load(3*time.Second, 1)
+				before := origin.Requests()
+				for i := range 3 {
+					if restart {
+						others := slices.DeleteFunc([]int{0, 1, 2}, func(j int) bool { return j == i })
+						c.Leave(b, i)
+						c.WaitMembers(b, others...)
+						c.Restart(b, i)
+						c.WaitMembers(b, 0, 1, 2)
+					}
+					load(time.Second, int64(2+i))
+				}
+				perKey = float64(origin.Requests()-before) / float64(first.DistinctKeys)
+				if restart { // every node runs since its restart
+					for i := range 3 {
+						st := c.Node(i).EdgeStats()
+						warmFills += st.WarmFills
+						warmMisses += st.WarmMisses
+					}
+				}
+			}
+			b.ReportMetric(perKey, "restart-fetches/key")
+			b.ReportMetric(float64(warmFills), "warm-fills")
+			b.ReportMetric(float64(warmMisses), "warm-misses")
+		})
+	}
 }

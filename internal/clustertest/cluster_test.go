@@ -495,3 +495,59 @@ func TestPartitionHeals(t *testing.T) {
 		t.Fatal("origin saw nothing")
 	}
 }
+
+// TestRestartedOwnerWarmsFromPeers: a node that comes back with an empty
+// cache takes its keys' copies from the members that held them while it
+// was away, not from the origin; with the warm-up off it fetches them
+// all again.
+func TestRestartedOwnerWarmsFromPeers(t *testing.T) {
+	for _, warm := range []bool{true, false} {
+		t.Run(fmt.Sprintf("warmup=%v", warm), func(t *testing.T) {
+			origin, originURL := newOrigin(t, 0)
+			c := Start(t, Options{Nodes: 3, Origin: originURL, Configure: func(_ int, cfg *config.Config) {
+				if !warm {
+					cfg.Cluster.Warmup = 0
+				}
+			}})
+			var paths []string
+			for k := 0; len(paths) < 5; k++ {
+				if p := fmt.Sprintf("/warm/%d", k); c.Owner(0, p) == c.Name(2) {
+					paths = append(paths, p)
+				}
+			}
+			// Every node asks: node 2 fetches each key once and the
+			// others keep copies.
+			for _, p := range paths {
+				for i := range 3 {
+					if resp, err := c.Get(i, p); err != nil || resp.Status != 200 {
+						t.Fatalf("node %d GET %s: %v %d", i, p, err, resp.Status)
+					}
+				}
+			}
+			c.Kill(t, 2)
+			c.WaitMembers(t, 0, 1)
+			c.Restart(t, 2)
+			c.WaitMembers(t, 0, 1, 2)
+			if got := c.Node(2).Cluster().Warming(); got != warm {
+				t.Fatalf("restarted node warming = %v, want %v", got, warm)
+			}
+			for _, p := range paths {
+				if resp, err := c.Get(2, p); err != nil || resp.Status != 200 || resp.Body != "body of "+p {
+					t.Fatalf("restarted owner GET %s: %v %d %q", p, err, resp.Status, resp.Body)
+				}
+			}
+			want, warmFills := 1, int64(len(paths))
+			if !warm {
+				want, warmFills = 2, 0
+			}
+			for _, p := range paths {
+				if n := origin.count(p); n != want {
+					t.Errorf("origin saw %d requests for %s, want %d", n, p, want)
+				}
+			}
+			if st := c.Node(2).EdgeStats(); st.WarmFills != warmFills || st.WarmMisses != 0 {
+				t.Errorf("restarted node: warm fills %d, misses %d; want %d and 0", st.WarmFills, st.WarmMisses, warmFills)
+			}
+		})
+	}
+}

@@ -45,6 +45,7 @@ const (
 	DefaultClusterWeight      = 100
 	DefaultPeerConnectTimeout = Duration(1 * time.Second)
 	DefaultPeerTimeout        = Duration(5 * time.Second)
+	DefaultClusterWarmup      = Duration(10 * time.Minute)
 	DefaultMaxPurgeLag        = Duration(10 * time.Second)
 	DefaultPurgeSyncInterval  = Duration(time.Second)
 	DefaultPurgeRetention     = Duration(time.Hour)
@@ -278,6 +279,13 @@ type Cluster struct {
 	// origins' usual response time, since the owner may itself be waiting
 	// for the origin. At most 1m. The zero value means 5s.
 	PeerTimeout Duration `yaml:"peer_timeout"`
+
+	// Warmup is how long after joining a cluster a miss on a key this
+	// node owns first asks the key's previous owner for its cached copy
+	// (only-if-cached) before the origin, so a restarted node fills from
+	// the cluster rather than the origin. At most 24h. Default() sets
+	// 10m; the zero value turns it off.
+	Warmup Duration `yaml:"warmup"`
 }
 
 // Purge tunes how purges propagate through the cluster, and the
@@ -537,6 +545,7 @@ func Default() *Config {
 		},
 		Cluster: Cluster{
 			TieredFill: true,
+			Warmup:     DefaultClusterWarmup,
 		},
 	}
 	c.ApplyDefaults()

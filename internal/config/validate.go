@@ -22,6 +22,8 @@ const (
 
 	// MaxClusterWeight bounds cluster.weight; the least is 1.
 	MaxClusterWeight = 10000
+	// MaxClusterWarmup bounds cluster.warmup.
+	MaxClusterWarmup = Duration(24 * time.Hour)
 	// MaxPeerTimeout bounds cluster.peer_connect_timeout and
 	// cluster.peer_timeout.
 	MaxPeerTimeout = Duration(time.Minute)
@@ -196,6 +198,9 @@ func (v *validator) cluster(c Cluster, listen, adminListen string) {
 	}
 	v.peerTimeout("cluster.peer_connect_timeout", c.PeerConnectTimeout, "a peer that takes longer to accept a connection is as good as down")
 	v.peerTimeout("cluster.peer_timeout", c.PeerTimeout, "past it the edge fetches from the origin itself, so a little above your origins' usual response time is enough")
+	if c.Warmup < 0 || c.Warmup > MaxClusterWarmup {
+		v.add("cluster.warmup", "%s is not between 0 and %s; it is how long after joining a node asks a key's previous owner for a copy before the origin, 0 turns that off", c.Warmup, MaxClusterWarmup)
+	}
 }
 
 // purge checks the purge section.

@@ -2,9 +2,11 @@ package edge
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -67,6 +69,7 @@ func (p handlerPeer) Do(req *http.Request) (*http.Response, error) {
 type allTo struct{ p Peer }
 
 func (a allTo) Owner(string) Peer { return a.p }
+func (a allTo) Warm(string) Peer  { return nil }
 
 // TestPeerCopyAfterLocalPurgeIsNotKept: an edge that applied a purge
 // before the key's owner did may get the old copy from the owner; it
@@ -110,5 +113,123 @@ func TestPeerCopyAfterLocalPurgeIsNotKept(t *testing.T) {
 	edge.get("/y")
 	if got := owner.h.Stats().PeerRequests; got != 3 {
 		t.Errorf("owner served %d peer requests in all, want 3 (/y once)", got)
+	}
+}
+
+// warmFrom names one peer as the previous owner of every key, which this
+// node now owns.
+type warmFrom struct{ p Peer }
+
+func (w warmFrom) Owner(string) Peer { return nil }
+func (w warmFrom) Warm(string) Peer  { return w.p }
+
+// TestWarmFillTakesThePreviousOwnersCopy: during a warm-up, a miss on an
+// owned key is filled from the previous owner's fresh copy without the
+// origin. A key it lacks, or holds only stale, goes to the origin once,
+// and the previous owner never fetches anything for it (only-if-cached).
+func TestWarmFillTakesThePreviousOwnersCopy(t *testing.T) {
+	var fetches sync.Map // path → *atomic.Int64
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		n, _ := fetches.LoadOrStore(r.URL.Path, new(atomic.Int64))
+		c := n.(*atomic.Int64).Add(1)
+		maxAge := "300"
+		if r.URL.Path == "/stale" {
+			maxAge = "0"
+		}
+		w.Header().Set("Cache-Control", "max-age="+maxAge)
+		w.Header().Set("ETag", fmt.Sprintf(`"%d"`, c))
+		fmt.Fprintf(w, "%s #%d", r.URL.Path, c)
+	})
+	count := func(path string) int64 {
+		if n, ok := fetches.Load(path); ok {
+			return n.(*atomic.Int64).Load()
+		}
+		return 0
+	}
+	prev := newEdgeOpts(t, o.srv.URL, o, func(c *config.Config) { c.Hosts[0].DefaultTTL = 0 }, func(opt *Options) { opt.Node = "previous-owner" })
+	edge := newEdgeOpts(t, o.srv.URL, o, nil, func(opt *Options) { opt.Peers = warmFrom{handlerPeer{prev.h}} })
+	host := strings.TrimPrefix(edge.URL, "http://")
+	for _, p := range []string{"/held", "/stale"} {
+		if r := prev.get(p, "Host", host); r.StatusCode != 200 {
+			t.Fatalf("previous owner GET %s: %d", p, r.StatusCode)
+		}
+	}
+
+	r := edge.get("/held")
+	if r.body != "/held #1" || count("/held") != 1 {
+		t.Errorf("warm fill of a held key: body %q, origin fetches %d; want the previous owner's copy and no new fetch", r.body, count("/held"))
+	}
+	if r2 := edge.get("/held"); !strings.Contains(status(r2), "hit") {
+		t.Errorf("second request: Cache-Status %q, want a hit on the stored warm copy", status(r2))
+	}
+	for _, p := range []string{"/cold", "/stale"} {
+		before := count(p)
+		if r := edge.get(p); r.StatusCode != 200 || count(p) != before+1 {
+			t.Errorf("GET %s: %d %q, origin fetches %d → %d; want one fetch by this node", p, r.StatusCode, r.body, before, count(p))
+		}
+	}
+	if st := prev.h.Stats(); st.PeerRequests != 3 || st.Misses != 2 {
+		// Its own 2 fills; the warm asks it could not answer were
+		// refused (only-if-cached), not filled.
+		t.Errorf("previous owner: %d peer requests, %d fills; want 3 and 2 (it must not fill for a warm ask)", st.PeerRequests, st.Misses)
+	}
+	if st := edge.h.Stats(); st.WarmFills != 1 || st.WarmMisses != 2 {
+		t.Errorf("edge: warm fills %d, warm misses %d; want 1 and 2", st.WarmFills, st.WarmMisses)
+	}
+}
+
+// cannedPeer answers every request with one response.
+type cannedPeer struct {
+	status      int
+	cacheStatus string
+	asked       *atomic.Int64
+}
+
+func (p cannedPeer) Name() string { return "canned" }
+
+func (p cannedPeer) Do(req *http.Request) (*http.Response, error) {
+	p.asked.Add(1)
+	rec := httptest.NewRecorder()
+	rec.Header().Set("Cache-Status", p.cacheStatus)
+	rec.WriteHeader(p.status)
+	io.WriteString(rec, "from the canned peer")
+	return rec.Result(), nil
+}
+
+// TestWarmFillTakesOnlyCachedAnswers: an answer from a warm peer counts
+// only when it came from the peer's cache; its own refusals (a loop, a
+// shed request) send the fill to the origin. A warm peer that the request
+// came through is not asked at all.
+func TestWarmFillTakesOnlyCachedAnswers(t *testing.T) {
+	o := newOrigin(t, cacheable("max-age=300", "from the origin"))
+	for _, tc := range []struct {
+		name        string
+		status      int
+		cacheStatus string
+		via         string
+		asked       int64
+	}{
+		{"loop detected", http.StatusLoopDetected, "weir; fwd=miss; detail=loop", "", 1},
+		{"shed", http.StatusServiceUnavailable, "weir; fwd=miss; detail=shed", "", 1},
+		{"request came through it", http.StatusOK, "weir; hit", "1.1 canned (weir)", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			asked := new(atomic.Int64)
+			e := newEdgeOpts(t, o.srv.URL, o, nil, func(opt *Options) {
+				opt.Peers = warmFrom{cannedPeer{tc.status, tc.cacheStatus, asked}}
+			})
+			kv := []string{}
+			if tc.via != "" {
+				kv = append(kv, "Via", tc.via)
+			}
+			before := o.count()
+			r := e.get("/"+strings.ReplaceAll(tc.name, " ", "-"), kv...)
+			if r.StatusCode != 200 || r.body != "from the origin" || o.count() != before+1 {
+				t.Errorf("got %d %q with %d origin fetches, want the origin's answer", r.StatusCode, r.body, o.count()-before)
+			}
+			if asked.Load() != tc.asked {
+				t.Errorf("warm peer asked %d times, want %d", asked.Load(), tc.asked)
+			}
+		})
 	}
 }

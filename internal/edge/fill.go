@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/weir-cdn/weir/internal/coalesce"
@@ -77,6 +78,9 @@ type fillJob struct {
 	fwd string
 	// peer, when set, is the key's owner, asked before the origin.
 	peer Peer
+	// warm, when set, is a peer asked for its cached copy before the
+	// origin, on a miss at the key's owner (Peers.Warm).
+	warm Peer
 	// parent is the span context of the request that started the fill.
 	parent trace.SpanContext
 	// prio is the fill's priority for the origin concurrency limit, and
@@ -141,6 +145,16 @@ func (h *Handler) fill(w http.ResponseWriter, r *http.Request, snap *Snapshot, s
 	peer := h.owner(kb.primary, fromPeer)
 	key := flightKey(kb, site, idx, r.Header, peer != nil)
 	primary := string(kb.primary)
+	// A miss here, as the key's owner, may ask a warm peer: also for a
+	// peer's request, since the warm peer answers only from its cache
+	// (only-if-cached) and so never forwards anything. A peer the request
+	// came through has just missed the key itself.
+	var warm Peer
+	if peer == nil && stale == nil && h.peers != nil && (fwd == "uri-miss" || fwd == "vary-miss") {
+		if warm = h.peers.Warm(primary); warm != nil && inVia(r.Header["Via"], viaID(warm.Name())) {
+			warm = nil
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		rd, leader := h.flights.Join(key, snap.maxObject)
 		if leader {
@@ -148,7 +162,7 @@ func (h *Handler) fill(w http.ResponseWriter, r *http.Request, snap *Snapshot, s
 			if stale != nil {
 				prio = PriorityRevalidate
 			}
-			h.startFill(r, snap, site, rd.Flight(), primary, stale, fwd, peer, prio)
+			h.startFill(r, snap, site, rd.Flight(), primary, stale, fwd, peer, warm, prio)
 		}
 		hd, err := h.waitHead(r, rd, leader)
 		if err == nil && !leader && (len(hd.vary) > 0 || site.Key.HasExtra()) {
@@ -385,7 +399,7 @@ func bodyAllowed(status int) bool {
 }
 
 // startFill launches the goroutine that fetches a flight's response.
-func (h *Handler) startFill(r *http.Request, snap *Snapshot, site *Site, f *coalesce.Flight[*head], primary string, basis *store.Object, fwd string, peer Peer, prio Priority) {
+func (h *Handler) startFill(r *http.Request, snap *Snapshot, site *Site, f *coalesce.Flight[*head], primary string, basis *store.Object, fwd string, peer, warm Peer, prio Priority) {
 	out := h.outgoing(h.ctx, r, site, true)
 	if basis != nil {
 		// RFC 9111 §4.3.1: validate the stored copy with its validators.
@@ -419,6 +433,7 @@ func (h *Handler) startFill(r *http.Request, snap *Snapshot, site *Site, f *coal
 		keep:      snap.keep,
 		fwd:       fwd,
 		peer:      peer,
+		warm:      warm,
 		parent:    telemetry.SpanContext(r.Context()),
 		prio:      prio,
 	}
@@ -435,7 +450,7 @@ func (h *Handler) refreshInBackground(r *http.Request, snap *Snapshot, site *Sit
 	peer := h.owner(kb.primary, fromPeer)
 	rd, leader := h.flights.Join(flightKey(kb, site, idx, r.Header, peer != nil), snap.maxObject)
 	if leader {
-		h.startFill(r, snap, site, rd.Flight(), string(kb.primary), obj, "stale", peer, PriorityBackground)
+		h.startFill(r, snap, site, rd.Flight(), string(kb.primary), obj, "stale", peer, nil, PriorityBackground)
 	}
 	rd.Close()
 }
@@ -584,8 +599,38 @@ func (h *Handler) fetch(job *fillJob) (resp *http.Response, from string, err err
 		h.stats.peerFallbacks.Add(1)
 		h.log.DebugContext(job.out.Context(), "peer fill failed; fetching from the origin", "peer", job.peer.Name(), "host", job.out.Host, "uri", job.out.URL.RequestURI(), "error", err.Error())
 	}
+	if job.warm != nil {
+		if resp := h.fetchWarm(job); resp != nil {
+			return resp, "peer " + job.warm.Name(), nil
+		}
+	}
 	resp, job.release, err = h.fetchOrigin(job.site, job.out, job.prio)
 	return resp, "origin " + job.site.Origin.Name(), err
+}
+
+// fetchWarm asks job.warm for its cached copy of a key this node owns,
+// with only-if-cached so that it never fetches one itself. It returns
+// nil unless the peer answers from its cache (Cache-Status says hit):
+// it has no usable copy (504), refuses, or does not answer.
+func (h *Handler) fetchWarm(job *fillJob) *http.Response {
+	ctx, span := h.tracer.Start(job.out.Context(), "peer.warm", trace.SpanKindClient, attribute.String("weir.peer", job.warm.Name()))
+	out := job.out.WithContext(ctx)
+	out.Header = job.out.Header.Clone()
+	out.Header["Cache-Control"] = []string{"only-if-cached"}
+	telemetry.Inject(ctx, out.Header)
+	resp, err := job.warm.Do(out)
+	endSpan(span, resp, err)
+	if err == nil && strings.HasPrefix(resp.Header.Get("Cache-Status"), CacheName+"; hit") {
+		h.stats.warmFills.Add(1)
+		// Dated back like any copy from a peer (see fetch).
+		job.epoch = min(job.epoch, h.store.EpochAt(time.Now().Add(-h.peerTrust)))
+		return resp
+	}
+	if err == nil {
+		resp.Body.Close()
+	}
+	h.stats.warmMisses.Add(1)
+	return nil
 }
 
 // storeFilled stores a fetched response whose whole body is in hand, under

@@ -91,6 +91,11 @@ type Peers interface {
 	// key or the owner should not be asked now (it is down, or its
 	// breaker is open): the edge then fills from the origin itself.
 	Owner(key string) Peer
+	// Warm returns, for a key this node owns, a peer likely to hold a
+	// copy, asked for it (only-if-cached) before the origin: the key's
+	// previous owner while this node warms up after joining. nil means
+	// none.
+	Warm(key string) Peer
 }
 
 // Peer is another node of the cluster.
@@ -150,7 +155,7 @@ func New(snap *Snapshot, opt Options) *Handler {
 		limiter:   opt.Limiter,
 		idHeader:  http.CanonicalHeaderKey(cmp.Or(opt.RequestIDHeader, "X-Request-Id")),
 		via:       "1.1 " + opt.Node + " (weir)",
-		viaName:   " " + opt.Node + " (weir)",
+		viaName:   viaID(opt.Node),
 		ctx:       ctx,
 		cancel:    cancel,
 	}
@@ -255,9 +260,15 @@ func checkRequest(r *http.Request) string {
 }
 
 // looped reports whether this node already appears in Via.
-func (h *Handler) looped(via []string) bool {
+func (h *Handler) looped(via []string) bool { return inVia(via, h.viaName) }
+
+// viaID is the part of a Via entry that identifies node.
+func viaID(node string) string { return " " + node + " (weir)" }
+
+// inVia reports whether a Via entry carries id (viaID).
+func inVia(via []string, id string) bool {
 	for _, v := range via {
-		if strings.Contains(v, h.viaName) {
+		if strings.Contains(v, id) {
 			return true
 		}
 	}

@@ -10,7 +10,7 @@ var (
 	descPanics = prometheus.NewDesc("weir_edge_panics_total",
 		"Request handlers that panicked; each was answered 500 or cut off and logged with its request id.", nil, nil)
 	descPeerFills = prometheus.NewDesc("weir_edge_peer_fills_total",
-		"Fills that asked the key's owner: answered by it (owner) or sent to the origin because it did not answer (fallback).", []string{"result"}, nil)
+		"Fills that asked another node: answered by the key's owner (owner) or sent to the origin because it did not answer (fallback); during a warm-up, misses on owned keys answered from the previous owner's copy (warm) or not (warm_miss).", []string{"result"}, nil)
 	descPurgeRequests = prometheus.NewDesc("weir_edge_purge_requests_total",
 		"PURGE requests received on the edge listener, authorized or not.", nil, nil)
 	descTooLarge = prometheus.NewDesc("weir_cache_admissions_rejected_total",
@@ -29,6 +29,8 @@ func (h *Handler) Collector() prometheus.Collector {
 		ch <- telemetry.Counter(descPanics, float64(c.panics.Load()))
 		ch <- telemetry.Counter(descPeerFills, float64(c.peerFills.Load()), "owner")
 		ch <- telemetry.Counter(descPeerFills, float64(c.peerFallbacks.Load()), "fallback")
+		ch <- telemetry.Counter(descPeerFills, float64(c.warmFills.Load()), "warm")
+		ch <- telemetry.Counter(descPeerFills, float64(c.warmMisses.Load()), "warm_miss")
 		ch <- telemetry.Counter(descPurgeRequests, float64(c.purges.Load()))
 		ch <- telemetry.Counter(descTooLarge, float64(c.tooLarge.Load()))
 		seen := make(map[string]bool)

@@ -192,13 +192,15 @@ type Stats struct {
 	PeerRequests  int64 `json:"peer_requests"`  // fill requests received from other nodes (included in Requests)
 	PeerFills     int64 `json:"peer_fills"`     // fills answered by the key's owner
 	PeerFallbacks int64 `json:"peer_fallbacks"` // fills that went to the origin because the owner did not answer
+	WarmFills     int64 `json:"warm_fills"`     // misses on owned keys answered from the previous owner's copy (warm-up)
+	WarmMisses    int64 `json:"warm_misses"`    // warm-up asks the previous owner could not answer from its cache
 	Purges        int64 `json:"purge_requests"` // PURGE requests received (authorized or not)
 	Shed          int64 `json:"shed"`           // origin work refused by the concurrency limit
 }
 
 type counters struct {
 	requests, hits, stale, misses, collapsed, passes, staleErr, errors, rejected, panics, bytes atomic.Int64
-	peerRequests, peerFills, peerFallbacks, purges                                              atomic.Int64
+	peerRequests, peerFills, peerFallbacks, warmFills, warmMisses, purges                       atomic.Int64
 	tooLarge, shed                                                                              atomic.Int64
 }
 
@@ -207,6 +209,7 @@ func (c *counters) snapshot() Stats {
 		Requests: c.requests.Load(), Hits: c.hits.Load(), Stale: c.stale.Load(), Misses: c.misses.Load(),
 		Collapsed: c.collapsed.Load(), Passes: c.passes.Load(), StaleErr: c.staleErr.Load(), Errors: c.errors.Load(),
 		Rejected: c.rejected.Load(), Panics: c.panics.Load(), Bytes: c.bytes.Load(),
-		PeerRequests: c.peerRequests.Load(), PeerFills: c.peerFills.Load(), PeerFallbacks: c.peerFallbacks.Load(), Purges: c.purges.Load(), Shed: c.shed.Load(),
+		PeerRequests: c.peerRequests.Load(), PeerFills: c.peerFills.Load(), PeerFallbacks: c.peerFallbacks.Load(),
+		WarmFills: c.warmFills.Load(), WarmMisses: c.warmMisses.Load(), Purges: c.purges.Load(), Shed: c.shed.Load(),
 	}
 }

@@ -375,6 +375,10 @@ func (n *Node) startCluster() error {
 		ln.Close()
 		return err
 	}
+	var warmup time.Duration
+	if cc.TieredFill {
+		warmup = time.Duration(cc.Warmup) // only tiered fill asks peers
+	}
 	n.cluster, err = cluster.Start(cluster.Config{
 		Node:               n.name,
 		Listen:             cc.Listen,
@@ -386,6 +390,7 @@ func (n *Node) startCluster() error {
 		Version:            version.Get().Version,
 		PeerConnectTimeout: time.Duration(cc.PeerConnectTimeout),
 		PeerTimeout:        time.Duration(cc.PeerTimeout),
+		Warmup:             warmup,
 		Logger:             n.log,
 		WrapTransport:      n.hooks.WrapTransport,
 		Timing:             n.hooks.Timing,
@@ -403,6 +408,13 @@ type ownerRouter struct{ c *cluster.Cluster }
 
 func (o ownerRouter) Owner(key string) edge.Peer {
 	if p := o.c.Owner(key); p != nil {
+		return p
+	}
+	return nil
+}
+
+func (o ownerRouter) Warm(key string) edge.Peer {
+	if p := o.c.WarmPeer(key); p != nil {
 		return p
 	}
 	return nil
