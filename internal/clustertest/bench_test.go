@@ -89,7 +89,7 @@ func BenchmarkTieredFill(b *testing.B) {
 // miss that goes to the origin directly (origin-miss, tiered fill off).
 // owner-miss is a miss at the key's owner, which goes to the origin:
 // during the warm-up it first asks the previous owner, which has no copy
-// (/warming), else not (/cold).
+// (/warming); with the warm-up off it does not (/cold).
 //
 //	go test -run '^$' -bench PeerHop ./internal/clustertest/
 func BenchmarkPeerHop(b *testing.B) {
@@ -151,8 +151,8 @@ func BenchmarkPeerHop(b *testing.B) {
 // workload spread over all edges, and reports the origin fetches after a
 // first 3 s pass per distinct object of that pass: what the restarts cost
 // the origin, with the warm-up (cluster.warmup) on and off. The same
-// passes without restarts give the baseline (new objects of the Zipf
-// tail, and short-lived ones expiring).
+// passes without restarts give the baseline: objects of the Zipf tail
+// that the first pass did not ask for.
 //
 //	go test -run '^$' -bench RollingRestart -benchtime 1x ./internal/clustertest/
 func BenchmarkRollingRestart(b *testing.B) {
