@@ -596,8 +596,7 @@ func (c *Cluster) Owner(key string) *Peer {
 // nil for keys of other members, after the warm-up, and when that member's
 // breaker is open. It takes no lock and does not allocate.
 func (c *Cluster) WarmPeer(key string) *Peer {
-	until := c.warmUntil.Load()
-	if until == 0 || time.Now().UnixNano() >= until {
+	if !c.Warming() {
 		return nil
 	}
 	v := c.view.Load()

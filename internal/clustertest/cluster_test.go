@@ -215,10 +215,24 @@ func TestOneOriginFetchPerKeyPerTTL(t *testing.T) {
 				if n := origin.count(path); n != round {
 					t.Fatalf("after round %d the origin saw %d requests for %s from %d edges × %d clients, want %d: one per TTL", round, n, path, nodes, clientsPerNode, round)
 				}
-				// Every copy, the owner's and the edges' (whose Age
-				// the owner rounded down to whole seconds), is stale
-				// once maxAge+1 seconds have passed since the fetch.
-				time.Sleep(time.Duration(maxAge+1)*time.Second + 100*time.Millisecond)
+				// Wait until no node has a fresh copy: only-if-cached
+				// is answered 504 then, and never starts a fill.
+				c.WaitFor(t, time.Duration(maxAge+3)*time.Second, func() string {
+					for i := range nodes {
+						req, _ := http.NewRequest(http.MethodGet, c.URL(i, path), nil)
+						req.Host = Host
+						req.Header.Set("Cache-Control", "only-if-cached")
+						resp, err := c.Client.Do(req)
+						if err != nil {
+							return err.Error()
+						}
+						resp.Body.Close()
+						if resp.StatusCode != http.StatusGatewayTimeout {
+							return fmt.Sprintf("node %d still has a fresh copy (only-if-cached: %d)", i, resp.StatusCode)
+						}
+					}
+					return ""
+				})
 			}
 		})
 	}

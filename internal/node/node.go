@@ -328,10 +328,10 @@ func (n *Node) Reload() error {
 // gossip, peer fills and purge messages: the key rotation steps need no
 // restart.
 func (n *Node) reloadKeys() error {
-	path := n.cfg.Cluster.KeyFile
-	if n.cluster == nil || n.keys == nil || path == "" {
+	if n.keys == nil { // standalone, or an insecure cluster
 		return nil
 	}
+	path := n.cfg.Cluster.KeyFile
 	keys, err := cluster.LoadKeyFile(path)
 	if err == nil {
 		err = n.cluster.SetKeys(keys)
