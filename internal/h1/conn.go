@@ -134,19 +134,31 @@ func (c *conn) serve() {
 // current request with SetValue. Attaching it this way costs no copy of
 // the request (http.Request.WithContext); the value is dropped when the
 // request ends, like the request itself.
+//
+// The context may be read after its request ended, and from other
+// goroutines: net/http's Transport goes on dialing with the context of
+// the request that asked for a connection, and looks up its own keys in
+// it. So the value is published atomically; a context kept past its
+// request finds no value, or a later request's, and only code that ends
+// with its request may look the value up.
 type requestContext struct {
 	context.Context
-	key, val any // set by SetValue, nil between requests
+	cur atomic.Pointer[valueSlot] // set by SetValue, nil between requests
 	// last is the value of the connection's previous request, which has
-	// ended: the handler may reuse it rather than allocate anew.
+	// ended: the handler may reuse it rather than allocate anew. Only the
+	// connection's goroutine touches it.
 	last any
 }
+
+// valueSlot is one request's attached value. A slot is never changed
+// once published, so a reader that loaded it may read it at leisure.
+type valueSlot struct{ key, val any }
 
 // Value returns the value SetValue attached for key, or the connection
 // context's.
 func (c *requestContext) Value(key any) any {
-	if c.key != nil && key == c.key {
-		return c.val
+	if s := c.cur.Load(); s != nil && key == s.key {
+		return s.val
 	}
 	return c.Context.Value(key)
 }
@@ -154,7 +166,7 @@ func (c *requestContext) Value(key any) any {
 // SetValue attaches val under key to the current request's context,
 // replacing what was attached before. Only the request's goroutine may
 // call it, during ServeHTTP.
-func (c *requestContext) SetValue(key, val any) { c.key, c.val = key, val }
+func (c *requestContext) SetValue(key, val any) { c.cur.Store(&valueSlot{key, val}) }
 
 // Recycled returns the value SetValue attached to the connection's
 // previous request, or nil. That request has ended, its response is
@@ -165,10 +177,9 @@ func (c *requestContext) Recycled() any { return c.last }
 
 // endRequest detaches the request's value and keeps it for reuse.
 func (c *requestContext) endRequest() {
-	if c.val != nil {
-		c.last = c.val
+	if s := c.cur.Swap(nil); s != nil && s.val != nil {
+		c.last = s.val
 	}
-	c.key, c.val = nil, nil
 }
 
 // waitForRequest waits, idle, for the first byte of the next request.

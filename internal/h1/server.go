@@ -26,7 +26,10 @@
 // for the current request without copying the request, through the
 // context's SetValue(key, val any) method; the value goes with the
 // request when ServeHTTP returns, and the context's Recycled() any method
-// offers it back to the next request on the connection for reuse.
+// offers it back to the next request on the connection for reuse. A
+// context kept past its request (net/http's Transport keeps one to finish
+// a dial) finds no value there, or a later request's: only code that ends
+// with the request may look the value up.
 package h1
 
 import (

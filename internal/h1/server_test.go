@@ -751,3 +751,57 @@ func TestRequestContextValue(t *testing.T) {
 		t.Fatalf("recycled values %q %q %q, want \"\", /a (same connection), \"\" (new connection)", b1, b2, b3)
 	}
 }
+
+// TestRequestContextOutlivesRequest: a goroutine the handler started may
+// go on reading the request's context after the request ended, while
+// the connection's next request attaches its own value, as net/http's
+// Transport does when it finishes a dial it no longer needs. It must
+// never see a torn value (the race detector checks the accesses).
+func TestRequestContextOutlivesRequest(t *testing.T) {
+	type key struct{}
+	type setter interface{ SetValue(key, val any) }
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	t.Cleanup(func() { close(stop); readers.Wait() })
+	seen := make(chan any, 1)
+	_, addr := start(t, func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		ctx.(setter).SetValue(key{}, r.URL.Path)
+		if r.URL.Path == "/first" {
+			readers.Add(1)
+			go func() {
+				defer readers.Done()
+				for {
+					v := ctx.Value(key{})
+					if v != nil && v != "/first" && v != "/second" {
+						seen <- v
+						return
+					}
+					select {
+					case <-stop:
+						return
+					default:
+					}
+				}
+			}()
+		}
+		w.Header().Set("Content-Length", "2")
+		io.WriteString(w, "ok")
+	})
+	rc := dial(t, addr)
+	for i := range 200 {
+		path := "/first"
+		if i > 0 {
+			path = "/second"
+		}
+		rc.send("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n")
+		if _, body := rc.read("GET"); body != "ok" {
+			t.Fatalf("request %d: body %q", i, body)
+		}
+	}
+	select {
+	case v := <-seen:
+		t.Fatalf("a context kept past its request saw %v", v)
+	default:
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -36,29 +37,32 @@ func (w *benchWriter) BodyBytes() int64 { return w.n }
 
 // benchContext is a request context that carries one more value without
 // a request copy, and offers it back to the next request, as the h1
-// server's does.
+// server's does: the value is published atomically in a slot of its own,
+// because a context may be read after its request ended.
 type benchContext struct {
 	context.Context
-	key, val, last any
+	cur  atomic.Pointer[benchSlot]
+	last any
 }
+
+type benchSlot struct{ key, val any }
 
 func (c *benchContext) Recycled() any { return c.last }
 
 func (c *benchContext) endRequest() {
-	if c.val != nil {
-		c.last = c.val
+	if s := c.cur.Swap(nil); s != nil && s.val != nil {
+		c.last = s.val
 	}
-	c.key, c.val = nil, nil
 }
 
 func (c *benchContext) Value(key any) any {
-	if c.key != nil && key == c.key {
-		return c.val
+	if s := c.cur.Load(); s != nil && key == s.key {
+		return s.val
 	}
 	return c.Context.Value(key)
 }
 
-func (c *benchContext) SetValue(key, val any) { c.key, c.val = key, val }
+func (c *benchContext) SetValue(key, val any) { c.cur.Store(&benchSlot{key, val}) }
 
 // BenchmarkHitTelemetry measures a 1 KiB cache hit through the edge
 // handler alone (bare), behind the telemetry layer with metrics and the
