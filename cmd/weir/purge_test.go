@@ -20,6 +20,7 @@ import (
 	"github.com/weir-cdn/weir/internal/admin"
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/node"
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 // purgeNode starts a standalone node with a tokens file holding token
@@ -182,13 +183,12 @@ func TestSIGHUPReloadsTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	reload <- syscall.SIGHUP
-	deadline := time.Now().Add(5 * time.Second)
-	for status("new") != http.StatusOK {
-		if time.Now().After(deadline) {
-			t.Fatal("the new token is still refused 5 s after the reload signal")
+	testkit.Until(t, 5*time.Second, func() string {
+		if got := status("new"); got != http.StatusOK {
+			return fmt.Sprintf("the new token still gets %d after the reload signal", got)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return ""
+	})
 	if got := status("old"); got != http.StatusUnauthorized {
 		t.Errorf("the removed token gets %d, want 401", got)
 	}

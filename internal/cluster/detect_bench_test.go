@@ -5,6 +5,8 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 // BenchmarkFailureDetection measures, on a 10-node loopback cluster with
@@ -23,7 +25,7 @@ func BenchmarkFailureDetection(b *testing.B) {
 		start := time.Now()
 		victim.Close()
 		var firstSuspect time.Duration
-		waitFor(b, 30*time.Second, func() string {
+		testkit.Until(b, 30*time.Second, func() string {
 			if firstSuspect == 0 {
 				for _, c := range rest {
 					c.mu.Lock()
@@ -67,7 +69,7 @@ func startCluster(b *testing.B, size int, keys *Keyring) []*Cluster {
 		}
 		nodes = append(nodes, c)
 	}
-	waitFor(b, 30*time.Second, func() string {
+	testkit.Until(b, 30*time.Second, func() string {
 		for _, c := range nodes {
 			if n := len(memberNames(c)); n != size {
 				return fmt.Sprintf("%s sees %d members", c.self, n)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -45,23 +47,6 @@ func memberNames(c *Cluster) []string {
 	return out
 }
 
-// waitFor polls cond until it returns "", failing after timeout with its
-// last answer.
-func waitFor(t testing.TB, timeout time.Duration, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		why := cond()
-		if why == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %s: %s", timeout, why)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func testKeys(t testing.TB) *Keyring {
 	k, err := GenerateKey(nil, time.Now())
 	if err != nil {
@@ -78,7 +63,7 @@ func TestIncompatibleProtocolsRefuseEachOther(t *testing.T) {
 	keys := testKeys(t)
 	a := startNode(t, "a", keys, nil, [2]int{1, 1})
 	b := startNode(t, "b", keys, []string{a.GossipAddr()}, [2]int{2, 3})
-	waitFor(t, 10*time.Second, func() string {
+	testkit.Until(t, 10*time.Second, func() string {
 		if why := a.Info().Refused["b"]; !strings.Contains(why, "speaks peer protocol 2..3") {
 			return fmt.Sprintf("a refused b for %q", why)
 		}
@@ -99,7 +84,7 @@ func TestOverlappingProtocolsCoexist(t *testing.T) {
 	keys := testKeys(t)
 	a := startNode(t, "a", keys, nil, [2]int{1, 1})
 	b := startNode(t, "b", keys, []string{a.GossipAddr()}, [2]int{1, 2})
-	waitFor(t, 10*time.Second, func() string {
+	testkit.Until(t, 10*time.Second, func() string {
 		if got := memberNames(a); len(got) != 2 {
 			return fmt.Sprintf("a's members = %v", got)
 		}
@@ -233,7 +218,7 @@ func TestLogAdapter(t *testing.T) {
 	keys := testKeys(t)
 	a := startNode(t, "a", keys, nil, [2]int{})
 	b := startNode(t, "b", keys, []string{a.GossipAddr()}, [2]int{})
-	waitFor(t, 10*time.Second, func() string {
+	testkit.Until(t, 10*time.Second, func() string {
 		if len(memberNames(a)) != 2 {
 			return "a has not seen b"
 		}
@@ -316,7 +301,7 @@ func TestKeyRotation(t *testing.T) {
 	ring := func(keys ...Key) *Keyring { return mustKeyring(t, keys...) }
 	a := startNode(t, "a", ring(oldKey, newKey), nil, [2]int{})
 	b := startNode(t, "b", ring(newKey, oldKey), []string{a.GossipAddr()}, [2]int{})
-	waitFor(t, 10*time.Second, func() string {
+	testkit.Until(t, 10*time.Second, func() string {
 		if len(memberNames(a)) != 2 || len(memberNames(b)) != 2 {
 			return fmt.Sprintf("members: a %v, b %v", memberNames(a), memberNames(b))
 		}
@@ -356,7 +341,7 @@ func TestSetKeysRotatesWithoutRestart(t *testing.T) {
 	// sees waits until every node sees every other signing with want.
 	sees := func(want map[string]string) {
 		t.Helper()
-		waitFor(t, 10*time.Second, func() string {
+		testkit.Until(t, 10*time.Second, func() string {
 			for _, c := range nodes {
 				info := c.Info()
 				if len(info.Members) != len(nodes) || len(info.Departed) != 0 {

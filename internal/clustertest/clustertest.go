@@ -30,6 +30,7 @@ import (
 	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/node"
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 // Host is the site name every node serves, as the edges of a real
@@ -352,21 +353,11 @@ func (c *Cluster) Admin(i int, method, path string, body string) (int, string, e
 	return resp.StatusCode, string(b), err
 }
 
-// WaitFor polls cond every 10 ms until it returns "", failing the test
-// with cond's last answer after timeout.
+// WaitFor checks cond until it returns "", failing the test with cond's
+// last answer after timeout (testkit.Until).
 func (c *Cluster) WaitFor(tb testing.TB, timeout time.Duration, cond func() string) {
 	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		why := cond()
-		if why == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("clustertest: gave up after %s: %s", timeout, why)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.Until(tb, timeout, cond)
 }
 
 // URL returns the URL of path on node i's edge listener.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/weir-cdn/weir/internal/cachekey"
 	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 func TestMissThenHit(t *testing.T) {
@@ -81,8 +82,8 @@ func TestCoalescingOneOriginFetch(t *testing.T) {
 		}()
 	}
 	// Wait until the origin has the one request and every client waits.
-	eventually(t, "one origin request", func() bool { return e.origin.count() == 1 })
-	eventually(t, "all clients waiting", func() bool { return e.h.flights.Len() == 1 && readersOf(e, "/slow") == n })
+	testkit.Eventually(t, "one origin request", func() bool { return e.origin.count() == 1 })
+	testkit.Eventually(t, "all clients waiting", func() bool { return e.h.flights.Len() == 1 && readersOf(e, "/slow") == n })
 	close(release)
 	wg.Wait()
 	collapsed := 0
@@ -154,7 +155,7 @@ func TestStreamingReachesClientsBeforeBodyCompletes(t *testing.T) {
 	if e.origin.count() != 1 {
 		t.Fatalf("origin saw %d requests", e.origin.count())
 	}
-	eventually(t, "object stored", func() bool { return strings.HasPrefix(status(e.get("/stream")), "weir; hit") })
+	testkit.Eventually(t, "object stored", func() bool { return strings.HasPrefix(status(e.get("/stream")), "weir; hit") })
 }
 
 func TestUncacheableIsNotSharedAndPassesAfterwards(t *testing.T) {
@@ -171,10 +172,10 @@ func TestUncacheableIsNotSharedAndPassesAfterwards(t *testing.T) {
 	type res struct{ r response }
 	first := make(chan response, 1)
 	go func() { first <- e.get("/me") }()
-	eventually(t, "first request at the origin", func() bool { return e.origin.count() == 1 })
+	testkit.Eventually(t, "first request at the origin", func() bool { return e.origin.count() == 1 })
 	second := make(chan response, 1)
 	go func() { second <- e.get("/me") }()
-	eventually(t, "second request waiting on the flight", func() bool { return readersOf(e, "/me") == 2 })
+	testkit.Eventually(t, "second request waiting on the flight", func() bool { return readersOf(e, "/me") == 2 })
 	close(release)
 	r1, r2 := <-first, <-second
 	if r1.body == r2.body {
@@ -292,7 +293,7 @@ func TestStaleWhileRevalidateServesStaleAndRefreshesOnce(t *testing.T) {
 			t.Fatalf("stale serve Cache-Status = %q", status(r))
 		}
 	}
-	eventually(t, "background refresh stored", func() bool { return e.get("/s").body == "v2" })
+	testkit.Eventually(t, "background refresh stored", func() bool { return e.get("/s").body == "v2" })
 	if c := e.origin.count(); c != 2 {
 		t.Fatalf("origin count = %d, want exactly one background refresh", c)
 	}
@@ -488,7 +489,7 @@ func TestClientConditionalAnsweredFromCache(t *testing.T) {
 		t.Fatalf("client validator forwarded: %q", inm)
 	}
 	// The 304 went out before the fill finished storing; wait for it.
-	eventually(t, "object stored", func() bool { return e.store.Stats().Objects == 1 })
+	testkit.Eventually(t, "object stored", func() bool { return e.store.Stats().Objects == 1 })
 	r = e.get("/c", "If-None-Match", `W/"abc", "zzz"`)
 	wantStatus(t, r, 304, "weir; hit")
 	if r.Header.Get("Etag") != `"abc"` {
@@ -691,7 +692,7 @@ func TestChunkedOriginOverMaxObjectSize(t *testing.T) {
 	if len(r.body) != 160<<10 {
 		t.Fatalf("body %d bytes", len(r.body))
 	}
-	eventually(t, "hit-for-pass marker", func() bool { return strings.Contains(status(e.get("/chunked")), "hit-for-pass") })
+	testkit.Eventually(t, "hit-for-pass marker", func() bool { return strings.Contains(status(e.get("/chunked")), "hit-for-pass") })
 }
 
 func TestUnknownHostMisdirected(t *testing.T) {
@@ -823,9 +824,9 @@ func TestRevalidatingAVariantWithWaiters(t *testing.T) {
 			results[i] = e.get("/rv", "Accept-Encoding", "gzip")
 		}()
 	}
-	eventually(t, "revalidation at the origin", func() bool { return e.origin.count() == 3 })
+	testkit.Eventually(t, "revalidation at the origin", func() bool { return e.origin.count() == 3 })
 	// Every client is in the fill path (two misses came before).
-	eventually(t, "all clients waiting", func() bool { return e.h.Stats().Misses == 2+int64(len(results)) })
+	testkit.Eventually(t, "all clients waiting", func() bool { return e.h.Stats().Misses == 2+int64(len(results)) })
 	once.Do(func() { close(release) })
 	wg.Wait()
 	for _, r := range results {

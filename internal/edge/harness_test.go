@@ -216,18 +216,6 @@ func wantStatus(t *testing.T, r response, code int, cacheStatusPrefix string) {
 	}
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // cacheable answers a fixed body with the given Cache-Control.
 func cacheable(cc, body string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {

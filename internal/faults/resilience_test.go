@@ -11,6 +11,7 @@ import (
 
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/faults"
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 // metric returns the value of one series of the node's /metrics, such as
@@ -38,22 +39,6 @@ func (r *rig) metric(name, labels string) float64 {
 		}
 	}
 	return -1
-}
-
-// waitFor polls cond until it returns "" or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		why := cond()
-		if why == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %s: %s", d, why)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // TestOriginDown: with the origin gone, cached objects are still served
@@ -106,7 +91,7 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 	// The origin recovers; once the delay has passed a trial request
 	// goes through and closes the breaker.
 	r.origin.Clear("/err")
-	waitFor(t, 5*time.Second, func() string {
+	testkit.Until(t, 5*time.Second, func() string {
 		res := r.get("/err")
 		if res.status != 200 {
 			return "still " + res.String()
@@ -140,7 +125,7 @@ func TestShedsMissesServesHits(t *testing.T) {
 			r.get(p)
 		}()
 	}
-	waitFor(t, 5*time.Second, func() string {
+	testkit.Until(t, 5*time.Second, func() string {
 		if n := r.origin.Requests("/slow1") + r.origin.Requests("/slow2"); n < 2 {
 			return "the two slow misses have not reached the origin"
 		}

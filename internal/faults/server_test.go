@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 func newServer(t *testing.T) *Server {
@@ -178,26 +180,15 @@ func TestServerLatencyEndsWhenTheClientLeaves(t *testing.T) {
 		t.Fatal(err)
 	}
 	io.WriteString(nc, "GET /slow HTTP/1.1\r\nHost: o\r\n\r\n")
-	waitFor(t, "the request to arrive", func() bool { return s.Requests("/slow") == 1 })
+	testkit.Eventually(t, "the request to arrive", func() bool { return s.Requests("/slow") == 1 })
 	nc.Close()
-	waitFor(t, "the connection to end", func() bool { return s.openConns() == 0 })
+	testkit.Eventually(t, "the connection to end", func() bool { return s.openConns() == 0 })
 }
 
 func (s *Server) openConns() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.conns)
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestServerGarbageStatus(t *testing.T) {

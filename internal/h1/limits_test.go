@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
@@ -12,20 +14,9 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-// waitFor polls cond until it holds or d passes, and reports whether it
-// held.
-func waitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	return true
-}
+	"github.com/weir-cdn/weir/internal/testkit"
+)
 
 // TestSlowlorisFlood: 200 clients trickle a request header at a byte per
 // 100ms, which would extend a per-read deadline forever. Each is cut off
@@ -172,13 +163,13 @@ func TestSlowlorisFlood(t *testing.T) {
 	}
 	t.Logf("slowest slow client closed after %v", slowest)
 
-	if !waitFor(2*time.Second, func() bool { return s.Stats().HeaderTimeouts == nSlow && s.Stats().Open == 0 }) {
+	if !testkit.Within(2*time.Second, func() bool { return s.Stats().HeaderTimeouts == nSlow && s.Stats().Open == 0 }) {
 		t.Errorf("stats %+v, want %d header timeouts and no open connection", s.Stats(), nSlow)
 	}
 	if st := s.Stats(); st.Refused != 0 {
 		t.Errorf("%d connections refused under MaxConns", st.Refused)
 	}
-	if !waitFor(2*time.Second, func() bool { return runtime.NumGoroutine() <= baseline }) {
+	if !testkit.Within(2*time.Second, func() bool { return runtime.NumGoroutine() <= baseline }) {
 		t.Errorf("%d goroutines, %d before the flood", runtime.NumGoroutine(), baseline)
 	}
 }
@@ -221,7 +212,7 @@ func TestMaxConns(t *testing.T) {
 	get(held[0]) // the held connections are unaffected
 
 	held[4].c.Close()
-	if !waitFor(2*time.Second, func() bool { return s.Stats().Open == 4 }) {
+	if !testkit.Within(2*time.Second, func() bool { return s.Stats().Open == 4 }) {
 		t.Fatalf("stats %+v after a client closed", s.Stats())
 	}
 	get(dial(t, addr))
@@ -233,5 +224,77 @@ func TestMaxConnsDefault(t *testing.T) {
 	defer s.Close()
 	if s.MaxConns != 10000 {
 		t.Fatalf("MaxConns defaults to %d", s.MaxConns)
+	}
+}
+
+// pipeListener hands the server the far ends of in-memory pipes: a write
+// to one blocks until the test reads it, which a loopback socket's
+// buffers never make it do.
+type pipeListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error { l.once.Do(func() { close(l.done) }); return nil }
+
+func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+// TestRefusalsAreBounded: past MaxConns, at most maxRefusing connections
+// are being answered with the 503 at once (each on a goroutine, for up to
+// refuseTimeout); the rest are closed without an answer, so a flood of
+// clients that never read cannot pile up goroutines.
+func TestRefusalsAreBounded(t *testing.T) {
+	ln := &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+	s := &Server{Handler: http.NotFoundHandler(), MaxConns: 1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	var clients []net.Conn
+	t.Cleanup(func() {
+		for _, c := range clients {
+			c.Close()
+		}
+		s.Close()
+		if err := <-served; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v", err)
+		}
+	})
+	const flood = maxRefusing + 44
+	for range flood + 1 { // the first one is served and held open
+		client, server := net.Pipe()
+		clients = append(clients, client)
+		ln.conns <- server
+	}
+	testkit.Until(t, 5*time.Second, func() string {
+		if st := s.Stats(); st.Refused != flood {
+			return fmt.Sprintf("%d connections refused, want %d", st.Refused, flood)
+		}
+		return ""
+	})
+	// The writers hold their slots until refuseTimeout (1 s) passes; on
+	// a machine slow enough to take longer to get here, some have left.
+	if n := s.refusingN.Load(); n > maxRefusing {
+		t.Fatalf("%d refusals being answered at once, want at most %d", n, maxRefusing)
+	}
+	// The refusals past the bound were closed without an answer.
+	unanswered := 0
+	for _, c := range clients[1:] {
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		var b [1]byte
+		if _, err := c.Read(b[:]); errors.Is(err, io.EOF) {
+			unanswered++
+		}
+	}
+	if unanswered < flood-maxRefusing {
+		t.Fatalf("%d of %d refused connections closed without an answer, want at least %d past the bound", unanswered, flood, flood-maxRefusing)
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -450,13 +452,12 @@ func TestIdleConnectionClosed(t *testing.T) {
 	if !rc.closed() {
 		t.Fatal("idle connection not closed")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for s.Conns() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d connections still tracked", s.Conns())
+	testkit.Until(t, 5*time.Second, func() string {
+		if n := s.Conns(); n != 0 {
+			return fmt.Sprintf("%d connections still tracked", n)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return ""
+	})
 }
 
 func TestSlowReaderIsDisconnected(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 func TestHealthChecks(t *testing.T) {
@@ -24,7 +26,7 @@ func TestHealthChecks(t *testing.T) {
 	c.Start() // idempotent
 	healthy := func(i int) bool { return c.State().Servers[i].Healthy }
 
-	eventually(t, "a health check", func() bool { return a.healthHits.Load() > 0 })
+	testkit.Eventually(t, "a health check", func() bool { return a.healthHits.Load() > 0 })
 	a.mu.Lock()
 	r := a.lastCheck
 	a.mu.Unlock()
@@ -33,7 +35,7 @@ func TestHealthChecks(t *testing.T) {
 	}
 
 	a.health.Store(http.StatusServiceUnavailable)
-	eventually(t, "server a to be marked down", func() bool { return !healthy(0) })
+	testkit.Eventually(t, "server a to be marked down", func() bool { return !healthy(0) })
 	if got := metric(t, c, "weir_origin_server_healthy", map[string]string{"server": a.srv.URL}); got != 0 {
 		t.Errorf("weir_origin_server_healthy = %v, want 0", got)
 	}
@@ -43,13 +45,13 @@ func TestHealthChecks(t *testing.T) {
 		}
 	}
 	a.health.Store(0)
-	eventually(t, "server a to be marked up", func() bool { return healthy(0) })
+	testkit.Eventually(t, "server a to be marked up", func() bool { return healthy(0) })
 
 	// A check that times out fails too; with every server down requests
 	// fail fast.
 	a.health.Store(-1)
 	b.health.Store(http.StatusInternalServerError)
-	eventually(t, "both servers to be marked down", func() bool { return !healthy(0) && !healthy(1) })
+	testkit.Eventually(t, "both servers to be marked down", func() bool { return !healthy(0) && !healthy(1) })
 	hits := a.hits.Load() + b.hits.Load()
 	_, _, err = fetch(t, c, http.MethodGet, "/")
 	if !errors.Is(err, ErrNoHealthyServer) || kindOf(err) != "no_healthy_server" {
@@ -89,7 +91,7 @@ func TestHealthCheckLoopRestartsAfterPanic(t *testing.T) {
 	}
 	start := time.Now()
 	c.Start()
-	eventually(t, "a check after two panics", func() bool { return a.healthHits.Load() > 0 })
+	testkit.Eventually(t, "a check after two panics", func() bool { return a.healthHits.Load() > 0 })
 	// Restarts wait 100ms, then 200ms.
 	if d := time.Since(start); d < 300*time.Millisecond {
 		t.Errorf("checks resumed after %v, want the backoff of at least 300ms", d)

@@ -17,11 +17,10 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/weir-cdn/weir/internal/telemetry"
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 // backend is a real origin server that names itself in X-Server and
@@ -140,18 +139,6 @@ func mustFetch(t *testing.T, c *Client, path string) (string, int) {
 	return id, status
 }
 
-// eventually polls cond until it holds, failing the test after 5s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func kindOf(err error) string {
 	var oe *Error
 	if !errors.As(err, &oe) {
@@ -160,44 +147,11 @@ func kindOf(err error) string {
 	return oe.Kind().String()
 }
 
-// metric returns the value of the metric name with the labels, gathered
-// through a pedantic registry (which also checks Collect's consistency).
+// metric returns the value of the metric name with the labels that c
+// reports.
 func metric(t *testing.T, c *Client, name string, labels map[string]string) float64 {
 	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(telemetry.Collect(c.Collect))
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for k, v := range labels {
-				if !hasLabel(m, k, v) {
-					continue next
-				}
-			}
-			if m.Counter != nil {
-				return m.Counter.GetValue()
-			}
-			return m.Gauge.GetValue()
-		}
-	}
-	t.Fatalf("no metric %s%v", name, labels)
-	return 0
-}
-
-func hasLabel(m *dto.Metric, k, v string) bool {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == k {
-			return l.GetValue() == v
-		}
-	}
-	return false
+	return testkit.Metric(t, telemetry.Collect(c.Collect), name, labels)
 }
 
 // noResilience turns off what a test does not look at.

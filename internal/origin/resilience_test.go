@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 func TestEjectionDuration(t *testing.T) {
@@ -68,7 +70,7 @@ func TestOutlierEjection(t *testing.T) {
 	if got := metric(t, c, "weir_origin_server_ejected", map[string]string{"server": a.srv.URL}); got != 1 {
 		t.Errorf("weir_origin_server_ejected = %v, want 1", got)
 	}
-	eventually(t, "the ejection to end", func() bool { return !c.State().Servers[0].Ejected })
+	testkit.Eventually(t, "the ejection to end", func() bool { return !c.State().Servers[0].Ejected })
 	// The second ejection lasts twice as long.
 	if left := failUntilEjected(6); left <= base || left > 2*base {
 		t.Errorf("second ejection for %v more, want between %v and %v", left, base, 2*base)
@@ -140,7 +142,7 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 		t.Fatalf("breaker %s, want open", st)
 	}
 	// After the delay, a failed trial opens it again.
-	eventually(t, "a trial request", func() bool {
+	testkit.Eventually(t, "a trial request", func() bool {
 		_, _, err := fetch(t, c, http.MethodGet, "/")
 		return err == nil
 	})
@@ -149,7 +151,7 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 	}
 	// The server recovers: two good trials close the breaker.
 	a.status.Store(0)
-	eventually(t, "a trial request", func() bool {
+	testkit.Eventually(t, "a trial request", func() bool {
 		_, _, err := fetch(t, c, http.MethodGet, "/")
 		return err == nil
 	})
@@ -227,7 +229,7 @@ func TestBulkhead(t *testing.T) {
 		_, _, err := fetch(t, c, http.MethodGet, "/slow")
 		errs <- err
 	})
-	eventually(t, "the third request to queue", func() bool { return c.State().Waiting == 1 })
+	testkit.Eventually(t, "the third request to queue", func() bool { return c.State().Waiting == 1 })
 	start := time.Now()
 	_, _, err := fetch(t, c, http.MethodGet, "/")
 	if !errors.Is(err, ErrBulkheadFull) || kindOf(err) != "bulkhead_full" {

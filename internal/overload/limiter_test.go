@@ -9,10 +9,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
 	"github.com/weir-cdn/weir/internal/telemetry"
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -384,40 +384,8 @@ func TestLimiterCollect(t *testing.T) {
 }
 
 // metricValue returns the value of the metric name with the labels that
-// collect reports, gathered through a pedantic registry (which also checks
-// the metrics are consistent).
+// collect reports.
 func metricValue(t *testing.T, collect func(chan<- prometheus.Metric), name string, labels map[string]string) float64 {
 	t.Helper()
-	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(telemetry.Collect(collect))
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if !hasLabels(m, labels) {
-				continue
-			}
-			if m.Counter != nil {
-				return m.Counter.GetValue()
-			}
-			return m.Gauge.GetValue()
-		}
-	}
-	t.Fatalf("no metric %s%v", name, labels)
-	return 0
-}
-
-func hasLabels(m *dto.Metric, labels map[string]string) bool {
-	n := 0
-	for _, l := range m.GetLabel() {
-		if v, ok := labels[l.GetName()]; ok && v == l.GetValue() {
-			n++
-		}
-	}
-	return n == len(labels)
+	return testkit.Metric(t, telemetry.Collect(collect), name, labels)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/weir-cdn/weir/internal/admin"
 	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/store"
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -248,7 +249,7 @@ func TestPropagationOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, func() bool {
+	testkit.Eventually(t, "the tag purge to complete", func() bool {
 		doc, ok := a.Status(e.Inc, e.Seq)
 		return ok && doc.Complete
 	})
@@ -263,7 +264,7 @@ func TestPropagationOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, func() bool {
+	testkit.Eventually(t, "b's soft purge to complete", func() bool {
 		doc, ok := b.Status(e2.Inc, e2.Seq)
 		return ok && doc.Complete
 	})
@@ -272,17 +273,6 @@ func TestPropagationOverHTTP(t *testing.T) {
 	}
 	if a.Lagging(time.Now()) || b.Lagging(time.Now()) {
 		t.Error("nodes in sync report that they lag")
-	}
-}
-
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", d)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

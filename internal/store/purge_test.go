@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 // stored returns the object stored under key without going through Get,
@@ -306,7 +308,7 @@ func TestSweeperAppliesAndRetiresRules(t *testing.T) {
 	if hard.Rules != 1 || soft.Rules != 1 || hard.Removed != 0 {
 		t.Fatalf("results %+v %+v: want one rule each and nothing removed at once", hard, soft)
 	}
-	eventually(t, "the sweeper to retire the rules", func() bool {
+	testkit.Eventually(t, "the sweeper to retire the rules", func() bool {
 		return s.SweepIdle() && s.Stats().Rules == 0
 	})
 	// No lookup ran: the sweeper did all of it.
@@ -652,7 +654,7 @@ func TestPurgeConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	eventually(t, "the sweeper to retire every rule", s.SweepIdle)
+	testkit.Eventually(t, "the sweeper to retire every rule", s.SweepIdle)
 
 	n, late := 0, 0 // survivors, and those a purge after their fill started covers
 	for _, o := range s.objects.All() {

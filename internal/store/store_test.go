@@ -11,6 +11,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 	"pgregory.net/rapid"
+
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -28,18 +30,6 @@ func obj(key string, size int, lifetime time.Duration) *Object {
 		Body:         make([]byte, size),
 		ResponseTime: time.Now().UnixNano(),
 		Lifetime:     lifetime,
-	}
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -140,7 +130,7 @@ func TestExpiredObjectsLeave(t *testing.T) {
 	if s.Get([]byte("http://a/short")) == nil {
 		t.Fatal("object missing right after Set")
 	}
-	eventually(t, "expiry", func() bool { return s.Get([]byte("http://a/short")) == nil })
+	testkit.Eventually(t, "expiry", func() bool { return s.Get([]byte("http://a/short")) == nil })
 }
 
 func TestVariants(t *testing.T) {
@@ -242,7 +232,7 @@ func TestHitForPass(t *testing.T) {
 		t.Fatal("marker survived ClearPass")
 	}
 	s.MarkPass("http://a/short", 20*time.Millisecond)
-	eventually(t, "marker expiry", func() bool { return !s.IsPass([]byte("http://a/short")) })
+	testkit.Eventually(t, "marker expiry", func() bool { return !s.IsPass([]byte("http://a/short")) })
 	s.MarkPass("http://a/zero", 0)
 	if s.IsPass([]byte("http://a/zero")) {
 		t.Fatal("a zero TTL marker was stored")
