@@ -19,6 +19,12 @@ func TestZeroAllocs(t *testing.T) {
 		"expires-zero": {"Expires": {"0"}, "Date": {date}, "Etag": {`"abc"`}},
 		"heuristic":    {"Last-Modified": {now.Add(-24 * time.Hour).Format(http.TimeFormat)}, "Date": {date}},
 		"cdn":          {"Cdn-Cache-Control": {"max-age=60"}, "Cache-Control": {"private"}, "Vary": {"Accept-Encoding"}},
+		"cdn-long":     {"Cdn-Cache-Control": {`max-age=600, stale-while-revalidate=30;x="y", no-store=?0, must-revalidate, ext=(a 1.5 :AAAA:)`}},
+		"cdn-invalid":  {"Cdn-Cache-Control": {"max-age =60"}, "Cache-Control": {"max-age=5"}},
+		"expires-bad":  {"Expires": {"Thu,  01 Jan 2037 00:00:00 GMT"}, "Date": {date}, "Etag": {`"abc"`}},
+		"expires-850":  {"Expires": {"Monday, 01-Jan-24 01:00:00 GMT"}, "Date": {date}},
+		"expires-asc":  {"Expires": {"Mon Jan  1 01:00:00 2024"}, "Date": {date}},
+		"age-list":     {"Cache-Control": {"max-age=60"}, "Age": {"7200, 0"}, "Date": {date}},
 		"swr":          {"Cache-Control": {"max-age=60, stale-while-revalidate=30, stale-if-error=86400"}},
 		"set-cookie":   {"Cache-Control": {"max-age=60"}, "Set-Cookie": {"a=b"}},
 		"private":      {"Cache-Control": {"private, max-age=60"}},
@@ -39,7 +45,7 @@ func TestZeroAllocs(t *testing.T) {
 			t.Errorf("CorrectedInitialAge(%s): %v allocs, want 0", name, n)
 		}
 	}
-	for _, cc := range []string{"public, max-age=3600", "no-cache", "max-age=0, must-revalidate", "MAX-AGE=60, s-maxage=\"120\", stale-while-revalidate=30, stale-if-error=60, immutable, no-transform", "private, no-store"} {
+	for _, cc := range []string{"public, max-age=3600", "no-cache", "max-age=0, must-revalidate", "MAX-AGE=60, s-maxage=\"120\", stale-while-revalidate=30, stale-if-error=60, immutable, no-transform", "private, no-store", "max-age =60 junk, no-cache=\"x"} {
 		if n := testing.AllocsPerRun(100, func() { ParseDirectives([]string{cc}) }); n != 0 {
 			t.Errorf("ParseDirectives(%q): %v allocs, want 0", cc, n)
 		}

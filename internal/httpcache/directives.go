@@ -28,7 +28,8 @@ func (d Delta) Duration() time.Duration {
 }
 
 // Directives is a parsed Cache-Control field (RFC 9111 §5.2), also used for the targeted
-// fields CDN-Cache-Control (RFC 9213) and Surrogate-Control, and for request directives.
+// fields CDN-Cache-Control (RFC 9213, parsed as a Structured Field Dictionary) and
+// Surrogate-Control (parsed as Cache-Control is), and for request directives.
 //
 // Directives only records what was sent; deciding what the directives mean
 // for a response or a request is the job of EvaluateResponse and Decide.
@@ -70,25 +71,49 @@ const (
 // to consider responses that have invalid freshness information to be stale"). A duplicated
 // directive keeps its first occurrence.
 //
+// The argument follows the grammar of RFC 9111 §5.2 exactly,
+// token [ "=" ( token / quoted-string ) ]: whitespace before or after "="
+// ("max-age = 60"), an unterminated quoted-string, or anything but OWS
+// between the argument and the next comma ("max-age=60 junk",
+// "max-age=60; public") makes the argument invalid, so a delta-seconds
+// directive gets Seconds 0, max-stale no longer means "any staleness",
+// and no-cache or private become unqualified. Directives that take no
+// argument are set whatever follows their name (RFC 9111 §5.2 defines
+// none for them, and ignoring a no-store because of a stray "=1" would
+// store what the origin forbade). The quoted-string form of an argument
+// is accepted (§5.2: "recipients ought to accept both forms").
+//
+// When the same delta-seconds directive appears twice, RFC 9111 §4.2.1
+// allows either the first occurrence or treating the response as stale;
+// ParseDirectives keeps the first.
+//
 // no-cache and private are the exception to the first-occurrence rule,
 // because they restrict rather than grant: an unqualified occurrence
 // anywhere sets NoCache or Private, and the field names of every qualified
 // occurrence are merged. ParseDirectives allocates only for qualified
 // field lists.
 func ParseDirectives(values []string) Directives {
-	d, _ := parseDirectives(values)
+	d, _ := parseDirectives(values, false)
 	return d
 }
 
 // parseDirectives is ParseDirectives that also counts the syntactically
 // valid members (a token name), known or not, so that RFC 9213 §2.1 can
-// tell an empty or unparseable targeted field from a valid one.
-func parseDirectives(values []string) (d Directives, members int) {
+// tell an empty or unparseable Surrogate-Control from a valid one.
+//
+// tolerant selects the reading ParseDirectives had before it followed
+// RFC 9111 §5.2 strictly, which Surrogate-Control keeps: no RFC defines
+// that field (it comes from the W3C Edge Architecture Specification,
+// whose directives can carry a ";device" target and a "+stale" suffix),
+// so OWS around "=" is skipped, an unterminated quoted-string runs to the
+// end of the field, and whatever follows an argument is ignored rather
+// than making it invalid.
+func parseDirectives(values []string, tolerant bool) (d Directives, members int) {
 	var seen uint8
 	for _, line := range values {
 		for rest := line; rest != ""; {
 			var m directive
-			m, rest = nextDirective(rest)
+			m, rest = nextDirective(rest, tolerant)
 			if m.name == "" {
 				continue
 			}
@@ -103,15 +128,22 @@ func parseDirectives(values []string) (d Directives, members int) {
 type directive struct {
 	name     string // a token, in the case it was sent
 	value    string // the token, or the inside of the quoted-string with its quoted-pairs left in
-	hasValue bool   // "=" was present
+	hasValue bool   // "=" directly followed the name
 	quoted   bool   // value was a quoted-string
+	// invalid is set when the member does not match the grammar beyond its
+	// name: OWS before or after "=", an empty or unterminated argument, or
+	// anything but OWS between the argument and the next comma. The name
+	// still counts; the argument does not.
+	invalid bool
 }
 
 // nextDirective splits the first directive off s (RFC 9111 §5.2:
-// token [ "=" ( token / quoted-string ) ], comma-separated). Bytes that do
-// not fit the syntax are skipped up to the next comma outside a
+// token [ "=" ( token / quoted-string ) ], comma-separated, with no
+// whitespace around "="). Bytes that do not fit the syntax make the
+// member invalid and are skipped up to the next comma outside a
 // quoted-string, so one bad member does not hide the rest of the field.
-func nextDirective(s string) (d directive, rest string) {
+// tolerant is that of parseDirectives.
+func nextDirective(s string, tolerant bool) (d directive, rest string) {
 	i := 0
 	for i < len(s) && (isOWS(s[i]) || s[i] == ',') {
 		i++
@@ -121,17 +153,26 @@ func nextDirective(s string) (d directive, rest string) {
 		i++
 	}
 	name := s[start:i]
-	j := skipOWS(s, i)
+	j := i
+	if tolerant {
+		j = skipOWS(s, j)
+	}
 	if j < len(s) && s[j] == '=' {
 		d.hasValue = true
-		j = skipOWS(s, j+1)
+		j++
+		if tolerant {
+			j = skipOWS(s, j)
+		}
 		if j < len(s) && s[j] == '"' {
 			end, closed := quotedEnd(s, j)
 			d.quoted = true
-			if closed {
+			switch {
+			case closed:
 				d.value = s[j+1 : end-1]
-			} else {
-				d.value = s[j+1:] // unterminated: take the rest
+			case tolerant:
+				d.value = s[j+1:]
+			default:
+				d.invalid = true // an unterminated quoted-string runs to the end
 			}
 			j = end
 		} else {
@@ -140,10 +181,14 @@ func nextDirective(s string) (d directive, rest string) {
 				k++
 			}
 			d.value = s[j:k]
+			d.invalid = k == j
 			j = k
 		}
 	}
-	// Skip whatever is left of this member.
+	// Whatever is left of this member but OWS makes it invalid.
+	if j = skipOWS(s, j); j < len(s) && s[j] != ',' && !tolerant {
+		d.invalid = true
+	}
 	for j < len(s) && s[j] != ',' {
 		if s[j] == '"' {
 			j = skipQuoted(s, j)
@@ -180,7 +225,7 @@ func (d *Directives) apply(m directive, seen *uint8) {
 		if *seen&seenMaxStale != 0 {
 			return
 		}
-		if !m.hasValue {
+		if !m.hasValue && !m.invalid {
 			*seen |= seenMaxStale
 			d.MaxStaleAny = true
 			return
@@ -223,14 +268,20 @@ func (d *Directives) apply(m directive, seen *uint8) {
 
 // setDelta stores the delta-seconds argument of m in dst unless the
 // directive was seen before (RFC 9111 §4.2.1: use the first occurrence).
-// Both argument forms are accepted (RFC 9111 §5.2). An invalid argument
-// gives Seconds 0 so that freshness derived from it is none at all.
+// Both argument forms are accepted (RFC 9111 §5.2: "recipients ought to
+// accept both forms", although senders MUST NOT generate the
+// quoted-string form of max-age and s-maxage). An invalid argument gives
+// Seconds 0 so that freshness derived from it is none at all.
 func setDelta(dst *Delta, m directive, seen *uint8, bit uint8) {
 	if *seen&bit != 0 {
 		return
 	}
 	*seen |= bit
-	*dst = Delta{Seconds: parseDelta(m.value, m.quoted), Set: true}
+	var n int64
+	if !m.invalid {
+		n = parseDelta(m.value, m.quoted)
+	}
+	*dst = Delta{Seconds: n, Set: true}
 }
 
 // parseDelta parses delta-seconds (RFC 9111 §1.2.2), returning 0 when v is
@@ -259,16 +310,24 @@ func parseDelta(v string, quoted bool) int64 {
 
 // fieldNames returns the canonical header names listed in the argument of
 // a qualified no-cache or private (RFC 9111 §5.2.2.4, §5.2.2.7), or nil when
-// the directive is unqualified or its argument names no valid field, in
-// which case the caller treats it as unqualified: the stricter reading.
+// the directive is unqualified, its argument is invalid or names no valid
+// field, in which case the caller treats it as unqualified: the stricter
+// reading.
 func fieldNames(m directive) []string {
-	if !m.hasValue {
+	if !m.hasValue || m.invalid {
 		return nil
 	}
 	v := m.value
 	if m.quoted {
 		v = unquote(v)
 	}
+	return fieldList(v)
+}
+
+// fieldList returns the canonical, deduplicated names of the
+// comma-separated field names in v, skipping members that are not
+// tokens, or nil when there is none.
+func fieldList(v string) []string {
 	var out []string
 	for v != "" {
 		var name string

@@ -26,7 +26,12 @@ func TestParseDirectives(t *testing.T) {
 		{"§5.2 several field lines", []string{"max-age=60", "must-revalidate"}, Directives{MaxAge: sec(60), MustRevalidate: true}},
 		{"§5.2 unknown directives ignored", []string{`foo, bar="a,b", max-age=5, baz=1`}, Directives{MaxAge: sec(5)}},
 		{"§5.2 OWS around members", []string{"  max-age=5 ,\tpublic  "}, Directives{MaxAge: sec(5), Public: true}},
-		{"§5.2 tolerated OWS around =", []string{"max-age = 5"}, Directives{MaxAge: sec(5)}},
+		{"§5.2 OWS before = makes the argument invalid", []string{"max-age =5"}, Directives{MaxAge: sec(0)}},
+		{"§5.2 OWS after = makes the argument invalid", []string{"max-age= 5"}, Directives{MaxAge: sec(0)}},
+		{"§5.2 OWS around = makes the argument invalid", []string{"max-age = 5, public"}, Directives{MaxAge: sec(0), Public: true}},
+		{"§5.2 single quotes are part of a token, not delta-seconds", []string{"max-age='3600'"}, Directives{MaxAge: sec(0)}},
+		{"§5.2 max-age inside another directive's quoted-string is not max-age", []string{`extension="max-age=3600", max-age=1`}, Directives{MaxAge: sec(1)}},
+		{"§5.2 max-age inside a later quoted-string is not max-age", []string{`max-age=1, extension="max-age=3600"`}, Directives{MaxAge: sec(1)}},
 		{"§4.2.1 duplicate keeps first", []string{"max-age=60, max-age=10"}, Directives{MaxAge: sec(60)}},
 		{"§4.2.1 duplicate across lines keeps first", []string{"max-age=60", "max-age=10"}, Directives{MaxAge: sec(60)}},
 		{"§4.2.1 invalid first occurrence still wins", []string{"max-age=abc, max-age=10"}, Directives{MaxAge: sec(0)}},
@@ -62,11 +67,19 @@ func TestParseDirectives(t *testing.T) {
 		{"§5.2.2 booleans", []string{"must-revalidate, proxy-revalidate, no-transform, immutable"}, Directives{MustRevalidate: true, ProxyRevalidate: true, NoTransform: true, Immutable: true}},
 		{"§5.2 boolean with value still set", []string{"public=1"}, Directives{Public: true}},
 		{"§5.2 comma inside quoted value does not split", []string{`foo="max-age=5, no-store", public`}, Directives{Public: true}},
-		{"§5.2 unterminated quote", []string{`max-age="60`}, Directives{MaxAge: sec(60)}},
+		{"§5.2 unterminated quoted-string is invalid", []string{`max-age="60`}, Directives{MaxAge: sec(0)}},
+		{"§5.2.2.4 no-cache with an unterminated quoted-string is unqualified", []string{`no-cache="Set-Cookie`}, Directives{NoCache: true}},
+		{"§5.2.2.7 private with junk after the list is unqualified", []string{`private="Set-Cookie" x`}, Directives{Private: true}},
+		{"§5.2.1.2 max-stale with OWS before = is invalid, not any staleness", []string{"max-stale =5"}, Directives{MaxStale: sec(0)}},
+		{"§5.2.1.2 max-stale with junk is invalid", []string{"max-stale x"}, Directives{MaxStale: sec(0)}},
+		{"§5.2 no-store with junk still forbids storing", []string{"no-store x, max-age=5"}, Directives{NoStore: true, MaxAge: sec(5)}},
 		{"§5.2 unterminated quote swallows the rest", []string{`foo="a, no-store`}, Directives{}},
 		{"§5.2 garbage member skipped", []string{"@@@, max-age=5"}, Directives{MaxAge: sec(5)}},
-		{"§5.2 garbage after value skipped", []string{"max-age=5 junk, public"}, Directives{MaxAge: sec(5), Public: true}},
-		{"§5.2 semicolon is not a separator", []string{"max-age=5; public"}, Directives{MaxAge: sec(5)}},
+		{"§5.2 garbage after value makes it invalid", []string{"max-age=5 junk, public"}, Directives{MaxAge: sec(0), Public: true}},
+		{"§5.2 trailing OWS after value is fine", []string{"max-age=5 \t, public"}, Directives{MaxAge: sec(5), Public: true}},
+		{"§5.2 semicolon is not a separator", []string{"max-age=5; public"}, Directives{MaxAge: sec(0)}},
+		{"§1.2.2 trailing letters make delta-seconds invalid", []string{"max-age=3600a"}, Directives{MaxAge: sec(0)}},
+		{"§1.2.2 leading letters make delta-seconds invalid", []string{"max-age=a3600"}, Directives{MaxAge: sec(0)}},
 		{"§5.2 name too long for any directive", []string{"stale-while-revalidate-extra=5, public"}, Directives{Public: true}},
 		{"§5.2 near miss names", []string{"max_age=5, maxage=5, max-ag=5"}, Directives{}},
 	}
@@ -91,10 +104,11 @@ func TestParseDirectivesMembers(t *testing.T) {
 		{"RFC 9213 §2.1 garbage", []string{"@@ =5"}, 0},
 		{"RFC 9213 §2.1 unknown member counts", []string{"foo"}, 1},
 		{"RFC 9213 §2.1 two members", []string{"max-age=5, private"}, 2},
+		{"RFC 9213 §2.1 member with a device target", []string{"max-age=5;edge1"}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, got := parseDirectives(tt.values); got != tt.want {
+			if _, got := parseDirectives(tt.values, true); got != tt.want {
 				t.Errorf("members(%q) = %d, want %d", tt.values, got, tt.want)
 			}
 		})

@@ -21,9 +21,15 @@
 //     (§4.2.1, §4.2.2) and its source, whether it must be validated on every
 //     use (no-cache) or never served stale (must-revalidate,
 //     proxy-revalidate, s-maxage), the stale-while-revalidate and
-//     stale-if-error windows (RFC 5861) and the fields not to store;
+//     stale-if-error windows (RFC 5861) and the fields not to store. A
+//     CDN-Cache-Control field is read as the Structured Field Dictionary it
+//     is (RFC 9213 §2.1, RFC 8941), and ignored as a whole when it does not
+//     parse; an Expires that is not exactly one HTTP-date means "already
+//     expired" (§5.3);
 //   - CorrectedInitialAge, from the Age and Date fields and the times the
-//     request was sent and the response received (§4.2.3);
+//     request was sent and the response received (§4.2.3); an Age that is
+//     not one non-negative integer makes the response stale on arrival.
+//     No age or lifetime exceeds 2^31 seconds, the "infinity" of §1.2.2;
 //   - VaryFields, to know which request fields select the variant (§4.1),
 //     and ParseSurrogateKeys for purge tags;
 //   - for a 304 answering a revalidation, UpdateStoredHeader (§3.2, §4.3.4),

@@ -23,6 +23,7 @@ func FuzzParseDirectives(f *testing.F) {
 	}
 	f.Add("max-age=5", "max-age=6")
 	f.Fuzz(func(t *testing.T, a, b string) {
+		parseDirectives([]string{a, b}, true) // Surrogate-Control's reading must not panic either
 		d := ParseDirectives([]string{a, b})
 		for _, delta := range []Delta{d.MaxAge, d.SMaxAge, d.MinFresh, d.MaxStale, d.StaleWhileRevalidate, d.StaleIfError} {
 			if delta.Seconds < 0 || delta.Seconds > MaxDeltaSeconds || (!delta.Set && delta.Seconds != 0) {
@@ -252,15 +253,133 @@ func FuzzParseHTTPDate(f *testing.F) {
 	for _, s := range []string{
 		"Mon, 01 Jan 2024 00:00:00 GMT", "Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT",
 		"Sun Nov  6 08:49:37 1994", "Sun Nov 6 8:49:37 1994", "Thu, 29 Feb 2024 23:59:59 GMT", "Fri, 30 Feb 2024 00:00:00 GMT",
-		"mon, 01 jan 2024 00:00:00 GMT", "Mon, 01 Jan 2024 24:00:00 GMT", "0", "",
+		"mon, 01 jan 2024 00:00:00 GMT", "Mon, 01 Jan 2024 24:00:00 GMT", "0", "", "Thu,  01 Jan 2037 00:00:00 GMT",
+		"Thu, 01 Jan 2037 0:00:00 GMT", "Sunday, 06-Nov-94 08:49:37 PST", "Sun, 06 Nov 1994 23:59:60 gmt",
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		got, ok := parseHTTPDate(s)
-		want, err := http.ParseTime(s)
-		if ok != (err == nil) || (ok && !got.Equal(want)) {
-			t.Fatalf("parseHTTPDate(%q) = %v, %v; http.ParseTime = %v, %v", s, got, ok, want, err)
+		if !ok {
+			return
+		}
+		if got.Location() != time.UTC {
+			t.Fatalf("parseHTTPDate(%q) = %v: not UTC", s, got)
+		}
+		// The strict parser accepts a subset of what the lenient
+		// http.ParseTime accepts, with the same result, except for what
+		// ParseTime refuses wrongly: a leap second, and a zone in lower
+		// case (RFC 9111 §4.2).
+		if strings.Contains(s, ":60") {
+			return
+		}
+		norm := s
+		if n := len(s); n > 3 && strings.EqualFold(s[n-3:], "GMT") {
+			norm = s[:n-3] + "GMT"
+		}
+		want, err := http.ParseTime(norm)
+		if err != nil || !got.Equal(want) {
+			t.Fatalf("parseHTTPDate(%q) = %v; http.ParseTime = %v, %v", s, got, want, err)
+		}
+	})
+}
+
+// FuzzHTTPDateRoundTrip checks that every instant, formatted in each of
+// the three HTTP-date forms (RFC 9110 §5.6.7), parses back.
+func FuzzHTTPDateRoundTrip(f *testing.F) {
+	f.Add(int64(0))
+	f.Add(int64(784111777))    // Sun, 06 Nov 1994 08:49:37 GMT
+	f.Add(int64(-62135596800)) // year 1
+	f.Add(int64(253402300799)) // 9999-12-31 23:59:59
+	f.Fuzz(func(t *testing.T, sec int64) {
+		const first, last = -62135596800, 253402300799 // years 1 to 9999
+		tm := time.Unix(first+(sec%(last-first)+(last-first))%(last-first), 0).UTC()
+		for _, layout := range []string{http.TimeFormat, "Monday, 02-Jan-06 15:04:05 GMT", time.ANSIC} {
+			s := tm.Format(layout)
+			want := tm
+			if layout[0] == 'M' && layout[6] == ',' { // two-digit year: 1969 to 2068
+				yy := tm.Year() % 100
+				year := 2000 + yy
+				if yy >= 69 {
+					year = 1900 + yy
+				}
+				want = want.AddDate(year-tm.Year(), 0, 0)
+				if want.Day() != tm.Day() { // 29 February of a common year
+					continue
+				}
+			}
+			got, ok := parseHTTPDate(s)
+			if !ok || !got.Equal(want) {
+				t.Fatalf("parseHTTPDate(%q) = %v, %v; want %v", s, got, ok, want)
+			}
+		}
+	})
+}
+
+// FuzzParseSFDictionary checks the Structured Field Dictionary parser
+// (RFC 8941 §4.2.2): it never panics, what it accepts serializes (§4.1.2)
+// to text that parses to the same members, and field lines combine as
+// one comma-separated value.
+func FuzzParseSFDictionary(f *testing.F) {
+	for _, s := range []string{
+		`en="Applepie", da=:w4ZibGV0w6ZydGUK:`, "a=?0, b, c; foo=bar", "rating=1.5, feelings=(joy sadness)",
+		"a=(1 2), b=3, c=4;aa=bb, d=(5 6);valid", `a=("foo"; a=1;b=2);lvl=5, b=("bar" "baz");lvl=1`,
+		"max-age=60, s-maxage=3600, stale-while-revalidate=30, no-store=?0", `no-cache="set-cookie", private`,
+		"a=999999999999999, b=-999999999999.999", "a=1,", "A=1", "a =1", `a="\"`, "a=:iZ==:", "a=()", "a=(", "",
+	} {
+		f.Add(s, "")
+	}
+	f.Add("max-age=60", "private")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		lines := []string{a}
+		if b != "" {
+			lines = append(lines, b)
+		}
+		got, ok := parseSFDictionaryForTest(lines...)
+		d, tok := parseTargeted(lines)
+		if tok != (ok && len(got) > 0) {
+			t.Fatalf("parseTargeted(%q) ok = %v; dictionary parsed %v with %d members", lines, tok, ok, len(got))
+		}
+		if !tok && !cmp.Equal(d, Directives{}) {
+			t.Fatalf("parseTargeted(%q) ignored the field but returned %+v", lines, d)
+		}
+		if !ok {
+			return
+		}
+		text := serializeSFDictionary(got)
+		again, ok := parseSFDictionaryForTest(text)
+		if !ok {
+			t.Fatalf("%q parses, but its serialization %q does not", lines, text)
+		}
+		if diff := cmp.Diff(got, again); diff != "" {
+			t.Fatalf("%q and its serialization %q differ (-first +second):\n%s", lines, text, diff)
+		}
+	})
+}
+
+// FuzzCorrectedInitialAge checks that the corrected initial age is in
+// [0, 2^31 seconds] and is at least the Age's first member when that is
+// valid (RFC 9111 §5.1, §1.2.2).
+func FuzzCorrectedInitialAge(f *testing.F) {
+	f.Add("100", "", "Mon, 01 Jan 2024 00:00:00 GMT", int64(0), int64(1e9))
+	f.Add("7200, 0", "", "", int64(0), int64(0))
+	f.Add("0", "7200", "", int64(0), int64(0))
+	f.Add("99999999999999999999", "", "Mon, 01 Jan 0001 00:00:00 GMT", int64(-1), int64(1<<62))
+	f.Fuzz(func(t *testing.T, age, age2, date string, request, response int64) {
+		h := http.Header{"Age": {age}}
+		if age2 != "" {
+			h["Age"] = append(h["Age"], age2)
+		}
+		if date != "" {
+			h["Date"] = []string{date}
+		}
+		got := CorrectedInitialAge(h, time.Unix(0, request), time.Unix(0, response))
+		if got < 0 || got > maxDelta {
+			t.Fatalf("CorrectedInitialAge(%v) = %v, outside [0, 2^31 s]", h, got)
+		}
+		first, _, _ := strings.Cut(age, ",")
+		if n, digits := parseDigits(trimOWS(first), MaxDeltaSeconds); digits && got < min(time.Duration(n)*time.Second, maxDelta) {
+			t.Fatalf("CorrectedInitialAge(%v) = %v, less than the Age's first member", h, got)
 		}
 	})
 }
@@ -322,6 +441,16 @@ func FuzzEvaluateResponse(f *testing.F) {
 		}
 		if p.MustRevalidate && (p.StaleWhileRevalidate != 0 || p.StaleIfError != 0) {
 			t.Fatalf("stale windows with MustRevalidate: %+v", p)
+		}
+		if p.NoCache && (p.StaleWhileRevalidate != 0 || p.StaleIfError != 0) {
+			t.Fatalf("stale windows with NoCache: %+v", p)
+		}
+		if p.Lifetime > maxDelta || p.StaleWhileRevalidate > maxDelta || p.StaleIfError > maxDelta {
+			t.Fatalf("durations beyond 2^31 seconds in %+v", p)
+		}
+		// RFC 9213 §2.2: a valid, non-empty CDN-Cache-Control decides.
+		if _, ok := parseTargeted(h["Cdn-Cache-Control"]); ok && p.Reason != ReasonStatus && p.Reason != ReasonPartial && p.Targeted != TargetCDNCacheControl {
+			t.Fatalf("valid CDN-Cache-Control %q not used: %+v", cdn, p)
 		}
 		if p.Storable && p.Source == "" {
 			t.Fatalf("storable without source: %+v", p)

@@ -78,5 +78,9 @@ func TestDecideProperties(t *testing.T) {
 		if !r.Fresh() && r.MustRevalidate && StaleIfError(r, req) {
 			t.Fatalf("StaleIfError with must-revalidate")
 		}
+		// Nor for a no-cache response, fresh or not (§5.2.2.4).
+		if r.NoCache && StaleIfError(r, req) {
+			t.Fatalf("StaleIfError with no-cache")
+		}
 	})
 }

@@ -84,7 +84,8 @@ type Policy struct {
 	// (see the Reason constants).
 	Reason string
 	// Lifetime is the freshness lifetime, §4.2.1 (shared cache: s-maxage >
-	// max-age > Expires-Date > heuristic > DefaultTTL).
+	// max-age > Expires-Date > heuristic > DefaultTTL). It and the stale
+	// windows never exceed 2^31 seconds, the "infinity" of §1.2.2.
 	Lifetime time.Duration
 	// Source is which rule gave Lifetime: "s-maxage", "max-age", "expires",
 	// "heuristic", "default-ttl".
@@ -93,15 +94,15 @@ type Policy struct {
 	NoCache bool
 	// MustRevalidate is set by must-revalidate, proxy-revalidate or
 	// s-maxage (§5.2.2.2, §5.2.2.8, §5.2.2.10): never serve stale, ignore
-	// stale-* directives. s-maxage alongside an explicit
+	// stale-* directives, explicit ones included (RFC 5861 §4 does not
+	// override must-revalidate). s-maxage alongside an explicit
 	// stale-while-revalidate or stale-if-error does not set it: those
 	// windows are honoured (but the operator's defaults are not added).
 	MustRevalidate bool
 	// StaleWhileRevalidate and StaleIfError come from the directives, else
-	// from Rules; both are 0 when MustRevalidate. With NoCache,
-	// StaleWhileRevalidate is 0 and StaleIfError is kept only when the
-	// response itself carries stale-if-error (RFC 9111 §4.2.4: no-cache
-	// forbids stale responses unless a directive allows them).
+	// from Rules; both are 0 when MustRevalidate or NoCache (RFC 9111
+	// §4.2.4, §5.2.2.4: no-cache forbids reuse without a successful
+	// validation, so even its own stale-if-error cannot apply).
 	StaleWhileRevalidate, StaleIfError time.Duration
 	// StripFields are the canonical names the cache must not store
 	// (private="..." and no-cache="..." qualified fields).
@@ -128,6 +129,17 @@ type Policy struct {
 // A response whose lifetime is 0 but that has validators (ETag/Last-Modified) is still storable (it is revalidated on each use).
 // Expires invalid (e.g. "0") means already expired (§5.3). Expires is used relative to Date (or now when Date is absent).
 //
+// An Expires is invalid unless it is exactly one field line holding one
+// HTTP-date in one of the three formats of RFC 9110 §5.6.7 (see
+// parseHTTPDate): "0", "Thu,  01 Jan 2037 00:00:00 GMT", a one-digit hour,
+// a trailing comment, a zone other than GMT, two Expires field lines or a
+// second date after a comma all give a lifetime of 0, unless s-maxage or
+// max-age is present (§5.3: a recipient MUST then ignore Expires) or a
+// targeted field decides. Such a response is still storable when it has a
+// validator or a stale window. An invalid CDN-Cache-Control is ignored as
+// a whole (see parseTargeted), and Surrogate-Control or Cache-Control and
+// Expires then apply.
+//
 // Further decisions this function makes where the RFCs leave room:
 //   - A 1xx, a 304 or a status above 599 is "status": a 304
 //     updates a stored response (UpdateStoredHeader) and is not one itself.
@@ -138,13 +150,15 @@ type Policy struct {
 //     reused.
 //   - Set-Cookie listed in private="..." or no-cache="..." is stripped,
 //     so the response is stored even when Rules.StoreSetCookie is false.
-//   - Date, Expires and Last-Modified use their first field line (§4.2.1).
+//   - Date and Last-Modified use their first field line (§4.2.1); two
+//     Expires field lines are invalid, hence in the past (§5.3, §4.2.1).
 //   - A Last-Modified later than Date counts as Date (RFC 9110 §8.8.2.1),
 //     so the heuristic lifetime is 0 and the response is revalidated.
 //
 // Header maps must have canonical keys, as net/http produces them.
 // EvaluateResponse does not allocate unless the response carries qualified
-// private or no-cache field lists.
+// private or no-cache field lists or several CDN-Cache-Control field
+// lines.
 func EvaluateResponse(reqMethod string, reqHeader http.Header, status int, respHeader http.Header, now time.Time, r Rules) Policy {
 	if reqMethod != http.MethodGet {
 		return Policy{Reason: ReasonMethod}
@@ -206,9 +220,10 @@ func EvaluateResponse(reqMethod string, reqHeader http.Header, status int, respH
 	case d.MaxAge.Set:
 		p.Lifetime, p.Source = d.MaxAge.Duration(), SourceMaxAge
 	case targeted == "" && len(respHeader["Expires"]) > 0:
-		// RFC 9111 §5.3: an invalid Expires, such as "0", is in the past.
+		// RFC 9111 §5.3: an invalid Expires, such as "0", a date in
+		// another format or several field lines, is in the past.
 		p.Source = SourceExpires
-		if exp, ok := headerDate(respHeader, "Expires"); ok {
+		if exp, ok := expiresDate(respHeader); ok {
 			p.Lifetime = max(0, exp.Sub(date))
 		}
 	case heuristicStatus(status) || d.Public:
@@ -225,6 +240,10 @@ func EvaluateResponse(reqMethod string, reqHeader http.Header, status int, respH
 		return p
 	}
 
+	// §1.2.2: 2^31 seconds is infinity; an Expires centuries ahead or a
+	// huge DefaultTTL means no more, and callers can add to it safely.
+	p.Lifetime = min(p.Lifetime, maxDelta)
+
 	p.NoCache = d.NoCache
 	// RFC 9111 §5.2.2.10: s-maxage carries the semantics of
 	// proxy-revalidate. A response that pairs s-maxage with an explicit
@@ -232,27 +251,34 @@ func EvaluateResponse(reqMethod string, reqHeader http.Header, status int, respH
 	// "s-maxage=1, stale-while-revalidate=59") asks for those windows in so
 	// many words: Weir honours the explicit directives then, but never adds
 	// the operator's defaults to an s-maxage response.
+	//
+	// must-revalidate and proxy-revalidate win over an explicit
+	// stale-if-error or stale-while-revalidate in the same response. RFC
+	// 5861 §4 lets a stale response be used on error "regardless of other
+	// freshness information", but must-revalidate is not freshness
+	// information: RFC 9111 §5.2.2.2 says a cache MUST NOT ignore it "in
+	// all circumstances" and must answer an error rather than reuse the
+	// stale response when it cannot validate, and §4.2.4 forbids stale
+	// responses that an explicit directive prohibits; proxy-revalidate is
+	// the same for a shared cache (§5.2.2.8).
 	explicitStale := d.StaleWhileRevalidate.Set || d.StaleIfError.Set
 	p.MustRevalidate = d.MustRevalidate || d.ProxyRevalidate || (d.SMaxAge.Set && !explicitStale)
-	if !p.MustRevalidate {
+	// RFC 9111 §5.2.2.4: an unqualified no-cache response "MUST NOT be used
+	// to satisfy any other request without forwarding it for validation and
+	// receiving a successful response", so it is never served stale, not
+	// even on error with its own stale-if-error (§4.2.4 lists no-cache
+	// among the directives that prohibit stale responses).
+	if !p.MustRevalidate && !p.NoCache {
 		// RFC 5861 §3, §4, with the operator's defaults.
 		if !d.SMaxAge.Set {
-			p.StaleWhileRevalidate = max(0, r.StaleWhileRevalidate)
-			p.StaleIfError = max(0, r.StaleIfError)
+			p.StaleWhileRevalidate = min(max(0, r.StaleWhileRevalidate), maxDelta)
+			p.StaleIfError = min(max(0, r.StaleIfError), maxDelta)
 		}
 		if d.StaleWhileRevalidate.Set {
 			p.StaleWhileRevalidate = d.StaleWhileRevalidate.Duration()
 		}
 		if d.StaleIfError.Set {
 			p.StaleIfError = d.StaleIfError.Duration()
-		}
-		// RFC 9111 §4.2.4: no-cache forbids serving stale unless the
-		// response itself says otherwise.
-		if p.NoCache {
-			p.StaleWhileRevalidate = 0
-			if !d.StaleIfError.Set {
-				p.StaleIfError = 0
-			}
 		}
 	}
 	if p.Lifetime == 0 && p.StaleWhileRevalidate == 0 && p.StaleIfError == 0 && !hasValidator(respHeader) {
@@ -265,16 +291,19 @@ func EvaluateResponse(reqMethod string, reqHeader http.Header, status int, respH
 
 // responseDirectives returns the directives that govern a response in a
 // shared CDN cache: those of the first targeted field that is present and
-// valid (RFC 9213 §2.1), else those of Cache-Control. A targeted field with
-// no syntactically valid member is treated as absent.
+// valid (RFC 9213 §2.2), else those of Cache-Control. CDN-Cache-Control is
+// valid when it parses as a non-empty Structured Field Dictionary
+// (parseTargeted); Surrogate-Control, which is no structured field and is
+// read as it always was (parseDirectives, tolerant), when it has a
+// syntactically valid member.
 func responseDirectives(h http.Header) (d Directives, targeted string) {
 	if v := h["Cdn-Cache-Control"]; len(v) > 0 {
-		if d, n := parseDirectives(v); n > 0 {
+		if d, ok := parseTargeted(v); ok {
 			return d, TargetCDNCacheControl
 		}
 	}
 	if v := h["Surrogate-Control"]; len(v) > 0 {
-		if d, n := parseDirectives(v); n > 0 {
+		if d, n := parseDirectives(v, true); n > 0 {
 			return d, TargetSurrogateControl
 		}
 	}
@@ -347,11 +376,13 @@ func hasVaryStar(h http.Header) bool {
 }
 
 // hasValidator reports whether the response carries a validator that a
-// conditional request can use (RFC 9110 §8.8): a non-empty ETag or a valid
-// Last-Modified.
+// conditional request can use (RFC 9110 §8.8): an ETag that is a valid
+// entity-tag (§8.8.3) or a valid Last-Modified.
 func hasValidator(h http.Header) bool {
-	if v := h["Etag"]; len(v) > 0 && trimOWS(v[0]) != "" {
-		return true
+	if v := h["Etag"]; len(v) > 0 {
+		if _, _, ok := parseETag(trimOWS(v[0])); ok {
+			return true
+		}
 	}
 	_, ok := headerDate(h, "Last-Modified")
 	return ok

@@ -97,11 +97,15 @@ func Decide(r Reuse, req Directives) Action {
 // A response that is still fresh (it was forwarded because of request
 // directives) may be served, whatever MustRevalidate says, since
 // must-revalidate only concerns stale responses (RFC 9111 §5.2.2.2); but
-// not when it is NoCache, which requires a successful validation
-// (§5.2.2.4), unless the response carried its own stale-if-error. It does
-// not allocate.
+// never when it is NoCache, fresh or not and whatever stale-if-error the
+// response or the request carries: an unqualified no-cache response "MUST
+// NOT be used to satisfy any other request without forwarding it for
+// validation and receiving a successful response" (§5.2.2.4). Nor does a
+// request's stale-if-error lift MustRevalidate (§5.2.2.2: "In all
+// circumstances, a cache MUST NOT ignore the must-revalidate directive").
+// It does not allocate.
 func StaleIfError(r Reuse, req Directives) bool {
-	if r.NoCache && r.StaleIfError == 0 {
+	if r.NoCache {
 		return false
 	}
 	if r.Fresh() {

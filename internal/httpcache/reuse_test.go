@@ -40,6 +40,10 @@ func TestDecide(t *testing.T) {
 		{"RFC 5861 §3 must-revalidate disables stale-while-revalidate", Reuse{Lifetime: m, Age: m + 10*time.Second, StaleWhileRevalidate: 30 * time.Second, MustRevalidate: true}, Directives{}, Revalidate},
 		{"RFC 5861 §3 request no-cache beats stale-while-revalidate", Reuse{Lifetime: m, Age: m + 10*time.Second, StaleWhileRevalidate: 30 * time.Second}, Directives{NoCache: true}, Revalidate},
 		{"RFC 5861 §3 request max-age beats stale-while-revalidate", Reuse{Lifetime: m, Age: m + 10*time.Second, StaleWhileRevalidate: 30 * time.Second}, Directives{MaxAge: sec(60)}, Revalidate},
+		{"§5.2.2.8 proxy-revalidate (MustRevalidate) disables stale-while-revalidate", Reuse{Lifetime: m, Age: m + time.Second, StaleWhileRevalidate: time.Hour, MustRevalidate: true}, Directives{}, Revalidate},
+		{"§5.2.2.4 no-cache with a stale-while-revalidate window revalidates", Reuse{Lifetime: m, Age: m + time.Second, StaleWhileRevalidate: time.Hour, NoCache: true}, Directives{}, Revalidate},
+		{"§5.1 invalid Age is stale on arrival even with the longest lifetime", Reuse{Lifetime: maxDelta, Age: maxDelta}, Directives{}, Revalidate},
+		{"§5.1 invalid Age is beyond any stale-while-revalidate window", Reuse{Lifetime: m, Age: maxDelta, StaleWhileRevalidate: time.Hour}, Directives{}, Revalidate},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,7 +71,12 @@ func TestStaleIfError(t *testing.T) {
 		{"§5.2.2.2 fresh response served despite must-revalidate", Reuse{Lifetime: m, Age: 0, MustRevalidate: true}, Directives{}, true},
 		{"§5.2.1.4 fresh response forwarded for request no-cache", Reuse{Lifetime: m, Age: 0}, Directives{NoCache: true}, true},
 		{"§5.2.2.4 no-cache response without stale-if-error", Reuse{Lifetime: m, Age: 0, NoCache: true}, Directives{StaleIfError: sec(3600)}, false},
-		{"§5.2.2.4 no-cache response with its own stale-if-error", Reuse{Lifetime: m, Age: 2 * m, NoCache: true, StaleIfError: time.Hour}, Directives{}, true},
+		{"§5.2.2.4 no-cache response never served on error, even with a stale-if-error", Reuse{Lifetime: m, Age: 2 * m, NoCache: true, StaleIfError: time.Hour}, Directives{}, false},
+		{"§5.2.2.4 fresh no-cache response never served on error", Reuse{Lifetime: m, Age: 0, NoCache: true, StaleIfError: time.Hour}, Directives{StaleIfError: sec(3600)}, false},
+		{"§5.2.2.2 request stale-if-error does not lift must-revalidate", Reuse{Lifetime: m, Age: 2 * m, MustRevalidate: true}, Directives{StaleIfError: sec(3600)}, false},
+		{"RFC 5861 §4 at the end of the window", Reuse{Lifetime: m, Age: 2 * m, StaleIfError: m}, Directives{}, true},
+		{"RFC 5861 §4 window of 0 allows nothing", Reuse{Lifetime: m, Age: m, StaleIfError: 0}, Directives{StaleIfError: sec(0)}, false},
+		{"§5.1 invalid Age: stale on arrival, served on error within no window", Reuse{Lifetime: m, Age: maxDelta, StaleIfError: time.Hour}, Directives{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
