@@ -9,18 +9,22 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// Connection states, for Shutdown.
+// Connection states, for Shutdown and for choosing which connection to
+// close when the server is full.
 const (
 	stateActive int32 = iota
-	stateIdle
-	stateClosed
+	stateIdle         // waiting for the first byte of a request
+	stateClosed       // closed by Shutdown or to make room
+	stateHeader       // reading a request's header section
 )
 
 // maxHeaderLines bounds the field lines of one request.
@@ -36,9 +40,18 @@ type conn struct {
 	srv *Server
 	nc  net.Conn
 	br  *bufio.Reader
-	// state is stateActive, stateIdle or stateClosed; Shutdown closes only
-	// connections it moves from idle to closed.
+	// state is one of the states above; Shutdown closes only connections
+	// it moves from idle to closed, and a full server closes idle or
+	// slow-header ones it moves to closed. since is when the connection
+	// entered its state, in Unix nanoseconds.
 	state atomic.Int32
+	since atomic.Int64
+	// client is the key of the client's address for the per-client
+	// connection cap (an IPv4 address, or an IPv6 /64); exempt connections
+	// from trusted proxies have none.
+	client netip.Prefix
+	// watch notices a client that leaves while its request waits.
+	watch watcher
 
 	ctx    *requestContext
 	cancel context.CancelFunc
@@ -75,7 +88,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	}
 	c.state.Store(stateActive)
 	cctx, cancel := context.WithCancel(s.ctx)
-	c.ctx, c.cancel = &requestContext{Context: cctx}, cancel
+	c.ctx, c.cancel = &requestContext{Context: cctx, conn: c}, cancel
 	c.req = (&http.Request{}).WithContext(c.ctx)
 	c.resp.c = c
 	c.resp.hdr = make(http.Header, 16)
@@ -102,6 +115,9 @@ func (c *conn) serve() {
 			c.refuse(err)
 			return
 		}
+		if c.state.Load() == stateHeader && !c.state.CompareAndSwap(stateHeader, stateActive) {
+			return // closed to make room while its header trickled in
+		}
 		for k := range c.reqHdr {
 			delete(c.reqHdr, k)
 		}
@@ -116,7 +132,11 @@ func (c *conn) serve() {
 		c.resp.reset(c.req, c.h.close || s.inShutdown.Load())
 		// The read deadline left in place only matters to body reads,
 		// which set their own.
-		ok := c.handle() && c.resp.finish() && !c.resp.closeAfter
+		ok := c.handle()
+		c.stopWatch()
+		// A client seen leaving cancelled the connection's context: the
+		// connection ends here.
+		ok = ok && c.ctx.Context.Err() == nil && c.resp.finish() && !c.resp.closeAfter
 		c.ctx.endRequest()
 		if ok {
 			// Discard what the handler left of the body, so the next
@@ -143,7 +163,8 @@ func (c *conn) serve() {
 // with its request may look the value up.
 type requestContext struct {
 	context.Context
-	cur atomic.Pointer[valueSlot] // set by SetValue, nil between requests
+	conn *conn
+	cur  atomic.Pointer[valueSlot] // set by SetValue, nil between requests
 	// last is the value of the connection's previous request, which has
 	// ended: the handler may reuse it rather than allocate anew. Only the
 	// connection's goroutine touches it.
@@ -153,6 +174,15 @@ type requestContext struct {
 // valueSlot is one request's attached value. A slot is never changed
 // once published, so a reader that loaded it may read it at leisure.
 type valueSlot struct{ key, val any }
+
+// Done returns the channel closed when the connection ends. Asking for
+// it means someone is about to wait on the request: the connection then
+// watches for the client closing it, so that work nobody will read
+// (waiting for an origin, a coalesced fill) is abandoned at once.
+func (c *requestContext) Done() <-chan struct{} {
+	c.conn.wantWatch()
+	return c.Context.Done()
+}
 
 // Value returns the value SetValue attached for key, or the connection
 // context's.
@@ -188,44 +218,51 @@ func (c *conn) waitForRequest() bool {
 	if s.inShutdown.Load() {
 		return false
 	}
-	c.state.Store(stateIdle)
+	if !c.state.CompareAndSwap(stateActive, stateIdle) {
+		return false // closed to make room
+	}
 	if s.inShutdown.Load() {
 		return false
 	}
 	// Keep the idle deadline within an eighth of IdleTimeout of exact,
 	// resetting the timer only when it drifted further.
 	idle := s.IdleTimeout
-	if now := time.Now(); c.readDeadline.Sub(now) < idle-idle/8 {
+	now := time.Now()
+	c.since.Store(now.UnixNano())
+	if c.readDeadline.Sub(now) < idle-idle/8 {
 		c.setReadDeadline(now.Add(idle))
 	}
 	if _, err := c.br.Peek(1); err != nil {
 		return false
 	}
-	if !c.state.CompareAndSwap(stateIdle, stateActive) {
-		return false // closed by Shutdown
-	}
 	if !c.headerBuffered() {
-		// The header is still arriving: bound how long it may take.
-		c.setReadDeadline(time.Now().Add(s.ReadHeaderTimeout))
+		// The header is still arriving: bound how long it may take, and
+		// let a full server close the connection to make room.
+		now := time.Now()
+		c.since.Store(now.UnixNano())
+		if !c.state.CompareAndSwap(stateIdle, stateHeader) {
+			return false // closed by Shutdown or to make room
+		}
+		c.setReadDeadline(now.Add(s.ReadHeaderTimeout))
+		return true
 	}
-	return true
+	return c.state.CompareAndSwap(stateIdle, stateActive) // false: closed by Shutdown or to make room
 }
 
 // headerBuffered reports whether the read buffer already holds a complete
 // request header section, which needs no header timeout. Leading empty
 // lines, which readHead skips, do not count: "\r\n\r\n" followed by a
-// trickled request must not escape the timeout.
+// trickled request must not escape the timeout. Only CRLF ends a line: a
+// head with bare LFs is refused as soon as readHead reaches one.
 func (c *conn) headerBuffered() bool {
 	b, _ := c.br.Peek(c.br.Buffered())
-	i := 0
-	for i < len(b) && (b[i] == '\r' || b[i] == '\n') {
-		i++
+	for len(b) >= 2 && b[0] == '\r' && b[1] == '\n' {
+		b = b[2:]
 	}
-	b = b[i:]
-	return bytes.Contains(b, crlfcrlf) || bytes.Contains(b, lflf)
+	return bytes.Contains(b, crlfcrlf)
 }
 
-var crlfcrlf, lflf = []byte("\r\n\r\n"), []byte("\n\n")
+var crlfcrlf = []byte("\r\n\r\n")
 
 func (c *conn) setReadDeadline(t time.Time) {
 	c.readDeadline = t
@@ -236,6 +273,14 @@ var newline = []byte{'\n'}
 
 // readHead reads the request line and header section into c.block,
 // without the final empty line.
+//
+// Every line must end in CRLF (RFC 9112 §2.2 allows a recipient to take a
+// bare LF as a line ending; two parties that disagree on it read two
+// different requests): a line ending in a bare LF is refused as soon as
+// it arrives, the final empty line and the up to four empty lines
+// skipped before a request included. The size limit counts the request
+// line and field lines, with their CRLFs, and the final CRLF; it applies
+// to what arrived even when the client then closes or stalls.
 func (c *conn) readHead() *reqError {
 	c.block = c.block[:0]
 	max := c.srv.MaxHeaderBytes
@@ -244,17 +289,8 @@ func (c *conn) readHead() *reqError {
 	skipped := 0
 	for {
 		frag, err := c.br.ReadSlice('\n')
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			if len(c.block)+len(frag) == 0 && skipped == 0 && lines == 0 {
-				return &reqError{status: 0, reason: "connection closed"}
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				return &reqError{status: http.StatusRequestTimeout, reason: "timed out reading the request header"}
-			}
-			return &reqError{status: 0, reason: "connection closed mid-request"}
-		}
-		if !inLine && lines == 0 && len(c.block) == 0 && (string(frag) == "\r\n" || string(frag) == "\n") {
+		full := errors.Is(err, bufio.ErrBufferFull)
+		if err == nil && lines == 0 && len(c.block) == 0 && string(frag) == "\r\n" {
 			// RFC 9112 §2.2: ignore a few empty lines before a request.
 			if skipped++; skipped > 4 {
 				return badRequest("empty lines instead of a request")
@@ -267,15 +303,37 @@ func (c *conn) readHead() *reqError {
 			}
 			return &reqError{status: http.StatusRequestHeaderFieldsTooLarge, reason: "request header too large"}
 		}
-		if !inLine && (string(frag) == "\r\n" || string(frag) == "\n") {
+		if err != nil && !full {
+			if len(c.block)+len(frag) == 0 && skipped == 0 && lines == 0 {
+				return &reqError{status: 0, reason: "connection closed"}
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return &reqError{status: http.StatusRequestTimeout, reason: "timed out reading the request header"}
+			}
+			return &reqError{status: 0, reason: "connection closed mid-request"}
+		}
+		if !inLine && string(frag) == "\r\n" {
 			return nil
 		}
+		emptyLine := !inLine && len(frag) == 1
 		c.block = append(c.block, frag...)
-		inLine = errors.Is(err, bufio.ErrBufferFull)
-		if !inLine {
-			if lines++; lines > maxHeaderLines {
-				return &reqError{status: http.StatusRequestHeaderFieldsTooLarge, reason: "too many header fields"}
+		if inLine = full; inLine {
+			continue
+		}
+		if n := len(c.block); n < 2 || c.block[n-2] != '\r' {
+			switch {
+			case emptyLine && lines == 0:
+				return badRequest("empty line before the request ends in a bare LF")
+			case lines == 0:
+				return badRequest("request line ends in a bare LF")
+			case emptyLine:
+				return badRequest("the empty line ending the header section is a bare LF")
 			}
+			return badRequest("header field line ends in a bare LF")
+		}
+		if lines++; lines > maxHeaderLines {
+			return &reqError{status: http.StatusRequestHeaderFieldsTooLarge, reason: "too many header fields"}
 		}
 	}
 }
@@ -315,6 +373,7 @@ func (c *conn) prepareRequest() {
 	default:
 		r.ContentLength = 0
 		r.Body = http.NoBody
+		c.allowWatch()
 	}
 }
 
@@ -377,21 +436,160 @@ func (c *conn) setWriteDeadline() {
 }
 
 // write writes the pending bytes followed by p, in one system call when
-// the connection supports writev.
+// the connection supports writev. A write that times out having made
+// progress goes on with a new deadline: the write timeout bounds a
+// client that takes no bytes at all, not a large body sent to a client
+// that reads slowly but steadily.
 func (c *conn) write(p []byte) error {
 	c.setWriteDeadline()
 	var err error
 	switch {
 	case len(p) == 0:
-		_, err = c.nc.Write(c.wbuf)
+		err = c.writeAll(c.wbuf)
 	case len(c.wbuf) == 0:
-		_, err = c.nc.Write(p)
+		err = c.writeAll(p)
 	default:
 		c.iov[0], c.iov[1] = c.wbuf, p
 		c.bufs = c.iov[:2]
-		_, err = c.bufs.WriteTo(c.nc)
+		for {
+			var n int64
+			n, err = c.bufs.WriteTo(c.nc)
+			if err == nil || n == 0 || !isTimeout(err) || len(c.bufs) == 0 {
+				break
+			}
+			c.extendWriteDeadline()
+		}
 		c.iov[0], c.iov[1] = nil, nil
+		c.bufs = nil
 	}
 	c.wbuf = c.wbuf[:0]
 	return err
 }
+
+// writeAll writes p, going on after a timeout for as long as each try
+// makes progress.
+func (c *conn) writeAll(p []byte) error {
+	for {
+		n, err := c.nc.Write(p)
+		if err == nil || n == 0 || !isTimeout(err) {
+			return err
+		}
+		p = p[n:]
+		c.extendWriteDeadline()
+	}
+}
+
+// extendWriteDeadline gives a write that made progress another write
+// timeout.
+func (c *conn) extendWriteDeadline() {
+	c.writeDeadline = time.Now().Add(c.srv.WriteTimeout)
+	c.nc.SetWriteDeadline(c.writeDeadline)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// watcher notices, while a request waits, that its client closed the
+// connection. It starts once both someone waits on the request's context
+// (wanted) and the request body has been read whole, or there is none
+// (allowed): from then on a read of the connection only finds the next
+// pipelined request, or its end. The watching goroutine peeks at the
+// connection, so the bytes of a next request stay in the read buffer; it
+// is stopped (by a read deadline in the past) and waited for before the
+// connection reads again. A request nobody waits on (a cache hit) costs
+// two atomic stores and loads.
+type watcher struct {
+	// wanted and allowed are set in either order, by any goroutine; each
+	// setter then looks at the other flag, so at least one of them sees
+	// both and starts the watch.
+	wanted, allowed atomic.Bool
+	// mu guards running, stopped and done, and orders starting the watch
+	// with stopping it.
+	mu               sync.Mutex
+	running, stopped bool
+	done             chan struct{}
+}
+
+// wantWatch records that someone waits on the current request; any
+// goroutine may call it.
+func (c *conn) wantWatch() {
+	w := &c.watch
+	if w.wanted.Load() {
+		return
+	}
+	w.wanted.Store(true)
+	if w.allowed.Load() {
+		c.startWatch()
+	}
+}
+
+// allowWatch records that the request's body is read whole (or absent);
+// any goroutine may call it.
+func (c *conn) allowWatch() {
+	w := &c.watch
+	w.allowed.Store(true)
+	if w.wanted.Load() {
+		c.startWatch()
+	}
+}
+
+// startWatch starts the watching goroutine unless it runs already or the
+// request has ended.
+func (c *conn) startWatch() {
+	w := &c.watch
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.running || w.stopped {
+		return
+	}
+	w.running = true
+	w.done = make(chan struct{})
+	c.nc.SetReadDeadline(time.Time{})
+	go c.watchConn(w.done)
+}
+
+// watchConn waits for the connection to be readable: the next request's
+// bytes (the client is still there), or its end (the client left: the
+// request's context is cancelled), or the stop.
+func (c *conn) watchConn(done chan struct{}) {
+	defer close(done)
+	if _, err := c.br.Peek(1); err == nil {
+		return
+	}
+	w := &c.watch
+	w.mu.Lock()
+	stopped := w.stopped
+	w.mu.Unlock()
+	if !stopped {
+		c.cancel()
+	}
+}
+
+// stopWatch ends the watch of the request that just ended and readies
+// the connection to read the next one. Only the connection's goroutine
+// calls it.
+func (c *conn) stopWatch() {
+	w := &c.watch
+	w.allowed.Store(false)
+	if w.wanted.Load() {
+		w.mu.Lock()
+		w.stopped = true
+		running, done := w.running, w.done
+		if running {
+			c.nc.SetReadDeadline(aLongTimeAgo)
+		}
+		w.mu.Unlock()
+		if running {
+			<-done
+			c.readDeadline = aLongTimeAgo // waitForRequest sets the next one
+		}
+		w.mu.Lock()
+		w.running, w.stopped, w.done = false, false, nil
+		w.mu.Unlock()
+	}
+	w.wanted.Store(false)
+}
+
+var aLongTimeAgo = time.Unix(1, 0)

@@ -174,11 +174,19 @@ func TestSlowlorisFlood(t *testing.T) {
 	}
 }
 
-// TestMaxConns: with MaxConns open, a new connection gets a 503 at once,
-// before sending anything; once one closes, a new one is served.
+// TestMaxConns: with MaxConns busy connections open, a new connection
+// gets a 503 at once, before sending anything; once one closes, a new
+// one is served.
 func TestMaxConns(t *testing.T) {
-	s, addr := start(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") },
-		func(s *Server) { s.MaxConns = 5 })
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 5)
+	s, addr := start(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			arrived <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, "ok")
+	}, func(s *Server) { s.MaxConns = 5 })
 	get := func(rc *rawConn) {
 		t.Helper()
 		rc.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -189,11 +197,12 @@ func TestMaxConns(t *testing.T) {
 	var held []*rawConn
 	for range 5 {
 		rc := dial(t, addr)
-		get(rc)
+		rc.send("GET /hold HTTP/1.1\r\nHost: a\r\n\r\n")
+		<-arrived
 		held = append(held, rc)
 	}
 	if st := s.Stats(); st.Open != 5 || st.Refused != 0 {
-		t.Fatalf("stats %+v with 5 idle connections", st)
+		t.Fatalf("stats %+v with 5 busy connections", st)
 	}
 
 	extra := dial(t, addr)
@@ -206,11 +215,15 @@ func TestMaxConns(t *testing.T) {
 	if !extra.closed() {
 		t.Fatal("refused connection left open")
 	}
-	if st := s.Stats(); st.Open != 5 || st.Refused != 1 {
+	if st := s.Stats(); st.Open != 5 || st.Refused != 1 || st.Evicted != 0 {
 		t.Fatalf("stats %+v after a refusal", st)
 	}
-	get(held[0]) // the held connections are unaffected
-
+	close(release)
+	for _, rc := range held {
+		if resp, b := rc.read("GET"); resp.StatusCode != 200 || b != "ok" {
+			t.Fatalf("a held request got %d %q", resp.StatusCode, b)
+		}
+	}
 	held[4].c.Close()
 	if !testkit.Within(2*time.Second, func() bool { return s.Stats().Open == 4 }) {
 		t.Fatalf("stats %+v after a client closed", s.Stats())
@@ -269,10 +282,21 @@ func TestRefusalsAreBounded(t *testing.T) {
 		}
 	})
 	const flood = maxRefusing + 44
-	for range flood + 1 { // the first one is served and held open
+	for i := range flood + 1 { // the first one is served and held open, busy
 		client, server := net.Pipe()
 		clients = append(clients, client)
 		ln.conns <- server
+		if i == 0 {
+			go io.WriteString(client, "GET / HTTP/1.1\r\nHost: a\r\n\r\n") // never reads its answer
+			testkit.Eventually(t, "the first connection to be busy", func() bool {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				for c := range s.conns {
+					return c.state.Load() == stateActive
+				}
+				return false
+			})
+		}
 	}
 	testkit.Until(t, 5*time.Second, func() string {
 		if st := s.Stats(); st.Refused != flood {

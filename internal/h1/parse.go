@@ -47,34 +47,51 @@ var methods = []string{
 }
 
 // parseHead parses a request line and header section (RFC 9112 §2-§6)
-// from block, which holds them with their line endings and without the
-// final empty line, into h and hdr. hdr must be empty. Field values are
+// from block, which holds them with their CRLFs and without the final
+// empty line, into h and hdr. hdr must be empty. Field values are
 // substrings of block; vals is scratch space for the value slices.
 //
 // It is strict where leniency has let requests be read differently by
-// two parties (request smuggling): no whitespace between a field name
-// and its colon, no obsolete line folding, no control characters, at
-// most one Host, Content-Length values that agree, and no
-// Transfer-Encoding together with Content-Length.
+// two parties (request smuggling): every line ends in CRLF, no
+// whitespace between a field name and its colon, no empty field name,
+// no obsolete line folding, no control characters, at most one Host, at
+// most one Content-Length, and at most one Transfer-Encoding, whose
+// value must be a well-formed list of codings, in HTTP/1.1, without
+// Content-Length.
+//
+// It returns the first fault in the order of the lines; the faults that
+// need the whole section (a missing Host, Transfer-Encoding in HTTP/1.0
+// or with Content-Length, then an unsupported transfer coding) come
+// after.
 func parseHead(block string, h *head, hdr http.Header, vals []string) *reqError {
-	line, rest := cutLine(block)
+	line, rest, ok := cutLine(block)
+	if !ok {
+		return badRequest("request line does not end in CRLF")
+	}
 	if err := parseRequestLine(line, h); err != nil {
 		return err
 	}
 	h.contentLength = -1
 	var hosts, cls, tes int
-	var connClose, connKeepAlive bool
+	var connClose, connKeepAlive, teUnsupported, teNotLast bool
+	var teValue string
 	for rest != "" {
-		line, rest = cutLine(rest)
+		line, rest, ok = cutLine(rest)
+		if !ok {
+			return badRequest("header field line does not end in CRLF")
+		}
 		if line == "" {
-			break
+			return badRequest("empty line inside the header section")
 		}
 		if line[0] == ' ' || line[0] == '\t' {
 			return badRequest("obsolete line folding in header field")
 		}
 		colon := strings.IndexByte(line, ':')
-		if colon <= 0 {
-			return badRequest("header line without a field name and colon")
+		switch {
+		case colon < 0:
+			return badRequest("header line without a colon")
+		case colon == 0:
+			return badRequest("header field with an empty name")
 		}
 		name := line[:colon]
 		if !validToken(name) {
@@ -103,19 +120,22 @@ func parseHead(block string, h *head, hdr http.Header, vals []string) *reqError 
 			if !ok {
 				return badRequest("invalid Content-Length " + quote(value))
 			}
-			if cls > 0 && n != h.contentLength {
-				return badRequest("conflicting Content-Length headers")
+			if cls++; cls > 1 {
+				// RFC 9110 §8.6 lets a recipient collapse identical
+				// values; refusing every duplicate leaves nothing for two
+				// parties to read differently.
+				return badRequest("more than one Content-Length header")
 			}
-			cls++
 			h.contentLength = n
-			if cls > 1 {
-				continue // identical duplicate: keep one (RFC 9110 §8.6)
-			}
 		case "Transfer-Encoding":
-			tes++
-			if err := parseTransferEncoding(value, h); err != nil {
+			if tes++; tes > 1 {
+				return badRequest("more than one Transfer-Encoding header")
+			}
+			chunked, last, err := parseTransferEncoding(value)
+			if err != nil {
 				return err
 			}
+			h.chunked, teUnsupported, teNotLast, teValue = chunked, !chunked, !last, value
 		case "Connection":
 			connClose = connClose || hasToken(value, "close")
 			connKeepAlive = connKeepAlive || hasToken(value, "keep-alive")
@@ -146,6 +166,17 @@ func parseHead(block string, h *head, hdr http.Header, vals []string) *reqError 
 			// RFC 9112 §6.1 allows rejecting this; accepting it is how
 			// request smuggling starts.
 			return badRequest("both Transfer-Encoding and Content-Length")
+		}
+		if teNotLast {
+			// RFC 9112 §6.3: when chunked is not the final coding the
+			// body's length cannot be determined; the server MUST answer
+			// 400 and close the connection.
+			return badRequest("chunked is not the final transfer coding in " + quote(teValue))
+		}
+		if teUnsupported {
+			// RFC 9112 §6.1: a transfer coding the server does not
+			// understand gets 501.
+			return &reqError{status: http.StatusNotImplemented, reason: "unsupported transfer codings " + quote(teValue)}
 		}
 		h.contentLength = -1
 	}
@@ -248,21 +279,103 @@ func parseRequestLine(line string, h *head) *reqError {
 	return nil
 }
 
-// parseTransferEncoding accepts exactly one transfer coding, chunked
-// (RFC 9112 §6.1, §7): a coding Weir does not implement gets 501, and
-// chunked must be the last coding.
-func parseTransferEncoding(v string, h *head) *reqError {
-	if h.chunked {
-		return badRequest("repeated Transfer-Encoding")
-	}
-	if !strings.EqualFold(trimOWS(v), "chunked") {
-		if strings.Contains(v, ",") {
-			return &reqError{status: http.StatusNotImplemented, reason: "unsupported transfer codings " + quote(v)}
+// parseTransferEncoding checks a Transfer-Encoding value, OWS trimmed,
+// against its grammar (RFC 9112 §6.1, RFC 9110 §10.1.4, §5.6.1):
+//
+//	Transfer-Encoding  = 1#transfer-coding
+//	transfer-coding    = token *( OWS ";" OWS transfer-parameter )
+//	transfer-parameter = token BWS "=" BWS ( token / quoted-string )
+//
+// with no empty list elements, chunked at most once and without
+// parameters (RFC 9112 §6.1, §7). A value that breaks these rules is a
+// 400; chunked reports whether it is exactly "chunked", the one coding
+// Weir implements, and last whether chunked is its final coding. Any other
+// well-formed value is for the caller to answer: 400 when chunked is not
+// last, else 501.
+func parseTransferEncoding(v string) (chunked, last bool, err *reqError) {
+	codings, sawChunked := 0, false
+	i := 0
+	for {
+		j := scanToken(v, i)
+		if j == i {
+			return false, false, badRequest("malformed Transfer-Encoding " + quote(v))
 		}
-		return &reqError{status: http.StatusNotImplemented, reason: "unsupported transfer coding " + quote(v)}
+		isChunked := strings.EqualFold(v[i:j], "chunked")
+		if isChunked && sawChunked {
+			return false, false, badRequest("chunked applied more than once in Transfer-Encoding " + quote(v))
+		}
+		sawChunked = sawChunked || isChunked
+		codings++
+		i = j
+		for {
+			k := skipOWS(v, i)
+			if k == len(v) || v[k] != ';' {
+				break
+			}
+			if isChunked {
+				return false, false, badRequest("parameters on chunked in Transfer-Encoding " + quote(v))
+			}
+			k = skipOWS(v, k+1)
+			e := scanToken(v, k)
+			if e == k {
+				return false, false, badRequest("malformed Transfer-Encoding " + quote(v))
+			}
+			if k = skipOWS(v, e); k == len(v) || v[k] != '=' {
+				return false, false, badRequest("malformed Transfer-Encoding " + quote(v))
+			}
+			k = skipOWS(v, k+1)
+			if e = scanToken(v, k); e == k {
+				if e = scanQuoted(v, k); e == k {
+					return false, false, badRequest("malformed Transfer-Encoding " + quote(v))
+				}
+			}
+			i = e
+		}
+		k := skipOWS(v, i)
+		if k == len(v) {
+			return codings == 1 && sawChunked, isChunked, nil
+		}
+		if v[k] != ',' {
+			return false, false, badRequest("malformed Transfer-Encoding " + quote(v))
+		}
+		i = skipOWS(v, k+1)
 	}
-	h.chunked = true
-	return nil
+}
+
+// scanToken returns the end of the token starting at v[i], i if none.
+func scanToken(v string, i int) int {
+	for i < len(v) && tokenChars[v[i]] {
+		i++
+	}
+	return i
+}
+
+// scanQuoted returns the end of the quoted-string starting at v[i]
+// (RFC 9110 §5.6.4), i if there is none.
+func scanQuoted(v string, i int) int {
+	if i == len(v) || v[i] != '"' {
+		return i
+	}
+	for j := i + 1; j < len(v); j++ {
+		switch c := v[j]; {
+		case c == '"':
+			return j + 1
+		case c == '\\':
+			if j++; j == len(v) || v[j] != '\t' && v[j] != ' ' && (v[j] < 0x21 || v[j] == 0x7f) {
+				return i
+			}
+		case !qdtext(c):
+			return i
+		}
+	}
+	return i
+}
+
+func skipOWS(v string, i int) int {
+	for i < len(v) && (v[i] == ' ' || v[i] == '\t') {
+		i++
+	}
+	return i
 }
 
 // parseContentLength parses 1*DIGIT strictly: no sign, no whitespace, no
@@ -282,18 +395,17 @@ func parseContentLength(s string) (int64, bool) {
 	return n, true
 }
 
-// cutLine splits s after its first line ending (CRLF, or a bare LF as
-// RFC 9112 §2.2 allows) and returns the line without it.
-func cutLine(s string) (line, rest string) {
+// cutLine splits s after its first CRLF and returns the line without
+// it. ok is false when the first line ends in a bare LF or has no line
+// ending: RFC 9112 §2.2 lets a recipient accept a bare LF, which one
+// party reading as a line ending and another not is how requests get
+// smuggled, so Weir does not.
+func cutLine(s string) (line, rest string, ok bool) {
 	i := strings.IndexByte(s, '\n')
-	if i < 0 {
-		return s, ""
+	if i < 1 || s[i-1] != '\r' {
+		return "", "", false
 	}
-	line, rest = s[:i], s[i+1:]
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		line = line[:n-1]
-	}
-	return line, rest
+	return s[:i-1], s[i+1:], true
 }
 
 func trimOWS(s string) string {

@@ -4,11 +4,34 @@
 // under it and under net/http (which tests use too). It differs from
 // net/http's server where an edge cache needs it to:
 //
-//   - It is strict where leniency enables request smuggling: a request
-//     with both Transfer-Encoding and Content-Length, with conflicting
-//     Content-Length values, with obsolete line folding, a space before a
-//     field's colon or control characters in a field is refused with a
-//     4xx and the connection is closed.
+//   - It is strict wherever framing could be read two ways (request
+//     smuggling). Before any handler runs, it answers 400 and closes the
+//     connection when the head has: a line ending in a bare LF rather
+//     than CRLF (the request line, a field line, the final empty line, or
+//     one of the up to four empty lines skipped before a request), or a
+//     CR anywhere else; more than four empty lines before the request;
+//     obsolete line folding; whitespace between a field name and its
+//     colon; an empty or non-token field name; control characters in a
+//     field value; more than one Host, or an invalid one; more than one
+//     Content-Length field, even with equal values, or a value that is
+//     not 1 to 18 digits ("5, 5", "+5"); more than one Transfer-Encoding
+//     field, or a value that is not a well-formed list of codings
+//     (", chunked", "chunked,"), applies chunked twice ("chunked,
+//     chunked") or gives it parameters ("chunked;x"); Transfer-Encoding
+//     with Content-Length, or in HTTP/1.0. A well-formed
+//     Transfer-Encoding other than exactly "chunked" ("gzip, chunked")
+//     gets 501; a head over MaxHeaderBytes 414 or 431. (The other
+//     refusals: a malformed request line or target 400, CONNECT 405, an
+//     Expect other than 100-continue 417, a version other than HTTP/1.0
+//     and HTTP/1.1 505.)
+//   - It decodes a chunked request body as strictly (RFC 9112 §7.1):
+//     every line ends in CRLF; a chunk size is 1 to 16 hex digits within
+//     an int64; chunk extensions follow the RFC's grammar and are
+//     discarded; a chunk-size line is at most 4 KiB, and the bytes of
+//     chunk-size lines at most 16 KiB ahead of the data (as net/http
+//     counts them); chunk data is followed by exactly CRLF; the trailer
+//     section's fields are checked like header fields, bounded by
+//     MaxHeaderBytes and 256 lines, and discarded.
 //   - It allocates little per request: the request, its header map and
 //     URL are reused for every request of a connection, and the header
 //     section is copied into one string whose substrings become the
@@ -30,6 +53,20 @@
 // context kept past its request (net/http's Transport keeps one to finish
 // a dial) finds no value there, or a later request's: only code that ends
 // with the request may look the value up.
+//
+// A request body's Read fails with a *BodyError when the body cannot be
+// read to its end: its HTTPStatus method returns 400 when the client's
+// framing is malformed or the connection closed before the end (the
+// error then wraps io.ErrUnexpectedEOF), 408 when the client sent
+// nothing for BodyReadTimeout (it wraps the connection's timeout). A
+// handler in another package tells them apart without importing h1:
+//
+//	var hs interface{ HTTPStatus() int }
+//	if errors.As(err, &hs) {
+//		status = hs.HTTPStatus()
+//	}
+//
+// The connection is closed after the response to such a request.
 package h1
 
 import (
@@ -38,6 +75,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -65,10 +103,25 @@ type Server struct {
 	// means 64 KiB.
 	MaxHeaderBytes int
 	// MaxConns is the most connections served at once. A connection
-	// accepted while MaxConns are open is answered at once with a 503
-	// (Retry-After: 1) without its request being read, and closed; it
-	// counts in Stats().Refused. Zero means 10000.
+	// accepted while MaxConns are open first makes room by closing an
+	// idle keep-alive connection, or else one still sending its request
+	// header after a second (the oldest of a sample of the connections);
+	// these count in Stats().Evicted. When there is none, it is answered
+	// at once with a 503 (Retry-After: 1) without its request being read,
+	// and closed; it counts in Stats().Refused. Zero means 10000.
 	MaxConns int
+	// MaxConnsPerClient is the most connections one client may have open
+	// at once, a client being an IPv4 address or an IPv6 /64 (what one
+	// host or site can spread its connections over). A connection past it
+	// closes the client's own oldest idle connection to make room, or
+	// else is answered at once with a 429 (Retry-After: 1) and closed; it
+	// counts in Stats().ClientRefused. Zero means 256; negative means no
+	// cap.
+	MaxConnsPerClient int
+	// Exempt reports the addresses the per-client cap does not apply to:
+	// the trusted proxies in front of the edge, each of whose connections
+	// carries many clients. Nil exempts none.
+	Exempt func(netip.Addr) bool
 	// Logger receives accept errors and handler panics; nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -78,10 +131,12 @@ type Server struct {
 	cancel   context.CancelFunc
 
 	inShutdown atomic.Bool
-	// mu guards listeners and conns.
+	// mu guards listeners, conns and clients.
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
+	// clients holds each capped client's connections.
+	clients map[netip.Prefix]map[*conn]struct{}
 	// refusing holds connections being answered with tooManyConns.
 	refusing map[net.Conn]struct{}
 	// connsWG counts the goroutines of conns and refusing.
@@ -91,6 +146,7 @@ type Server struct {
 	// released by forget), refusingN the entries of refusing.
 	open, refusingN         atomic.Int64
 	refused, headerTimeouts atomic.Int64
+	clientRefused, evicted  atomic.Int64
 }
 
 // ServerStats are a Server's connection counters.
@@ -105,6 +161,12 @@ type ServerStats struct {
 	// its first byte. Idle connections reaching IdleTimeout are not
 	// counted.
 	HeaderTimeouts int64
+	// ClientRefused counts the connections refused with a 429 because
+	// their client had MaxConnsPerClient open.
+	ClientRefused int64
+	// Evicted counts the idle and slow-header connections closed to make
+	// room for new ones.
+	Evicted int64
 }
 
 // Stats returns the server's connection counters.
@@ -113,6 +175,8 @@ func (s *Server) Stats() ServerStats {
 		Open:           s.open.Load(),
 		Refused:        s.refused.Load(),
 		HeaderTimeouts: s.headerTimeouts.Load(),
+		ClientRefused:  s.clientRefused.Load(),
+		Evicted:        s.evicted.Load(),
 	}
 }
 
@@ -124,6 +188,7 @@ func (s *Server) init() {
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.listeners = make(map[net.Listener]struct{})
 		s.conns = make(map[*conn]struct{})
+		s.clients = make(map[netip.Prefix]map[*conn]struct{})
 		s.refusing = make(map[net.Conn]struct{})
 		if s.ReadHeaderTimeout <= 0 {
 			s.ReadHeaderTimeout = 10 * time.Second
@@ -142,6 +207,9 @@ func (s *Server) init() {
 		}
 		if s.MaxConns <= 0 {
 			s.MaxConns = 10000
+		}
+		if s.MaxConnsPerClient == 0 {
+			s.MaxConnsPerClient = 256
 		}
 		if s.Logger == nil {
 			s.Logger = slog.Default()
@@ -193,9 +261,11 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
-		if s.open.Add(1) > int64(s.MaxConns) {
+		client, capped := s.clientKey(nc)
+		if s.open.Add(1) > int64(s.MaxConns) && !s.makeRoom() {
 			s.open.Add(-1)
-			if !s.refuseConn(nc) {
+			s.refused.Add(1)
+			if !s.refuseConn(nc, tooManyConns) {
 				return ErrServerClosed
 			}
 			continue
@@ -208,6 +278,24 @@ func (s *Server) Serve(ln net.Listener) error {
 			nc.Close()
 			return ErrServerClosed
 		}
+		if capped {
+			mine := s.clients[client]
+			if len(mine) >= s.MaxConnsPerClient && !s.makeRoomForLocked(mine) {
+				s.mu.Unlock()
+				s.open.Add(-1)
+				s.clientRefused.Add(1)
+				if !s.refuseConn(nc, tooManyClientConns) {
+					return ErrServerClosed
+				}
+				continue
+			}
+			if mine == nil {
+				mine = make(map[*conn]struct{})
+				s.clients[client] = mine
+			}
+			mine[c] = struct{}{}
+			c.client = client
+		}
 		s.conns[c] = struct{}{}
 		s.connsWG.Add(1)
 		s.mu.Unlock()
@@ -215,11 +303,112 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// tooManyConns answers a connection refused because MaxConns are open.
-var tooManyConns = []byte("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\n" +
-	"Content-Length: " + strconv.Itoa(len(tooManyConnsBody)) + "\r\n\r\n" + tooManyConnsBody)
+// clientKey returns the key of nc's client for the per-client cap, and
+// whether the cap applies to it.
+func (s *Server) clientKey(nc net.Conn) (netip.Prefix, bool) {
+	if s.MaxConnsPerClient < 0 {
+		return netip.Prefix{}, false
+	}
+	ap, err := netip.ParseAddrPort(nc.RemoteAddr().String())
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	a := ap.Addr().Unmap().WithZone("")
+	if s.Exempt != nil && s.Exempt(a) {
+		return netip.Prefix{}, false
+	}
+	return clientPrefix(a)
+}
 
-const tooManyConnsBody = "weir: too many connections\n"
+// clientPrefix returns the client an address belongs to for the
+// per-client cap: the IPv4 address itself, or the IPv6 /64 (the smallest
+// network a site is given, which one host can spread over at will).
+func clientPrefix(a netip.Addr) (netip.Prefix, bool) {
+	a = a.Unmap().WithZone("")
+	bits := 32
+	if a.Is6() {
+		bits = 64
+	}
+	p, err := a.Prefix(bits)
+	return p, err == nil
+}
+
+// Eviction: when the server is full, a sample of evictSample
+// connections is looked at, and the idle one idle longest, else the one
+// reading its header longest (for at least evictMinHeader) is closed.
+const (
+	evictSample    = 64
+	evictMinHeader = time.Second
+)
+
+// makeRoom closes one idle or slow-header connection to make room for a
+// new one, and reports whether it found one.
+func (s *Server) makeRoom() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	var idle, slow *conn
+	now := time.Now().UnixNano()
+	for c := range s.conns {
+		if n++; n > evictSample {
+			break
+		}
+		switch c.state.Load() {
+		case stateIdle:
+			if idle == nil || c.since.Load() < idle.since.Load() {
+				idle = c
+			}
+		case stateHeader:
+			if since := c.since.Load(); now-since >= int64(evictMinHeader) && (slow == nil || since < slow.since.Load()) {
+				slow = c
+			}
+		}
+	}
+	return s.evict(idle, stateIdle) || s.evict(slow, stateHeader)
+}
+
+// makeRoomForLocked closes the oldest idle connection among a client's,
+// and reports whether it found one. s.mu must be held.
+func (s *Server) makeRoomForLocked(mine map[*conn]struct{}) bool {
+	var idle *conn
+	for c := range mine {
+		if c.state.Load() == stateIdle && (idle == nil || c.since.Load() < idle.since.Load()) {
+			idle = c
+		}
+	}
+	if !s.evict(idle, stateIdle) {
+		return false
+	}
+	// The new connection takes its place now: the closed one's goroutine
+	// forgets it later.
+	delete(mine, idle)
+	idle.client = netip.Prefix{}
+	return true
+}
+
+// evict closes c if it is still in state from.
+func (s *Server) evict(c *conn, from int32) bool {
+	if c == nil || !c.state.CompareAndSwap(from, stateClosed) {
+		return false
+	}
+	c.nc.Close()
+	s.evicted.Add(1)
+	return true
+}
+
+// tooManyConns answers a connection refused because MaxConns are open,
+// tooManyClientConns one whose client has MaxConnsPerClient open.
+var (
+	tooManyConns = []byte("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\n" +
+		"Content-Length: " + strconv.Itoa(len(tooManyConnsBody)) + "\r\n\r\n" + tooManyConnsBody)
+	tooManyClientConns = []byte("HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nRetry-After: 1\r\n" +
+		"Content-Length: " + strconv.Itoa(len(tooManyClientConnsBody)) + "\r\n\r\n" + tooManyClientConnsBody)
+)
+
+const (
+	tooManyConnsBody       = "weir: too many connections\n"
+	tooManyClientConnsBody = "weir: too many connections from your address; reuse the ones you have\n"
+)
 
 const (
 	// refuseTimeout bounds answering a refused connection.
@@ -229,11 +418,10 @@ const (
 	maxRefusing = 256
 )
 
-// refuseConn answers nc with tooManyConns on a goroutine of its own, so
-// the accept loop does not wait for the client, and closes it. It reports
+// refuseConn answers nc with answer on a goroutine of its own, so the
+// accept loop does not wait for the client, and closes it. It reports
 // false when the server is shutting down.
-func (s *Server) refuseConn(nc net.Conn) bool {
-	s.refused.Add(1)
+func (s *Server) refuseConn(nc net.Conn, answer []byte) bool {
 	if s.refusingN.Add(1) > maxRefusing {
 		s.refusingN.Add(-1)
 		nc.Close()
@@ -252,7 +440,7 @@ func (s *Server) refuseConn(nc net.Conn) bool {
 	go func() {
 		// A deadline on both directions: a TLS handshake reads too.
 		nc.SetDeadline(time.Now().Add(refuseTimeout))
-		nc.Write(tooManyConns)
+		nc.Write(answer)
 		nc.Close()
 		s.mu.Lock()
 		delete(s.refusing, nc)
@@ -271,6 +459,14 @@ func isTemporary(err error) bool {
 func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	if c.client.IsValid() {
+		if mine := s.clients[c.client]; mine != nil {
+			delete(mine, c)
+			if len(mine) == 0 {
+				delete(s.clients, c.client)
+			}
+		}
+	}
 	s.mu.Unlock()
 	s.open.Add(-1)
 	s.connsWG.Done()

@@ -180,8 +180,9 @@ func TestRefusedRequests(t *testing.T) {
 		{"CL list", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc", 400},
 		{"signed CL", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\nabc", 400},
 		{"huge CL", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", 400},
-		{"gzip TE", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
-		{"chunked not last", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 501},
+		{"gzip TE", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400},
+		{"chunked not last", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400},
+		{"unsupported coding before chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
 		{"two TE lines", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
 		{"TE in 1.0", "POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
 		{"obs-fold", "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", 400},
@@ -227,12 +228,28 @@ func TestRefusedRequests(t *testing.T) {
 	}
 }
 
+// TestBareLFAndLeadingEmptyLines: up to four CRLF empty lines before a
+// request are skipped (RFC 9112 §2.2), but a head whose lines end in a
+// bare LF is refused with a 400 before the handler runs.
 func TestBareLFAndLeadingEmptyLines(t *testing.T) {
-	_, addr := start(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Header.Get("X")) })
+	var called atomic.Int64
+	_, addr := start(t, func(w http.ResponseWriter, r *http.Request) {
+		called.Add(1)
+		io.WriteString(w, r.Header.Get("X"))
+	})
 	rc := dial(t, addr)
-	rc.send("\r\nGET / HTTP/1.1\nHost: a\nX: v\n\n")
+	rc.send("\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nX: v\r\n\r\n")
 	if _, b := rc.read("GET"); b != "v" {
 		t.Fatalf("body %q", b)
+	}
+	rc2 := dial(t, addr)
+	rc2.send("\r\nGET / HTTP/1.1\nHost: a\nX: v\n\n")
+	resp, b := rc2.read("GET")
+	if resp.StatusCode != http.StatusBadRequest || !resp.Close {
+		t.Fatalf("bare LF request got %d (close=%v) %q, want a 400 and Connection: close", resp.StatusCode, resp.Close, b)
+	}
+	if n := called.Load(); n != 1 {
+		t.Fatalf("handler ran %d times, want once (not for the bare LF request)", n)
 	}
 }
 
