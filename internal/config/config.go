@@ -471,6 +471,24 @@ type Origin struct {
 	// Retry retries failed idempotent requests on another server. Its
 	// zero value means the defaults.
 	Retry Retry `yaml:"retry"`
+
+	// FailureStatuses are the response statuses that count as a server's
+	// failure for its breaker, outlier detection and the overload limit,
+	// besides failures without an answer (no connection, a broken
+	// connection, a timeout, a TLS failure, a malformed response). Each
+	// is from 400 to 599. The zero value (none given) means 502, 503 and
+	// 504, the gateway failures: a 500 is usually one URL's bug, which
+	// must not take the whole origin out.
+	FailureStatuses []int `yaml:"failure_statuses"`
+
+	// TrickleRate is how many requests per second are still sent to the
+	// origin while every server is out (its breaker open, or failing its
+	// health check): they notice a recovery sooner than the breaker's
+	// delay or the health check, and keep a wrong verdict from failing
+	// every request. The other requests get a stale copy where
+	// stale-if-error allows, else an error at once. At most 1000. The
+	// zero value means 1; a negative value sends none.
+	TrickleRate float64 `yaml:"trickle_rate"`
 }
 
 // Host maps request host names to an origin and says how their responses

@@ -262,7 +262,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "unknown key without suggestion",
 			yaml: "origins:\n  - name: a\n    url: http://a\n    weight: 3\n",
-			want: []string{`weir.yaml:4: unknown key "weight" in origins[0] (known keys: name, url, host_header, connect_timeout, tls_handshake_timeout, response_header_timeout, body_idle_timeout, max_idle_conns, max_conns, servers, balance, health_check, outlier, breaker, bulkhead, retry)`},
+			want: []string{`weir.yaml:4: unknown key "weight" in origins[0] (known keys: name, url, host_header, connect_timeout, tls_handshake_timeout, response_header_timeout, body_idle_timeout, max_idle_conns, max_conns, servers, balance, health_check, outlier, breaker, bulkhead, retry, failure_statuses, trickle_rate)`},
 		},
 		{
 			name: "unknown key in key rules",
@@ -378,7 +378,7 @@ hosts:
 		{
 			name: "error inside an anchor reported once",
 			yaml: "origins:\n  - &o {name: a, url: 'http://a', zz: 1}\n  - *o\n",
-			want: []string{`weir.yaml:2: unknown key "zz" in origins[0] (known keys: name, url, host_header, connect_timeout, tls_handshake_timeout, response_header_timeout, body_idle_timeout, max_idle_conns, max_conns, servers, balance, health_check, outlier, breaker, bulkhead, retry)`},
+			want: []string{`weir.yaml:2: unknown key "zz" in origins[0] (known keys: name, url, host_header, connect_timeout, tls_handshake_timeout, response_header_timeout, body_idle_timeout, max_idle_conns, max_conns, servers, balance, health_check, outlier, breaker, bulkhead, retry, failure_statuses, trickle_rate)`},
 		},
 		{
 			name: "bad merge",
@@ -396,7 +396,7 @@ hosts:
 			want: []string{
 				`weir.yaml:1: unknown key "nodee" at the top level (known keys: node, listen, admin_listen, admin_tokens_file, audit_log, cache, server, cluster, purge, overload, telemetry, origins, hosts); did you mean "node"?`,
 				`weir.yaml:3: cache.max_size: size "big" does not start with a number; write a byte count like 65536 or a number with a unit like 256MiB`,
-				`weir.yaml:6: unknown key "urll" in origins[0] (known keys: name, url, host_header, connect_timeout, tls_handshake_timeout, response_header_timeout, body_idle_timeout, max_idle_conns, max_conns, servers, balance, health_check, outlier, breaker, bulkhead, retry); did you mean "url"?`,
+				`weir.yaml:6: unknown key "urll" in origins[0] (known keys: name, url, host_header, connect_timeout, tls_handshake_timeout, response_header_timeout, body_idle_timeout, max_idle_conns, max_conns, servers, balance, health_check, outlier, breaker, bulkhead, retry, failure_statuses, trickle_rate); did you mean "url"?`,
 			},
 		},
 	}

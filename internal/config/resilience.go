@@ -32,6 +32,8 @@ const (
 	DefaultRetryAttempts         = 2
 	DefaultRetryBudget           = 0.2
 	DefaultRetryMinPerSecond     = 3
+	DefaultTrickleRate           = 1.0
+	maxTrickleRate               = 1000
 
 	DefaultMaxConnections = 10000
 
@@ -261,7 +263,15 @@ func (o *Origin) applyResilienceDefaults() {
 	setDefault(&r.Attempts, DefaultRetryAttempts)
 	setDefault(&r.Budget, DefaultRetryBudget)
 	setDefault(&r.MinPerSecond, DefaultRetryMinPerSecond)
+	if len(o.FailureStatuses) == 0 {
+		o.FailureStatuses = slices.Clone(DefaultFailureStatuses)
+	}
+	setDefault(&o.TrickleRate, DefaultTrickleRate)
 }
+
+// DefaultFailureStatuses are the statuses an origin's breaker and outlier
+// detection count as failures by default: the gateway failures.
+var DefaultFailureStatuses = []int{502, 503, 504}
 
 func (o *Overload) applyDefaults() {
 	setDefault(&o.MaxClients, DefaultMaxClients)
@@ -350,6 +360,19 @@ func (v *validator) resilience(p string, o Origin) {
 	}
 	v.share(p+".retry.budget", r.Budget)
 	v.count(p+".retry.min_per_second", r.MinPerSecond, 0)
+	seen := map[int]bool{}
+	for j, st := range o.FailureStatuses {
+		switch {
+		case st < 400 || st > 599:
+			v.add(fmt.Sprintf("%s.failure_statuses[%d]", p, j), "%d is not an error status from 400 to 599", st)
+		case seen[st]:
+			v.add(fmt.Sprintf("%s.failure_statuses[%d]", p, j), "%d is listed twice", st)
+		}
+		seen[st] = true
+	}
+	if math.IsNaN(o.TrickleRate) || o.TrickleRate > maxTrickleRate {
+		v.add(p+".trickle_rate", "%v is more than %d requests per second", o.TrickleRate, maxTrickleRate)
+	}
 }
 
 // overload checks the overload section.

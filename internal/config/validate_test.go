@@ -891,6 +891,15 @@ func TestValidateResilience(t *testing.T) {
 			"origins[0].retry.attempts: 20 is more than 10; retries multiply an outage's load",
 			"origins[0].retry.budget: 2 is not between 0 and 1",
 		}},
+		{name: "failure statuses and the trickle", edit: func(c *config.Config) {
+			c.Origins[0].FailureStatuses = []int{500, 302, 503, 500, 600}
+			c.Origins[0].TrickleRate = 5000
+		}, want: []string{
+			"origins[0].failure_statuses[1]: 302 is not an error status from 400 to 599",
+			"origins[0].failure_statuses[3]: 500 is listed twice",
+			"origins[0].failure_statuses[4]: 600 is not an error status from 400 to 599",
+			"origins[0].trickle_rate: 5000 is more than 1000 requests per second",
+		}},
 		{name: "overload", edit: func(c *config.Config) {
 			c.Overload.ClientRateLimit = -1
 			c.Overload.ClientKeyHeader = "X Forwarded"

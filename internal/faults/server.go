@@ -1,7 +1,8 @@
 // Package faults is an origin server for tests that misbehaves on
 // purpose: it answers late, stalls in the middle of a body, resets the
 // connection, sends an unparsable status line, cuts a body short, answers
-// a burst of 503s or sends a header too large to read.
+// a burst of 503s, sends a header too large to read, or frames its answer
+// in a way only a lenient client reads.
 //
 // It speaks HTTP/1.1 itself over a real TCP listener, not through
 // net/http, because net/http cannot send most of these faults. Requests
@@ -28,8 +29,8 @@ import (
 // Faults are applied in this order: Latency first; then, replacing the
 // answer, one 503 of a Burst5xx while the burst lasts, else Reset, else
 // GarbageStatus; otherwise the answer is sent with Status, Header,
-// CacheControl and HugeHeader, and its body is cut by Truncate (which
-// wins) or StallAfter.
+// CacheControl, HugeHeader and Lenient, and its body is cut by Truncate
+// (which wins) or StallAfter.
 type Fault struct {
 	// Latency is how long the server waits, after reading a request,
 	// before it answers (or resets). The wait ends early, without an
@@ -82,7 +83,30 @@ type Fault struct {
 	// that makes a response stale on arrival. They are written as given,
 	// after the server's own fields. Nil means none.
 	Header http.Header
+
+	// Lenient frames the answer in a way RFC 9112 forbids but lenient
+	// clients (net/http's among them) read anyway; the connection is
+	// closed after it. "" frames it strictly.
+	Lenient Leniency
 }
+
+// Leniency is a way of framing an answer that only a lenient client
+// reads, as Fault.Lenient.
+type Leniency string
+
+// The leniencies of Fault.Lenient.
+const (
+	// LenientTEWithCL sends "Transfer-Encoding: chunked" and the
+	// Content-Length of the body, and the body chunked (RFC 9112 §6.1:
+	// a sender must not send both).
+	LenientTEWithCL Leniency = "te+cl"
+	// LenientObsFold adds the field "X-Folded: a" continued by an
+	// obs-fold line " b" (RFC 9112 §5.2).
+	LenientObsFold Leniency = "obs-fold"
+	// LenientBareLF ends the status line and every field line with LF
+	// alone (RFC 9112 §2.2).
+	LenientBareLF Leniency = "bare-lf"
+)
 
 // NoCacheControl, as Fault.CacheControl, sends answers without a
 // Cache-Control field.
@@ -332,7 +356,7 @@ func (c *conn) answer(req *request, f Fault, seq int, burst bool) bool {
 		f = Fault{Body: f.Body, CacheControl: f.CacheControl, Header: f.Header}
 	}
 	body := Body(req.path, bodySize(f))
-	keep := req.keepAlive && !f.Truncate && f.StallAfter <= 0
+	keep := req.keepAlive && !f.Truncate && f.StallAfter <= 0 && f.Lenient == ""
 	c.writeHead(req, status, f, len(body), seq, keep)
 	if req.method == http.MethodHead || !bodyAllowed(status) {
 		return c.bw.Flush() == nil && keep
@@ -348,6 +372,10 @@ func (c *conn) answer(req *request, f Fault, seq int, burst bool) bool {
 			c.stall()
 		}
 		return false
+	}
+	if f.Lenient == LenientTEWithCL {
+		fmt.Fprintf(c.bw, "%x\r\n%s\r\n0\r\n\r\n", len(body), body)
+		return c.bw.Flush() == nil && keep
 	}
 	c.bw.Write(body)
 	return c.bw.Flush() == nil && keep
@@ -369,39 +397,49 @@ func bodyAllowed(status int) bool {
 // writeHead buffers the status line and header fields of an answer.
 func (c *conn) writeHead(req *request, status int, f Fault, length, seq int, keep bool) {
 	bw := c.bw
-	fmt.Fprintf(bw, "HTTP/1.1 %03d %s\r\n", status, http.StatusText(status))
-	bw.WriteString("Date: " + time.Now().UTC().Format(http.TimeFormat) + "\r\n")
-	bw.WriteString("Content-Type: text/plain; charset=utf-8\r\n")
+	eol := "\r\n"
+	if f.Lenient == LenientBareLF {
+		eol = "\n"
+	}
+	fmt.Fprintf(bw, "HTTP/1.1 %03d %s%s", status, http.StatusText(status), eol)
+	bw.WriteString("Date: " + time.Now().UTC().Format(http.TimeFormat) + eol)
+	bw.WriteString("Content-Type: text/plain; charset=utf-8" + eol)
 	if bodyAllowed(status) {
-		bw.WriteString("Content-Length: " + strconv.Itoa(length) + "\r\n")
+		bw.WriteString("Content-Length: " + strconv.Itoa(length) + eol)
+	}
+	switch f.Lenient {
+	case LenientTEWithCL:
+		bw.WriteString("Transfer-Encoding: chunked" + eol)
+	case LenientObsFold:
+		bw.WriteString("X-Folded: a" + eol + " b" + eol)
 	}
 	switch f.CacheControl {
 	case "":
-		bw.WriteString("Cache-Control: max-age=60\r\n")
+		bw.WriteString("Cache-Control: max-age=60" + eol)
 	case NoCacheControl:
 	default:
-		bw.WriteString("Cache-Control: " + f.CacheControl + "\r\n")
+		bw.WriteString("Cache-Control: " + f.CacheControl + eol)
 	}
 	// X-Fault-Request numbers the requests for this path, so a test can
 	// tell a stored answer from a new one.
-	bw.WriteString("X-Fault-Request: " + strconv.Itoa(seq) + "\r\n")
+	bw.WriteString("X-Fault-Request: " + strconv.Itoa(seq) + eol)
 	for k, vs := range f.Header {
 		for _, v := range vs {
-			bw.WriteString(k + ": " + v + "\r\n")
+			bw.WriteString(k + ": " + v + eol)
 		}
 	}
 	if f.HugeHeader > 0 {
 		bw.WriteString("X-Huge: ")
 		bw.WriteString(strings.Repeat("h", f.HugeHeader))
-		bw.WriteString("\r\n")
+		bw.WriteString(eol)
 	}
 	switch {
 	case !keep:
-		bw.WriteString("Connection: close\r\n")
+		bw.WriteString("Connection: close" + eol)
 	case req.proto10:
-		bw.WriteString("Connection: keep-alive\r\n")
+		bw.WriteString("Connection: keep-alive" + eol)
 	}
-	bw.WriteString("\r\n")
+	bw.WriteString(eol)
 }
 
 // refuse answers a request it could not read with status and ends the

@@ -155,8 +155,10 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 			Breaker: origin.Breaker{ConsecutiveFailures: oc.Breaker.ConsecutiveFailures, FailureRate: oc.Breaker.FailureRate,
 				MinRequests: oc.Breaker.MinRequests, Window: time.Duration(oc.Breaker.Window), Delay: time.Duration(oc.Breaker.Delay),
 				HalfOpenRequests: oc.Breaker.HalfOpenRequests},
-			Bulkhead: origin.Bulkhead{MaxConcurrent: oc.Bulkhead.MaxConcurrent, MaxWaiting: oc.Bulkhead.MaxWaiting, MaxWait: time.Duration(oc.Bulkhead.MaxWait)},
-			Retry:    origin.Retry{Attempts: oc.Retry.Attempts, Budget: oc.Retry.Budget, MinPerSecond: oc.Retry.MinPerSecond},
+			Bulkhead:        origin.Bulkhead{MaxConcurrent: oc.Bulkhead.MaxConcurrent, MaxWaiting: oc.Bulkhead.MaxWaiting, MaxWait: time.Duration(oc.Bulkhead.MaxWait)},
+			Retry:           origin.Retry{Attempts: oc.Retry.Attempts, Budget: oc.Retry.Budget, MinPerSecond: oc.Retry.MinPerSecond},
+			FailureStatuses: oc.FailureStatuses,
+			TrickleRate:     oc.TrickleRate,
 		})
 		if err != nil {
 			n.closeOrigins()

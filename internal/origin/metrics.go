@@ -29,6 +29,7 @@ const (
 	KindProtocol                  // the origin's answer was not valid HTTP
 	KindCanceled                  // the request was given up (client gone, shutdown)
 	KindOther
+	KindClient          // the client's request body failed (ErrRequestBody)
 	KindBreakerOpen     // not sent: every usable server's breaker is open
 	KindBulkheadFull    // not sent: too many requests in flight
 	KindNoHealthyServer // not sent: every server fails its health check
@@ -36,7 +37,7 @@ const (
 )
 
 var kindNames = [numKinds]string{"timeout", "connect", "reset", "tls", "protocol", "canceled", "other",
-	"breaker_open", "bulkhead_full", "no_healthy_server"}
+	"client", "breaker_open", "bulkhead_full", "no_healthy_server"}
 
 // String returns the kind's label value.
 func (k ErrorKind) String() string {
@@ -56,7 +57,12 @@ func (e *Error) Kind() ErrorKind {
 	var recordErr tls.RecordHeaderError
 	var alert tls.AlertError
 	var dnsErr *net.DNSError
+	var malformed *malformedError
 	switch {
+	case errors.Is(err, ErrRequestBody):
+		return KindClient
+	case errors.As(err, &malformed):
+		return KindProtocol
 	case errors.Is(err, ErrBreakerOpen):
 		return KindBreakerOpen
 	case errors.Is(err, ErrBulkheadFull):
@@ -99,14 +105,18 @@ type stats struct {
 	errors        [numKinds]atomic.Uint64
 	durations     *telemetry.Histogram // to the response header, or to the failure
 	retries       atomic.Uint64
-	retriesDenied atomic.Uint64 // retries not made for lack of budget
+	retriesDenied atomic.Uint64    // retries not made for lack of budget
+	trickle       [3]atomic.Uint64 // requests of the panic trickle, by outcome
 }
+
+// outcomeNames label the outcomes in weir_origin_trickle_requests_total.
+var outcomeNames = [3]string{"success", "failure", "ignored"}
 
 var (
 	descRequests = prometheus.NewDesc("weir_origin_requests_total",
 		"Responses received from the origin, by status class.", []string{"origin", "status_class"}, nil)
 	descErrors = prometheus.NewDesc("weir_origin_errors_total",
-		"Exchanges with the origin that failed without a usable response, by kind: timeout, connect, reset, tls, protocol, canceled, other; and requests not sent: breaker_open, bulkhead_full, no_healthy_server.", []string{"origin", "kind"}, nil)
+		"Exchanges with the origin that failed without a usable response, by kind: timeout, connect, reset, tls, protocol, canceled, other, client (the client's request body failed); and requests not sent: breaker_open, bulkhead_full, no_healthy_server.", []string{"origin", "kind"}, nil)
 	descDuration = prometheus.NewDesc("weir_origin_request_duration_seconds",
 		"Time from sending a request to the origin to its response header (or failure).", []string{"origin"}, nil)
 	descInFlight = prometheus.NewDesc("weir_origin_requests_in_flight",
@@ -132,6 +142,8 @@ var (
 		"Requests sent again to another server of the origin.", []string{"origin"}, nil)
 	descRetriesDenied = prometheus.NewDesc("weir_origin_retries_denied_total",
 		"Retries not made because the origin's retry budget was spent.", []string{"origin"}, nil)
+	descTrickle = prometheus.NewDesc("weir_origin_trickle_requests_total",
+		"Requests sent while every server of the origin was out (breaker open or failing its health check), by result: success, failure, ignored.", []string{"origin", "result"}, nil)
 )
 
 // Collect sends the client's metrics to ch.
@@ -146,7 +158,7 @@ func (c *Client) Collect(ch chan<- prometheus.Metric) {
 	ch <- telemetry.Gauge(descInFlight, float64(c.stats.inFlight.Load()), c.name)
 	now := time.Now()
 	for _, s := range c.servers {
-		cur := s.breaker.state()
+		cur := s.breaker.current()
 		for i, name := range breakerStates {
 			ch <- telemetry.Gauge(descBreakerState, telemetry.Bool(int(cur) == i), c.name, s.label, name)
 			var n uint64
@@ -165,4 +177,7 @@ func (c *Client) Collect(ch chan<- prometheus.Metric) {
 	ch <- telemetry.Counter(descBulkheadRejected, float64(c.bulkhead.rejected.Load()), c.name)
 	ch <- telemetry.Counter(descRetries, float64(c.stats.retries.Load()), c.name)
 	ch <- telemetry.Counter(descRetriesDenied, float64(c.stats.retriesDenied.Load()), c.name)
+	for i, name := range outcomeNames {
+		ch <- telemetry.Counter(descTrickle, float64(c.stats.trickle[i].Load()), c.name, name)
+	}
 }

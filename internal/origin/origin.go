@@ -85,6 +85,24 @@ type Config struct {
 	Bulkhead Bulkhead
 	// Retry configures retries of failed requests on another server.
 	Retry Retry
+	// FailureStatuses are the response statuses that count as a server's
+	// failure for its breaker, outlier detection and the edge's overload
+	// limit, besides the failures without an answer (no connection, a
+	// broken connection, a timeout, a TLS failure, a malformed response).
+	// Nil means DefaultFailureStatuses (502, 503 and 504); an empty,
+	// non-nil slice counts no status.
+	FailureStatuses []int
+	// TrickleRate is how many requests per second are still sent to the
+	// origin when every server is out (its breaker open, or failing its
+	// health check): the panic trickle, which notices a recovery sooner
+	// than the breaker's delay or the health check and keeps a wrong
+	// verdict from failing every request. The rest fail at once with
+	// ErrBreakerOpen or ErrNoHealthyServer. Zero means 1; negative sends
+	// none.
+	TrickleRate float64
+	// Now is the clock of breakers, outlier detection and the trickle;
+	// nil means time.Now. Tests set it.
+	Now func() time.Time
 }
 
 // The values of Config.Balance.
@@ -122,8 +140,9 @@ type HealthCheck struct {
 }
 
 // Outlier configures passive outlier detection: a server that fails
-// ConsecutiveFailures requests in a row (no response, or a 5xx) is ejected,
-// and gets no requests, for a while. The n-th ejection of a server lasts
+// ConsecutiveFailures requests in a row (no response, or a status of
+// FailureStatuses), where the failures are connection failures or span
+// more than one URL, is ejected, and gets no requests, for a while. The n-th ejection of a server lasts
 // n×BaseEjection, at most MaxEjection; after a server has gone MaxEjection
 // without an ejection, the count starts over.
 type Outlier struct {
@@ -139,13 +158,20 @@ type Outlier struct {
 	MaxEjectedPercent int
 }
 
-// Breaker configures the circuit breaker of each server. A closed breaker
-// opens when ConsecutiveFailures requests in a row failed (no response,
-// or a 5xx; a 4xx is a success), or when FailureRate of the last Window's
-// requests failed and there were at least MinRequests of them. An open
-// breaker refuses requests for Delay, then lets HalfOpenRequests trial
-// requests through: if all succeed it closes, at the first failure it
-// opens again.
+// Breaker configures the circuit breaker of each server. It counts
+// gateway failures only: no connection, a broken connection, a timeout,
+// a TLS failure, a malformed response, or a status of FailureStatuses;
+// any other answer (a 4xx, a 500 by default) is a success, and a request
+// the client gave up, or whose body the client failed to send, counts
+// for nothing. It opens only on failures that are not confined to one
+// URL while the rest of the server answers (see tripReason): when
+// ConsecutiveFailures requests in a row failed, all of them connection
+// failures or on at least two URLs; or when, over the last Window, at
+// least MinRequests requests were made, FailureRate of them failed, and
+// the URLs whose last request failed are at least two and FailureRate of
+// the URLs asked for. An open breaker refuses requests for Delay, then
+// lets HalfOpenRequests trial requests through: once that many succeed
+// it closes, at the first failure it opens again.
 type Breaker struct {
 	// ConsecutiveFailures opens the breaker. Zero means 5; negative
 	// disables the breaker.
@@ -217,6 +243,11 @@ type Client struct {
 	budget   *retryBudget
 	health   healthPolicy
 	stats    stats
+	// failing are the statuses that count as failures (FailureStatuses).
+	failing []int
+	// trickle paces the requests sent while every server is out.
+	trickle *trickleGate
+	now     func() time.Time
 
 	// loopMu guards started, closed and stop.
 	loopMu  sync.Mutex
@@ -274,6 +305,11 @@ func New(cfg Config) (*Client, error) {
 	if r := cfg.Breaker.FailureRate; r < 0 || r > 1 {
 		bad("breaker.failure_rate %v: want a share between 0 and 1", r)
 	}
+	for _, st := range cfg.FailureStatuses {
+		if st < 100 || st > 999 {
+			bad("failure_statuses: %d is not an HTTP status code", st)
+		}
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -295,10 +331,19 @@ func New(cfg Config) (*Client, error) {
 		budget:     newRetryBudget(cfg.Retry),
 		health:     newHealthPolicy(hc),
 		stats:      stats{durations: telemetry.NewHistogram(telemetry.LatencyBuckets)},
+		failing:    cfg.FailureStatuses,
+		trickle:    newTrickleGate(cfg.TrickleRate),
+		now:        cfg.Now,
+	}
+	if c.failing == nil {
+		c.failing = DefaultFailureStatuses
+	}
+	if c.now == nil {
+		c.now = time.Now
 	}
 	bp := newBreakerPolicy(cfg.Breaker)
 	for _, u := range targets {
-		s := newServer(u, newTransport(cfg, u.Scheme))
+		s := newServer(u, newTransport(cfg, u.Scheme), bp.window)
 		if hc.Path != "" {
 			// Health checks get their own connections: a server whose
 			// connection limit is reached by requests is busy, not down.
@@ -306,7 +351,7 @@ func New(cfg Config) (*Client, error) {
 			s.checker.MaxIdleConns, s.checker.MaxIdleConnsPerHost, s.checker.MaxConnsPerHost = 1, 1, 2
 		}
 		if bp.enabled {
-			s.breaker = newBreaker(bp, c.breakerChanged(s, bp.delay))
+			s.breaker = newBreaker(bp, c.now, c.breakerChanged(s, bp.delay))
 		}
 		c.servers = append(c.servers, s)
 	}
@@ -321,29 +366,46 @@ func orDefault[T int | int64 | float64 | time.Duration](v, def T) T {
 	return v
 }
 
-// newTransport returns the connection pool of one server.
+// newTransport returns the connection pool of one server. Its HTTP/1.1
+// connections are wireConns, which refuse malformed response framing
+// (wire.go); for https the dialer does the TLS handshake itself, so that
+// it can leave HTTP/2 connections unwrapped.
 func newTransport(cfg Config, scheme string) *http.Transport {
 	dialer := &net.Dialer{Timeout: orDefault(cfg.ConnectTimeout, 3*time.Second), KeepAlive: 30 * time.Second}
 	maxIdle := orDefault(cfg.MaxIdleConns, 256)
-	return &http.Transport{
+	maxHead := orDefault(cfg.MaxResponseHeaderBytes, 256<<10)
+	tlsTimeout := orDefault(cfg.TLSHandshakeTimeout, 5*time.Second)
+	wd := &wireDialer{
+		dialer: dialer,
+		// What the Transport would use itself: with ForceAttemptHTTP2 it
+		// offers h2, then HTTP/1.1.
+		tls:              &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}},
+		handshakeTimeout: tlsTimeout,
+		maxHead:          maxHead,
+	}
+	t := &http.Transport{
 		// Never use proxy settings from the environment: the origin is
 		// exactly what the configuration names.
 		Proxy:                  nil,
-		DialContext:            dialer.DialContext,
-		TLSHandshakeTimeout:    orDefault(cfg.TLSHandshakeTimeout, 5*time.Second),
+		DialContext:            wd.dial,
+		TLSHandshakeTimeout:    tlsTimeout,
 		ResponseHeaderTimeout:  orDefault(cfg.ResponseHeaderTimeout, 30*time.Second),
 		ExpectContinueTimeout:  time.Second,
 		MaxIdleConns:           maxIdle,
 		MaxIdleConnsPerHost:    maxIdle,
 		MaxConnsPerHost:        orDefault(cfg.MaxConns, 1024),
 		IdleConnTimeout:        90 * time.Second,
-		MaxResponseHeaderBytes: orDefault(cfg.MaxResponseHeaderBytes, 256<<10),
+		MaxResponseHeaderBytes: maxHead,
 		// The cache stores and forwards content codings as the origin sent
 		// them; the transport must not negotiate or decode gzip itself.
 		DisableCompression: true,
 		ForceAttemptHTTP2:  scheme == "https",
 		TLSClientConfig:    &tls.Config{MinVersion: tls.VersionTLS12},
 	}
+	if scheme == "https" {
+		t.DialTLSContext = wd.dialTLS
+	}
+	return t
 }
 
 // Name returns the origin's name.
@@ -363,7 +425,9 @@ func (c *Client) URL() string { return c.servers[0].url.String() }
 //
 // Errors are *Error. Besides the transport's failures, Do fails with
 // ErrBulkheadFull, ErrNoHealthyServer or ErrBreakerOpen without sending
-// anything.
+// anything, and with ErrRequestBody when the request's body (the
+// client's) could not be read; Do replaces a request's body with a
+// wrapper that tells those failures apart.
 func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	if err := c.bulkhead.acquire(ctx); err != nil {
@@ -374,7 +438,15 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 		key = requestKey(req)
 	}
 	retryable := c.attempts > 1 && retryableRequest(req.Method, req.Body)
-	s, trial, err := c.pick(key, nil)
+	var body *requestBody
+	if req.Body != nil && req.Body != http.NoBody {
+		// The client's body is read while the request is sent: a failure
+		// to read it is the client's, told apart from the server's.
+		body = &requestBody{rc: req.Body}
+		req.Body = body
+	}
+	url := urlHash(req)
+	s, p, err := c.pick(key, nil)
 	if err != nil {
 		c.bulkhead.release()
 		return nil, c.fail(err)
@@ -384,7 +456,7 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	tried := buf[:0]
 	for attempt := 1; ; attempt++ {
 		tried = append(tried, s)
-		resp, err := c.attempt(req, s, trial, attempt)
+		resp, err := c.attempt(req, s, p, attempt, url, body)
 		if attempt >= c.attempts || !retryable || !retryableOutcome(resp, err) || ctx.Err() != nil || !c.hasUntried(tried) {
 			return c.finish(resp, err)
 		}
@@ -393,7 +465,7 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 			c.stats.retriesDenied.Add(1)
 			return c.finish(resp, err)
 		}
-		next, nextTrial, perr := c.pick(key, tried)
+		next, nextPermit, perr := c.pick(key, tried)
 		if perr != nil {
 			c.budget.refund(now)
 			return c.finish(resp, err)
@@ -402,7 +474,7 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 			resp.Body.Close()
 		}
 		c.stats.retries.Add(1)
-		s, trial = next, nextTrial
+		s, p = next, nextPermit
 	}
 }
 
@@ -424,8 +496,10 @@ func (c *Client) finish(resp *http.Response, err error) (*http.Response, error) 
 	return resp, nil
 }
 
-// attempt sends req to s, as the attempt-th try.
-func (c *Client) attempt(req *http.Request, s *server, trial bool, attempt int) (*http.Response, error) {
+// attempt sends req to s, admitted with p, as the attempt-th try. url
+// identifies the request's URL for failure accounting; body, when set,
+// is the request's body, which records its read errors.
+func (c *Client) attempt(req *http.Request, s *server, p permit, attempt int, url uint64, body *requestBody) (*http.Response, error) {
 	ctx, span := c.tracer.Start(req.Context(), "origin.fetch", trace.SpanKindClient,
 		attribute.String("weir.origin", c.name), attribute.Int("weir.attempt", attempt),
 		attribute.String("weir.server", s.url.Host),
@@ -442,39 +516,48 @@ func (c *Client) attempt(req *http.Request, s *server, trial bool, attempt int) 
 		out.Host = c.hostHeader
 	}
 	telemetry.Inject(ctx, out.Header)
+	var probe wireProbe
+	ctx = probe.install(ctx, out.Method)
 	ctx, cancel := context.WithCancelCause(ctx)
 	out = out.WithContext(ctx)
 	start := time.Now()
 	c.stats.inFlight.Add(1)
 	s.inFlight.Add(1)
 	resp, err := s.transport.RoundTrip(out)
+	// A response whose framing the connection's observer refused is a
+	// malformed response (KindProtocol), a failure of the server; its
+	// connection is closed, never reused.
+	resp, err = probe.check(resp, err)
 	c.stats.inFlight.Add(-1)
 	c.stats.durations.Observe(time.Since(start))
 	if err != nil {
 		s.inFlight.Add(-1)
 		cancel(nil)
-		oe := &Error{Origin: c.name, Op: "request", Err: err}
-		kind := oe.Kind()
-		c.stats.errors[kind].Add(1)
-		o := failure
-		if kind == KindCanceled || req.Context().Err() != nil {
-			// The caller gave up: that says nothing about the server.
-			o = ignored
+		if berr := body.failed(); berr != nil {
+			// The client's body broke the exchange, not the server.
+			err = fmt.Errorf("%w: %w", ErrRequestBody, berr)
 		}
-		c.record(s, trial, o, err.Error())
+		oe := &Error{Origin: c.name, Op: "request", Err: err}
+		c.stats.errors[oe.Kind()].Add(1)
+		// A caller that gave up, or a client whose body failed, says
+		// nothing about the server.
+		o, connect := classify(c.failing, 0, oe, req.Context().Err() != nil)
+		connect = connect || (o == failure && !probe.connected())
+		c.record(s, p, o, url, connect, err.Error())
 		span.SetStatus(codes.Error, err.Error())
 		span.End()
 		return nil, oe
 	}
 	c.stats.responses[telemetry.StatusClass(resp.StatusCode)].Add(1)
 	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
-	o := success
 	if resp.StatusCode >= 500 {
 		span.SetStatus(codes.Error, resp.Status)
-		o = failure
 	}
-	c.record(s, trial, o, resp.Status)
-	resp.Body = newIdleBody(ctx, resp.Body, c.bodyIdle, cancel, c, s, span)
+	o, _ := classify(c.failing, resp.StatusCode, nil, false)
+	c.record(s, p, o, url, false, resp.Status)
+	ib := newIdleBody(ctx, resp.Body, c.bodyIdle, cancel, c, s, span)
+	ib.wire = probe.served()
+	resp.Body = ib
 	return resp, nil
 }
 
@@ -572,7 +655,8 @@ type idleBody struct {
 	span    trace.Span // ends with the body
 	timer   *time.Timer
 	stop    context.CancelCauseFunc
-	release func() // set by Do before the body is handed out; may be nil
+	release func()    // set by Do before the body is handed out; may be nil
+	wire    *wireConn // the connection's observer; nil over HTTP/2
 	once    sync.Once
 }
 
@@ -587,16 +671,25 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	b.timer.Reset(b.idle)
 	n, err := b.rc.Read(p)
 	b.timer.Stop()
-	if err != nil && err != io.EOF {
-		if cause := context.Cause(b.ctx); cause != nil {
-			err = cause
-		}
-		oe := &Error{Origin: b.client.name, Op: "read body", Err: err}
-		b.client.stats.errors[oe.Kind()].Add(1)
-		b.span.SetStatus(codes.Error, oe.Error())
-		return n, oe
+	if err == nil {
+		return n, nil
 	}
-	return n, err
+	// The observer refuses a body's framing (the chunked coding, the
+	// trailer section) by failing the connection's read before the
+	// offending byte: the Transport fails the body instead of ending it
+	// with io.EOF, and closes the connection. It may tell the failure in
+	// its own words; the observer's are taken.
+	if m := b.wire.refusal(); m != nil {
+		err = m
+	} else if err == io.EOF {
+		return n, err
+	} else if cause := context.Cause(b.ctx); cause != nil {
+		err = cause
+	}
+	oe := &Error{Origin: b.client.name, Op: "read body", Err: err}
+	b.client.stats.errors[oe.Kind()].Add(1)
+	b.span.SetStatus(codes.Error, oe.Error())
+	return n, oe
 }
 
 func (b *idleBody) Close() error {

@@ -9,9 +9,9 @@ import (
 type outcome int
 
 const (
-	success outcome = iota // a response below 500
-	failure                // no response, or a 5xx
-	ignored                // the caller gave up before the server answered
+	success outcome = iota // an answer that is not a gateway failure
+	failure                // a gateway failure: no answer, or a status of FailureStatuses
+	ignored                // the caller gave up, or the client's request body failed
 )
 
 // outlierPolicy is Outlier with the defaults applied.
@@ -52,27 +52,32 @@ func maxEjectable(n, percent int) int {
 	return max(0, min(n*percent/100, n-1))
 }
 
-// record feeds the outcome of an attempt on s to its breaker and to
-// outlier detection. reason describes a failure for the logs.
-func (c *Client) record(s *server, trial bool, o outcome, reason string) {
-	s.breaker.record(trial, o)
-	switch o {
-	case success:
-		if s.failures.Load() != 0 {
-			s.failures.Store(0)
+// record feeds the outcome of an attempt on s, admitted with p, for the
+// URL url, to the server's history, its breaker and outlier detection.
+// connect reports a failure to connect at all; reason describes a failure
+// for the logs.
+func (c *Client) record(s *server, p permit, o outcome, url uint64, connect bool, reason string) {
+	e := s.history.add(c.now(), o, url, connect)
+	if s.breaker.record(p, o, e, reason) {
+		s.history.reset()
+	}
+	if p == trickle {
+		c.stats.trickle[o].Add(1)
+		if o == success && !s.healthy.Load() {
+			c.log.Warn("origin: a request to a server that fails its health check succeeded; check that the health check tests what clients need",
+				"origin", c.name, "server", s.label, "health_check", c.health.path)
 		}
-	case failure:
-		if n := s.failures.Add(1); c.outlier.enabled && n >= c.outlier.failures {
-			c.eject(s, n, reason)
-		}
+	}
+	if o == failure && c.outlier.enabled && int64(e.Run) >= c.outlier.failures && e.serverWide() {
+		c.eject(s, e.Run, reason)
 	}
 }
 
 // eject takes s out of balancing after n failures in a row, unless it is
 // out already or as many servers as allowed are.
-func (c *Client) eject(s *server, n int64, reason string) {
+func (c *Client) eject(s *server, n int, reason string) {
 	c.ejectMu.Lock()
-	now := time.Now()
+	now := c.now()
 	if c.ejected(s, now) {
 		c.ejectMu.Unlock()
 		return
@@ -95,7 +100,7 @@ func (c *Client) eject(s *server, n int64, reason string) {
 	until := now.Add(d)
 	s.lastEnds = until
 	s.ejectedUntil.Store(until.UnixNano())
-	s.failures.Store(0)
+	s.history.resetRun() // the next ejection takes a new run of failures
 	total := s.ejections.Add(1)
 	c.ejectMu.Unlock()
 	c.log.Warn("origin: server ejected after consecutive failures; sending its requests to the other servers",

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,7 +22,9 @@ type server struct {
 
 	inFlight atomic.Int64 // requests sent whose response body is not closed
 	healthy  atomic.Bool  // the active health check's verdict; true without checks
-	failures atomic.Int64 // failed requests in a row, for outlier detection
+	// history is what the server's recent outcomes say, for the breaker
+	// and outlier detection.
+	history *history
 	// ejectedUntil is when the current ejection ends, in Unix
 	// nanoseconds; 0 when the server is not ejected (or its ejection's
 	// end has been noticed).
@@ -33,22 +36,23 @@ type server struct {
 	lastEnds time.Time // when the last ejection ended
 }
 
-func newServer(u *url.URL, t *http.Transport) *server {
+func newServer(u *url.URL, t *http.Transport, window time.Duration) *server {
 	label := u.Scheme + "://" + u.Host
-	s := &server{url: u, label: label, hash: xxhash.Sum64String(label), transport: t}
+	s := &server{url: u, label: label, hash: xxhash.Sum64String(label), transport: t, history: newHistory(window)}
 	s.healthy.Store(true)
 	return s
 }
 
 // pick chooses the server for an attempt among the healthy ones not in
-// tried and takes a permit from its breaker; trial reports a half-open
-// breaker's trial request. Ejected servers are passed over unless every
-// other choice is gone: ejection is a guess from passive signals, the
-// health check a verdict. pick returns ErrNoHealthyServer when every
-// server is down, errNoOtherServer when all healthy ones are in tried, and
-// ErrBreakerOpen when every candidate's breaker refuses.
-func (c *Client) pick(key uint64, tried []*server) (s *server, trial bool, err error) {
-	now := time.Now()
+// tried and takes a permit from its breaker. Ejected servers are passed
+// over unless every other choice is gone: ejection is a guess from
+// passive signals, the health check a verdict. When every server is out
+// (all fail their health check, or every candidate's breaker is open),
+// the panic trickle still lets a request through now and then (permit
+// trickle); otherwise pick returns ErrNoHealthyServer or ErrBreakerOpen.
+// It returns errNoOtherServer when every healthy server is in tried.
+func (c *Client) pick(key uint64, tried []*server) (s *server, p permit, err error) {
+	now := c.now()
 	var buf [16]*server
 	cands := buf[:0]
 	healthy := 0
@@ -62,7 +66,15 @@ func (c *Client) pick(key uint64, tried []*server) (s *server, trial bool, err e
 		}
 	}
 	if healthy == 0 {
-		return nil, false, ErrNoHealthyServer
+		for _, s := range c.servers {
+			if !slices.Contains(tried, s) {
+				cands = append(cands, s)
+			}
+		}
+		if len(cands) > 0 && c.trickle.take(now) {
+			return cands[c.choose(cands, key)], trickle, nil
+		}
+		return nil, admitted, ErrNoHealthyServer
 	}
 	if len(cands) == 0 {
 		for _, s := range c.servers {
@@ -72,16 +84,56 @@ func (c *Client) pick(key uint64, tried []*server) (s *server, trial bool, err e
 		}
 	}
 	if len(cands) == 0 {
-		return nil, false, errNoOtherServer
+		return nil, admitted, errNoOtherServer
 	}
+	var all [16]*server
+	every := append(all[:0], cands...)
 	for len(cands) > 0 {
 		i := c.choose(cands, key)
-		if trial, ok := cands[i].breaker.allow(); ok {
-			return cands[i], trial, nil
+		if p, ok := cands[i].breaker.allow(); ok {
+			return cands[i], p, nil
 		}
 		cands = slices.Delete(cands, i, i+1)
 	}
-	return nil, false, ErrBreakerOpen
+	if c.trickle.take(now) {
+		return every[c.choose(every, key)], trickle, nil
+	}
+	return nil, admitted, ErrBreakerOpen
+}
+
+// trickleGate paces the panic trickle: at most one request per interval.
+// A nil *trickleGate lets none through. It is safe for concurrent use.
+type trickleGate struct {
+	interval time.Duration
+	// mu guards next.
+	mu   sync.Mutex
+	next time.Time
+}
+
+// newTrickleGate returns the gate of perSecond requests a second: zero
+// means 1, negative none (nil).
+func newTrickleGate(perSecond float64) *trickleGate {
+	switch {
+	case perSecond < 0:
+		return nil
+	case perSecond == 0:
+		perSecond = 1
+	}
+	return &trickleGate{interval: time.Duration(float64(time.Second) / perSecond)}
+}
+
+// take reports whether a request may go through at now.
+func (g *trickleGate) take(now time.Time) bool {
+	if g == nil {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if now.Before(g.next) {
+		return false
+	}
+	g.next = now.Add(g.interval)
+	return true
 }
 
 // hasUntried reports whether a healthy server is not in tried.

@@ -160,6 +160,7 @@ func noResilience(cfg Config) Config {
 	cfg.Outlier.ConsecutiveFailures = -1
 	cfg.Breaker.ConsecutiveFailures = -1
 	cfg.Retry.Attempts = 1
+	cfg.TrickleRate = -1
 	return cfg
 }
 

@@ -3,6 +3,7 @@ package origin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -43,15 +44,15 @@ func TestMaxEjectable(t *testing.T) {
 
 func TestOutlierEjection(t *testing.T) {
 	a, b := newBackend(t, "a"), newBackend(t, "b")
-	a.status.Store(http.StatusInternalServerError)
+	a.status.Store(http.StatusServiceUnavailable)
 	cfg := noResilience(Config{Name: "o", Servers: urls(a, b)})
 	const base = 300 * time.Millisecond
 	cfg.Outlier = Outlier{ConsecutiveFailures: 3, BaseEjection: base, MaxEjection: 2 * time.Second}
 	c := newClient(t, cfg)
 	failUntilEjected := func(hits int64) time.Duration {
 		t.Helper()
-		for a.hits.Load() < hits {
-			mustFetch(t, c, "/")
+		for i := 0; a.hits.Load() < hits; i++ {
+			mustFetch(t, c, fmt.Sprintf("/%d", i)) // failures on several URLs
 		}
 		st := c.State().Servers[0]
 		if !st.Ejected || st.EjectedUntil == nil {
@@ -88,14 +89,14 @@ func TestOutlierKeepsServersIn(t *testing.T) {
 	// Both servers fail: with MaxEjectedPercent 50 only one is ejected,
 	// and the other keeps answering.
 	a, b := newBackend(t, "a"), newBackend(t, "b")
-	a.status.Store(http.StatusInternalServerError)
-	b.status.Store(http.StatusInternalServerError)
+	a.status.Store(http.StatusServiceUnavailable)
+	b.status.Store(http.StatusServiceUnavailable)
 	cfg := noResilience(Config{Name: "o", Servers: urls(a, b)})
 	cfg.Outlier = Outlier{ConsecutiveFailures: 2, BaseEjection: time.Minute}
 	c := newClient(t, cfg)
-	for range 20 {
-		if _, status := mustFetch(t, c, "/"); status != 500 {
-			t.Fatalf("status %d, want the servers' 500", status)
+	for i := range 20 {
+		if _, status := mustFetch(t, c, fmt.Sprintf("/%d", i)); status != 503 {
+			t.Fatalf("status %d, want the servers' 503", status)
 		}
 	}
 	ejected := 0
@@ -109,8 +110,8 @@ func TestOutlierKeepsServersIn(t *testing.T) {
 	}
 	// A pool of one never ejects its server.
 	one := newClient(t, cfg.withServers(a.srv.URL))
-	for range 10 {
-		mustFetch(t, one, "/")
+	for i := range 10 {
+		mustFetch(t, one, fmt.Sprintf("/%d", i))
 	}
 	if st := one.State().Servers[0]; st.Ejected || st.ConsecutiveFailures != 10 {
 		t.Errorf("single server state %+v, want in, with 10 failures in a row", st)
@@ -124,12 +125,12 @@ func (cfg Config) withServers(s ...string) Config {
 
 func TestBreakerOpensAndRecovers(t *testing.T) {
 	a := newBackend(t, "a")
-	a.status.Store(http.StatusInternalServerError)
+	a.status.Store(http.StatusServiceUnavailable)
 	cfg := noResilience(Config{Name: "o", URL: a.srv.URL})
 	cfg.Breaker = Breaker{ConsecutiveFailures: 3, Delay: 50 * time.Millisecond, HalfOpenRequests: 2}
 	c := newClient(t, cfg)
-	for range 3 {
-		mustFetch(t, c, "/")
+	for _, path := range []string{"/a", "/b", "/a"} {
+		mustFetch(t, c, path)
 	}
 	_, _, err := fetch(t, c, http.MethodGet, "/")
 	if !errors.Is(err, ErrBreakerOpen) || kindOf(err) != "breaker_open" || !strings.Contains(err.Error(), "origin o") {
@@ -181,22 +182,22 @@ func TestBreakerFailureRate(t *testing.T) {
 	cfg.Breaker = Breaker{ConsecutiveFailures: 100, FailureRate: 0.5, MinRequests: 4, Delay: time.Minute}
 	c := newClient(t, cfg)
 	for i := range 4 {
-		a.status.Store(int64(200 + 300*(i%2))) // 200, 500, 200, 500
-		mustFetch(t, c, "/")
+		a.status.Store(int64(200 + 303*(i%2))) // 200, 503, 200, 503
+		mustFetch(t, c, fmt.Sprintf("/%d", i))
 	}
 	if _, _, err := fetch(t, c, http.MethodGet, "/"); kindOf(err) != "breaker_open" {
-		t.Fatalf("after 2 failures in 4 requests err = %v, want the breaker open", err)
+		t.Fatalf("after 2 failures in 4 requests, on 2 of 4 URLs, err = %v, want the breaker open", err)
 	}
 }
 
 func TestBreakerOpenServerIsSkipped(t *testing.T) {
 	a, b := newBackend(t, "a"), newBackend(t, "b")
-	a.status.Store(http.StatusInternalServerError)
+	a.status.Store(http.StatusBadGateway)
 	cfg := noResilience(Config{Name: "o", Servers: urls(a, b)})
-	cfg.Breaker = Breaker{ConsecutiveFailures: 1, Delay: time.Minute}
+	cfg.Breaker = Breaker{ConsecutiveFailures: 2, Delay: time.Minute}
 	c := newClient(t, cfg)
-	for a.hits.Load() == 0 {
-		mustFetch(t, c, "/")
+	for i := 0; a.hits.Load() < 2; i++ {
+		mustFetch(t, c, fmt.Sprintf("/%d", i))
 	}
 	for range 6 {
 		if id, status := mustFetch(t, c, "/"); id != "b" || status != 200 {

@@ -46,9 +46,9 @@ func (c *Client) State() State {
 			URL:                 s.url.String(),
 			Healthy:             s.healthy.Load(),
 			Ejections:           int(s.ejections.Load()),
-			Breaker:             breakerStates[s.breaker.state()],
+			Breaker:             s.breaker.current().String(),
 			InFlight:            s.inFlight.Load(),
-			ConsecutiveFailures: int(s.failures.Load()),
+			ConsecutiveFailures: s.history.runLength(),
 		}
 		if out, until := s.isEjected(now); out {
 			ss.Ejected, ss.EjectedUntil = true, &until
