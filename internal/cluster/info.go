@@ -8,9 +8,12 @@ import (
 // Info is this node's view of the cluster, served at the admin API's
 // /cluster.
 type Info struct {
-	Node      string `json:"node"`
-	Gossip    string `json:"gossip_addr"`
-	Joined    bool   `json:"joined"`
+	Node   string `json:"node"`
+	Gossip string `json:"gossip_addr"`
+	Joined bool   `json:"joined"`
+	// NameTaken, when this node refused to join because a live member
+	// has its name, says so and what to do; the node then gossips no more.
+	NameTaken string `json:"name_taken,omitempty"`
 	Encrypted bool   `json:"encrypted"`
 	Protocol  [2]int `json:"protocol"`
 	// WarmingUntil, while this node warms up after joining, is when the
@@ -67,6 +70,9 @@ func (c *Cluster) Info() Info {
 		Departed:   []Departed{},
 		Refused:    map[string]string{},
 		PeerServed: c.peerStats.snapshot(),
+	}
+	if err := c.NameTaken(); err != nil {
+		info.NameTaken = err.Error()
 	}
 	if c.Warming() {
 		until := time.Unix(0, c.warmUntil.Load()).UTC()

@@ -129,14 +129,18 @@ type Cluster struct {
 	// the node starts leaving.
 	meta atomic.Pointer[meta]
 
-	// mu guards members, departed, suspects and refused; the view is
-	// rebuilt from them under mu and published through view.
+	// mu guards members, departed, suspects, refused and nameTaken, and
+	// orders setting joined after nameTaken; the view is rebuilt from them
+	// under mu and published through view.
 	mu       sync.Mutex
 	members  map[string]*member
 	departed []departure
 	suspects map[string]time.Time
 	refused  map[string]string
 	view     atomic.Pointer[view]
+	// nameTaken is set when, before joining, this node found a live
+	// member with its name: it then never joins, and stops gossiping.
+	nameTaken *NameTakenError
 
 	// keys are the cluster keys in force (nil in an insecure cluster);
 	// gossipKeys is memberlist's keyring, derived from them. keysMu
@@ -272,6 +276,13 @@ func Start(cfg Config) (*Cluster, error) {
 	if len(seeds) == 0 {
 		c.joined.Store(true)
 	} else if err := c.join(seeds); err != nil {
+		var taken *NameTakenError
+		if errors.As(err, &taken) {
+			// Stop without leaving: a leave would tell the cluster that
+			// the member with this name is gone.
+			c.stop()
+			return nil, err
+		}
 		c.log.Warn("cluster: no seed answered yet; retrying in the background", "seeds", seeds, "error", err.Error())
 	}
 	c.loops.Add(1)
@@ -347,6 +358,7 @@ func (c *Cluster) memberlistConfig() (*memberlist.Config, error) {
 	mc.Delegate = (*delegate)(c)
 	mc.Events = (*events)(c)
 	mc.Alive = (*aliveCheck)(c)
+	mc.Conflict = (*conflicts)(c)
 	mc.Logger = mlLog
 	mc.LogOutput = nil
 	t := c.cfg.Timing
@@ -387,10 +399,20 @@ func (c *Cluster) seeds() []string {
 	return out
 }
 
+// join joins the seeds. It returns a *NameTakenError when a seed's
+// member list has a live member with this node's name, which memberlist
+// reports (to the conflict delegate) while Join merges that list.
 func (c *Cluster) join(seeds []string) error {
 	n, err := c.ml.Join(seeds)
+	c.mu.Lock()
+	taken := c.nameTaken
+	first := taken == nil && n > 0 && !c.joined.Swap(true)
+	c.mu.Unlock()
+	if taken != nil {
+		return taken
+	}
 	if n > 0 {
-		if !c.joined.Swap(true) {
+		if first {
 			c.log.Info("cluster joined", "node", c.self, "seeds_answered", n, "members", c.ml.NumMembers())
 		}
 		return nil
@@ -399,6 +421,52 @@ func (c *Cluster) join(seeds []string) error {
 		err = errors.New("no seed answered")
 	}
 	return err
+}
+
+// NameTakenError is the refusal to join a cluster in which a live
+// member, at another gossip address, already has this node's name. Two
+// members of one name would take each other's keys and, when one leaves,
+// make the cluster drop the other for a while.
+type NameTakenError struct {
+	Name   string // this node's name
+	Member string // the gossip address of the member that has it
+}
+
+func (e *NameTakenError) Error() string {
+	return fmt.Sprintf("cluster: node name %q is taken by the live member at %s: set node (--node) to a name unique in the cluster "+
+		"(the default, the host name, is shared by nodes on one machine); if that member is this node before a restart on a new address, "+
+		"start again once the cluster has declared it dead (within about 5 s)", e.Name, e.Member)
+}
+
+// stopGossip stops a node that found its name taken after start-up
+// (seeds that answered late): it shuts memberlist down without leaving,
+// so the member with that name is not dropped, and forgets the members,
+// so nothing is sent to them.
+func (c *Cluster) stopGossip() {
+	c.ml.Shutdown()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, m := range c.members {
+		if name != c.self {
+			if m.peer != nil {
+				m.peer.close()
+			}
+			delete(c.members, name)
+		}
+	}
+	clear(c.suspects)
+	c.rebuild()
+}
+
+// NameTaken returns the reason this node refused to join the cluster
+// because a live member has its name, or nil.
+func (c *Cluster) NameTaken() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.nameTaken == nil {
+		return nil // not a nil *NameTakenError in an error
+	}
+	return c.nameTaken
 }
 
 // rejoinLoop joins the seeds until one answers. Then, every interval, it
@@ -431,7 +499,13 @@ func (c *Cluster) rejoinLoop(seeds []string) {
 		if len(targets) == 0 {
 			targets = []string{seeds[rand.IntN(len(seeds))]}
 		}
-		if err := c.join(targets); err != nil && !c.joined.Load() {
+		err := c.join(targets)
+		if taken := (*NameTakenError)(nil); errors.As(err, &taken) {
+			c.stopGossip()
+			c.log.Error("cluster: not joining: a live member has this node's name; gossip stopped", "node", c.self, "member", taken.Member, "error", taken.Error())
+			return
+		}
+		if err != nil && !c.joined.Load() {
 			c.log.Warn("cluster: still no seed answers", "seeds", seeds, "error", err.Error(), "retry_in", backoff.String())
 		}
 	}
@@ -511,8 +585,11 @@ func (c *Cluster) SetKeys(kr *Keyring) error {
 			self.meta.KeyID = m.KeyID
 		}
 		c.mu.Unlock()
-		if err := c.ml.UpdateNode(5 * time.Second); err != nil {
-			c.log.Warn("cluster: the new signing key id is not gossiped yet; it will be at the next exchange", "error", err.Error())
+		// A node whose name is taken gossips no more: no one to tell.
+		if c.NameTaken() == nil {
+			if err := c.ml.UpdateNode(5 * time.Second); err != nil {
+				c.log.Warn("cluster: the new signing key id is not gossiped yet; it will be at the next exchange", "error", err.Error())
+			}
 		}
 	}
 	c.log.Info("cluster keys replaced", "keys", kr, "previous", old)
@@ -533,7 +610,9 @@ func primaryID(kr *Keyring) string {
 func (c *Cluster) Leave(timeout time.Duration) error {
 	var err error
 	c.stopOnce.Do(func() {
-		if c.ml.NumMembers() > 1 {
+		// A node whose name is taken never joined: its leave would be
+		// taken for the leave of the member with that name.
+		if c.NameTaken() == nil && c.ml.NumMembers() > 1 {
 			// First say so in the metadata: the others take this node out
 			// of the ring, and record a leave rather than a failure.
 			m := *c.meta.Load()
@@ -724,6 +803,39 @@ func (c *Cluster) refuse(name, addr string, err error) {
 	c.log.Error("cluster: refusing to work with a node", "peer", name, "gossip", addr, "reason", err.Error())
 }
 
+// conflicts handles two nodes claiming one name at different gossip
+// addresses, which memberlist reports after refusing the newer claim
+// (it keeps the member it knows and ignores the other's alive messages).
+// memberlist calls it with its own lock held: it must not call back
+// into memberlist.
+type conflicts Cluster
+
+// NotifyConflict is told of existing, the node memberlist knows by the
+// name, and other, the node at another address that claims it too.
+//
+// When the name is this node's, either this node is joining a cluster
+// in which a member has its name (this node has not joined yet: it
+// refuses to join, see join), or a newcomer claims this node's name (it
+// is refused: this node carries on as before and says so). Any other
+// node refuses the newcomer, and names it once.
+func (cd *conflicts) NotifyConflict(existing, other *memberlist.Node) {
+	c := (*Cluster)(cd)
+	if existing.Name == c.self {
+		c.mu.Lock()
+		newcomer := !c.joined.Load()
+		if newcomer && c.nameTaken == nil {
+			c.nameTaken = &NameTakenError{Name: c.self, Member: other.Address()}
+		}
+		c.mu.Unlock()
+		if newcomer {
+			return // join returns the error
+		}
+	}
+	c.refuse(other.Name+"@"+other.Address(), other.Address(),
+		fmt.Errorf("it claims the name of the member %s at %s, which stays a member: give the newcomer a name unique in the cluster (node, --node)",
+			existing.Name, existing.Address()))
+}
+
 // events keeps the member table in step with memberlist. memberlist
 // calls it with its own lock held: it must not call back into memberlist.
 type events Cluster
@@ -779,6 +891,9 @@ func (c *Cluster) upsert(n *memberlist.Node, what string) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.nameTaken != nil && n.Name != c.self {
+		return // not a member: memberlist may still be finishing an exchange
+	}
 	old := c.members[n.Name]
 	m := &member{name: n.Name, gossip: n.Address(), meta: md, since: time.Now()}
 	if old != nil && what == "updated" {

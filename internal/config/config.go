@@ -70,8 +70,9 @@ const (
 type Config struct {
 	// Node is this node's name, used in Via headers, logs and metrics. It
 	// must be a token (RFC 9110 §5.6.2): letters, digits and
-	// !#$%&'*+-.^_`|~. The zero value "" means the machine's host name,
-	// which the caller resolves.
+	// !#$%&'*+-.^_`|~. In a cluster it must be unique among the live
+	// members: a node whose name is taken refuses to join. The zero value
+	// "" means the machine's host name, which the caller resolves.
 	Node string `yaml:"node"`
 
 	// Listen is the edge listener's address, "host:port"; an empty host
@@ -135,14 +136,19 @@ type Config struct {
 type Cache struct {
 	// MaxSize bounds the memory used by cached bodies and their metadata
 	// together; the least valuable objects are evicted to stay under it.
-	// It must be at least 1MiB. The zero value means 256MiB.
+	// It must be at least 1MiB and at most 256TiB (MaxCacheSize), the
+	// most a Go heap can address on most 64-bit platforms: the cache is
+	// in memory, and the bound keeps the Go memory limit derived from it
+	// (see node.MemoryLimit) from overflowing. The zero value means
+	// 256MiB.
 	MaxSize Size `yaml:"max_size"`
 
 	// MaxObjectSize is the largest body that is cached; larger bodies
 	// stream through to the client uncached. It must be at most
 	// MaxSize/4, so one object cannot flush most of the cache: when you
-	// set max_size below 64MiB, lower this too. The zero value means
-	// 16MiB.
+	// set max_size below 64MiB, lower this too. It is at most 64TiB
+	// (MaxCacheObjectSize, a quarter of the largest max_size) whatever
+	// max_size says. The zero value means 16MiB.
 	MaxObjectSize Size `yaml:"max_object_size"`
 
 	// HitForPassTTL is how long, after the origin answers a key with an

@@ -20,6 +20,17 @@ const (
 	MinMaxHeaderBytes = 4 * KiB
 	MaxMaxHeaderBytes = 1 * MiB
 
+	// MaxCacheSize bounds cache.max_size: 256TiB, the most a Go heap can
+	// address on most 64-bit platforms (48-bit heap addresses), so more
+	// than any machine can give an in-memory cache. It also keeps every
+	// size computed from max_size (the Go memory limit is a quarter more
+	// plus 256MiB, see node.MemoryLimit) far from overflowing an int64.
+	MaxCacheSize = 256 * TiB
+	// MaxCacheObjectSize bounds cache.max_object_size whatever max_size
+	// says: a quarter of MaxCacheSize, as max_object_size is at most a
+	// quarter of max_size.
+	MaxCacheObjectSize = MaxCacheSize / 4
+
 	// MaxClusterWeight bounds cluster.weight; the least is 1.
 	MaxClusterWeight = 10000
 	// MaxClusterWarmup bounds cluster.warmup.
@@ -109,11 +120,15 @@ func (v *validator) cache(c Cache) {
 		v.add("cache.max_size", "%s is negative; write a size such as 256MiB", c.MaxSize)
 	case c.MaxSize < MinCacheSize:
 		v.add("cache.max_size", "%s is too small; the cache needs at least %s", c.MaxSize, MinCacheSize)
+	case c.MaxSize > MaxCacheSize:
+		v.add("cache.max_size", "%s is more than %s, the most a Go process can address; the cache is held in memory, so write the memory to give it, such as 2GiB", c.MaxSize, MaxCacheSize)
 	}
 	switch {
 	case c.MaxObjectSize < 0:
 		v.add("cache.max_object_size", "%s is negative; write a size such as 16MiB", c.MaxObjectSize)
-	case c.MaxSize >= MinCacheSize && c.MaxObjectSize > c.MaxSize/4:
+	case c.MaxObjectSize > MaxCacheObjectSize:
+		v.add("cache.max_object_size", "%s is more than %s, a quarter of the largest cache.max_size; cached bodies are held in memory, so write a size such as 16MiB", c.MaxObjectSize, MaxCacheObjectSize)
+	case c.MaxSize >= MinCacheSize && c.MaxSize <= MaxCacheSize && c.MaxObjectSize > c.MaxSize/4:
 		v.add("cache.max_object_size", "%s is more than a quarter of cache.max_size (%s), so a few objects could flush the cache; lower max_object_size to at most %s or raise max_size",
 			c.MaxObjectSize, c.MaxSize, c.MaxSize/4)
 	}

@@ -105,6 +105,31 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{
+			// The largest int64: the Go memory limit derived from it
+			// overflowed, and weir serve ran without one.
+			name: "absurd cache sizes",
+			edit: func(c *config.Config) {
+				c.Cache.MaxSize = math.MaxInt64
+				c.Cache.MaxObjectSize = math.MaxInt64 / 4
+			},
+			want: []string{
+				`cache.max_size: 9223372036854775807B is more than 256TiB, the most a Go process can address; the cache is held in memory, so write the memory to give it, such as 2GiB`,
+				`cache.max_object_size: 2305843009213693951B is more than 64TiB, a quarter of the largest cache.max_size; cached bodies are held in memory, so write a size such as 16MiB`,
+			},
+		},
+		{
+			name: "largest cache sizes",
+			edit: func(c *config.Config) {
+				c.Cache.MaxSize = config.MaxCacheSize
+				c.Cache.MaxObjectSize = config.MaxCacheObjectSize
+			},
+		},
+		{
+			name: "cache just over the largest",
+			edit: func(c *config.Config) { c.Cache.MaxSize = config.MaxCacheSize + 1 },
+			want: []string{`cache.max_size: 281474976710657B is more than 256TiB, the most a Go process can address; the cache is held in memory, so write the memory to give it, such as 2GiB`},
+		},
+		{
 			name: "object size over a quarter of the cache",
 			edit: func(c *config.Config) { c.Cache.MaxSize = 32 * config.MiB },
 			want: []string{`cache.max_object_size: 16MiB is more than a quarter of cache.max_size (32MiB), so a few objects could flush the cache; lower max_object_size to at most 8MiB or raise max_size`},

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"math/bits"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
@@ -18,14 +19,22 @@ import (
 // about headroom bytes of room to grow before the next collection, and at
 // least an eighth of live. It stays within [10, 1000]: a small heap gets a
 // large percentage, so that a node serving hits from a small cache does
-// not collect several times a second.
+// not collect several times a second. It computes 100 × room in 128 bits,
+// so no live heap or headroom, however large, overflows it.
 func gcPercent(live, headroom int64) int {
 	if live <= 0 {
 		return 100
 	}
 	room := max(headroom, live/8)
-	p := int(100 * room / live)
-	return min(max(p, 10), 1000)
+	if room <= 0 {
+		return 10
+	}
+	hi, lo := bits.Mul64(100, uint64(room))
+	if hi >= uint64(live) {
+		return 1000 // the quotient does not fit 64 bits
+	}
+	p, _ := bits.Div64(hi, lo, uint64(live))
+	return int(min(max(p, 10), 1000))
 }
 
 // DefaultGCHeadroom is the heap growth allowed between collections.

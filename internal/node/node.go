@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -328,12 +329,16 @@ func (n *Node) Reload() error {
 
 // reloadKeys re-reads the cluster key file and puts its keys in force for
 // gossip, peer fills and purge messages: the key rotation steps need no
-// restart.
+// restart. A file that others can read is warned about as at start-up,
+// whether or not its keys are accepted: it may hold the next keys.
 func (n *Node) reloadKeys() error {
 	if n.keys == nil { // standalone, or an insecure cluster
 		return nil
 	}
 	path := n.cfg.Cluster.KeyFile
+	if warn := cluster.KeyFileModeWarning(path); warn != "" {
+		n.log.Warn(warn)
+	}
 	keys, err := cluster.LoadKeyFile(path)
 	if err == nil {
 		err = n.cluster.SetKeys(keys)
@@ -341,9 +346,6 @@ func (n *Node) reloadKeys() error {
 	if err != nil {
 		n.log.Error("reload: cluster key file not reloaded; the previous keys stay in force", "path", path, "keys", n.keys, "error", err.Error())
 		return err
-	}
-	if warn := cluster.KeyFileModeWarning(path); warn != "" {
-		n.log.Warn(warn)
 	}
 	n.purge.SetKeyring(keys)
 	n.keys = keys
@@ -476,6 +478,9 @@ func (n *Node) ready() error {
 		return errors.New("draining for shutdown")
 	}
 	if n.cluster != nil && !n.cluster.Joined() {
+		if err := n.cluster.NameTaken(); err != nil {
+			return err
+		}
 		return errors.New("not joined to the cluster yet: no seed in cluster.join (--join) has answered")
 	}
 	return nil
@@ -627,10 +632,21 @@ func (n *Node) closeOrigins() {
 // configuration should use: the cache bound, plus room for what the cache
 // does not account (requests in flight, buffers, the runtime), so the
 // garbage collector works for the bound instead of letting the heap double
-// past it.
+// past it. A cache.max_size of 0 (or less) counts as the default. The sum
+// saturates at math.MaxInt64 (no limit) rather than overflowing into a
+// negative number, which debug.SetMemoryLimit would ignore; validation
+// keeps max_size far below that (config.MaxCacheSize).
 func MemoryLimit(cfg *config.Config) int64 {
+	const slack = 256 << 20
 	cache := int64(cfg.Cache.MaxSize)
-	return cache + cache/4 + 256<<20
+	if cache <= 0 {
+		cache = int64(config.DefaultMaxSize)
+	}
+	extra := cache/4 + slack // cannot overflow: cache/4 is far below MaxInt64
+	if cache > math.MaxInt64-extra {
+		return math.MaxInt64
+	}
+	return cache + extra
 }
 
 // EdgeStats returns the edge's request counters.

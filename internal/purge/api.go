@@ -21,6 +21,11 @@ import (
 //	GET  /purge/{id}  a purge's per-node acknowledgements (role viewer); the
 //	                  issuing node tracks them, other members ask it
 //	GET  /purge       this node's purge counters and lag (role viewer)
+//
+// Every endpoint, like PURGE on the edge listener, answers a call without
+// a valid token (or with too weak a role) through the same per-address
+// limit and writes it to the audit log; the reads are audited only when
+// refused, as `weir purge --wait` polls them.
 func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /purge", s.servePost)
 	mux.HandleFunc("GET /purge/{id}", s.serveStatus)
@@ -104,11 +109,11 @@ func (s *Service) issue(w http.ResponseWriter, rec *admin.AuditRecord, req Reque
 }
 
 func (s *Service) serveStatus(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.opt.Auth.Authorize(r, admin.RoleViewer); err != nil {
-		admin.WriteAuthError(w, authError(err))
+	id := r.PathValue("id")
+	rec := admin.AuditRecord{Action: "purge.status", What: clip(id), From: r.RemoteAddr, Via: "admin"}
+	if _, ok := s.authorize(w, r, admin.RoleViewer, &rec); !ok {
 		return
 	}
-	id := r.PathValue("id")
 	node, inc, seq, err := ParseID(id)
 	if err != nil {
 		admin.WriteJSON(w, http.StatusBadRequest, admin.ErrorDoc{Error: err.Error()})
@@ -164,8 +169,8 @@ func (s *Service) relayStatus(w http.ResponseWriter, id, node string) {
 }
 
 func (s *Service) serveStats(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.opt.Auth.Authorize(r, admin.RoleViewer); err != nil {
-		admin.WriteAuthError(w, authError(err))
+	rec := admin.AuditRecord{Action: "purge.stats", From: r.RemoteAddr, Via: "admin"}
+	if _, ok := s.authorize(w, r, admin.RoleViewer, &rec); !ok {
 		return
 	}
 	admin.WriteJSON(w, http.StatusOK, s.Stats())
@@ -174,26 +179,8 @@ func (s *Service) serveStats(w http.ResponseWriter, r *http.Request) {
 // allow authorizes a purge call and takes a token from its caller's rate
 // limit, answering and auditing the call when it is refused.
 func (s *Service) allow(w http.ResponseWriter, r *http.Request, need admin.Role, rec *admin.AuditRecord) bool {
-	who, err := s.opt.Auth.Authorize(r, need)
-	rec.Who = who.Name
-	if who.Role != 0 {
-		rec.Role = who.Role.String()
-	}
-	if err != nil {
-		ae := authError(err)
-		if ae.Status == http.StatusUnauthorized && !s.allowRefusal(r) {
-			// A flood of calls without a valid token would otherwise
-			// fill the audit log's disk: past the per-address limit they
-			// are counted, not written.
-			s.stats.unaudited.Add(1)
-			s.logLimited("unaudited", "purge: too many calls without a valid token from one address; refusing them without an audit line each", "remote_addr", r.RemoteAddr)
-			w.Header().Set("Retry-After", "1")
-			admin.WriteJSON(w, http.StatusTooManyRequests, admin.ErrorDoc{Error: "too many calls without a valid token from this address"})
-			return false
-		}
-		rec.Status, rec.Result = ae.Status, "refused: "+ae.Reason
-		s.audit(rec)
-		admin.WriteAuthError(w, ae)
+	who, ok := s.authorize(w, r, need, rec)
+	if !ok {
 		return false
 	}
 	if s.opt.Limiter != nil {
@@ -205,6 +192,37 @@ func (s *Service) allow(w http.ResponseWriter, r *http.Request, need admin.Role,
 		}
 	}
 	return true
+}
+
+// authorize checks that r carries a token with role need, and fills in
+// rec's caller. A refused call is answered and audited as rec, except
+// that calls without a valid token past the per-address limit
+// (allowRefusal) get 429 and are counted instead: every endpoint of the
+// purge API goes through it.
+func (s *Service) authorize(w http.ResponseWriter, r *http.Request, need admin.Role, rec *admin.AuditRecord) (admin.Principal, bool) {
+	who, err := s.opt.Auth.Authorize(r, need)
+	rec.Who = who.Name
+	if who.Role != 0 {
+		rec.Role = who.Role.String()
+	}
+	if err == nil {
+		return who, true
+	}
+	ae := authError(err)
+	if ae.Status == http.StatusUnauthorized && !s.allowRefusal(r) {
+		// A flood of calls without a valid token would otherwise fill
+		// the audit log's disk: past the per-address limit they are
+		// counted, not written.
+		s.stats.unaudited.Add(1)
+		s.logLimited("unaudited", "purge: too many calls without a valid token from one address; refusing them without an audit line each", "remote_addr", r.RemoteAddr)
+		w.Header().Set("Retry-After", "1")
+		admin.WriteJSON(w, http.StatusTooManyRequests, admin.ErrorDoc{Error: "too many calls without a valid token from this address"})
+		return who, false
+	}
+	rec.Status, rec.Result = ae.Status, "refused: "+ae.Reason
+	s.audit(rec)
+	admin.WriteAuthError(w, ae)
+	return who, false
 }
 
 // allowRefusal takes a token from the limit on unauthenticated calls of

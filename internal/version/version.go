@@ -6,10 +6,16 @@ import (
 	"sync"
 )
 
-// Set at link time: go build -ldflags "-X github.com/weir-cdn/weir/internal/version.version=v1.2.3 -X github.com/weir-cdn/weir/internal/version.commit=abc123".
+// Set at link time by build.sh at the repository's root, from git:
+//
+//	go build -ldflags "-X github.com/weir-cdn/weir/internal/version.version=v1.2.3 -X github.com/weir-cdn/weir/internal/version.commit=abc123 -X github.com/weir-cdn/weir/internal/version.modified=true" ./cmd/weir
+//
+// A plain go build stamps nothing: then Get reads what the Go toolchain
+// recorded, which is nothing either with -buildvcs=false.
 var (
-	version = ""
-	commit  = ""
+	version  = ""
+	commit   = ""
+	modified = "" // "true" when built from a tree with uncommitted changes
 )
 
 // Info identifies a build.
@@ -30,7 +36,7 @@ var (
 // "unknown".
 func Get() Info {
 	once.Do(func() {
-		info = Info{Version: version, Commit: commit, GoVersion: "unknown"}
+		info = Info{Version: version, Commit: commit, GoVersion: "unknown", Modified: modified == "true"}
 		if bi, ok := debug.ReadBuildInfo(); ok {
 			info.GoVersion = bi.GoVersion
 			if info.Version == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
@@ -43,7 +49,9 @@ func Get() Info {
 						info.Commit = s.Value
 					}
 				case "vcs.modified":
-					info.Modified = s.Value == "true"
+					if commit == "" {
+						info.Modified = s.Value == "true"
+					}
 				}
 			}
 		}
