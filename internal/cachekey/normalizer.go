@@ -112,6 +112,21 @@ func (n *Normalizer) AppendPrimary(dst []byte, scheme, host, rawPath, rawQuery s
 	return dst
 }
 
+// Host returns a Host header value normalized as AppendPrimary puts it
+// in a key: lower-cased, without one trailing dot, an empty port or the
+// scheme's default port. It is what the edge sends an origin as Host, so
+// that the variants a key merges ("SHOP.example", "shop.example.",
+// "shop.example:80") reach the origin as one. It allocates only when
+// host is not normalized already.
+func Host(scheme, host string) string {
+	var buf [128]byte
+	b := appendHost(buf[:0], scheme, host)
+	if string(b) == host {
+		return host
+	}
+	return string(b)
+}
+
 // appendHost appends the normalized authority of host for scheme.
 func appendHost(dst []byte, scheme, host string) []byte {
 	name, port, hasPort := splitHostPort(host)

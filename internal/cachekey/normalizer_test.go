@@ -226,3 +226,23 @@ func TestCompileCopiesRules(t *testing.T) {
 		t.Errorf("after changing the Rules, ForwardQuery = %q, want %q", got, want)
 	}
 }
+
+func TestHost(t *testing.T) {
+	for _, tt := range []struct{ scheme, in, want string }{
+		{"http", "shop.example", "shop.example"},
+		{"http", "SHOP.Example", "shop.example"},
+		{"http", "shop.example.", "shop.example"},
+		{"http", "shop.example:80", "shop.example"},
+		{"https", "shop.example:443", "shop.example"},
+		{"http", "shop.example:443", "shop.example:443"},
+		{"http", "shop.example:", "shop.example"},
+		{"http", "[2001:DB8::1]:80", "[2001:db8::1]"},
+	} {
+		if got := cachekey.Host(tt.scheme, tt.in); got != tt.want {
+			t.Errorf("Host(%q, %q) = %q, want %q", tt.scheme, tt.in, got, tt.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { cachekey.Host("http", "shop.example") }); n != 0 {
+		t.Errorf("Host of a normalized host allocates %v times", n)
+	}
+}

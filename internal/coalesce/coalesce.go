@@ -87,7 +87,7 @@ func (g *Group[H]) Join(key string, keep int64) (r *Reader[H], leader bool) {
 		key:      key,
 		group:    g,
 		keep:     keep,
-		window:   defaultWindow,
+		window:   DefaultWindow,
 		readers:  1,
 		keepAll:  true,
 		headDone: make(chan struct{}),
@@ -110,9 +110,10 @@ func (g *Group[H]) forget(f *Flight[H]) {
 	g.mu.Unlock()
 }
 
-// defaultWindow is how far the fetch may run ahead of the slowest reader
-// once the body is no longer kept whole.
-const defaultWindow = 1 << 20
+// DefaultWindow is how far the fetch may run ahead of the slowest reader
+// once the body is no longer kept whole: with the chunk being filled, what
+// a flight holds for a reader that stopped reading.
+const DefaultWindow = 256 << 10
 
 // Flight is one fetch shared by its readers. The filler's methods
 // (SetHead, Reserve, Commit, Finish, Forget) must be called from one
@@ -163,6 +164,27 @@ func (f *Flight[H]) SetHead(h H, shared bool) {
 	f.head, f.hasHead, f.shared = h, true, shared
 	f.mu.Unlock()
 	close(f.headDone)
+}
+
+// Stream stops keeping the body whole, as Reserve does once the body
+// outgrows the keep limit: the flight takes no new readers, releases
+// what every reader has consumed, and holds the filler back while the
+// slowest reader is more than a window behind. The filler calls it for a
+// response that will not be stored, so that a client that reads slowly
+// or not at all costs a window of memory, not the whole body. It is
+// idempotent.
+func (f *Flight[H]) Stream() {
+	f.mu.Lock()
+	if !f.keepAll {
+		f.mu.Unlock()
+		return
+	}
+	f.keepAll = false
+	f.mu.Unlock()
+	f.group.forget(f)
+	f.mu.Lock()
+	f.trimLocked()
+	f.mu.Unlock()
 }
 
 // Forget stops new callers from joining the flight; readers already

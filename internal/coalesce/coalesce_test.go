@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -309,6 +311,8 @@ func TestOversizedBodyStreamsWithBoundedMemory(t *testing.T) {
 		}
 		got = append(got, p...)
 	}
+	// The filler forgets the flight at its next Reserve.
+	testkit.Eventually(t, "the flight to stop taking joiners", func() bool { return g.Len() == 0 })
 	late, lead := g.Join("big", keep)
 	if !lead || late.Flight() == f {
 		t.Fatal("a newcomer joined a flight that no longer keeps its body")
@@ -479,4 +483,71 @@ func TestJoinWhileFlightOutgrowsKeep(t *testing.T) {
 		wg.Wait()
 		r.Close()
 	}
+}
+
+// TestStreamBoundsWhatAStalledReaderCosts: a response that will not be
+// stored is streamed from the start, so a reader that reads nothing holds
+// at most a window and a chunk, however large the body and the keep limit.
+func TestStreamBoundsWhatAStalledReaderCosts(t *testing.T) {
+	ctx := ctxT(t)
+	g := NewGroup[string]()
+	r, _ := g.Join("k", 64<<20)
+	f := r.Flight()
+	f.SetHead("200", false)
+	f.Stream()
+	f.Stream() // idempotent
+	if late, lead := g.Join("k", 64<<20); !lead {
+		t.Fatal("a newcomer joined a streaming flight")
+	} else {
+		late.Flight().Finish(errors.New("unused"), false)
+		late.Close()
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	var filled int64
+	for {
+		p, err := f.Reserve(short, 0)
+		if err != nil {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatal(err)
+			}
+			break
+		}
+		f.Commit(len(p))
+		filled += int64(len(p))
+		if filled > 64<<20 {
+			t.Fatal("the filler was never held back")
+		}
+	}
+	f.mu.Lock()
+	held := int64(0)
+	for _, c := range f.chunks {
+		held += int64(cap(c))
+	}
+	f.mu.Unlock()
+	if limit := int64(DefaultWindow + 64<<10); held > limit || filled > limit {
+		t.Fatalf("a stalled reader holds %d bytes (%d filled), want at most %d", held, filled, limit)
+	}
+	if _, ok := f.Body(); ok {
+		t.Fatal("Body ok for a streamed flight")
+	}
+	// Reading releases it; the body arrives whole.
+	go func() {
+		for range 8 {
+			p, err := f.Reserve(ctx, 0)
+			if err != nil {
+				return
+			}
+			f.Commit(len(p))
+		}
+		f.Finish(nil, false)
+	}()
+	rest, err := readAll(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(rest)) < filled {
+		t.Fatalf("read %d bytes, want at least the %d filled before", len(rest), filled)
+	}
+	r.Close()
 }

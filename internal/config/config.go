@@ -32,6 +32,8 @@ const (
 
 	DefaultReadHeaderTimeout = Duration(10 * time.Second)
 	DefaultIdleTimeout       = Duration(120 * time.Second)
+	DefaultWriteTimeout      = Duration(30 * time.Second)
+	DefaultBodyReadTimeout   = Duration(30 * time.Second)
 	DefaultMaxHeaderBytes    = 64 * KiB
 	DefaultShutdownTimeout   = Duration(15 * time.Second)
 
@@ -197,10 +199,40 @@ type Server struct {
 	// 15s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 
-	// MaxConnections is the most client connections served at once; past
-	// it a new connection is answered 503 with Retry-After and closed. The
-	// zero value means 10000.
+	// WriteTimeout is how long a client may take no response bytes at
+	// all before it is disconnected (a client that stopped reading); one
+	// that reads slowly but steadily is served however long the body
+	// takes. The zero value means 30s.
+	WriteTimeout Duration `yaml:"write_timeout"`
+
+	// BodyReadTimeout is how long a client may send no request body
+	// bytes before its request is answered 408 and the connection
+	// closed. The zero value means 30s.
+	BodyReadTimeout Duration `yaml:"body_read_timeout"`
+
+	// MaxConnections is the most client connections served at once. Past
+	// it a new connection first takes the place of an idle keep-alive
+	// connection, or of one that has spent over a second sending its
+	// header; when there is none it is answered 503 with Retry-After and
+	// closed. The zero value means 10000.
 	MaxConnections int `yaml:"max_connections"`
+
+	// MaxConnectionsPerClient is the most connections one client (an IPv4
+	// address, or an IPv6 /64) may hold open at once; past it a new one
+	// takes the place of the client's oldest idle connection, or is
+	// answered 429 with Retry-After and closed. Trusted proxies are not
+	// capped. At most max_connections. The zero value means 256; a
+	// negative value means no cap.
+	MaxConnectionsPerClient int `yaml:"max_connections_per_client"`
+
+	// TrustedProxies lists the proxies in front of Weir (load balancers),
+	// as IP addresses or CIDR prefixes ("10.0.0.0/8"): their forwarding
+	// fields (Forwarded, X-Forwarded-For, -Proto, -Host) are kept and
+	// extended, the client address they give is the one rate limits use,
+	// and their connections are not capped per client. Anyone else's
+	// forwarding fields are removed and written anew from what Weir
+	// knows. The zero value (none) trusts no one.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 
 	// Procs is how many CPUs execute Weir's code at once (GOMAXPROCS). The
 	// zero value means every CPU the process may use. On a machine shared
@@ -596,7 +628,10 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Server.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&c.Server.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setDefault(&c.Server.ShutdownTimeout, DefaultShutdownTimeout)
+	setDefault(&c.Server.WriteTimeout, DefaultWriteTimeout)
+	setDefault(&c.Server.BodyReadTimeout, DefaultBodyReadTimeout)
 	setDefault(&c.Server.MaxConnections, DefaultMaxConnections)
+	setDefault(&c.Server.MaxConnectionsPerClient, DefaultMaxConnectionsPerClient)
 	c.Overload.applyDefaults()
 
 	setDefault(&c.Cluster.Weight, DefaultClusterWeight)

@@ -35,7 +35,8 @@ const (
 	DefaultTrickleRate           = 1.0
 	maxTrickleRate               = 1000
 
-	DefaultMaxConnections = 10000
+	DefaultMaxConnections          = 10000
+	DefaultMaxConnectionsPerClient = 256
 
 	DefaultMaxClients          = 100000
 	DefaultConcurrencyMode     = "adaptive"

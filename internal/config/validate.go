@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/forwarded"
 )
 
 // Limits that Validate enforces.
@@ -153,6 +155,14 @@ func (v *validator) server(s Server) {
 		v.add("server.max_header_bytes", "%s is not between %s and %s", s.MaxHeaderBytes, MinMaxHeaderBytes, MaxMaxHeaderBytes)
 	}
 	v.count("server.max_connections", s.MaxConnections, 1)
+	v.span("server.write_timeout", s.WriteTimeout, Duration(time.Millisecond))
+	v.span("server.body_read_timeout", s.BodyReadTimeout, Duration(time.Millisecond))
+	if s.MaxConnections >= 1 && s.MaxConnectionsPerClient > s.MaxConnections {
+		v.add("server.max_connections_per_client", "%d is more than max_connections (%d)", s.MaxConnectionsPerClient, s.MaxConnections)
+	}
+	if _, err := forwarded.ParseTrust(s.TrustedProxies); err != nil {
+		v.add("server.trusted_proxies", "%v", err)
+	}
 	if s.Procs < 0 || s.Procs > MaxProcs {
 		v.add("server.procs", "%d is not between 0 (every CPU) and %d", s.Procs, MaxProcs)
 	}

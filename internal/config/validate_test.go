@@ -916,6 +916,15 @@ func TestValidateResilience(t *testing.T) {
 			"origins[0].retry.attempts: 20 is more than 10; retries multiply an outage's load",
 			"origins[0].retry.budget: 2 is not between 0 and 1",
 		}},
+		{name: "server limits and trusted proxies", edit: func(c *config.Config) {
+			c.Server.MaxConnections, c.Server.MaxConnectionsPerClient = 100, 200
+			c.Server.WriteTimeout = config.Duration(2 * time.Hour)
+			c.Server.TrustedProxies = []string{"10.0.0.0/8", "lb.internal", "192.0.2.1"}
+		}, want: []string{
+			"server.write_timeout: 2h is not between 1ms and 1h",
+			"server.max_connections_per_client: 200 is more than max_connections (100)",
+			`server.trusted_proxies: not an IP address or CIDR prefix such as 10.0.0.0/8: "lb.internal"`,
+		}},
 		{name: "failure statuses and the trickle", edit: func(c *config.Config) {
 			c.Origins[0].FailureStatuses = []int{500, 302, 503, 500, 600}
 			c.Origins[0].TrickleRate = 5000

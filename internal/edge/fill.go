@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/weir-cdn/weir/internal/coalesce"
@@ -83,10 +84,8 @@ type fillJob struct {
 	warm Peer
 	// parent is the span context of the request that started the fill.
 	parent trace.SpanContext
-	// prio is the fill's priority for the origin concurrency limit, and
-	// release gives its slot back when the fill ends.
-	prio    Priority
-	release func()
+	// prio is the fill's priority for the origin concurrency limit.
+	prio Priority
 }
 
 // errNoReaders ends a fill whose response nobody reads and nobody stores.
@@ -275,6 +274,11 @@ func (h *Handler) serveStaleOnError(w http.ResponseWriter, r *http.Request, stal
 		return false
 	}
 	now := time.Now()
+	if h.purger != nil && h.purger.Lagging(now) {
+		// Purges may have been missed: only the origin may confirm a
+		// stored copy, so none is served in its place.
+		return false
+	}
 	reuse := reuseOf(stale, now)
 	if !httpcache.StaleIfError(reuse, reqCC) {
 		return false
@@ -287,6 +291,10 @@ func (h *Handler) serveStaleOnError(w http.ResponseWriter, r *http.Request, stal
 
 // originFailed answers a request whose forward failed without a response.
 func (h *Handler) originFailed(w http.ResponseWriter, r *http.Request, site *Site, err error, fwd string) {
+	if errors.Is(err, origin.ErrRequestBody) {
+		h.clientBodyFailed(w, r, err, fwd)
+		return
+	}
 	h.stats.errors.Add(1)
 	name := site.Origin.Name()
 	code, msg, detail, retry := http.StatusBadGateway, "origin "+name+" is unavailable", "origin-error", time.Duration(0)
@@ -373,8 +381,11 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, rd *coalesce.Re
 			}
 			off += int64(len(p))
 			if lo < hi {
-				h.write(w, p[lo:hi])
-				_ = rc.Flush()
+				if !h.write(w, p[lo:hi]) || !flush(rc) {
+					// The client is gone or stopped reading: stop, so
+					// that a fill nobody else reads is abandoned.
+					return
+				}
 			}
 			if end >= 0 && off >= end {
 				return
@@ -392,6 +403,13 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, rd *coalesce.Re
 			panic(http.ErrAbortHandler)
 		}
 	}
+}
+
+// flush sends what was written so far and reports whether the client
+// took it; a writer that cannot flush counts as taking it.
+func flush(rc *http.ResponseController) bool {
+	err := rc.Flush()
+	return err == nil || errors.Is(err, http.ErrNotSupported)
 }
 
 func bodyAllowed(status int) bool {
@@ -462,11 +480,6 @@ const refreshInterval = 5 * time.Second
 // body into it and stores the result when it may be stored.
 func (h *Handler) runFill(job *fillJob) {
 	defer h.fills.Done()
-	defer func() {
-		if job.release != nil {
-			job.release()
-		}
-	}()
 	f := job.flight
 	name := "edge.fill"
 	if job.basis != nil {
@@ -534,8 +547,15 @@ func (h *Handler) runFill(job *fillJob) {
 		return
 	}
 	// Only a cacheable response may be shared between clients: anything
-	// else (private, Set-Cookie, no-store...) goes to the leader alone.
-	f.SetHead(hd, policy.Storable)
+	// else (private, Set-Cookie, no-store...) goes to the leader alone,
+	// and so does a body too large to store, which would tie its readers
+	// to the slowest of them.
+	f.SetHead(hd, policy.Storable && !tooLarge)
+	if !hd.stored {
+		// Nothing will be stored: hold a window of the body for the
+		// reader, not all of it.
+		f.Stream()
+	}
 
 	sizeHint := resp.ContentLength
 	for {
@@ -604,7 +624,7 @@ func (h *Handler) fetch(job *fillJob) (resp *http.Response, from string, err err
 			return resp, "peer " + job.warm.Name(), nil
 		}
 	}
-	resp, job.release, err = h.fetchOrigin(job.site, job.out, job.prio)
+	resp, err = h.fetchOrigin(job.site, job.out, job.prio)
 	return resp, "origin " + job.site.Origin.Name(), err
 }
 
@@ -648,32 +668,73 @@ func (h *Handler) storeFilled(job *fillJob, resp *http.Response, hd *head, polic
 	return obj
 }
 
-// smallBody is the largest body a fill reads whole before answering its
-// readers. Such a body mostly arrives with the header anyway; reading it
-// first lets every waiting client be served from the stored object in one
-// wake-up, which is what keeps a thundering herd's tail short.
-const smallBody = 64 << 10
+// smallBody is the largest body a fill tries to read whole before
+// answering its readers, and smallBodyWait how long it tries. Such a body
+// mostly arrives with the header: reading it first lets every waiting
+// client be served from the stored object in one wake-up, which is what
+// keeps a thundering herd's tail short. One that takes longer (an origin
+// that trickles it, or stalls after the header) is streamed instead, so
+// the client gets the header and the bytes as they come.
+const (
+	smallBody     = 64 << 10
+	smallBodyWait = 10 * time.Millisecond
+)
 
-// fillSmall reads a small storable body whole, stores the object and
-// publishes it to the flight's readers.
+// fillSmall reads a small storable body into the flight and stores it.
+// When the whole body arrives within smallBodyWait, the object is
+// published whole; otherwise the head is published when the wait ends,
+// and the readers stream the body as it arrives.
 func (h *Handler) fillSmall(job *fillJob, resp *http.Response, hd *head, policy httpcache.Policy, vary []string, respTime time.Time) {
 	f := job.flight
-	body := make([]byte, resp.ContentLength)
-	if _, err := io.ReadFull(resp.Body, body); err != nil {
+	// mu guards published: the head is published once, by the timer
+	// (streamed) or at the end (whole).
+	var mu sync.Mutex
+	published := false
+	timer := time.AfterFunc(smallBodyWait, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !published {
+			published = true
+			f.SetHead(hd, true)
+		}
+	})
+	var err error
+	for got := int64(0); got < resp.ContentLength && err == nil; {
+		var p []byte
+		if p, err = f.Reserve(h.ctx, resp.ContentLength-got); err != nil {
+			break
+		}
+		var n int
+		n, err = resp.Body.Read(p[:min(int64(len(p)), resp.ContentLength-got)])
+		f.Commit(n)
+		got += int64(n)
+		if err == io.EOF && got == resp.ContentLength {
+			err = nil
+		}
+	}
+	timer.Stop()
+	mu.Lock()
+	streamed := published
+	published = true // from now on the timer does nothing
+	mu.Unlock()
+	if err != nil {
 		f.Finish(err, false)
 		return
 	}
+	body, _ := f.Body()
 	obj := h.storeFilled(job, resp, hd, policy, vary, body, respTime)
-	hd.obj = obj
-	st := httpcache.Status{Fwd: job.fwd, FwdStatus: resp.StatusCode, Stored: true, TTL: hd.ttl, HasTTL: true}
-	hd.fwd = job.fwd
-	age := obj.Age(time.Now())
-	hd.fields[0] = cacheStatus(st, age)
-	st.Collapsed = true
-	hd.fields[1] = cacheStatus(st, age)
-	// Forget first: from now on the store answers.
-	f.Forget()
-	f.SetHead(hd, true)
+	if !streamed {
+		hd.obj = obj
+		st := httpcache.Status{Fwd: job.fwd, FwdStatus: resp.StatusCode, Stored: true, TTL: hd.ttl, HasTTL: true}
+		hd.fwd = job.fwd
+		age := obj.Age(time.Now())
+		hd.fields[0] = cacheStatus(st, age)
+		st.Collapsed = true
+		hd.fields[1] = cacheStatus(st, age)
+		// Forget first: from now on the store answers.
+		f.Forget()
+		f.SetHead(hd, true)
+	}
 	f.Finish(nil, false)
 }
 

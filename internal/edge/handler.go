@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/weir-cdn/weir/internal/cachekey"
 	"github.com/weir-cdn/weir/internal/coalesce"
+	"github.com/weir-cdn/weir/internal/forwarded"
 	"github.com/weir-cdn/weir/internal/httpcache"
 	"github.com/weir-cdn/weir/internal/store"
 	"github.com/weir-cdn/weir/internal/telemetry"
@@ -70,6 +72,10 @@ type Options struct {
 	// removed from origin responses, so a stored response never carries
 	// another request's id.
 	RequestIDHeader string
+	// Trust names the proxies in front of the edge whose forwarding
+	// fields (Forwarded, X-Forwarded-*) are kept and extended; from
+	// anyone else they are replaced. nil trusts no one.
+	Trust *forwarded.Trust
 }
 
 // Purger is the purge service as the edge sees it.
@@ -121,6 +127,7 @@ type Handler struct {
 	peerTrust time.Duration
 	tracer    *telemetry.Tracer
 	idHeader  string
+	trust     *forwarded.Trust
 	limiter   Limiter
 	via       string // this node's Via entry
 	viaName   string // the part of via that identifies this node
@@ -130,6 +137,8 @@ type Handler struct {
 	cancel context.CancelFunc
 	// fills counts running fill goroutines so Close can wait for them.
 	fills sync.WaitGroup
+	// bodyBufs hold the request bodies read before a pass is sent.
+	bodyBufs bodyBuffers
 
 	stats counters
 }
@@ -153,6 +162,7 @@ func New(snap *Snapshot, opt Options) *Handler {
 		peerTrust: opt.PeerPurgeLag,
 		tracer:    opt.Tracer,
 		limiter:   opt.Limiter,
+		trust:     opt.Trust,
 		idHeader:  http.CanonicalHeaderKey(cmp.Or(opt.RequestIDHeader, "X-Request-Id")),
 		via:       "1.1 " + opt.Node + " (weir)",
 		viaName:   viaID(opt.Node),
@@ -243,6 +253,9 @@ func checkRequest(r *http.Request) string {
 	if r.Host == "" {
 		return "missing Host header"
 	}
+	if !validHost(r.Host) {
+		return "invalid Host header " + quote(r.Host) + ": want a DNS name or IP address (at most 253 characters, labels of at most 63 letters, digits, - and _), with an optional port"
+	}
 	if r.URL.Path == "" || r.URL.Path[0] != '/' {
 		if !(r.Method == http.MethodOptions && r.RequestURI == "*") {
 			return "request target must be an absolute path"
@@ -257,6 +270,95 @@ func checkRequest(r *http.Request) string {
 		}
 	}
 	return ""
+}
+
+// validHost reports whether a Host value names a host Weir can route and
+// key: a bracketed IPv6 address, or a DNS name or IPv4 address of at most
+// 253 characters in labels of 1 to 63 letters, digits, "-" and "_" (with
+// one optional trailing dot), followed by an optional port of at most 5
+// digits. Anything else (a 300-character label, 60 KB of name, a
+// percent-encoding, a zone) is refused rather than forwarded.
+func validHost(host string) bool {
+	if len(host) > 0 && host[0] == '[' {
+		return validIPv6Host(host)
+	}
+	// One pass: labels of name characters separated by single dots, up to
+	// an optional ":port".
+	name, port, label := host, "", 0
+loop:
+	for i := 0; i < len(host); i++ {
+		switch hostChar[host[i]] {
+		case 1:
+			if label++; label > 63 {
+				return false
+			}
+		case 2: // '.'
+			if label == 0 {
+				return false // a leading dot, or two in a row
+			}
+			label = 0
+		case 3: // ':'
+			name, port = host[:i], host[i+1:]
+			break loop
+		default:
+			return false
+		}
+	}
+	// The name ends in a label, or in one dot after a label.
+	n := len(name)
+	if label == 0 && (n < 2 || name[n-1] != '.') {
+		return false
+	}
+	if name[n-1] == '.' {
+		n--
+	}
+	return n <= 253 && validPort(port)
+}
+
+// hostChar classes the bytes of a Host value: 1 for a name character,
+// 2 for '.', 3 for ':', 0 for anything else.
+var hostChar = func() (t [256]uint8) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = 1, 1
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = 1
+	}
+	t['-'], t['_'], t['.'], t[':'] = 1, 1, 2, 3
+	return t
+}()
+
+// validIPv6Host reports whether host is a bracketed IPv6 address without
+// a zone, with an optional port.
+func validIPv6Host(host string) bool {
+	end := strings.IndexByte(host, ']')
+	if end < 0 {
+		return false
+	}
+	a, err := netip.ParseAddr(host[1:end])
+	if err != nil || !a.Is6() || a.Zone() != "" {
+		return false
+	}
+	rest := host[end+1:]
+	if rest != "" && rest[0] != ':' {
+		return false
+	}
+	return validPort(strings.TrimPrefix(rest, ":"))
+}
+
+// validPort reports whether p is empty or at most 5 digits (up to 65535).
+func validPort(p string) bool {
+	if len(p) > 5 {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(p); i++ {
+		if p[i] < '0' || p[i] > '9' {
+			return false
+		}
+		n = n*10 + int(p[i]-'0')
+	}
+	return n <= 65535
 }
 
 // looped reports whether this node already appears in Via.

@@ -92,8 +92,9 @@ func newEdgeAt(t testing.TB, url string, o *countingOrigin, mutate func(*config.
 	return newEdgeOpts(t, url, o, mutate, nil)
 }
 
-// newEdgeOpts is newEdgeAt with a hook to set handler options.
-func newEdgeOpts(t testing.TB, url string, o *countingOrigin, mutate func(*config.Config), opts func(*Options)) *testEdge {
+// newEdgeOpts is newEdgeAt with a hook to set handler options, and
+// hooks to set the HTTP server's.
+func newEdgeOpts(t testing.TB, url string, o *countingOrigin, mutate func(*config.Config), opts func(*Options), server ...func(*h1.Server)) *testEdge {
 	t.Helper()
 	cfg := config.Default()
 	cfg.SetOrigin(url)
@@ -140,6 +141,9 @@ func newEdgeOpts(t testing.TB, url string, o *countingOrigin, mutate func(*confi
 		t.Fatal(err)
 	}
 	srv := &h1.Server{Handler: h, MaxHeaderBytes: int(cfg.Server.MaxHeaderBytes), Logger: log}
+	for _, f := range server {
+		f(srv)
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	tr := &http.Transport{MaxIdleConnsPerHost: 512, DisableCompression: true}

@@ -46,20 +46,23 @@ func (h *Handler) limit(p Priority) (done func(time.Duration, bool), ok bool) {
 }
 
 // fetchOrigin sends a fill's or a pass's request to the origin within the
-// concurrency limit. release, never nil, gives the slot back: call it when
-// the work ends (the body is read).
-func (h *Handler) fetchOrigin(site *Site, out *http.Request, p Priority) (resp *http.Response, release func(), err error) {
+// concurrency limit. The slot is held while the origin works on the
+// request, until its response header arrives (or the exchange fails): the
+// time a body then takes to reach a slow client is the client's, and
+// must not hold back other clients' misses. The limit learns from the
+// origin's gateway failures only (origin.Client.Failed), never from a
+// client's mistake or a request the origin pool refused to send.
+func (h *Handler) fetchOrigin(site *Site, out *http.Request, p Priority) (*http.Response, error) {
 	done, ok := h.limit(p)
 	if !ok {
-		return nil, func() {}, errShed
+		return nil, errShed
 	}
 	start := time.Now()
-	resp, err = site.Origin.Do(out)
-	if done == nil {
-		return resp, func() {}, err
+	resp, err := site.Origin.Do(out)
+	if done != nil {
+		done(time.Since(start), site.Origin.Failed(resp, err))
 	}
-	latency, failed := time.Since(start), err != nil || resp.StatusCode >= 500
-	return resp, func() { done(latency, failed) }, err
+	return resp, err
 }
 
 func (h *Handler) retryAfter() time.Duration {

@@ -1,12 +1,15 @@
 package edge
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/weir-cdn/weir/internal/httpcache"
 	"github.com/weir-cdn/weir/internal/telemetry"
@@ -61,15 +64,40 @@ func (h *Handler) pass(w http.ResponseWriter, r *http.Request, site *Site, pi pa
 	defer cancel()
 	out := h.outgoing(ctx, r, site, false)
 	if out.Body != http.NoBody {
+		buf := h.bodyBufs.get()
+		if buf != nil {
+			defer h.bodyBufs.put(buf) // after detach, below
+		}
 		// The transport may still read the request body after RoundTrip
-		// returns; the body belongs to the client connection, which is
-		// reused once this handler returns. Cut it off first.
+		// returns; the body (and buf) belong to the client connection,
+		// which is reused once this handler returns. Cut it off first.
 		gb := &guardedBody{rc: out.Body}
-		out.Body = gb
 		defer gb.detach()
+		if buf != nil {
+			// Read the start of the body before the origin is asked: a
+			// body that fits is checked whole (its framing, a client that
+			// never sends it) without any origin work, and is sent with a
+			// Content-Length.
+			n, err := io.ReadFull(out.Body, buf)
+			switch {
+			case err == io.EOF || err == io.ErrUnexpectedEOF:
+				gb.rc = io.NopCloser(bytes.NewReader(buf[:n]))
+				out.ContentLength, out.TransferEncoding = int64(n), nil
+				if n == 0 {
+					out.Body = http.NoBody
+				}
+			case err != nil:
+				h.clientBodyFailed(w, r, err, pi.fwd)
+				return
+			default:
+				gb.rc = io.NopCloser(io.MultiReader(bytes.NewReader(buf), out.Body))
+			}
+		}
+		if out.Body != http.NoBody {
+			out.Body = gb
+		}
 	}
-	resp, release, err := h.fetchOrigin(site, out, PriorityMiss)
-	defer release()
+	resp, err := h.fetchOrigin(site, out, PriorityMiss)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return
@@ -107,6 +135,62 @@ func (h *Handler) pass(w http.ResponseWriter, r *http.Request, site *Site, pi pa
 		return
 	}
 	h.copyBody(w, r, resp.Body)
+}
+
+// clientBodyFailed answers a request whose body could not be read: its
+// framing is malformed, or the client stopped sending it. That is the
+// client's mistake, answered with the status the HTTP server gives the
+// error (400, or 408 for a body that stopped arriving), and the
+// connection is closed, since where the request ends is unknown.
+func (h *Handler) clientBodyFailed(w http.ResponseWriter, r *http.Request, err error, fwd string) {
+	status, reason := http.StatusBadRequest, err.Error()
+	var hs interface{ HTTPStatus() int }
+	if errors.As(err, &hs) {
+		if st := hs.HTTPStatus(); st >= 400 && st < 500 {
+			status = st
+		}
+		if e, ok := hs.(error); ok {
+			reason = e.Error()
+		}
+	}
+	reason = strings.TrimPrefix(reason, "h1: request body: ")
+	h.stats.rejected.Add(1)
+	h.log.InfoContext(r.Context(), "request refused", "status", status, "reason", "request body: "+reason,
+		"method", r.Method, "host", r.Host, "remote_addr", r.RemoteAddr)
+	writeError(w, r, status, httpcache.Status{Fwd: fwd, Detail: "client-body"}, "the request body could not be read: "+reason, true)
+}
+
+// maxBufferedBody is how much of a request body is read before the
+// request goes to the origin, and maxBufferedBodies how many such buffers
+// the edge holds at once (32 MiB): past it, bodies stream unread.
+const (
+	maxBufferedBody   = 64 << 10
+	maxBufferedBodies = 512
+)
+
+// bodyBuffers lends the buffers request bodies are read ahead into, at
+// most maxBufferedBodies at once. It is safe for concurrent use.
+type bodyBuffers struct {
+	pool  sync.Pool
+	inUse atomic.Int64
+}
+
+// get returns a buffer, or nil when the bound is reached.
+func (b *bodyBuffers) get() []byte {
+	if b.inUse.Add(1) > maxBufferedBodies {
+		b.inUse.Add(-1)
+		return nil
+	}
+	if p, ok := b.pool.Get().(*[]byte); ok {
+		return *p
+	}
+	return make([]byte, maxBufferedBody)
+}
+
+// put returns a buffer from get; nothing may read it afterwards.
+func (b *bodyBuffers) put(buf []byte) {
+	b.pool.Put(&buf)
+	b.inUse.Add(-1)
 }
 
 // copyBody streams an origin body to the client, flushing as it goes.

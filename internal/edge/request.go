@@ -2,11 +2,12 @@ package edge
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 
+	"github.com/weir-cdn/weir/internal/cachekey"
+	"github.com/weir-cdn/weir/internal/forwarded"
 	"github.com/weir-cdn/weir/internal/httpcache"
 	"github.com/weir-cdn/weir/internal/telemetry"
 )
@@ -23,6 +24,7 @@ var fillDropped = []string{"If-None-Match", "If-Modified-Since", "If-Match", "If
 // that shares the key; a pass forwards r as it is but for hop-by-hop
 // fields.
 func (h *Handler) outgoing(ctx context.Context, r *http.Request, site *Site, fill bool) *http.Request {
+	host := cachekey.Host(scheme(r), r.Host)
 	out := &http.Request{
 		Method: r.Method,
 		URL: &url.URL{
@@ -34,8 +36,11 @@ func (h *Handler) outgoing(ctx context.Context, r *http.Request, site *Site, fil
 		ProtoMajor: 1,
 		ProtoMinor: 1,
 		Header:     r.Header.Clone(),
-		Host:       r.Host,
-		Body:       http.NoBody,
+		// The Host the key was made of, never a variant of it the key
+		// merged: an origin that reflects Host would otherwise store the
+		// first requester's spelling for everyone.
+		Host: host,
+		Body: http.NoBody,
 	}
 	if out.Header == nil {
 		out.Header = make(http.Header)
@@ -43,6 +48,9 @@ func (h *Handler) outgoing(ctx context.Context, r *http.Request, site *Site, fil
 	hdr := out.Header
 	httpcache.RemoveHopByHop(hdr)
 	removePeerFields(hdr)
+	// The edge answers Expect: 100-continue itself, when it reads the
+	// body; the origin gets the body at once.
+	delete(hdr, "Expect")
 	if fill {
 		out.Method = http.MethodGet
 		for _, k := range fillDropped {
@@ -60,15 +68,13 @@ func (h *Handler) outgoing(ctx context.Context, r *http.Request, site *Site, fil
 		out.ContentLength = r.ContentLength
 		out.TransferEncoding = r.TransferEncoding
 	}
-	// X-Forwarded-For and -Proto tell the origin who asked and how; an
-	// existing X-Forwarded-For list is extended, as proxies do.
-	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		if prior := hdr["X-Forwarded-For"]; len(prior) > 0 {
-			ip = joinComma(prior) + ", " + ip
-		}
-		hdr["X-Forwarded-For"] = []string{ip}
-	}
-	hdr["X-Forwarded-Proto"] = []string{scheme(r)}
+	// Forwarded and X-Forwarded-* tell the origin who asked, for which
+	// host and how: what this edge knows, or what a trusted proxy in
+	// front of it says.
+	h.trust.Set(hdr, forwarded.Request{
+		Peer: forwarded.RemoteAddr(r.RemoteAddr), Proto: scheme(r), Host: host,
+		Cacheable: r.Method == http.MethodGet || r.Method == http.MethodHead,
+	})
 	if t := telemetry.RequestFrom(r.Context()); t != nil {
 		t.CopyHeader(hdr) // a fill's request outlives the client's
 	}
@@ -86,9 +92,14 @@ func (h *Handler) outgoing(ctx context.Context, r *http.Request, site *Site, fil
 // as a peer through an edge.
 const PeerFieldPrefix = "Weir-Peer-"
 
+// removePeerFields removes the cluster's own fields from a client's
+// request, and the fields whose names hold an underscore: an origin
+// behind CGI, WSGI or Rack sees "Transfer_Encoding" and
+// "Transfer-Encoding" as one variable, so such a field is a way to smuggle
+// a framing or forwarding field past the edge (nginx drops them too).
 func removePeerFields(h http.Header) {
 	for k := range h {
-		if strings.HasPrefix(k, PeerFieldPrefix) {
+		if strings.HasPrefix(k, PeerFieldPrefix) || strings.IndexByte(k, '_') >= 0 {
 			delete(h, k)
 		}
 	}

@@ -113,9 +113,12 @@ func selectPart(w http.ResponseWriter, r *http.Request, etag, lastModified strin
 	return http.StatusOK, 0, size, false
 }
 
-func (h *Handler) write(w http.ResponseWriter, p []byte) {
-	n, _ := w.Write(p)
+// write sends body bytes to the client and reports whether it took them
+// all.
+func (h *Handler) write(w http.ResponseWriter, p []byte) bool {
+	n, err := w.Write(p)
 	h.stats.bytes.Add(int64(n))
+	return err == nil
 }
 
 func contentRange(start, n, size int64) string {

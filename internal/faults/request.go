@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strconv"
@@ -24,6 +25,8 @@ type request struct {
 	// length is the Content-Length, or 0; chunked reports a chunked body.
 	length  int64
 	chunked bool
+	// header holds the request's fields, Host among them.
+	header http.Header
 }
 
 // errHeadTooLarge is a request head longer than MaxRequestHead.
@@ -48,7 +51,7 @@ func readRequest(br *bufio.Reader) (*request, error) {
 	if !ok1 || !ok2 || method == "" || target == "" {
 		return nil, badRequestError("request line " + strconv.Quote(lines[0]))
 	}
-	req := &request{method: method}
+	req := &request{method: method, header: make(http.Header, len(lines)-1)}
 	switch version {
 	case "HTTP/1.1":
 		req.keepAlive = true
@@ -67,6 +70,7 @@ func readRequest(br *bufio.Reader) (*request, error) {
 			return nil, badRequestError("field line " + strconv.Quote(l))
 		}
 		value = strings.Trim(value, " \t")
+		req.header.Add(name, value)
 		switch strings.ToLower(name) {
 		case "connection":
 			for tok := range strings.SplitSeq(value, ",") {

@@ -145,6 +145,7 @@ type Server struct {
 	faults   map[string]*entry
 	def      *entry
 	requests map[string]int
+	last     map[string]http.Header // the last request's fields, by path
 	conns    map[net.Conn]struct{}
 
 	// wg counts the accept loop and the connection goroutines.
@@ -170,6 +171,7 @@ func NewServer() (*Server, error) {
 		faults:   make(map[string]*entry),
 		def:      &entry{},
 		requests: make(map[string]int),
+		last:     make(map[string]http.Header),
 		conns:    make(map[net.Conn]struct{}),
 	}
 	s.wg.Add(1)
@@ -212,6 +214,18 @@ func (s *Server) Requests(path string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.requests[path]
+}
+
+// LastRequest returns the header fields of the last request for path
+// the server read, Host among them (also as Request.Host), or nil.
+func (s *Server) LastRequest(path string) *http.Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.last[path]
+	if !ok {
+		return nil
+	}
+	return &http.Request{Header: h, Host: h.Get("Host")}
 }
 
 // Close stops the server: it closes the listener and every open
@@ -277,10 +291,11 @@ func (s *Server) untrack(nc net.Conn) {
 
 // next counts a request for path and returns the Fault that answers it
 // and whether it is one of a burst's 503s.
-func (s *Server) next(path string) (f Fault, seq int, burst bool) {
+func (s *Server) next(path string, header http.Header) (f Fault, seq int, burst bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests[path]++
+	s.last[path] = header
 	e, ok := s.faults[path]
 	if !ok {
 		e = s.def
@@ -309,7 +324,7 @@ func (s *Server) serve(nc net.Conn) {
 			}
 			return
 		}
-		f, seq, burst := s.next(req.path)
+		f, seq, burst := s.next(req.path, req.header)
 		if !c.discardBody(req) {
 			return
 		}

@@ -25,6 +25,10 @@ var (
 		"Connections answered 503 and closed because the listener had server.max_connections open.", []string{"listener"}, nil)
 	descHeaderTimeouts = prometheus.NewDesc("weir_listener_header_timeouts_total",
 		"Connections closed because a request header did not arrive within server.read_header_timeout (slow clients, Slowloris).", []string{"listener"}, nil)
+	descConnsClientRefused = prometheus.NewDesc("weir_listener_client_connections_refused_total",
+		"Connections answered 429 and closed because their client (an IPv4 address or IPv6 /64) had server.max_connections_per_client open.", []string{"listener"}, nil)
+	descConnsEvicted = prometheus.NewDesc("weir_listener_connections_evicted_total",
+		"Idle and slow-header connections closed to make room for new ones at server.max_connections (or a client's cap).", []string{"listener"}, nil)
 	descReady       = prometheus.NewDesc("weir_ready", "1 while the node is ready for traffic (GET /readyz answers 200).", nil, nil)
 	descDraining    = prometheus.NewDesc("weir_draining", "1 while the node drains for shutdown.", nil, nil)
 	descMemoryLimit = prometheus.NewDesc("weir_memory_limit_bytes", "The Go memory limit the process runs with (cache.max_size plus headroom); 0 when none is set.", nil, nil)
@@ -76,5 +80,7 @@ func (n *Node) collectListeners(ch chan<- prometheus.Metric) {
 		ch <- telemetry.Gauge(descConns, float64(st.Open), l.name)
 		ch <- telemetry.Counter(descConnsRefused, float64(st.Refused), l.name)
 		ch <- telemetry.Counter(descHeaderTimeouts, float64(st.HeaderTimeouts), l.name)
+		ch <- telemetry.Counter(descConnsClientRefused, float64(st.ClientRefused), l.name)
+		ch <- telemetry.Counter(descConnsEvicted, float64(st.Evicted), l.name)
 	}
 }

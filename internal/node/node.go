@@ -26,6 +26,7 @@ import (
 	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/edge"
+	"github.com/weir-cdn/weir/internal/forwarded"
 	"github.com/weir-cdn/weir/internal/h1"
 	"github.com/weir-cdn/weir/internal/origin"
 	"github.com/weir-cdn/weir/internal/overload"
@@ -65,9 +66,11 @@ type Node struct {
 	peerLn  net.Listener
 
 	// limiter caps the work in flight to origins (nil when off); clients
-	// rate-limits each client (nil when off).
+	// rate-limits each client (nil when off); trust names the proxies in
+	// front of the edge.
 	limiter *overload.Limiter
 	clients *overload.ClientLimiter
+	trust   *forwarded.Trust
 
 	// reg holds every metric of the node; tracer records its spans.
 	reg    *prometheus.Registry
@@ -187,6 +190,8 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 		n.release()
 		return nil, err
 	}
+	// Validate has checked the list.
+	n.trust, _ = forwarded.ParseTrust(cfg.Server.TrustedProxies)
 	n.startOverload()
 	var limiter edge.Limiter
 	if n.limiter != nil {
@@ -194,7 +199,7 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 	}
 	n.edge = edge.New(snap, edge.Options{Store: n.store, Logger: log, Node: name, Peers: peers, Purger: n.purge,
 		PeerPurgeLag: time.Duration(cfg.Purge.MaxPurgeLag), Tracer: tracer, RequestIDHeader: cfg.Telemetry.RequestIDHeader,
-		Limiter: limiter})
+		Limiter: limiter, Trust: n.trust})
 	n.purge.SetKeys(n.edge)
 
 	n.edgeLn, err = net.Listen("tcp", cfg.Listen)
@@ -211,6 +216,8 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 	edgeHTTP, peerHTTP := n.httpTelemetry("edge"), n.httpTelemetry("peer")
 	n.registerMetrics(edgeHTTP, peerHTTP)
 	n.edgeSrv = n.httpServer(edgeHTTP.Wrap(n.clients.Wrap(n.edge)))
+	n.edgeSrv.MaxConnsPerClient = cfg.Server.MaxConnectionsPerClient
+	n.edgeSrv.Exempt = n.trust.Trusted
 	aopt := admin.Options{Ready: n.ready, Status: n.status, Routes: n.purge.Register, Metrics: telemetry.Handler(n.reg)}
 	if n.cluster != nil {
 		aopt.Cluster = n.clusterInfo
@@ -221,6 +228,9 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 	n.serve(n.adminSrv.Serve, n.adminLn, "admin")
 	if n.cluster != nil {
 		n.peerSrv = n.httpServer(peerHTTP.Wrap(peerMux(n.cluster.PeerHandler(n.edge), n.purge.PeerHandler())))
+		// Each member is one address with many fills in flight: no
+		// per-client cap on the peer listener.
+		n.peerSrv.MaxConnsPerClient = -1
 		n.serve(n.peerSrv.Serve, n.peerLn, "peer")
 	}
 	n.purge.Start()
@@ -239,6 +249,8 @@ func (n *Node) httpServer(h http.Handler) *h1.Server {
 		Handler:           h,
 		ReadHeaderTimeout: time.Duration(n.cfg.Server.ReadHeaderTimeout),
 		IdleTimeout:       time.Duration(n.cfg.Server.IdleTimeout),
+		WriteTimeout:      time.Duration(n.cfg.Server.WriteTimeout),
+		BodyReadTimeout:   time.Duration(n.cfg.Server.BodyReadTimeout),
 		MaxHeaderBytes:    int(n.cfg.Server.MaxHeaderBytes),
 		MaxConns:          n.cfg.Server.MaxConnections,
 		Logger:            n.log,

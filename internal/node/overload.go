@@ -21,6 +21,7 @@ func (n *Node) startOverload() {
 	}
 	n.clients = overload.NewClientLimiter(overload.ClientConfig{
 		Rate: o.ClientRateLimit, Burst: o.ClientRateBurst, KeyHeader: o.ClientKeyHeader, MaxClients: o.MaxClients,
+		Trust: n.trust,
 	})
 }
 

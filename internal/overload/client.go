@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/weir-cdn/weir/internal/forwarded"
 	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
@@ -56,6 +57,12 @@ type ClientConfig struct {
 	// MaxClients bounds the buckets kept: past it, the least recently
 	// seen client's bucket is recycled. The zero value means 100000.
 	MaxClients int
+
+	// Trust names the proxies in front of the edge: when KeyHeader is
+	// empty and a request comes from one of them, its client is the
+	// address that proxy vouches for in X-Forwarded-For (Trust.Client),
+	// which a client cannot forge. Nil trusts no one.
+	Trust *forwarded.Trust
 }
 
 // ClientLimiter is a rate limit per client: a token bucket per client key
@@ -77,7 +84,8 @@ type ClientConfig struct {
 // is no rate limit: Allow allows everything and Wrap returns its handler.
 type ClientLimiter struct {
 	rate, burst float64
-	header      string       // canonical header name; "" for the connection's address
+	header      string // canonical header name; "" for the connection's address
+	trust       *forwarded.Trust
 	idle        int64        // ns after which an untouched bucket is full again
 	rateText    string       // rate as written in the 429's body
 	seed        maphash.Seed // per process; keys are client-chosen, so shards must not be predictable
@@ -112,6 +120,7 @@ func NewClientLimiter(cfg ClientConfig) *ClientLimiter {
 		burst:    float64(cfg.Burst),
 		rateText: strconv.FormatFloat(cfg.Rate, 'g', 6, 64),
 		seed:     maphash.MakeSeed(),
+		trust:    cfg.Trust,
 	}
 	if cfg.Burst <= 0 {
 		c.burst = max(1, math.Floor(2*cfg.Rate))
@@ -238,6 +247,11 @@ func (c *ClientLimiter) key(r *http.Request) string {
 	if c.header != "" {
 		if k := headerKey(r.Header.Get(c.header)); k != "" {
 			return k
+		}
+	}
+	if !c.trust.Empty() {
+		if peer := forwarded.RemoteAddr(r.RemoteAddr); c.trust.Trusted(peer) {
+			return clip(c.trust.Client(peer, r.Header["X-Forwarded-For"]).String())
 		}
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/weir-cdn/weir/internal/forwarded"
 )
 
 func TestTokenBucketTake(t *testing.T) {
@@ -177,6 +179,37 @@ func TestClientLimiterKeys(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := NewClientLimiter(ClientConfig{Rate: 1, Burst: 1, KeyHeader: tt.header})
+			if ok, _ := c.Allow(tt.a, now); !ok {
+				t.Fatal("first request refused")
+			}
+			ok, _ := c.Allow(tt.b, now)
+			if shared := !ok; shared != tt.shared {
+				t.Errorf("keys %q and %q: shared bucket = %v, want %v", c.key(tt.a), c.key(tt.b), shared, tt.shared)
+			}
+		})
+	}
+}
+
+// TestClientLimiterTrustedProxies: behind a trusted proxy the client is
+// the address the proxy vouches for, which the client cannot forge by
+// sending its own X-Forwarded-For; from anyone else it is the connection.
+func TestClientLimiterTrustedProxies(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	trust, err := forwarded.ParseTrust([]string{"10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name   string
+		a, b   *http.Request
+		shared bool
+	}{
+		{"two clients behind the balancer", request("10.0.0.1:1", "X-Forwarded-For", "203.0.113.1"), request("10.0.0.1:2", "X-Forwarded-For", "203.0.113.2"), false},
+		{"a client forging an address in front of its own", request("10.0.0.1:1", "X-Forwarded-For", "203.0.113.1"), request("10.0.0.2:1", "X-Forwarded-For", "198.51.100.7, 203.0.113.1"), true},
+		{"an untrusted peer's header is ignored", request("192.0.2.1:1", "X-Forwarded-For", "203.0.113.1"), request("192.0.2.1:2", "X-Forwarded-For", "203.0.113.2"), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewClientLimiter(ClientConfig{Rate: 1, Burst: 1, Trust: trust})
 			if ok, _ := c.Allow(tt.a, now); !ok {
 				t.Fatal("first request refused")
 			}

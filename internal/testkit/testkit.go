@@ -63,6 +63,24 @@ func Within(timeout time.Duration, cond func() bool) bool {
 	return true
 }
 
+// Steady waits until the counter read returns stops changing for quiet,
+// and fails tb after EventuallyTimeout saying what it waited for: for a
+// test that must measure once traffic that nothing signals the end of
+// (bytes piling up in socket buffers behind a stalled reader) has stopped.
+func Steady(tb testing.TB, what string, quiet time.Duration, read func() int64) {
+	tb.Helper()
+	last := read()
+	Until(tb, EventuallyTimeout, func() string {
+		time.Sleep(quiet)
+		now := read()
+		if now == last {
+			return ""
+		}
+		last = now
+		return "timed out waiting for " + what + " to stop changing"
+	})
+}
+
 // Metric returns the value of the counter or gauge name, in the series
 // that carries all of labels, as c reports it. It gathers through a
 // pedantic registry, which also checks that c's metrics are consistent,

@@ -50,3 +50,13 @@ func TestMetricPicksTheSeries(t *testing.T) {
 		t.Fatalf("t_gauge = %v, want 7", got)
 	}
 }
+
+func TestSteady(t *testing.T) {
+	// The counter moves on the first three reads, then holds.
+	var reads atomic.Int64
+	read := func() int64 { return min(reads.Add(1), 3) }
+	Steady(t, "the counter", time.Millisecond, read)
+	if n := reads.Load(); n < 4 {
+		t.Errorf("Steady returned after %d reads, before the counter held", n)
+	}
+}
