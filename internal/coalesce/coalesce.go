@@ -393,6 +393,10 @@ func (r *Reader[H]) Leader() bool { return r.leader }
 // Flight returns the flight read.
 func (r *Reader[H]) Flight() *Flight[H] { return r.f }
 
+// Ready returns a channel closed once the head (or the fetch's error) is
+// known, for a caller that waits on something else at the same time.
+func (r *Reader[H]) Ready() <-chan struct{} { return r.f.headDone }
+
 // Head waits for the response head. It returns ErrNotShared to a
 // non-leader reader of an unshareable response, the fetch error when the
 // fetch failed before a head, or ctx's error.

@@ -29,6 +29,7 @@ const (
 	DefaultMaxVariants       = 32
 	DefaultHeuristicFraction = 0.1
 	DefaultHeuristicMax      = Duration(24 * time.Hour)
+	DefaultStaleIfError      = Duration(10 * time.Second)
 
 	DefaultReadHeaderTimeout = Duration(10 * time.Second)
 	DefaultIdleTimeout       = Duration(120 * time.Second)
@@ -560,8 +561,13 @@ type Host struct {
 	StaleWhileRevalidate Duration `yaml:"stale_while_revalidate"`
 
 	// StaleIfError is how long a stale response may be served when the
-	// origin fails or is unreachable, when the response itself carries no
-	// stale-if-error directive (RFC 5861 §4). The zero value means none.
+	// origin fails (a 500, 502, 503 or 504) or cannot be reached, when the
+	// response itself carries no stale-if-error directive (RFC 5861 §4;
+	// RFC 9111 §4.2.4 lets a cache serve stale when it is disconnected):
+	// the grace. It never applies to a response that forbids stale
+	// (must-revalidate, proxy-revalidate, no-cache, s-maxage). The zero
+	// value means 10s, as Varnish's default grace; a negative value (such
+	// as -1s) means none.
 	StaleIfError Duration `yaml:"stale_if_error"`
 
 	// HonorRequestCacheControl lets clients' Cache-Control request
@@ -656,6 +662,9 @@ func (c *Config) ApplyDefaults() {
 	for i := range c.Origins {
 		c.Origins[i].applyDefaults()
 	}
+	for i := range c.Hosts {
+		setDefault(&c.Hosts[i].StaleIfError, DefaultStaleIfError)
+	}
 }
 
 func (o *Origin) applyDefaults() {
@@ -695,7 +704,7 @@ func (c *Config) SetOrigin(url string) {
 			}
 		}
 	}
-	c.Hosts = append(c.Hosts, Host{Match: []string{"*"}, Origin: DefaultOriginName})
+	c.Hosts = append(c.Hosts, Host{Match: []string{"*"}, Origin: DefaultOriginName, StaleIfError: DefaultStaleIfError})
 }
 
 // originIndex returns the index of the origin called name, or -1.

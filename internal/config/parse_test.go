@@ -122,7 +122,7 @@ hosts:
 							Headers: []string{"X-Device"}, Cookies: []string{"lang"},
 						},
 					},
-					{Match: []string{"*"}, Origin: "default", Key: cachekey.Rules{IgnoreQuery: true}},
+					{Match: []string{"*"}, Origin: "default", StaleIfError: config.DefaultStaleIfError, Key: cachekey.Rules{IgnoreQuery: true}},
 				}
 			}),
 		},

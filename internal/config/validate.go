@@ -556,7 +556,6 @@ func (v *validator) hosts(hosts []Host, origins []string) {
 		}
 		v.nonNegative(p+".default_ttl", h.DefaultTTL)
 		v.nonNegative(p+".stale_while_revalidate", h.StaleWhileRevalidate)
-		v.nonNegative(p+".stale_if_error", h.StaleIfError)
 		if err := h.Key.Validate(); err != nil {
 			for _, e := range unjoin(err) {
 				v.errs = append(v.errs, fmt.Errorf("%s.key.%w", p, e))

@@ -615,7 +615,6 @@ func TestValidate(t *testing.T) {
 				`hosts[0].match: empty; list the host names this entry serves, such as "example.com", "*.example.com" or "*"`,
 				`hosts[0].default_ttl: -1s is negative; write a duration of 0 or more, such as "30s"`,
 				`hosts[0].stale_while_revalidate: -1s is negative; write a duration of 0 or more, such as "30s"`,
-				`hosts[0].stale_if_error: -1s is negative; write a duration of 0 or more, such as "30s"`,
 			},
 		},
 		{
@@ -765,7 +764,7 @@ func TestSetOrigin(t *testing.T) {
 		c.ApplyDefaults()
 		return c.Origins[0]
 	}
-	catchAll := config.Host{Match: []string{"*"}, Origin: "default"}
+	catchAll := config.Host{Match: []string{"*"}, Origin: "default", StaleIfError: config.DefaultStaleIfError}
 	tests := []struct {
 		name        string
 		origins     []config.Origin

@@ -86,6 +86,9 @@ type fillJob struct {
 	parent trace.SpanContext
 	// prio is the fill's priority for the origin concurrency limit.
 	prio Priority
+	// interim, when set, receives the origin's 1xx responses for the
+	// leading client.
+	interim chan<- informational
 }
 
 // errNoReaders ends a fill whose response nobody reads and nobody stores.
@@ -156,14 +159,17 @@ func (h *Handler) fill(w http.ResponseWriter, r *http.Request, snap *Snapshot, s
 	}
 	for attempt := 0; ; attempt++ {
 		rd, leader := h.flights.Join(key, snap.maxObject)
+		var interim chan informational
 		if leader {
 			prio := PriorityMiss
 			if stale != nil {
 				prio = PriorityRevalidate
 			}
-			h.startFill(r, snap, site, rd.Flight(), primary, stale, fwd, peer, warm, prio)
+			// The leader's client gets the origin's interim responses.
+			interim = make(chan informational, maxInterim)
+			h.startFill(r, snap, site, rd.Flight(), primary, stale, fwd, peer, warm, prio, interim)
 		}
-		hd, err := h.waitHead(r, rd, leader)
+		hd, err := h.waitHead(w, r, rd, leader, interim)
 		if err == nil && !leader && (len(hd.vary) > 0 || site.Key.HasExtra()) {
 			kb.secondary = secondaryKey(kb.secondary[:0], site, hd.vary, r.Header)
 			if string(kb.secondary) != hd.secondary {
@@ -190,17 +196,35 @@ func (h *Handler) fill(w http.ResponseWriter, r *http.Request, snap *Snapshot, s
 }
 
 // waitHead waits for the flight's response header, in a coalescing-wait
-// span.
-func (h *Handler) waitHead(r *http.Request, rd *coalesce.Reader[*head], leader bool) (*head, error) {
-	if !h.tracer.Enabled() {
-		return rd.Head(r.Context())
+// span, writing the interim responses that arrive on interim (the
+// leader's) to the client meanwhile.
+func (h *Handler) waitHead(w http.ResponseWriter, r *http.Request, rd *coalesce.Reader[*head], leader bool, interim <-chan informational) (*head, error) {
+	var span trace.Span
+	if h.tracer.Enabled() {
+		_, span = h.tracer.Start(r.Context(), "edge.coalesce_wait", trace.SpanKindInternal, attribute.Bool("weir.leader", leader))
 	}
-	_, span := h.tracer.Start(r.Context(), "edge.coalesce_wait", trace.SpanKindInternal, attribute.Bool("weir.leader", leader))
+	if interim != nil {
+	wait:
+		for {
+			select {
+			case <-rd.Ready():
+				break wait
+			case inf := <-interim:
+				writeInformational(w, inf)
+			case <-r.Context().Done():
+				break wait // Head reports it
+			}
+		}
+		// The fill hands its interim responses over before the head.
+		drainInterim(w, interim)
+	}
 	hd, err := rd.Head(r.Context())
-	if err != nil {
-		span.SetStatus(codes.Error, err.Error())
+	if span != nil {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
 	}
-	span.End()
 	return hd, err
 }
 
@@ -417,7 +441,7 @@ func bodyAllowed(status int) bool {
 }
 
 // startFill launches the goroutine that fetches a flight's response.
-func (h *Handler) startFill(r *http.Request, snap *Snapshot, site *Site, f *coalesce.Flight[*head], primary string, basis *store.Object, fwd string, peer, warm Peer, prio Priority) {
+func (h *Handler) startFill(r *http.Request, snap *Snapshot, site *Site, f *coalesce.Flight[*head], primary string, basis *store.Object, fwd string, peer, warm Peer, prio Priority, interim chan<- informational) {
 	out := h.outgoing(h.ctx, r, site, true)
 	if basis != nil {
 		// RFC 9111 §4.3.1: validate the stored copy with its validators.
@@ -454,6 +478,7 @@ func (h *Handler) startFill(r *http.Request, snap *Snapshot, site *Site, f *coal
 		warm:      warm,
 		parent:    telemetry.SpanContext(r.Context()),
 		prio:      prio,
+		interim:   interim,
 	}
 	h.fills.Add(1)
 	go h.runFill(job)
@@ -468,7 +493,7 @@ func (h *Handler) refreshInBackground(r *http.Request, snap *Snapshot, site *Sit
 	peer := h.owner(kb.primary, fromPeer)
 	rd, leader := h.flights.Join(flightKey(kb, site, idx, r.Header, peer != nil), snap.maxObject)
 	if leader {
-		h.startFill(r, snap, site, rd.Flight(), string(kb.primary), obj, "stale", peer, nil, PriorityBackground)
+		h.startFill(r, snap, site, rd.Flight(), string(kb.primary), obj, "stale", peer, nil, PriorityBackground, nil)
 	}
 	rd.Close()
 }
@@ -488,6 +513,9 @@ func (h *Handler) runFill(job *fillJob) {
 	ctx, span := h.tracer.Start(trace.ContextWithSpanContext(h.ctx, job.parent), name, trace.SpanKindInternal,
 		attribute.String("weir.cache_key", job.primary), attribute.String("weir.fwd", job.fwd))
 	defer span.End()
+	if job.interim != nil {
+		ctx = traceInterim(ctx, job.interim)
+	}
 	job.out = job.out.WithContext(ctx)
 	reqTime := time.Now()
 	resp, from, err := h.fetch(job)

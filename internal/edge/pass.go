@@ -97,7 +97,7 @@ func (h *Handler) pass(w http.ResponseWriter, r *http.Request, site *Site, pi pa
 			out.Body = gb
 		}
 	}
-	resp, err := h.fetchOrigin(site, out, PriorityMiss)
+	resp, err := h.fetchInterim(w, site, out)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return
@@ -135,6 +135,35 @@ func (h *Handler) pass(w http.ResponseWriter, r *http.Request, site *Site, pi pa
 		return
 	}
 	h.copyBody(w, r, resp.Body)
+}
+
+// fetchInterim sends a pass to the origin like fetchOrigin, and writes
+// the interim responses (102, 103) the origin sends meanwhile to the
+// client, before the final one. The fetch runs on a goroutine of its own
+// so that this one can write them.
+func (h *Handler) fetchInterim(w http.ResponseWriter, site *Site, out *http.Request) (*http.Response, error) {
+	interim := make(chan informational, maxInterim)
+	out = out.WithContext(traceInterim(out.Context(), interim))
+	type result struct {
+		resp *http.Response
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := h.fetchOrigin(site, out, PriorityMiss)
+		done <- result{resp, err}
+	}()
+	for {
+		select {
+		case inf := <-interim:
+			writeInformational(w, inf)
+		case res := <-done:
+			// The transport hands the interim responses over before the
+			// final one.
+			drainInterim(w, interim)
+			return res.resp, res.err
+		}
+	}
 }
 
 // clientBodyFailed answers a request whose body could not be read: its

@@ -83,7 +83,7 @@ func Compile(cfg *config.Config, origins map[string]*origin.Client) (*Snapshot, 
 				NoHeuristic:       cfg.Cache.HeuristicFraction == 0, // config: 0 disables
 
 				StaleWhileRevalidate: time.Duration(h.StaleWhileRevalidate),
-				StaleIfError:         time.Duration(h.StaleIfError),
+				StaleIfError:         max(0, time.Duration(h.StaleIfError)), // negative: none
 				StoreSetCookie:       h.StoreSetCookie,
 			},
 			Origin:                   o,

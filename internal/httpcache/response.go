@@ -2,6 +2,7 @@ package httpcache
 
 import (
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -32,7 +33,8 @@ type Rules struct {
 	StaleIfError time.Duration
 	// StoreSetCookie false: a response with Set-Cookie is not stored (reason
 	// "set-cookie") unless private="Set-Cookie" or no-cache="Set-Cookie" keeps
-	// the field out of the cache; true: store it (Set-Cookie kept).
+	// the field out of the cache; true: store it without its Set-Cookie
+	// (Policy.StripFields lists it), so no client gets another's cookie.
 	StoreSetCookie bool
 }
 
@@ -204,9 +206,14 @@ func EvaluateResponse(reqMethod string, reqHeader http.Header, status int, respH
 		return p
 	}
 	strip := stripFields(d)
-	if len(respHeader["Set-Cookie"]) > 0 && !r.StoreSetCookie && !containsString(strip, "Set-Cookie") {
-		p.Reason = ReasonSetCookie
-		return p
+	if len(respHeader["Set-Cookie"]) > 0 && !containsString(strip, "Set-Cookie") {
+		if !r.StoreSetCookie {
+			p.Reason = ReasonSetCookie
+			return p
+		}
+		// Stored, but never with the cookie: a shared copy that set one
+		// client's cookie on every client would hand out its session.
+		strip = append(slices.Clip(strip), "Set-Cookie")
 	}
 
 	// RFC 9111 §4.2.1, in the order of precedence for a shared cache.
