@@ -38,7 +38,7 @@ const usage = `weir: a caching HTTP edge (self-hosted CDN node)
 
 Usage:
   weir serve --origin URL [--listen ADDR] [--admin-listen ADDR] [--config FILE] [--procs N]
-             [--admin-tokens-file FILE] [--audit-log FILE]
+             [--admin-tokens-file FILE] [--audit-log FILE] [--access-log stdout|FILE|off]
              [--node NAME --cluster-listen ADDR --peer-listen ADDR [--join ADDR[,ADDR...]]
               --cluster-key-file FILE | --insecure-cluster]
   weir demo [--nodes N] [--listen ADDR] [--admin-listen ADDR] [--load DURATION] [--procs N]
@@ -109,7 +109,7 @@ type serveFlags struct {
 	node, clusterListen, peerListen, join, keyFile string
 	insecureCluster                                bool
 
-	tokensFile, auditLog string
+	tokensFile, auditLog, accessLog string
 }
 
 // registerCluster adds the flags that make the node a cluster member.
@@ -129,6 +129,7 @@ func (f *serveFlags) register(fs *flag.FlagSet, listen, adminListen string) {
 	fs.IntVar(&f.procs, "procs", 0, "`CPUs` running Weir's code at once, 0 for all (overrides server.procs)")
 	fs.StringVar(&f.tokensFile, "admin-tokens-file", "", "API tokens `file`: NAME ROLE SHA256-HEX per line, re-read on SIGHUP (overrides admin_tokens_file)")
 	fs.StringVar(&f.auditLog, "audit-log", "", "append-only audit log `file` of purge calls (overrides audit_log; default: the process log)")
+	fs.StringVar(&f.accessLog, "access-log", "", "write one line per request to `stdout` (the process log) or to a file path; off for none (overrides telemetry.access_log and access_log_file)")
 }
 
 // apply overrides cfg with the flags given on the command line.
@@ -153,6 +154,16 @@ func (f *serveFlags) apply(cfg *config.Config) {
 	}
 	if f.set["audit-log"] {
 		cfg.AuditLog = f.auditLog
+	}
+	if f.set["access-log"] {
+		switch f.accessLog {
+		case "off":
+			cfg.Telemetry.AccessLog, cfg.Telemetry.AccessLogFile = false, ""
+		case "stdout":
+			cfg.Telemetry.AccessLog, cfg.Telemetry.AccessLogFile = true, ""
+		default:
+			cfg.Telemetry.AccessLog, cfg.Telemetry.AccessLogFile = true, f.accessLog
+		}
 	}
 	cc := &cfg.Cluster
 	if f.set["cluster-listen"] {
@@ -230,6 +241,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if f.set["cluster-key-file"] && f.set["insecure-cluster"] && f.insecureCluster {
 		return usageError{errors.New("give --cluster-key-file or --insecure-cluster, not both")}
+	}
+	if f.set["origin"] && !strings.Contains(f.origin, "://") {
+		return usageError{fmt.Errorf("--origin %q has no scheme: write --origin http://%s (or https://)", f.origin, f.origin)}
 	}
 	cfg := config.Default()
 	if f.config != "" {

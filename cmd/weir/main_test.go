@@ -36,6 +36,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"demo", "--concurrency", "0"}, 2, "--concurrency"},
 		{[]string{"demo", "--nodes", "0"}, 2, "--nodes"},
 		{[]string{"serve", "--origin", "http://127.0.0.1:1", "--cluster-key-file", "k", "--insecure-cluster"}, 2, "not both"},
+		{[]string{"serve", "--origin", "127.0.0.1:9000"}, 2, `--origin "127.0.0.1:9000" has no scheme: write --origin http://127.0.0.1:9000`},
 	} {
 		code, _, errOut := runCmd(c.args...)
 		if code != c.code || !strings.Contains(errOut, c.want) {

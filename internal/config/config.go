@@ -379,9 +379,16 @@ type Telemetry struct {
 	// line) or text (key=value pairs). The zero value "" means json.
 	LogFormat string `yaml:"log_format"`
 
-	// AccessLog writes one line per edge request (msg "access") to the
-	// process log. The zero value false means no access log.
+	// AccessLog writes one line per edge request (msg "access"): to
+	// AccessLogFile when set, else to the process log on stdout, whatever
+	// LogLevel says. It takes true or false only. The zero value false
+	// means no access log. Flag: --access-log.
 	AccessLog bool `yaml:"access_log"`
+
+	// AccessLogFile is the file the access log is appended to, as JSON
+	// lines (mode 0640, its directory must exist), reopened on SIGHUP for
+	// rotation. The zero value "" means the process log on stdout.
+	AccessLogFile string `yaml:"access_log_file"`
 
 	// AccessLogSample is the fraction, in (0, 1], of requests that the
 	// access log writes; responses with status 500 or more are always

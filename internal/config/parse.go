@@ -232,6 +232,12 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) {
 			c.errorf(n.Line, "%s: expected %s, found %s", path, describeType(t), describeNode(n))
 			return
 		}
+		if t.Kind() == reflect.Bool && (n.Style&(yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle) != 0 || n.Value != "true" && n.Value != "false") {
+			// The YAML decoder also takes yes, no, on and off (YAML 1.1);
+			// the docs say true or false, and one spelling leaves no doubt.
+			c.errorf(n.Line, "%s: cannot use %s as true or false; write true or false", path, describeNode(n))
+			return
+		}
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
 			c.errorf(n.Line, "%s: cannot use %s as %s", path, describeNode(n), describeType(t))
 		}

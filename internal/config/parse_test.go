@@ -276,7 +276,7 @@ func TestParseErrors(t *testing.T) {
 				`weir.yaml:2: unknown key "peer-listen" in cluster (known keys: listen, advertise, peer_listen, peer_advertise, join, key_file, insecure, weight, tiered_fill, peer_connect_timeout, peer_timeout, warmup); did you mean "peer_listen"?`,
 				`weir.yaml:3: cluster.join: expected a list, found "10.0.0.2:7946"; write [10.0.0.2:7946] for a list of one`,
 				`weir.yaml:4: cluster.weight: cannot use "heavy" as a whole number`,
-				`weir.yaml:5: cluster.insecure: cannot use "yes please" as true or false`,
+				`weir.yaml:5: cluster.insecure: cannot use "yes please" as true or false; write true or false`,
 				`weir.yaml:6: cluster.peer_timeout: duration "5" has no unit; write "5s" for seconds (units: ns, us, ms, s, m, h)`,
 				`weir.yaml:7: unknown key "key" in cluster (known keys: listen, advertise, peer_listen, peer_advertise, join, key_file, insecure, weight, tiered_fill, peer_connect_timeout, peer_timeout, warmup)`,
 			},
@@ -285,7 +285,7 @@ func TestParseErrors(t *testing.T) {
 			name: "telemetry keys and types",
 			yaml: "telemetry:\n  access-log: true\n  access_log_sample: half\n  tracing:\n    timeout: 10\n    headers: Authorization\n",
 			want: []string{
-				`weir.yaml:2: unknown key "access-log" in telemetry (known keys: log_level, log_format, access_log, access_log_sample, request_id_header, tracing); did you mean "access_log"?`,
+				`weir.yaml:2: unknown key "access-log" in telemetry (known keys: log_level, log_format, access_log, access_log_file, access_log_sample, request_id_header, tracing); did you mean "access_log"?`,
 				`weir.yaml:3: telemetry.access_log_sample: cannot use "half" as a number`,
 				`weir.yaml:5: telemetry.tracing.timeout: duration "10" has no unit; write "10s" for seconds (units: ns, us, ms, s, m, h)`,
 				`weir.yaml:6: telemetry.tracing.headers: expected key: value pairs, found "Authorization"`,
@@ -324,8 +324,18 @@ hosts:
 				`weir.yaml:4: cache.heuristic_fraction: cannot use "10%" as a number`,
 				`weir.yaml:5: cache.max_size: expected a size like 256MiB, found a list`,
 				`weir.yaml:7: hosts[0].match: expected a list, found "example.com"; write [example.com] for a list of one`,
-				`weir.yaml:8: hosts[0].store_set_cookie: cannot use "maybe" as true or false`,
+				`weir.yaml:8: hosts[0].store_set_cookie: cannot use "maybe" as true or false; write true or false`,
 				`weir.yaml:9: hosts[0].default_ttl: expected a duration like "10s", found key: value pairs`,
+			},
+		},
+		{
+			// YAML 1.1 booleans, which the decoder would take.
+			name: "yes and no are not true and false",
+			yaml: "telemetry:\n  access_log: yes\ncluster:\n  tiered_fill: off\n  insecure: \"true\"\n",
+			want: []string{
+				`weir.yaml:2: telemetry.access_log: cannot use "yes" as true or false; write true or false`,
+				`weir.yaml:4: cluster.tiered_fill: cannot use "off" as true or false; write true or false`,
+				`weir.yaml:5: cluster.insecure: cannot use "true" as true or false; write true or false`,
 			},
 		},
 		{

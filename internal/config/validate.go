@@ -468,16 +468,18 @@ func (v *validator) originURL(path, raw string) {
 		v.add(path, "empty; write the origin's base URL, such as \"http://127.0.0.1:8000\"")
 		return
 	}
+	if !strings.Contains(raw, "://") {
+		// "127.0.0.1:9000" does not parse as a URL at all: say what is
+		// missing rather than what url.Parse makes of it.
+		v.add(path, "%q has no scheme; write %q", redactURL(raw), "http://"+raw)
+		return
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		v.add(path, "cannot parse %q: %v; write a URL such as \"http://127.0.0.1:8000\"", redactURL(raw), errors.Unwrap(err))
 		return
 	}
 	shown := redactURL(raw)
-	if !strings.Contains(raw, "://") {
-		v.add(path, "%q has no scheme; write %q", shown, "http://"+raw)
-		return
-	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		v.add(path, "scheme %q in %q is not supported; use http:// or https://", u.Scheme, shown)
 		return

@@ -487,6 +487,7 @@ func TestValidate(t *testing.T) {
 					"http://a/",
 					"http://a/api?x=1#top",
 					"http://a b",
+					"127.0.0.1:9000",
 				}
 				c.Origins = nil
 				for i, u := range urls {
@@ -507,6 +508,7 @@ func TestValidate(t *testing.T) {
 				`origins[8].url: "http://a/api?x=1#top" has a query; remove everything from "?"`,
 				`origins[8].url: "http://a/api?x=1#top" has a fragment; remove everything from "#"`,
 				`origins[9].url: cannot parse "http://a b": invalid character " " in host name; write a URL such as "http://127.0.0.1:8000"`,
+				`origins[10].url: "127.0.0.1:9000" has no scheme; write "http://127.0.0.1:9000"`,
 			},
 		},
 		{

@@ -84,7 +84,7 @@ func newBenchEdge(b *testing.B, body []byte) *Handler {
 // through the real fill path, behind an origin that sends the headers
 // nginx sends, and reports the live heap per cached object after a full
 // garbage collection (live-B/obj). RSS per object, which adds the
-// collector's headroom, is measured by ../shared/bench/run.sh (mem phase).
+// collector's headroom, is measured by the side-by-side harness (mem phase).
 func BenchmarkMemoryPerObject(b *testing.B) {
 	const n = 50000
 	body := bytes.Repeat([]byte("o"), 1024)

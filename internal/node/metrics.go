@@ -13,7 +13,7 @@ import (
 func (n *Node) httpTelemetry(listener string) *telemetry.HTTP {
 	tc := n.cfg.Telemetry
 	return telemetry.NewHTTP(telemetry.HTTPOptions{
-		Listener: listener, Node: n.name, Logger: n.log,
+		Listener: listener, Node: n.name, Logger: n.accessLog,
 		AccessLog: tc.AccessLog, AccessLogSample: tc.AccessLogSample,
 		RequestIDHeader: tc.RequestIDHeader, Tracer: n.tracer,
 	})

@@ -75,6 +75,10 @@ type Node struct {
 	// reg holds every metric of the node; tracer records its spans.
 	reg    *prometheus.Registry
 	tracer *telemetry.Tracer
+	// accessLog receives the access log: the process log, or a logger on
+	// accessFile (telemetry.access_log_file).
+	accessLog  *slog.Logger
+	accessFile *telemetry.File
 
 	draining atomic.Bool
 	serving  sync.WaitGroup
@@ -119,7 +123,7 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 			name = "weir"
 		}
 	}
-	n := &Node{cfg: cfg, name: name, log: log, hooks: hooks, origins: make(map[string]*origin.Client), errc: make(chan error, 3)}
+	n := &Node{cfg: cfg, name: name, log: log, accessLog: log, hooks: hooks, origins: make(map[string]*origin.Client), errc: make(chan error, 3)}
 	tc := cfg.Telemetry.Tracing
 	tracer, err := telemetry.NewTracer(telemetry.TracingOptions{
 		Endpoint: tc.Endpoint, SampleRatio: tc.SampleRatio, Timeout: time.Duration(tc.Timeout), Headers: tc.Headers,
@@ -132,12 +136,25 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 	started := false
 	defer func() {
 		if !started {
-			// Stop the span exporter a failed start leaves behind.
+			// Stop the span exporter a failed start leaves behind, and
+			// close the access log file.
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			_ = tracer.Shutdown(ctx)
+			if n.accessFile != nil {
+				n.accessFile.Close()
+			}
 		}
 	}()
+	if tc := cfg.Telemetry; tc.AccessLog && tc.AccessLogFile != "" {
+		if n.accessFile, err = telemetry.OpenFile(tc.AccessLogFile); err != nil {
+			return nil, fmt.Errorf("telemetry.access_log_file: %w", err)
+		}
+		n.accessLog, _ = telemetry.NewLogger(n.accessFile, "info", tc.LogFormat)
+	} else if tc.AccessLog {
+		// Access lines were asked for: written whatever log_level says.
+		n.accessLog = slog.New(telemetry.Unfiltered(log.Handler()))
+	}
 	for _, oc := range cfg.Origins {
 		c, err := origin.New(origin.Config{
 			Name:                  oc.Name,
@@ -335,6 +352,12 @@ func (n *Node) Reload() error {
 	if err := n.audit.Reopen(); err != nil {
 		n.log.Error("reload: audit log not reopened", "error", err.Error())
 		errs = append(errs, err)
+	}
+	if n.accessFile != nil {
+		if err := n.accessFile.Reopen(); err != nil {
+			n.log.Error("reload: access log not reopened; the file open before stays in use", "path", n.accessFile.Path(), "error", err.Error())
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -613,6 +636,9 @@ func (n *Node) Close() {
 }
 
 func (n *Node) release() {
+	if n.accessFile != nil {
+		defer n.accessFile.Close() // after the listeners, whose requests log to it
+	}
 	if n.purge != nil {
 		n.purge.Close()
 	}

@@ -71,3 +71,18 @@ func redact(groups []string, a slog.Attr) slog.Attr {
 	}
 	return a
 }
+
+// Unfiltered returns h without its level: every record goes to h's
+// output whatever h's level. The access log is written through it, since
+// an operator who asks for one wants it whatever log_level says.
+func Unfiltered(h slog.Handler) slog.Handler { return unfiltered{h} }
+
+type unfiltered struct{ slog.Handler }
+
+func (unfiltered) Enabled(context.Context, slog.Level) bool { return true }
+
+func (u unfiltered) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return unfiltered{u.Handler.WithAttrs(attrs)}
+}
+
+func (u unfiltered) WithGroup(name string) slog.Handler { return unfiltered{u.Handler.WithGroup(name)} }
