@@ -189,8 +189,11 @@ func (h *Handler) fill(w http.ResponseWriter, r *http.Request, snap *Snapshot, s
 				continue
 			}
 		}
+		// Deferred: a response cut short (the client left, the origin
+		// failed mid-body) ends the handler with a panic, and a reader
+		// left attached would keep a fill nobody reads alive.
+		defer rd.Close()
 		h.serveFlight(w, r, site, rd, leader, hd, err, stale, reqCC, fwd)
-		rd.Close()
 		return
 	}
 }

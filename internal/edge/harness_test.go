@@ -33,6 +33,7 @@ type testEdge struct {
 	store  *store.Store
 	origin *countingOrigin
 	client *http.Client
+	srv    *h1.Server
 }
 
 // countingOrigin wraps a handler and counts the requests it receives.
@@ -147,7 +148,7 @@ func newEdgeOpts(t testing.TB, url string, o *countingOrigin, mutate func(*confi
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	tr := &http.Transport{MaxIdleConnsPerHost: 512, DisableCompression: true}
-	e := &testEdge{t: t, URL: "http://" + ln.Addr().String(), h: h, store: st, origin: o, client: &http.Client{Transport: tr, Timeout: 20 * time.Second}}
+	e := &testEdge{t: t, URL: "http://" + ln.Addr().String(), h: h, store: st, origin: o, client: &http.Client{Transport: tr, Timeout: 20 * time.Second}, srv: srv}
 	t.Cleanup(func() {
 		tr.CloseIdleConnections()
 		srv.Close()

@@ -314,3 +314,45 @@ func TestLaggingNodeServesNoStaleCopyOnError(t *testing.T) {
 		t.Fatalf("a node that is not lagging serves the copy while it is fresh: %q", r.body)
 	}
 }
+
+// TestClientThatLeavesWhileWaitingEndsTheFill: a client that leaves while
+// its reader waits for the next bytes of an uncacheable answer (the
+// origin paused) is noticed, and the fill it was the only reader of is
+// abandoned once the origin goes on: the origin's connection is closed,
+// not held open by a reader nobody serves.
+func TestClientThatLeavesWhileWaitingEndsTheFill(t *testing.T) {
+	resume := make(chan struct{})
+	done := make(chan error, 1)
+	chunk := make([]byte, 64<<10)
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write(chunk)
+		w.(http.Flusher).Flush()
+		<-resume
+		var err error
+		for i := 0; i < 4096 && err == nil; i++ { // up to 256 MiB
+			_, err = w.Write(chunk)
+		}
+		done <- err
+	})
+	e := newEdgeFor(t, o, nil)
+	conn, br := rawGet(t, strings.TrimPrefix(e.URL, "http://"), "/paused")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, len(chunk))); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close() // while the edge's reader waits for more
+	testkit.Eventually(t, "the edge to see the client leave", func() bool { return e.srv.Conns() == 0 })
+	close(resume)
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the origin sent its whole answer to a client that had left")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the origin connection is held open by a reader nobody serves")
+	}
+}
