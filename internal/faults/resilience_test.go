@@ -68,6 +68,8 @@ func TestOriginDown(t *testing.T) {
 func TestBreakerOpensAndRecovers(t *testing.T) {
 	r := start(t, func(o *config.Origin) {
 		o.Breaker.ConsecutiveFailures = 3
+		// A run of failures must last a tenth of the window to count: 100µs.
+		o.Breaker.Window = config.Duration(time.Millisecond)
 		o.Breaker.Delay = config.Duration(300 * time.Millisecond)
 		o.Breaker.HalfOpenRequests = 1
 		o.Outlier.ConsecutiveFailures = -1

@@ -91,6 +91,9 @@ type evidence struct {
 	// RunConnect is set when every failure of the run was a failure to
 	// connect, which says nothing about any URL.
 	RunConnect bool
+	// RunSpan is how long the run has lasted: from its first failure to
+	// now, with no success on the server meanwhile.
+	RunSpan time.Duration
 	// Requests and Failures count the outcomes of the last window.
 	Requests, Failures int
 	// URLs is the number of distinct URLs answered or failed within the
@@ -100,16 +103,27 @@ type evidence struct {
 }
 
 // serverWide reports whether the current run of failures concerns the
-// server rather than some of its URLs: it is made of connection failures,
-// or spans more than one URL.
-func (e evidence) serverWide() bool { return e.RunConnect || e.RunURLs >= 2 }
+// server rather than some of its URLs or one moment: it is made of
+// connection failures, or it spans more than one URL and has lasted at
+// least minSpan without a success. Failures that land together (requests
+// sent at once to URLs that each fail, while the server answers other
+// requests around them) are a burst, not a dead server.
+func (e evidence) serverWide(minSpan time.Duration) bool {
+	return e.RunConnect || e.RunURLs >= 2 && e.RunSpan >= minSpan
+}
+
+// minRunSpan is the least time a run of failures that are not connection
+// failures must last to count against the whole server: a tenth of the
+// breaker's window, 1s by default.
+func minRunSpan(window time.Duration) time.Duration { return window / windowBuckets }
 
 // tripReason returns why a closed breaker must open on this evidence, or
 // "" when it must not. It opens only on failures that are not confined to
 // one URL while the rest of the server answers:
 //
 //   - p.consecutive gateway failures in a row (no success between them)
-//     that are connection failures or span at least two URLs; or
+//     that are connection failures, or that span at least two URLs over
+//     at least a tenth of the window (minRunSpan); or
 //   - at least p.minRequests requests in the window, of which at least
 //     p.rate failed, where the URLs whose last outcome failed are at
 //     least two and at least p.rate of the URLs seen in the window.
@@ -118,7 +132,7 @@ func (e evidence) serverWide() bool { return e.RunConnect || e.RunURLs >= 2 }
 // failures are one URL, and the successes of the other URLs break its
 // runs.
 func tripReason(p breakerPolicy, e evidence) string {
-	if e.Run >= int(p.consecutive) && e.serverWide() {
+	if e.Run >= int(p.consecutive) && e.serverWide(minRunSpan(p.window)) {
 		if e.RunConnect {
 			return fmt.Sprintf("%d connection failures in a row", e.Run)
 		}
@@ -149,6 +163,7 @@ type history struct {
 	runURL     uint64 // the URL of the run's first failure
 	runURLs    int
 	runConnect bool
+	runStart   int64 // Unix nanoseconds of the run's first failure
 	buckets    [windowBuckets]bucket
 	urls       [urlSlots]urlSlot
 }
@@ -187,7 +202,7 @@ func (h *history) add(now time.Time, o outcome, url uint64, connect bool) eviden
 	if o == failure {
 		b.failures++
 		if h.run == 0 {
-			h.runURL, h.runURLs, h.runConnect = url, 1, connect
+			h.runURL, h.runURLs, h.runConnect, h.runStart = url, 1, connect, ns
 		} else {
 			if url != h.runURL {
 				h.runURLs = 2
@@ -219,6 +234,9 @@ func (h *history) add(now time.Time, o outcome, url uint64, connect bool) eviden
 func (h *history) evidenceLocked(now time.Time) evidence {
 	e := evidence{Run: h.run, RunURLs: h.runURLs, RunConnect: h.runConnect}
 	ns := now.UnixNano()
+	if h.run > 0 {
+		e.RunSpan = time.Duration(ns - h.runStart)
+	}
 	width := int64(h.window / windowBuckets)
 	idx := ns / width
 	for _, b := range h.buckets {

@@ -16,6 +16,11 @@ import (
 	"github.com/weir-cdn/weir/internal/testkit"
 )
 
+// quickRuns is a breaker window for tests that need a run of failures in
+// a row to count at once: its tenth, the least span of a run, is shorter
+// than the time between any two requests.
+const quickRuns = 10 * time.Microsecond
+
 // clock is a settable clock for breakers, histories and the trickle.
 type clock struct {
 	mu sync.Mutex
@@ -46,7 +51,8 @@ func TestTripReason(t *testing.T) {
 		{"nothing", evidence{}, false},
 		{"5 connection failures in a row open it: no URL can cause them", evidence{Run: 5, RunURLs: 1, RunConnect: true}, true},
 		{"4 connection failures in a row are not enough", evidence{Run: 4, RunURLs: 1, RunConnect: true}, false},
-		{"5 failures in a row on several URLs open it", evidence{Run: 5, RunURLs: 2}, true},
+		{"5 failures in a row on several URLs over a second open it", evidence{Run: 5, RunURLs: 2, RunSpan: time.Second}, true},
+		{"a burst of failures on several URLs, landing together, does not", evidence{Run: 50, RunURLs: 2, RunSpan: 10 * time.Millisecond}, false},
 		{"any number of failures in a row on one URL do not", evidence{Run: 1000, RunURLs: 1}, false},
 		{"a failure rate over several failing URLs opens it",
 			evidence{Requests: 20, Failures: 10, URLs: 4, FailingURLs: 2}, true},
@@ -77,11 +83,15 @@ func TestHistory(t *testing.T) {
 	if e := add(failure, 1, true); e.Run != 1 || e.RunURLs != 1 || !e.RunConnect {
 		t.Fatalf("after one connection failure: %+v", e)
 	}
-	if e := add(failure, 1, false); e.Run != 2 || e.RunURLs != 1 || e.RunConnect || e.serverWide() {
+	if e := add(failure, 1, false); e.Run != 2 || e.RunURLs != 1 || e.RunConnect || e.serverWide(0) {
 		t.Fatalf("after a failure on the same URL: %+v, want a run of 2 on one URL", e)
 	}
-	if e := add(failure, 2, false); e.RunURLs != 2 || !e.serverWide() {
-		t.Fatalf("after a failure on another URL: %+v, want the run server-wide", e)
+	if e := add(failure, 2, false); e.RunURLs != 2 || e.RunSpan != 0 || e.serverWide(time.Second) {
+		t.Fatalf("after a failure on another URL at once: %+v, want a burst, not server-wide", e)
+	}
+	clk.advance(time.Second)
+	if e := h.add(clk.now(), ignored, 2, false); e.RunSpan != time.Second || !e.serverWide(time.Second) {
+		t.Fatalf("a second later, no success meanwhile: %+v, want the run server-wide", e)
 	}
 	if e := add(ignored, 3, false); e.Run != 3 || e.Requests != 3 {
 		t.Fatalf("an ignored outcome changed the history: %+v", e)
@@ -119,7 +129,7 @@ func TestBreakerStates(t *testing.T) {
 	b := newBreaker(p, clk.now, func(from, to breakerState, reason string) {
 		changes = append(changes, from.String()+">"+to.String())
 	})
-	wide := evidence{Run: 2, RunURLs: 2}
+	wide := evidence{Run: 2, RunURLs: 2, RunSpan: time.Second}
 	mustAllow := func(want permit) {
 		t.Helper()
 		got, ok := b.allow()
@@ -296,7 +306,7 @@ func TestTimeoutsEverywhereOpen(t *testing.T) {
 	})
 	cfg := Config{Name: "o", URL: "http://" + ln.Addr().String(), Logger: quiet(), Retry: Retry{Attempts: 1},
 		ResponseHeaderTimeout: 20 * time.Millisecond, TrickleRate: -1}
-	cfg.Breaker = Breaker{ConsecutiveFailures: 3, Delay: time.Minute}
+	cfg.Breaker = Breaker{ConsecutiveFailures: 3, Delay: time.Minute, Window: quickRuns}
 	c := newClient(t, cfg)
 	for i := range 3 {
 		if _, _, err := fetch(t, c, http.MethodGet, fmt.Sprintf("/%d", i)); kindOf(err) != "timeout" {
@@ -321,6 +331,7 @@ func TestTrickleWhileEveryBreakerIsOpen(t *testing.T) {
 	cfg.Breaker = Breaker{ConsecutiveFailures: 2, Delay: time.Hour, HalfOpenRequests: 2}
 	c := newClient(t, cfg)
 	mustFetch(t, c, "/a")
+	clk.advance(time.Second) // a run of failures over a second, not a burst
 	mustFetch(t, c, "/b")
 	if c.State().Servers[0].Breaker != "open" {
 		t.Fatal("the breaker did not open")
@@ -440,7 +451,7 @@ func TestClientBodyFailureIsNotTheOrigins(t *testing.T) {
 func TestFailureStatuses(t *testing.T) {
 	srv := newPathBackend(t, map[string]int{"/a": 500, "/b": 500, "/c": 503})
 	cfg := Config{Name: "o", URL: srv.URL, Logger: quiet(), Retry: Retry{Attempts: 1}, FailureStatuses: []int{500}, TrickleRate: -1}
-	cfg.Breaker = Breaker{ConsecutiveFailures: 2, Delay: time.Minute}
+	cfg.Breaker = Breaker{ConsecutiveFailures: 2, Delay: time.Minute, Window: quickRuns}
 	c := newClient(t, cfg)
 	mustFetch(t, c, "/c")
 	mustFetch(t, c, "/c") // 503 is not counted here
@@ -480,5 +491,40 @@ func TestFailed(t *testing.T) {
 		if got := c.Failed(tt.resp, tt.err); got != tt.want {
 			t.Errorf("Failed(%v, %v) = %v, want %v", tt.resp, tt.err, got, tt.want)
 		}
+	}
+}
+
+// TestBurstOfFailuresIsNotADeadServer is what an HTTP-caching
+// conformance suite does to a cache: many tests at once make the origin
+// fail on purpose, each on a URL of its own, and the failures land
+// together. That is not a dead server: the breaker stays closed, and
+// the server's other URLs are served.
+func TestBurstOfFailuresIsNotADeadServer(t *testing.T) {
+	const burst = 12
+	var arrived atomic.Int64
+	release := make(chan struct{})
+	srv := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/fail/") {
+			if arrived.Add(1) == burst {
+				close(release)
+			}
+			<-release
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	c := newClient(t, Config{Name: "o", URL: srv.URL, Logger: quiet(), Retry: Retry{Attempts: 1}})
+	mustFetch(t, c, "/warm")
+	var wg sync.WaitGroup
+	for i := range burst {
+		wg.Go(func() { mustFetch(t, c, fmt.Sprintf("/fail/%d", i)) })
+	}
+	wg.Wait()
+	if st := c.State().Servers[0]; st.Breaker != "closed" || st.ConsecutiveFailures != burst {
+		t.Fatalf("after a burst of %d failures on as many URLs: %+v, want the breaker closed", burst, st)
+	}
+	if _, status := mustFetch(t, c, "/other"); status != 200 {
+		t.Errorf("another URL after the burst: %d", status)
 	}
 }

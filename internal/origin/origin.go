@@ -166,7 +166,9 @@ type Outlier struct {
 // for nothing. It opens only on failures that are not confined to one
 // URL while the rest of the server answers (see tripReason): when
 // ConsecutiveFailures requests in a row failed, all of them connection
-// failures or on at least two URLs; or when, over the last Window, at
+// failures, or on at least two URLs over at least a tenth of Window with
+// no success between them (a burst that lands at once is not a dead
+// server); or when, over the last Window, at
 // least MinRequests requests were made, FailureRate of them failed, and
 // the URLs whose last request failed are at least two and FailureRate of
 // the URLs asked for. An open breaker refuses requests for Delay, then

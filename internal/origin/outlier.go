@@ -68,7 +68,7 @@ func (c *Client) record(s *server, p permit, o outcome, url uint64, connect bool
 				"origin", c.name, "server", s.label, "health_check", c.health.path)
 		}
 	}
-	if o == failure && c.outlier.enabled && int64(e.Run) >= c.outlier.failures && e.serverWide() {
+	if o == failure && c.outlier.enabled && int64(e.Run) >= c.outlier.failures && e.serverWide(minRunSpan(s.history.window)) {
 		c.eject(s, e.Run, reason)
 	}
 }

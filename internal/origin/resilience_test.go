@@ -48,6 +48,7 @@ func TestOutlierEjection(t *testing.T) {
 	cfg := noResilience(Config{Name: "o", Servers: urls(a, b)})
 	const base = 300 * time.Millisecond
 	cfg.Outlier = Outlier{ConsecutiveFailures: 3, BaseEjection: base, MaxEjection: 2 * time.Second}
+	cfg.Breaker.Window = quickRuns
 	c := newClient(t, cfg)
 	failUntilEjected := func(hits int64) time.Duration {
 		t.Helper()
@@ -93,6 +94,7 @@ func TestOutlierKeepsServersIn(t *testing.T) {
 	b.status.Store(http.StatusServiceUnavailable)
 	cfg := noResilience(Config{Name: "o", Servers: urls(a, b)})
 	cfg.Outlier = Outlier{ConsecutiveFailures: 2, BaseEjection: time.Minute}
+	cfg.Breaker.Window = quickRuns
 	c := newClient(t, cfg)
 	for i := range 20 {
 		if _, status := mustFetch(t, c, fmt.Sprintf("/%d", i)); status != 503 {
@@ -127,7 +129,7 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 	a := newBackend(t, "a")
 	a.status.Store(http.StatusServiceUnavailable)
 	cfg := noResilience(Config{Name: "o", URL: a.srv.URL})
-	cfg.Breaker = Breaker{ConsecutiveFailures: 3, Delay: 50 * time.Millisecond, HalfOpenRequests: 2}
+	cfg.Breaker = Breaker{ConsecutiveFailures: 3, Delay: 50 * time.Millisecond, HalfOpenRequests: 2, Window: quickRuns}
 	c := newClient(t, cfg)
 	for _, path := range []string{"/a", "/b", "/a"} {
 		mustFetch(t, c, path)
@@ -194,7 +196,7 @@ func TestBreakerOpenServerIsSkipped(t *testing.T) {
 	a, b := newBackend(t, "a"), newBackend(t, "b")
 	a.status.Store(http.StatusBadGateway)
 	cfg := noResilience(Config{Name: "o", Servers: urls(a, b)})
-	cfg.Breaker = Breaker{ConsecutiveFailures: 2, Delay: time.Minute}
+	cfg.Breaker = Breaker{ConsecutiveFailures: 2, Delay: time.Minute, Window: quickRuns}
 	c := newClient(t, cfg)
 	for i := 0; a.hits.Load() < 2; i++ {
 		mustFetch(t, c, fmt.Sprintf("/%d", i))

@@ -353,7 +353,7 @@ func TestMalformedResponseIsAServerFailure(t *testing.T) {
 	folded := answer{raw: "HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok"}
 	srv := newRawServer(t, nil, map[string]answer{"/bad1": folded, "/bad2": folded, "/bad3": folded})
 	cfg := noResilience(Config{Name: "o", URL: srv.url()})
-	cfg.Breaker = Breaker{ConsecutiveFailures: 3, Delay: time.Minute}
+	cfg.Breaker = Breaker{ConsecutiveFailures: 3, Delay: time.Minute, Window: quickRuns}
 	c := newClient(t, cfg)
 	for _, path := range []string{"/bad1", "/bad2", "/bad3"} { // failures on more than one URL
 		_, _, err := fetchRaw(c, http.MethodGet, path)
