@@ -681,7 +681,7 @@ func (b *idleBody) Read(p []byte) (int, error) {
 	// offending byte: the Transport fails the body instead of ending it
 	// with io.EOF, and closes the connection. It may tell the failure in
 	// its own words; the observer's are taken.
-	if m := b.wire.refusal(); m != nil {
+	if m := b.wire.refusal(); m != nil && !m.unsolicited {
 		err = m
 	} else if err == io.EOF {
 		return n, err

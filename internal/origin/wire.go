@@ -98,6 +98,10 @@ type malformedError struct {
 	// inBody reports a refusal in the body's framing (the chunked
 	// coding or the trailer section), after a head that was strict.
 	inBody bool
+	// unsolicited reports a refusal of bytes no request asked for, after
+	// a complete response (a body longer than its Content-Length, say):
+	// that response stands, and the connection is not used again.
+	unsolicited bool
 }
 
 func (e *malformedError) Error() string { return "malformed response: " + e.reason }
@@ -122,14 +126,16 @@ type wireConn struct {
 	failed error // returned by every Read after a refusal; read side only
 
 	refused atomic.Pointer[malformedError]
-	lost    atomic.Bool // the observer stopped tracking the connection
-	head    atomic.Bool // the next exchange answers a HEAD request
+	lost    atomic.Bool  // the observer stopped tracking the connection
+	head    atomic.Bool  // the next exchange answers a HEAD request
+	pending atomic.Int32 // requests sent whose response has not begun
 }
 
 func newWireConn(c net.Conn, maxHead int64) *wireConn {
 	w := &wireConn{Conn: c}
 	w.scan.maxHead = maxHead
 	w.scan.hint = &w.head
+	w.scan.pending = &w.pending
 	return w
 }
 
@@ -175,6 +181,7 @@ func (c *wireConn) ReadFrom(r io.Reader) (int64, error) {
 // expect tells c the method of the request about to be written to it.
 func (c *wireConn) expect(method string) {
 	c.head.Store(method == http.MethodHead)
+	c.pending.Add(1)
 }
 
 // verdict returns why a response read on c may not be used: its framing
@@ -261,10 +268,13 @@ func (p *wireProbe) check(resp *http.Response, err error) (*http.Response, error
 		}
 		return nil, err
 	}
-	if m := c.refusal(); m != nil && m.inBody {
+	if m := c.refusal(); m != nil && (m.inBody || m.unsolicited) {
 		// The head was strict; the observer has already read on into
-		// the body and refused it. The Transport fails the body's read
-		// at that point, and the body's Read reports why.
+		// the body and refused it (the Transport fails the body's read
+		// at that point, and the body's Read reports why), or past the
+		// complete response into bytes nobody asked for (the response
+		// stands; the Transport's next read of the connection fails, and
+		// it is closed).
 		return resp, nil
 	}
 	if v := c.verdict(); v != nil {
@@ -356,6 +366,10 @@ type scanner struct {
 	// hint, when set, says whether the next exchange answers a HEAD
 	// request; it is taken (and cleared) at the exchange's first byte.
 	hint *atomic.Bool
+	// pending, when set, counts the requests sent whose response has not
+	// begun; an exchange that begins with none pending is unsolicited.
+	pending     *atomic.Int32
+	unsolicited bool
 }
 
 // scan checks p, the next bytes read from the connection. It returns -1
@@ -385,6 +399,11 @@ func (s *scanner) scan(p []byte) (int, *malformedError) {
 		if s.state == stIdle {
 			// A response begins.
 			s.headReq = s.hint != nil && s.hint.Swap(false)
+			if s.pending != nil {
+				if s.unsolicited = s.pending.Add(-1) < 0; s.unsolicited {
+					s.pending.Add(1)
+				}
+			}
 			s.startHead()
 		}
 		if s.state <= stEndLF {
@@ -785,7 +804,7 @@ func (s *scanner) fail(format string, args ...any) *malformedError {
 	if s.trailer {
 		reason = "invalid trailer: " + reason
 	}
-	return &malformedError{reason: reason, inBody: inBody}
+	return &malformedError{reason: reason, inBody: inBody, unsolicited: s.unsolicited && !inBody}
 }
 
 func isDigit(b byte) bool { return '0' <= b && b <= '9' }

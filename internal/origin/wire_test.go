@@ -308,6 +308,23 @@ func TestStrictResponsesKeepTheirConnection(t *testing.T) {
 	}
 }
 
+// TestBytesAfterAResponse: an origin that writes more than its
+// Content-Length (the suite's headers-store-Content-Length does) has its
+// response read as framed, and the stray bytes, which no request asked
+// for, are never read as a response: the connection is not used again.
+func TestBytesAfterAResponse(t *testing.T) {
+	srv := newRawServer(t, nil, map[string]answer{"/p": {raw: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello, and 26 bytes more!!"}})
+	c := newClient(t, noResilience(Config{Name: "o", URL: srv.url()}))
+	for i := range 2 {
+		if _, body, err := fetchRaw(c, http.MethodGet, "/p"); err != nil || body != "hello" {
+			t.Fatalf("GET /p #%d: %q, %v; want the 5 bytes of its Content-Length", i, body, err)
+		}
+	}
+	if n := srv.accepts.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2: one after the stray bytes is never reused", n)
+	}
+}
+
 // TestResponsesUntilClose: a response framed by the connection closing
 // (RFC 9112 §6.3, item 8) is read whole; the next request gets a new
 // connection, as it must.
