@@ -162,13 +162,18 @@ func TestClientPrefix(t *testing.T) {
 // takes nothing, not one that reads a large body slowly but steadily for
 // longer than the timeout.
 func TestSlowSteadyReaderIsServed(t *testing.T) {
-	const size = 8 << 20
-	done := make(chan error, 1)
+	const size, timeout = 8 << 20, 300 * time.Millisecond
+	type written struct {
+		err  error
+		took time.Duration
+	}
+	done := make(chan written, 1)
 	_, addr := start(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "8388608")
+		began := time.Now()
 		_, err := w.Write(make([]byte, size)) // one write: one writev
-		done <- err
-	}, func(s *Server) { s.WriteTimeout = 300 * time.Millisecond })
+		done <- written{err, time.Since(began)}
+	}, func(s *Server) { s.WriteTimeout = timeout })
 	rc := dial(t, addr)
 	rc.c.(*net.TCPConn).SetReadBuffer(64 << 10)
 	rc.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -176,22 +181,30 @@ func TestSlowSteadyReaderIsServed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A reader slower than the write: one 128 KiB piece per tick, 64
+	// ticks of 20ms, so the body takes at least 1.26s to read, four times
+	// the write timeout.
+	pace := time.NewTicker(20 * time.Millisecond)
+	defer pace.Stop()
 	start := time.Now()
 	buf := make([]byte, 128<<10)
 	var got int
 	for got < size {
+		<-pace.C
 		n, err := io.ReadFull(resp.Body, buf[:min(len(buf), size-got)])
 		got += n
 		if err != nil {
 			t.Fatalf("after %d bytes in %v: %v", got, time.Since(start), err)
 		}
-		time.Sleep(20 * time.Millisecond) // a reader slower than the write
 	}
-	if err := <-done; err != nil {
-		t.Fatalf("the write failed for a reader that kept reading for %v: %v", time.Since(start), err)
+	w := <-done
+	if w.err != nil {
+		t.Fatalf("the write failed for a reader that kept reading for %v: %v", time.Since(start), w.err)
 	}
-	if d := time.Since(start); d < 300*time.Millisecond {
-		t.Skipf("the body took only %v, less than the write timeout: nothing tested", d)
+	if w.took < timeout {
+		// The socket buffers held most of the body: the write never
+		// waited on the reader as long as the timeout.
+		t.Skipf("the write took only %v, less than the write timeout %v: nothing tested", w.took, timeout)
 	}
 }
 
