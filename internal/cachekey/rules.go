@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/textproto"
 	"strings"
+
+	"github.com/weir-cdn/weir/internal/httpsyntax"
 )
 
 // Rules are a host's cache-key rules, as written in the config file.
@@ -94,7 +96,7 @@ func (r Rules) Validate() error {
 		case h == "":
 			add("headers[%d]: empty header name; remove the entry or name a request header such as \"X-Device\"", i)
 			continue
-		case !isToken(h):
+		case !httpsyntax.IsToken(h):
 			add("headers[%d]: %q is not a valid header field name (RFC 9110 §5.1 allows letters, digits and !#$%%&'*+-.^_`|~)", i, h)
 			continue
 		case strings.EqualFold(h, "Host"):
@@ -115,7 +117,7 @@ func (r Rules) Validate() error {
 		case c == "":
 			add("cookies[%d]: empty cookie name; remove the entry or name a cookie such as \"lang\"", i)
 			continue
-		case !isToken(c):
+		case !httpsyntax.IsToken(c):
 			add("cookies[%d]: %q is not a valid cookie name (RFC 6265 §4.1.1: a token, without spaces, separators such as ;=,\" or control characters)", i, c)
 			continue
 		}
@@ -143,26 +145,4 @@ func patternProblem(p string) string {
 		}
 	}
 	return ""
-}
-
-// isToken reports whether s is a token (RFC 9110 §5.6.2): one or more
-// tchar.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isTchar(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func isTchar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }

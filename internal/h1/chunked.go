@@ -6,6 +6,8 @@ import (
 	"io"
 	"math"
 	"strconv"
+
+	"github.com/weir-cdn/weir/internal/httpsyntax"
 )
 
 const (
@@ -184,14 +186,14 @@ func (cr *chunkedReader) readSizeLine() error {
 			case extStart:
 				switch {
 				case c == ' ' || c == '\t':
-				case tokenChars[c]:
+				case httpsyntax.IsTchar(c):
 					st = extName
 				default:
 					return malformedBody("chunk extension without a name")
 				}
 			case extName:
 				switch {
-				case tokenChars[c]:
+				case httpsyntax.IsTchar(c):
 				case c == '=':
 					st = extValStart
 				case c == ';':
@@ -216,7 +218,7 @@ func (cr *chunkedReader) readSizeLine() error {
 			case extValStart:
 				switch {
 				case c == ' ' || c == '\t':
-				case tokenChars[c]:
+				case httpsyntax.IsTchar(c):
 					st = extValToken
 				case c == '"':
 					st = extQuoted
@@ -225,7 +227,7 @@ func (cr *chunkedReader) readSizeLine() error {
 				}
 			case extValToken:
 				switch {
-				case tokenChars[c]:
+				case httpsyntax.IsTchar(c):
 				case c == ';':
 					st = extStart
 				case c == ' ' || c == '\t':
@@ -346,14 +348,14 @@ func (cr *chunkedReader) readTrailerLine() error {
 					return malformedBody("obsolete line folding in the trailer section")
 				case c == ':':
 					return malformedBody("trailer field without a name")
-				case tokenChars[c]:
+				case httpsyntax.IsTchar(c):
 					st = trailerName
 				default:
 					return malformedBody("invalid character in a trailer field name")
 				}
 			case trailerName:
 				switch {
-				case tokenChars[c]:
+				case httpsyntax.IsTchar(c):
 				case c == ':':
 					st = trailerValue
 				case c == ' ' || c == '\t':

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/weir-cdn/weir/internal/httpsyntax"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -94,7 +95,7 @@ func parseHead(block string, h *head, hdr http.Header, vals []string) *reqError 
 			return badRequest("header field with an empty name")
 		}
 		name := line[:colon]
-		if !validToken(name) {
+		if !httpsyntax.IsToken(name) {
 			return badRequest("invalid header field name " + quote(name))
 		}
 		value := trimOWS(line[colon+1:])
@@ -212,7 +213,7 @@ func parseRequestLine(line string, h *head) *reqError {
 	}
 	sp2 += sp1 + 1
 	method, target, proto := line[:sp1], line[sp1+1:sp2], line[sp2+1:]
-	if !validToken(method) {
+	if !httpsyntax.IsToken(method) {
 		return badRequest("invalid method")
 	}
 	for _, m := range methods {
@@ -296,7 +297,7 @@ func parseTransferEncoding(v string) (chunked, last bool, err *reqError) {
 	codings, sawChunked := 0, false
 	i := 0
 	for {
-		j := scanToken(v, i)
+		j := httpsyntax.TokenEnd(v, i)
 		if j == i {
 			return false, false, badRequest("malformed Transfer-Encoding " + quote(v))
 		}
@@ -316,7 +317,7 @@ func parseTransferEncoding(v string) (chunked, last bool, err *reqError) {
 				return false, false, badRequest("parameters on chunked in Transfer-Encoding " + quote(v))
 			}
 			k = skipOWS(v, k+1)
-			e := scanToken(v, k)
+			e := httpsyntax.TokenEnd(v, k)
 			if e == k {
 				return false, false, badRequest("malformed Transfer-Encoding " + quote(v))
 			}
@@ -324,7 +325,7 @@ func parseTransferEncoding(v string) (chunked, last bool, err *reqError) {
 				return false, false, badRequest("malformed Transfer-Encoding " + quote(v))
 			}
 			k = skipOWS(v, k+1)
-			if e = scanToken(v, k); e == k {
+			if e = httpsyntax.TokenEnd(v, k); e == k {
 				if e = scanQuoted(v, k); e == k {
 					return false, false, badRequest("malformed Transfer-Encoding " + quote(v))
 				}
@@ -340,14 +341,6 @@ func parseTransferEncoding(v string) (chunked, last bool, err *reqError) {
 		}
 		i = skipOWS(v, k+1)
 	}
-}
-
-// scanToken returns the end of the token starting at v[i], i if none.
-func scanToken(v string, i int) int {
-	for i < len(v) && tokenChars[v[i]] {
-		i++
-	}
-	return i
 }
 
 // scanQuoted returns the end of the quoted-string starting at v[i]
@@ -416,33 +409,6 @@ func trimOWS(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
-}
-
-// tokenChars marks the bytes allowed in a token (RFC 9110 §5.6.2).
-var tokenChars = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !tokenChars[s[i]] {
-			return false
-		}
-	}
-	return true
 }
 
 // validFieldValue reports whether v holds only field-content bytes: no

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/weir-cdn/weir/internal/httpsyntax"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -124,7 +125,7 @@ func FuzzParseHead(f *testing.F) {
 			}
 			return
 		}
-		if !validToken(h.method) {
+		if !httpsyntax.IsToken(h.method) {
 			t.Fatalf("invalid method accepted: %q", h.method)
 		}
 		if h.host != "" && !httpguts.ValidHostHeader(h.host) {
@@ -140,7 +141,7 @@ func FuzzParseHead(f *testing.F) {
 			t.Fatal("HTTP/1.1 request without a Host field")
 		}
 		for name, vals := range hdr {
-			if !validToken(name) || name == "Host" {
+			if !httpsyntax.IsToken(name) || name == "Host" {
 				t.Fatalf("bad field name %q", name)
 			}
 			for _, v := range vals {

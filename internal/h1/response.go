@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/httpsyntax"
 )
 
 // response is the http.ResponseWriter of one request; the connection
@@ -302,7 +304,7 @@ func (w *response) finish() bool {
 // spaces, so a handler cannot split the response.
 func appendFields(b []byte, h http.Header) []byte {
 	for name, vals := range h {
-		if !validToken(name) {
+		if !httpsyntax.IsToken(name) {
 			continue
 		}
 		for _, v := range vals {

@@ -4,6 +4,8 @@ import (
 	"net/textproto"
 	"slices"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/httpsyntax"
 )
 
 // MaxDeltaSeconds is the largest delta-seconds value a cache keeps. RFC 9111
@@ -149,9 +151,7 @@ func nextDirective(s string, tolerant bool) (d directive, rest string) {
 		i++
 	}
 	start := i
-	for i < len(s) && isTchar(s[i]) {
-		i++
-	}
+	i = httpsyntax.TokenEnd(s, i)
 	name := s[start:i]
 	j := i
 	if tolerant {
@@ -176,10 +176,7 @@ func nextDirective(s string, tolerant bool) (d directive, rest string) {
 			}
 			j = end
 		} else {
-			k := j
-			for k < len(s) && isTchar(s[k]) {
-				k++
-			}
+			k := httpsyntax.TokenEnd(s, j)
 			d.value = s[j:k]
 			d.invalid = k == j
 			j = k
@@ -332,7 +329,7 @@ func fieldList(v string) []string {
 	for v != "" {
 		var name string
 		name, v = nextListMember(v)
-		if !isToken(name) {
+		if !httpsyntax.IsToken(name) {
 			continue
 		}
 		name = textproto.CanonicalMIMEHeaderKey(name)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/weir-cdn/weir/internal/httpsyntax"
 )
 
 func FuzzParseDirectives(f *testing.F) {
@@ -35,7 +36,7 @@ func FuzzParseDirectives(f *testing.F) {
 				t.Fatalf("empty non-nil field list")
 			}
 			for i, name := range fields {
-				if !isToken(name) || textproto.CanonicalMIMEHeaderKey(name) != name || slices.Contains(fields[:i], name) {
+				if !httpsyntax.IsToken(name) || textproto.CanonicalMIMEHeaderKey(name) != name || slices.Contains(fields[:i], name) {
 					t.Fatalf("bad field name %q in %q", name, fields)
 				}
 			}
@@ -105,7 +106,7 @@ func FuzzVaryAndSecondaryKey(f *testing.F) {
 			t.Fatalf("VaryFields(%q) = %q: not sorted and unique", vary, fields)
 		}
 		for _, name := range fields {
-			if !isToken(name) || textproto.CanonicalMIMEHeaderKey(name) != name {
+			if !httpsyntax.IsToken(name) || textproto.CanonicalMIMEHeaderKey(name) != name {
 				t.Fatalf("VaryFields(%q): bad name %q", vary, name)
 			}
 		}
@@ -241,7 +242,7 @@ func parseSFBareItem(s string) (rest, err string) {
 		return "", "unterminated string"
 	case isSFTokenStart(s[0]):
 		j := 1
-		for j < len(s) && (isTchar(s[j]) || s[j] == ':' || s[j] == '/') {
+		for j < len(s) && (httpsyntax.IsTchar(s[j]) || s[j] == ':' || s[j] == '/') {
 			j++
 		}
 		return s[j:], ""

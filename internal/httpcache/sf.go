@@ -1,6 +1,10 @@
 package httpcache
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/weir-cdn/weir/internal/httpsyntax"
+)
 
 // This file parses Structured Field values (RFC 8941): the Dictionary that
 // a targeted field such as CDN-Cache-Control is (RFC 9213 §2.1), and the
@@ -339,7 +343,7 @@ func (p *sfParser) sfString() sfValue {
 func (p *sfParser) token() sfValue {
 	s := p.s
 	i := 1
-	for i < len(s) && (isTchar(s[i]) || s[i] == ':' || s[i] == '/') {
+	for i < len(s) && (httpsyntax.IsTchar(s[i]) || s[i] == ':' || s[i] == '/') {
 		i++
 	}
 	p.s = s[i:]

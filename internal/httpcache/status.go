@@ -3,6 +3,8 @@ package httpcache
 import (
 	"strconv"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/httpsyntax"
 )
 
 // Status builds an RFC 9211 Cache-Status member.
@@ -79,7 +81,7 @@ func isSFToken(s string) bool {
 		return false
 	}
 	for i := 1; i < len(s); i++ {
-		if c := s[i]; !isTchar(c) && c != ':' && c != '/' {
+		if c := s[i]; !httpsyntax.IsTchar(c) && c != ':' && c != '/' {
 			return false
 		}
 	}

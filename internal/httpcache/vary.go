@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/textproto"
 	"slices"
+
+	"github.com/weir-cdn/weir/internal/httpsyntax"
 )
 
 // VaryFields parses the Vary field lines (RFC 9110 §12.5.5): canonical header names, deduplicated, sorted;
@@ -19,7 +21,7 @@ func VaryFields(h http.Header) (fields []string, star bool) {
 			switch {
 			case m == "*":
 				star = true
-			case isToken(m):
+			case httpsyntax.IsToken(m):
 				fields = append(fields, textproto.CanonicalMIMEHeaderKey(m))
 			}
 		}
@@ -168,10 +170,7 @@ func NormalizeAcceptEncoding(values []string) string {
 // splitCoding splits an Accept-Encoding member into its coding and the
 // text of its parameters, which starts after the first ';'.
 func splitCoding(m string) (coding, params string) {
-	i := 0
-	for i < len(m) && isTchar(m[i]) {
-		i++
-	}
+	i := httpsyntax.TokenEnd(m, 0)
 	coding = m[:i]
 	j := skipOWS(m, i)
 	if j < len(m) && m[j] == ';' {

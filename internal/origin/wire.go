@@ -11,6 +11,8 @@ import (
 	"net/http/httptrace"
 	"sync/atomic"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/httpsyntax"
 )
 
 // This file checks the framing of the origin's HTTP/1.1 responses on the
@@ -490,7 +492,7 @@ func (s *scanner) scan(p []byte) (int, *malformedError) {
 				return i, s.fail("obs-fold in %s", s.where())
 			case b == ':':
 				return i, s.fail("empty %s field name", s.kind())
-			case !tokenByte[b]:
+			case !httpsyntax.IsTchar(b):
 				s.nameLen = 0
 				s.keep(b)
 				return i, s.fail("invalid %s field name %q", s.kind(), s.nameText())
@@ -501,10 +503,10 @@ func (s *scanner) scan(p []byte) (int, *malformedError) {
 			}
 		case stName:
 			switch {
-			case tokenByte[b]:
+			case httpsyntax.IsTchar(b):
 				// The rest of the name at once.
 				j := i + 1
-				for j < len(p) && tokenByte[p[j]] {
+				for j < len(p) && httpsyntax.IsTchar(p[j]) {
 					j++
 				}
 				if s.nameLen < nameCap {
@@ -827,20 +829,6 @@ func valueRun(p []byte, i int) int {
 	}
 	return i
 }
-
-// tokenByte holds the tchar of RFC 9110 §5.6.2.
-var tokenByte = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
 
 // valueByte holds the bytes of a field value, a reason phrase or a chunk
 // extension: VCHAR, obs-text, SP and HTAB (RFC 9110 §5.5, RFC 9112 §4).
