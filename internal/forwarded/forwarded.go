@@ -15,6 +15,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/weir-cdn/weir/internal/httpsyntax"
 )
 
 // Trust is the set of proxies whose forwarding fields are believed: the
@@ -194,14 +196,15 @@ func (t *Trust) Set(h http.Header, req Request) {
 // quoteValue returns v as an RFC 7239 value: a token as it is, anything
 // else (a host with a port, or brackets) as a quoted string.
 func quoteValue(v string) string {
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
-		}
+	if httpsyntax.IsToken(v) {
+		return v
 	}
-	return v
+	return `"` + quotedPair.Replace(v) + `"`
 }
+
+// quotedPair escapes what a quoted-string may not hold as it is (RFC
+// 9110 §5.6.4).
+var quotedPair = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
 
 // joinList appends v to the comma-separated list held in prior's lines.
 func joinList(prior []string, v string) string {
