@@ -8,9 +8,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/logfile"
 )
 
 // AuditRecord is one line of the audit log: one admin call, allowed or
@@ -52,10 +53,7 @@ type Audit struct {
 	log  *slog.Logger
 	now  func() time.Time // the clock; tests replace it
 
-	mu sync.Mutex
-	f  *os.File // nil when logging to log, or after Close
-	// closed is set by Close.
-	closed bool
+	f *logfile.File // nil when logging to log
 
 	errors     atomic.Int64
 	lastErrLog atomic.Int64 // Unix nanoseconds of the last logged write error; 0: never
@@ -74,7 +72,7 @@ func OpenAudit(path string, log *slog.Logger) (*Audit, error) {
 	if path == "" {
 		return a, nil
 	}
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	f, err := logfile.Open(path, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening the audit log: %w: check that its directory exists and is writable, or leave the audit log path empty to log audit records to the process log", err)
 	}
@@ -100,15 +98,10 @@ func (a *Audit) Write(rec AuditRecord) {
 		a.failed(fmt.Errorf("encoding the record: %w", err))
 		return
 	}
-	a.mu.Lock()
-	switch {
-	case a.closed:
-		err = errors.New("the audit log is closed")
-	default:
-		_, err = a.f.Write(line)
-	}
-	a.mu.Unlock()
-	if err != nil {
+	if _, err := a.f.Write(line); err != nil {
+		if errors.Is(err, logfile.ErrClosed) {
+			err = errors.New("the audit log is closed")
+		}
 		a.failed(err)
 	}
 }
@@ -190,20 +183,14 @@ func (a *Audit) Reopen() error {
 	if a.path == "" {
 		return nil
 	}
-	f, err := os.OpenFile(a.path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("reopening the audit log %s: %w; still writing to the file opened before", a.path, err)
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed {
-		f.Close()
+	var pe *os.PathError
+	switch err := a.f.Reopen(); {
+	case errors.Is(err, logfile.ErrClosed):
 		return errors.New("the audit log is closed")
-	}
-	old := a.f
-	a.f = f
-	if err := old.Close(); err != nil {
+	case errors.As(err, &pe) && pe.Op == "close":
 		return fmt.Errorf("closing the rotated audit log: %w", err)
+	case err != nil:
+		return fmt.Errorf("reopening the audit log %s: %w; still writing to the file opened before", a.path, err)
 	}
 	return nil
 }
@@ -212,13 +199,9 @@ func (a *Audit) Reopen() error {
 // Closing again, or closing an audit log that writes to the process log,
 // does nothing.
 func (a *Audit) Close() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed || a.f == nil {
-		a.closed = true
+	if a.f == nil {
 		return nil
 	}
-	a.closed = true
 	if err := a.f.Close(); err != nil {
 		return fmt.Errorf("closing the audit log %s: %w", a.path, err)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/weir-cdn/weir/internal/edge"
 	"github.com/weir-cdn/weir/internal/forwarded"
 	"github.com/weir-cdn/weir/internal/h1"
+	"github.com/weir-cdn/weir/internal/logfile"
 	"github.com/weir-cdn/weir/internal/origin"
 	"github.com/weir-cdn/weir/internal/overload"
 	"github.com/weir-cdn/weir/internal/purge"
@@ -78,7 +79,7 @@ type Node struct {
 	// accessLog receives the access log: the process log, or a logger on
 	// accessFile (telemetry.access_log_file).
 	accessLog  *slog.Logger
-	accessFile *telemetry.File
+	accessFile *logfile.File
 
 	draining atomic.Bool
 	serving  sync.WaitGroup
@@ -147,8 +148,8 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 		}
 	}()
 	if tc := cfg.Telemetry; tc.AccessLog && tc.AccessLogFile != "" {
-		if n.accessFile, err = telemetry.OpenFile(tc.AccessLogFile); err != nil {
-			return nil, fmt.Errorf("telemetry.access_log_file: %w", err)
+		if n.accessFile, err = logfile.Open(tc.AccessLogFile, 0o640); err != nil {
+			return nil, fmt.Errorf("telemetry.access_log_file: %w: check that its directory exists and is writable, or leave it empty to write the access log to the process log", err)
 		}
 		n.accessLog, _ = telemetry.NewLogger(n.accessFile, "info", tc.LogFormat)
 	} else if tc.AccessLog {

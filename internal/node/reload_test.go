@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/weir-cdn/weir/internal/cluster"
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 // TestReloadWarnsAboutKeyFileMode: a key file that became readable by
@@ -93,5 +94,51 @@ func TestReloadWarnsAboutKeyFileMode(t *testing.T) {
 	}
 	if w := warnings(); len(w) != 2 {
 		t.Errorf("a refused reload of a 0644 key file gave %d mode warnings in all, want 2; log:\n%s", len(w), logs.String())
+	}
+}
+
+// TestReloadReopensTheAccessLog: the access log file is rotated by
+// renaming it and sending SIGHUP (Reload): the renamed file keeps the
+// lines of the requests before, the path gets those after.
+func TestReloadReopensTheAccessLog(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok"))
+	}))
+	defer origin.Close()
+	path := filepath.Join(t.TempDir(), "access.log")
+	cfg := testConfig(origin.URL)
+	cfg.Telemetry.AccessLog, cfg.Telemetry.AccessLogFile = true, path
+	n, err := Start(cfg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown(context.Background())
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	edge := "http://" + n.EdgeAddr()
+	// lines returns the access lines in file that name path.
+	lines := func(file, urlPath string) int {
+		b, _ := os.ReadFile(file)
+		return strings.Count(string(b), `"`+urlPath+`"`)
+	}
+
+	get(t, c, edge+"/before")
+	testkit.Eventually(t, "the access line of /before", func() bool { return lines(path, "/before") == 1 })
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Reload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	get(t, c, edge+"/after")
+	testkit.Eventually(t, "the access line of /after in the new file", func() bool { return lines(path, "/after") == 1 })
+	if lines(path+".1", "/before") != 1 || lines(path+".1", "/after") != 0 || lines(path, "/before") != 0 {
+		old, _ := os.ReadFile(path + ".1")
+		cur, _ := os.ReadFile(path)
+		t.Fatalf("rotated file:\n%s\nnew file:\n%s", old, cur)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Errorf("new access log mode %v (%v), want 0640", fi.Mode().Perm(), err)
 	}
 }
