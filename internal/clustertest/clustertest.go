@@ -157,6 +157,14 @@ func (c *Cluster) Config(i int) *config.Config {
 	return cfg
 }
 
+// PushPullInterval is how often test nodes exchange their whole member
+// lists, unless a test's hooks say otherwise. memberlist spreads a join
+// by gossip over UDP, which on a loaded machine can miss a node; the full
+// exchange repairs that, but its first round comes one to two intervals
+// after start, and the default interval (15 s) would leave such a node
+// behind for longer than WaitMembers waits.
+const PushPullInterval = 2 * time.Second
+
 // start starts node i, joining the first running node.
 func (c *Cluster) start(i int) error {
 	cfg := c.Config(i)
@@ -166,6 +174,9 @@ func (c *Cluster) start(i int) error {
 	var hooks node.Hooks
 	if c.opts.Hooks != nil {
 		hooks = c.opts.Hooks(i)
+	}
+	if hooks.Timing.PushPullInterval == 0 {
+		hooks.Timing.PushPullInterval = PushPullInterval
 	}
 	if slices.Contains(c.opts.Pausable, i) {
 		inner := hooks.WrapTransport
