@@ -27,7 +27,7 @@ func TestPrimaryKey(t *testing.T) {
 		{in: "ftp://example.com/a", err: "not http or https"},
 		{in: "http://exa mple.com/%zz", err: "not a URL"},
 	} {
-		got, err := e.h.PrimaryKey(tc.in)
+		got, err := e.h.sites.PrimaryKey(tc.in)
 		switch {
 		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
 			t.Errorf("PrimaryKey(%q) error = %v, want one mentioning %q", tc.in, err, tc.err)
@@ -94,7 +94,7 @@ func TestPeerCopyAfterLocalPurgeIsNotKept(t *testing.T) {
 		}
 	}
 	version.Store(2)
-	keys, err := edge.h.PurgeURL("http://" + host + "/x")
+	keys, err := edge.h.sites.PurgeURL("http://" + host + "/x")
 	if err != nil {
 		t.Fatal(err)
 	}

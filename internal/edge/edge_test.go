@@ -568,7 +568,7 @@ func TestKeyRulesHeaderBecomesVariant(t *testing.T) {
 		t.Fatalf("mobile hit: %q %q", r.body, status(r))
 	}
 	// Invalidating the URL drops every variant.
-	e.store.Delete(string(e.h.snap.Load().sites[0].Key.AppendPrimary(nil, "http", strings.TrimPrefix(e.URL, "http://"), "/d", "")))
+	e.store.Delete(string(e.h.sites.Load().Sites()[0].Key.AppendPrimary(nil, "http", strings.TrimPrefix(e.URL, "http://"), "/d", "")))
 	wantStatus(t, e.get("/d", "X-Device", "desktop"), 200, "weir; fwd=uri-miss")
 }
 

@@ -11,14 +11,16 @@ import (
 	"sync"
 	"time"
 
-	"github.com/weir-cdn/weir/internal/coalesce"
-	"github.com/weir-cdn/weir/internal/httpcache"
-	"github.com/weir-cdn/weir/internal/origin"
-	"github.com/weir-cdn/weir/internal/store"
-	"github.com/weir-cdn/weir/internal/telemetry"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/weir-cdn/weir/internal/coalesce"
+	"github.com/weir-cdn/weir/internal/httpcache"
+	"github.com/weir-cdn/weir/internal/origin"
+	"github.com/weir-cdn/weir/internal/site"
+	"github.com/weir-cdn/weir/internal/store"
+	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
 // head is what a fill publishes to the readers of its flight. It is
@@ -59,7 +61,7 @@ type head struct {
 
 // fillJob is one fetch from the origin on behalf of a flight.
 type fillJob struct {
-	site   *Site
+	site   *site.Site
 	flight *coalesce.Flight[*head]
 	out    *http.Request
 	// clientHdr is a copy of the leading client's request header, used to
@@ -109,7 +111,7 @@ func (e *badResponseError) Error() string {
 // their own (viaPeer), so a peer's request never waits on a fill that is
 // itself waiting on a peer: two nodes that briefly disagree about a key's
 // owner would otherwise wait on each other until the peer timeout.
-func flightKey(kb *keyBuf, site *Site, idx *store.Object, h http.Header, viaPeer bool) string {
+func flightKey(kb *keyBuf, site *site.Site, idx *store.Object, h http.Header, viaPeer bool) string {
 	var k []byte
 	switch {
 	case idx != nil:
@@ -141,7 +143,7 @@ func (h *Handler) owner(primary []byte, fromPeer bool) Peer {
 }
 
 // fill serves a miss or a revalidation through the key's flight.
-func (h *Handler) fill(w http.ResponseWriter, r *http.Request, snap *Snapshot, site *Site, kb *keyBuf, stale, idx *store.Object, reqCC httpcache.Directives, fwd string, fromPeer bool) {
+func (h *Handler) fill(w http.ResponseWriter, r *http.Request, snap *site.Snapshot, site *site.Site, kb *keyBuf, stale, idx *store.Object, reqCC httpcache.Directives, fwd string, fromPeer bool) {
 	h.stats.misses.Add(1)
 	telemetry.SetCache(r, telemetry.CacheMiss)
 	peer := h.owner(kb.primary, fromPeer)
@@ -158,7 +160,7 @@ func (h *Handler) fill(w http.ResponseWriter, r *http.Request, snap *Snapshot, s
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		rd, leader := h.flights.Join(key, snap.maxObject)
+		rd, leader := h.flights.Join(key, snap.MaxObject)
 		var interim chan informational
 		if leader {
 			prio := PriorityMiss
@@ -244,7 +246,7 @@ func endSpan(span trace.Span, resp *http.Response, err error) {
 
 // serveFlight answers a reader of a flight once its head (or error) is
 // known.
-func (h *Handler) serveFlight(w http.ResponseWriter, r *http.Request, site *Site, rd *coalesce.Reader[*head], leader bool, hd *head, err error, stale *store.Object, reqCC httpcache.Directives, fwd string) {
+func (h *Handler) serveFlight(w http.ResponseWriter, r *http.Request, site *site.Site, rd *coalesce.Reader[*head], leader bool, hd *head, err error, stale *store.Object, reqCC httpcache.Directives, fwd string) {
 	switch {
 	case errors.Is(err, coalesce.ErrNotShared):
 		h.pass(w, r, site, passInfo{fwd: fwd, detail: "uncacheable"})
@@ -317,7 +319,7 @@ func (h *Handler) serveStaleOnError(w http.ResponseWriter, r *http.Request, stal
 }
 
 // originFailed answers a request whose forward failed without a response.
-func (h *Handler) originFailed(w http.ResponseWriter, r *http.Request, site *Site, err error, fwd string) {
+func (h *Handler) originFailed(w http.ResponseWriter, r *http.Request, site *site.Site, err error, fwd string) {
 	if errors.Is(err, origin.ErrRequestBody) {
 		h.clientBodyFailed(w, r, err, fwd)
 		return
@@ -444,7 +446,7 @@ func bodyAllowed(status int) bool {
 }
 
 // startFill launches the goroutine that fetches a flight's response.
-func (h *Handler) startFill(r *http.Request, snap *Snapshot, site *Site, f *coalesce.Flight[*head], primary string, basis *store.Object, fwd string, peer, warm Peer, prio Priority, interim chan<- informational) {
+func (h *Handler) startFill(r *http.Request, snap *site.Snapshot, site *site.Site, f *coalesce.Flight[*head], primary string, basis *store.Object, fwd string, peer, warm Peer, prio Priority, interim chan<- informational) {
 	out := h.outgoing(h.ctx, r, site, true)
 	if basis != nil {
 		// RFC 9111 §4.3.1: validate the stored copy with its validators.
@@ -473,9 +475,9 @@ func (h *Handler) startFill(r *http.Request, snap *Snapshot, site *Site, f *coal
 		evalHdr:   evalHdr,
 		primary:   primary,
 		basis:     basis,
-		maxObject: snap.maxObject,
-		passTTL:   snap.hitForPass,
-		keep:      snap.keep,
+		maxObject: snap.MaxObject,
+		passTTL:   snap.HitForPass,
+		keep:      snap.Keep,
 		fwd:       fwd,
 		peer:      peer,
 		warm:      warm,
@@ -489,12 +491,12 @@ func (h *Handler) startFill(r *http.Request, snap *Snapshot, site *Site, f *coal
 
 // refreshInBackground starts one revalidation of a stale object that is
 // being served under stale-while-revalidate (RFC 5861 §3).
-func (h *Handler) refreshInBackground(r *http.Request, snap *Snapshot, site *Site, kb *keyBuf, obj, idx *store.Object, now time.Time, fromPeer bool) {
+func (h *Handler) refreshInBackground(r *http.Request, snap *site.Snapshot, site *site.Site, kb *keyBuf, obj, idx *store.Object, now time.Time, fromPeer bool) {
 	if !obj.ClaimRevalidation(now, refreshInterval) {
 		return
 	}
 	peer := h.owner(kb.primary, fromPeer)
-	rd, leader := h.flights.Join(flightKey(kb, site, idx, r.Header, peer != nil), snap.maxObject)
+	rd, leader := h.flights.Join(flightKey(kb, site, idx, r.Header, peer != nil), snap.MaxObject)
 	if leader {
 		h.startFill(r, snap, site, rd.Flight(), string(kb.primary), obj, "stale", peer, nil, PriorityBackground, nil)
 	}
@@ -693,7 +695,7 @@ func (h *Handler) storeFilled(job *fillJob, resp *http.Response, hd *head, polic
 	}
 	obj := newObject(key, resp.StatusCode, hd.header, body, policy, respTime, hd.initialAge, job.keep)
 	obj.Epoch = job.epoch
-	obj.Count = &job.site.objects
+	obj.Count = &job.site.Stats.Objects
 	obj.Extra = extra(httpcache.ParseSurrogateKeys(resp.Header["Surrogate-Key"]), resp.Header["Surrogate-Control"])
 	h.storeObject(job, obj, vary)
 	return obj
@@ -793,7 +795,7 @@ func (h *Handler) finishRevalidation(job *fillJob, resp *http.Response, reqTime,
 	initialAge := httpcache.CorrectedInitialAge(resp.Header, reqTime, respTime)
 	obj := newObject(basis.Key(), int(basis.Status), h.clientHeader(merged, policy.StripFields, respTime), basis.Body, policy, respTime, initialAge, job.keep)
 	obj.Epoch = job.epoch
-	obj.Count = &job.site.objects
+	obj.Count = &job.site.Stats.Objects
 	if sk := resp.Header["Surrogate-Key"]; len(sk) > 0 {
 		tags = httpcache.ParseSurrogateKeys(sk)
 	}

@@ -19,20 +19,17 @@ package edge
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/weir-cdn/weir/internal/cachekey"
 	"github.com/weir-cdn/weir/internal/coalesce"
 	"github.com/weir-cdn/weir/internal/forwarded"
 	"github.com/weir-cdn/weir/internal/httpcache"
+	"github.com/weir-cdn/weir/internal/site"
 	"github.com/weir-cdn/weir/internal/store"
 	"github.com/weir-cdn/weir/internal/telemetry"
 )
@@ -118,7 +115,7 @@ type Peer interface {
 type Handler struct {
 	store   *store.Store
 	flights *coalesce.Group[*head]
-	snap    atomic.Pointer[Snapshot]
+	sites   *site.Current
 	log     *slog.Logger
 	node    string
 	peers   Peers
@@ -143,8 +140,8 @@ type Handler struct {
 	stats counters
 }
 
-// New returns a handler serving with snap.
-func New(snap *Snapshot, opt Options) *Handler {
+// New returns a handler serving the sites in force in sites.
+func New(sites *site.Current, opt Options) *Handler {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
@@ -154,6 +151,7 @@ func New(snap *Snapshot, opt Options) *Handler {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Handler{
 		store:     opt.Store,
+		sites:     sites,
 		flights:   coalesce.NewGroup[*head](),
 		log:       opt.Logger,
 		node:      opt.Node,
@@ -169,12 +167,8 @@ func New(snap *Snapshot, opt Options) *Handler {
 		ctx:       ctx,
 		cancel:    cancel,
 	}
-	h.snap.Store(snap)
 	return h
 }
-
-// Swap installs a new snapshot for requests that start from now on.
-func (h *Handler) Swap(snap *Snapshot) { h.snap.Store(snap) }
 
 // Close cancels fills still running and waits for them to return.
 func (h *Handler) Close() {
@@ -230,8 +224,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fromPeer bool) {
 		h.servePurge(w, r)
 		return
 	}
-	snap := h.snap.Load()
-	site := snap.site(r.Host)
+	snap := h.sites.Load()
+	site := snap.Route(r.Host)
 	if site == nil {
 		h.stats.rejected.Add(1)
 		h.reject(w, r, http.StatusMisdirectedRequest, "no hosts entry matches host "+quote(r.Host)+"; add it to hosts in the configuration")
@@ -385,7 +379,7 @@ func scheme(r *http.Request) string {
 }
 
 // serveCacheable serves a GET or HEAD through the cache.
-func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *Snapshot, site *Site, fromPeer bool) {
+func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *site.Snapshot, site *site.Site, fromPeer bool) {
 	kb := keyBufs.Get().(*keyBuf)
 	defer keyBufs.Put(kb)
 	kb.primary = site.Key.AppendPrimary(kb.primary[:0], scheme(r), r.Host, r.URL.EscapedPath(), r.URL.RawQuery)
@@ -418,13 +412,13 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *S
 		switch httpcache.Decide(reuse, reqCC) {
 		case httpcache.Fresh:
 			h.stats.hits.Add(1)
-			site.hits.Add(1)
+			site.Stats.Hits.Add(1)
 			telemetry.SetCache(r, telemetry.CacheHit)
 			h.serveObject(w, r, obj, hitFields(obj, reuse, now))
 			return
 		case httpcache.ServeStale:
 			h.stats.stale.Add(1)
-			site.hits.Add(1)
+			site.Stats.Hits.Add(1)
 			telemetry.SetCache(r, telemetry.CacheStale)
 			h.refreshInBackground(r, snap, site, kb, obj, idx, now, fromPeer)
 			h.serveObject(w, r, obj, cacheStatus(httpcache.Status{Hit: true, TTL: reuse.TTL(), HasTTL: true, Detail: "stale-while-revalidate"}, reuse.Age))
@@ -432,7 +426,7 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *S
 		}
 		fwd = "stale"
 	}
-	site.misses.Add(1)
+	site.Stats.Misses.Add(1)
 	if reqCC.OnlyIfCached {
 		// RFC 9111 §5.2.1.7: answer 504 rather than forward.
 		h.stats.rejected.Add(1)
@@ -463,7 +457,7 @@ func requestTime(r *http.Request) time.Time {
 // requestDirectives returns the request's Cache-Control directives that
 // this site honours: all of them when the operator allows it, else only
 // only-if-cached, which can never cause extra origin load.
-func requestDirectives(r *http.Request, site *Site) httpcache.Directives {
+func requestDirectives(r *http.Request, site *site.Site) httpcache.Directives {
 	cc := r.Header["Cache-Control"]
 	if len(cc) == 0 {
 		return httpcache.Directives{}
@@ -481,7 +475,7 @@ func reqHasNoCache(d httpcache.Directives) bool {
 
 // secondaryKey appends the request's values for the key rules' extra
 // fields and for the Vary fields.
-func secondaryKey(dst []byte, site *Site, fields []string, h http.Header) []byte {
+func secondaryKey(dst []byte, site *site.Site, fields []string, h http.Header) []byte {
 	dst = site.Key.AppendExtra(dst, h)
 	return httpcache.AppendSecondaryKey(dst, fields, h)
 }
@@ -503,42 +497,7 @@ func reuseOf(o *store.Object, now time.Time) httpcache.Reuse {
 	}
 }
 
-func quote(s string) string {
-	if len(s) > 200 {
-		s = s[:200] + "..."
-	}
-	return `"` + strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == '"' {
-			return '?'
-		}
-		return r
-	}, s) + `"`
-}
-
-// PrimaryKey returns the cache key under which a GET of rawURL is stored
-// (before Vary), as the host's key rules normalize it. rawURL may omit the
-// scheme ("example.com/a?b=1" means http).
-func (h *Handler) PrimaryKey(rawURL string) (string, error) {
-	if !strings.Contains(rawURL, "://") {
-		rawURL = "http://" + strings.TrimPrefix(rawURL, "//")
-	}
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "", fmt.Errorf("key %s is not a URL: %v; give a URL such as http://example.com/path?query", quote(rawURL), err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("key %s: scheme %q is not http or https", quote(rawURL), u.Scheme)
-	}
-	site := h.snap.Load().site(u.Host)
-	if site == nil {
-		return "", fmt.Errorf("key %s: no hosts entry matches host %s", quote(rawURL), quote(u.Host))
-	}
-	path := u.EscapedPath()
-	if path == "" {
-		path = "/"
-	}
-	return string(site.Key.AppendPrimary(nil, u.Scheme, u.Host, path, u.RawQuery)), nil
-}
+func quote(s string) string { return site.Quote(s) }
 
 // servePurge hands a PURGE request to the purge service.
 func (h *Handler) servePurge(w http.ResponseWriter, r *http.Request) {
@@ -549,77 +508,4 @@ func (h *Handler) servePurge(w http.ResponseWriter, r *http.Request) {
 	}
 	h.stats.purges.Add(1)
 	h.purger.ServePurge(w, r)
-}
-
-// PurgeURL returns the primary keys a purge of rawURL removes: the URL as
-// its host's key rules normalize it, under http and under https.
-func (h *Handler) PurgeURL(rawURL string) ([]string, error) {
-	u, site, err := h.purgeTarget(rawURL)
-	if err != nil {
-		return nil, err
-	}
-	path := u.EscapedPath()
-	if path == "" {
-		path = "/"
-	}
-	return []string{
-		string(site.Key.AppendPrimary(nil, "http", u.Host, path, u.RawQuery)),
-		string(site.Key.AppendPrimary(nil, "https", u.Host, path, u.RawQuery)),
-	}, nil
-}
-
-// PurgePrefix returns the scheme-less key prefix ("host/path") that a
-// prefix purge of rawURL matches, under both schemes.
-func (h *Handler) PurgePrefix(rawURL string) (string, error) {
-	u, site, err := h.purgeTarget(rawURL)
-	if err != nil {
-		return "", err
-	}
-	path := u.EscapedPath()
-	if path == "" {
-		path = "/"
-	}
-	k := string(site.Key.AppendPrimary(nil, "http", u.Host, path, u.RawQuery))
-	return strings.TrimPrefix(k, "http://"), nil
-}
-
-// PurgeHost returns the scheme-less key prefix ("host/") of everything
-// cached for host.
-func (h *Handler) PurgeHost(host string) (string, error) {
-	if strings.ContainsAny(host, "/?#@ \t") || host == "" {
-		return "", fmt.Errorf("host %s is not a host name (with an optional port); give it without scheme or path, such as example.com", quote(host))
-	}
-	k := string(hostKey.AppendPrimary(nil, "http", host, "/", ""))
-	return strings.TrimPrefix(k, "http://"), nil
-}
-
-// hostKey normalizes host names the way every site's key rules do.
-var hostKey = func() *cachekey.Normalizer {
-	n, err := cachekey.Compile(cachekey.Rules{})
-	if err != nil {
-		panic(err)
-	}
-	return n
-}()
-
-// purgeTarget parses a URL a purge names and finds its site.
-func (h *Handler) purgeTarget(rawURL string) (*url.URL, *Site, error) {
-	if !strings.Contains(rawURL, "://") {
-		return nil, nil, fmt.Errorf("URL %s has no scheme; give an absolute URL such as https://example.com/path", quote(rawURL))
-	}
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil, nil, fmt.Errorf("URL %s does not parse: %v", quote(rawURL), err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, nil, fmt.Errorf("URL %s: scheme %q is not http or https", quote(rawURL), u.Scheme)
-	}
-	if u.Host == "" {
-		return nil, nil, fmt.Errorf("URL %s has no host", quote(rawURL))
-	}
-	site := h.snap.Load().site(u.Host)
-	if site == nil {
-		return nil, nil, fmt.Errorf("URL %s: no hosts entry matches host %s, so nothing of it is cached", quote(rawURL), quote(u.Host))
-	}
-	return u, site, nil
 }

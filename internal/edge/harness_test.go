@@ -17,6 +17,7 @@ import (
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/h1"
 	"github.com/weir-cdn/weir/internal/origin"
+	"github.com/weir-cdn/weir/internal/site"
 	"github.com/weir-cdn/weir/internal/store"
 )
 
@@ -120,7 +121,7 @@ func newEdgeOpts(t testing.TB, url string, o *countingOrigin, mutate func(*confi
 		origins[oc.Name] = c
 		t.Cleanup(c.Close)
 	}
-	snap, err := Compile(cfg, origins)
+	snap, err := site.Compile(cfg, origins, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +136,7 @@ func newEdgeOpts(t testing.TB, url string, o *countingOrigin, mutate func(*confi
 	if opts != nil {
 		opts(&opt)
 	}
-	h := New(snap, opt)
+	h := New(site.NewCurrent(snap), opt)
 	// The edge runs behind the production HTTP/1.1 server.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -240,7 +240,7 @@ func TestBrokenRequestBodyIsTheClients(t *testing.T) {
 	if n := o.count(); n != 0 {
 		t.Errorf("the origin got %d broken requests", n)
 	}
-	st := e.h.snap.Load().sites[0].Origin.State().Servers[0]
+	st := e.h.sites.Load().Sites()[0].Origin.State().Servers[0]
 	if st.ConsecutiveFailures != 0 || st.Breaker != "closed" {
 		t.Errorf("origin state after broken client bodies: %+v", st)
 	}

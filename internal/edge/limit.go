@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/site"
 )
 
 // Priority orders the kinds of origin work for the concurrency limit:
@@ -52,7 +54,7 @@ func (h *Handler) limit(p Priority) (done func(time.Duration, bool), ok bool) {
 // must not hold back other clients' misses. The limit learns from the
 // origin's gateway failures only (origin.Client.Failed), never from a
 // client's mistake or a request the origin pool refused to send.
-func (h *Handler) fetchOrigin(site *Site, out *http.Request, p Priority) (*http.Response, error) {
+func (h *Handler) fetchOrigin(site *site.Site, out *http.Request, p Priority) (*http.Response, error) {
 	done, ok := h.limit(p)
 	if !ok {
 		return nil, errShed

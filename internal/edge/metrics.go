@@ -34,14 +34,14 @@ func (h *Handler) Collector() prometheus.Collector {
 		ch <- telemetry.Counter(descPurgeRequests, float64(c.purges.Load()))
 		ch <- telemetry.Counter(descTooLarge, float64(c.tooLarge.Load()))
 		seen := make(map[string]bool)
-		for _, s := range h.snap.Load().sites {
+		for _, s := range h.sites.Load().Sites() {
 			if seen[s.Name] {
 				continue // two entries matching first the same name: report the first
 			}
 			seen[s.Name] = true
-			ch <- telemetry.Counter(descLookups, float64(s.hits.Load()), s.Name, "hit")
-			ch <- telemetry.Counter(descLookups, float64(s.misses.Load()), s.Name, "miss")
-			ch <- telemetry.Gauge(descSiteObjects, float64(s.objects.Load()), s.Name)
+			ch <- telemetry.Counter(descLookups, float64(s.Stats.Hits.Load()), s.Name, "hit")
+			ch <- telemetry.Counter(descLookups, float64(s.Stats.Misses.Load()), s.Name, "miss")
+			ch <- telemetry.Gauge(descSiteObjects, float64(s.Stats.Objects.Load()), s.Name)
 		}
 	})
 }

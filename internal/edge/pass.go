@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/weir-cdn/weir/internal/httpcache"
+	"github.com/weir-cdn/weir/internal/site"
 	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
@@ -53,7 +54,7 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // pass forwards r to the origin without the cache and streams the answer
 // back. A non-error answer to an unsafe method invalidates the stored
 // responses it may have changed (RFC 9111 §4.4).
-func (h *Handler) pass(w http.ResponseWriter, r *http.Request, site *Site, pi passInfo) {
+func (h *Handler) pass(w http.ResponseWriter, r *http.Request, site *site.Site, pi passInfo) {
 	h.stats.passes.Add(1)
 	t := telemetry.RequestFrom(r.Context())
 	if t != nil {
@@ -141,7 +142,7 @@ func (h *Handler) pass(w http.ResponseWriter, r *http.Request, site *Site, pi pa
 // the interim responses (102, 103) the origin sends meanwhile to the
 // client, before the final one. The fetch runs on a goroutine of its own
 // so that this one can write them.
-func (h *Handler) fetchInterim(w http.ResponseWriter, site *Site, out *http.Request) (*http.Response, error) {
+func (h *Handler) fetchInterim(w http.ResponseWriter, site *site.Site, out *http.Request) (*http.Response, error) {
 	interim := make(chan informational, maxInterim)
 	out = out.WithContext(traceInterim(out.Context(), interim))
 	type result struct {
@@ -252,7 +253,7 @@ func (h *Handler) copyBody(w http.ResponseWriter, r *http.Request, body io.Reade
 // invalidate removes the stored responses for the request's target and
 // for the Location and Content-Location of its response, when they are on
 // the same host.
-func (h *Handler) invalidate(r *http.Request, site *Site, respHeader http.Header) {
+func (h *Handler) invalidate(r *http.Request, site *site.Site, respHeader http.Header) {
 	target := &url.URL{Scheme: scheme(r), Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 	for _, u := range httpcache.InvalidationTargets(target, respHeader) {
 		key := string(site.Key.AppendPrimary(nil, u.Scheme, u.Host, u.EscapedPath(), u.RawQuery))

@@ -9,6 +9,7 @@ import (
 	"github.com/weir-cdn/weir/internal/cachekey"
 	"github.com/weir-cdn/weir/internal/forwarded"
 	"github.com/weir-cdn/weir/internal/httpcache"
+	"github.com/weir-cdn/weir/internal/site"
 	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
@@ -23,7 +24,7 @@ var fillDropped = []string{"If-None-Match", "If-Modified-Since", "If-Match", "If
 // normalized Accept-Encoding, so that its response can serve every client
 // that shares the key; a pass forwards r as it is but for hop-by-hop
 // fields.
-func (h *Handler) outgoing(ctx context.Context, r *http.Request, site *Site, fill bool) *http.Request {
+func (h *Handler) outgoing(ctx context.Context, r *http.Request, site *site.Site, fill bool) *http.Request {
 	host := cachekey.Host(scheme(r), r.Host)
 	out := &http.Request{
 		Method: r.Method,

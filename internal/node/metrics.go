@@ -47,7 +47,7 @@ func (n *Node) registerMetrics(edgeHTTP, peerHTTP *telemetry.HTTP) {
 				limit = 0
 			}
 			ch <- telemetry.Gauge(descMemoryLimit, float64(limit))
-			for _, c := range n.origins {
+			for _, c := range n.sites.Load().Origins() {
 				c.Collect(ch)
 			}
 			if n.limiter != nil {

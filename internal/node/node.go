@@ -32,6 +32,7 @@ import (
 	"github.com/weir-cdn/weir/internal/origin"
 	"github.com/weir-cdn/weir/internal/overload"
 	"github.com/weir-cdn/weir/internal/purge"
+	"github.com/weir-cdn/weir/internal/site"
 	"github.com/weir-cdn/weir/internal/store"
 	"github.com/weir-cdn/weir/internal/telemetry"
 	"github.com/weir-cdn/weir/internal/version"
@@ -44,13 +45,19 @@ type Node struct {
 	log      *slog.Logger
 	hooks    Hooks
 	store    *store.Store
-	origins  map[string]*origin.Client
 	edge     *edge.Handler
 	edgeSrv  *h1.Server
 	adminSrv *http.Server
 	edgeLn   net.Listener
 	adminLn  net.Listener
 	started  time.Time
+
+	// sites is the site snapshot in force, which edge, purge and the admin
+	// API read; builder compiles snapshots with origin clients from
+	// origins, which keeps each client for as long as a snapshot uses it.
+	sites   *site.Current
+	builder site.Builder
+	origins *origin.Registry
 
 	// purge issues and applies purges; auth and audit protect its API.
 	purge *purge.Service
@@ -124,7 +131,7 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 			name = "weir"
 		}
 	}
-	n := &Node{cfg: cfg, name: name, log: log, accessLog: log, hooks: hooks, origins: make(map[string]*origin.Client), errc: make(chan error, 3)}
+	n := &Node{cfg: cfg, name: name, log: log, accessLog: log, hooks: hooks, origins: new(origin.Registry), errc: make(chan error, 3)}
 	tc := cfg.Telemetry.Tracing
 	tracer, err := telemetry.NewTracer(telemetry.TracingOptions{
 		Endpoint: tc.Endpoint, SampleRatio: tc.SampleRatio, Timeout: time.Duration(tc.Timeout), Headers: tc.Headers,
@@ -156,43 +163,13 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 		// Access lines were asked for: written whatever log_level says.
 		n.accessLog = slog.New(telemetry.Unfiltered(log.Handler()))
 	}
-	for _, oc := range cfg.Origins {
-		c, err := origin.New(origin.Config{
-			Name:                  oc.Name,
-			URL:                   oc.URL,
-			HostHeader:            oc.HostHeader,
-			ConnectTimeout:        time.Duration(oc.ConnectTimeout),
-			TLSHandshakeTimeout:   time.Duration(oc.TLSHandshakeTimeout),
-			ResponseHeaderTimeout: time.Duration(oc.ResponseHeaderTimeout),
-			BodyIdleTimeout:       time.Duration(oc.BodyIdleTimeout),
-			MaxIdleConns:          oc.MaxIdleConns,
-			MaxConns:              oc.MaxConns,
-			Tracer:                tracer,
-			Logger:                log,
-			Servers:               oc.Servers,
-			Balance:               oc.Balance,
-			HealthCheck:           healthCheck(oc.HealthCheck),
-			Outlier: origin.Outlier{ConsecutiveFailures: oc.Outlier.ConsecutiveFailures, BaseEjection: time.Duration(oc.Outlier.BaseEjection),
-				MaxEjection: time.Duration(oc.Outlier.MaxEjection), MaxEjectedPercent: oc.Outlier.MaxEjectedPercent},
-			Breaker: origin.Breaker{ConsecutiveFailures: oc.Breaker.ConsecutiveFailures, FailureRate: oc.Breaker.FailureRate,
-				MinRequests: oc.Breaker.MinRequests, Window: time.Duration(oc.Breaker.Window), Delay: time.Duration(oc.Breaker.Delay),
-				HalfOpenRequests: oc.Breaker.HalfOpenRequests},
-			Bulkhead:        origin.Bulkhead{MaxConcurrent: oc.Bulkhead.MaxConcurrent, MaxWaiting: oc.Bulkhead.MaxWaiting, MaxWait: time.Duration(oc.Bulkhead.MaxWait)},
-			Retry:           origin.Retry{Attempts: oc.Retry.Attempts, Budget: oc.Retry.Budget, MinPerSecond: oc.Retry.MinPerSecond},
-			FailureStatuses: oc.FailureStatuses,
-			TrickleRate:     oc.TrickleRate,
-		})
-		if err != nil {
-			n.closeOrigins()
-			return nil, err
-		}
-		n.origins[oc.Name] = c
-	}
-	snap, err := edge.Compile(cfg, n.origins)
+	n.builder = site.Builder{Registry: n.origins, Tracer: tracer, Logger: log}
+	snap, err := n.builder.Build(cfg, nil)
 	if err != nil {
-		n.closeOrigins()
+		n.release()
 		return nil, err
 	}
+	n.sites = site.NewCurrent(snap)
 	n.store = store.New(store.Config{MaxBytes: int64(cfg.Cache.MaxSize), MaxVariants: cfg.Cache.MaxVariants})
 	var peers edge.Peers
 	if cfg.Cluster.Enabled() {
@@ -215,10 +192,9 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 	if n.limiter != nil {
 		limiter = originLimiter{n.limiter}
 	}
-	n.edge = edge.New(snap, edge.Options{Store: n.store, Logger: log, Node: name, Peers: peers, Purger: n.purge,
+	n.edge = edge.New(n.sites, edge.Options{Store: n.store, Logger: log, Node: name, Peers: peers, Purger: n.purge,
 		PeerPurgeLag: time.Duration(cfg.Purge.MaxPurgeLag), Tracer: tracer, RequestIDHeader: cfg.Telemetry.RequestIDHeader,
 		Limiter: limiter, Trust: n.trust})
-	n.purge.SetKeys(n.edge)
 
 	n.edgeLn, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -252,9 +228,7 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 		n.serve(n.peerSrv.Serve, n.peerLn, "peer")
 	}
 	n.purge.Start()
-	for _, c := range n.origins {
-		c.Start()
-	}
+	n.origins.Start()
 	started = true
 	log.Info("weir node started", "node", name, "edge", n.EdgeAddr(), "admin", n.AdminAddr(),
 		"cache_max_bytes", int64(cfg.Cache.MaxSize), "version", version.Get().Version, "commit", version.Get().Commit)
@@ -303,7 +277,7 @@ func (n *Node) startPurge() error {
 		limiter = admin.NewRateLimiter(pc.RateLimit, pc.RateBurst, 10000)
 	}
 	opt := purge.Options{
-		Node: n.name, Store: n.store, Auth: n.auth, Audit: n.audit, Limiter: limiter,
+		Node: n.name, Store: n.store, Keys: n.sites, Auth: n.auth, Audit: n.audit, Limiter: limiter,
 		MaxLag: time.Duration(pc.MaxPurgeLag), SyncInterval: time.Duration(pc.SyncInterval),
 		Retention: time.Duration(pc.Retention), MaxLogEntries: pc.MaxLogEntries,
 		ConnectTimeout: time.Duration(n.cfg.Cluster.PeerConnectTimeout), Timeout: time.Duration(n.cfg.Cluster.PeerTimeout),
@@ -477,7 +451,7 @@ type KeyOwner struct {
 func (n *Node) clusterInfo(key string) (any, error) {
 	doc := ClusterDoc{Info: n.cluster.Info()}
 	if key != "" {
-		ck, err := n.edge.PrimaryKey(key)
+		ck, err := n.sites.PrimaryKey(key)
 		if err != nil {
 			return nil, err
 		}
@@ -560,8 +534,8 @@ func (n *Node) status() any {
 		Requests: n.edge.Stats(),
 		Purge:    n.purge.Stats(),
 	}
-	for _, oc := range n.cfg.Origins {
-		st.Origins = append(st.Origins, n.origins[oc.Name].State())
+	for _, c := range n.sites.Load().Origins() {
+		st.Origins = append(st.Origins, c.State())
 	}
 	if n.limiter != nil {
 		ls := n.limiter.State()
@@ -658,13 +632,7 @@ func (n *Node) release() {
 	if n.store != nil {
 		n.store.Close()
 	}
-	n.closeOrigins()
-}
-
-func (n *Node) closeOrigins() {
-	for _, c := range n.origins {
-		c.Close()
-	}
+	n.origins.Close()
 }
 
 // MemoryLimit returns the Go memory limit a process running this

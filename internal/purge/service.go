@@ -91,8 +91,7 @@ type Options struct {
 	Node string
 	// Store applies purges; required.
 	Store Store
-	// Keys normalizes URLs; required, here or through SetKeys before the
-	// service is used.
+	// Keys maps URLs to cache keys (the node's site.Current); required.
 	Keys Keys
 	// Members is the cluster; nil means a standalone node, which applies
 	// purges locally and is never lagging.
@@ -184,8 +183,8 @@ type issueStatus struct {
 // New returns a service. Call Start to begin propagation and Close to
 // stop it.
 func New(opt Options) (*Service, error) {
-	if opt.Node == "" || opt.Store == nil || opt.Auth == nil || opt.Audit == nil {
-		return nil, errors.New("purge: Node, Store, Auth and Audit are required")
+	if opt.Node == "" || opt.Store == nil || opt.Keys == nil || opt.Auth == nil || opt.Audit == nil {
+		return nil, errors.New("purge: Node, Store, Keys, Auth and Audit are required")
 	}
 	if opt.MaxLag <= 0 {
 		opt.MaxLag = DefaultMaxLag
@@ -260,10 +259,6 @@ func (s *Service) newClient(c *wireCounter) *http.Client {
 		},
 	}
 }
-
-// SetKeys sets Options.Keys, for a caller whose Keys (the edge) needs the
-// service first. It must be called before Start and before any request.
-func (s *Service) SetKeys(k Keys) { s.opt.Keys = k }
 
 // SetKeyring replaces the cluster keys messages are signed and verified
 // with, as a reloaded key file does; safe while the service runs.

@@ -1,0 +1,95 @@
+package site
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/origin"
+	"github.com/weir-cdn/weir/internal/telemetry"
+)
+
+// Builder compiles configurations into snapshots whose origin clients
+// come from one registry, so that an origin whose description did not
+// change keeps its client (breakers, health, ejections, connections)
+// from one snapshot to the next.
+type Builder struct {
+	// Registry hands out and retires the origin clients; required.
+	Registry *origin.Registry
+	// Tracer and Logger are given to new origin clients.
+	Tracer *telemetry.Tracer
+	Logger *slog.Logger
+}
+
+// Build compiles a validated configuration. prev, when given, is the
+// snapshot the new one will replace: its sites' counters carry over. On
+// error nothing is left acquired.
+func (b *Builder) Build(cfg *config.Config, prev *Snapshot) (*Snapshot, error) {
+	clients := make(map[string]*origin.Client, len(cfg.Origins))
+	release := func() {
+		for _, c := range clients {
+			b.Registry.Release(c)
+		}
+	}
+	for _, oc := range cfg.Origins {
+		c, err := b.Registry.Acquire(OriginConfig(oc, b.Tracer, b.Logger))
+		if err != nil {
+			release()
+			return nil, err
+		}
+		clients[oc.Name] = c
+	}
+	snap, err := Compile(cfg, clients, prev)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return snap, nil
+}
+
+// Release gives back the origin clients snap acquired; call it once the
+// snapshot is no longer in force. Requests still running on it may finish.
+func (b *Builder) Release(snap *Snapshot) {
+	if snap == nil {
+		return
+	}
+	for _, c := range snap.origins {
+		b.Registry.Release(c)
+	}
+}
+
+// OriginConfig is what the origin client of oc is built from.
+func OriginConfig(oc config.Origin, tracer *telemetry.Tracer, log *slog.Logger) origin.Config {
+	return origin.Config{
+		Name:                  oc.Name,
+		URL:                   oc.URL,
+		Servers:               oc.Servers,
+		Balance:               oc.Balance,
+		HostHeader:            oc.HostHeader,
+		ConnectTimeout:        time.Duration(oc.ConnectTimeout),
+		TLSHandshakeTimeout:   time.Duration(oc.TLSHandshakeTimeout),
+		ResponseHeaderTimeout: time.Duration(oc.ResponseHeaderTimeout),
+		BodyIdleTimeout:       time.Duration(oc.BodyIdleTimeout),
+		MaxIdleConns:          oc.MaxIdleConns,
+		MaxConns:              oc.MaxConns,
+		Tracer:                tracer,
+		Logger:                log,
+		HealthCheck: origin.HealthCheck{
+			Path: oc.HealthCheck.Path, Interval: time.Duration(oc.HealthCheck.Interval), Timeout: time.Duration(oc.HealthCheck.Timeout),
+			Healthy: oc.HealthCheck.HealthyThreshold, Unhealthy: oc.HealthCheck.UnhealthyThreshold,
+		},
+		Outlier: origin.Outlier{
+			ConsecutiveFailures: oc.Outlier.ConsecutiveFailures, BaseEjection: time.Duration(oc.Outlier.BaseEjection),
+			MaxEjection: time.Duration(oc.Outlier.MaxEjection), MaxEjectedPercent: oc.Outlier.MaxEjectedPercent,
+		},
+		Breaker: origin.Breaker{
+			ConsecutiveFailures: oc.Breaker.ConsecutiveFailures, FailureRate: oc.Breaker.FailureRate,
+			MinRequests: oc.Breaker.MinRequests, Window: time.Duration(oc.Breaker.Window), Delay: time.Duration(oc.Breaker.Delay),
+			HalfOpenRequests: oc.Breaker.HalfOpenRequests,
+		},
+		Bulkhead:        origin.Bulkhead{MaxConcurrent: oc.Bulkhead.MaxConcurrent, MaxWaiting: oc.Bulkhead.MaxWaiting, MaxWait: time.Duration(oc.Bulkhead.MaxWait)},
+		Retry:           origin.Retry{Attempts: oc.Retry.Attempts, Budget: oc.Retry.Budget, MinPerSecond: oc.Retry.MinPerSecond},
+		FailureStatuses: oc.FailureStatuses,
+		TrickleRate:     oc.TrickleRate,
+	}
+}

@@ -1,0 +1,199 @@
+// Package site is the node's compiled, immutable view of its sites: for
+// every hosts entry of the configuration, the key rules, the response
+// rules and the origin client, and the router that picks an entry for a
+// request's host. One Snapshot is current at a time, behind a Current that
+// the edge, the purge service and the admin API all read; swapping it is
+// the one way the sites change while the node runs, and a request in
+// flight keeps the snapshot it started with.
+//
+// The snapshot also owns the mapping from a URL to the cache keys it is
+// stored under, which purges and /cluster?key= need as much as the edge.
+package site
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/weir-cdn/weir/internal/cachekey"
+	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/httpcache"
+	"github.com/weir-cdn/weir/internal/origin"
+	"github.com/weir-cdn/weir/internal/telemetry"
+)
+
+// Site is the compiled policy of one hosts entry.
+type Site struct {
+	// Name is the entry's first match pattern, for logs and metrics.
+	Name string
+	// Key normalizes requests into cache keys.
+	Key *cachekey.Normalizer
+	// Rules are the operator's inputs to the response policy.
+	Rules httpcache.Rules
+	// Origin serves the site's misses.
+	Origin *origin.Client
+	// HonorRequestCacheControl lets clients' no-cache, max-age, min-fresh
+	// and max-stale request directives take effect.
+	HonorRequestCacheControl bool
+	// Stats are the site's counters. They outlive the snapshot: a later
+	// snapshot's site of the same name shares them.
+	Stats *Counters
+}
+
+// Counters count one site's traffic and objects.
+type Counters struct {
+	// Hits and Misses count the cacheable requests served from the cache
+	// (fresh or stale) or not.
+	Hits, Misses telemetry.Striped
+	// Objects counts the site's objects in the store; stored objects hold
+	// a pointer to it and decrement it when they leave.
+	Objects atomic.Int64
+}
+
+// Snapshot is an immutable compiled configuration.
+type Snapshot struct {
+	router *config.Router
+	sites  []*Site
+	// origins are the snapshot's origin clients, in configuration order.
+	origins []*origin.Client
+	// cfg is the configuration compiled.
+	cfg *config.Config
+
+	// MaxObject is the largest body stored (cache.max_object_size).
+	MaxObject int64
+	// HitForPass is how long an uncacheable answer sends its key straight
+	// to the origin; 0 disables hit-for-pass.
+	HitForPass time.Duration
+	// Keep is how long a stale object with validators stays stored for
+	// revalidation.
+	Keep time.Duration
+}
+
+// DefaultKeep is how long stale objects with validators are kept so they
+// can be revalidated with a conditional request instead of refetched.
+const DefaultKeep = 10 * time.Minute
+
+// Compile builds a snapshot from a validated configuration. origins maps
+// origin names to their clients, which outlive snapshots. The sites of
+// prev, when given, pass their counters on to the sites of the same name.
+func Compile(cfg *config.Config, origins map[string]*origin.Client, prev *Snapshot) (*Snapshot, error) {
+	s := &Snapshot{
+		router:     config.NewRouter(cfg.Hosts),
+		cfg:        cfg,
+		MaxObject:  int64(cfg.Cache.MaxObjectSize),
+		HitForPass: time.Duration(cfg.Cache.HitForPassTTL),
+		Keep:       DefaultKeep,
+	}
+	for _, oc := range cfg.Origins {
+		if c := origins[oc.Name]; c != nil {
+			s.origins = append(s.origins, c)
+		}
+	}
+	counters := make(map[string]*Counters)
+	if prev != nil {
+		for _, st := range prev.sites {
+			if counters[st.Name] == nil {
+				counters[st.Name] = st.Stats
+			}
+		}
+	}
+	for i, h := range cfg.Hosts {
+		key, err := cachekey.Compile(h.Key)
+		if err != nil {
+			return nil, fmt.Errorf("hosts[%d].key: %w", i, err)
+		}
+		o := origins[h.Origin]
+		if o == nil {
+			return nil, fmt.Errorf("hosts[%d]: origin %q has no client", i, h.Origin)
+		}
+		name := "*"
+		if len(h.Match) > 0 {
+			name = h.Match[0]
+		}
+		c := counters[name]
+		if c == nil {
+			c = new(Counters)
+			counters[name] = c
+		}
+		s.sites = append(s.sites, &Site{
+			Name: name,
+			Key:  key,
+			Rules: httpcache.Rules{
+				DefaultTTL:        time.Duration(h.DefaultTTL),
+				HeuristicFraction: cfg.Cache.HeuristicFraction,
+				HeuristicMax:      time.Duration(cfg.Cache.HeuristicMax),
+				NoHeuristic:       cfg.Cache.HeuristicFraction == 0, // config: 0 disables
+
+				StaleWhileRevalidate: time.Duration(h.StaleWhileRevalidate),
+				StaleIfError:         max(0, time.Duration(h.StaleIfError)), // negative: none
+				StoreSetCookie:       h.StoreSetCookie,
+			},
+			Origin:                   o,
+			HonorRequestCacheControl: h.HonorRequestCacheControl,
+			Stats:                    c,
+		})
+	}
+	return s, nil
+}
+
+// Route returns the site serving host, or nil.
+func (s *Snapshot) Route(host string) *Site {
+	i := s.router.Route(host)
+	if i < 0 {
+		return nil
+	}
+	return s.sites[i]
+}
+
+// Sites returns the snapshot's sites in configuration order, the first of
+// each name only.
+func (s *Snapshot) Sites() []*Site {
+	out := make([]*Site, 0, len(s.sites))
+	seen := make(map[string]bool, len(s.sites))
+	for _, st := range s.sites {
+		if !seen[st.Name] {
+			seen[st.Name] = true
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// Origins returns the snapshot's origin clients in configuration order.
+func (s *Snapshot) Origins() []*origin.Client { return s.origins }
+
+// Config returns the configuration the snapshot was compiled from. It
+// must not be modified.
+func (s *Snapshot) Config() *config.Config { return s.cfg }
+
+// Current holds the snapshot in force. It is safe for concurrent use.
+type Current struct {
+	p atomic.Pointer[Snapshot]
+}
+
+// NewCurrent returns a Current holding snap.
+func NewCurrent(snap *Snapshot) *Current {
+	c := new(Current)
+	c.p.Store(snap)
+	return c
+}
+
+// Load returns the snapshot in force.
+func (c *Current) Load() *Snapshot { return c.p.Load() }
+
+// Swap puts snap in force for everything that loads from now on, and
+// returns the snapshot it replaces.
+func (c *Current) Swap(snap *Snapshot) *Snapshot { return c.p.Swap(snap) }
+
+// PrimaryKey is [Snapshot.PrimaryKey] of the snapshot in force.
+func (c *Current) PrimaryKey(rawURL string) (string, error) { return c.Load().PrimaryKey(rawURL) }
+
+// PurgeURL is [Snapshot.PurgeURL] of the snapshot in force.
+func (c *Current) PurgeURL(rawURL string) ([]string, error) { return c.Load().PurgeURL(rawURL) }
+
+// PurgePrefix is [Snapshot.PurgePrefix] of the snapshot in force.
+func (c *Current) PurgePrefix(rawURL string) (string, error) { return c.Load().PurgePrefix(rawURL) }
+
+// PurgeHost is [PurgeHost]; it is a method so that a Current serves as
+// the purge service's key mapping.
+func (c *Current) PurgeHost(host string) (string, error) { return PurgeHost(host) }
