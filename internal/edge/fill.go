@@ -693,7 +693,7 @@ func (h *Handler) storeFilled(job *fillJob, resp *http.Response, hd *head, polic
 	if len(vary) > 0 || job.site.Key.HasExtra() {
 		key = string(store.VariantKey(nil, []byte(job.primary), []byte(hd.secondary)))
 	}
-	obj := newObject(key, resp.StatusCode, hd.header, body, policy, respTime, hd.initialAge, job.keep)
+	obj := newObject(key, resp.StatusCode, hd.header, store.Bytes(body), policy, respTime, hd.initialAge, job.keep)
 	obj.Epoch = job.epoch
 	obj.Count = &job.site.Stats.Objects
 	obj.Extra = extra(httpcache.ParseSurrogateKeys(resp.Header["Surrogate-Key"]), resp.Header["Surrogate-Control"])
@@ -846,9 +846,12 @@ func remembersPass(reason string, status int) bool {
 }
 
 // newObject builds a stored object from a response. hdr is not modified.
-func newObject(key string, status int, hdr http.Header, body []byte, p httpcache.Policy, respTime time.Time, initialAge, keep time.Duration) *store.Object {
+func newObject(key string, status int, hdr http.Header, body store.Body, p httpcache.Policy, respTime time.Time, initialAge, keep time.Duration) *store.Object {
+	if body == nil {
+		body = store.Bytes(nil)
+	}
 	hdr = maps.Clone(hdr)
-	hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
+	hdr["Content-Length"] = []string{strconv.FormatInt(body.Len(), 10)}
 	if _, ok := hdr["Accept-Ranges"]; !ok && status == http.StatusOK {
 		hdr["Accept-Ranges"] = []string{"bytes"}
 	}

@@ -39,8 +39,8 @@ const CacheName = "weir"
 
 // Options configure a Handler.
 type Options struct {
-	// Store holds cached objects; required.
-	Store *store.Store
+	// Store holds cached objects; required. *store.Store is one.
+	Store Cache
 	// Logger receives errors; nil means slog.Default().
 	Logger *slog.Logger
 	// Node is this instance's name, used in Via and to detect loops;
@@ -74,6 +74,48 @@ type Options struct {
 	// anyone else they are replaced. nil trusts no one.
 	Trust *forwarded.Trust
 }
+
+// Cache is the store as the edge uses it: the lookups of the request
+// path, and what fills and invalidations write. Objects carry their
+// metadata in memory and their content as a store.Body, so a tier that
+// keeps bodies elsewhere can sit behind this without the edge changing.
+type Cache interface {
+	Lookup
+	Filler
+}
+
+// Lookup is the half of the cache the request path reads. Neither method
+// may block on I/O: a hit is served from what Get returns.
+type Lookup interface {
+	// Get returns the object stored under key, or nil. The object is
+	// immutable; its body may be read concurrently.
+	Get(key []byte) *store.Object
+	// IsPass reports whether key's last answer was uncacheable
+	// (hit-for-pass).
+	IsPass(key []byte) bool
+}
+
+// Filler is the half of the cache that fills and invalidations write.
+type Filler interface {
+	// Set stores o under its key, unless a purge that ran since o's fill
+	// started (o.Epoch) covers it.
+	Set(o *store.Object)
+	// SetVariant stores v as a variant of primary, varying on fields.
+	SetVariant(primary string, fields []string, v *store.Object)
+	// Delete removes key (and, for a Vary index, its variants).
+	Delete(key string) bool
+	// MarkPass remembers for ttl that key's answer was uncacheable;
+	// ClearPass forgets it.
+	MarkPass(key string, ttl time.Duration)
+	ClearPass(key string)
+	// Epoch is the current purge epoch, read when a fill starts; EpochAt
+	// the epoch in force at t.
+	Epoch() uint64
+	EpochAt(t time.Time) uint64
+}
+
+// The memory store is the cache.
+var _ Cache = (*store.Store)(nil)
 
 // Purger is the purge service as the edge sees it.
 type Purger interface {
@@ -113,7 +155,7 @@ type Peer interface {
 
 // Handler is the edge's http.Handler. It is safe for concurrent use.
 type Handler struct {
-	store   *store.Store
+	store   Cache
 	flights *coalesce.Group[*head]
 	sites   *site.Current
 	log     *slog.Logger

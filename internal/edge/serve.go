@@ -59,7 +59,7 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, o *store.O
 			hdr["Surrogate-Control"] = o.Extra.SurrogateControl
 		}
 	}
-	status, start, end := int(o.Status), int64(0), int64(len(o.Body))
+	status, start, end := int(o.Status), int64(0), o.Size()
 	if status == http.StatusOK && hasPreconditions(r) {
 		var done bool
 		if status, start, end, done = selectPart(w, r, o.ETag(), o.LastModified(), end); done {
@@ -67,8 +67,9 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, o *store.O
 		}
 	}
 	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		h.write(w, o.Body[start:end])
+	if r.Method != http.MethodHead && end > start {
+		n, _ := o.Body.WriteRange(w, start, end)
+		h.stats.bytes.Add(n)
 	}
 }
 

@@ -83,7 +83,7 @@ func keyring(t testing.TB) *cluster.Keyring {
 }
 
 func putObject(st *store.Store, key string, tags ...string) {
-	o := &store.Object{Header: store.NewHeader(http.Header{}, key), Body: []byte("x"), Status: 200,
+	o := &store.Object{Header: store.NewHeader(http.Header{}, key), Body: store.Bytes("x"), Status: 200,
 		ResponseTime: time.Now().UnixNano(), Lifetime: time.Hour}
 	if len(tags) > 0 {
 		o.Extra = &store.Extra{Tags: tags}

@@ -15,8 +15,9 @@ type Object struct {
 	// stripped fields already removed) and the object's key: the primary
 	// key, or for a variant the variant key built by VariantKey.
 	Header Header
-	// Body is the complete response content. It is never modified.
-	Body []byte
+	// Body is the complete response content; nil means none. It is
+	// never modified.
+	Body Body
 	// Extra holds what few responses carry; nil when there is none.
 	Extra *Extra
 
@@ -87,6 +88,14 @@ func (o *Object) Tags() []string {
 	return o.Extra.Tags
 }
 
+// Size returns the body's length in bytes.
+func (o *Object) Size() int64 {
+	if o.Body == nil {
+		return 0
+	}
+	return o.Body.Len()
+}
+
 // ETag returns the entity tag validator, or "".
 func (o *Object) ETag() string { return o.Header.Get("Etag") }
 
@@ -150,7 +159,7 @@ func (o *Object) Weight() uint32 { return o.weight }
 const objectOverhead = 300
 
 func (o *Object) computeWeight() uint32 {
-	w := objectOverhead + len(o.Body) + o.Header.Bytes()
+	w := objectOverhead + int(o.Size()) + o.Header.Bytes()
 	if e := o.Extra; e != nil {
 		w += 48
 		for _, t := range e.Tags {

@@ -704,7 +704,7 @@ func TestEpochAt(t *testing.T) {
 		t.Errorf("EpochAt(now) = %d, want %d", got, e2)
 	}
 	// An object given the epoch of before is covered by both purges.
-	o := &Object{Header: NewHeader(http.Header{}, "http://a/1"), Body: []byte("x"), Status: 200,
+	o := &Object{Header: NewHeader(http.Header{}, "http://a/1"), Body: Bytes("x"), Status: 200,
 		ResponseTime: time.Now().UnixNano(), Lifetime: time.Hour, Epoch: s.EpochAt(before)}
 	s.Set(o)
 	if s.GetString("http://a/1") != nil {

@@ -27,7 +27,7 @@ func obj(key string, size int, lifetime time.Duration) *Object {
 	return &Object{
 		Status:       200,
 		Header:       NewHeader(http.Header{"Content-Type": {"text/plain"}}, key),
-		Body:         make([]byte, size),
+		Body:         Bytes(make([]byte, size)),
 		ResponseTime: time.Now().UnixNano(),
 		Lifetime:     lifetime,
 	}
