@@ -11,7 +11,7 @@ import (
 // Defaults of the origin pool, its health checks and protections, and of
 // the overload section, as documented on each field.
 const (
-	DefaultBalance               = "round_robin"
+	DefaultBalance               = BalanceRoundRobin
 	DefaultHealthInterval        = Duration(5 * time.Second)
 	DefaultHealthTimeout         = Duration(2 * time.Second)
 	DefaultHealthyThreshold      = 2
@@ -231,8 +231,15 @@ type Concurrency struct {
 	RetryAfter Duration `yaml:"retry_after"`
 }
 
+// The values of origins[].balance.
+const (
+	BalanceRoundRobin       = "round_robin"
+	BalanceLeastOutstanding = "least_outstanding"
+	BalanceConsistent       = "consistent"
+)
+
 // Balances are the values of origins[].balance.
-var Balances = []string{"round_robin", "least_outstanding", "consistent"}
+var Balances = []string{BalanceRoundRobin, BalanceLeastOutstanding, BalanceConsistent}
 
 // ConcurrencyModes are the values of overload.concurrency.mode.
 var ConcurrencyModes = []string{"adaptive", "fixed", "off"}

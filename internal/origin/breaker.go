@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/config"
 )
 
 // breakerPolicy is Breaker with the defaults applied.
@@ -20,12 +22,12 @@ type breakerPolicy struct {
 func newBreakerPolicy(b Breaker) breakerPolicy {
 	return breakerPolicy{
 		enabled:     b.ConsecutiveFailures >= 0,
-		consecutive: int64(orDefault(b.ConsecutiveFailures, 5)),
-		rate:        orDefault(b.FailureRate, 0.5),
-		minRequests: orDefault(b.MinRequests, 20),
-		window:      orDefault(b.Window, 10*time.Second),
-		delay:       orDefault(b.Delay, 5*time.Second),
-		halfOpen:    orDefault(b.HalfOpenRequests, 3),
+		consecutive: int64(orDefault(b.ConsecutiveFailures, config.DefaultBreakerFailures)),
+		rate:        orDefault(b.FailureRate, config.DefaultBreakerFailureRate),
+		minRequests: orDefault(b.MinRequests, config.DefaultBreakerMinRequests),
+		window:      orDefault(b.Window, time.Duration(config.DefaultBreakerWindow)),
+		delay:       orDefault(b.Delay, time.Duration(config.DefaultBreakerDelay)),
+		halfOpen:    orDefault(b.HalfOpenRequests, config.DefaultBreakerHalfOpen),
 	}
 }
 

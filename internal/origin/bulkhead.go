@@ -7,6 +7,8 @@ import (
 	"time"
 
 	fsbulkhead "github.com/failsafe-go/failsafe-go/bulkhead"
+
+	"github.com/weir-cdn/weir/internal/config"
 )
 
 // bulkhead bounds the requests in flight to an origin, with a bounded
@@ -24,9 +26,9 @@ type bulkhead struct {
 
 func newBulkhead(b Bulkhead) *bulkhead {
 	return &bulkhead{
-		bh:         fsbulkhead.New[any](uint(orDefault(b.MaxConcurrent, 512))),
-		maxWaiting: int64(orDefault(b.MaxWaiting, 128)),
-		maxWait:    orDefault(b.MaxWait, 100*time.Millisecond),
+		bh:         fsbulkhead.New[any](uint(orDefault(b.MaxConcurrent, config.DefaultBulkheadMaxConcurrent))),
+		maxWaiting: int64(orDefault(b.MaxWaiting, config.DefaultBulkheadMaxWaiting)),
+		maxWait:    orDefault(b.MaxWait, time.Duration(config.DefaultBulkheadMaxWait)),
 	}
 }
 

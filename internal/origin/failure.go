@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/weir-cdn/weir/internal/config"
 )
 
 // DefaultFailureStatuses are the statuses that count as a server's
@@ -18,7 +20,7 @@ import (
 // say that the server (or something behind it) could not answer at all.
 // A 500 is not among them: it is usually one URL's bug, and a client can
 // provoke it at will.
-var DefaultFailureStatuses = []int{http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout}
+var DefaultFailureStatuses = config.DefaultFailureStatuses
 
 // ErrRequestBody is the cause of a request that failed because the
 // client's request body could not be read (malformed framing, a client

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"runtime/debug"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/config"
 )
 
 // healthPolicy is HealthCheck with the defaults applied.
@@ -19,10 +21,10 @@ type healthPolicy struct {
 func newHealthPolicy(h HealthCheck) healthPolicy {
 	return healthPolicy{
 		path:      h.Path,
-		interval:  orDefault(h.Interval, 5*time.Second),
-		timeout:   orDefault(h.Timeout, 2*time.Second),
-		healthy:   orDefault(h.Healthy, 2),
-		unhealthy: orDefault(h.Unhealthy, 3),
+		interval:  orDefault(h.Interval, time.Duration(config.DefaultHealthInterval)),
+		timeout:   orDefault(h.Timeout, time.Duration(config.DefaultHealthTimeout)),
+		healthy:   orDefault(h.Healthy, config.DefaultHealthyThreshold),
+		unhealthy: orDefault(h.Unhealthy, config.DefaultUnhealthyThreshold),
 	}
 }
 

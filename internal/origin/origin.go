@@ -30,6 +30,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
@@ -105,17 +106,17 @@ type Config struct {
 	Now func() time.Time
 }
 
-// The values of Config.Balance.
+// The values of Config.Balance, as the configuration names them.
 const (
 	// BalanceRoundRobin sends requests to the servers in turn.
-	BalanceRoundRobin = "round_robin"
+	BalanceRoundRobin = config.BalanceRoundRobin
 	// BalanceLeastOutstanding sends a request to the server with the
 	// fewest requests in flight, ties in turn.
-	BalanceLeastOutstanding = "least_outstanding"
+	BalanceLeastOutstanding = config.BalanceLeastOutstanding
 	// BalanceConsistent sends all requests for a URL (Host, path and
 	// query) to the same server, by rendezvous hashing over the servers
 	// in use: when one leaves, only its share of the URLs moves.
-	BalanceConsistent = "consistent"
+	BalanceConsistent = config.BalanceConsistent
 )
 
 // HealthCheck configures active health checks: every Interval each server
@@ -323,13 +324,13 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{
 		name:       cfg.Name,
 		hostHeader: cfg.HostHeader,
-		bodyIdle:   orDefault(cfg.BodyIdleTimeout, 30*time.Second),
+		bodyIdle:   orDefault(cfg.BodyIdleTimeout, time.Duration(config.DefaultBodyIdleTimeout)),
 		tracer:     cfg.Tracer,
 		log:        log,
 		balance:    balance,
 		outlier:    newOutlierPolicy(cfg.Outlier),
 		bulkhead:   newBulkhead(cfg.Bulkhead),
-		attempts:   orDefault(cfg.Retry.Attempts, 2),
+		attempts:   orDefault(cfg.Retry.Attempts, config.DefaultRetryAttempts),
 		budget:     newRetryBudget(cfg.Retry),
 		health:     newHealthPolicy(hc),
 		stats:      stats{durations: telemetry.NewHistogram(telemetry.LatencyBuckets)},
@@ -373,10 +374,10 @@ func orDefault[T int | int64 | float64 | time.Duration](v, def T) T {
 // (wire.go); for https the dialer does the TLS handshake itself, so that
 // it can leave HTTP/2 connections unwrapped.
 func newTransport(cfg Config, scheme string) *http.Transport {
-	dialer := &net.Dialer{Timeout: orDefault(cfg.ConnectTimeout, 3*time.Second), KeepAlive: 30 * time.Second}
-	maxIdle := orDefault(cfg.MaxIdleConns, 256)
+	dialer := &net.Dialer{Timeout: orDefault(cfg.ConnectTimeout, time.Duration(config.DefaultConnectTimeout)), KeepAlive: 30 * time.Second}
+	maxIdle := orDefault(cfg.MaxIdleConns, config.DefaultMaxIdleConns)
 	maxHead := orDefault(cfg.MaxResponseHeaderBytes, 256<<10)
-	tlsTimeout := orDefault(cfg.TLSHandshakeTimeout, 5*time.Second)
+	tlsTimeout := orDefault(cfg.TLSHandshakeTimeout, time.Duration(config.DefaultTLSHandshakeTimeout))
 	wd := &wireDialer{
 		dialer: dialer,
 		// What the Transport would use itself: with ForceAttemptHTTP2 it
@@ -391,11 +392,11 @@ func newTransport(cfg Config, scheme string) *http.Transport {
 		Proxy:                  nil,
 		DialContext:            wd.dial,
 		TLSHandshakeTimeout:    tlsTimeout,
-		ResponseHeaderTimeout:  orDefault(cfg.ResponseHeaderTimeout, 30*time.Second),
+		ResponseHeaderTimeout:  orDefault(cfg.ResponseHeaderTimeout, time.Duration(config.DefaultResponseHeaderTimeout)),
 		ExpectContinueTimeout:  time.Second,
 		MaxIdleConns:           maxIdle,
 		MaxIdleConnsPerHost:    maxIdle,
-		MaxConnsPerHost:        orDefault(cfg.MaxConns, 1024),
+		MaxConnsPerHost:        orDefault(cfg.MaxConns, config.DefaultMaxConns),
 		IdleConnTimeout:        90 * time.Second,
 		MaxResponseHeaderBytes: maxHead,
 		// The cache stores and forwards content codings as the origin sent

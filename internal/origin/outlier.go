@@ -3,6 +3,8 @@ package origin
 import (
 	"fmt"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/config"
 )
 
 // outcome is what an attempt says about the server that handled it.
@@ -25,10 +27,10 @@ type outlierPolicy struct {
 func newOutlierPolicy(o Outlier) outlierPolicy {
 	p := outlierPolicy{
 		enabled:    o.ConsecutiveFailures >= 0,
-		failures:   int64(orDefault(o.ConsecutiveFailures, 5)),
-		base:       orDefault(o.BaseEjection, 30*time.Second),
-		max:        orDefault(o.MaxEjection, 5*time.Minute),
-		maxPercent: min(orDefault(o.MaxEjectedPercent, 50), 100),
+		failures:   int64(orDefault(o.ConsecutiveFailures, config.DefaultOutlierFailures)),
+		base:       orDefault(o.BaseEjection, time.Duration(config.DefaultOutlierBaseEjection)),
+		max:        orDefault(o.MaxEjection, time.Duration(config.DefaultOutlierMaxEjection)),
+		maxPercent: min(orDefault(o.MaxEjectedPercent, config.DefaultMaxEjectedPercent), 100),
 	}
 	p.max = max(p.max, p.base)
 	return p

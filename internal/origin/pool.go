@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/weir-cdn/weir/internal/config"
 )
 
 // server is one server of an origin's pool.
@@ -117,7 +119,7 @@ func newTrickleGate(perSecond float64) *trickleGate {
 	case perSecond < 0:
 		return nil
 	case perSecond == 0:
-		perSecond = 1
+		perSecond = config.DefaultTrickleRate
 	}
 	return &trickleGate{interval: time.Duration(float64(time.Second) / perSecond)}
 }

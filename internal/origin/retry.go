@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/config"
 )
 
 // errNoOtherServer is pick's answer when every healthy server was tried;
@@ -70,11 +72,11 @@ type budgetBucket struct {
 func newRetryBudget(r Retry) *retryBudget {
 	ratio := r.Budget
 	if ratio == 0 {
-		ratio = 0.2
+		ratio = config.DefaultRetryBudget
 	}
 	perSec := r.MinPerSecond
 	if perSec == 0 {
-		perSec = 3
+		perSec = config.DefaultRetryMinPerSecond
 	}
 	return &retryBudget{ratio: max(ratio, 0), floor: float64(max(perSec, 0) * budgetBuckets)}
 }
