@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/weir-cdn/weir/internal/cluster"
+	"github.com/weir-cdn/weir/internal/status"
 )
 
 func TestKeygenWritesAUsableKeyFile(t *testing.T) {
@@ -120,15 +120,12 @@ func TestThreeNodeClusterFromFlags(t *testing.T) {
 	client := &http.Client{Timeout: 5 * time.Second}
 	deadline := time.Now().Add(20 * time.Second)
 	for i := range 3 {
+		api, err := status.ForAddr(admins[i], status.ClientOptions{Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
 		for {
-			var doc struct {
-				Members []struct{ Name string } `json:"members"`
-			}
-			resp, err := client.Get("http://" + admins[i] + "/cluster")
-			if err == nil {
-				json.NewDecoder(resp.Body).Decode(&doc)
-				resp.Body.Close()
-			}
+			doc, err := api.Cluster(ctx, "")
 			if len(doc.Members) == 3 {
 				break
 			}

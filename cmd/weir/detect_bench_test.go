@@ -2,7 +2,7 @@ package main
 
 import (
 	"cmp"
-	"encoding/json"
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/status"
 )
 
 // BenchmarkProcessFailureDetection measures failure detection with real
@@ -70,19 +72,17 @@ func BenchmarkProcessFailureDetection(b *testing.B) {
 			}
 		}
 	}()
-	client := &http.Client{Timeout: time.Second}
+	apis := make([]*status.Client, size)
+	for i := range apis {
+		var err error
+		if apis[i], err = status.ForAddr(admins[i], status.ClientOptions{Timeout: time.Second}); err != nil {
+			b.Fatal(err)
+		}
+	}
 	// view returns member i's members by state and its departures.
 	view := func(i int) (states map[string]string, departed []string) {
-		var doc struct {
-			Members  []struct{ Name, State string } `json:"members"`
-			Departed []struct{ Name, State string } `json:"departed"`
-		}
-		resp, err := client.Get("http://" + admins[i] + "/cluster")
+		doc, err := apis[i].Cluster(context.Background(), "")
 		if err != nil {
-			return nil, nil
-		}
-		defer resp.Body.Close()
-		if json.NewDecoder(resp.Body).Decode(&doc) != nil {
 			return nil, nil
 		}
 		states = map[string]string{}

@@ -1,20 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/weir-cdn/weir/internal/purge"
+	"github.com/weir-cdn/weir/internal/status"
 )
 
 // listFlag collects a repeatable flag.
@@ -56,24 +53,27 @@ func purgeCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	base := strings.TrimRight(*adminURL, "/")
-	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	// --timeout 0 (or less) has always meant no limit on each call.
+	callTimeout := *timeout
+	if callTimeout <= 0 {
+		callTimeout = -1
+	}
+	client, err := status.NewClient(*adminURL, status.ClientOptions{Token: token, Timeout: callTimeout, AddrHint: "--admin"})
+	if err != nil {
 		return usageError{fmt.Errorf("--admin %q: want the admin API's base URL, such as http://127.0.0.1:9090", *adminURL)}
 	}
-	client := &http.Client{Timeout: *timeout}
-	body, _ := json.Marshal(req)
-	var id purge.IDDoc
-	if err := call(ctx, client, http.MethodPost, base+"/purge", token, body, &id); err != nil {
+	id, err := client.Purge(ctx, req)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, id.ID)
+	fmt.Fprintln(stdout, id)
 	if !*wait {
 		return nil
 	}
 	deadline := time.Now().Add(*timeout)
 	for {
-		var st purge.StatusDoc
-		if err := call(ctx, client, http.MethodGet, base+"/purge/"+url.PathEscape(id.ID), token, nil, &st); err != nil {
+		st, err := client.PurgeStatus(ctx, id)
+		if err != nil {
 			return err
 		}
 		if st.Complete {
@@ -90,7 +90,7 @@ func purgeCmd(ctx context.Context, args []string, stdout io.Writer) error {
 					pending = append(pending, n.Node)
 				}
 			}
-			return fmt.Errorf("purge %s not complete after %s: waiting for %s; those nodes revalidate everything once they lag past max_purge_lag", id.ID, *timeout, strings.Join(pending, ", "))
+			return fmt.Errorf("purge %s not complete after %s: waiting for %s; those nodes revalidate everything once they lag past max_purge_lag", id, *timeout, strings.Join(pending, ", "))
 		}
 		select {
 		case <-ctx.Done():
@@ -114,38 +114,4 @@ func readToken(file string) (string, error) {
 		return t, nil
 	}
 	return "", usageError{errors.New("no API token: set WEIR_TOKEN or pass --token-file FILE (a token with the purge role)")}
-}
-
-// call sends one admin API request and decodes its JSON answer into v.
-func call(ctx context.Context, c *http.Client, method, u, token string, body []byte, v any) error {
-	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w (is a node's admin API listening there? see --admin)", method, u, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("%s %s: reading the answer: %w", method, u, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s %s: %d: %s", method, u, resp.StatusCode, e.Error)
-		}
-		return fmt.Errorf("%s %s: %d: %s", method, u, resp.StatusCode, strings.TrimSpace(string(b)))
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%s %s: the answer is not the expected JSON: %w", method, u, err)
-	}
-	return nil
 }

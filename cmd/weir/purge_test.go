@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"github.com/weir-cdn/weir/internal/admin"
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/node"
+	"github.com/weir-cdn/weir/internal/status"
 	"github.com/weir-cdn/weir/internal/testkit"
 )
 
@@ -169,27 +171,34 @@ func TestSIGHUPReloadsTokens(t *testing.T) {
 	reload := make(chan os.Signal, 1)
 	done := make(chan error, 1)
 	go func() { done <- waitAndDrain(ctx, n, reload, 5*time.Second) }()
-	status := func(token string) int {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+n.AdminAddr()+"/purge", nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
+	// code returns the status GET /purge answers with token.
+	code := func(token string) int {
+		api, err := status.ForAddr(n.AdminAddr(), status.ClientOptions{Token: token})
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		return resp.StatusCode
+		_, err = api.PurgeStats(context.Background())
+		var e *status.Error
+		switch {
+		case err == nil:
+			return http.StatusOK
+		case errors.As(err, &e) && e.StatusCode != 0:
+			return e.StatusCode
+		}
+		t.Fatal(err)
+		return 0
 	}
 	if err := os.WriteFile(tokens, []byte("ops admin "+admin.HashToken("new")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	reload <- syscall.SIGHUP
 	testkit.Until(t, 5*time.Second, func() string {
-		if got := status("new"); got != http.StatusOK {
+		if got := code("new"); got != http.StatusOK {
 			return fmt.Sprintf("the new token still gets %d after the reload signal", got)
 		}
 		return ""
 	})
-	if got := status("old"); got != http.StatusUnauthorized {
+	if got := code("old"); got != http.StatusUnauthorized {
 		t.Errorf("the removed token gets %d, want 401", got)
 	}
 	cancel()

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/status"
 )
 
 // BenchmarkSoak is the steady-state memory benchmark: it runs the weir
@@ -66,7 +67,7 @@ func BenchmarkSoak(b *testing.B) {
 		fill(b, "http://"+edge, total)
 		time.Sleep(3 * time.Second) // let the collector and scavenger settle, as the shared bench does
 		after := rssKiB(b, cmd.Process.Pid)
-		st := status(b, "http://"+admin+"/status")
+		st := nodeStatus(b, admin)
 		cancel()
 		cmd.Wait()
 		held := st.Cache.Objects
@@ -152,21 +153,16 @@ func rssKiB(b *testing.B, pid int) int64 {
 	return 0
 }
 
-type statusDoc struct {
-	Cache struct {
-		Objects   int   `json:"objects"`
-		Evictions int64 `json:"evictions"`
-	} `json:"cache"`
-}
-
-func status(b *testing.B, url string) statusDoc {
-	resp, err := http.Get(url)
+// nodeStatus reads the /status document of the node whose admin API
+// listens at addr.
+func nodeStatus(b *testing.B, addr string) status.Node {
+	c, err := status.ForAddr(addr, status.ClientOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var st statusDoc
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+	defer c.CloseIdleConnections()
+	st, err := c.Status(context.Background())
+	if err != nil {
 		b.Fatal(err)
 	}
 	return st

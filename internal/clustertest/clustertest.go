@@ -30,6 +30,7 @@ import (
 	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/node"
+	"github.com/weir-cdn/weir/internal/status"
 	"github.com/weir-cdn/weir/internal/testkit"
 )
 
@@ -362,6 +363,17 @@ func (c *Cluster) Admin(i int, method, path string, body string) (int, string, e
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), err
+}
+
+// API returns a client of node i's admin API with Token, sending through
+// c.Client's transport with its timeout.
+func (c *Cluster) API(tb testing.TB, i int) *status.Client {
+	tb.Helper()
+	api, err := status.ForAddr(c.Node(i).AdminAddr(), status.ClientOptions{Token: Token, Transport: c.Client.Transport, Timeout: c.Client.Timeout})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return api
 }
 
 // WaitFor checks cond until it returns "", failing the test with cond's

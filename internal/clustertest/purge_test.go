@@ -1,7 +1,9 @@
 package clustertest
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +16,7 @@ import (
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/node"
 	"github.com/weir-cdn/weir/internal/purge"
+	"github.com/weir-cdn/weir/internal/status"
 )
 
 // versionedOrigin serves every path at a version that a test bumps, as
@@ -85,9 +88,9 @@ func fill(t *testing.T, c *Cluster, path, want string) {
 // issue posts a purge to node i's admin API and returns its id.
 func issue(t *testing.T, c *Cluster, i int, body string) string {
 	t.Helper()
-	status, resp, err := c.Admin(i, http.MethodPost, "/purge", body)
-	if err != nil || status != http.StatusOK {
-		t.Fatalf("POST /purge %s on node %d: %d %s %v", body, i, status, resp, err)
+	code, resp, err := c.Admin(i, http.MethodPost, "/purge", body)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("POST /purge %s on node %d: %d %s %v", body, i, code, resp, err)
 	}
 	var doc purge.IDDoc
 	if err := json.Unmarshal([]byte(resp), &doc); err != nil || doc.ID == "" {
@@ -101,17 +104,14 @@ func issue(t *testing.T, c *Cluster, i int, body string) string {
 func waitComplete(t *testing.T, c *Cluster, i int, id string) purge.StatusDoc {
 	t.Helper()
 	var doc purge.StatusDoc
+	api := c.API(t, i)
 	c.WaitFor(t, 10*time.Second, func() string {
-		status, body, err := c.Admin(i, http.MethodGet, "/purge/"+id, "")
-		if err != nil || status != http.StatusOK {
-			return fmt.Sprintf("GET /purge/%s: %d %s %v", id, status, body, err)
-		}
-		doc = purge.StatusDoc{}
-		if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		var err error
+		if doc, err = api.PurgeStatus(context.Background(), id); err != nil {
 			return err.Error()
 		}
 		if !doc.Complete {
-			return "not complete: " + body
+			return fmt.Sprintf("not complete: %+v", doc)
 		}
 		return ""
 	})
@@ -142,15 +142,16 @@ func TestPurgeReachesEveryNode(t *testing.T) {
 		t.Errorf("origin fetched /other %d times, want 1 (the purge must not touch it)", f)
 	}
 	// Any member's admin API answers, by asking the node that issued it.
-	status, body, err := c.Admin(0, http.MethodGet, "/purge/"+id, "")
-	var relayed purge.StatusDoc
-	if err != nil || status != http.StatusOK || json.Unmarshal([]byte(body), &relayed) != nil || relayed.ID != id || !relayed.Complete || len(relayed.Nodes) != 5 {
-		t.Errorf("GET /purge/%s on another node: %d %s %v, want the issuing node's status", id, status, body, err)
+	api := c.API(t, 0)
+	relayed, err := api.PurgeStatus(context.Background(), id)
+	if err != nil || relayed.ID != id || !relayed.Complete || len(relayed.Nodes) != 5 {
+		t.Errorf("GET /purge/%s on another node: %+v %v, want the issuing node's status", id, relayed, err)
 	}
 	c.Kill(t, 3)
 	c.WaitMembers(t, 0, 1, 2, 4)
-	if status, body, _ := c.Admin(0, http.MethodGet, "/purge/"+id, ""); status != http.StatusNotFound || !strings.Contains(body, "node-3") {
-		t.Errorf("GET /purge/%s once node-3 is gone: %d %s, want 404 naming node-3", id, status, body)
+	_, err = api.PurgeStatus(context.Background(), id)
+	if e := (*status.Error)(nil); !errors.As(err, &e) || e.StatusCode != http.StatusNotFound || !strings.Contains(e.Message, "node-3") {
+		t.Errorf("GET /purge/%s once node-3 is gone: %v, want 404 naming node-3", id, err)
 	}
 }
 
@@ -235,9 +236,9 @@ func TestPurgeAPIRefusesBadCalls(t *testing.T) {
 		{`{"prefixes": ["/relative"]}`, "no scheme"},
 		{`{"tags": ["two words"]}`, "space"},
 	} {
-		status, body, err := c.Admin(0, http.MethodPost, "/purge", tc.body)
-		if err != nil || status != http.StatusBadRequest || !strings.Contains(body, tc.want) {
-			t.Errorf("POST /purge %s: %d %s %v; want 400 mentioning %q", tc.body, status, body, err, tc.want)
+		code, body, err := c.Admin(0, http.MethodPost, "/purge", tc.body)
+		if err != nil || code != http.StatusBadRequest || !strings.Contains(body, tc.want) {
+			t.Errorf("POST /purge %s: %d %s %v; want 400 mentioning %q", tc.body, code, body, err, tc.want)
 		}
 	}
 	req, _ := http.NewRequest(http.MethodPost, "http://"+c.Node(0).AdminAddr()+"/purge", strings.NewReader(`{"all": true}`))

@@ -33,6 +33,7 @@ import (
 	"github.com/weir-cdn/weir/internal/overload"
 	"github.com/weir-cdn/weir/internal/purge"
 	"github.com/weir-cdn/weir/internal/site"
+	"github.com/weir-cdn/weir/internal/status"
 	"github.com/weir-cdn/weir/internal/store"
 	"github.com/weir-cdn/weir/internal/telemetry"
 	"github.com/weir-cdn/weir/internal/version"
@@ -434,28 +435,15 @@ func (o ownerRouter) Warm(key string) edge.Peer {
 	return nil
 }
 
-// ClusterDoc is the document served at the admin API's /cluster.
-type ClusterDoc struct {
-	cluster.Info
-	// Key, when asked with ?key=, names the node that owns it.
-	Key *KeyOwner `json:"key,omitempty"`
-}
-
-// KeyOwner answers /cluster?key=.
-type KeyOwner struct {
-	URL      string `json:"url"`
-	CacheKey string `json:"cache_key"`
-	Owner    string `json:"owner"`
-}
-
+// clusterInfo returns the /cluster document (status.Cluster).
 func (n *Node) clusterInfo(key string) (any, error) {
-	doc := ClusterDoc{Info: n.cluster.Info()}
+	doc := status.Cluster{Info: n.cluster.Info()}
 	if key != "" {
 		ck, err := n.sites.PrimaryKey(key)
 		if err != nil {
 			return nil, err
 		}
-		doc.Key = &KeyOwner{URL: key, CacheKey: ck, Owner: n.cluster.OwnerName(ck)}
+		doc.Key = &status.KeyOwner{URL: key, CacheKey: ck, Owner: n.cluster.OwnerName(ck)}
 	}
 	return doc, nil
 }
@@ -496,33 +484,10 @@ func (n *Node) ready() error {
 	return nil
 }
 
-// Status is the document served at the admin API's /status.
-type Status struct {
-	Node     string        `json:"node"`
-	Host     string        `json:"host"`
-	Version  version.Info  `json:"build"`
-	Uptime   string        `json:"uptime"`
-	Started  time.Time     `json:"started"`
-	Edge     string        `json:"edge_listener"`
-	Draining bool          `json:"draining"`
-	Cache    store.Stats   `json:"cache"`
-	Requests edge.Stats    `json:"requests"`
-	Origins  []OriginState `json:"origins"`
-	// Cluster is the node's view of the cluster, when it is a member.
-	Cluster *cluster.Info `json:"cluster,omitempty"`
-	// Purge are the purge counters and lag.
-	Purge purge.Stats `json:"purge"`
-	// Overload is the origin concurrency limit, when it is on.
-	Overload *overload.LimiterState `json:"overload,omitempty"`
-}
-
-// OriginState describes one origin in Status: its pool, with each
-// server's health, ejection and breaker.
-type OriginState = origin.State
-
+// status returns the /status document (status.Node).
 func (n *Node) status() any {
 	host, _ := os.Hostname()
-	st := Status{
+	st := status.Node{
 		Node:     n.name,
 		Host:     host,
 		Version:  version.Get(),

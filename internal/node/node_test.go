@@ -2,7 +2,7 @@ package node
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/status"
 )
 
 func TestMain(m *testing.M) {
@@ -68,28 +69,19 @@ func TestNodeServesCachesAndDrains(t *testing.T) {
 	if resp, b := get(t, c, admin+"/healthz"); resp.StatusCode != 200 || b != "ok\n" {
 		t.Fatalf("healthz %d %q", resp.StatusCode, b)
 	}
-	if resp, _ := get(t, c, admin+"/readyz"); resp.StatusCode != 200 {
-		t.Fatalf("readyz %d", resp.StatusCode)
+	api, err := status.NewClient(admin, status.ClientOptions{Transport: tr, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
 	}
-	resp, b := get(t, c, admin+"/status")
-	var st struct {
-		Node     string `json:"node"`
-		Requests struct {
-			Hits   int64 `json:"hits"`
-			Misses int64 `json:"misses"`
-		} `json:"requests"`
-		Cache struct {
-			Objects int `json:"objects"`
-		} `json:"cache"`
-		Build struct {
-			Version string `json:"version"`
-		} `json:"build"`
+	if err := api.Readyz(context.Background()); err != nil {
+		t.Fatalf("readyz: %v", err)
 	}
-	if err := json.Unmarshal([]byte(b), &st); err != nil {
-		t.Fatalf("status: %v\n%s", err, b)
+	st, err := api.Status(context.Background())
+	if err != nil {
+		t.Fatalf("status: %v", err)
 	}
-	if st.Node != "node-test" || st.Requests.Hits != 1 || st.Requests.Misses != 1 || st.Cache.Objects != 1 || st.Build.Version == "" {
-		t.Fatalf("status document: %s", b)
+	if st.Node != "node-test" || st.Requests.Hits != 1 || st.Requests.Misses != 1 || st.Cache.Objects != 1 || st.Version.Version == "" {
+		t.Fatalf("status document: %+v", st)
 	}
 	// The admin API is not on the edge listener.
 	if resp, _ := get(t, c, edge+"/status"); strings.Contains(resp.Header.Get("Content-Type"), "json") {
@@ -158,11 +150,15 @@ func TestClusterMemberNotReadyUntilJoined(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Shutdown(context.Background())
-	resp, body := get(t, http.DefaultClient, "http://"+n.AdminAddr()+"/readyz")
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "not joined") {
-		t.Errorf("readyz = %d %q, want 503 saying the node has not joined", resp.StatusCode, body)
+	api, err := status.ForAddr(n.AdminAddr(), status.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	resp, body = get(t, http.DefaultClient, "http://"+n.AdminAddr()+"/cluster")
+	var e *status.Error
+	if err := api.Readyz(context.Background()); !errors.As(err, &e) || e.StatusCode != http.StatusServiceUnavailable || !strings.Contains(e.Message, "not joined") {
+		t.Errorf("readyz = %v, want 503 saying the node has not joined", err)
+	}
+	resp, body := get(t, http.DefaultClient, "http://"+n.AdminAddr()+"/cluster")
 	if resp.StatusCode != 200 || !strings.Contains(body, `"joined": false`) || !strings.Contains(body, `"departed": []`) {
 		t.Errorf("/cluster = %d %q, want joined false and an empty departed list (not null)", resp.StatusCode, body)
 	}

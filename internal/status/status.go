@@ -1,0 +1,66 @@
+// Package status is the admin API as its clients see it: the documents
+// a node serves (/status, /cluster) as types, and Client, which calls one
+// node's admin API and decodes them. The node builds these documents and
+// the admin listener serves them; `weir purge`, the tests, and the
+// coming dashboard and `weir doctor` read the same types through the same
+// client.
+//
+// The purge API's documents stay in package purge (purge.IDDoc,
+// purge.StatusDoc, purge.Stats), beside the code that builds them and
+// the peer protocol that relays them; this package refers to them. It
+// imports purge, so purge must never import it.
+package status
+
+import (
+	"time"
+
+	"github.com/weir-cdn/weir/internal/cluster"
+	"github.com/weir-cdn/weir/internal/edge"
+	"github.com/weir-cdn/weir/internal/origin"
+	"github.com/weir-cdn/weir/internal/overload"
+	"github.com/weir-cdn/weir/internal/purge"
+	"github.com/weir-cdn/weir/internal/store"
+	"github.com/weir-cdn/weir/internal/version"
+)
+
+// Node is the document served at the admin API's /status: one node's
+// build, listeners, cache, requests, origins, cluster view, purges and
+// overload limit.
+type Node struct {
+	Node     string       `json:"node"`
+	Host     string       `json:"host"`
+	Version  version.Info `json:"build"`
+	Uptime   string       `json:"uptime"`
+	Started  time.Time    `json:"started"`
+	Edge     string       `json:"edge_listener"`
+	Draining bool         `json:"draining"`
+	Cache    store.Stats  `json:"cache"`
+	Requests edge.Stats   `json:"requests"`
+	Origins  []Origin     `json:"origins"`
+	// Cluster is the node's view of the cluster, when it is a member.
+	Cluster *cluster.Info `json:"cluster,omitempty"`
+	// Purge are the purge counters and lag.
+	Purge purge.Stats `json:"purge"`
+	// Overload is the origin concurrency limit, when it is on.
+	Overload *overload.LimiterState `json:"overload,omitempty"`
+}
+
+// Origin describes one origin in Node: its pool, with each server's
+// health, ejection and breaker.
+type Origin = origin.State
+
+// Cluster is the document served at the admin API's /cluster: the node's
+// view of the membership and, when asked with ?key=, who owns that key.
+type Cluster struct {
+	cluster.Info
+	// Key, when asked with ?key=, names the node that owns it.
+	Key *KeyOwner `json:"key,omitempty"`
+}
+
+// KeyOwner answers /cluster?key=: the URL asked about, the cache key it
+// normalizes to, and the member that owns that key.
+type KeyOwner struct {
+	URL      string `json:"url"`
+	CacheKey string `json:"cache_key"`
+	Owner    string `json:"owner"`
+}
