@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/weir-cdn/weir/internal/cluster"
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 func TestKeygenWritesAUsableKeyFile(t *testing.T) {
@@ -118,26 +119,23 @@ func TestThreeNodeClusterFromFlags(t *testing.T) {
 	defer wg.Wait()
 	defer cancel()
 	client := &http.Client{Timeout: 5 * time.Second}
-	deadline := time.Now().Add(20 * time.Second)
-	for i := range 3 {
-		for {
+	seen := 0 // nodes known to see all three members
+	testkit.Until(t, 20*time.Second, func() string {
+		for ; seen < 3; seen++ {
 			var doc struct {
 				Members []struct{ Name string } `json:"members"`
 			}
-			resp, err := client.Get("http://" + admins[i] + "/cluster")
+			resp, err := client.Get("http://" + admins[seen] + "/cluster")
 			if err == nil {
 				json.NewDecoder(resp.Body).Decode(&doc)
 				resp.Body.Close()
 			}
-			if len(doc.Members) == 3 {
-				break
+			if len(doc.Members) != 3 {
+				return fmt.Sprintf("node %d sees members %v, want 3 (err %v)", seen, doc.Members, err)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("node %d sees members %v, want 3 (err %v)", i, doc.Members, err)
-			}
-			time.Sleep(20 * time.Millisecond)
 		}
-	}
+		return ""
+	})
 	for i := range 3 {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+edges[i]+"/one", nil)
 		req.Host = "site.example"
