@@ -18,6 +18,7 @@ import (
 
 	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/status"
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 func TestKeygenWritesAUsableKeyFile(t *testing.T) {
@@ -118,23 +119,23 @@ func TestThreeNodeClusterFromFlags(t *testing.T) {
 	defer wg.Wait()
 	defer cancel()
 	client := &http.Client{Timeout: 5 * time.Second}
-	deadline := time.Now().Add(20 * time.Second)
-	for i := range 3 {
-		api, err := status.ForAddr(admins[i], status.ClientOptions{Timeout: 5 * time.Second})
-		if err != nil {
+	apis := make([]*status.Client, 3)
+	for i := range apis {
+		var err error
+		if apis[i], err = status.ForAddr(admins[i], status.ClientOptions{Timeout: 5 * time.Second}); err != nil {
 			t.Fatal(err)
 		}
-		for {
-			doc, err := api.Cluster(ctx, "")
-			if len(doc.Members) == 3 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("node %d sees members %v, want 3 (err %v)", i, doc.Members, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
 	}
+	seen := 0 // nodes known to see all three members
+	testkit.Until(t, 20*time.Second, func() string {
+		for ; seen < 3; seen++ {
+			doc, err := apis[seen].Cluster(ctx, "")
+			if len(doc.Members) != 3 {
+				return fmt.Sprintf("node %d sees members %v, want 3 (err %v)", seen, doc.Members, err)
+			}
+		}
+		return ""
+	})
 	for i := range 3 {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+edges[i]+"/one", nil)
 		req.Host = "site.example"

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/weir-cdn/weir/internal/status"
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 // BenchmarkProcessFailureDetection measures failure detection with real
@@ -104,17 +105,15 @@ func BenchmarkProcessFailureDetection(b *testing.B) {
 		return out
 	}
 	waitAll := func() {
-		deadline := time.Now().Add(60 * time.Second)
-		for i := 0; i < size; {
-			if st, _ := view(i); len(st) == size {
-				i++
-				continue
+		seen := 0 // members known to see all the others
+		testkit.Until(b, 60*time.Second, func() string {
+			for ; seen < size; seen++ {
+				if st, _ := view(seen); len(st) != size {
+					return fmt.Sprintf("member %d never saw all %d members", seen, size)
+				}
 			}
-			if time.Now().After(deadline) {
-				b.Fatalf("member %d never saw all %d members", i, size)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return ""
+		})
 	}
 	for i := range size {
 		start(i)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/weir-cdn/weir/internal/status"
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 // BenchmarkSoak is the steady-state memory benchmark: it runs the weir
@@ -92,15 +93,14 @@ func freeAddr(b *testing.B) string {
 }
 
 func waitUp(b *testing.B, url string) {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			return
+	testkit.Until(b, 30*time.Second, func() string {
+		resp, err := http.Get(url)
+		if err != nil {
+			return url + " never answered: " + err.Error()
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	b.Fatalf("%s never answered", url)
+		resp.Body.Close()
+		return ""
+	})
 }
 
 // fill requests n distinct objects with 16 concurrent clients.

@@ -18,6 +18,7 @@ import (
 	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/node"
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -38,14 +39,12 @@ func TestMain(m *testing.M) {
 // after a partition. goleak's own retries give up after about 2 s.
 // Anything still running after timeout is a leak.
 func settledLeaks(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := goleak.Find()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var err error
+	testkit.Within(timeout, func() bool {
+		err = goleak.Find()
+		return err == nil
+	})
+	return err
 }
 
 // countingOrigin answers every path with a body naming it, cacheable for

@@ -390,19 +390,11 @@ func ctxDone(parent context.Context, f *Flight[string]) context.Context {
 	ctx, cancel := context.WithCancel(parent)
 	go func() {
 		defer cancel()
-		for {
+		testkit.Within(testkit.EventuallyTimeout, func() bool {
 			f.mu.Lock()
-			caught := f.minOffsetLocked() == f.size
-			f.mu.Unlock()
-			if caught {
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Millisecond):
-			}
-		}
+			defer f.mu.Unlock()
+			return ctx.Err() != nil || f.minOffsetLocked() == f.size
+		})
 	}()
 	return ctx
 }

@@ -2,12 +2,16 @@ package edge
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 // discardWriter is a minimal http.ResponseWriter, so the benchmark
@@ -56,14 +60,11 @@ func BenchmarkHit(b *testing.B) {
 }
 
 func waitStored(b *testing.B, e *Handler, w *discardWriter, req *http.Request) {
-	for i := 0; i < 1000; i++ {
+	testkit.Eventually(b, "the object to become a hit", func() bool {
 		clear(w.h)
 		e.ServeHTTP(w, req)
-		if cs := w.h.Get("Cache-Status"); len(cs) >= 9 && cs[:9] == "weir; hit" {
-			return
-		}
-	}
-	b.Fatal("object never became a hit")
+		return strings.HasPrefix(w.h.Get("Cache-Status"), "weir; hit")
+	})
 }
 
 func sizeName(n int) string {
@@ -109,20 +110,15 @@ func BenchmarkMemoryPerObject(b *testing.B) {
 			clear(w.h)
 			e.h.ServeHTTP(w, req)
 		}
-		eventuallyB(b, func() bool { return e.store.Stats().Objects >= n })
+		testkit.Until(b, 30*time.Second, func() string {
+			if got := e.store.Stats().Objects; got < n {
+				return fmt.Sprintf("%d of %d objects stored", got, n)
+			}
+			return ""
+		})
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "live-B/obj")
 		b.ReportMetric(float64(e.store.Stats().Bytes)/n, "accounted-B/obj")
-	}
-}
-
-func eventuallyB(b *testing.B, cond func() bool) {
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			b.Fatal("condition not reached")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

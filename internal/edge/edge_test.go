@@ -244,7 +244,7 @@ func TestVaryStarIsNeverServedFromCache(t *testing.T) {
 
 func TestRevalidationWith304(t *testing.T) {
 	var version atomic.Int64
-	e := newEdge(t, func(w http.ResponseWriter, r *http.Request) {
+	e, clock := newClockedEdge(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=1")
 		w.Header().Set("ETag", `"v1"`)
 		w.Header().Set("X-Version", strconv.FormatInt(version.Add(1), 10))
@@ -256,7 +256,7 @@ func TestRevalidationWith304(t *testing.T) {
 	}, nil)
 	wantStatus(t, e.get("/r"), 200, "weir; fwd=uri-miss")
 	wantStatus(t, e.get("/r"), 200, "weir; hit")
-	time.Sleep(1100 * time.Millisecond) // let the 1 s lifetime pass: freshness is wall-clock time
+	clock.Advance(1100 * time.Millisecond) // past the 1 s lifetime
 	r := e.get("/r")
 	wantStatus(t, r, 200, "weir; fwd=stale")
 	if !strings.Contains(status(r), "fwd-status=304") || r.body != "body v1" || r.Header.Get("X-Version") != "2" {
@@ -274,12 +274,12 @@ func TestRevalidationWith304(t *testing.T) {
 
 func TestStaleWhileRevalidateServesStaleAndRefreshesOnce(t *testing.T) {
 	var n atomic.Int64
-	e := newEdge(t, func(w http.ResponseWriter, r *http.Request) {
+	e, clock := newClockedEdge(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=60")
 		fmt.Fprintf(w, "v%d", n.Add(1))
 	}, nil)
 	e.get("/s")
-	time.Sleep(1100 * time.Millisecond) // wall-clock freshness must pass
+	clock.Advance(1100 * time.Millisecond) // past the 1 s lifetime, inside the 60 s window
 	for range 5 {
 		r := e.get("/s")
 		if r.body != "v1" {
@@ -301,7 +301,7 @@ func TestStaleWhileRevalidateServesStaleAndRefreshesOnce(t *testing.T) {
 
 func TestStaleIfError(t *testing.T) {
 	var fail atomic.Bool
-	e := newEdge(t, func(w http.ResponseWriter, r *http.Request) {
+	e, clock := newClockedEdge(t, func(w http.ResponseWriter, r *http.Request) {
 		if fail.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			io.WriteString(w, "down")
@@ -312,7 +312,7 @@ func TestStaleIfError(t *testing.T) {
 	}, nil)
 	e.get("/e")
 	fail.Store(true)
-	time.Sleep(1100 * time.Millisecond)
+	clock.Advance(1100 * time.Millisecond) // past the 1 s lifetime, inside the 300 s window
 	r := e.get("/e")
 	wantStatus(t, r, 200, "weir; fwd=stale")
 	if r.body != "good" || !strings.Contains(status(r), "stale-if-error") || !strings.Contains(status(r), "fwd-status=503") {
@@ -324,6 +324,13 @@ func TestStaleIfError(t *testing.T) {
 	r = e.get("/e")
 	if r.body != "good" || !strings.Contains(status(r), "stale-if-error") {
 		t.Fatalf("origin down: %d %q %q", r.StatusCode, r.body, status(r))
+	}
+	// Past the 300 s window the copy is not served: the client gets the
+	// 502.
+	clock.Advance(300 * time.Second)
+	r = e.get("/e")
+	if r.StatusCode != http.StatusBadGateway || strings.Contains(status(r), "stale-if-error") {
+		t.Fatalf("origin down past stale-if-error: %d %q %q", r.StatusCode, r.body, status(r))
 	}
 	// Without a cached copy the client gets a fast, clear 502.
 	r = e.get("/never-cached")
@@ -799,7 +806,7 @@ func TestRevalidatingAVariantWithWaiters(t *testing.T) {
 	var full, notModified atomic.Int64
 	release := make(chan struct{})
 	var once sync.Once
-	e := newEdge(t, func(w http.ResponseWriter, r *http.Request) {
+	e, clock := newClockedEdge(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=1")
 		w.Header().Set("Vary", "Accept-Encoding")
 		w.Header().Set("ETag", `"e-`+r.Header.Get("Accept-Encoding")+`"`)
@@ -814,7 +821,7 @@ func TestRevalidatingAVariantWithWaiters(t *testing.T) {
 	}, nil)
 	e.get("/rv", "Accept-Encoding", "gzip")
 	e.get("/rv")
-	time.Sleep(1100 * time.Millisecond) // wall-clock freshness must pass
+	clock.Advance(1100 * time.Millisecond) // past the 1 s lifetime
 	var wg sync.WaitGroup
 	results := make([]response, 6)
 	for i := range results {

@@ -281,7 +281,7 @@ func (h *Handler) serveFlight(w http.ResponseWriter, r *http.Request, site *site
 			rf = hd.fields[1]
 		}
 		if rf.cacheStatus == nil || hd.fwd != fwd {
-			rf = cacheStatus(st, hd.obj.Age(time.Now()))
+			rf = cacheStatus(st, hd.obj.Age(h.now()))
 		}
 		h.serveObject(w, r, hd.obj, rf)
 		return
@@ -302,7 +302,7 @@ func (h *Handler) serveStaleOnError(w http.ResponseWriter, r *http.Request, stal
 	if stale == nil {
 		return false
 	}
-	now := time.Now()
+	now := h.now()
 	if h.purger != nil && h.purger.Lagging(now) {
 		// Purges may have been missed: only the origin may confirm a
 		// stored copy, so none is served in its place.
@@ -522,7 +522,7 @@ func (h *Handler) runFill(job *fillJob) {
 		ctx = traceInterim(ctx, job.interim)
 	}
 	job.out = job.out.WithContext(ctx)
-	reqTime := time.Now()
+	reqTime := h.now()
 	resp, from, err := h.fetch(job)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
@@ -531,7 +531,7 @@ func (h *Handler) runFill(job *fillJob) {
 	}
 	span.SetAttributes(attribute.String("weir.upstream", from), attribute.Int("http.response.status_code", resp.StatusCode))
 	defer resp.Body.Close()
-	respTime := time.Now()
+	respTime := h.now()
 	if reason := malformedResponse(resp); reason != "" {
 		f.Finish(&badResponseError{origin: from, reason: reason}, false)
 		return
@@ -760,7 +760,7 @@ func (h *Handler) fillSmall(job *fillJob, resp *http.Response, hd *head, policy 
 		hd.obj = obj
 		st := httpcache.Status{Fwd: job.fwd, FwdStatus: resp.StatusCode, Stored: true, TTL: hd.ttl, HasTTL: true}
 		hd.fwd = job.fwd
-		age := obj.Age(time.Now())
+		age := obj.Age(h.now())
 		hd.fields[0] = cacheStatus(st, age)
 		st.Collapsed = true
 		hd.fields[1] = cacheStatus(st, age)

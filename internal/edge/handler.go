@@ -73,6 +73,16 @@ type Options struct {
 	// fields (Forwarded, X-Forwarded-*) are kept and extended; from
 	// anyone else they are replaced. nil trusts no one.
 	Trust *forwarded.Trust
+	// Now is the edge's clock for cached objects: when a response
+	// arrived, how old a copy is, whether it is fresh or inside a stale
+	// window, and the time the Purger is asked Lagging at. nil means
+	// time.Now, with a request's arrival read from its telemetry record
+	// when it has one. The store keeps time of its own (memory retention,
+	// hit-for-pass markers, and the purge log a peer's copy is dated
+	// against), and the Limiter's latencies are measured on time.Now: a
+	// clock set ahead of time.Now, as tests set it to age copies without
+	// sleeping, moves none of those. Now must be safe for concurrent use.
+	Now func() time.Time
 }
 
 // Cache is the store as the edge uses it: the lookups of the request
@@ -180,6 +190,9 @@ type Handler struct {
 	bodyBufs bodyBuffers
 
 	stats counters
+
+	// clock is Options.Now; nil reads time.Now.
+	clock func() time.Time
 }
 
 // New returns a handler serving the sites in force in sites.
@@ -206,6 +219,7 @@ func New(sites *site.Current, opt Options) *Handler {
 		idHeader:  http.CanonicalHeaderKey(cmp.Or(opt.RequestIDHeader, "X-Request-Id")),
 		via:       "1.1 " + opt.Node + " (weir)",
 		viaName:   viaID(opt.Node),
+		clock:     opt.Now,
 		ctx:       ctx,
 		cancel:    cancel,
 	}
@@ -444,7 +458,7 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *s
 		}
 	}
 
-	now := requestTime(r)
+	now := h.requestTime(r)
 	if obj != nil {
 		reuse := reuseOf(obj, now)
 		if h.purger != nil && h.purger.Lagging(now) {
@@ -487,11 +501,22 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *s
 	h.fill(w, r, snap, site, kb, obj, idx, reqCC, fwd, fromPeer)
 }
 
-// requestTime returns when the request arrived, as the telemetry layer
-// read the clock for it, or now.
-func requestTime(r *http.Request) time.Time {
+// requestTime returns when the request arrived: now by Options.Now when
+// it is set, else as the telemetry layer read the clock for it, or now.
+func (h *Handler) requestTime(r *http.Request) time.Time {
+	if h.clock != nil {
+		return h.clock()
+	}
 	if t := telemetry.RequestFrom(r.Context()); t != nil {
 		return t.Start
+	}
+	return time.Now()
+}
+
+// now reads the edge's clock (Options.Now).
+func (h *Handler) now() time.Time {
+	if h.clock != nil {
+		return h.clock()
 	}
 	return time.Now()
 }

@@ -82,6 +82,33 @@ func newEdgeFor(t *testing.T, o *countingOrigin, mutate func(*config.Config)) *t
 	return newEdgeAt(t, o.srv.URL, o, mutate)
 }
 
+// testClock is the edge's clock (Options.Now) in tests that age cached
+// copies: time.Now plus an offset that only Advance moves, so time still
+// passes between requests as it does on a real edge. It is safe for
+// concurrent use.
+type testClock struct{ offset atomic.Int64 }
+
+// Now returns time.Now moved by every Advance so far.
+func (c *testClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+// Advance moves the clock d ahead.
+func (c *testClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// newClockedEdge starts an edge in front of h that reads the returned
+// clock. The origin dates its responses by the same clock, as an origin
+// in sync with the edge would: a Date on time.Now would make every
+// response filled after an Advance look that much older.
+func newClockedEdge(t *testing.T, h http.HandlerFunc, mutate func(*config.Config)) (*testEdge, *testClock) {
+	t.Helper()
+	c := &testClock{}
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Date", c.Now().UTC().Format(http.TimeFormat))
+		h(w, r)
+	})
+	e := newEdgeOpts(t, o.srv.URL, o, mutate, func(opt *Options) { opt.Now = c.Now })
+	return e, c
+}
+
 // newEdgeForURL starts an edge in front of an origin that is not a
 // countingOrigin.
 func newEdgeForURL(t *testing.T, url string) *testEdge {

@@ -19,6 +19,7 @@ import (
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/faults"
 	"github.com/weir-cdn/weir/internal/node"
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -156,20 +157,16 @@ func (r *rig) settled() {
 func (r *rig) settledWithin(slack int) {
 	r.t.Helper()
 	r.tr.CloseIdleConnections()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		n := runtime.NumGoroutine()
-		if n <= r.goroutines+slack {
-			r.t.Logf("settled: %d goroutines (baseline %d)", n, r.goroutines)
-			break
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			r.t.Errorf("%d goroutines 5s after the faults, baseline %d (+%d allowed):\n%s", n, r.goroutines, slack, buf)
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
+	var n int
+	if testkit.Within(5*time.Second, func() bool {
+		n = runtime.NumGoroutine()
+		return n <= r.goroutines+slack
+	}) {
+		r.t.Logf("settled: %d goroutines (baseline %d)", n, r.goroutines)
+	} else {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		r.t.Errorf("%d goroutines 5s after the faults, baseline %d (+%d allowed):\n%s", n, r.goroutines, slack, buf)
 	}
 	h := heapInUse()
 	if h > r.heap+16<<20 {
@@ -377,11 +374,12 @@ func TestBurst5xxServesStaleIfError(t *testing.T) {
 			// that arrives while the previous 503's fill is still reading its
 			// body joins that fill instead of asking the origin again, so ask
 			// until the origin has sent both 503s.
-			deadline := time.Now().Add(5 * time.Second)
-			for i := 1; r.origin.Requests("/sie") < 3; i++ {
-				if time.Now().After(deadline) {
-					t.Fatalf("after %d requests in 5s the origin saw %d, want 3 (one fill, two 503s)", i-1, r.origin.Requests("/sie"))
+			i := 0
+			testkit.Until(t, 5*time.Second, func() string {
+				if n := r.origin.Requests("/sie"); n >= 3 {
+					return ""
 				}
+				i++
 				res := r.get("/sie")
 				t.Logf("request %d during the burst: %v", i, res)
 				cs := res.header.Get("Cache-Status")
@@ -392,16 +390,17 @@ func TestBurst5xxServesStaleIfError(t *testing.T) {
 				if got := res.header.Get("X-Fault-Request"); got != "1" {
 					t.Errorf("request %d during the burst: served the answer to request %s, want the stored answer to request 1", i, got)
 				}
-			}
+				return fmt.Sprintf("after %d requests the origin saw %d, want 3 (one fill, two 503s)", i, r.origin.Requests("/sie"))
+			})
 			// The burst is over: the origin's new answer. The second 503's
 			// fill may still be reading its body; a request that arrives
 			// meanwhile joins that fill and is rightly served the stale copy
 			// again, so ask until a request starts a fill of its own.
-			res := r.get("/sie")
-			for deadline := time.Now().Add(5 * time.Second); res.header.Get("X-Fault-Request") == "1" && time.Now().Before(deadline); {
-				time.Sleep(10 * time.Millisecond)
+			var res result
+			testkit.Within(5*time.Second, func() bool {
 				res = r.get("/sie")
-			}
+				return res.header.Get("X-Fault-Request") != "1"
+			})
 			r.wantFromOrigin(res, "/sie", faults.DefaultBody)
 			r.settled()
 		})

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/weir-cdn/weir/internal/telemetry"
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 // scrape reads the node's /metrics into "name{label="value",...}" →
@@ -130,20 +131,15 @@ func TestMetricsCountScriptedTraffic(t *testing.T) {
 		do()
 		// Counting ends after the response is written: wait for it.
 		var got map[string]float64
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		testkit.Within(testkit.EventuallyTimeout, func() bool {
 			got = delta(before, scrape(t, c, admin))
-			ok := true
 			for k, v := range want {
 				if got[k] != v {
-					ok = false
+					return false
 				}
 			}
-			if ok || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			return true
+		})
 		for k, v := range want {
 			if got[k] != v {
 				t.Errorf("%s: %s moved by %v, want %v; all changes: %v", name, k, got[k], v, got)
@@ -197,10 +193,12 @@ func TestMetricsCountScriptedTraffic(t *testing.T) {
 			defer wg.Done()
 			get(t, c, edge+"/slow")
 		}()
-		// Release the origin once the second request waits too.
-		deadline := time.Now().Add(5 * time.Second)
-		for scrape(t, c, admin)[`weir_http_requests_in_flight{listener="edge"}`] < 2 && time.Now().Before(deadline) {
-			time.Sleep(2 * time.Millisecond)
+		// Release the origin once the second request waits too (and
+		// anyway, so that neither request is left hanging).
+		if !testkit.Within(testkit.EventuallyTimeout, func() bool {
+			return scrape(t, c, admin)[`weir_http_requests_in_flight{listener="edge"}`] >= 2
+		}) {
+			t.Errorf("coalesced: the second request never reached the edge (in flight stayed under 2)")
 		}
 		close(release)
 		wg.Wait()
