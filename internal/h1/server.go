@@ -40,6 +40,10 @@
 //     of any size costs one system call, like Varnish's, where net/http
 //     writes the header and the first 4 KiB apart from the rest.
 //
+// On a listener that hands out *tls.Conn connections (tls.NewListener),
+// a request's TLS field is its connection's state after the handshake,
+// which the handshake's first read completes; on any other, it is nil.
+//
 // Handlers must follow net/http's rules and one more: the request, its
 // URL and its header map belong to the server again once ServeHTTP
 // returns and are reused for the next request, so a handler must copy
