@@ -84,6 +84,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/listen"
 )
 
 // Server serves HTTP/1.1 connections with Handler. Set its fields before
@@ -153,25 +155,17 @@ type Server struct {
 	clientRefused, evicted  atomic.Int64
 }
 
-// ServerStats are a Server's connection counters.
-type ServerStats struct {
-	// Open is the number of connections being served.
-	Open int64
-	// Refused counts the connections refused with a 503 because MaxConns
-	// connections were open.
-	Refused int64
-	// HeaderTimeouts counts the connections closed (with a 408) because a
-	// request's header section did not arrive within ReadHeaderTimeout of
-	// its first byte. Idle connections reaching IdleTimeout are not
-	// counted.
-	HeaderTimeouts int64
-	// ClientRefused counts the connections refused with a 429 because
-	// their client had MaxConnsPerClient open.
-	ClientRefused int64
-	// Evicted counts the idle and slow-header connections closed to make
-	// room for new ones.
-	Evicted int64
-}
+// ServerStats are a Server's connection counters, as listen counts them:
+// Refused counts the connections refused with a 503 because MaxConns
+// were open, HeaderTimeouts those closed with a 408 because a request's
+// header section did not arrive within ReadHeaderTimeout of its first
+// byte, ClientRefused those refused with a 429 because their client had
+// MaxConnsPerClient open, Evicted the idle and slow-header connections
+// closed to make room.
+type ServerStats = listen.Stats
+
+// A Server is served as one of a node's listeners.
+var _ listen.Server = (*Server)(nil)
 
 // Stats returns the server's connection counters.
 func (s *Server) Stats() ServerStats {
