@@ -28,6 +28,7 @@ import (
 	"github.com/weir-cdn/weir/internal/edge"
 	"github.com/weir-cdn/weir/internal/forwarded"
 	"github.com/weir-cdn/weir/internal/h1"
+	"github.com/weir-cdn/weir/internal/listen"
 	"github.com/weir-cdn/weir/internal/logfile"
 	"github.com/weir-cdn/weir/internal/origin"
 	"github.com/weir-cdn/weir/internal/overload"
@@ -39,18 +40,17 @@ import (
 
 // Node is a running Weir node.
 type Node struct {
-	cfg      *config.Config
-	name     string
-	log      *slog.Logger
-	hooks    Hooks
-	store    *store.Store
-	origins  map[string]*origin.Client
-	edge     *edge.Handler
-	edgeSrv  *h1.Server
-	adminSrv *http.Server
-	edgeLn   net.Listener
-	adminLn  net.Listener
-	started  time.Time
+	cfg     *config.Config
+	name    string
+	log     *slog.Logger
+	hooks   Hooks
+	store   *store.Store
+	origins map[string]*origin.Client
+	edge    *edge.Handler
+	started time.Time
+
+	// listeners serves the edge, peer and admin listeners (listeners.go).
+	listeners *listen.Group
 
 	// purge issues and applies purges; auth and audit protect its API.
 	purge *purge.Service
@@ -60,10 +60,10 @@ type Node struct {
 	// reloadMu serializes Reload.
 	reloadMu sync.Mutex
 
-	// cluster, peerSrv and peerLn are set when the node is a cluster
-	// member.
+	// cluster is set when the node is a cluster member; peerLn is its
+	// peer listener from when startCluster binds it until the listeners
+	// take it over.
 	cluster *cluster.Cluster
-	peerSrv *h1.Server
 	peerLn  net.Listener
 
 	// limiter caps the work in flight to origins (nil when off); clients
@@ -82,8 +82,6 @@ type Node struct {
 	accessFile *logfile.File
 
 	draining atomic.Bool
-	serving  sync.WaitGroup
-	errc     chan error
 	stopOnce sync.Once
 }
 
@@ -124,7 +122,7 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 			name = "weir"
 		}
 	}
-	n := &Node{cfg: cfg, name: name, log: log, accessLog: log, hooks: hooks, origins: make(map[string]*origin.Client), errc: make(chan error, 3)}
+	n := &Node{cfg: cfg, name: name, log: log, accessLog: log, hooks: hooks, origins: make(map[string]*origin.Client)}
 	tc := cfg.Telemetry.Tracing
 	tracer, err := telemetry.NewTracer(telemetry.TracingOptions{
 		Endpoint: tc.Endpoint, SampleRatio: tc.SampleRatio, Timeout: time.Duration(tc.Timeout), Headers: tc.Headers,
@@ -220,36 +218,9 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 		Limiter: limiter, Trust: n.trust})
 	n.purge.SetKeys(n.edge)
 
-	n.edgeLn, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
+	if err := n.startListeners(); err != nil {
 		n.release()
-		return nil, fmt.Errorf("edge listener: %w (is another process using %s? change listen or --listen)", err, cfg.Listen)
-	}
-	n.adminLn, err = net.Listen("tcp", cfg.AdminListen)
-	if err != nil {
-		n.edgeLn.Close()
-		n.release()
-		return nil, fmt.Errorf("admin listener: %w (is another process using %s? change admin_listen or --admin-listen)", err, cfg.AdminListen)
-	}
-	edgeHTTP, peerHTTP := n.httpTelemetry("edge"), n.httpTelemetry("peer")
-	n.registerMetrics(edgeHTTP, peerHTTP)
-	n.edgeSrv = n.httpServer(edgeHTTP.Wrap(n.clients.Wrap(n.edge)))
-	n.edgeSrv.MaxConnsPerClient = cfg.Server.MaxConnectionsPerClient
-	n.edgeSrv.Exempt = n.trust.Trusted
-	aopt := admin.Options{Ready: n.ready, Status: n.status, Routes: n.purge.Register, Metrics: telemetry.Handler(n.reg)}
-	if n.cluster != nil {
-		aopt.Cluster = n.clusterInfo
-	}
-	n.adminSrv = admin.NewServer(admin.NewHandler(aopt))
-	n.started = time.Now()
-	n.serve(n.edgeSrv.Serve, n.edgeLn, "edge")
-	n.serve(n.adminSrv.Serve, n.adminLn, "admin")
-	if n.cluster != nil {
-		n.peerSrv = n.httpServer(peerHTTP.Wrap(peerMux(n.cluster.PeerHandler(n.edge), n.purge.PeerHandler())))
-		// Each member is one address with many fills in flight: no
-		// per-client cap on the peer listener.
-		n.peerSrv.MaxConnsPerClient = -1
-		n.serve(n.peerSrv.Serve, n.peerLn, "peer")
+		return nil, err
 	}
 	n.purge.Start()
 	for _, c := range n.origins {
@@ -406,9 +377,10 @@ func (n *Node) startCluster() error {
 			n.log.Warn(warn)
 		}
 	}
-	ln, err := net.Listen("tcp", cc.PeerListen)
+	// Bound now: the cluster advertises its address.
+	ln, err := listen.Bind(peerSpec(cc.PeerListen))
 	if err != nil {
-		return fmt.Errorf("peer listener: %w (is another process using %s? change cluster.peer_listen or --peer-listen)", err, cc.PeerListen)
+		return err
 	}
 	peerAddr, err := cluster.PeerAdvertise(ln.Addr(), cc.PeerAdvertise, cc.Listen, cc.Advertise)
 	if err != nil {
@@ -490,24 +462,14 @@ func (n *Node) clusterInfo(key string) (any, error) {
 // alone.
 func (n *Node) Cluster() *cluster.Cluster { return n.cluster }
 
-func (n *Node) serve(serve func(net.Listener) error, ln net.Listener, what string) {
-	n.serving.Add(1)
-	go func() {
-		defer n.serving.Done()
-		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.errc <- fmt.Errorf("%s listener %s: %w", what, ln.Addr(), err)
-		}
-	}()
-}
-
 // Err returns a channel that receives a listener's fatal error.
-func (n *Node) Err() <-chan error { return n.errc }
+func (n *Node) Err() <-chan error { return n.listeners.Err() }
 
 // EdgeAddr returns the edge listener's address.
-func (n *Node) EdgeAddr() string { return n.edgeLn.Addr().String() }
+func (n *Node) EdgeAddr() string { return n.listeners.Addr("edge").String() }
 
 // AdminAddr returns the admin listener's address.
-func (n *Node) AdminAddr() string { return n.adminLn.Addr().String() }
+func (n *Node) AdminAddr() string { return n.listeners.Addr("admin").String() }
 
 func (n *Node) ready() error {
 	if n.draining.Load() {
@@ -589,19 +551,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 				n.log.Warn("cluster leave did not complete; the other nodes will detect the departure", "error", lerr.Error())
 			}
 		}
-		err = n.edgeSrv.Shutdown(ctx)
-		if err != nil {
-			n.edgeSrv.Close()
-		}
-		if n.peerSrv != nil {
-			if perr := n.peerSrv.Shutdown(ctx); perr != nil {
-				n.peerSrv.Close()
-			}
-		}
-		if aerr := n.adminSrv.Shutdown(ctx); aerr != nil {
-			n.adminSrv.Close()
-		}
-		n.serving.Wait()
+		err = n.drainListeners(ctx)
 		n.release()
 		if terr := n.tracer.Shutdown(ctx); terr != nil {
 			n.log.Warn("spans not exported before shutdown", "error", terr.Error())
@@ -623,12 +573,7 @@ func (n *Node) Close() {
 		if n.cluster != nil {
 			n.cluster.Close()
 		}
-		n.edgeSrv.Close()
-		if n.peerSrv != nil {
-			n.peerSrv.Close()
-		}
-		n.adminSrv.Close()
-		n.serving.Wait()
+		n.listeners.Close()
 		n.release()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -648,8 +593,8 @@ func (n *Node) release() {
 	}
 	if n.cluster != nil {
 		n.cluster.Close()
-		if n.peerSrv == nil && n.peerLn != nil {
-			n.peerLn.Close() // bound but never served
+		if n.peerLn != nil {
+			n.peerLn.Close() // bound but never handed to the listeners
 		}
 	}
 	if n.edge != nil {
