@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -72,6 +73,10 @@ type conn struct {
 	bufs net.Buffers
 
 	remoteAddr string
+	// tlsState is the TLS connection's state once its handshake is done,
+	// shared by the connection's requests (as net/http shares it); nil on
+	// a plaintext connection.
+	tlsState *tls.ConnectionState
 	// readDeadline and writeDeadline are the deadlines last set; they are
 	// refreshed lazily so that most requests do not touch a timer.
 	readDeadline, writeDeadline time.Time
@@ -359,7 +364,7 @@ func (c *conn) prepareRequest() {
 	r.Form, r.PostForm, r.MultipartForm = nil, nil, nil
 	r.GetBody = nil
 	r.Pattern = ""
-	r.TLS = nil
+	r.TLS = c.connectionState()
 	r.Response = nil
 	c.body.reset(h)
 	switch {
@@ -378,6 +383,21 @@ func (c *conn) prepareRequest() {
 }
 
 var chunkedEncoding = []string{"chunked"}
+
+// connectionState returns the state of a TLS connection, for the
+// request's TLS field, or nil on a plaintext one. The handshake is done
+// by then: a request's bytes were read through it.
+func (c *conn) connectionState() *tls.ConnectionState {
+	if c.tlsState == nil {
+		tc, ok := c.nc.(*tls.Conn)
+		if !ok {
+			return nil
+		}
+		cs := tc.ConnectionState()
+		c.tlsState = &cs
+	}
+	return c.tlsState
+}
 
 // handle runs the handler, turning a panic into a logged error. It
 // reports whether the connection may continue.

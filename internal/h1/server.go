@@ -40,6 +40,10 @@
 //     of any size costs one system call, like Varnish's, where net/http
 //     writes the header and the first 4 KiB apart from the rest.
 //
+// On a listener that hands out *tls.Conn connections (tls.NewListener),
+// a request's TLS field is its connection's state after the handshake,
+// which the handshake's first read completes; on any other, it is nil.
+//
 // Handlers must follow net/http's rules and one more: the request, its
 // URL and its header map belong to the server again once ServeHTTP
 // returns and are reused for the next request, so a handler must copy
@@ -80,6 +84,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/listen"
 )
 
 // Server serves HTTP/1.1 connections with Handler. Set its fields before
@@ -149,25 +155,17 @@ type Server struct {
 	clientRefused, evicted  atomic.Int64
 }
 
-// ServerStats are a Server's connection counters.
-type ServerStats struct {
-	// Open is the number of connections being served.
-	Open int64
-	// Refused counts the connections refused with a 503 because MaxConns
-	// connections were open.
-	Refused int64
-	// HeaderTimeouts counts the connections closed (with a 408) because a
-	// request's header section did not arrive within ReadHeaderTimeout of
-	// its first byte. Idle connections reaching IdleTimeout are not
-	// counted.
-	HeaderTimeouts int64
-	// ClientRefused counts the connections refused with a 429 because
-	// their client had MaxConnsPerClient open.
-	ClientRefused int64
-	// Evicted counts the idle and slow-header connections closed to make
-	// room for new ones.
-	Evicted int64
-}
+// ServerStats are a Server's connection counters, as listen counts them:
+// Refused counts the connections refused with a 503 because MaxConns
+// were open, HeaderTimeouts those closed with a 408 because a request's
+// header section did not arrive within ReadHeaderTimeout of its first
+// byte, ClientRefused those refused with a 429 because their client had
+// MaxConnsPerClient open, Evicted the idle and slow-header connections
+// closed to make room.
+type ServerStats = listen.Stats
+
+// A Server is served as one of a node's listeners.
+var _ listen.Server = (*Server)(nil)
 
 // Stats returns the server's connection counters.
 func (s *Server) Stats() ServerStats {

@@ -5,7 +5,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/weir-cdn/weir/internal/h1"
 	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
@@ -67,20 +66,21 @@ func (n *Node) registerMetrics(edgeHTTP, peerHTTP *telemetry.HTTP) {
 func (n *Node) Registry() *prometheus.Registry { return n.reg }
 
 // collectListeners reports the connection counters of the edge and peer
-// listeners.
+// listeners: the HTTP/1.1 ones, whose limits the metrics are about. The
+// admin listener is not reported.
 func (n *Node) collectListeners(ch chan<- prometheus.Metric) {
-	for _, l := range []struct {
-		name string
-		srv  *h1.Server
-	}{{"edge", n.edgeSrv}, {"peer", n.peerSrv}} {
-		if l.srv == nil {
-			continue
+	if n.listeners == nil {
+		return // registering: the listeners are opened after the metrics
+	}
+	for _, name := range []string{"edge", "peer"} {
+		st, ok := n.listeners.Stats(name)
+		if !ok {
+			continue // no peer listener when standalone
 		}
-		st := l.srv.Stats()
-		ch <- telemetry.Gauge(descConns, float64(st.Open), l.name)
-		ch <- telemetry.Counter(descConnsRefused, float64(st.Refused), l.name)
-		ch <- telemetry.Counter(descHeaderTimeouts, float64(st.HeaderTimeouts), l.name)
-		ch <- telemetry.Counter(descConnsClientRefused, float64(st.ClientRefused), l.name)
-		ch <- telemetry.Counter(descConnsEvicted, float64(st.Evicted), l.name)
+		ch <- telemetry.Gauge(descConns, float64(st.Open), name)
+		ch <- telemetry.Counter(descConnsRefused, float64(st.Refused), name)
+		ch <- telemetry.Counter(descHeaderTimeouts, float64(st.HeaderTimeouts), name)
+		ch <- telemetry.Counter(descConnsClientRefused, float64(st.ClientRefused), name)
+		ch <- telemetry.Counter(descConnsEvicted, float64(st.Evicted), name)
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/weir-cdn/weir/internal/edge"
 	"github.com/weir-cdn/weir/internal/forwarded"
 	"github.com/weir-cdn/weir/internal/h1"
+	"github.com/weir-cdn/weir/internal/listen"
 	"github.com/weir-cdn/weir/internal/logfile"
 	"github.com/weir-cdn/weir/internal/origin"
 	"github.com/weir-cdn/weir/internal/overload"
@@ -41,17 +42,16 @@ import (
 
 // Node is a running Weir node.
 type Node struct {
-	cfg      *config.Config
-	name     string
-	log      *slog.Logger
-	hooks    Hooks
-	store    *store.Store
-	edge     *edge.Handler
-	edgeSrv  *h1.Server
-	adminSrv *http.Server
-	edgeLn   net.Listener
-	adminLn  net.Listener
-	started  time.Time
+	cfg     *config.Config
+	name    string
+	log     *slog.Logger
+	hooks   Hooks
+	store   *store.Store
+	edge    *edge.Handler
+	started time.Time
+
+	// listeners serves the edge, peer and admin listeners (listeners.go).
+	listeners *listen.Group
 
 	// sites is the site snapshot in force, which edge, purge and the admin
 	// API read; builder compiles snapshots with origin clients from
@@ -68,10 +68,10 @@ type Node struct {
 	// reloadMu serializes Reload.
 	reloadMu sync.Mutex
 
-	// cluster, peerSrv and peerLn are set when the node is a cluster
-	// member.
+	// cluster is set when the node is a cluster member; peerLn is its
+	// peer listener from when startCluster binds it until the listeners
+	// take it over.
 	cluster *cluster.Cluster
-	peerSrv *h1.Server
 	peerLn  net.Listener
 
 	// limiter caps the work in flight to origins (nil when off); clients
@@ -90,8 +90,6 @@ type Node struct {
 	accessFile *logfile.File
 
 	draining atomic.Bool
-	serving  sync.WaitGroup
-	errc     chan error
 	stopOnce sync.Once
 }
 
@@ -132,7 +130,7 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 			name = "weir"
 		}
 	}
-	n := &Node{cfg: cfg, name: name, log: log, accessLog: log, hooks: hooks, origins: new(origin.Registry), errc: make(chan error, 3)}
+	n := &Node{cfg: cfg, name: name, log: log, accessLog: log, hooks: hooks, origins: new(origin.Registry)}
 	tc := cfg.Telemetry.Tracing
 	tracer, err := telemetry.NewTracer(telemetry.TracingOptions{
 		Endpoint: tc.Endpoint, SampleRatio: tc.SampleRatio, Timeout: time.Duration(tc.Timeout), Headers: tc.Headers,
@@ -197,36 +195,9 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 		PeerPurgeLag: time.Duration(cfg.Purge.MaxPurgeLag), Tracer: tracer, RequestIDHeader: cfg.Telemetry.RequestIDHeader,
 		Limiter: limiter, Trust: n.trust})
 
-	n.edgeLn, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
+	if err := n.startListeners(); err != nil {
 		n.release()
-		return nil, fmt.Errorf("edge listener: %w (is another process using %s? change listen or --listen)", err, cfg.Listen)
-	}
-	n.adminLn, err = net.Listen("tcp", cfg.AdminListen)
-	if err != nil {
-		n.edgeLn.Close()
-		n.release()
-		return nil, fmt.Errorf("admin listener: %w (is another process using %s? change admin_listen or --admin-listen)", err, cfg.AdminListen)
-	}
-	edgeHTTP, peerHTTP := n.httpTelemetry("edge"), n.httpTelemetry("peer")
-	n.registerMetrics(edgeHTTP, peerHTTP)
-	n.edgeSrv = n.httpServer(edgeHTTP.Wrap(n.clients.Wrap(n.edge)))
-	n.edgeSrv.MaxConnsPerClient = cfg.Server.MaxConnectionsPerClient
-	n.edgeSrv.Exempt = n.trust.Trusted
-	aopt := admin.Options{Ready: n.ready, Status: n.status, Routes: n.purge.Register, Metrics: telemetry.Handler(n.reg)}
-	if n.cluster != nil {
-		aopt.Cluster = n.clusterInfo
-	}
-	n.adminSrv = admin.NewServer(admin.NewHandler(aopt))
-	n.started = time.Now()
-	n.serve(n.edgeSrv.Serve, n.edgeLn, "edge")
-	n.serve(n.adminSrv.Serve, n.adminLn, "admin")
-	if n.cluster != nil {
-		n.peerSrv = n.httpServer(peerHTTP.Wrap(peerMux(n.cluster.PeerHandler(n.edge), n.purge.PeerHandler())))
-		// Each member is one address with many fills in flight: no
-		// per-client cap on the peer listener.
-		n.peerSrv.MaxConnsPerClient = -1
-		n.serve(n.peerSrv.Serve, n.peerLn, "peer")
+		return nil, err
 	}
 	n.purge.Start()
 	n.origins.Start()
@@ -381,9 +352,10 @@ func (n *Node) startCluster() error {
 			n.log.Warn(warn)
 		}
 	}
-	ln, err := net.Listen("tcp", cc.PeerListen)
+	// Bound now: the cluster advertises its address.
+	ln, err := listen.Bind(peerSpec(cc.PeerListen))
 	if err != nil {
-		return fmt.Errorf("peer listener: %w (is another process using %s? change cluster.peer_listen or --peer-listen)", err, cc.PeerListen)
+		return err
 	}
 	peerAddr, err := cluster.PeerAdvertise(ln.Addr(), cc.PeerAdvertise, cc.Listen, cc.Advertise)
 	if err != nil {
@@ -452,24 +424,14 @@ func (n *Node) clusterInfo(key string) (any, error) {
 // alone.
 func (n *Node) Cluster() *cluster.Cluster { return n.cluster }
 
-func (n *Node) serve(serve func(net.Listener) error, ln net.Listener, what string) {
-	n.serving.Add(1)
-	go func() {
-		defer n.serving.Done()
-		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.errc <- fmt.Errorf("%s listener %s: %w", what, ln.Addr(), err)
-		}
-	}()
-}
-
 // Err returns a channel that receives a listener's fatal error.
-func (n *Node) Err() <-chan error { return n.errc }
+func (n *Node) Err() <-chan error { return n.listeners.Err() }
 
 // EdgeAddr returns the edge listener's address.
-func (n *Node) EdgeAddr() string { return n.edgeLn.Addr().String() }
+func (n *Node) EdgeAddr() string { return n.listeners.Addr("edge").String() }
 
 // AdminAddr returns the admin listener's address.
-func (n *Node) AdminAddr() string { return n.adminLn.Addr().String() }
+func (n *Node) AdminAddr() string { return n.listeners.Addr("admin").String() }
 
 func (n *Node) ready() error {
 	if n.draining.Load() {
@@ -528,19 +490,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 				n.log.Warn("cluster leave did not complete; the other nodes will detect the departure", "error", lerr.Error())
 			}
 		}
-		err = n.edgeSrv.Shutdown(ctx)
-		if err != nil {
-			n.edgeSrv.Close()
-		}
-		if n.peerSrv != nil {
-			if perr := n.peerSrv.Shutdown(ctx); perr != nil {
-				n.peerSrv.Close()
-			}
-		}
-		if aerr := n.adminSrv.Shutdown(ctx); aerr != nil {
-			n.adminSrv.Close()
-		}
-		n.serving.Wait()
+		err = n.drainListeners(ctx)
 		n.release()
 		if terr := n.tracer.Shutdown(ctx); terr != nil {
 			n.log.Warn("spans not exported before shutdown", "error", terr.Error())
@@ -562,12 +512,7 @@ func (n *Node) Close() {
 		if n.cluster != nil {
 			n.cluster.Close()
 		}
-		n.edgeSrv.Close()
-		if n.peerSrv != nil {
-			n.peerSrv.Close()
-		}
-		n.adminSrv.Close()
-		n.serving.Wait()
+		n.listeners.Close()
 		n.release()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -587,8 +532,8 @@ func (n *Node) release() {
 	}
 	if n.cluster != nil {
 		n.cluster.Close()
-		if n.peerSrv == nil && n.peerLn != nil {
-			n.peerLn.Close() // bound but never served
+		if n.peerLn != nil {
+			n.peerLn.Close() // bound but never handed to the listeners
 		}
 	}
 	if n.edge != nil {

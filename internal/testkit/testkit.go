@@ -1,6 +1,7 @@
 // Package testkit holds what Weir's tests share: waiting on a condition
-// with a deadline instead of sleeping, and reading one metric from a
-// collector. Only tests import it.
+// with a deadline instead of sleeping, reading one metric from a
+// collector, and a self-signed certificate for TLS on loopback. Only
+// tests import it.
 package testkit
 
 import (

@@ -1,0 +1,84 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/weir-cdn/weir/internal/admin"
+	"github.com/weir-cdn/weir/internal/listen"
+	"github.com/weir-cdn/weir/internal/telemetry"
+)
+
+// The settings that choose each listener's address, as a bind error
+// names them.
+const (
+	edgeSetting  = "listen or --listen"
+	adminSetting = "admin_listen or --admin-listen"
+	peerSetting  = "cluster.peer_listen or --peer-listen"
+)
+
+// peerSpec is the peer listener's address, which startCluster binds
+// ahead of the others: the cluster advertises it.
+func peerSpec(addr string) listen.Spec {
+	return listen.Spec{Name: "peer", Addr: addr, Setting: peerSetting}
+}
+
+// startListeners builds the listeners' servers, binds the edge and admin
+// listeners, takes over the peer listener startCluster bound, and serves
+// them all. The list's order is the drain's: the edge, then the peer
+// listener, then the admin listener, which answers /readyz (draining)
+// until the others are done.
+func (n *Node) startListeners() error {
+	edgeHTTP, peerHTTP := n.httpTelemetry("edge"), n.httpTelemetry("peer")
+	n.registerMetrics(edgeHTTP, peerHTTP)
+	edgeSrv := n.httpServer(edgeHTTP.Wrap(n.clients.Wrap(n.edge)))
+	edgeSrv.MaxConnsPerClient = n.cfg.Server.MaxConnectionsPerClient
+	edgeSrv.Exempt = n.trust.Trusted
+	specs := []listen.Spec{{Name: "edge", Addr: n.cfg.Listen, Setting: edgeSetting, Server: edgeSrv}}
+	if n.cluster != nil {
+		peerSrv := n.httpServer(peerHTTP.Wrap(peerMux(n.cluster.PeerHandler(n.edge), n.purge.PeerHandler())))
+		// Each member is one address with many fills in flight: no
+		// per-client cap on the peer listener.
+		peerSrv.MaxConnsPerClient = -1
+		spec := peerSpec(n.cfg.Cluster.PeerListen)
+		spec.Listener, spec.Server = n.peerLn, peerSrv
+		specs = append(specs, spec)
+		n.peerLn = nil // the listeners own it now, whether Open succeeds or not
+	}
+	aopt := admin.Options{Ready: n.ready, Status: n.status, Routes: n.purge.Register, Metrics: telemetry.Handler(n.reg)}
+	if n.cluster != nil {
+		aopt.Cluster = n.clusterInfo
+	}
+	specs = append(specs, listen.Spec{Name: "admin", Addr: n.cfg.AdminListen, Setting: adminSetting,
+		Server: listen.NewHTTP(admin.NewServer(admin.NewHandler(aopt)))})
+	g, err := listen.Open(specs...)
+	if err != nil {
+		return err
+	}
+	// Set before serving: the admin API reads both.
+	n.listeners, n.started = g, time.Now()
+	g.Serve()
+	return nil
+}
+
+// drainListeners drains the listeners in order within ctx, closing those
+// whose requests do not finish in time, and returns the edge's error: the
+// node's drain failed when its clients' requests were cut. The peer and
+// admin listeners are closed as well when they do not finish, unreported.
+func (n *Node) drainListeners(ctx context.Context) error {
+	err := n.listeners.Shutdown(ctx)
+	if err == nil {
+		return nil
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		if se, ok := errors.AsType[*listen.ShutdownError](e); ok && se.Name == "edge" {
+			return se.Err
+		}
+	}
+	return nil
+}
