@@ -1,16 +1,13 @@
 package cluster
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"fmt"
-	"hash"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/sign"
 )
 
 // AuthHeader is the request field that authenticates a peer request:
@@ -31,43 +28,24 @@ import (
 // receiver's window.
 const AuthHeader = "Weir-Peer-Auth"
 
+// peerScheme is how peer requests are signed; see AuthHeader.
+var peerScheme = sign.Scheme{Header: AuthHeader, Label: "peer/v1", Sep: '\n', What: "peer request"}
+
 const (
-	peerLabel          = "peer/v1"
 	authVersion        = "v1"
+	peerMessageTag     = "weir-peer-v1" // the first signed field
 	maxAuthHeaderLen   = 256
 	maxNodeNameLen     = 128
 	maxTimestampDigits = 12
-	signatureLen       = 43 // unpadded base64 of a SHA-256 sum
-	// maxPooledBuf is the largest message buffer kept for reuse.
-	maxPooledBuf = 4 << 10
 )
 
-// strictRawURL decodes signatures; it accepts one spelling per signature.
-var strictRawURL = base64.RawURLEncoding.Strict()
-
-// Reasons for refusing a peer request, the values of AuthError.Reason.
-const (
-	reasonMissing      = "missing"
-	reasonMalformed    = "malformed"
-	reasonUnknownKey   = "unknown-key"
-	reasonExpired      = "expired"
-	reasonBadSignature = "bad-signature"
-)
-
-// AuthError says why a request was refused.
-type AuthError struct {
-	// Reason is one of "missing", "malformed", "unknown-key", "expired"
-	// and "bad-signature". These values are stable: they serve as metric
-	// labels.
-	Reason string
-
-	// Detail says what was wrong and what to do about it, for logs. It
-	// quotes no secret, and of the header only the key ID and the node
-	// name, once they are known to be well formed.
-	Detail string
-}
-
-func (e *AuthError) Error() string { return e.Reason + ": " + e.Detail }
+// AuthError says why a request was refused. Its Reason is one of
+// [sign.Missing], [sign.Malformed], [sign.UnknownKey], [sign.BadSignature]
+// and [sign.Expired]; these values are stable, as they serve as metric
+// labels. Its Detail says what was wrong and what to do about it, for
+// logs. It quotes no secret, and of the header only the key ID and the
+// node name, once they are known to be well formed.
+type AuthError = sign.Error
 
 // ValidateNodeName reports whether name can sign peer requests: 1 to 128
 // bytes of printable ASCII, without spaces.
@@ -109,10 +87,10 @@ func SignRequest(kr *Keyring, r *http.Request, node string, now time.Time) {
 	}
 	var tsBuf [20]byte
 	ts := strconv.AppendInt(tsBuf[:0], now.Unix(), 10)
-	sig := kr.peer[0].sum(method, host, r.URL.RequestURI(), string(ts), node)
+	mac := kr.peer.Sign([]string{peerMessageTag, method, host, r.URL.RequestURI(), string(ts), node}, nil)
 
-	id := kr.keys[0].ID
-	b := make([]byte, 0, len(authVersion)+len(id)+len(ts)+len(node)+signatureLen+4)
+	id := kr.peer.Primary()
+	b := make([]byte, 0, len(authVersion)+len(id)+len(ts)+len(node)+sign.MACLen+4)
 	b = append(b, authVersion...)
 	b = append(b, ' ')
 	b = append(b, id...)
@@ -121,7 +99,7 @@ func SignRequest(kr *Keyring, r *http.Request, node string, now time.Time) {
 	b = append(b, ' ')
 	b = append(b, node...)
 	b = append(b, ' ')
-	b = base64.RawURLEncoding.AppendEncode(b, sig[:])
+	b, _ = mac.AppendText(b)
 	if r.Header == nil {
 		r.Header = make(http.Header)
 	}
@@ -140,20 +118,13 @@ func SignRequest(kr *Keyring, r *http.Request, node string, now time.Time) {
 // in constant time. VerifyRequest does not allocate when the request is
 // authentic.
 func VerifyRequest(kr *Keyring, r *http.Request, now time.Time, window time.Duration) (node string, err error) {
-	values := r.Header[AuthHeader]
-	switch {
-	case len(values) == 0:
-		return "", &AuthError{reasonMissing, "the request has no " + AuthHeader + " field: only cluster members with the cluster keys may fill from this node"}
-	case len(values) > 1:
-		return "", &AuthError{reasonMalformed, fmt.Sprintf("the request has %d %s fields, want 1", len(values), AuthHeader)}
+	v, err := peerScheme.Field(r.Header)
+	if err != nil {
+		return "", err
 	}
-	h, problem := parseAuthHeader(values[0])
+	h, problem := parseAuthHeader(v)
 	if problem != "" {
-		return "", &AuthError{reasonMalformed, AuthHeader + " " + problem}
-	}
-	i := kr.index(h.keyID)
-	if i < 0 {
-		return "", &AuthError{reasonUnknownKey, fmt.Sprintf("the request claims to come from node %q and is signed with key %s, which is not in this node's key file: give every node the same key file", h.node, h.keyID)}
+		return "", peerScheme.Malformed(problem)
 	}
 	method := r.Method
 	if method == "" {
@@ -163,23 +134,14 @@ func VerifyRequest(kr *Keyring, r *http.Request, now time.Time, window time.Dura
 	if uri == "" {
 		uri = r.URL.RequestURI()
 	}
-	want := kr.peer[i].sum(method, r.Host, uri, h.timestamp, h.node)
-	if !hmac.Equal(want[:], h.signature[:]) {
-		return "", &AuthError{reasonBadSignature, fmt.Sprintf("the signature by key %s does not match the request: it was changed on the way, or signed with another secret under the same key ID", h.keyID)}
+	m := sign.Signed{
+		KeyID: h.keyID, From: h.node, At: time.Unix(h.unix, 0), MAC: h.mac,
+		Fields: []string{peerMessageTag, method, r.Host, uri, h.timestamp, h.node},
 	}
-	window = max(window, 0)
-	if skew := now.Sub(time.Unix(h.unix, 0)); skew > window || skew < -window {
-		return "", &AuthError{reasonExpired, expiredDetail(h.node, skew, window)}
+	if err := kr.peer.Verify(&m, now, window); err != nil {
+		return "", err
 	}
 	return h.node, nil
-}
-
-func expiredDetail(node string, skew, window time.Duration) string {
-	when := "behind"
-	if skew < 0 {
-		when, skew = "ahead of", -skew
-	}
-	return fmt.Sprintf("node %q signed the request with a timestamp %v %s this node's clock, outside the ±%v window: the request was delayed or replayed, or the clocks of the two nodes differ; synchronise them (NTP)", node, skew.Truncate(time.Second), when, window)
 }
 
 // authHeader is a parsed AuthHeader value. Its strings point into the
@@ -189,7 +151,7 @@ type authHeader struct {
 	timestamp string // decimal digits
 	unix      int64  // timestamp's value
 	node      string
-	signature [sha256.Size]byte
+	mac       sign.MAC
 }
 
 // parseAuthHeader parses an AuthHeader value, or says what is wrong with
@@ -218,13 +180,11 @@ func parseAuthHeader(v string) (h authHeader, problem string) {
 	if ValidateNodeName(node) != nil {
 		return h, fmt.Sprintf("has a node name that is not 1 to %d bytes of printable ASCII", maxNodeNameLen)
 	}
-	if len(sig) != signatureLen {
-		return h, fmt.Sprintf("has a signature of %d characters, want %d", len(sig), signatureLen)
+	if len(sig) != sign.MACLen {
+		return h, fmt.Sprintf("has a signature of %d characters, want %d", len(sig), sign.MACLen)
 	}
-	// Copy the signature to an array so that decoding does not allocate.
-	var src [signatureLen]byte
-	copy(src[:], sig)
-	if n, err := strictRawURL.Decode(h.signature[:], src[:]); err != nil || n != sha256.Size {
+	var ok bool
+	if h.mac, ok = sign.ParseMAC(sig); !ok {
 		return h, "has a signature that is not unpadded URL-safe base64"
 	}
 	h.unix, _ = strconv.ParseInt(ts, 10, 64) // at most 12 digits: cannot fail
@@ -239,47 +199,4 @@ func allDigits(s string) bool {
 		}
 	}
 	return true
-}
-
-// peerMAC signs and verifies peer requests with one key. It must not be
-// copied after first use.
-type peerMAC struct {
-	secret []byte    // the key's Derive(peerLabel)
-	pool   sync.Pool // of *macState, reused across requests
-}
-
-// macState is an HMAC keyed with a peerMAC's secret, a buffer to build the
-// signed message in and one to receive the sum, kept together so that
-// signing does not allocate.
-type macState struct {
-	mac hash.Hash
-	buf []byte
-	out [sha256.Size]byte
-}
-
-// sum returns the signature of a peer request.
-func (p *peerMAC) sum(method, host, uri, ts, node string) [sha256.Size]byte {
-	st, _ := p.pool.Get().(*macState)
-	if st == nil {
-		st = &macState{mac: hmac.New(sha256.New, p.secret), buf: make([]byte, 0, 256)}
-	}
-	b := append(st.buf[:0], "weir-peer-v1\n"...)
-	b = append(b, method...)
-	b = append(b, '\n')
-	b = append(b, host...)
-	b = append(b, '\n')
-	b = append(b, uri...)
-	b = append(b, '\n')
-	b = append(b, ts...)
-	b = append(b, '\n')
-	b = append(b, node...)
-	st.mac.Reset()
-	st.mac.Write(b)
-	st.mac.Sum(st.out[:0])
-	sum := st.out
-	if cap(b) <= maxPooledBuf {
-		st.buf = b[:0]
-		p.pool.Put(st)
-	}
-	return sum
 }

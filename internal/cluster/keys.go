@@ -2,9 +2,7 @@ package cluster
 
 import (
 	"bytes"
-	"crypto/hmac"
 	crand "crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -17,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/sign"
 )
 
 const (
@@ -56,14 +56,10 @@ type Key struct {
 
 // Derive returns a 32-byte secret for one purpose, HMAC-SHA256(Secret,
 // "weir/" + label), so that one key serves several purposes without one use
-// weakening another (domain separation). Labels in use are "gossip/v1" and
-// "peer/v1".
-func (k Key) Derive(label string) []byte {
-	m := hmac.New(sha256.New, k.Secret)
-	m.Write([]byte("weir/"))
-	m.Write([]byte(label))
-	return m.Sum(nil)
-}
+// weakening another (domain separation), as [sign.Derive] does. Labels in
+// use are "gossip/v1", "peer/v1" (peer requests) and "weir purge v1"
+// (purge messages).
+func (k Key) Derive(label string) []byte { return sign.Derive(k.Secret, label) }
 
 // String returns "Key(ID)", without the secret.
 func (k Key) String() string { return "Key(" + k.ID + ")" }
@@ -95,8 +91,8 @@ func (k Key) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 // and safe for concurrent use. Make one with [LoadKeyFile],
 // [ParseKeyFile] or [NewKeyring]; like [Key], it never prints secrets.
 type Keyring struct {
-	keys []Key     // primary first; never exposed, accessors copy
-	peer []peerMAC // peer[i] signs and verifies peer requests with keys[i]
+	keys []Key      // primary first; never exposed, accessors copy
+	peer *sign.Keys // peer requests' MAC keys, derived from keys in order
 }
 
 // NewKeyring returns a keyring of the given keys, the first being the
@@ -138,11 +134,11 @@ func NewKeyring(keys ...Key) (*Keyring, error) {
 // newKeyring returns a keyring holding keys, which must be valid and not
 // shared with the caller.
 func newKeyring(keys []Key) *Keyring {
-	kr := &Keyring{keys: keys, peer: make([]peerMAC, len(keys))}
+	sk := make([]sign.Key, len(keys))
 	for i, k := range keys {
-		kr.peer[i].secret = k.Derive(peerLabel)
+		sk[i] = sign.Key(k)
 	}
-	return kr
+	return &Keyring{keys: keys, peer: sign.NewKeys(peerScheme, sk...)}
 }
 
 // ParseKeyFile parses a key file. Each line holds a key ID, white space,

@@ -239,6 +239,45 @@ func TestLogAdapter(t *testing.T) {
 	}
 }
 
+// TestLogAdapterSeesRealSuspicion feeds memberlist's own output to the
+// log adapter: when b stops answering, a's memberlist logs that it
+// suspects b ("Suspect b has failed, no acks received"), and only the
+// adapter's reading of that line marks b suspect in a's Info. A
+// memberlist upgrade that rewords the line fails here.
+func TestLogAdapterSeesRealSuspicion(t *testing.T) {
+	keys := testKeys(t)
+	// A long suspicion (30 s to 60 s) keeps b suspect, not yet dead,
+	// while the test looks.
+	a, err := Start(Config{
+		Node: "a", Listen: "127.0.0.1:0", PeerAddr: "127.0.0.1:1", Keys: keys,
+		Version: "test", Logger: quiet(), Timing: Timing{SuspicionMult: 60},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	b := startNode(t, "b", keys, []string{a.GossipAddr()}, [2]int{})
+	testkit.Until(t, 10*time.Second, func() string {
+		if len(memberNames(a)) != 2 || len(memberNames(b)) != 2 {
+			return fmt.Sprintf("a sees %v, b sees %v", memberNames(a), memberNames(b))
+		}
+		return ""
+	})
+
+	b.Close() // as a crash would: no leave, b stops answering a's probes
+	testkit.Until(t, 15*time.Second, func() string {
+		for _, m := range a.Info().Members {
+			if m.Name == "b" {
+				if m.State != "suspect" {
+					return "a still sees b as " + m.State
+				}
+				return ""
+			}
+		}
+		return "a dropped b without suspecting it first"
+	})
+}
+
 func TestPeerAdvertise(t *testing.T) {
 	addr := func(s string) net.Addr {
 		a, err := net.ResolveTCPAddr("tcp", s)

@@ -12,7 +12,7 @@ var (
 	descFailures = prometheus.NewDesc("weir_cluster_member_failures_total", "Members declared dead by failure detection (graceful leaves not counted).", nil, nil)
 	descBreaker  = prometheus.NewDesc("weir_cluster_peer_breaker_open", "1 while this node's breaker to a peer is open or half-open: its keys are filled from the origin.", []string{"peer"}, nil)
 	descServed   = prometheus.NewDesc("weir_cluster_peer_requests_served_total", "Fill requests from other members served on the peer listener.", nil, nil)
-	descRefused  = prometheus.NewDesc("weir_cluster_peer_requests_refused_total", "Requests on the peer listener refused, by reason (unsigned, bad signature, expired, protocol...).", []string{"reason"}, nil)
+	descRefused  = prometheus.NewDesc("weir_cluster_peer_requests_refused_total", "Requests on the peer listener refused, by reason: method, protocol, missing, malformed, unknown-key, expired, bad-signature.", []string{"reason"}, nil)
 )
 
 // Collector returns the cluster's metrics, read at scrape time.

@@ -11,6 +11,7 @@ import (
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 
 	"github.com/weir-cdn/weir/internal/origin"
+	"github.com/weir-cdn/weir/internal/sign"
 )
 
 // Request and response fields of the peer protocol. Every name starts with
@@ -25,10 +26,10 @@ const (
 )
 
 // AuthWindow is how far a peer request's timestamp may be from the
-// receiver's clock. It bounds both clock skew and how long a captured
-// request can be replayed (peer requests only read: a replay can fetch
-// the same URL again, nothing else).
-const AuthWindow = 30 * time.Second
+// receiver's clock, [sign.Window]. It bounds both clock skew and how long
+// a captured request can be replayed (peer requests only read: a replay
+// can fetch the same URL again, nothing else).
+const AuthWindow = sign.Window
 
 // Peer breaker: after breakerFailures consecutive failed requests to a
 // peer, fills skip it for breakerDelay, then one trial request decides.
@@ -175,8 +176,10 @@ type peerHandler struct {
 	next PeerServer
 }
 
-// Reasons a peer request is refused, as counted in PeerStats.
-var refuseReasons = []string{"method", "protocol", "missing", "malformed", "unknown-key", "expired", "bad-signature"}
+// Reasons a peer request is refused, as counted in PeerStats: the method
+// or the protocol version, or a refused signature (sign's reasons; peer
+// requests carry no nonce, so never sign.Replayed).
+var refuseReasons = []string{"method", "protocol", sign.Missing, sign.Malformed, sign.UnknownKey, sign.Expired, sign.BadSignature}
 
 // PeerStats counts the peer requests this node received.
 type PeerStats struct {
@@ -209,12 +212,12 @@ func (h *peerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if keys := c.keys.Load(); keys != nil {
 		node, err := VerifyRequest(keys, r, time.Now(), AuthWindow)
 		if err != nil {
-			reason, status := "malformed", http.StatusForbidden
-			var ae *AuthError
+			reason, status := sign.Malformed, http.StatusForbidden
+			var ae *sign.Error
 			if errors.As(err, &ae) {
 				reason = ae.Reason
 			}
-			if reason == "missing" {
+			if reason == sign.Missing {
 				status = http.StatusUnauthorized
 			}
 			c.refusePeer(w, r, reason, status, "peer request not authenticated: "+err.Error(), "")

@@ -5,12 +5,16 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/config"
 )
 
 // Log bounds: how many entries a node keeps for others to pull, and how
 // many node incarnations it remembers.
 const (
-	DefaultMaxEntries = 100000
+	// DefaultMaxEntries is the configuration's purge.max_log_entries
+	// default, defined there once.
+	DefaultMaxEntries = config.DefaultPurgeLogEntries
 	// MaxLogBytes bounds the memory of the retained entries, whatever
 	// their count: one purge may name 10000 URLs.
 	MaxLogBytes = 64 << 20

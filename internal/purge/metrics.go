@@ -3,6 +3,7 @@ package purge
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weir-cdn/weir/internal/sign"
 	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
@@ -23,7 +24,7 @@ var (
 	descPulled        = prometheus.NewDesc("weir_purge_entries_pulled_total", "Purges this node missed and pulled through anti-entropy.", nil, nil)
 	descGaps          = prometheus.NewDesc("weir_purge_gaps_total", "Times this node missed more purges than a member retained, and soft-purged everything.", nil, nil)
 	descWireBytes     = prometheus.NewDesc("weir_purge_wire_bytes_total", "Bytes on the wire of purge batches and anti-entropy, HTTP included.", []string{"direction", "kind"}, nil)
-	descRejected      = prometheus.NewDesc("weir_purge_rejected_total", "Purge messages refused, by reason (unsigned, bad signature, expired, replayed...).", []string{"reason"}, nil)
+	descRejected      = prometheus.NewDesc("weir_purge_rejected_total", "Purge messages refused, by reason: missing, malformed, unknown-key, bad-signature, expired, replayed, bad-body.", []string{"reason"}, nil)
 	descUnaudited     = prometheus.NewDesc("weir_purge_refusals_not_audited_total", "Purge calls without a valid token refused with 429 past the per-address limit, and not written to the audit log.", nil, nil)
 )
 
@@ -59,4 +60,4 @@ func (s *Service) Collector() prometheus.Collector {
 
 // rejectReasons are every reason a message is refused for, all exported
 // from the start so that rate() sees the first refusal.
-var rejectReasons = []string{rejectUnsigned, rejectMalformed, rejectUnknowKey, rejectForged, rejectExpired, rejectReplayed, rejectBadBody}
+var rejectReasons = append(sign.Reasons(), rejectBadBody)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/weir-cdn/weir/internal/cluster"
+	"github.com/weir-cdn/weir/internal/sign"
 )
 
 // batchLoop sends this node's purges to the other members in batches.
@@ -389,20 +390,23 @@ func (s *Service) servePeer(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxWireBytes+1))
 	if err != nil {
-		s.refuse(w, r, &verifyError{rejectBadBody, "reading the body: " + err.Error()})
+		s.refuse(w, r, rejectBadBody, "reading the body: "+err.Error())
 		return
 	}
 	if len(body) > maxWireBytes {
-		s.refuse(w, r, &verifyError{rejectBadBody, fmt.Sprintf("body is more than %d bytes", maxWireBytes)})
+		s.refuse(w, r, rejectBadBody, fmt.Sprintf("body is more than %d bytes", maxWireBytes))
 		return
 	}
 	s.stats.bytesReceived.Add(int64(len(body)))
 	now := time.Now()
 	info, err := s.sig.verify(r.Header, kind, body, now, true)
 	if err != nil {
-		var ve *verifyError
-		errors.As(err, &ve)
-		s.refuse(w, r, ve)
+		reason, detail := sign.Malformed, err.Error()
+		var se *sign.Error
+		if errors.As(err, &se) {
+			reason, detail = se.Reason, se.Detail
+		}
+		s.refuse(w, r, reason, detail)
 		return
 	}
 	enc := r.Header.Get("Content-Encoding")
@@ -410,11 +414,11 @@ func (s *Service) servePeer(w http.ResponseWriter, r *http.Request) {
 	case "batch":
 		var msg batchMsg
 		if err := decode(body, enc, &msg); err != nil {
-			s.refuse(w, r, &verifyError{rejectBadBody, err.Error()})
+			s.refuse(w, r, rejectBadBody, err.Error())
 			return
 		}
 		if err := checkEntries(msg.Entries); err != nil {
-			s.refuse(w, r, &verifyError{rejectBadBody, err.Error()})
+			s.refuse(w, r, rejectBadBody, err.Error())
 			return
 		}
 		for _, e := range msg.Entries {
@@ -425,7 +429,7 @@ func (s *Service) servePeer(w http.ResponseWriter, r *http.Request) {
 	case "sync":
 		var msg syncMsg
 		if err := decode(body, enc, &msg); err != nil {
-			s.refuse(w, r, &verifyError{rejectBadBody, err.Error()})
+			s.refuse(w, r, rejectBadBody, err.Error())
 			return
 		}
 		s.mu.Lock()
@@ -441,7 +445,7 @@ func (s *Service) servePeer(w http.ResponseWriter, r *http.Request) {
 	case "status":
 		var msg statusMsg
 		if err := decode(body, enc, &msg); err != nil {
-			s.refuse(w, r, &verifyError{rejectBadBody, err.Error()})
+			s.refuse(w, r, rejectBadBody, err.Error())
 			return
 		}
 		var reply statusReply
@@ -483,18 +487,19 @@ func (s *Service) reply(w http.ResponseWriter, kind string, re uint64, v any) {
 	_, _ = w.Write(body)
 }
 
-// refuse answers a message that failed verification and counts why.
-func (s *Service) refuse(w http.ResponseWriter, r *http.Request, ve *verifyError) {
-	s.stats.reject(ve.reason)
-	s.logLimited("refuse-"+ve.reason, "purge: refused a message from the peer port", "reason", ve.reason, "detail", ve.detail, "remote_addr", r.RemoteAddr)
+// refuse answers a message that failed verification and counts why:
+// reason is one of sign's reasons or rejectBadBody.
+func (s *Service) refuse(w http.ResponseWriter, r *http.Request, reason, detail string) {
+	s.stats.reject(reason)
+	s.logLimited("refuse-"+reason, "purge: refused a message from the peer port", "reason", reason, "detail", detail, "remote_addr", r.RemoteAddr)
 	status := http.StatusUnauthorized
-	switch ve.reason {
-	case rejectBadBody, rejectMalformed:
+	switch reason {
+	case rejectBadBody, sign.Malformed:
 		status = http.StatusBadRequest
-	case rejectReplayed, rejectExpired:
+	case sign.Replayed, sign.Expired:
 		status = http.StatusForbidden
 	}
-	http.Error(w, "weir: purge message refused: "+ve.reason+": "+ve.detail, status)
+	http.Error(w, "weir: purge message refused: "+reason+": "+detail, status)
 }
 
 // logLimited logs at most once per 10 s per topic.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/weir-cdn/weir/internal/admin"
 	"github.com/weir-cdn/weir/internal/cluster"
+	"github.com/weir-cdn/weir/internal/sign"
 	"github.com/weir-cdn/weir/internal/store"
 	"github.com/weir-cdn/weir/internal/testkit"
 )
@@ -154,11 +155,11 @@ func TestBatchesMustBeSignedFreshAndNew(t *testing.T) {
 		req    *http.Request
 		reason string
 	}{
-		{"replayed", rebuild(valid, body), rejectReplayed}, // the same signed request again
-		{"unsigned", unsigned, rejectUnsigned},
-		{"unknown key", foreign, rejectUnknowKey},
-		{"altered", altered, rejectForged},
-		{"expired", expired, rejectExpired},
+		{"replayed", rebuild(valid, body), sign.Replayed}, // the same signed request again
+		{"unsigned", unsigned, sign.Missing},
+		{"unknown key", foreign, sign.UnknownKey},
+		{"altered", altered, sign.BadSignature},
+		{"expired", expired, sign.Expired},
 	} {
 		w := serve(h, tc.req)
 		if w.Code == http.StatusOK || !strings.Contains(w.Body.String(), tc.reason) {
@@ -169,7 +170,7 @@ func TestBatchesMustBeSignedFreshAndNew(t *testing.T) {
 		t.Error("a refused batch's purge was applied")
 	}
 	got := recv.Stats().Rejected
-	for _, r := range []string{rejectReplayed, rejectUnsigned, rejectUnknowKey, rejectForged, rejectExpired} {
+	for _, r := range []string{sign.Replayed, sign.Missing, sign.UnknownKey, sign.BadSignature, sign.Expired} {
 		if got[r] != 1 {
 			t.Errorf("rejected[%s] = %d, want 1 (all: %v)", r, got[r], got)
 		}
@@ -196,7 +197,7 @@ func TestSetKeyringRotates(t *testing.T) {
 		t.Helper()
 		req, _ := signedBatch(t, from, "http://b", entry(from, seq))
 		w := serve(h, req)
-		if ok := w.Code == http.StatusOK; ok != wantOK || !ok && !strings.Contains(w.Body.String(), rejectUnknowKey) {
+		if ok := w.Code == http.StatusOK; ok != wantOK || !ok && !strings.Contains(w.Body.String(), sign.UnknownKey) {
 			t.Errorf("%s: batch from %s: %d %q, want accepted %v", step, from.opt.Node, w.Code, w.Body, wantOK)
 		}
 	}

@@ -13,15 +13,17 @@ import (
 
 	"github.com/weir-cdn/weir/internal/admin"
 	"github.com/weir-cdn/weir/internal/cluster"
+	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/store"
 	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
-// Defaults of Options.
+// Defaults of Options. Those the configuration also has are its own
+// (config.Default*), defined there once.
 const (
-	DefaultMaxLag       = 10 * time.Second
-	DefaultSyncInterval = time.Second
-	DefaultRetention    = time.Hour
+	DefaultMaxLag       = time.Duration(config.DefaultMaxPurgeLag)
+	DefaultSyncInterval = time.Duration(config.DefaultPurgeSyncInterval)
+	DefaultRetention    = time.Duration(config.DefaultPurgeRetention)
 	DefaultMaxBatch     = 1024
 	// maxStatuses and maxStatusBytes bound the purges whose
 	// acknowledgements the issuing node tracks for GET /purge/{id}.
@@ -105,13 +107,14 @@ type Options struct {
 	Audit   *admin.Audit
 	Limiter *admin.RateLimiter
 	// MaxLag is how long a node may go without syncing purges with the
-	// cluster before it revalidates every cached object; 0 means 10s.
+	// cluster before it revalidates every cached object; 0 means
+	// DefaultMaxLag.
 	MaxLag time.Duration
-	// SyncInterval is the anti-entropy period; 0 means 1s, and it is
-	// capped at MaxLag/4.
+	// SyncInterval is the anti-entropy period; 0 means
+	// DefaultSyncInterval, and it is capped at MaxLag/4.
 	SyncInterval time.Duration
 	// Retention bounds how long entries stay in the log for others to
-	// pull; 0 means 1h.
+	// pull; 0 means DefaultRetention.
 	Retention time.Duration
 	// MaxLogEntries bounds the log; 0 means DefaultMaxEntries.
 	MaxLogEntries int

@@ -1,12 +1,10 @@
 package purge
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -17,6 +15,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/weir-cdn/weir/internal/cluster"
+	"github.com/weir-cdn/weir/internal/sign"
 )
 
 // Wire format. Every message between nodes, request or response, is a
@@ -25,9 +24,11 @@ import (
 //
 //	Weir-Purge-Sig: v1 KEY-ID SENDER INCARNATION NONCE UNIX-MS RE MAC
 //
-// MAC covers the message kind (the request path's last element, or
-// "resp:" and it for a response), every other field and the SHA-256 of
-// the body. KEY-ID names the cluster key the MAC key is derived from, so
+// MAC is the unpadded URL-safe base64 of HMAC-SHA256 under the cluster
+// key's Derive("weir purge v1") over the message kind (the request path's
+// last element, or "resp:" and it for a response) and every other field
+// but the version, each followed by a zero byte, then the SHA-256 of the
+// body. Numbers are decimal without leading zeros. KEY-ID names the cluster key the MAC key is derived from, so
 // keys can rotate. NONCE is unique per sender incarnation; a receiver
 // refuses a message outside ±AuthWindow of its clock, or whose (sender,
 // incarnation, nonce) it has seen within the window. RE is 0 on requests
@@ -37,13 +38,20 @@ const (
 	SigHeader = "Weir-Purge-Sig"
 	// PathPrefix is where the purge endpoints live on the peer listener.
 	PathPrefix = "/_weir/purge/"
-	// AuthWindow bounds the clock difference between nodes.
-	AuthWindow = 30 * time.Second
+	// AuthWindow bounds the clock difference between nodes, [sign.Window].
+	AuthWindow = sign.Window
 	// maxWireBytes bounds a message body, compressed and decompressed.
 	maxWireBytes = 32 << 20
 	sigVersion   = "v1"
-	macLabel     = "weir purge v1"
+	// maxSigHeaderLen bounds a SigHeader value; the longest a node writes
+	// (64-byte key ID, 128-byte node name, the largest numbers) is 323
+	// bytes.
+	maxSigHeaderLen = 512
 )
+
+// purgeScheme is how purge messages are signed: the fields, each followed
+// by a zero byte, then the SHA-256 of the body.
+var purgeScheme = sign.Scheme{Header: SigHeader, Label: "weir purge v1", Sep: 0, Body: true, What: "purge message"}
 
 // insecureKey signs messages in a cluster run without keys
 // (--insecure-cluster). It is public, so it protects against nothing but
@@ -54,15 +62,9 @@ var insecureKey = cluster.Key{ID: "insecure", Secret: []byte("weir insecure clus
 type signer struct {
 	node  string
 	inc   uint64
-	keys  atomic.Pointer[macKeys]
+	keys  atomic.Pointer[sign.Keys]
 	nonce atomic.Uint64
 	seen  replayCache
-}
-
-// macKeys are the MAC keys derived from a keyring.
-type macKeys struct {
-	primary string
-	byID    map[string][]byte // key id → derived MAC key
 }
 
 func newSigner(node string, inc uint64, kr *cluster.Keyring) *signer {
@@ -79,33 +81,93 @@ func (s *signer) setKeys(kr *cluster.Keyring) {
 	if kr != nil {
 		keys = kr.Keys()
 	}
-	mk := &macKeys{primary: keys[0].ID, byID: make(map[string][]byte, len(keys))}
-	for _, k := range keys {
-		mk.byID[k.ID] = k.Derive(macLabel)
+	sk := make([]sign.Key, len(keys))
+	for i, k := range keys {
+		sk[i] = sign.Key(k)
 	}
-	s.keys.Store(mk)
-}
-
-func (s *signer) mac(key []byte, kind, keyID, sender, inc, nonce, ts, re string, body []byte) []byte {
-	sum := sha256.Sum256(body)
-	m := hmac.New(sha256.New, key)
-	for _, f := range []string{kind, keyID, sender, inc, nonce, ts, re} {
-		m.Write([]byte(f))
-		m.Write([]byte{0})
-	}
-	m.Write(sum[:])
-	return m.Sum(nil)
+	s.keys.Store(sign.NewKeys(purgeScheme, sk...))
 }
 
 // sign sets SigHeader on h for a message of kind with body, and returns
 // the nonce used.
 func (s *signer) sign(h http.Header, kind string, re uint64, body []byte, now time.Time) uint64 {
 	nonce := s.nonce.Add(1)
-	inc, n, ts, r := strconv.FormatUint(s.inc, 10), strconv.FormatUint(nonce, 10), strconv.FormatInt(now.UnixMilli(), 10), strconv.FormatUint(re, 10)
-	mk := s.keys.Load()
-	mac := s.mac(mk.byID[mk.primary], kind, mk.primary, s.node, inc, n, ts, r, body)
-	h.Set(SigHeader, strings.Join([]string{sigVersion, mk.primary, s.node, inc, n, ts, r, base64.RawURLEncoding.EncodeToString(mac)}, " "))
+	keys := s.keys.Load()
+	sh := sigHeader{keyID: keys.Primary(), sender: s.node, inc: s.inc, nonce: nonce, ms: now.UnixMilli(), re: re}
+	sh.mac = keys.Sign(sh.fields(kind), body)
+	h.Set(SigHeader, sh.String())
 	return nonce
+}
+
+// sigHeader is a parsed SigHeader value.
+type sigHeader struct {
+	keyID, sender  string
+	inc, nonce, re uint64
+	ms             int64 // when it was signed, Unix milliseconds
+	mac            sign.MAC
+}
+
+// fields returns what the MAC covers for a message of kind: kind, then
+// every field of the header but the version and the MAC, as the header
+// spells them.
+func (h *sigHeader) fields(kind string) []string {
+	return []string{kind, h.keyID, h.sender, strconv.FormatUint(h.inc, 10), strconv.FormatUint(h.nonce, 10),
+		strconv.FormatInt(h.ms, 10), strconv.FormatUint(h.re, 10)}
+}
+
+// String returns the SigHeader value.
+func (h *sigHeader) String() string {
+	return strings.Join([]string{sigVersion, h.keyID, h.sender, strconv.FormatUint(h.inc, 10), strconv.FormatUint(h.nonce, 10),
+		strconv.FormatInt(h.ms, 10), strconv.FormatUint(h.re, 10), h.mac.String()}, " ")
+}
+
+// parseSigHeader parses a SigHeader value, or says what is wrong with it
+// (without quoting it). Only values that [signer.sign] could have written
+// are accepted: numbers in their shortest decimal form.
+func parseSigHeader(v string) (h sigHeader, problem string) {
+	if len(v) > maxSigHeaderLen {
+		return h, fmt.Sprintf("is %d bytes long, at most %d are allowed", len(v), maxSigHeaderLen)
+	}
+	f := strings.Split(v, " ")
+	if len(f) != 8 {
+		return h, "does not have 8 fields separated by single spaces: want \"v1 KEY-ID SENDER INCARNATION NONCE UNIX-MS RE MAC\""
+	}
+	if f[0] != sigVersion {
+		return h, "has an unknown version, want v1: this node may be older than the sender; upgrade it"
+	}
+	if f[1] == "" {
+		return h, "has an empty key ID"
+	}
+	if cluster.ValidateNodeName(f[2]) != nil {
+		return h, "has a sender that is not 1 to 128 bytes of printable ASCII"
+	}
+	var err1, err2, err3, err4 error
+	h.inc, err1 = parseUint(f[3])
+	h.nonce, err2 = parseUint(f[4])
+	var ms uint64
+	ms, err3 = parseUint(f[5])
+	h.re, err4 = parseUint(f[6])
+	if errors.Join(err1, err2, err3, err4) != nil || ms > math.MaxInt64 {
+		return h, "has an incarnation, nonce, time or RE that is not a decimal number of at most 20 digits without leading zeros"
+	}
+	var ok bool
+	if h.mac, ok = sign.ParseMAC(f[7]); !ok {
+		return h, fmt.Sprintf("has a MAC that is not %d characters of unpadded URL-safe base64", sign.MACLen)
+	}
+	h.ms = int64(ms)
+	h.keyID, h.sender = f[1], f[2]
+	return h, ""
+}
+
+// errNotCanonical is a number spelled otherwise than strconv writes it.
+var errNotCanonical = errors.New("not in canonical form")
+
+// parseUint parses a decimal number as strconv.FormatUint writes it.
+func parseUint(s string) (uint64, error) {
+	if len(s) > 1 && s[0] == '0' || s != "" && s[0] == '+' {
+		return 0, errNotCanonical
+	}
+	return strconv.ParseUint(s, 10, 64)
 }
 
 // sigInfo is what a verified signature says.
@@ -116,65 +178,30 @@ type sigInfo struct {
 	at         time.Time
 }
 
-// Rejection reasons, counted and shown in stats.
-const (
-	rejectUnsigned  = "unsigned"
-	rejectMalformed = "malformed"
-	rejectUnknowKey = "unknown-key"
-	rejectForged    = "forged"
-	rejectExpired   = "expired"
-	rejectReplayed  = "replayed"
-	rejectBadBody   = "bad-body"
-)
-
-// verifyError is a refused message.
-type verifyError struct{ reason, detail string }
-
-func (e *verifyError) Error() string { return e.reason + ": " + e.detail }
+// rejectBadBody is the refusal of a message that is authentic but not a
+// valid purge message; every other reason is one of sign's.
+const rejectBadBody = "bad-body"
 
 // verify checks h's signature for a message of kind with body. checkReplay
 // records the nonce and refuses one seen before (requests); responses are
-// bound to their request by re instead.
+// bound to their request by re instead. The error is a *sign.Error.
 func (s *signer) verify(h http.Header, kind string, body []byte, now time.Time, checkReplay bool) (sigInfo, error) {
-	vals := h.Values(SigHeader)
-	if len(vals) == 0 {
-		return sigInfo{}, &verifyError{rejectUnsigned, "no " + SigHeader + " field"}
-	}
-	if len(vals) > 1 {
-		return sigInfo{}, &verifyError{rejectMalformed, "several " + SigHeader + " fields"}
-	}
-	f := strings.Split(vals[0], " ")
-	if len(f) != 8 || f[0] != sigVersion {
-		return sigInfo{}, &verifyError{rejectMalformed, SigHeader + " is not \"v1 KEY-ID SENDER INCARNATION NONCE UNIX-MS RE MAC\""}
-	}
-	var info sigInfo
-	var err1, err2, err3, err4 error
-	info.sender = f[2]
-	info.inc, err1 = strconv.ParseUint(f[3], 10, 64)
-	info.nonce, err2 = strconv.ParseUint(f[4], 10, 64)
-	ms, err3 := strconv.ParseInt(f[5], 10, 64)
-	info.re, err4 = strconv.ParseUint(f[6], 10, 64)
-	if err := errors.Join(err1, err2, err3, err4); err != nil || cluster.ValidateNodeName(info.sender) != nil {
-		return sigInfo{}, &verifyError{rejectMalformed, "bad number or sender in " + SigHeader}
-	}
-	key, ok := s.keys.Load().byID[f[1]]
-	if !ok {
-		return sigInfo{}, &verifyError{rejectUnknowKey, fmt.Sprintf("key id %q is not in this node's key file; roll the new key file out to every node", clip(f[1]))}
-	}
-	got, err := base64.RawURLEncoding.DecodeString(f[7])
+	v, err := purgeScheme.Field(h)
 	if err != nil {
-		return sigInfo{}, &verifyError{rejectMalformed, "MAC is not base64url"}
+		return sigInfo{}, err
 	}
-	want := s.mac(key, kind, f[1], f[2], f[3], f[4], f[5], f[6], body)
-	if !hmac.Equal(got, want) {
-		return sigInfo{}, &verifyError{rejectForged, "MAC does not match the message (wrong key or altered message) from " + info.sender}
+	sh, problem := parseSigHeader(v)
+	if problem != "" {
+		return sigInfo{}, purgeScheme.Malformed(problem)
 	}
-	info.at = time.UnixMilli(ms)
-	if d := now.Sub(info.at); d > AuthWindow || d < -AuthWindow {
-		return sigInfo{}, &verifyError{rejectExpired, fmt.Sprintf("message from %s is %s off this node's clock, more than %s; check NTP on both", info.sender, d.Round(time.Millisecond), AuthWindow)}
+	at := time.UnixMilli(sh.ms)
+	m := sign.Signed{KeyID: sh.keyID, From: sh.sender, At: at, MAC: sh.mac, Fields: sh.fields(kind), Body: body}
+	if err := s.keys.Load().Verify(&m, now, AuthWindow); err != nil {
+		return sigInfo{}, err
 	}
+	info := sigInfo{sender: sh.sender, inc: sh.inc, nonce: sh.nonce, re: sh.re, at: at}
 	if checkReplay && !s.seen.add(info, now) {
-		return sigInfo{}, &verifyError{rejectReplayed, fmt.Sprintf("message %d from %s was seen before", info.nonce, info.sender)}
+		return sigInfo{}, &sign.Error{Reason: sign.Replayed, Detail: fmt.Sprintf("purge message %d of node %q (incarnation %d) was seen before, and nothing was applied twice: if it keeps happening, find who resends captured messages from remote_addr", info.nonce, info.sender, info.inc)}
 	}
 	return info, nil
 }
