@@ -2,10 +2,13 @@ package node
 
 import (
 	"context"
+	"math"
 	"math/bits"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/config"
 )
 
 // A cache keeps most of its heap alive on purpose. With the Go default
@@ -68,4 +71,25 @@ func TuneGC(ctx context.Context, headroom int64, interval time.Duration) {
 		case <-t.C:
 		}
 	}
+}
+
+// MemoryLimit returns the Go memory limit a process running this
+// configuration should use: the cache bound, plus room for what the cache
+// does not account (requests in flight, buffers, the runtime), so the
+// garbage collector works for the bound instead of letting the heap double
+// past it. A cache.max_size of 0 (or less) counts as the default. The sum
+// saturates at math.MaxInt64 (no limit) rather than overflowing into a
+// negative number, which debug.SetMemoryLimit would ignore; validation
+// keeps max_size far below that (config.MaxCacheSize).
+func MemoryLimit(cfg *config.Config) int64 {
+	const slack = 256 << 20
+	cache := int64(cfg.Cache.MaxSize)
+	if cache <= 0 {
+		cache = int64(config.DefaultMaxSize)
+	}
+	extra := cache/4 + slack // cannot overflow: cache/4 is far below MaxInt64
+	if cache > math.MaxInt64-extra {
+		return math.MaxInt64
+	}
+	return cache + extra
 }

@@ -3,10 +3,14 @@ package node
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/weir-cdn/weir/internal/admin"
+	"github.com/weir-cdn/weir/internal/h1"
 	"github.com/weir-cdn/weir/internal/listen"
+	"github.com/weir-cdn/weir/internal/purge"
 	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
@@ -82,3 +86,38 @@ func (n *Node) drainListeners(ctx context.Context) error {
 	}
 	return nil
 }
+
+// httpServer returns an HTTP/1.1 server with the edge listener's limits.
+func (n *Node) httpServer(h http.Handler) *h1.Server {
+	return &h1.Server{
+		Handler:           h,
+		ReadHeaderTimeout: time.Duration(n.cfg.Server.ReadHeaderTimeout),
+		IdleTimeout:       time.Duration(n.cfg.Server.IdleTimeout),
+		WriteTimeout:      time.Duration(n.cfg.Server.WriteTimeout),
+		BodyReadTimeout:   time.Duration(n.cfg.Server.BodyReadTimeout),
+		MaxHeaderBytes:    int(n.cfg.Server.MaxHeaderBytes),
+		MaxConns:          n.cfg.Server.MaxConnections,
+		Logger:            n.log,
+	}
+}
+
+// peerMux sends the purge endpoints to the purge service and everything
+// else to the peer-fill handler.
+func peerMux(fill, purges http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, purge.PathPrefix) {
+			purges.ServeHTTP(w, r)
+			return
+		}
+		fill.ServeHTTP(w, r)
+	})
+}
+
+// Err returns a channel that receives a listener's fatal error.
+func (n *Node) Err() <-chan error { return n.listeners.Err() }
+
+// EdgeAddr returns the edge listener's address.
+func (n *Node) EdgeAddr() string { return n.listeners.Addr("edge").String() }
+
+// AdminAddr returns the admin listener's address.
+func (n *Node) AdminAddr() string { return n.listeners.Addr("admin").String() }

@@ -1,19 +1,24 @@
 // Package node assembles one Weir node from a configuration: the store,
-// the origin clients, the edge handler and the edge and admin listeners,
+// the site snapshot and its origin clients, the cluster membership, the
+// purge service, the edge handler and the edge, peer and admin listeners,
 // and runs them until shut down. It is the one place where parts are wired
-// together; cmd/weir and end-to-end tests both start nodes through it.
+// together, and it holds wiring and lifecycle only: each capability lives
+// in its own package. cmd/weir and end-to-end tests both start nodes
+// through it.
+//
+// The files: node.go the lifecycle (start-up order, drain, close),
+// listeners.go the listeners, cluster.go and purge.go those parts' wiring,
+// overload.go the limits, reload.go what SIGHUP re-reads and the site
+// swap, status.go the admin API's documents, metrics.go the registry, gc.go
+// the memory limit.
 package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
-	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,14 +32,12 @@ import (
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/edge"
 	"github.com/weir-cdn/weir/internal/forwarded"
-	"github.com/weir-cdn/weir/internal/h1"
 	"github.com/weir-cdn/weir/internal/listen"
 	"github.com/weir-cdn/weir/internal/logfile"
 	"github.com/weir-cdn/weir/internal/origin"
 	"github.com/weir-cdn/weir/internal/overload"
 	"github.com/weir-cdn/weir/internal/purge"
 	"github.com/weir-cdn/weir/internal/site"
-	"github.com/weir-cdn/weir/internal/status"
 	"github.com/weir-cdn/weir/internal/store"
 	"github.com/weir-cdn/weir/internal/telemetry"
 	"github.com/weir-cdn/weir/internal/version"
@@ -116,363 +119,142 @@ func Start(cfg *config.Config, log *slog.Logger) (*Node, error) {
 }
 
 // StartWithHooks is Start with test hooks.
-func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, error) {
+//
+// Start-up is one list of steps, in an order each step depends on:
+//
+//  1. telemetry: the tracer and the access log, which every later part
+//     traces and logs through;
+//  2. sites: the origin registry and the first site snapshot, which the
+//     edge, the purge service and /cluster?key= read;
+//  3. store;
+//  4. cluster, when configured: the key file, then the peer listener,
+//     bound ahead of the others because members advertise its address,
+//     then membership;
+//  5. purge: needs the store, the sites (URL to key) and the cluster
+//     (members, keys);
+//  6. overload: the trusted proxies, the origin concurrency limit and the
+//     per-client rate limit;
+//  7. edge: needs the store, the sites, purge (PURGE, the lag bound), the
+//     cluster (tiered fill) and the limits;
+//  8. listeners: the edge and admin listeners are bound (an address in
+//     use fails the start before anything serves), then all serve.
+//
+// Background work (purge propagation, the origins' health checks) starts
+// last, once everything it reaches is up. When a step fails, release
+// undoes what the steps before it built.
+func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (_ *Node, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	name := cfg.Node
-	if name == "" {
-		name, _ = os.Hostname()
-		if name == "" {
-			name = "weir"
-		}
-	}
-	n := &Node{cfg: cfg, name: name, log: log, accessLog: log, hooks: hooks, origins: new(origin.Registry)}
-	tc := cfg.Telemetry.Tracing
-	tracer, err := telemetry.NewTracer(telemetry.TracingOptions{
-		Endpoint: tc.Endpoint, SampleRatio: tc.SampleRatio, Timeout: time.Duration(tc.Timeout), Headers: tc.Headers,
-		ServiceName: tc.ServiceName, Node: name, Exporter: hooks.SpanExporter,
-	})
-	if err != nil {
-		return nil, err
-	}
-	n.tracer = tracer
-	started := false
+	n := &Node{cfg: cfg, name: nodeName(cfg), log: log, accessLog: log, hooks: hooks, origins: new(origin.Registry)}
 	defer func() {
-		if !started {
-			// Stop the span exporter a failed start leaves behind, and
-			// close the access log file.
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			_ = tracer.Shutdown(ctx)
-			if n.accessFile != nil {
-				n.accessFile.Close()
-			}
+		if err != nil {
+			n.release()
+			n.stopTracer()
 		}
 	}()
-	if tc := cfg.Telemetry; tc.AccessLog && tc.AccessLogFile != "" {
-		if n.accessFile, err = logfile.Open(tc.AccessLogFile, 0o640); err != nil {
-			return nil, fmt.Errorf("telemetry.access_log_file: %w: check that its directory exists and is writable, or leave it empty to write the access log to the process log", err)
-		}
-		n.accessLog, _ = telemetry.NewLogger(n.accessFile, "info", tc.LogFormat)
-	} else if tc.AccessLog {
-		// Access lines were asked for: written whatever log_level says.
-		n.accessLog = slog.New(telemetry.Unfiltered(log.Handler()))
-	}
-	n.builder = site.Builder{Registry: n.origins, Tracer: tracer, Logger: log}
-	snap, err := n.builder.Build(cfg, nil)
-	if err != nil {
-		n.release()
-		return nil, err
-	}
-	n.sites = site.NewCurrent(snap)
-	n.store = store.New(store.Config{MaxBytes: int64(cfg.Cache.MaxSize), MaxVariants: cfg.Cache.MaxVariants})
-	var peers edge.Peers
-	if cfg.Cluster.Enabled() {
-		if err := n.startCluster(); err != nil {
-			n.release()
+	for _, step := range []func() error{
+		n.startTelemetry,
+		n.startSites,
+		n.startStore,
+		n.startCluster,
+		n.startPurge,
+		n.startOverload,
+		n.startEdge,
+		n.startListeners,
+	} {
+		if err := step(); err != nil {
 			return nil, err
 		}
-		if cfg.Cluster.TieredFill {
-			peers = ownerRouter{n.cluster}
-		}
-	}
-	if err := n.startPurge(); err != nil {
-		n.release()
-		return nil, err
-	}
-	// Validate has checked the list.
-	n.trust, _ = forwarded.ParseTrust(cfg.Server.TrustedProxies)
-	n.startOverload()
-	var limiter edge.Limiter
-	if n.limiter != nil {
-		limiter = originLimiter{n.limiter}
-	}
-	n.edge = edge.New(n.sites, edge.Options{Store: n.store, Logger: log, Node: name, Peers: peers, Purger: n.purge,
-		PeerPurgeLag: time.Duration(cfg.Purge.MaxPurgeLag), Tracer: tracer, RequestIDHeader: cfg.Telemetry.RequestIDHeader,
-		Limiter: limiter, Trust: n.trust})
-
-	if err := n.startListeners(); err != nil {
-		n.release()
-		return nil, err
 	}
 	n.purge.Start()
 	n.origins.Start()
-	started = true
-	log.Info("weir node started", "node", name, "edge", n.EdgeAddr(), "admin", n.AdminAddr(),
+	log.Info("weir node started", "node", n.name, "edge", n.EdgeAddr(), "admin", n.AdminAddr(),
 		"cache_max_bytes", int64(cfg.Cache.MaxSize), "version", version.Get().Version, "commit", version.Get().Commit)
 	return n, nil
 }
 
-// httpServer returns an HTTP/1.1 server with the edge listener's limits.
-func (n *Node) httpServer(h http.Handler) *h1.Server {
-	return &h1.Server{
-		Handler:           h,
-		ReadHeaderTimeout: time.Duration(n.cfg.Server.ReadHeaderTimeout),
-		IdleTimeout:       time.Duration(n.cfg.Server.IdleTimeout),
-		WriteTimeout:      time.Duration(n.cfg.Server.WriteTimeout),
-		BodyReadTimeout:   time.Duration(n.cfg.Server.BodyReadTimeout),
-		MaxHeaderBytes:    int(n.cfg.Server.MaxHeaderBytes),
-		MaxConns:          n.cfg.Server.MaxConnections,
-		Logger:            n.log,
+// nodeName is the configured node name, or the host's.
+func nodeName(cfg *config.Config) string {
+	if cfg.Node != "" {
+		return cfg.Node
 	}
+	if name, _ := os.Hostname(); name != "" {
+		return name
+	}
+	return "weir"
 }
 
-// peerMux sends the purge endpoints to the purge service and everything
-// else to the peer-fill handler.
-func peerMux(fill, purges http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, purge.PathPrefix) {
-			purges.ServeHTTP(w, r)
-			return
-		}
-		fill.ServeHTTP(w, r)
-	})
-}
-
-// startPurge opens the API's tokens and audit log and creates the purge
-// service.
-func (n *Node) startPurge() error {
-	var err error
-	if n.auth, err = admin.NewAuthenticator(n.cfg.AdminTokensFile); err != nil {
-		return err
-	}
-	if n.audit, err = admin.OpenAudit(n.cfg.AuditLog, n.log); err != nil {
-		return err
-	}
-	pc := n.cfg.Purge
-	var limiter *admin.RateLimiter
-	if pc.RateLimit > 0 {
-		limiter = admin.NewRateLimiter(pc.RateLimit, pc.RateBurst, 10000)
-	}
-	opt := purge.Options{
-		Node: n.name, Store: n.store, Keys: n.sites, Auth: n.auth, Audit: n.audit, Limiter: limiter,
-		MaxLag: time.Duration(pc.MaxPurgeLag), SyncInterval: time.Duration(pc.SyncInterval),
-		Retention: time.Duration(pc.Retention), MaxLogEntries: pc.MaxLogEntries,
-		ConnectTimeout: time.Duration(n.cfg.Cluster.PeerConnectTimeout), Timeout: time.Duration(n.cfg.Cluster.PeerTimeout),
-		Logger: n.log,
-	}
-	if n.cluster != nil {
-		opt.Members = purgeMembers{n.cluster}
-		opt.Keyring = n.keys
-	}
-	if n.hooks.Purge != nil {
-		n.hooks.Purge(&opt)
-	}
-	n.purge, err = purge.New(opt)
-	return err
-}
-
-// purgeMembers adapts the cluster to the purge service's view of it.
-type purgeMembers struct{ c *cluster.Cluster }
-
-func (m purgeMembers) Peers() []purge.Member {
-	addrs := m.c.PeerAddrs()
-	out := make([]purge.Member, len(addrs))
-	for i, a := range addrs {
-		out[i] = purge.Member{Name: a.Name, Addr: a.Peer}
-	}
-	return out
-}
-
-func (m purgeMembers) Dead(d time.Duration) int { return m.c.DeadSince(d) }
-
-// Reload re-reads the API tokens file and the cluster key file, and
-// reopens the audit log (after rotation); on error the previous tokens,
-// keys, or file, stay in use.
-func (n *Node) Reload() error {
-	n.reloadMu.Lock()
-	defer n.reloadMu.Unlock()
-	var errs []error
-	if err := n.reloadKeys(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := n.auth.Reload(); err != nil {
-		n.log.Error("reload: API tokens file not reloaded; the previous tokens stay in force", "path", n.auth.Path(), "error", err.Error())
-		errs = append(errs, err)
-	} else {
-		n.log.Info("reload: API tokens file re-read", "path", n.auth.Path())
-	}
-	if err := n.audit.Reopen(); err != nil {
-		n.log.Error("reload: audit log not reopened", "error", err.Error())
-		errs = append(errs, err)
-	}
-	if n.accessFile != nil {
-		if err := n.accessFile.Reopen(); err != nil {
-			n.log.Error("reload: access log not reopened; the file open before stays in use", "path", n.accessFile.Path(), "error", err.Error())
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// reloadKeys re-reads the cluster key file and puts its keys in force for
-// gossip, peer fills and purge messages: the key rotation steps need no
-// restart. A file that others can read is warned about as at start-up,
-// whether or not its keys are accepted: it may hold the next keys.
-func (n *Node) reloadKeys() error {
-	if n.keys == nil { // standalone, or an insecure cluster
-		return nil
-	}
-	path := n.cfg.Cluster.KeyFile
-	if warn := cluster.KeyFileModeWarning(path); warn != "" {
-		n.log.Warn(warn)
-	}
-	keys, err := cluster.LoadKeyFile(path)
-	if err == nil {
-		err = n.cluster.SetKeys(keys)
-	}
-	if err != nil {
-		n.log.Error("reload: cluster key file not reloaded; the previous keys stay in force", "path", path, "keys", n.keys, "error", err.Error())
-		return err
-	}
-	n.purge.SetKeyring(keys)
-	n.keys = keys
-	n.log.Info("reload: cluster key file re-read", "path", path, "keys", keys)
-	return nil
-}
-
-// Purges returns the node's purge service.
-func (n *Node) Purges() *purge.Service { return n.purge }
-
-// startCluster binds the peer listener and joins the cluster.
-func (n *Node) startCluster() error {
-	cc := n.cfg.Cluster
-	var keys *cluster.Keyring
-	if !cc.Insecure {
-		var err error
-		if keys, err = cluster.LoadKeyFile(cc.KeyFile); err != nil {
-			return err
-		}
-		n.keys = keys
-		if warn := cluster.KeyFileModeWarning(cc.KeyFile); warn != "" {
-			n.log.Warn(warn)
-		}
-	}
-	// Bound now: the cluster advertises its address.
-	ln, err := listen.Bind(peerSpec(cc.PeerListen))
-	if err != nil {
-		return err
-	}
-	peerAddr, err := cluster.PeerAdvertise(ln.Addr(), cc.PeerAdvertise, cc.Listen, cc.Advertise)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	var warmup time.Duration
-	if cc.TieredFill {
-		warmup = time.Duration(cc.Warmup) // only tiered fill asks peers
-	}
-	n.cluster, err = cluster.Start(cluster.Config{
-		Node:               n.name,
-		Listen:             cc.Listen,
-		Advertise:          cc.Advertise,
-		PeerAddr:           peerAddr,
-		Join:               cc.Join,
-		Keys:               keys,
-		Weight:             cc.Weight,
-		Version:            version.Get().Version,
-		PeerConnectTimeout: time.Duration(cc.PeerConnectTimeout),
-		PeerTimeout:        time.Duration(cc.PeerTimeout),
-		Warmup:             warmup,
-		Logger:             n.log,
-		WrapTransport:      n.hooks.WrapTransport,
-		Timing:             n.hooks.Timing,
+// startTelemetry creates the tracer and opens the access log.
+func (n *Node) startTelemetry() error {
+	tc := n.cfg.Telemetry
+	tr := tc.Tracing
+	tracer, err := telemetry.NewTracer(telemetry.TracingOptions{
+		Endpoint: tr.Endpoint, SampleRatio: tr.SampleRatio, Timeout: time.Duration(tr.Timeout), Headers: tr.Headers,
+		ServiceName: tr.ServiceName, Node: n.name, Exporter: n.hooks.SpanExporter,
 	})
 	if err != nil {
-		ln.Close()
 		return err
 	}
-	n.peerLn = ln
-	return nil
-}
-
-// ownerRouter adapts the cluster to the edge's view of it.
-type ownerRouter struct{ c *cluster.Cluster }
-
-func (o ownerRouter) Owner(key string) edge.Peer {
-	if p := o.c.Owner(key); p != nil {
-		return p
-	}
-	return nil
-}
-
-func (o ownerRouter) Warm(key string) edge.Peer {
-	if p := o.c.WarmPeer(key); p != nil {
-		return p
-	}
-	return nil
-}
-
-// clusterInfo returns the /cluster document (status.Cluster).
-func (n *Node) clusterInfo(key string) (any, error) {
-	doc := status.Cluster{Info: n.cluster.Info()}
-	if key != "" {
-		ck, err := n.sites.PrimaryKey(key)
-		if err != nil {
-			return nil, err
+	n.tracer = tracer
+	switch {
+	case tc.AccessLog && tc.AccessLogFile != "":
+		if n.accessFile, err = logfile.Open(tc.AccessLogFile, 0o640); err != nil {
+			return fmt.Errorf("telemetry.access_log_file: %w: check that its directory exists and is writable, or leave it empty to write the access log to the process log", err)
 		}
-		doc.Key = &status.KeyOwner{URL: key, CacheKey: ck, Owner: n.cluster.OwnerName(ck)}
-	}
-	return doc, nil
-}
-
-// Cluster returns the node's cluster membership, or nil when it runs
-// alone.
-func (n *Node) Cluster() *cluster.Cluster { return n.cluster }
-
-// Err returns a channel that receives a listener's fatal error.
-func (n *Node) Err() <-chan error { return n.listeners.Err() }
-
-// EdgeAddr returns the edge listener's address.
-func (n *Node) EdgeAddr() string { return n.listeners.Addr("edge").String() }
-
-// AdminAddr returns the admin listener's address.
-func (n *Node) AdminAddr() string { return n.listeners.Addr("admin").String() }
-
-func (n *Node) ready() error {
-	if n.draining.Load() {
-		return errors.New("draining for shutdown")
-	}
-	if n.cluster != nil && !n.cluster.Joined() {
-		if err := n.cluster.NameTaken(); err != nil {
-			return err
-		}
-		return errors.New("not joined to the cluster yet: no seed in cluster.join (--join) has answered")
+		n.accessLog, _ = telemetry.NewLogger(n.accessFile, "info", tc.LogFormat)
+	case tc.AccessLog:
+		// Access lines were asked for: written whatever log_level says.
+		n.accessLog = slog.New(telemetry.Unfiltered(n.log.Handler()))
 	}
 	return nil
 }
 
-// status returns the /status document (status.Node).
-func (n *Node) status() any {
-	host, _ := os.Hostname()
-	st := status.Node{
-		Node:     n.name,
-		Host:     host,
-		Version:  version.Get(),
-		Uptime:   time.Since(n.started).Round(time.Second).String(),
-		Started:  n.started,
-		Edge:     n.EdgeAddr(),
-		Draining: n.draining.Load(),
-		Cache:    n.store.Stats(),
-		Requests: n.edge.Stats(),
-		Purge:    n.purge.Stats(),
+// startSites compiles the first site snapshot, with its origin clients
+// from the registry.
+func (n *Node) startSites() error {
+	n.builder = site.Builder{Registry: n.origins, Tracer: n.tracer, Logger: n.log}
+	snap, err := n.builder.Build(n.cfg, nil)
+	if err != nil {
+		return err
 	}
-	for _, c := range n.sites.Load().Origins() {
-		st.Origins = append(st.Origins, c.State())
+	n.sites = site.NewCurrent(snap)
+	return nil
+}
+
+func (n *Node) startStore() error {
+	n.store = store.New(store.Config{MaxBytes: int64(n.cfg.Cache.MaxSize), MaxVariants: n.cfg.Cache.MaxVariants})
+	return nil
+}
+
+// startEdge creates the edge handler.
+func (n *Node) startEdge() error {
+	var peers edge.Peers
+	if n.cluster != nil && n.cfg.Cluster.TieredFill {
+		peers = ownerRouter{n.cluster}
 	}
+	var limiter edge.Limiter
 	if n.limiter != nil {
-		ls := n.limiter.State()
-		st.Overload = &ls
+		limiter = originLimiter{n.limiter}
 	}
-	if n.cluster != nil {
-		info := n.cluster.Info()
-		st.Cluster = &info
+	n.edge = edge.New(n.sites, edge.Options{Store: n.store, Logger: n.log, Node: n.name, Peers: peers, Purger: n.purge,
+		PeerPurgeLag: time.Duration(n.cfg.Purge.MaxPurgeLag), Tracer: n.tracer, RequestIDHeader: n.cfg.Telemetry.RequestIDHeader,
+		Limiter: limiter, Trust: n.trust})
+	return nil
+}
+
+// stopTracer stops the span exporter of a node that failed to start or
+// was closed, exporting what it can within a second.
+func (n *Node) stopTracer() {
+	if n.tracer == nil {
+		return
 	}
-	return st
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = n.tracer.Shutdown(ctx)
 }
 
 // Shutdown drains the node: it reports not ready, stops accepting
@@ -514,9 +296,7 @@ func (n *Node) Close() {
 		}
 		n.listeners.Close()
 		n.release()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = n.tracer.Shutdown(ctx)
+		n.stopTracer()
 	})
 }
 
@@ -543,27 +323,6 @@ func (n *Node) release() {
 		n.store.Close()
 	}
 	n.origins.Close()
-}
-
-// MemoryLimit returns the Go memory limit a process running this
-// configuration should use: the cache bound, plus room for what the cache
-// does not account (requests in flight, buffers, the runtime), so the
-// garbage collector works for the bound instead of letting the heap double
-// past it. A cache.max_size of 0 (or less) counts as the default. The sum
-// saturates at math.MaxInt64 (no limit) rather than overflowing into a
-// negative number, which debug.SetMemoryLimit would ignore; validation
-// keeps max_size far below that (config.MaxCacheSize).
-func MemoryLimit(cfg *config.Config) int64 {
-	const slack = 256 << 20
-	cache := int64(cfg.Cache.MaxSize)
-	if cache <= 0 {
-		cache = int64(config.DefaultMaxSize)
-	}
-	extra := cache/4 + slack // cannot overflow: cache/4 is far below MaxInt64
-	if cache > math.MaxInt64-extra {
-		return math.MaxInt64
-	}
-	return cache + extra
 }
 
 // EdgeStats returns the edge's request counters.

@@ -3,15 +3,17 @@ package node
 import (
 	"time"
 
-	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/edge"
-	"github.com/weir-cdn/weir/internal/origin"
+	"github.com/weir-cdn/weir/internal/forwarded"
 	"github.com/weir-cdn/weir/internal/overload"
 )
 
-// startOverload creates the origin concurrency limit and the per-client
-// rate limit the configuration asks for.
-func (n *Node) startOverload() {
+// startOverload reads the trusted proxies and creates the origin
+// concurrency limit and the per-client rate limit the configuration asks
+// for.
+func (n *Node) startOverload() error {
+	// Validate has checked the list.
+	n.trust, _ = forwarded.ParseTrust(n.cfg.Server.TrustedProxies)
 	o := n.cfg.Overload
 	if c := o.Concurrency; c.Mode != "off" {
 		n.limiter = overload.NewLimiter(overload.LimiterConfig{
@@ -23,6 +25,7 @@ func (n *Node) startOverload() {
 		Rate: o.ClientRateLimit, Burst: o.ClientRateBurst, KeyHeader: o.ClientKeyHeader, MaxClients: o.MaxClients,
 		Trust: n.trust,
 	})
+	return nil
 }
 
 // originLimiter adapts the overload limiter to the edge's view of it.
@@ -42,11 +45,3 @@ func (a originLimiter) Acquire(p edge.Priority) (func(time.Duration, bool), bool
 }
 
 func (a originLimiter) RetryAfter() time.Duration { return a.l.RetryAfter() }
-
-// healthCheck converts an origin's health check settings.
-func healthCheck(h config.HealthCheck) origin.HealthCheck {
-	return origin.HealthCheck{
-		Path: h.Path, Interval: time.Duration(h.Interval), Timeout: time.Duration(h.Timeout),
-		Healthy: h.HealthyThreshold, Unhealthy: h.UnhealthyThreshold,
-	}
-}

@@ -1,0 +1,101 @@
+package node
+
+import (
+	"time"
+
+	"github.com/weir-cdn/weir/internal/cluster"
+	"github.com/weir-cdn/weir/internal/edge"
+	"github.com/weir-cdn/weir/internal/listen"
+	"github.com/weir-cdn/weir/internal/status"
+	"github.com/weir-cdn/weir/internal/version"
+)
+
+// startCluster binds the peer listener and joins the cluster, when the
+// configuration asks for one.
+func (n *Node) startCluster() error {
+	cc := n.cfg.Cluster
+	if !cc.Enabled() {
+		return nil
+	}
+	var keys *cluster.Keyring
+	if !cc.Insecure {
+		var err error
+		if keys, err = cluster.LoadKeyFile(cc.KeyFile); err != nil {
+			return err
+		}
+		n.keys = keys
+		if warn := cluster.KeyFileModeWarning(cc.KeyFile); warn != "" {
+			n.log.Warn(warn)
+		}
+	}
+	// Bound now: the cluster advertises its address.
+	ln, err := listen.Bind(peerSpec(cc.PeerListen))
+	if err != nil {
+		return err
+	}
+	peerAddr, err := cluster.PeerAdvertise(ln.Addr(), cc.PeerAdvertise, cc.Listen, cc.Advertise)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	var warmup time.Duration
+	if cc.TieredFill {
+		warmup = time.Duration(cc.Warmup) // only tiered fill asks peers
+	}
+	n.cluster, err = cluster.Start(cluster.Config{
+		Node:               n.name,
+		Listen:             cc.Listen,
+		Advertise:          cc.Advertise,
+		PeerAddr:           peerAddr,
+		Join:               cc.Join,
+		Keys:               keys,
+		Weight:             cc.Weight,
+		Version:            version.Get().Version,
+		PeerConnectTimeout: time.Duration(cc.PeerConnectTimeout),
+		PeerTimeout:        time.Duration(cc.PeerTimeout),
+		Warmup:             warmup,
+		Logger:             n.log,
+		WrapTransport:      n.hooks.WrapTransport,
+		Timing:             n.hooks.Timing,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	n.peerLn = ln
+	return nil
+}
+
+// ownerRouter adapts the cluster to the edge's view of it.
+type ownerRouter struct{ c *cluster.Cluster }
+
+func (o ownerRouter) Owner(key string) edge.Peer {
+	if p := o.c.Owner(key); p != nil {
+		return p
+	}
+	return nil
+}
+
+func (o ownerRouter) Warm(key string) edge.Peer {
+	if p := o.c.WarmPeer(key); p != nil {
+		return p
+	}
+	return nil
+}
+
+// clusterInfo returns the /cluster document (status.Cluster).
+func (n *Node) clusterInfo(key string) (any, error) {
+	doc := status.Cluster{Info: n.cluster.Info()}
+	if key != "" {
+		ck, err := n.sites.PrimaryKey(key)
+		if err != nil {
+			return nil, err
+		}
+		doc.Key = &status.KeyOwner{URL: key, CacheKey: ck, Owner: n.cluster.OwnerName(ck)}
+	}
+	return doc, nil
+}
+
+// Cluster returns the node's cluster membership, or nil when it runs
+// alone.
+func (n *Node) Cluster() *cluster.Cluster { return n.cluster }

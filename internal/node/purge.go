@@ -1,0 +1,59 @@
+package node
+
+import (
+	"time"
+
+	"github.com/weir-cdn/weir/internal/admin"
+	"github.com/weir-cdn/weir/internal/cluster"
+	"github.com/weir-cdn/weir/internal/purge"
+)
+
+// startPurge opens the API's tokens and audit log and creates the purge
+// service.
+func (n *Node) startPurge() error {
+	var err error
+	if n.auth, err = admin.NewAuthenticator(n.cfg.AdminTokensFile); err != nil {
+		return err
+	}
+	if n.audit, err = admin.OpenAudit(n.cfg.AuditLog, n.log); err != nil {
+		return err
+	}
+	pc := n.cfg.Purge
+	var limiter *admin.RateLimiter
+	if pc.RateLimit > 0 {
+		limiter = admin.NewRateLimiter(pc.RateLimit, pc.RateBurst, 10000)
+	}
+	opt := purge.Options{
+		Node: n.name, Store: n.store, Keys: n.sites, Auth: n.auth, Audit: n.audit, Limiter: limiter,
+		MaxLag: time.Duration(pc.MaxPurgeLag), SyncInterval: time.Duration(pc.SyncInterval),
+		Retention: time.Duration(pc.Retention), MaxLogEntries: pc.MaxLogEntries,
+		ConnectTimeout: time.Duration(n.cfg.Cluster.PeerConnectTimeout), Timeout: time.Duration(n.cfg.Cluster.PeerTimeout),
+		Logger: n.log,
+	}
+	if n.cluster != nil {
+		opt.Members = purgeMembers{n.cluster}
+		opt.Keyring = n.keys
+	}
+	if n.hooks.Purge != nil {
+		n.hooks.Purge(&opt)
+	}
+	n.purge, err = purge.New(opt)
+	return err
+}
+
+// purgeMembers adapts the cluster to the purge service's view of it.
+type purgeMembers struct{ c *cluster.Cluster }
+
+func (m purgeMembers) Peers() []purge.Member {
+	addrs := m.c.PeerAddrs()
+	out := make([]purge.Member, len(addrs))
+	for i, a := range addrs {
+		out[i] = purge.Member{Name: a.Name, Addr: a.Peer}
+	}
+	return out
+}
+
+func (m purgeMembers) Dead(d time.Duration) int { return m.c.DeadSince(d) }
+
+// Purges returns the node's purge service.
+func (n *Node) Purges() *purge.Service { return n.purge }

@@ -1,0 +1,52 @@
+package node
+
+import (
+	"errors"
+	"os"
+	"time"
+
+	"github.com/weir-cdn/weir/internal/status"
+	"github.com/weir-cdn/weir/internal/version"
+)
+
+func (n *Node) ready() error {
+	if n.draining.Load() {
+		return errors.New("draining for shutdown")
+	}
+	if n.cluster != nil && !n.cluster.Joined() {
+		if err := n.cluster.NameTaken(); err != nil {
+			return err
+		}
+		return errors.New("not joined to the cluster yet: no seed in cluster.join (--join) has answered")
+	}
+	return nil
+}
+
+// status returns the /status document (status.Node).
+func (n *Node) status() any {
+	host, _ := os.Hostname()
+	st := status.Node{
+		Node:     n.name,
+		Host:     host,
+		Version:  version.Get(),
+		Uptime:   time.Since(n.started).Round(time.Second).String(),
+		Started:  n.started,
+		Edge:     n.EdgeAddr(),
+		Draining: n.draining.Load(),
+		Cache:    n.store.Stats(),
+		Requests: n.edge.Stats(),
+		Purge:    n.purge.Stats(),
+	}
+	for _, c := range n.sites.Load().Origins() {
+		st.Origins = append(st.Origins, c.State())
+	}
+	if n.limiter != nil {
+		ls := n.limiter.State()
+		st.Overload = &ls
+	}
+	if n.cluster != nil {
+		info := n.cluster.Info()
+		st.Cluster = &info
+	}
+	return st
+}
