@@ -98,7 +98,8 @@ type Config struct {
 	// Version is this node's build version, shown to other nodes.
 	Version string
 	// PeerConnectTimeout and PeerTimeout bound connecting to a peer and
-	// waiting for its response header. Zero means 1s and 5s.
+	// waiting for its response header. Zero means config.DefaultPeerConnectTimeout
+	// and config.DefaultPeerTimeout.
 	PeerConnectTimeout, PeerTimeout time.Duration
 	// Timing tunes failure detection; the zero value is DefaultTiming.
 	Timing Timing

@@ -10,6 +10,7 @@ import (
 
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 
+	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/origin"
 	"github.com/weir-cdn/weir/internal/sign"
 )
@@ -66,10 +67,10 @@ func (c *Cluster) newPeer(name, addr string, proto int) *Peer {
 	p := &Peer{name: name, addr: addr, proto: proto, c: c}
 	connect, header := c.cfg.PeerConnectTimeout, c.cfg.PeerTimeout
 	if connect <= 0 {
-		connect = time.Second
+		connect = time.Duration(config.DefaultPeerConnectTimeout)
 	}
 	if header <= 0 {
-		header = 5 * time.Second
+		header = time.Duration(config.DefaultPeerTimeout)
 	}
 	// The address comes from gossip, which is authenticated when the
 	// cluster has keys; origin.New only accepts host:port URLs.

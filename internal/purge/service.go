@@ -126,7 +126,8 @@ type Options struct {
 	// Outbox bounds the batches queued for each peer; 0 means 1024.
 	Outbox int
 	// ConnectTimeout and Timeout bound connecting to a peer and a whole
-	// exchange with it; 0 means 1s and 5s.
+	// exchange with it; 0 means config.DefaultPeerConnectTimeout and
+	// config.DefaultPeerTimeout.
 	ConnectTimeout, Timeout time.Duration
 	// Logger receives errors; nil means slog.Default().
 	Logger *slog.Logger
@@ -206,10 +207,10 @@ func New(opt Options) (*Service, error) {
 		opt.Outbox = DefaultOutbox
 	}
 	if opt.ConnectTimeout <= 0 {
-		opt.ConnectTimeout = time.Second
+		opt.ConnectTimeout = time.Duration(config.DefaultPeerConnectTimeout)
 	}
 	if opt.Timeout <= 0 {
-		opt.Timeout = 5 * time.Second
+		opt.Timeout = time.Duration(config.DefaultPeerTimeout)
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
