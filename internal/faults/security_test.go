@@ -153,9 +153,14 @@ func TestAttacks(t *testing.T) {
 			conns = append(conns, c)
 			return c
 		}
+		before := r.node.EdgeStats().Requests
 		for i := range 256 {
 			fmt.Fprintf(dial(), "GET /held HTTP/1.1\r\nHost: a\r\nX-N: %d\r\n\r\n", i)
 		}
+		// Every one busy: a connection whose request has not been read yet
+		// is idle, and the next one would close it to make room rather than
+		// be refused.
+		testkit.Eventually(t, "all 256 held requests to be read by the edge", func() bool { return r.node.EdgeStats().Requests-before >= 256 })
 		testkit.Eventually(t, "the held request at the origin", func() bool { return r.origin.Requests("/held") > 0 })
 		for range 8 {
 			c := dial()
