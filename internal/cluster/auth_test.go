@@ -11,13 +11,13 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/weir-cdn/weir/internal/cluster"
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 // signedAt is when test requests are signed: 2026-11-22 10:00:00 UTC.
@@ -402,22 +402,8 @@ func TestAuthHeaderLengthLimit(t *testing.T) {
 	}
 }
 
-// raceEnabled reports whether the test binary was built with -race.
-func raceEnabled() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
-}
-
 func TestVerifyDoesNotAllocate(t *testing.T) {
-	if raceEnabled() {
+	if testkit.RaceEnabled() {
 		t.Skip("under the race detector, sync.Pool drops items at random")
 	}
 	kr := mustKeyring(t, testKey("k1", 1), testKey("k2", 2))

@@ -8,12 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/weir-cdn/weir/internal/sign"
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 // signedAt is when test messages are signed: 2026-11-22 10:00:00 UTC.
@@ -225,22 +225,8 @@ func TestKeyNeverPrintsItsSecret(t *testing.T) {
 	}
 }
 
-// raceEnabled reports whether the test binary was built with -race.
-func raceEnabled() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
-}
-
 func TestSignAndVerifyDoNotAllocate(t *testing.T) {
-	if raceEnabled() {
+	if testkit.RaceEnabled() {
 		t.Skip("under the race detector, sync.Pool drops items at random")
 	}
 	keys := sign.NewKeys(scheme, key("k1", 1), key("k2", 2))

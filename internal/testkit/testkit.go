@@ -5,6 +5,7 @@
 package testkit
 
 import (
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -122,4 +123,20 @@ func hasLabels(m *dto.Metric, labels map[string]string) bool {
 		}
 	}
 	return n == len(labels)
+}
+
+// RaceEnabled reports whether the test binary was built with -race, under
+// which sync.Pool drops items at random: tests that count allocations
+// skip then.
+func RaceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
 }
