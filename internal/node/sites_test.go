@@ -2,15 +2,19 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/weir-cdn/weir/internal/cachekey"
 	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 // TestApplySites: a new site configuration takes effect for the next
@@ -105,5 +109,81 @@ func TestApplySites(t *testing.T) {
 	broken.Hosts[0].Origin = "missing"
 	if _, err := n.applySites(broken); err == nil || !strings.Contains(err.Error(), "invalid configuration") {
 		t.Errorf("an invalid configuration: %v, want it refused as invalid", err)
+	}
+}
+
+// TestApplySitesUnderLoad: swapping site snapshots while requests run
+// fails none of them (each finishes on the snapshot it started with),
+// and the origin clients retired meanwhile are closed.
+func TestApplySitesUnderLoad(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, r.URL.Path)
+	}))
+	defer origin.Close()
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "other") }))
+	defer other.Close()
+	n, err := Start(testConfig(origin.URL), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown(context.Background())
+	base := "http://" + n.EdgeAddr()
+	withOther := func(i int) *config.Config {
+		c := testConfig(origin.URL)
+		c.Hosts[0].Key = cachekey.Rules{IgnoreQuery: i%2 == 0}
+		if i%3 == 0 {
+			c.Origins = append(c.Origins, config.Origin{Name: "other", URL: other.URL})
+			c.Hosts = append([]config.Host{{Match: []string{"other.example"}, Origin: "other"}}, c.Hosts...)
+		}
+		c.ApplyDefaults()
+		return c
+	}
+	stop := make(chan struct{})
+	var failures, done atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			client := &http.Client{Timeout: 5 * time.Second}
+			for i := 0; i < 5000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				path := fmt.Sprintf("/p%d?q=%d", (g*7+i)%50, i%3)
+				resp, err := client.Get(base + path)
+				if err != nil {
+					failures.Add(1)
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || !strings.HasPrefix(path, string(body)) {
+					failures.Add(1)
+				}
+				done.Add(1)
+			}
+		})
+	}
+	for i := 1; i <= 30; i++ {
+		// Requests between every two swaps, so they overlap them.
+		mark := done.Load()
+		testkit.Eventually(t, "requests to run between swaps", func() bool { return done.Load() >= mark+20 })
+		if _, err := n.applySites(withOther(i)); err != nil {
+			t.Fatalf("apply %d: %v", i, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if f := failures.Load(); f != 0 {
+		t.Errorf("%d requests failed while the sites were swapped", f)
+	}
+	// The last configuration (30) has both origins; one more without.
+	if _, err := n.applySites(withOther(31)); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.origins.Len(); got != 1 {
+		t.Errorf("registry holds %d clients, want 1: retired clients were not released", got)
 	}
 }
