@@ -99,6 +99,15 @@ type Config struct {
 	// writes the records to the process log instead. Flag: --audit-log.
 	AuditLog string `yaml:"audit_log"`
 
+	// AdminTLS serves the admin API over TLS, optionally requiring client
+	// certificates (mTLS). Its zero value serves it over plain HTTP.
+	AdminTLS ListenerTLS `yaml:"admin_tls"`
+
+	// TLS is the TLS edge listener: HTTPS and HTTP/2 to clients, with
+	// certificates chosen by SNI. Its zero value (no tls.listen) means
+	// none.
+	TLS TLS `yaml:"tls"`
+
 	// Cache bounds and tunes the object cache. Its zero value is
 	// documented field by field; Default fills it in.
 	Cache Cache `yaml:"cache"`
@@ -235,6 +244,22 @@ type Server struct {
 	// knows. The zero value (none) trusts no one.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 
+	// H2C serves HTTP/2 with prior knowledge (h2c, RFC 9113 §3.3) on the
+	// plaintext edge listener too, beside HTTP/1.1, for load balancers
+	// that speak it. The zero value false serves HTTP/1.1 only there.
+	H2C bool `yaml:"h2c"`
+
+	// HTTP2MaxConcurrentStreams is the most streams one HTTP/2 client
+	// connection may have open at once; more are refused. At most 1000.
+	// The zero value means 100.
+	HTTP2MaxConcurrentStreams int `yaml:"http2_max_concurrent_streams"`
+
+	// HTTP2MaxResets is how many of its streams an HTTP/2 client may
+	// cancel within 10s (when they are also most of its streams) before
+	// its connection is closed: the rapid-reset attack. The zero value
+	// means 200; a negative value turns the check off.
+	HTTP2MaxResets int `yaml:"http2_max_resets"`
+
 	// Procs is how many CPUs execute Weir's code at once (GOMAXPROCS). The
 	// zero value means every CPU the process may use. On a machine shared
 	// with other busy processes (a load generator, an origin), giving Weir
@@ -297,6 +322,13 @@ type Cluster struct {
 	// only, and must not be combined with KeyFile. The zero value false
 	// requires a KeyFile. Flag: --insecure-cluster.
 	Insecure bool `yaml:"insecure"`
+
+	// PeerTLS serves the peer listener over TLS with mutual
+	// authentication: every member presents a certificate from Cert/Key
+	// and accepts only peers whose certificates CA signed. Its zero value
+	// speaks plain HTTP between members (still signed with the cluster
+	// key).
+	PeerTLS PeerTLS `yaml:"peer_tls"`
 
 	// Weight is this node's relative share of the keys (its rendezvous
 	// hashing weight), from 1 to 10000: a node of weight 200 owns about
@@ -510,6 +542,12 @@ type Origin struct {
 	// defaults.
 	Breaker Breaker `yaml:"breaker"`
 
+	// TLS sets how Weir connects to https servers: the CA that signs
+	// their certificates, a client certificate to present, and the name
+	// to verify. Its zero value verifies against the system's CAs, by the
+	// server's host name, presenting no certificate.
+	TLS OriginTLS `yaml:"tls"`
+
 	// Bulkhead caps the requests in flight to the origin. Its zero value
 	// means the defaults.
 	Bulkhead Bulkhead `yaml:"bulkhead"`
@@ -584,6 +622,13 @@ type Host struct {
 	// only-if-cached is always honoured.
 	HonorRequestCacheControl bool `yaml:"honor_request_cache_control"`
 
+	// HTTPSRedirect answers requests for these hosts that arrive on the
+	// plaintext edge listener with a redirect to the same URL over https
+	// (301 for GET and HEAD, 308 for other methods, which keeps them), on
+	// the TLS listener's port. It needs tls.listen. The zero value false
+	// serves both.
+	HTTPSRedirect bool `yaml:"https_redirect"`
+
 	// StoreSetCookie caches responses that carry Set-Cookie (the header
 	// itself is never stored or replayed). The zero value false leaves
 	// such responses uncached, since they are usually personal.
@@ -645,6 +690,9 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Server.BodyReadTimeout, DefaultBodyReadTimeout)
 	setDefault(&c.Server.MaxConnections, DefaultMaxConnections)
 	setDefault(&c.Server.MaxConnectionsPerClient, DefaultMaxConnectionsPerClient)
+	setDefault(&c.Server.HTTP2MaxConcurrentStreams, DefaultHTTP2Streams)
+	setDefault(&c.Server.HTTP2MaxResets, DefaultHTTP2Resets)
+	c.TLS.applyDefaults()
 	c.Overload.applyDefaults()
 
 	setDefault(&c.Cluster.Weight, DefaultClusterWeight)

@@ -81,6 +81,8 @@ var restartWhy = map[string]string{
 	"admin_listen":      "the admin listener is bound at start",
 	"admin_tokens_file": "the tokens file's path is opened at start (SIGHUP re-reads the file itself)",
 	"audit_log":         "the audit log's path is opened at start (SIGHUP reopens the file itself)",
+	"admin_tls":         "the admin listener is bound at start",
+	"tls":               "the TLS listener is bound at start (SIGHUP, and a change to the files, reload its certificates)",
 	"cache":             "the store is sized at start",
 	"server":            "the listeners' limits and timeouts are set at start",
 	"cluster":           "cluster membership is joined at start (SIGHUP re-reads the key file itself)",

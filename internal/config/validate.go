@@ -73,7 +73,10 @@ func (c *Config) Validate() error {
 	}
 	v.cache(e.Cache)
 	v.server(e.Server)
+	v.tls(e.TLS, e.Listen, e.AdminListen, e.Hosts)
+	v.listenerTLS("admin_tls", e.AdminTLS)
 	v.cluster(e.Cluster, e.Listen, e.AdminListen)
+	v.peerTLS(e.Cluster.PeerTLS)
 	v.purge(e.Purge)
 	v.telemetry(e.Telemetry)
 	v.overload(e.Overload)
@@ -162,6 +165,9 @@ func (v *validator) server(s Server) {
 	}
 	if _, err := forwarded.ParseTrust(s.TrustedProxies); err != nil {
 		v.add("server.trusted_proxies", "%v", err)
+	}
+	if s.HTTP2MaxConcurrentStreams < 1 || s.HTTP2MaxConcurrentStreams > MaxHTTP2Streams {
+		v.add("server.http2_max_concurrent_streams", "%d is not between 1 and %d", s.HTTP2MaxConcurrentStreams, MaxHTTP2Streams)
 	}
 	if s.Procs < 0 || s.Procs > MaxProcs {
 		v.add("server.procs", "%d is not between 0 (every CPU) and %d", s.Procs, MaxProcs)
@@ -444,6 +450,7 @@ func (v *validator) origins(origins []Origin) []string {
 				v.add(p+".host_header", "%q is not a valid Host header: write a host name or IP address with an optional port, such as \"www.example.com\"", o.HostHeader)
 			}
 		}
+		v.originTLS(p+".tls", o.TLS)
 		v.nonNegative(p+".connect_timeout", o.ConnectTimeout)
 		v.nonNegative(p+".tls_handshake_timeout", o.TLSHandshakeTimeout)
 		v.nonNegative(p+".response_header_timeout", o.ResponseHeaderTimeout)

@@ -25,7 +25,11 @@ const (
 	stateActive int32 = iota
 	stateIdle         // waiting for the first byte of a request
 	stateClosed       // closed by Shutdown or to make room
-	stateHeader       // reading a request's header section
+	stateHeader       // reading a request's header section, or the TLS handshake
+	// stateHandedIdle is a connection handed to NextProto with no request
+	// in flight: a full server may close it to make room, but Shutdown
+	// leaves it to the protocol's own graceful end (HTTP/2's GOAWAY).
+	stateHandedIdle
 )
 
 // maxHeaderLines bounds the field lines of one request.
@@ -109,6 +113,15 @@ func (c *conn) serve() {
 		c.srv.forget(c)
 	}()
 	s := c.srv
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		if !c.handshake(tc) {
+			return
+		}
+		if serve := s.NextProto[tc.ConnectionState().NegotiatedProtocol]; serve != nil {
+			c.handOff(serve, c.nc)
+			return
+		}
+	}
 	for {
 		if !c.waitForRequest() {
 			return
@@ -122,6 +135,10 @@ func (c *conn) serve() {
 		}
 		if c.state.Load() == stateHeader && !c.state.CompareAndSwap(stateHeader, stateActive) {
 			return // closed to make room while its header trickled in
+		}
+		if serve := s.NextProto["h2c"]; serve != nil && string(c.block) == h2Preface {
+			c.handOff(serve, c.replay())
+			return
 		}
 		for k := range c.reqHdr {
 			delete(c.reqHdr, k)
@@ -383,6 +400,81 @@ func (c *conn) prepareRequest() {
 }
 
 var chunkedEncoding = []string{"chunked"}
+
+// handshake completes a TLS connection's handshake within
+// HandshakeTimeout. Meanwhile a full server may close the connection to
+// make room, as one still sending its request header.
+func (c *conn) handshake(tc *tls.Conn) bool {
+	s := c.srv
+	now := time.Now()
+	c.since.Store(now.UnixNano())
+	if !c.state.CompareAndSwap(stateActive, stateHeader) {
+		return false
+	}
+	tc.SetDeadline(now.Add(s.HandshakeTimeout))
+	if err := tc.HandshakeContext(c.ctx.Context); err != nil {
+		s.handshakeErrors.Add(1)
+		return false
+	}
+	if !c.state.CompareAndSwap(stateHeader, stateActive) {
+		return false // closed to make room
+	}
+	tc.SetDeadline(time.Time{})
+	cs := tc.ConnectionState()
+	c.tlsState = &cs
+	if s.OnHandshake != nil {
+		s.OnHandshake(&cs)
+	}
+	return true
+}
+
+// h2Preface is the start of HTTP/2's connection preface as readHead
+// reads it: a request line, then an empty line. "SM\r\n\r\n" follows.
+const h2Preface = "PRI * HTTP/2.0\r\n"
+
+// replay returns the connection to hand to h2c: its reads start with the
+// preface's request line and empty line readHead consumed, then what the
+// read buffer holds, then the connection's own.
+func (c *conn) replay() net.Conn {
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	pre := make([]byte, 0, len(h2Preface)+2+len(buffered))
+	pre = append(append(append(pre, h2Preface...), "\r\n"...), buffered...)
+	return &replayConn{Conn: c.nc, pre: pre}
+}
+
+// replayConn is a connection whose first reads return pre.
+type replayConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (r *replayConn) Read(p []byte) (int, error) {
+	if len(r.pre) > 0 {
+		n := copy(p, r.pre)
+		r.pre = r.pre[n:]
+		return n, nil
+	}
+	return r.Conn.Read(p)
+}
+
+// handOff serves the connection with another protocol's server until it
+// ends. The connection stays counted as open; serve says when it is idle.
+func (c *conn) handOff(serve func(net.Conn, func(bool)), nc net.Conn) {
+	c.setReadDeadline(time.Time{})
+	nc.SetWriteDeadline(time.Time{})
+	serve(nc, c.handedIdle)
+}
+
+// handedIdle moves a handed-off connection between active (a request in
+// flight) and idle.
+func (c *conn) handedIdle(idle bool) {
+	if idle {
+		c.since.Store(time.Now().UnixNano())
+		c.state.CompareAndSwap(stateActive, stateHandedIdle)
+		return
+	}
+	c.state.CompareAndSwap(stateHandedIdle, stateActive)
+}
 
 // connectionState returns the state of a TLS connection, for the
 // request's TLS field, or nil on a plaintext one. The handshake is done

@@ -75,6 +75,7 @@ package h1
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -131,6 +132,28 @@ type Server struct {
 	// Logger receives accept errors and handler panics; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// HandshakeTimeout bounds a TLS connection's handshake, which the
+	// server completes before reading a request; the handshakes that fail
+	// or run out of time count in Stats().HandshakeErrors. Zero means
+	// ReadHeaderTimeout.
+	HandshakeTimeout time.Duration
+	// OnHandshake, when set, is called with the state of each completed
+	// TLS handshake (to count full and resumed handshakes).
+	OnHandshake func(*tls.ConnectionState)
+	// NextProto serves the connections whose client chose a protocol
+	// other than HTTP/1.1: by ALPN on a TLS connection, keyed by the
+	// protocol's ALPN name ("h2"), or, keyed "h2c", by opening a plaintext
+	// connection with HTTP/2's connection preface (prior knowledge, RFC
+	// 9113 §3.3). The function serves nc until the connection ends; nc's
+	// deadlines are cleared. The connection stays counted for MaxConns and
+	// MaxConnsPerClient meanwhile, and is closed when the function
+	// returns. The function calls idle(true) when the connection has no
+	// request in flight, so that a full server may close it to make room,
+	// and idle(false) when it has again; Shutdown and Close do not wait
+	// for such a connection to be idle but leave ending it to the
+	// protocol's own server, and close it only with the rest when their
+	// time is up.
+	NextProto map[string]func(nc net.Conn, idle func(bool))
 
 	initOnce sync.Once
 	ctx      context.Context // parent of every connection's context
@@ -153,6 +176,7 @@ type Server struct {
 	open, refusingN         atomic.Int64
 	refused, headerTimeouts atomic.Int64
 	clientRefused, evicted  atomic.Int64
+	handshakeErrors         atomic.Int64
 }
 
 // ServerStats are a Server's connection counters, as listen counts them:
@@ -170,11 +194,12 @@ var _ listen.Server = (*Server)(nil)
 // Stats returns the server's connection counters.
 func (s *Server) Stats() ServerStats {
 	return ServerStats{
-		Open:           s.open.Load(),
-		Refused:        s.refused.Load(),
-		HeaderTimeouts: s.headerTimeouts.Load(),
-		ClientRefused:  s.clientRefused.Load(),
-		Evicted:        s.evicted.Load(),
+		Open:            s.open.Load(),
+		Refused:         s.refused.Load(),
+		HeaderTimeouts:  s.headerTimeouts.Load(),
+		ClientRefused:   s.clientRefused.Load(),
+		Evicted:         s.evicted.Load(),
+		HandshakeErrors: s.handshakeErrors.Load(),
 	}
 }
 
@@ -211,6 +236,9 @@ func (s *Server) init() {
 		}
 		if s.Logger == nil {
 			s.Logger = slog.Default()
+		}
+		if s.HandshakeTimeout <= 0 {
+			s.HandshakeTimeout = s.ReadHeaderTimeout
 		}
 	})
 }
@@ -352,7 +380,7 @@ func (s *Server) makeRoom() bool {
 			break
 		}
 		switch c.state.Load() {
-		case stateIdle:
+		case stateIdle, stateHandedIdle:
 			if idle == nil || c.since.Load() < idle.since.Load() {
 				idle = c
 			}
@@ -362,7 +390,7 @@ func (s *Server) makeRoom() bool {
 			}
 		}
 	}
-	return s.evict(idle, stateIdle) || s.evict(slow, stateHeader)
+	return idle != nil && s.evict(idle, idle.state.Load()) || s.evict(slow, stateHeader)
 }
 
 // makeRoomForLocked closes the oldest idle connection among a client's,
@@ -370,11 +398,11 @@ func (s *Server) makeRoom() bool {
 func (s *Server) makeRoomForLocked(mine map[*conn]struct{}) bool {
 	var idle *conn
 	for c := range mine {
-		if c.state.Load() == stateIdle && (idle == nil || c.since.Load() < idle.since.Load()) {
+		if st := c.state.Load(); (st == stateIdle || st == stateHandedIdle) && (idle == nil || c.since.Load() < idle.since.Load()) {
 			idle = c
 		}
 	}
-	if !s.evict(idle, stateIdle) {
+	if idle == nil || !s.evict(idle, idle.state.Load()) {
 		return false
 	}
 	// The new connection takes its place now: the closed one's goroutine
@@ -384,9 +412,9 @@ func (s *Server) makeRoomForLocked(mine map[*conn]struct{}) bool {
 	return true
 }
 
-// evict closes c if it is still in state from.
+// evict closes c if it is still in state from, an idle or header state.
 func (s *Server) evict(c *conn, from int32) bool {
-	if c == nil || !c.state.CompareAndSwap(from, stateClosed) {
+	if c == nil || from != stateIdle && from != stateHandedIdle && from != stateHeader || !c.state.CompareAndSwap(from, stateClosed) {
 		return false
 	}
 	c.nc.Close()

@@ -53,6 +53,9 @@ type Stats struct {
 	// Evicted counts the idle and slow-header connections closed to make
 	// room for new ones.
 	Evicted int64
+	// HandshakeErrors counts the TLS handshakes that failed or did not
+	// finish in time.
+	HandshakeErrors int64
 }
 
 // Spec describes one listener.

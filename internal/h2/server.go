@@ -1,0 +1,299 @@
+// Package h2 serves HTTP/2 on the edge listener, beside HTTP/1.1: the
+// h1 server accepts every connection, enforces the connection limits and
+// completes TLS handshakes, and hands the connections whose client chose
+// h2 through ALPN (or, optionally, opened a plaintext connection with
+// HTTP/2's preface: h2c with prior knowledge) to golang.org/x/net/http2's
+// server. Both serve the same handler, so caching, coalescing, purge,
+// telemetry and shedding behave the same on either protocol.
+//
+// Against the known HTTP/2 attack classes:
+//
+//   - Rapid reset (CVE-2023-44487): x/net/http2 runs at most
+//     MaxConcurrentStreams handlers per connection and closes a
+//     connection that queues four times more; on top, a connection whose
+//     client cancelled more than MaxResets of its streams, and most of
+//     them, within a ResetWindow is closed, counted as rapid_reset.
+//   - CONTINUATION floods (CVE-2023-45288): a header block is bounded by
+//     MaxHeaderBytes however it is split; past it the connection ends.
+//   - SETTINGS, PING and other control-frame floods from a client that
+//     does not read the answers: the connection ends once 10000 control
+//     frames are queued.
+//   - Stream count and header size: MaxConcurrentStreams streams per
+//     connection (more are refused), MaxHeaderBytes of header list (more
+//     is answered 431).
+//   - Slow readers: a stream whose client stops taking data for
+//     WriteTimeout is reset, and a connection that takes nothing for
+//     WriteTimeout is closed; request bodies likewise for
+//     BodyReadTimeout.
+package h2
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/weir-cdn/weir/internal/h1"
+	"github.com/weir-cdn/weir/internal/listen"
+)
+
+// Defaults of the HTTP/2 limits.
+const (
+	DefaultMaxConcurrentStreams = 100
+	DefaultMaxResets            = 200
+	DefaultResetWindow          = 10 * time.Second
+	// Flow-control windows: 1 MiB per stream and 4 MiB per connection
+	// let a request body arrive at speed; a response is bounded by the
+	// client's own windows.
+	defaultStreamWindow = 1 << 20
+	defaultConnWindow   = 4 << 20
+)
+
+// Server serves HTTP/1.1 and HTTP/2 on one listener. Set its fields
+// before Serve; they must not change afterwards.
+type Server struct {
+	// H1 is the listener's server: it accepts connections, enforces
+	// MaxConns and MaxConnsPerClient over both protocols, does TLS
+	// handshakes and serves HTTP/1.1. Its timeouts and MaxHeaderBytes
+	// apply to HTTP/2 as well. Serve sets its NextProto; required, with
+	// its Handler.
+	H1 *h1.Server
+	// H2C serves HTTP/2 with prior knowledge on plaintext connections
+	// too (for load balancers that speak it).
+	H2C bool
+	// MaxConcurrentStreams is the most streams a client may have open on
+	// one connection. Zero means DefaultMaxConcurrentStreams.
+	MaxConcurrentStreams uint32
+	// MaxResets is how many streams a client may cancel within
+	// ResetWindow before its connection is closed, when cancelled streams
+	// are also most of its streams. Zero means DefaultMaxResets; negative
+	// turns the check off.
+	MaxResets int
+	// ResetWindow is the window of MaxResets. Zero means
+	// DefaultResetWindow.
+	ResetWindow time.Duration
+
+	h2s     *http2.Server
+	base    *http.Server
+	conns   sync.Map // net.Conn -> *connState
+	open    atomic.Int64
+	streams atomic.Int64
+	resets  atomic.Int64
+	closed  closedCounts
+	errs    sync.Map // error type -> *atomic.Int64
+	init    sync.Once
+	handler http.Handler
+}
+
+// The server is one listener of a node.
+var _ listen.Server = (*Server)(nil)
+
+func (s *Server) setup() {
+	s.init.Do(func() {
+		h := s.H1
+		if s.MaxConcurrentStreams == 0 {
+			s.MaxConcurrentStreams = DefaultMaxConcurrentStreams
+		}
+		if s.MaxResets == 0 {
+			s.MaxResets = DefaultMaxResets
+		}
+		if s.ResetWindow <= 0 {
+			s.ResetWindow = DefaultResetWindow
+		}
+		timeouts := h1Timeouts(h)
+		s.base = &http.Server{
+			Handler:        h.Handler,
+			IdleTimeout:    timeouts.idle,
+			MaxHeaderBytes: timeouts.maxHeader,
+			// Per stream, armed by the library as each stream starts and
+			// pushed back by the writer as data goes out (writer.Write):
+			// a stream that takes nothing for WriteTimeout is reset.
+			WriteTimeout: timeouts.write,
+			ErrorLog:     nil,
+			ConnState:    s.connState,
+			HTTP2: &http.HTTP2Config{
+				MaxConcurrentStreams:          int(s.MaxConcurrentStreams),
+				MaxReceiveBufferPerStream:     defaultStreamWindow,
+				MaxReceiveBufferPerConnection: defaultConnWindow,
+				WriteByteTimeout:              timeouts.write,
+				SendPingTimeout:               0,
+				CountError:                    s.countError,
+			},
+		}
+		s.h2s = &http2.Server{}
+		if err := http2.ConfigureServer(s.base, s.h2s); err != nil {
+			panic("h2: " + err.Error()) // only for a TLS config with bad suites, which base has none of
+		}
+		s.handler = &streamHandler{srv: s, next: h.Handler, writeTimeout: timeouts.write, readTimeout: timeouts.bodyRead}
+		protos := map[string]func(net.Conn, func(bool)){"h2": s.serveConn}
+		if s.H2C {
+			protos["h2c"] = s.serveConn
+		}
+		h.NextProto = protos
+	})
+}
+
+type timeouts struct {
+	idle, write, bodyRead time.Duration
+	maxHeader             int
+}
+
+// h1Timeouts returns the h1 server's limits as it defaults them.
+func h1Timeouts(h *h1.Server) timeouts {
+	t := timeouts{idle: h.IdleTimeout, write: h.WriteTimeout, bodyRead: h.BodyReadTimeout, maxHeader: h.MaxHeaderBytes}
+	if t.idle <= 0 {
+		t.idle = 120 * time.Second
+	}
+	if t.write <= 0 {
+		t.write = 60 * time.Second
+	}
+	if t.bodyRead <= 0 {
+		t.bodyRead = 60 * time.Second
+	}
+	if t.maxHeader <= 0 {
+		t.maxHeader = 64 << 10
+	}
+	return t
+}
+
+// connState is what the server keeps of one HTTP/2 connection.
+type connState struct {
+	nc   net.Conn
+	idle func(bool)
+	// Rapid-reset accounting, within the current window.
+	mu          sync.Mutex
+	windowStart time.Time
+	started     int
+	cancelled   int
+	closing     bool
+}
+
+type connKey struct{}
+
+// serveConn serves one HTTP/2 connection until it ends.
+func (s *Server) serveConn(nc net.Conn, idle func(bool)) {
+	cs := &connState{nc: nc, idle: idle, windowStart: time.Now()}
+	s.conns.Store(nc, cs)
+	s.open.Add(1)
+	defer func() {
+		s.conns.Delete(nc)
+		s.open.Add(-1)
+	}()
+	ctx := context.WithValue(context.Background(), connKey{}, cs)
+	s.h2s.ServeConn(nc, &http2.ServeConnOpts{Context: ctx, BaseConfig: s.base, Handler: s.handler})
+}
+
+// connState tells the h1 server when an HTTP/2 connection has no stream
+// open, so that a full server may close it to make room.
+func (s *Server) connState(nc net.Conn, state http.ConnState) {
+	v, ok := s.conns.Load(nc)
+	if !ok {
+		return
+	}
+	switch state {
+	case http.StateIdle:
+		v.(*connState).idle(true)
+	case http.StateActive:
+		v.(*connState).idle(false)
+	}
+}
+
+// streamEnded does the rapid-reset accounting of a finished stream, and
+// closes the connection when its client cancels too many.
+func (s *Server) streamEnded(cs *connState, cancelled bool) {
+	if s.MaxResets < 0 {
+		return
+	}
+	now := time.Now()
+	cs.mu.Lock()
+	if now.Sub(cs.windowStart) > s.ResetWindow {
+		cs.windowStart, cs.started, cs.cancelled = now, 0, 0
+	}
+	cs.started++
+	if cancelled {
+		cs.cancelled++
+	}
+	abuse := !cs.closing && cs.cancelled > s.MaxResets && 2*cs.cancelled > cs.started
+	if abuse {
+		cs.closing = true
+	}
+	cs.mu.Unlock()
+	if abuse {
+		s.closed.rapidReset.Add(1)
+		cs.nc.Close()
+	}
+}
+
+func (s *Server) countError(errType string) {
+	v, ok := s.errs.Load(errType)
+	if !ok {
+		v, _ = s.errs.LoadOrStore(errType, new(atomic.Int64))
+	}
+	v.(*atomic.Int64).Add(1)
+}
+
+type closedCounts struct {
+	rapidReset atomic.Int64
+}
+
+// Serve serves ln until Shutdown or Close; see h1.Server.Serve.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.H1 == nil || s.H1.Handler == nil {
+		return errors.New("h2: Server.H1 and its Handler are required")
+	}
+	s.setup()
+	return s.H1.Serve(ln)
+}
+
+// Shutdown stops accepting, sends GOAWAY on every HTTP/2 connection and
+// lets its streams finish, lets HTTP/1.1 requests finish, and returns once
+// every connection has closed, or with ctx's error when it ends first,
+// after closing the rest.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.setup()
+	// base serves no listener: its Shutdown only tells the HTTP/2
+	// connections to go away.
+	s.base.Shutdown(ctx)
+	return s.H1.Shutdown(ctx)
+}
+
+// Close closes the listener and every connection at once.
+func (s *Server) Close() error {
+	s.setup()
+	return s.H1.Close()
+}
+
+// Stats returns the listener's connection counters, over both protocols.
+func (s *Server) Stats() listen.Stats { return s.H1.Stats() }
+
+// Stats are the HTTP/2 counters.
+type Stats struct {
+	// Conns is the number of HTTP/2 connections open.
+	Conns int64
+	// Streams counts the streams served.
+	Streams int64
+	// Resets counts the streams whose client cancelled them before their
+	// response was complete.
+	Resets int64
+	// RapidResetCloses counts the connections closed for cancelling too
+	// many streams.
+	RapidResetCloses int64
+	// Errors counts the protocol errors by x/net/http2's type names
+	// ("conn_goaway", "stream_refused", "too_many_early_resets", ...).
+	Errors map[string]int64
+}
+
+// H2Stats returns the HTTP/2 counters.
+func (s *Server) H2Stats() Stats {
+	st := Stats{Conns: s.open.Load(), Streams: s.streams.Load(), Resets: s.resets.Load(), RapidResetCloses: s.closed.rapidReset.Load(), Errors: map[string]int64{}}
+	s.errs.Range(func(k, v any) bool {
+		st.Errors[k.(string)] = v.(*atomic.Int64).Load()
+		return true
+	})
+	return st
+}
