@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/weir-cdn/weir/internal/admin"
+	"github.com/weir-cdn/weir/internal/certs"
 	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/demo"
@@ -83,11 +84,20 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		defer removeTokens()
 	}
+	certFile, keyFile, removeCert, err := demoCertificate()
+	if err != nil {
+		return err
+	}
+	defer removeCert()
 	cfgs, cleanup, err := demoConfigs(*nodes, originURL, &f)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
+	for _, cfg := range cfgs {
+		cfg.TLS.Certificates = []config.TLSCertificate{{Cert: certFile, Key: keyFile}}
+		cfg.ApplyDefaults()
+	}
 	var ns []*node.Node
 	defer func() {
 		// On an early return, stop what started; Shutdown is idempotent.
@@ -119,6 +129,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	edgeURL := edgeURLs[0]
 	printGuide(stdout, edgeURLs, originURL, adminURLs, origin)
+	printTLSGuide(stdout, "https://"+ns[0].TLSAddr(), demoHost(len(ns)))
 	if token != "" {
 		printPurgeGuide(stdout, edgeURLs[0], adminURLs[0], demoHost(len(edgeURLs)), token)
 	}
@@ -204,6 +215,12 @@ func demoConfigs(nodes int, originURL string, f *serveFlags) ([]*config.Config, 
 			return nil, func() {}, usageError{fmt.Errorf("--admin-listen: %w", err)}
 		}
 		cfg.Listen, cfg.AdminListen = listen, admin
+		tlsListen, err := demoTLSListen(f, i)
+		if err != nil {
+			cleanup()
+			return nil, func() {}, err
+		}
+		cfg.TLS.Listen = tlsListen
 		cfg.SetOrigin(originURL)
 		if f.set["procs"] {
 			cfg.Server.Procs = f.procs
@@ -219,6 +236,52 @@ func demoConfigs(nodes int, originURL string, f *serveFlags) ([]*config.Config, 
 		cfgs = append(cfgs, cfg)
 	}
 	return cfgs, cleanup, nil
+}
+
+// demoTLSListen is edge i's TLS listener: --tls-listen's port + i, by
+// default 127.0.0.1:8443 + i, or port 0 when --listen's port is 0.
+func demoTLSListen(f *serveFlags, i int) (string, error) {
+	addr := f.tlsListen
+	if !f.set["tls-listen"] {
+		addr = "127.0.0.1:8443"
+		if _, port, err := net.SplitHostPort(f.listen); err == nil && port == "0" {
+			addr = "127.0.0.1:0"
+		}
+	}
+	a, err := offsetPort(addr, i)
+	if err != nil {
+		return "", usageError{fmt.Errorf("--tls-listen: %w", err)}
+	}
+	return a, nil
+}
+
+// demoCertificate makes a throwaway self-signed certificate for the
+// demo's TLS edge, in a temporary directory the returned func removes.
+func demoCertificate() (certFile, keyFile string, remove func(), err error) {
+	dir, err := os.MkdirTemp("", "weir-demo-tls-*")
+	if err != nil {
+		return "", "", func() {}, fmt.Errorf("demo certificate: %w", err)
+	}
+	remove = func() { os.RemoveAll(dir) }
+	certFile, keyFile, err = certs.WriteSelfSigned(dir, []string{"localhost", "127.0.0.1", clusterHost}, 24*time.Hour)
+	if err != nil {
+		remove()
+		return "", "", func() {}, fmt.Errorf("demo certificate: %w", err)
+	}
+	return certFile, keyFile, remove, nil
+}
+
+// printTLSGuide shows how to reach the TLS edge over HTTP/2.
+func printTLSGuide(w io.Writer, tlsURL, host string) {
+	hostHeader := ""
+	if host != "" {
+		hostHeader = "-H 'Host: " + host + "' "
+	}
+	fmt.Fprintf(w, `
+Over TLS and HTTP/2 (a throwaway self-signed certificate, hence -k):
+
+  curl --http2 -k -si %s%s/static/logo.svg
+`, hostHeader, tlsURL)
 }
 
 // offsetPort returns addr with its port increased by i, unless it is 0.

@@ -38,6 +38,7 @@ const usage = `weir: a caching HTTP edge (self-hosted CDN node)
 
 Usage:
   weir serve --origin URL [--listen ADDR] [--admin-listen ADDR] [--config FILE] [--procs N]
+             [--tls-listen ADDR --tls-cert FILE --tls-key FILE]
              [--admin-tokens-file FILE] [--audit-log FILE] [--access-log stdout|FILE|off]
              [--node NAME --cluster-listen ADDR --peer-listen ADDR [--join ADDR[,ADDR...]]
               --cluster-key-file FILE | --insecure-cluster]
@@ -110,6 +111,8 @@ type serveFlags struct {
 	insecureCluster                                bool
 
 	tokensFile, auditLog, accessLog string
+
+	tlsListen, tlsCert, tlsKey string
 }
 
 // registerCluster adds the flags that make the node a cluster member.
@@ -130,6 +133,17 @@ func (f *serveFlags) register(fs *flag.FlagSet, listen, adminListen string) {
 	fs.StringVar(&f.tokensFile, "admin-tokens-file", "", "API tokens `file`: NAME ROLE SHA256-HEX per line, re-read on SIGHUP (overrides admin_tokens_file)")
 	fs.StringVar(&f.auditLog, "audit-log", "", "append-only audit log `file` of purge calls (overrides audit_log; default: the process log)")
 	fs.StringVar(&f.accessLog, "access-log", "", "write one line per request to `stdout` (the process log) or to a file path; off for none (overrides telemetry.access_log and access_log_file)")
+	fs.StringVar(&f.tlsListen, "tls-listen", "", "TLS edge listener `address` serving HTTPS and HTTP/2, e.g. :8443 (overrides tls.listen)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate chain `file` of the TLS listener, with --tls-key; the default certificate, before tls.certificates")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` of --tls-cert (keep it mode 0600)")
+}
+
+// checkTLS reports --tls-cert without --tls-key and the other way round.
+func (f *serveFlags) checkTLS() error {
+	if f.set["tls-cert"] != f.set["tls-key"] {
+		return usageError{errors.New("--tls-cert and --tls-key go together: give the certificate file and its key file")}
+	}
+	return nil
 }
 
 // apply overrides cfg with the flags given on the command line.
@@ -164,6 +178,13 @@ func (f *serveFlags) apply(cfg *config.Config) {
 		default:
 			cfg.Telemetry.AccessLog, cfg.Telemetry.AccessLogFile = true, f.accessLog
 		}
+	}
+	if f.set["tls-listen"] {
+		cfg.TLS.Listen = f.tlsListen
+	}
+	if f.set["tls-cert"] {
+		pair := config.TLSCertificate{Cert: f.tlsCert, Key: f.tlsKey}
+		cfg.TLS.Certificates = append([]config.TLSCertificate{pair}, cfg.TLS.Certificates...)
 	}
 	cc := &cfg.Cluster
 	if f.set["cluster-listen"] {
@@ -241,6 +262,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if f.set["cluster-key-file"] && f.set["insecure-cluster"] && f.insecureCluster {
 		return usageError{errors.New("give --cluster-key-file or --insecure-cluster, not both")}
+	}
+	if err := f.checkTLS(); err != nil {
+		return err
 	}
 	if f.set["origin"] && !strings.Contains(f.origin, "://") {
 		return usageError{fmt.Errorf("--origin %q has no scheme: write --origin http://%s (or https://)", f.origin, f.origin)}

@@ -31,7 +31,8 @@ type Spec struct {
 // Store serves a list of certificate pairs by SNI and reloads them. Its
 // methods are safe for concurrent use.
 type Store struct {
-	logger *slog.Logger
+	logger   *slog.Logger
+	listener string // the metrics' listener label
 	cur    atomic.Pointer[set]
 
 	// mu serializes loads and guards entries.
@@ -351,21 +352,46 @@ func (s *Store) Status() []Status {
 
 var (
 	notAfterDesc = prometheus.NewDesc("weir_tls_certificate_not_after_seconds",
-		"When each served certificate expires, in Unix seconds; alert on it minus time() (the certificate file, and its first server name).",
-		[]string{"certificate", "name"}, nil)
+		"When each served certificate expires, in Unix seconds; alert on it minus time() (by listener, certificate file, and its first server name).",
+		[]string{"listener", "certificate", "name"}, nil)
 	staleDesc = prometheus.NewDesc("weir_tls_certificate_stale",
 		"1 when a certificate's files changed but could not be loaded, so the previous certificate is still served; /status says why.",
-		[]string{"certificate"}, nil)
+		[]string{"listener", "certificate"}, nil)
 	reloadsDesc = prometheus.NewDesc("weir_tls_certificate_reloads_total",
 		"Certificate loads after start-up (SIGHUP, or the files changed), by result: ok or error.",
-		[]string{"result"}, nil)
+		[]string{"listener", "result"}, nil)
 )
 
+// Named sets the listener label of the store's metrics ("tls", "admin",
+// "peer"), before it is collected, and returns the store.
+func (s *Store) Named(listener string) *Store {
+	s.listener = listener
+	return s
+}
+
 // Describe implements prometheus.Collector.
-func (s *Store) Describe(ch chan<- *prometheus.Desc) {
+func (s *Store) Describe(ch chan<- *prometheus.Desc) { describe(ch) }
+
+func describe(ch chan<- *prometheus.Desc) {
 	ch <- notAfterDesc
 	ch <- staleDesc
 	ch <- reloadsDesc
+}
+
+// Collector collects several stores' metrics (one registry takes one
+// collector per metric name); nil stores are skipped.
+func Collector(stores ...*Store) prometheus.Collector { return collector(stores) }
+
+type collector []*Store
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) { describe(ch) }
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c {
+		if s != nil {
+			s.Collect(ch)
+		}
+	}
 }
 
 // Collect implements prometheus.Collector.
@@ -376,14 +402,14 @@ func (s *Store) Collect(ch chan<- prometheus.Metric) {
 		if len(e.pair.Names) > 0 {
 			name = e.pair.Names[0]
 		}
-		ch <- prometheus.MustNewConstMetric(notAfterDesc, prometheus.GaugeValue, float64(e.pair.NotAfter.Unix()), e.spec.CertFile, name)
+		ch <- prometheus.MustNewConstMetric(notAfterDesc, prometheus.GaugeValue, float64(e.pair.NotAfter.Unix()), s.listener, e.spec.CertFile, name)
 		stale := 0.0
 		if e.err != nil {
 			stale = 1
 		}
-		ch <- prometheus.MustNewConstMetric(staleDesc, prometheus.GaugeValue, stale, e.spec.CertFile)
+		ch <- prometheus.MustNewConstMetric(staleDesc, prometheus.GaugeValue, stale, s.listener, e.spec.CertFile)
 	}
 	s.mu.Unlock()
-	ch <- prometheus.MustNewConstMetric(reloadsDesc, prometheus.CounterValue, float64(s.reloadsOK.Load()), "ok")
-	ch <- prometheus.MustNewConstMetric(reloadsDesc, prometheus.CounterValue, float64(s.reloadsFailed.Load()), "error")
+	ch <- prometheus.MustNewConstMetric(reloadsDesc, prometheus.CounterValue, float64(s.reloadsOK.Load()), s.listener, "ok")
+	ch <- prometheus.MustNewConstMetric(reloadsDesc, prometheus.CounterValue, float64(s.reloadsFailed.Load()), s.listener, "error")
 }

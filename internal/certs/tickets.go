@@ -66,6 +66,7 @@ func NewTickets(cfg *tls.Config, period time.Duration, now func() time.Time) *Ti
 	if period <= 0 {
 		period = DefaultTicketRotation
 	}
+	period = max(period, time.Second) // epochs count whole seconds
 	if now == nil {
 		now = time.Now
 	}
@@ -87,6 +88,14 @@ func (t *Tickets) applyLocked() {
 	if len(t.secrets) > 0 {
 		t.cfg.SetSessionTicketKeys(TicketKeys(t.secrets, t.epoch))
 	}
+}
+
+// Shared reports whether the keys derive from secrets (a cluster's), not
+// Go's own per-process keys.
+func (t *Tickets) Shared() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.secrets) > 0
 }
 
 // Epoch returns the epoch whose key encrypts new tickets.

@@ -179,6 +179,7 @@ type Handler struct {
 	trust     *forwarded.Trust
 	limiter   Limiter
 	via       string // this node's Via entry
+	via2      string // and for requests received over HTTP/2
 	viaName   string // the part of via that identifies this node
 
 	// ctx is the parent of every fill; cancel stops them on Close.
@@ -218,6 +219,7 @@ func New(sites *site.Current, opt Options) *Handler {
 		trust:     opt.Trust,
 		idHeader:  http.CanonicalHeaderKey(cmp.Or(opt.RequestIDHeader, "X-Request-Id")),
 		via:       "1.1 " + opt.Node + " (weir)",
+		via2:      "2 " + opt.Node + " (weir)",
 		viaName:   viaID(opt.Node),
 		clock:     opt.Now,
 		ctx:       ctx,

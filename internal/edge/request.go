@@ -79,7 +79,12 @@ func (h *Handler) outgoing(ctx context.Context, r *http.Request, site *site.Site
 	if t := telemetry.RequestFrom(r.Context()); t != nil {
 		t.CopyHeader(hdr) // a fill's request outlives the client's
 	}
-	appendVia(hdr, h.via)
+	// RFC 9110 §7.6.3: the protocol this node received the request in.
+	if r.ProtoMajor == 2 {
+		appendVia(hdr, h.via2)
+	} else {
+		appendVia(hdr, h.via)
+	}
 	if _, ok := hdr["User-Agent"]; !ok {
 		// An empty value keeps the transport from adding its own.
 		hdr["User-Agent"] = []string{""}

@@ -274,18 +274,18 @@ func (s *Server) Stats() listen.Stats { return s.H1.Stats() }
 // Stats are the HTTP/2 counters.
 type Stats struct {
 	// Conns is the number of HTTP/2 connections open.
-	Conns int64
+	Conns int64 `json:"connections"`
 	// Streams counts the streams served.
-	Streams int64
+	Streams int64 `json:"streams"`
 	// Resets counts the streams whose client cancelled them before their
 	// response was complete.
-	Resets int64
+	Resets int64 `json:"resets"`
 	// RapidResetCloses counts the connections closed for cancelling too
 	// many streams.
-	RapidResetCloses int64
+	RapidResetCloses int64 `json:"rapid_reset_closes"`
 	// Errors counts the protocol errors by x/net/http2's type names
 	// ("conn_goaway", "stream_refused", "too_many_early_resets", ...).
-	Errors map[string]int64
+	Errors map[string]int64 `json:"errors,omitempty"`
 }
 
 // H2Stats returns the HTTP/2 counters.

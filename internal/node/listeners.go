@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/weir-cdn/weir/internal/admin"
 	"github.com/weir-cdn/weir/internal/h1"
+	"github.com/weir-cdn/weir/internal/h2"
 	"github.com/weir-cdn/weir/internal/listen"
 	"github.com/weir-cdn/weir/internal/purge"
 	"github.com/weir-cdn/weir/internal/telemetry"
@@ -20,6 +22,7 @@ const (
 	edgeSetting  = "listen or --listen"
 	adminSetting = "admin_listen or --admin-listen"
 	peerSetting  = "cluster.peer_listen or --peer-listen"
+	tlsSetting   = "tls.listen or --tls-listen"
 )
 
 // peerSpec is the peer listener's address, which startCluster binds
@@ -28,25 +31,43 @@ func peerSpec(addr string) listen.Spec {
 	return listen.Spec{Name: "peer", Addr: addr, Setting: peerSetting}
 }
 
-// startListeners builds the listeners' servers, binds the edge and admin
-// listeners, takes over the peer listener startCluster bound, and serves
-// them all. The list's order is the drain's: the edge, then the peer
-// listener, then the admin listener, which answers /readyz (draining)
-// until the others are done.
+// startListeners builds the listeners' servers, binds the edge, TLS and
+// admin listeners, takes over the peer listener startCluster bound, and
+// serves them all. The list's order is the drain's: the edge listeners,
+// then the peer listener, then the admin listener, which answers /readyz
+// (draining) until the others are done.
 func (n *Node) startListeners() error {
 	edgeHTTP, peerHTTP := n.httpTelemetry("edge"), n.httpTelemetry("peer")
 	n.registerMetrics(edgeHTTP, peerHTTP)
-	edgeSrv := n.httpServer(edgeHTTP.Wrap(n.clients.Wrap(n.edge)))
-	edgeSrv.MaxConnsPerClient = n.cfg.Server.MaxConnectionsPerClient
-	edgeSrv.Exempt = n.trust.Trusted
+	handler := edgeHTTP.Wrap(n.clients.Wrap(n.edge))
+	plain := n.edgeServer(n.redirectToHTTPS(handler))
+	var edgeSrv listen.Server = plain
+	if n.cfg.Server.H2C {
+		n.tls.plainH2 = n.h2Server(plain)
+		n.tls.plainH2.H2C = true
+		edgeSrv = n.tls.plainH2
+	}
 	specs := []listen.Spec{{Name: "edge", Addr: n.cfg.Listen, Setting: edgeSetting, Server: edgeSrv}}
+	if n.tls.edgeCfg != nil {
+		secure := n.edgeServer(handler)
+		secure.HandshakeTimeout = time.Duration(n.cfg.TLS.HandshakeTimeout)
+		secure.OnHandshake = n.onHandshake
+		var srv listen.Server = secure
+		if slices.Contains(n.cfg.TLS.Protocols, "h2") {
+			n.tls.edgeH2 = n.h2Server(secure)
+			srv = n.tls.edgeH2
+		}
+		n.startTickets()
+		specs = append(specs, listen.Spec{Name: "tls", Addr: n.cfg.TLS.Listen, Setting: tlsSetting, TLS: n.tls.edgeCfg,
+			Protocols: n.cfg.TLS.Protocols, Server: srv})
+	}
 	if n.cluster != nil {
 		peerSrv := n.httpServer(peerHTTP.Wrap(peerMux(n.cluster.PeerHandler(n.edge), n.purge.PeerHandler())))
 		// Each member is one address with many fills in flight: no
 		// per-client cap on the peer listener.
 		peerSrv.MaxConnsPerClient = -1
 		spec := peerSpec(n.cfg.Cluster.PeerListen)
-		spec.Listener, spec.Server = n.peerLn, peerSrv
+		spec.Listener, spec.Server, spec.TLS = n.peerLn, peerSrv, n.tls.peerCfg
 		specs = append(specs, spec)
 		n.peerLn = nil // the listeners own it now, whether Open succeeds or not
 	}
@@ -54,7 +75,7 @@ func (n *Node) startListeners() error {
 	if n.cluster != nil {
 		aopt.Cluster = n.clusterInfo
 	}
-	specs = append(specs, listen.Spec{Name: "admin", Addr: n.cfg.AdminListen, Setting: adminSetting,
+	specs = append(specs, listen.Spec{Name: "admin", Addr: n.cfg.AdminListen, Setting: adminSetting, TLS: n.tls.adminCfg,
 		Server: listen.NewHTTP(admin.NewServer(admin.NewHandler(aopt)))})
 	g, err := listen.Open(specs...)
 	if err != nil {
@@ -64,6 +85,20 @@ func (n *Node) startListeners() error {
 	n.listeners, n.started = g, time.Now()
 	g.Serve()
 	return nil
+}
+
+// edgeServer returns an edge listener's HTTP/1.1 server: the limits of
+// httpServer, the per-client cap, and the trusted proxies exempt from it.
+func (n *Node) edgeServer(h http.Handler) *h1.Server {
+	srv := n.httpServer(h)
+	srv.MaxConnsPerClient = n.cfg.Server.MaxConnectionsPerClient
+	srv.Exempt = n.trust.Trusted
+	return srv
+}
+
+// h2Server serves HTTP/2 beside srv's HTTP/1.1, with its limits.
+func (n *Node) h2Server(srv *h1.Server) *h2.Server {
+	return &h2.Server{H1: srv, MaxConcurrentStreams: uint32(n.cfg.Server.HTTP2MaxConcurrentStreams), MaxResets: n.cfg.Server.HTTP2MaxResets}
 }
 
 // drainListeners drains the listeners in order within ctx, closing those

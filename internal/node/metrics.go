@@ -3,6 +3,9 @@ package node
 import (
 	"runtime/debug"
 
+	"github.com/weir-cdn/weir/internal/certs"
+	"github.com/weir-cdn/weir/internal/h2"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weir-cdn/weir/internal/telemetry"
@@ -54,7 +57,9 @@ func (n *Node) registerMetrics(edgeHTTP, peerHTTP *telemetry.HTTP) {
 			}
 			n.clients.Collect(ch) // zeros when the rate limit is off
 			n.collectListeners(ch)
+			n.collectTLS(ch)
 		}),
+		certs.Collector(n.tls.edge, n.tls.admin, n.tls.peer),
 	}
 	if n.cluster != nil {
 		cs = append(cs, peerHTTP, n.cluster.Collector())
@@ -72,7 +77,7 @@ func (n *Node) collectListeners(ch chan<- prometheus.Metric) {
 	if n.listeners == nil {
 		return // registering: the listeners are opened after the metrics
 	}
-	for _, name := range []string{"edge", "peer"} {
+	for _, name := range []string{"edge", "tls", "peer"} {
 		st, ok := n.listeners.Stats(name)
 		if !ok {
 			continue // no peer listener when standalone
@@ -82,5 +87,51 @@ func (n *Node) collectListeners(ch chan<- prometheus.Metric) {
 		ch <- telemetry.Counter(descHeaderTimeouts, float64(st.HeaderTimeouts), name)
 		ch <- telemetry.Counter(descConnsClientRefused, float64(st.ClientRefused), name)
 		ch <- telemetry.Counter(descConnsEvicted, float64(st.Evicted), name)
+		if name == "tls" || name == "peer" && n.tls.peerCfg != nil {
+			ch <- telemetry.Counter(descHandshakeErrors, float64(st.HandshakeErrors), name)
+		}
+	}
+}
+
+var (
+	descHandshakeErrors = prometheus.NewDesc("weir_listener_tls_handshake_errors_total",
+		"TLS handshakes that failed or did not finish within tls.handshake_timeout (clients that do not trust the certificate, scanners, slow clients).", []string{"listener"}, nil)
+	descHandshakes = prometheus.NewDesc("weir_tls_handshakes_total",
+		"TLS handshakes completed on the TLS edge listener, by version (1.2, 1.3) and whether the client resumed a session (resumed=true: no certificate or signature needed).", []string{"version", "resumed"}, nil)
+	descH2Conns   = prometheus.NewDesc("weir_http2_connections", "HTTP/2 client connections open, by listener (tls, or edge with server.h2c).", []string{"listener"}, nil)
+	descH2Streams = prometheus.NewDesc("weir_http2_streams_total", "HTTP/2 streams (requests) served, by listener.", []string{"listener"}, nil)
+	descH2Resets  = prometheus.NewDesc("weir_http2_stream_resets_total",
+		"HTTP/2 streams the client cancelled (RST_STREAM, or its connection gone) before their response was complete, by listener.", []string{"listener"}, nil)
+	descH2Closed = prometheus.NewDesc("weir_http2_connections_closed_total",
+		"HTTP/2 connections closed for abuse, by listener and reason: rapid_reset (a client cancelling more than server.http2_max_resets streams within 10s).", []string{"listener", "reason"}, nil)
+	descH2Errors = prometheus.NewDesc("weir_http2_protocol_errors_total",
+		"HTTP/2 protocol errors, by listener and the HTTP/2 library's error type (conn_*: the connection was closed; stream_*: one stream was reset).", []string{"listener", "type"}, nil)
+)
+
+// collectTLS reports the TLS edge listener's handshakes and the HTTP/2
+// counters.
+func (n *Node) collectTLS(ch chan<- prometheus.Metric) {
+	if n.tls.edgeCfg != nil {
+		for v, version := range []string{"1.2", "1.3"} {
+			for r, resumed := range []string{"false", "true"} {
+				ch <- telemetry.Counter(descHandshakes, float64(n.tls.handshakes[v][r].Load()), version, resumed)
+			}
+		}
+	}
+	for _, h := range []struct {
+		name string
+		srv  *h2.Server
+	}{{"tls", n.tls.edgeH2}, {"edge", n.tls.plainH2}} {
+		if h.srv == nil {
+			continue
+		}
+		st := h.srv.H2Stats()
+		ch <- telemetry.Gauge(descH2Conns, float64(st.Conns), h.name)
+		ch <- telemetry.Counter(descH2Streams, float64(st.Streams), h.name)
+		ch <- telemetry.Counter(descH2Resets, float64(st.Resets), h.name)
+		ch <- telemetry.Counter(descH2Closed, float64(st.RapidResetCloses), h.name, "rapid_reset")
+		for typ, c := range st.Errors {
+			ch <- telemetry.Counter(descH2Errors, float64(c), h.name, typ)
+		}
 	}
 }

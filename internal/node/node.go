@@ -53,8 +53,12 @@ type Node struct {
 	edge    *edge.Handler
 	started time.Time
 
-	// listeners serves the edge, peer and admin listeners (listeners.go).
+	// listeners serves the edge, TLS, peer and admin listeners
+	// (listeners.go).
 	listeners *listen.Group
+	// tls holds the TLS listeners' certificates and configurations
+	// (tls.go).
+	tls tlsParts
 
 	// sites is the site snapshot in force, which edge, purge and the admin
 	// API read; builder compiles snapshots with origin clients from
@@ -127,16 +131,18 @@ func Start(cfg *config.Config, log *slog.Logger) (*Node, error) {
 //  2. sites: the origin registry and the first site snapshot, which the
 //     edge, the purge service and /cluster?key= read;
 //  3. store;
-//  4. cluster, when configured: the key file, then the peer listener,
+//  4. certificates: every TLS listener's pairs and configuration, and
+//     the peer client's (a member calls the others with it);
+//  5. cluster, when configured: the key file, then the peer listener,
 //     bound ahead of the others because members advertise its address,
 //     then membership;
-//  5. purge: needs the store, the sites (URL to key) and the cluster
+//  6. purge: needs the store, the sites (URL to key) and the cluster
 //     (members, keys);
-//  6. overload: the trusted proxies, the origin concurrency limit and the
+//  7. overload: the trusted proxies, the origin concurrency limit and the
 //     per-client rate limit;
-//  7. edge: needs the store, the sites, purge (PURGE, the lag bound), the
+//  8. edge: needs the store, the sites, purge (PURGE, the lag bound), the
 //     cluster (tiered fill) and the limits;
-//  8. listeners: the edge and admin listeners are bound (an address in
+//  9. listeners: the edge, TLS and admin listeners are bound (an address in
 //     use fails the start before anything serves), then all serve.
 //
 // Background work (purge propagation, the origins' health checks) starts
@@ -160,6 +166,7 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (_ *Node,
 		n.startTelemetry,
 		n.startSites,
 		n.startStore,
+		n.startCerts,
 		n.startCluster,
 		n.startPurge,
 		n.startOverload,
@@ -172,7 +179,7 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (_ *Node,
 	}
 	n.purge.Start()
 	n.origins.Start()
-	log.Info("weir node started", "node", n.name, "edge", n.EdgeAddr(), "admin", n.AdminAddr(),
+	log.Info("weir node started", "node", n.name, "edge", n.EdgeAddr(), "tls", n.TLSAddr(), "admin", n.AdminAddr(),
 		"cache_max_bytes", int64(cfg.Cache.MaxSize), "version", version.Get().Version, "commit", version.Get().Commit)
 	return n, nil
 }
@@ -323,6 +330,7 @@ func (n *Node) release() {
 		n.store.Close()
 	}
 	n.origins.Close()
+	n.stopCerts()
 }
 
 // EdgeStats returns the edge's request counters.

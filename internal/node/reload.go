@@ -8,14 +8,17 @@ import (
 	"github.com/weir-cdn/weir/internal/config"
 )
 
-// Reload re-reads the API tokens file and the cluster key file, and
-// reopens the audit log (after rotation); on error the previous tokens,
-// keys, or file, stay in use.
+// Reload re-reads the API tokens file, the cluster key file and the TLS
+// certificates, and reopens the audit log (after rotation); on error the
+// previous tokens, keys, certificates, or file, stay in use.
 func (n *Node) Reload() error {
 	n.reloadMu.Lock()
 	defer n.reloadMu.Unlock()
 	var errs []error
 	if err := n.reloadKeys(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := n.reloadCerts(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := n.auth.Reload(); err != nil {
@@ -59,6 +62,9 @@ func (n *Node) reloadKeys() error {
 	}
 	n.purge.SetKeyring(keys)
 	n.keys = keys
+	if n.tls.tickets != nil {
+		n.tls.tickets.SetSecrets(ticketSecrets(keys))
+	}
 	n.log.Info("reload: cluster key file re-read", "path", path, "keys", keys)
 	return nil
 }

@@ -48,5 +48,6 @@ func (n *Node) status() any {
 		info := n.cluster.Info()
 		st.Cluster = &info
 	}
+	st.TLS = n.tlsStatus()
 	return st
 }

@@ -35,6 +35,8 @@ type Site struct {
 	// HonorRequestCacheControl lets clients' no-cache, max-age, min-fresh
 	// and max-stale request directives take effect.
 	HonorRequestCacheControl bool
+	// HTTPSRedirect answers plaintext requests with a redirect to https.
+	HTTPSRedirect bool
 	// Stats are the site's counters. They outlive the snapshot: a later
 	// snapshot's site of the same name shares them.
 	Stats *Counters
@@ -130,6 +132,7 @@ func Compile(cfg *config.Config, origins map[string]*origin.Client, prev *Snapsh
 			},
 			Origin:                   o,
 			HonorRequestCacheControl: h.HonorRequestCacheControl,
+			HTTPSRedirect:            h.HTTPSRedirect,
 			Stats:                    c,
 		})
 	}

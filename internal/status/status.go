@@ -43,6 +43,8 @@ type Node struct {
 	Purge purge.Stats `json:"purge"`
 	// Overload is the origin concurrency limit, when it is on.
 	Overload *overload.LimiterState `json:"overload,omitempty"`
+	// TLS is the TLS listeners' state, when any serves TLS.
+	TLS *TLS `json:"tls,omitempty"`
 }
 
 // Origin describes one origin in Node: its pool, with each server's
