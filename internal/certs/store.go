@@ -33,7 +33,7 @@ type Spec struct {
 type Store struct {
 	logger   *slog.Logger
 	listener string // the metrics' listener label
-	cur    atomic.Pointer[set]
+	cur      atomic.Pointer[set]
 
 	// mu serializes loads and guards entries.
 	mu      sync.Mutex

@@ -445,4 +445,3 @@ func TestCurlHTTP2(t *testing.T) {
 		}
 	}
 }
-
