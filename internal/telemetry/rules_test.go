@@ -82,10 +82,21 @@ var knownMetrics = map[string]bool{
 	"weir_overload_rate_limited_total":       true,
 	"weir_overload_clients_tracked":          true,
 
-	// Listeners (listener="edge"|"peer").
-	"weir_listener_connections":               true,
-	"weir_listener_connections_refused_total": true,
-	"weir_listener_header_timeouts_total":     true,
+	// Listeners (listener="edge"|"tls"|"peer").
+	"weir_listener_connections":                true,
+	"weir_listener_connections_refused_total":  true,
+	"weir_listener_header_timeouts_total":      true,
+	"weir_listener_tls_handshake_errors_total": true,
+
+	// TLS and HTTP/2.
+	"weir_tls_certificate_not_after_seconds": true,
+	"weir_tls_certificate_stale":             true,
+	"weir_tls_certificate_reloads_total":     true,
+	"weir_tls_handshakes_total":              true,
+	"weir_http2_connections":                 true,
+	"weir_http2_streams_total":               true,
+	"weir_http2_stream_resets_total":         true,
+	"weir_http2_connections_closed_total":    true,
 
 	// Cluster.
 	"weir_cluster_members":                     true,
@@ -300,10 +311,16 @@ func checkRunbook(t *testing.T, alert, rel string) {
 // kebab turns an alert name into its runbook's file name:
 // WeirHitRatioCollapse is weir-hit-ratio-collapse.
 func kebab(name string) string {
+	// A run of capitals is one word (TLS, HTTP2): a hyphen goes before a
+	// capital that follows a lower-case letter, or that starts a word
+	// after an acronym (the S of "TLSCertificate" ends "TLS").
+	rs := []rune(name)
 	var b strings.Builder
-	for i, r := range name {
+	for i, r := range rs {
 		if unicode.IsUpper(r) {
-			if i > 0 {
+			prevLower := i > 0 && (unicode.IsLower(rs[i-1]) || unicode.IsDigit(rs[i-1]))
+			acronymEnd := i > 0 && unicode.IsUpper(rs[i-1]) && i+1 < len(rs) && unicode.IsLower(rs[i+1])
+			if prevLower || acronymEnd {
 				b.WriteByte('-')
 			}
 			r = unicode.ToLower(r)

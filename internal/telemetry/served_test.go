@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/testkit"
+
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -25,7 +28,12 @@ func TestKnownMetricsAreServed(t *testing.T) {
 	})
 	srv := httptest.NewServer(origin)
 	defer srv.Close()
-	c := clustertest.Start(t, clustertest.Options{Nodes: 2, Origin: srv.URL})
+	ca := testkit.NewCA(t)
+	cert, key := ca.Issue(t, "edge", "edge.test")
+	c := clustertest.Start(t, clustertest.Options{Nodes: 2, Origin: srv.URL, Configure: func(_ int, cfg *config.Config) {
+		cfg.TLS.Listen = "127.0.0.1:0"
+		cfg.TLS.Certificates = []config.TLSCertificate{{Cert: cert, Key: key}}
+	}})
 	for _, p := range []string{"/a", "/b", "/c"} {
 		for i := range 2 {
 			if _, err := c.Get(i, p); err != nil {
