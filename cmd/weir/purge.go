@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/weir-cdn/weir/internal/certs"
 	"github.com/weir-cdn/weir/internal/purge"
 	"github.com/weir-cdn/weir/internal/status"
 )
@@ -26,7 +29,10 @@ func purgeCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("purge", flag.ContinueOnError)
 	var req purge.Request
 	var tags, prefixes, hosts listFlag
-	adminURL := fs.String("admin", "http://127.0.0.1:9090", "admin API base `URL` of any node")
+	adminURL := fs.String("admin", "http://127.0.0.1:9090", "admin API base `URL` of any node; https://... for one served over TLS (admin_tls)")
+	adminCA := fs.String("admin-ca", "", "PEM `file` of the CAs that sign the admin API's certificate (default: the system's)")
+	adminCert := fs.String("admin-cert", "", "PEM `file` of the client certificate to present, for an admin API that requires one (admin_tls.client_ca); needs --admin-key")
+	adminKey := fs.String("admin-key", "", "PEM `file` of the client certificate's private key")
 	tokenFile := fs.String("token-file", "", "`file` holding the API token (default: $WEIR_TOKEN)")
 	wait := fs.Bool("wait", false, "wait until every node has applied the purge, and print their acknowledgements")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this `duration` (each call, and --wait as a whole)")
@@ -39,7 +45,8 @@ func purgeCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(os.Stdout)
-			fmt.Fprintln(os.Stdout, "Usage: weir purge [flags] [URL...]")
+			fmt.Fprintln(os.Stdout, "Usage: weir purge [--admin URL [--admin-ca FILE] [--admin-cert FILE --admin-key FILE]] [flags] [URL...]")
+			fmt.Fprintln(os.Stdout, "An admin API served over TLS is --admin https://HOST:PORT; one that requires client certificates needs --admin-cert and --admin-key.")
 			fs.PrintDefaults()
 			return err
 		}
@@ -58,10 +65,16 @@ func purgeCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if callTimeout <= 0 {
 		callTimeout = -1
 	}
-	client, err := status.NewClient(*adminURL, status.ClientOptions{Token: token, Timeout: callTimeout, AddrHint: "--admin"})
+	tlsCfg, err := adminTLS(*adminURL, *adminCA, *adminCert, *adminKey)
+	if err != nil {
+		return err
+	}
+	client, err := status.NewClient(*adminURL, status.ClientOptions{Token: token, Timeout: callTimeout, TLS: tlsCfg,
+		AddrHint: "--admin", TLSHint: "--admin-ca, --admin-cert and --admin-key"})
 	if err != nil {
 		return usageError{fmt.Errorf("--admin %q: want the admin API's base URL, such as http://127.0.0.1:9090", *adminURL)}
 	}
+	defer client.CloseIdleConnections()
 	id, err := client.Purge(ctx, req)
 	if err != nil {
 		return err
@@ -98,6 +111,27 @@ func purgeCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// adminTLS returns the TLS client configuration of the admin API at
+// adminURL from the --admin-ca, --admin-cert and --admin-key files, or
+// nil when none is given (an https admin API is then verified against
+// the system's CAs).
+func adminTLS(adminURL, ca, cert, key string) (*tls.Config, error) {
+	if ca == "" && cert == "" && key == "" {
+		return nil, nil
+	}
+	if u, err := url.Parse(adminURL); err != nil || u.Scheme != "https" {
+		return nil, usageError{fmt.Errorf("--admin-ca, --admin-cert and --admin-key are for an admin API over TLS: give --admin https://HOST:PORT (got %q)", adminURL)}
+	}
+	if (cert == "") != (key == "") {
+		return nil, usageError{errors.New("--admin-cert and --admin-key go together: give the client certificate and its key")}
+	}
+	cfg, err := certs.ClientConfig(certs.ClientOptions{CA: ca, CertFile: cert, KeyFile: key})
+	if err != nil {
+		return nil, fmt.Errorf("admin API TLS: %w", err)
+	}
+	return cfg, nil
 }
 
 // readToken reads the API token from file, or from $WEIR_TOKEN. It is

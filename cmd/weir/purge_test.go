@@ -3,13 +3,17 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -204,5 +208,76 @@ func TestSIGHUPReloadsTokens(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("drain: %v", err)
+	}
+}
+
+// TestPurgeOverTLS: weir purge reaches an admin API served over TLS by a
+// private CA's certificate that requires a client certificate, given
+// --admin-ca, --admin-cert and --admin-key; without the certificate or
+// the CA it fails naming those flags, and misused flags are usage
+// errors.
+func TestPurgeOverTLS(t *testing.T) {
+	n, fetches, _, _ := purgeNode(t, "s3cret", nil)
+	ca := testkit.NewCA(t, "admin-ca")
+	// The node's admin API, behind a TLS listener that requires a client
+	// certificate of the CA.
+	backend, err := url.Parse("http://" + n.AdminAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(backend)
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	proxy.Transport = tr
+	api := httptest.NewUnstartedServer(proxy)
+	api.TLS = ca.ServerConfig(ca.Issue("admin", "127.0.0.1"), tls.RequireAndVerifyClientCert)
+	api.Config.ErrorLog = log.New(io.Discard, "", 0)
+	api.StartTLS()
+	t.Cleanup(api.Close)
+	ops := ca.Issue("ops")
+
+	page := "http://" + n.EdgeAddr() + "/page"
+	get := func() string {
+		resp, err := http.Get(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if got := get(); got != "v1" {
+		t.Fatalf("GET = %q", got)
+	}
+	t.Setenv("WEIR_TOKEN", "s3cret")
+	code, out, errOut := runCmd("purge", "--admin", api.URL, "--admin-ca", ca.CertFile, "--admin-cert", ops.CertFile, "--admin-key", ops.KeyFile, "--wait", page)
+	if code != 0 || !strings.HasPrefix(out, "purge-test.") || !strings.Contains(out, "complete in") {
+		t.Fatalf("weir purge over mutual TLS: exit %d, stdout %q, stderr %s", code, out, errOut)
+	}
+	if got := get(); got != "v2" || fetches.Load() != 2 {
+		t.Errorf("after the purge GET = %q with %d origin fetches, want v2 and 2", got, fetches.Load())
+	}
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no client certificate", []string{"--admin", api.URL, "--admin-ca", ca.CertFile}, 1, "see --admin-ca, --admin-cert and --admin-key"},
+		{"no CA", []string{"--admin", api.URL, "--admin-cert", ops.CertFile, "--admin-key", ops.KeyFile}, 1, "see --admin-ca, --admin-cert and --admin-key"},
+		{"a certificate without its key", []string{"--admin", api.URL, "--admin-ca", ca.CertFile, "--admin-cert", ops.CertFile}, 2, "--admin-cert and --admin-key go together"},
+		{"TLS files for plain HTTP", []string{"--admin", "http://" + n.AdminAddr(), "--admin-ca", ca.CertFile}, 2, "give --admin https://HOST:PORT"},
+		{"a CA file that is not there", []string{"--admin", api.URL, "--admin-ca", ca.CertFile + ".missing"}, 1, ca.CertFile + ".missing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errOut := runCmd(append(append([]string{"purge"}, tc.args...), "--tag", "x")...)
+			if code != tc.code || !strings.Contains(errOut, tc.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, errOut, tc.code, tc.want)
+			}
+		})
+	}
+	if got := get(); got != "v2" || fetches.Load() != 2 {
+		t.Errorf("a refused purge took effect: GET = %q with %d origin fetches", got, fetches.Load())
 	}
 }

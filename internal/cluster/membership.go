@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -101,6 +102,13 @@ type Config struct {
 	// waiting for its response header. Zero means config.DefaultPeerConnectTimeout
 	// and config.DefaultPeerTimeout.
 	PeerConnectTimeout, PeerTimeout time.Duration
+	// PeerTLS, when set, is the TLS client side of peer fills
+	// (cluster.peer_tls): they go to https://ADDR, verify the peer's
+	// certificate against its RootCAs, by its ServerName or else the host
+	// of the peer's address, and present its Certificates; PeerConnectTimeout
+	// bounds the handshake too. Every member's peer listener must then
+	// serve TLS. Nil sends peer fills over plain HTTP. It is not modified.
+	PeerTLS *tls.Config
 	// Timing tunes failure detection; the zero value is DefaultTiming.
 	Timing Timing
 	// Warmup is how long after this node first sees another member

@@ -72,12 +72,18 @@ func (c *Cluster) newPeer(name, addr string, proto int) *Peer {
 	if header <= 0 {
 		header = time.Duration(config.DefaultPeerTimeout)
 	}
+	scheme := "http://"
+	if c.cfg.PeerTLS != nil {
+		scheme = "https://"
+	}
 	// The address comes from gossip, which is authenticated when the
 	// cluster has keys; origin.New only accepts host:port URLs.
 	client, err := origin.New(origin.Config{
 		Name:                  "peer " + name,
-		URL:                   "http://" + addr,
+		URL:                   scheme + addr,
+		TLS:                   c.cfg.PeerTLS,
 		ConnectTimeout:        connect,
+		TLSHandshakeTimeout:   connect,
 		ResponseHeaderTimeout: header,
 		MaxIdleConns:          64,
 		MaxConns:              1024,

@@ -16,8 +16,8 @@ import (
 // resumes its session on every other: no certificate, no signature. A
 // client of an edge whose cluster key differs does a full handshake.
 func TestSessionResumptionAcrossEdges(t *testing.T) {
-	ca := testkit.NewCA(t)
-	cert, key := ca.Issue(t, "edge", "edge.test")
+	ca := testkit.NewCA(t, "ca")
+	cert, key := ca.Issue("edge", "edge.test").Files()
 	_, originURL := newOrigin(t, 0)
 	c := Start(t, Options{Nodes: 3, Origin: originURL, Configure: func(i int, cfg *config.Config) {
 		cfg.TLS.Listen = "127.0.0.1:0"
@@ -28,7 +28,7 @@ func TestSessionResumptionAcrossEdges(t *testing.T) {
 		t.Helper()
 		// A new connection, but the one session cache: a browser going
 		// from one edge to another behind DNS or anycast.
-		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), ServerName: "edge.test", ClientSessionCache: cache}, ForceAttemptHTTP2: true}
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool, ServerName: "edge.test", ClientSessionCache: cache}, ForceAttemptHTTP2: true}
 		defer tr.CloseIdleConnections()
 		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://" + c.Node(i).TLSAddr() + "/resume")
 		if err != nil {
@@ -67,7 +67,7 @@ func TestSessionResumptionAcrossEdges(t *testing.T) {
 		cfg.TLS.Listen = "127.0.0.1:0"
 		cfg.TLS.Certificates = []config.TLSCertificate{{Cert: cert, Key: key}}
 	}})
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), ServerName: "edge.test", ClientSessionCache: cache}}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool, ServerName: "edge.test", ClientSessionCache: cache}}
 	defer tr.CloseIdleConnections()
 	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://" + other.Node(0).TLSAddr() + "/resume")
 	if err != nil {

@@ -57,6 +57,7 @@ func (n *Node) startCluster() error {
 		Logger:             n.log,
 		WrapTransport:      n.hooks.WrapTransport,
 		Timing:             n.hooks.Timing,
+		PeerTLS:            n.tls.peerClientCfg,
 	})
 	if err != nil {
 		ln.Close()

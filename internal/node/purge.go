@@ -33,6 +33,7 @@ func (n *Node) startPurge() error {
 	if n.cluster != nil {
 		opt.Members = purgeMembers{n.cluster}
 		opt.Keyring = n.keys
+		opt.PeerTLS = n.tls.peerClientCfg
 	}
 	if n.hooks.Purge != nil {
 		n.hooks.Purge(&opt)

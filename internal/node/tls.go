@@ -87,6 +87,8 @@ func (n *Node) startCerts() error {
 			CipherSuites: slices.Clone(certs.DefaultCipherSuites),
 			RootCAs:      pool,
 			ServerName:   p.ServerName,
+			// Members reconnect to each other all the time: resume.
+			ClientSessionCache: tls.NewLRUClientSessionCache(256),
 			// The member's own certificate, as reloaded.
 			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 				return store.GetCertificate(&tls.ClientHelloInfo{})

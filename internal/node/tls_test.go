@@ -47,7 +47,7 @@ func tlsNode(t *testing.T, originURL string, pairs []config.TLSCertificate, conf
 // and asks for serverName; h2 chooses HTTP/2 or HTTP/1.1 through ALPN.
 func tlsClient(t *testing.T, ca *testkit.CA, serverName string, h2 bool) *http.Client {
 	t.Helper()
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), ServerName: serverName}, ForceAttemptHTTP2: h2}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool, ServerName: serverName}, ForceAttemptHTTP2: h2}
 	if !h2 {
 		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{} // HTTP/1.1 only
 		tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
@@ -71,10 +71,10 @@ func cachingOrigin(t *testing.T, body func(path string) []byte) (*httptest.Serve
 // name, then the wildcard, then the default; HTTP/2 and HTTP/1.1 through
 // ALPN on the same listener, serving the same cache as the plaintext one.
 func TestTLSListenerChoosesCertificateBySNI(t *testing.T) {
-	ca := testkit.NewCA(t)
-	exactCert, exactKey := ca.Issue(t, "exact", "a.test")
-	wildCert, wildKey := ca.Issue(t, "wild", "*.b.test")
-	defCert, defKey := ca.Issue(t, "default", "default.test")
+	ca := testkit.NewCA(t, "ca")
+	exactCert, exactKey := ca.Issue("exact", "a.test").Files()
+	wildCert, wildKey := ca.Issue("wild", "*.b.test").Files()
+	defCert, defKey := ca.Issue("default", "default.test").Files()
 	origin, hits := cachingOrigin(t, func(p string) []byte { return []byte("body of " + p) })
 	n := tlsNode(t, origin.URL, []config.TLSCertificate{
 		{Cert: exactCert, Key: exactKey},
@@ -97,7 +97,7 @@ func TestTLSListenerChoosesCertificateBySNI(t *testing.T) {
 		resp.Body.Close()
 		// The client verified the certificate against tc.want; ask for
 		// tc.sni on the wire with a raw handshake.
-		conn, err := tls.Dial("tcp", n.TLSAddr(), &tls.Config{RootCAs: ca.Pool(), ServerName: tc.sni, InsecureSkipVerify: true})
+		conn, err := tls.Dial("tcp", n.TLSAddr(), &tls.Config{RootCAs: ca.Pool, ServerName: tc.sni, InsecureSkipVerify: true})
 		if err != nil {
 			t.Fatalf("SNI %s: %v", tc.sni, err)
 		}
@@ -151,8 +151,8 @@ func TestH2StreamsLargeBodies(t *testing.T) {
 	}
 	want := sha256.Sum256(big)
 	origin, _ := cachingOrigin(t, func(string) []byte { return big })
-	ca := testkit.NewCA(t)
-	cert, key := ca.Issue(t, "edge", "edge.test")
+	ca := testkit.NewCA(t, "ca")
+	cert, key := ca.Issue("edge", "edge.test").Files()
 	n := tlsNode(t, origin.URL, []config.TLSCertificate{{Cert: cert, Key: key}}, func(c *config.Config) { c.Cache.MaxObjectSize = 64 * config.MiB })
 	c := tlsClient(t, ca, "edge.test", true)
 	for i, wantStatus := range []string{"weir; fwd=uri-miss", "weir; hit"} {
@@ -179,13 +179,13 @@ func TestH2StreamsLargeBodies(t *testing.T) {
 // handshakes while requests run on old and new connections, none fails;
 // a broken pair keeps the old certificate in force and says why.
 func TestCertificateReloadUnderLoad(t *testing.T) {
-	ca := testkit.NewCA(t)
-	cert, key := ca.Issue(t, "edge", "edge.test")
+	ca := testkit.NewCA(t, "ca")
+	cert, key := ca.Issue("edge", "edge.test").Files()
 	origin, _ := cachingOrigin(t, func(string) []byte { return []byte("ok") })
 	n := tlsNode(t, origin.URL, []config.TLSCertificate{{Cert: cert, Key: key}}, nil)
 	url := "https://" + n.TLSAddr() + "/x"
 	serial := func() string {
-		conn, err := tls.Dial("tcp", n.TLSAddr(), &tls.Config{RootCAs: ca.Pool(), ServerName: "edge.test"})
+		conn, err := tls.Dial("tcp", n.TLSAddr(), &tls.Config{RootCAs: ca.Pool, ServerName: "edge.test"})
 		if err != nil {
 			t.Errorf("handshake: %v", err)
 			return ""
@@ -224,7 +224,7 @@ func TestCertificateReloadUnderLoad(t *testing.T) {
 		})
 	}
 	testkit.Eventually(t, "requests running", func() bool { return done.Load() > 50 })
-	ca.Issue(t, "edge", "edge.test") // a new pair in place
+	ca.Issue("edge", "edge.test") // a new pair in place
 	if err := n.Reload(); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
@@ -261,14 +261,14 @@ func TestCertificateReloadUnderLoad(t *testing.T) {
 
 // TestCertificateFileChangeReloads: rewriting the files is enough.
 func TestCertificateFileChangeReloads(t *testing.T) {
-	ca := testkit.NewCA(t)
-	cert, key := ca.Issue(t, "edge", "edge.test")
+	ca := testkit.NewCA(t, "ca")
+	cert, key := ca.Issue("edge", "edge.test").Files()
 	origin, _ := cachingOrigin(t, func(string) []byte { return []byte("ok") })
 	n := tlsNode(t, origin.URL, []config.TLSCertificate{{Cert: cert, Key: key}}, func(c *config.Config) {
 		c.TLS.ReloadInterval = config.Duration(time.Second)
 	})
 	first := n.tlsStatus().Certificates[0].Fingerprint
-	ca.Issue(t, "edge", "edge.test")
+	ca.Issue("edge", "edge.test")
 	testkit.Until(t, 10*time.Second, func() string {
 		if fp := n.tlsStatus().Certificates[0].Fingerprint; fp == first {
 			return "the new certificate was not loaded"
@@ -280,8 +280,8 @@ func TestCertificateFileChangeReloads(t *testing.T) {
 // TestTLSHandshakeTimeout: a client that connects and says nothing is
 // closed after tls.handshake_timeout, and counted.
 func TestTLSHandshakeTimeout(t *testing.T) {
-	ca := testkit.NewCA(t)
-	cert, key := ca.Issue(t, "edge", "edge.test")
+	ca := testkit.NewCA(t, "ca")
+	cert, key := ca.Issue("edge", "edge.test").Files()
 	origin, _ := cachingOrigin(t, func(string) []byte { return []byte("ok") })
 	n := tlsNode(t, origin.URL, []config.TLSCertificate{{Cert: cert, Key: key}}, func(c *config.Config) {
 		c.TLS.HandshakeTimeout = config.Duration(200 * time.Millisecond)
@@ -303,20 +303,20 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 // TestAdminMTLS: with admin_tls.client_ca, the admin API answers clients
 // with a certificate the CA signed, and refuses others at the handshake.
 func TestAdminMTLS(t *testing.T) {
-	ca, other := testkit.NewCA(t), testkit.NewCA(t)
-	srvCert, srvKey := ca.Issue(t, "admin", "127.0.0.1")
-	cliCert, cliKey := ca.Issue(t, "client", "operator")
-	badCert, badKey := other.Issue(t, "intruder", "operator")
+	ca, other := testkit.NewCA(t, "ca"), testkit.NewCA(t, "other-ca")
+	srvCert, srvKey := ca.Issue("admin", "127.0.0.1").Files()
+	cliCert, cliKey := ca.Issue("client", "operator").Files()
+	badCert, badKey := other.Issue("intruder", "operator").Files()
 	origin, _ := cachingOrigin(t, func(string) []byte { return []byte("ok") })
 	cfg := testConfig(origin.URL)
-	cfg.AdminTLS = config.ListenerTLS{Cert: srvCert, Key: srvKey, ClientCA: ca.File}
+	cfg.AdminTLS = config.ListenerTLS{Cert: srvCert, Key: srvKey, ClientCA: ca.CertFile}
 	n, err := Start(cfg, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer n.Close()
 	call := func(certFile, keyFile string) (*http.Response, error) {
-		tc := &tls.Config{RootCAs: ca.Pool()}
+		tc := &tls.Config{RootCAs: ca.Pool}
 		if certFile != "" {
 			pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 			if err != nil {
@@ -352,8 +352,8 @@ func TestAdminMTLS(t *testing.T) {
 // listener from plaintext; others, TLS requests, and requests a trusted
 // proxy forwarded from https are served.
 func TestHTTPSRedirect(t *testing.T) {
-	ca := testkit.NewCA(t)
-	cert, key := ca.Issue(t, "edge", "secure.test")
+	ca := testkit.NewCA(t, "ca")
+	cert, key := ca.Issue("edge", "secure.test").Files()
 	origin, _ := cachingOrigin(t, func(string) []byte { return []byte("ok") })
 	n := tlsNode(t, origin.URL, []config.TLSCertificate{{Cert: cert, Key: key}}, func(c *config.Config) {
 		c.Hosts = []config.Host{
@@ -428,14 +428,14 @@ func TestCurlHTTP2(t *testing.T) {
 	if out, _ := exec.Command(curl, "--version").Output(); !bytes.Contains(out, []byte("HTTP2")) {
 		t.Skip("this curl has no HTTP/2")
 	}
-	ca := testkit.NewCA(t)
-	cert, key := ca.Issue(t, "edge", "localhost", "127.0.0.1")
+	ca := testkit.NewCA(t, "ca")
+	cert, key := ca.Issue("edge", "localhost", "127.0.0.1").Files()
 	origin, _ := cachingOrigin(t, func(string) []byte { return []byte("ok") })
 	n := tlsNode(t, origin.URL, []config.TLSCertificate{{Cert: cert, Key: key}}, nil)
 	url := "https://" + n.TLSAddr() + "/curl"
 	for i, want := range []string{"uri-miss", "hit"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		out, err := exec.CommandContext(ctx, curl, "--http2", "--cacert", ca.File, "-s", "-D", "-", "-o", "/dev/null", url).Output()
+		out, err := exec.CommandContext(ctx, curl, "--http2", "--cacert", ca.CertFile, "-s", "-D", "-", "-o", "/dev/null", url).Output()
 		cancel()
 		if err != nil {
 			t.Fatalf("curl: %v", err)

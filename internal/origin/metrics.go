@@ -75,6 +75,11 @@ func (e *Error) Kind() ErrorKind {
 		return KindCanceled
 	case errors.As(err, &certErr), errors.As(err, &unknownAuth), errors.As(err, &hostErr), errors.As(err, &recordErr), errors.As(err, &alert):
 		return KindTLS
+	case errors.As(err, &opErr) && (opErr.Op == "remote error" || opErr.Op == "local error"):
+		// A TLS alert, as crypto/tls reports one over TCP: the server
+		// refused the handshake (no or a wrong client certificate, an
+		// unknown CA), or this side did.
+		return KindTLS
 	case errors.As(err, &dnsErr), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
 		return KindConnect
 	case errors.As(err, &opErr) && opErr.Op == "dial":

@@ -69,6 +69,22 @@ type Config struct {
 	MaxConns int
 	// MaxResponseHeaderBytes bounds the response header. Zero means 256 KiB.
 	MaxResponseHeaderBytes int64
+	// TLS is the client side of the TLS connections to https servers:
+	// the CAs that verify them (RootCAs), a client certificate to present
+	// (Certificates), the name sent in SNI and verified (ServerName).
+	// Nil means the system's CAs, no client certificate, and each
+	// server's host as the name; so does a ServerName of "". Either way
+	// the client offers h2 and http/1.1 through ALPN (NextProtos is
+	// replaced) and no TLS version before 1.2. It is cloned, never
+	// modified. certs.ClientConfig builds it from files.
+	TLS *tls.Config
+	// TLSSource says what TLS was built from, such as its files and
+	// server name: a Registry compares it instead of TLS, so that two
+	// descriptions whose TLS was built from the same files, each a new
+	// *tls.Config, make the same client. Two descriptions with TLS set
+	// are the same only when their TLSSource is equal and not "", or
+	// their TLS is the same pointer. It is ignored without TLS.
+	TLSSource string
 	// Tracer records an origin.fetch span per attempt; nil records none.
 	Tracer *telemetry.Tracer
 	// Logger receives the pool's state changes: breakers opening and
@@ -378,11 +394,19 @@ func newTransport(cfg Config, scheme string) *http.Transport {
 	maxIdle := orDefault(cfg.MaxIdleConns, config.DefaultMaxIdleConns)
 	maxHead := orDefault(cfg.MaxResponseHeaderBytes, 256<<10)
 	tlsTimeout := orDefault(cfg.TLSHandshakeTimeout, time.Duration(config.DefaultTLSHandshakeTimeout))
+	clientTLS := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.TLS != nil {
+		clientTLS = cfg.TLS.Clone()
+		clientTLS.MinVersion = max(clientTLS.MinVersion, tls.VersionTLS12)
+		clientTLS.NextProtos = nil // the Transport's own: set by ForceAttemptHTTP2
+	}
+	dialTLS := clientTLS.Clone()
+	// What the Transport would offer itself: with ForceAttemptHTTP2, h2,
+	// then HTTP/1.1.
+	dialTLS.NextProtos = []string{"h2", "http/1.1"}
 	wd := &wireDialer{
-		dialer: dialer,
-		// What the Transport would use itself: with ForceAttemptHTTP2 it
-		// offers h2, then HTTP/1.1.
-		tls:              &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}},
+		dialer:           dialer,
+		tls:              dialTLS,
 		handshakeTimeout: tlsTimeout,
 		maxHead:          maxHead,
 	}
@@ -403,7 +427,7 @@ func newTransport(cfg Config, scheme string) *http.Transport {
 		// them; the transport must not negotiate or decode gzip itself.
 		DisableCompression: true,
 		ForceAttemptHTTP2:  scheme == "https",
-		TLSClientConfig:    &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSClientConfig:    clientTLS,
 	}
 	if scheme == "https" {
 		t.DialTLSContext = wd.dialTLS

@@ -31,9 +31,9 @@ type entry struct {
 }
 
 // Acquire returns a client for cfg: the registry's client for an origin
-// of the same name and an equal description (Tracer, Logger and Now aside),
-// or a new one, started if the registry is. Each Acquire needs one
-// Release.
+// of the same name and an equal description (Tracer, Logger and Now
+// aside, TLS compared by its TLSSource), or a new one, started if the
+// registry is. Each Acquire needs one Release.
 func (r *Registry) Acquire(cfg Config) (*Client, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -107,9 +107,19 @@ func (r *Registry) Len() int {
 }
 
 // sameOrigin reports whether two descriptions make the same client: every
-// field equal except the ones that only say where the client reports.
+// field equal except the ones that only say where the client reports,
+// and TLS by its TLSSource (see Config.TLSSource): a *tls.Config holds
+// keys and pools that cannot be compared.
 func sameOrigin(a, b Config) bool {
-	a.Tracer, a.Logger, a.Now = nil, nil, nil
-	b.Tracer, b.Logger, b.Now = nil, nil, nil
+	switch {
+	case (a.TLS == nil) != (b.TLS == nil):
+		return false
+	case a.TLS == nil:
+		a.TLSSource, b.TLSSource = "", ""
+	case a.TLS != b.TLS && (a.TLSSource == "" || a.TLSSource != b.TLSSource):
+		return false
+	}
+	a.Tracer, a.Logger, a.Now, a.TLS = nil, nil, nil, nil
+	b.Tracer, b.Logger, b.Now, b.TLS = nil, nil, nil, nil
 	return reflect.DeepEqual(a, b)
 }

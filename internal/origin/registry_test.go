@@ -1,6 +1,7 @@
 package origin
 
 import (
+	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -70,5 +71,54 @@ func TestRegistry(t *testing.T) {
 	a1.loopMu.Unlock()
 	if !closed {
 		t.Error("the last release did not close the client")
+	}
+}
+
+// TestRegistryComparesTLSBySource: descriptions whose TLS configurations
+// are different values built from the same source (TLSSource) get one
+// client; another source, TLS on one side only, or two configurations
+// without a source get their own. Without TLS the source is ignored.
+func TestRegistryComparesTLSBySource(t *testing.T) {
+	var r Registry
+	defer r.Close()
+	ca := testkit.NewCA(t, "ca")
+	base := Config{Name: "a", URL: "https://127.0.0.1:1"}
+	with := func(cfg *tls.Config, source string) Config {
+		c := base
+		c.TLS, c.TLSSource = cfg, source
+		return c
+	}
+	acquire := func(cfg Config) *Client {
+		t.Helper()
+		c, err := r.Acquire(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	plain := acquire(base)
+	if acquire(with(nil, "ignored")) != plain {
+		t.Error("a source without TLS made another client")
+	}
+	first := acquire(with(ca.ClientConfig(), "ca=/etc/weir/ca.pem"))
+	if first == plain {
+		t.Fatal("a description with TLS got the client of one without")
+	}
+	if acquire(with(ca.ClientConfig(), "ca=/etc/weir/ca.pem")) != first {
+		t.Error("a TLS configuration built again from the same source made another client")
+	}
+	if acquire(with(ca.ClientConfig(), "ca=/etc/weir/other.pem")) == first {
+		t.Error("a TLS configuration from another source got the old client")
+	}
+	same := ca.ClientConfig()
+	unnamed := acquire(with(same, ""))
+	if unnamed == first || acquire(with(same, "")) != unnamed {
+		t.Error("a configuration without a source is not compared by pointer")
+	}
+	if acquire(with(ca.ClientConfig(), "")) == unnamed {
+		t.Error("two configurations without a source got one client")
+	}
+	if r.Len() != 5 {
+		t.Errorf("%d clients held, want 5: plain, two sources, two without one", r.Len())
 	}
 }

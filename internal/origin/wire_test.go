@@ -400,20 +400,11 @@ func TestHeadLongerThanTheLimit(t *testing.T) {
 	}
 }
 
-// trustTLS makes c's https servers trust cert, with the dialer
-// newTransport installs and the test's root.
-func trustTLS(c *Client, cert *x509.Certificate) {
+// trust returns a TLS client configuration trusting cert alone.
+func trust(cert *x509.Certificate) *tls.Config {
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
-	for _, s := range c.servers {
-		d := &wireDialer{
-			dialer:           &net.Dialer{Timeout: time.Second},
-			tls:              &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}, RootCAs: pool},
-			handshakeTimeout: 5 * time.Second,
-			maxHead:          s.transport.MaxResponseHeaderBytes,
-		}
-		s.transport.DialTLSContext = d.dialTLS
-	}
+	return &tls.Config{RootCAs: pool}
 }
 
 // TestHTTPS: an https origin is spoken to over h2 when it offers it (no
@@ -436,8 +427,7 @@ func TestHTTPS(t *testing.T) {
 			srv.EnableHTTP2 = tc.h2
 			srv.StartTLS()
 			defer srv.Close()
-			c := newClient(t, noResilience(Config{Name: "o", URL: srv.URL}))
-			trustTLS(c, srv.Certificate())
+			c := newClient(t, noResilience(Config{Name: "o", URL: srv.URL, TLS: trust(srv.Certificate())}))
 			for range 3 {
 				resp, body, err := fetchRaw(c, http.MethodGet, "/")
 				if err != nil || body != tc.proto || resp.Proto != tc.proto {
@@ -458,8 +448,7 @@ func TestHTTPS(t *testing.T) {
 		srv := newRawServer(t, ln, map[string]answer{
 			"/bad": {raw: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\nok\r\n0\r\n\r\n"},
 		})
-		c := newClient(t, noResilience(Config{Name: "o", URL: "https://" + ln.Addr().String()}))
-		trustTLS(c, tlsSrv.Certificate())
+		c := newClient(t, noResilience(Config{Name: "o", URL: "https://" + ln.Addr().String(), TLS: trust(tlsSrv.Certificate())}))
 		if _, body, err := fetchRaw(c, http.MethodGet, "/ok"); err != nil || body != "ok" {
 			t.Fatalf("GET /ok: %q, %v", body, err)
 		}

@@ -180,7 +180,11 @@ func (s *Service) sendLoop(ps *peerSender) {
 func (s *Service) call(c *http.Client, peer, addr, kind string, body []byte, v any) error {
 	ctx, cancel := context.WithTimeout(s.ctx, s.opt.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+PathPrefix+kind, bytes.NewReader(body))
+	scheme := "http://"
+	if s.opt.PeerTLS != nil {
+		scheme = "https://"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, scheme+addr+PathPrefix+kind, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

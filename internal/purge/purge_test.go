@@ -50,7 +50,7 @@ type fixedMembers []Member
 func (m fixedMembers) Peers() []Member        { return m }
 func (m fixedMembers) Dead(time.Duration) int { return 0 }
 
-func newService(t testing.TB, name string, kr *cluster.Keyring, members Members) (*Service, *store.Store) {
+func newService(t testing.TB, name string, kr *cluster.Keyring, members Members, mutate ...func(*Options)) (*Service, *store.Store) {
 	t.Helper()
 	st := store.New(store.Config{MaxBytes: 1 << 20})
 	t.Cleanup(st.Close)
@@ -62,7 +62,11 @@ func newService(t testing.TB, name string, kr *cluster.Keyring, members Members)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Options{Node: name, Store: st, Keys: urlKeys{}, Members: members, Keyring: kr, Auth: auth, Audit: audit, Logger: slog.New(slog.DiscardHandler)})
+	opt := Options{Node: name, Store: st, Keys: urlKeys{}, Members: members, Keyring: kr, Auth: auth, Audit: audit, Logger: slog.New(slog.DiscardHandler)}
+	for _, m := range mutate {
+		m(&opt)
+	}
+	s, err := New(opt)
 	if err != nil {
 		t.Fatal(err)
 	}

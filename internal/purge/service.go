@@ -2,6 +2,7 @@ package purge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -129,6 +130,13 @@ type Options struct {
 	// exchange with it; 0 means config.DefaultPeerConnectTimeout and
 	// config.DefaultPeerTimeout.
 	ConnectTimeout, Timeout time.Duration
+	// PeerTLS, when set, is the TLS client side of the messages to peers
+	// (cluster.peer_tls): they go to https://ADDR, verify the peer's
+	// certificate against its RootCAs, by its ServerName or else the host
+	// of the peer's address, and present its Certificates; ConnectTimeout
+	// bounds the handshake too. Every member's peer listener must then
+	// serve TLS. Nil sends them over plain HTTP. It is not modified.
+	PeerTLS *tls.Config
 	// Logger receives errors; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -242,6 +250,12 @@ func New(opt Options) (*Service, error) {
 
 func (s *Service) newClient(c *wireCounter) *http.Client {
 	d := &net.Dialer{Timeout: s.opt.ConnectTimeout, KeepAlive: 30 * time.Second}
+	var tc *tls.Config
+	if s.opt.PeerTLS != nil {
+		tc = s.opt.PeerTLS.Clone()
+		tc.MinVersion = max(tc.MinVersion, tls.VersionTLS12)
+		tc.NextProtos = []string{"http/1.1"} // the Transport speaks HTTP/1.1 here
+	}
 	return &http.Client{
 		Transport: &http.Transport{
 			Proxy: nil,
@@ -252,6 +266,10 @@ func (s *Service) newClient(c *wireCounter) *http.Client {
 				}
 				return &countingConn{Conn: conn, c: c}, nil
 			},
+			// TLS, when set, runs over the counting connection: the bytes
+			// counted are the wire's.
+			TLSClientConfig:       tc,
+			TLSHandshakeTimeout:   s.opt.ConnectTimeout,
 			MaxIdleConnsPerHost:   4,
 			IdleConnTimeout:       90 * time.Second,
 			ResponseHeaderTimeout: s.opt.Timeout,

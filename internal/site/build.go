@@ -1,9 +1,14 @@
 package site
 
 import (
+	"crypto/sha256"
+	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"time"
 
+	"github.com/weir-cdn/weir/internal/certs"
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/origin"
 	"github.com/weir-cdn/weir/internal/telemetry"
@@ -32,7 +37,12 @@ func (b *Builder) Build(cfg *config.Config, prev *Snapshot) (*Snapshot, error) {
 		}
 	}
 	for _, oc := range cfg.Origins {
-		c, err := b.Registry.Acquire(OriginConfig(oc, b.Tracer, b.Logger))
+		ocfg, err := OriginConfig(oc, b.Tracer, b.Logger)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		c, err := b.Registry.Acquire(ocfg)
 		if err != nil {
 			release()
 			return nil, err
@@ -58,9 +68,15 @@ func (b *Builder) Release(snap *Snapshot) {
 	}
 }
 
-// OriginConfig is what the origin client of oc is built from.
-func OriginConfig(oc config.Origin, tracer *telemetry.Tracer, log *slog.Logger) origin.Config {
-	return origin.Config{
+// OriginConfig is what the origin client of oc is built from. An origin
+// with tls settings gets its TLS client configuration, read from their
+// files now, and a TLSSource that names the files and the server name
+// and digests the CA and certificate files: the registry keeps the
+// client while they are the same, and a renewed certificate written
+// over the old file makes a new client. The error of a file that cannot
+// be loaded names origins[NAME].tls and the file.
+func OriginConfig(oc config.Origin, tracer *telemetry.Tracer, log *slog.Logger) (origin.Config, error) {
+	cfg := origin.Config{
 		Name:                  oc.Name,
 		URL:                   oc.URL,
 		Servers:               oc.Servers,
@@ -92,4 +108,39 @@ func OriginConfig(oc config.Origin, tracer *telemetry.Tracer, log *slog.Logger) 
 		FailureStatuses: oc.FailureStatuses,
 		TrickleRate:     oc.TrickleRate,
 	}
+	if oc.TLS != (config.OriginTLS{}) {
+		// The digest first: a file replaced while both are read leaves a
+		// source that differs from the next one, not a stale client.
+		cfg.TLSSource = tlsSource(oc.TLS)
+		tc, err := certs.ClientConfig(certs.ClientOptions{CA: oc.TLS.CA, CertFile: oc.TLS.Cert, KeyFile: oc.TLS.Key, ServerName: oc.TLS.ServerName})
+		if err != nil {
+			return origin.Config{}, fmt.Errorf("origins[%s].tls: %w", oc.Name, err)
+		}
+		cfg.TLS = tc
+	}
+	return cfg, nil
 }
+
+// tlsSource describes an origin's TLS settings for the registry: the
+// files, the server name, and a SHA-256 of the CA and certificate
+// files' contents (a new key comes with a new certificate; the key file
+// is left unread here). A file that is not a regular file adds nothing:
+// certs refuses it.
+func tlsSource(t config.OriginTLS) string {
+	h := sha256.New()
+	for _, f := range []string{t.CA, t.Cert} {
+		h.Write([]byte(f + "\x00"))
+		if fi, err := os.Stat(f); err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		if r, err := os.Open(f); err == nil {
+			io.Copy(h, io.LimitReader(r, maxTLSFile))
+			r.Close()
+		}
+	}
+	return fmt.Sprintf("ca=%q cert=%q key=%q server_name=%q sha256=%x", t.CA, t.Cert, t.Key, t.ServerName, h.Sum(nil))
+}
+
+// maxTLSFile bounds what tlsSource reads of a file; certs refuses larger
+// ones.
+const maxTLSFile = 4<<20 + 1

@@ -3,6 +3,8 @@ package status
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,12 +42,25 @@ type ClientOptions struct {
 	// answer. Zero means DefaultTimeout; a negative one means none, and
 	// only the call's context bounds it.
 	Timeout time.Duration
-	// Transport sends the requests; nil means http.DefaultTransport.
+	// Transport sends the requests; nil means http.DefaultTransport, or
+	// a transport of the client's own with TLS.
 	Transport http.RoundTripper
+	// TLS, when set, is the TLS client configuration of an https admin
+	// API (admin_tls): the CAs that sign the node's certificate, instead
+	// of the system's (RootCAs), and a client certificate for a node
+	// that requires one (Certificates). Nil means the system's CAs and
+	// no certificate. It goes to a transport of the client's own, so it
+	// cannot be given with Transport; it is not modified.
+	// certs.ClientConfig builds one from files.
+	TLS *tls.Config
 	// AddrHint names, in the error for a node that does not answer, where
 	// the user sets the address the client calls, such as "--admin"; ""
 	// names nothing.
 	AddrHint string
+	// TLSHint names, in the error for a failed TLS handshake, where the
+	// user sets the CA and the client certificate, such as "--admin-ca,
+	// --admin-cert and --admin-key"; "" names nothing.
+	TLSHint string
 }
 
 // Client calls one node's admin API and decodes its documents. It is
@@ -71,12 +86,26 @@ func NewClient(base string, opt ClientOptions) (*Client, error) {
 	case timeout < 0:
 		timeout = 0 // http.Client: no timeout
 	}
-	return &Client{base: base, opt: opt, hc: &http.Client{Transport: opt.Transport, Timeout: timeout}}, nil
+	tr := opt.Transport
+	if opt.TLS != nil {
+		if tr != nil {
+			return nil, errors.New("status: give ClientOptions.Transport or TLS, not both: TLS configures the client's own transport")
+		}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = opt.TLS.Clone()
+		t.TLSClientConfig.MinVersion = max(t.TLSClientConfig.MinVersion, tls.VersionTLS12)
+		tr = t
+	}
+	return &Client{base: base, opt: opt, hc: &http.Client{Transport: tr, Timeout: timeout}}, nil
 }
 
 // ForAddr returns a client of the admin API listening at addr
-// (host:port), over plain HTTP: what node.Node.AdminAddr returns.
+// (host:port), what node.Node.AdminAddr returns: over plain HTTP, or
+// over https when opt.TLS is set.
 func ForAddr(addr string, opt ClientOptions) (*Client, error) {
+	if opt.TLS != nil {
+		return NewClient("https://"+addr, opt)
+	}
 	return NewClient("http://"+addr, opt)
 }
 
@@ -184,6 +213,9 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, auth 
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		if tlsFailure(err) {
+			return nil, &Error{Method: method, URL: u, Err: err, kind: failTLS, hint: c.opt.TLSHint}
+		}
 		return nil, &Error{Method: method, URL: u, Err: err, kind: failSend, hint: c.opt.AddrHint}
 	}
 	defer resp.Body.Close()
@@ -232,6 +264,7 @@ type failure int
 const (
 	failEncode failure = iota // the request could not be built
 	failSend                  // no answer: not sent, refused, or timed out
+	failTLS                   // no answer: the TLS handshake failed
 	failRead                  // the answer's body could not be read whole
 	failStatus                // the answer is not 200
 	failDecode                // the 200 answer is not the document
@@ -258,11 +291,18 @@ type Error struct {
 
 // Error says what failed: the call, then the status and the node's
 // message, or the error and, when the node did not answer, a hint to
-// check the address.
+// check the address, or the CA and client certificate when the TLS
+// handshake failed.
 func (e *Error) Error() string {
 	switch e.kind {
 	case failSend:
 		hint := "is a node's admin API listening there?"
+		if e.hint != "" {
+			hint += " see " + e.hint
+		}
+		return fmt.Sprintf("%s %s: %v (%s)", e.Method, e.URL, e.Err, hint)
+	case failTLS:
+		hint := "does the CA sign the node's certificate for this host, and does the node accept the client certificate?"
 		if e.hint != "" {
 			hint += " see " + e.hint
 		}
@@ -276,6 +316,19 @@ func (e *Error) Error() string {
 	default:
 		return fmt.Sprintf("%s %s: %v", e.Method, e.URL, e.Err)
 	}
+}
+
+// tlsFailure reports whether err is a failed TLS handshake: the node's
+// certificate refused here, or this client's refused by the node (an
+// alert such as "certificate required"), or an answer that is not TLS.
+func tlsFailure(err error) bool {
+	var certErr *tls.CertificateVerificationError
+	var unknownAuth x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var recordErr tls.RecordHeaderError
+	var opErr *net.OpError
+	return errors.As(err, &certErr) || errors.As(err, &unknownAuth) || errors.As(err, &hostErr) || errors.As(err, &recordErr) ||
+		errors.As(err, &opErr) && (opErr.Op == "remote error" || opErr.Op == "local error")
 }
 
 // Unwrap returns Err.

@@ -28,8 +28,8 @@ func TestKnownMetricsAreServed(t *testing.T) {
 	})
 	srv := httptest.NewServer(origin)
 	defer srv.Close()
-	ca := testkit.NewCA(t)
-	cert, key := ca.Issue(t, "edge", "edge.test")
+	ca := testkit.NewCA(t, "ca")
+	cert, key := ca.Issue("edge", "edge.test").Files()
 	c := clustertest.Start(t, clustertest.Options{Nodes: 2, Origin: srv.URL, Configure: func(_ int, cfg *config.Config) {
 		cfg.TLS.Listen = "127.0.0.1:0"
 		cfg.TLS.Certificates = []config.TLSCertificate{{Cert: cert, Key: key}}

@@ -1,7 +1,8 @@
 // Package testkit holds what Weir's tests share: waiting on a condition
 // with a deadline instead of sleeping, reading one metric from a
-// collector, and a self-signed certificate for TLS on loopback. Only
-// tests import it.
+// collector, a self-signed certificate for TLS on loopback, and a
+// private CA whose certificates and keys are files. Only tests import
+// it.
 package testkit
 
 import (
