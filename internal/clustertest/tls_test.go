@@ -2,7 +2,10 @@ package clustertest
 
 import (
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"io"
+	"os"
 	"net/http"
 	"testing"
 	"time"
@@ -76,5 +79,70 @@ func TestSessionResumptionAcrossEdges(t *testing.T) {
 	resp.Body.Close()
 	if resp.TLS.DidResume {
 		t.Fatal("an edge of another cluster resumed this cluster's session")
+	}
+}
+
+// TestPeerMutualTLS: with cluster.peer_tls, members fill from each other
+// and propagate purges over mutual TLS (the origin still sees one fetch
+// per key), and a client without a certificate from the cluster's CA
+// cannot even complete a handshake with a peer listener.
+func TestPeerMutualTLS(t *testing.T) {
+	ca := testkit.NewCA(t, "peers-ca")
+	origin, originURL := newOrigin(t, 20*time.Millisecond)
+	c := Start(t, Options{Nodes: 3, Origin: originURL, Configure: func(i int, cfg *config.Config) {
+		cert, key := ca.Issue(fmt.Sprintf("member-%d", i), "127.0.0.1").Files()
+		cfg.Cluster.PeerTLS = config.PeerTLS{Cert: cert, Key: key, CA: ca.CertFile}
+	}})
+	for k := range 4 {
+		path := fmt.Sprintf("/mtls/%d", k)
+		for i := range 3 {
+			resp, err := c.Get(i, path)
+			if err != nil || resp.Status != 200 {
+				t.Fatalf("node %d GET %s: %v %d", i, path, err, resp.Status)
+			}
+		}
+		if n := origin.count(path); n != 1 {
+			t.Errorf("origin saw %d requests for %s from 3 edges, want 1", n, path)
+		}
+	}
+	var peerFills int64
+	for i := range 3 {
+		peerFills += c.Node(i).EdgeStats().PeerFills
+	}
+	if peerFills == 0 {
+		t.Fatal("no fill went through a peer")
+	}
+	// A purge reaches every member over the same channel.
+	doc := waitComplete(t, c, 0, issue(t, c, 0, `{"urls":["http://`+Host+`/mtls/0"]}`))
+	if len(doc.Nodes) != 3 {
+		t.Errorf("purge acknowledged by %d members, want 3: %+v", len(doc.Nodes), doc)
+	}
+	// Every member acknowledged it over mutual TLS; the next requests, on
+	// all of them, cost the origin one fetch (the owner's).
+	for i := range 3 {
+		if _, err := c.Get(i, "/mtls/0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := origin.count("/mtls/0"); n != 2 {
+		t.Errorf("origin saw %d requests for /mtls/0 after the purge, want 2 (the first fill, one refill)", n)
+	}
+	// Outsiders: no certificate, or one from another CA.
+	peer := c.Node(1).Cluster().Info().Members[0].PeerAddr
+	for name, cfg := range map[string]*tls.Config{
+		"no certificate": {RootCAs: ca.Pool},
+		"another CA's":   testkit.NewCA(t, "other-ca").ClientConfig(testkit.NewCA(t, "other-ca-2").Issue("intruder", "127.0.0.1")),
+	} {
+		cfg.InsecureSkipVerify = true
+		conn, err := tls.Dial("tcp", peer, cfg)
+		if err == nil {
+			// TLS 1.3 reports a refused client certificate on the first read.
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = conn.Read(make([]byte, 1))
+			conn.Close()
+		}
+		if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("%s: the peer listener did not refuse the handshake: %v", name, err)
+		}
 	}
 }

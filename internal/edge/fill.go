@@ -636,6 +636,7 @@ func (h *Handler) fetch(job *fillJob) (resp *http.Response, from string, err err
 	if job.peer != nil {
 		ctx, span := h.tracer.Start(job.out.Context(), "peer.fill", trace.SpanKindClient, attribute.String("weir.peer", job.peer.Name()))
 		out := job.out.WithContext(ctx)
+		out.Header = peerHeader(job)
 		telemetry.Inject(ctx, out.Header)
 		resp, err = job.peer.Do(out)
 		endSpan(span, resp, err)
@@ -661,6 +662,19 @@ func (h *Handler) fetch(job *fillJob) (resp *http.Response, from string, err err
 	return resp, "origin " + job.site.Origin.Name(), err
 }
 
+// peerHeader returns a copy of a fill's request header for a peer, naming
+// the scheme of the key (the client's): the owner keys the request by it,
+// whatever the link between the two members speaks.
+func peerHeader(job *fillJob) http.Header {
+	hdr := job.out.Header.Clone()
+	sch := "http"
+	if strings.HasPrefix(job.primary, "https:") {
+		sch = "https"
+	}
+	hdr[PeerSchemeHeader] = []string{sch}
+	return hdr
+}
+
 // fetchWarm asks job.warm for its cached copy of a key this node owns,
 // with only-if-cached so that it never fetches one itself. It returns
 // nil unless the peer answers from its cache (Cache-Status says hit):
@@ -668,7 +682,7 @@ func (h *Handler) fetch(job *fillJob) (resp *http.Response, from string, err err
 func (h *Handler) fetchWarm(job *fillJob) *http.Response {
 	ctx, span := h.tracer.Start(job.out.Context(), "peer.warm", trace.SpanKindClient, attribute.String("weir.peer", job.warm.Name()))
 	out := job.out.WithContext(ctx)
-	out.Header = job.out.Header.Clone()
+	out.Header = peerHeader(job)
 	out.Header["Cache-Control"] = []string{"only-if-cached"}
 	telemetry.Inject(ctx, out.Header)
 	resp, err := job.warm.Do(out)

@@ -19,6 +19,7 @@ package edge
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -262,8 +263,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // cannot make requests loop.
 func (h *Handler) ServePeer(w http.ResponseWriter, r *http.Request) {
 	h.stats.peerRequests.Add(1)
+	// The key's scheme is the client's, which the asking member names;
+	// that the link between the members speaks TLS says nothing of it.
+	// Without the field (an older member), plain HTTP, as peer links
+	// then were.
+	if r.Header.Get(PeerSchemeHeader) == "https" {
+		r.TLS = peerHTTPS
+	} else {
+		r.TLS = nil
+	}
 	h.serve(&peerWriter{w}, r, true)
 }
+
+// PeerSchemeHeader names, on a fill request from one member to another,
+// the scheme ("http" or "https") of the client's request, which the
+// cache key includes.
+const PeerSchemeHeader = PeerFieldPrefix + "Scheme"
+
+// peerHTTPS marks a peer request for an https key: scheme reads r.TLS.
+var peerHTTPS = &tls.ConnectionState{}
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fromPeer bool) {
 	h.stats.requests.Add(1)
