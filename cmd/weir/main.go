@@ -42,9 +42,10 @@ Usage:
              [--admin-tokens-file FILE] [--audit-log FILE] [--access-log stdout|FILE|off]
              [--node NAME --cluster-listen ADDR --peer-listen ADDR [--join ADDR[,ADDR...]]
               --cluster-key-file FILE | --insecure-cluster]
-  weir demo [--nodes N] [--listen ADDR] [--admin-listen ADDR] [--load DURATION] [--procs N]
+  weir demo [--nodes N] [--listen ADDR] [--admin-listen ADDR] [--tls-listen ADDR] [--load DURATION] [--procs N]
   weir keygen > cluster.key
-  weir purge [--admin URL] [--soft] [--wait] [--tag T] [--prefix URL] [--host H] [--all] [URL...]
+  weir purge [--admin URL [--admin-ca FILE] [--admin-cert FILE --admin-key FILE]] [--token-file FILE]
+             [--soft] [--wait] [--tag T] [--prefix URL] [--host H] [--all] [URL...]
              (token from $WEIR_TOKEN or --token-file FILE)
   weir version
 

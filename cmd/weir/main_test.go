@@ -70,7 +70,7 @@ func TestDemoLoad(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
-	for _, want := range []string{"curl -si http://127.0.0.1:", "/static/", "hit ratio", "origin", "p99"} {
+	for _, want := range []string{"curl -si http://127.0.0.1:", "/static/", "hit ratio", "origin", "p99", "curl --http2 -k -si https://127.0.0.1:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
