@@ -258,9 +258,10 @@ func ModeWarning(keyFile string) string {
 // a certificate by SNI: a DNS name ("www.example.com") or a wildcard for
 // exactly one leftmost label ("*.example.com"). It returns it in lower
 // case, without a trailing dot. IP addresses are not server names (RFC
-// 6066 §3).
+// 6066 §3). Only ASCII is lower-cased: a name with other letters is
+// refused, not folded into an ASCII one ("\u212A" is KELVIN SIGN, not k).
 func ParseName(s string) (string, error) {
-	name := strings.ToLower(strings.TrimSuffix(s, "."))
+	name := lowerASCII(strings.TrimSuffix(s, "."))
 	switch {
 	case name == "":
 		return "", errors.New("empty server name")
@@ -301,6 +302,22 @@ func labelProblem(l string) string {
 		}
 	}
 	return ""
+}
+
+// lowerASCII returns s with its ASCII letters in lower case and every
+// other byte as it is.
+func lowerASCII(s string) string {
+	i := strings.IndexFunc(s, func(r rune) bool { return 'A' <= r && r <= 'Z' })
+	if i < 0 {
+		return s
+	}
+	b := []byte(s)
+	for ; i < len(b); i++ {
+		if c := b[i]; 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 func isNumeric(l string) bool {
