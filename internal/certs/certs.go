@@ -196,11 +196,9 @@ func fileChanged(path string, was fileStamp) bool {
 	if fi.Size() != was.size || !fi.ModTime().Equal(was.modTime) {
 		return true
 	}
-	// Same size and time: compare content only when the time is recent
-	// enough that a rewrite could hide behind a coarse clock.
-	if time.Since(fi.ModTime()) > 2*time.Second {
-		return false
-	}
+	// Same size and time: compare the content too (a few KiB every poll),
+	// for a rewrite within the clock's granularity or a copy that kept
+	// the old time (cp -p, rsync -t).
 	b, _, err := readFile(path, "certificate")
 	return err != nil || sha256.Sum256(b) != was.sum
 }
@@ -258,9 +256,10 @@ func ModeWarning(keyFile string) string {
 // a certificate by SNI: a DNS name ("www.example.com") or a wildcard for
 // exactly one leftmost label ("*.example.com"). It returns it in lower
 // case, without a trailing dot. IP addresses are not server names (RFC
-// 6066 §3).
+// 6066 §3). Only ASCII is lower-cased: a name with other letters is
+// refused, not folded into an ASCII one ("\u212A" is KELVIN SIGN, not k).
 func ParseName(s string) (string, error) {
-	name := strings.ToLower(strings.TrimSuffix(s, "."))
+	name := lowerASCII(strings.TrimSuffix(s, "."))
 	switch {
 	case name == "":
 		return "", errors.New("empty server name")
@@ -301,6 +300,22 @@ func labelProblem(l string) string {
 		}
 	}
 	return ""
+}
+
+// lowerASCII returns s with its ASCII letters in lower case and every
+// other byte as it is.
+func lowerASCII(s string) string {
+	i := strings.IndexFunc(s, func(r rune) bool { return 'A' <= r && r <= 'Z' })
+	if i < 0 {
+		return s
+	}
+	b := []byte(s)
+	for ; i < len(b); i++ {
+		if c := b[i]; 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 func isNumeric(l string) bool {

@@ -177,7 +177,7 @@ func (s *Store) build() *set {
 // client supports wins.
 func (s *Store) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	t := s.cur.Load()
-	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
+	name := lowerASCII(strings.TrimSuffix(hello.ServerName, "."))
 	if name != "" {
 		if c := pick(t.exact[name], hello); c != nil {
 			return c, nil

@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/tls"
@@ -60,13 +61,14 @@ type Tickets struct {
 }
 
 // NewTickets manages cfg's session ticket keys, rotating every period
-// (DefaultTicketRotation when zero). now is the clock; nil means
-// time.Now.
+// (DefaultTicketRotation when zero or negative; epochs are whole seconds,
+// so a period is rounded down to one, and is at least 1s). now is the
+// clock; nil means time.Now.
 func NewTickets(cfg *tls.Config, period time.Duration, now func() time.Time) *Tickets {
 	if period <= 0 {
 		period = DefaultTicketRotation
 	}
-	period = max(period, time.Second) // epochs count whole seconds
+	period = max(period.Truncate(time.Second), time.Second) // epochs count whole seconds
 	if now == nil {
 		now = time.Now
 	}
@@ -79,12 +81,18 @@ func NewTickets(cfg *tls.Config, period time.Duration, now func() time.Time) *Ti
 func (t *Tickets) SetSecrets(secrets [][]byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.secrets = secrets
+	t.secrets = make([][]byte, len(secrets))
+	for i, sec := range secrets {
+		t.secrets[i] = bytes.Clone(sec)
+	}
 	t.applyLocked()
 }
 
-func (t *Tickets) applyLocked() {
-	t.epoch = t.now().Unix() / int64(t.period/time.Second)
+func (t *Tickets) applyLocked() { t.applyAt(t.now()) }
+
+// applyAt puts the keys of now's epoch in force. t.mu must be held.
+func (t *Tickets) applyAt(now time.Time) {
+	t.epoch = now.Unix() / int64(t.period/time.Second)
 	if len(t.secrets) > 0 {
 		t.cfg.SetSessionTicketKeys(TicketKeys(t.secrets, t.epoch))
 	}
@@ -106,13 +114,19 @@ func (t *Tickets) Epoch() int64 {
 }
 
 // Start moves to each next epoch's keys when it begins, until Close.
+// Each step reads the clock once, puts that instant's epoch in force and
+// waits for the next epoch from the same instant, so the keys in force
+// never lag the clock by an epoch, whatever it does between two reads.
 func (t *Tickets) Start() {
 	t.startOnce.Do(func() {
 		go func() {
 			defer close(t.done)
+			sec := int64(t.period / time.Second)
 			for {
 				now := t.now()
-				sec := int64(t.period / time.Second)
+				t.mu.Lock()
+				t.applyAt(now)
+				t.mu.Unlock()
 				next := time.Unix((now.Unix()/sec+1)*sec, 0)
 				timer := time.NewTimer(next.Sub(now))
 				select {
@@ -121,9 +135,6 @@ func (t *Tickets) Start() {
 					return
 				case <-timer.C:
 				}
-				t.mu.Lock()
-				t.applyLocked()
-				t.mu.Unlock()
 			}
 		}()
 	})

@@ -38,8 +38,8 @@ var DefaultCipherSuites = []uint16{
 
 // ParseCipherSuites maps TLS 1.2 suite names (IANA's, as Go spells them:
 // TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA) to their IDs. Suites Go deems
-// insecure (RC4, 3DES, CBC with SHA-256) are refused; empty means
-// DefaultCipherSuites.
+// insecure (RC4, 3DES, RSA key exchange, CBC with SHA-256) are refused;
+// empty means DefaultCipherSuites.
 func ParseCipherSuites(names []string) ([]uint16, error) {
 	if len(names) == 0 {
 		return slices.Clone(DefaultCipherSuites), nil

@@ -139,9 +139,10 @@ func TestReferenceExamplesParse(t *testing.T) {
 }
 
 // TestExampleFile checks that docs/weir.example.yaml loads and
-// validates as a standalone node, that it still loads and validates with
-// its commented-out cluster section uncommented, and that it then sets
-// every key, as it claims.
+// validates as a standalone plaintext node, that it still loads and
+// validates with its commented-out cluster and tls sections uncommented,
+// each alone and both, and that with both it sets every key, as it
+// claims.
 func TestExampleFile(t *testing.T) {
 	path := filepath.Join(docsDir, "weir.example.yaml")
 	c, err := config.Load(path)
@@ -151,27 +152,39 @@ func TestExampleFile(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("%s does not validate:\n%v", path, err)
 	}
-	if c.Cluster.Enabled() {
-		t.Errorf("%s enables the cluster; as shipped it should describe a standalone node, with the cluster section commented out", path)
+	if c.Cluster.Enabled() || c.TLS.Enabled() {
+		t.Errorf("%s enables the cluster (%v) or the TLS listener (%v); as shipped it should describe a standalone plaintext node, with the cluster and tls sections commented out (their files do not exist everywhere)",
+			path, c.Cluster.Enabled(), c.TLS.Enabled())
 	}
 
-	data, err := os.ReadFile(path)
+	shipped, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, ok := uncommentSection(data, "cluster")
-	if !ok {
-		t.Fatalf("%s has no commented-out cluster section (a line \"# cluster:\")", path)
+	data := shipped
+	for _, section := range []string{"cluster", "tls"} {
+		one, ok := uncommentSection(shipped, section)
+		if !ok {
+			t.Fatalf("%s has no commented-out %s section (a line \"# %s:\")", path, section, section)
+		}
+		c, err := config.Parse(one, path+" with "+section+" uncommented")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("%s with its %s section uncommented does not validate:\n%v", path, section, err)
+		}
+		if enabled := map[string]bool{"cluster": c.Cluster.Enabled(), "tls": c.TLS.Enabled()}; !enabled[section] {
+			t.Errorf("%s with its %s section uncommented does not enable it", path, section)
+		}
+		data, _ = uncommentSection(data, section)
 	}
-	c, err = config.Parse(data, path+" with cluster uncommented")
+	c, err = config.Parse(data, path+" with cluster and tls uncommented")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Validate(); err != nil {
-		t.Fatalf("%s with its cluster section uncommented does not validate:\n%v", path, err)
-	}
-	if !c.Cluster.Enabled() {
-		t.Errorf("%s with its cluster section uncommented does not enable the cluster", path)
+		t.Fatalf("%s with its cluster and tls sections uncommented does not validate:\n%v", path, err)
 	}
 
 	var root yaml.Node

@@ -252,17 +252,17 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "unknown top-level key",
 			yaml: "node: a\n\nlisten_addr: :80\n",
-			want: []string{`weir.yaml:3: unknown key "listen_addr" at the top level (known keys: node, listen, admin_listen, admin_tokens_file, audit_log, cache, server, cluster, purge, overload, telemetry, origins, hosts); did you mean "listen"?`},
+			want: []string{`weir.yaml:3: unknown key "listen_addr" at the top level (known keys: node, listen, admin_listen, admin_tokens_file, audit_log, admin_tls, tls, cache, server, cluster, purge, overload, telemetry, origins, hosts); did you mean "listen"?`},
 		},
 		{
 			name: "dashes instead of underscores",
 			yaml: "server:\n  read-header-timeout: 5s\n",
-			want: []string{`weir.yaml:2: unknown key "read-header-timeout" in server (known keys: read_header_timeout, idle_timeout, max_header_bytes, shutdown_timeout, write_timeout, body_read_timeout, max_connections, max_connections_per_client, trusted_proxies, procs); did you mean "read_header_timeout"?`},
+			want: []string{`weir.yaml:2: unknown key "read-header-timeout" in server (known keys: read_header_timeout, idle_timeout, max_header_bytes, shutdown_timeout, write_timeout, body_read_timeout, max_connections, max_connections_per_client, trusted_proxies, h2c, http2_max_concurrent_streams, http2_max_resets, procs); did you mean "read_header_timeout"?`},
 		},
 		{
 			name: "unknown key without suggestion",
 			yaml: "origins:\n  - name: a\n    url: http://a\n    weight: 3\n",
-			want: []string{`weir.yaml:4: unknown key "weight" in origins[0] (known keys: name, url, host_header, connect_timeout, tls_handshake_timeout, response_header_timeout, body_idle_timeout, max_idle_conns, max_conns, servers, balance, health_check, outlier, breaker, bulkhead, retry, failure_statuses, trickle_rate)`},
+			want: []string{`weir.yaml:4: unknown key "weight" in origins[0] (known keys: name, url, host_header, connect_timeout, tls_handshake_timeout, response_header_timeout, body_idle_timeout, max_idle_conns, max_conns, servers, balance, health_check, outlier, breaker, tls, bulkhead, retry, failure_statuses, trickle_rate)`},
 		},
 		{
 			name: "unknown key in key rules",
@@ -273,12 +273,12 @@ func TestParseErrors(t *testing.T) {
 			name: "cluster keys and types",
 			yaml: "cluster:\n  peer-listen: :7947\n  join: 10.0.0.2:7946\n  weight: heavy\n  insecure: yes please\n  peer_timeout: 5\n  key: k\n",
 			want: []string{
-				`weir.yaml:2: unknown key "peer-listen" in cluster (known keys: listen, advertise, peer_listen, peer_advertise, join, key_file, insecure, weight, tiered_fill, peer_connect_timeout, peer_timeout, warmup); did you mean "peer_listen"?`,
+				`weir.yaml:2: unknown key "peer-listen" in cluster (known keys: listen, advertise, peer_listen, peer_advertise, join, key_file, insecure, peer_tls, weight, tiered_fill, peer_connect_timeout, peer_timeout, warmup); did you mean "peer_listen"?`,
 				`weir.yaml:3: cluster.join: expected a list, found "10.0.0.2:7946"; write [10.0.0.2:7946] for a list of one`,
 				`weir.yaml:4: cluster.weight: cannot use "heavy" as a whole number`,
 				`weir.yaml:5: cluster.insecure: cannot use "yes please" as true or false; write true or false`,
 				`weir.yaml:6: cluster.peer_timeout: duration "5" has no unit; write "5s" for seconds (units: ns, us, ms, s, m, h)`,
-				`weir.yaml:7: unknown key "key" in cluster (known keys: listen, advertise, peer_listen, peer_advertise, join, key_file, insecure, weight, tiered_fill, peer_connect_timeout, peer_timeout, warmup)`,
+				`weir.yaml:7: unknown key "key" in cluster (known keys: listen, advertise, peer_listen, peer_advertise, join, key_file, insecure, peer_tls, weight, tiered_fill, peer_connect_timeout, peer_timeout, warmup)`,
 			},
 		},
 		{
@@ -388,7 +388,7 @@ hosts:
 		{
 			name: "error inside an anchor reported once",
 			yaml: "origins:\n  - &o {name: a, url: 'http://a', zz: 1}\n  - *o\n",
-			want: []string{`weir.yaml:2: unknown key "zz" in origins[0] (known keys: name, url, host_header, connect_timeout, tls_handshake_timeout, response_header_timeout, body_idle_timeout, max_idle_conns, max_conns, servers, balance, health_check, outlier, breaker, bulkhead, retry, failure_statuses, trickle_rate)`},
+			want: []string{`weir.yaml:2: unknown key "zz" in origins[0] (known keys: name, url, host_header, connect_timeout, tls_handshake_timeout, response_header_timeout, body_idle_timeout, max_idle_conns, max_conns, servers, balance, health_check, outlier, breaker, tls, bulkhead, retry, failure_statuses, trickle_rate)`},
 		},
 		{
 			name: "bad merge",
@@ -404,9 +404,9 @@ hosts:
 			name: "every problem at once, in document order",
 			yaml: "nodee: a\ncache:\n  max_size: big\norigins:\n  - name: a\n    urll: http://x\n",
 			want: []string{
-				`weir.yaml:1: unknown key "nodee" at the top level (known keys: node, listen, admin_listen, admin_tokens_file, audit_log, cache, server, cluster, purge, overload, telemetry, origins, hosts); did you mean "node"?`,
+				`weir.yaml:1: unknown key "nodee" at the top level (known keys: node, listen, admin_listen, admin_tokens_file, audit_log, admin_tls, tls, cache, server, cluster, purge, overload, telemetry, origins, hosts); did you mean "node"?`,
 				`weir.yaml:3: cache.max_size: size "big" does not start with a number; write a byte count like 65536 or a number with a unit like 256MiB`,
-				`weir.yaml:6: unknown key "urll" in origins[0] (known keys: name, url, host_header, connect_timeout, tls_handshake_timeout, response_header_timeout, body_idle_timeout, max_idle_conns, max_conns, servers, balance, health_check, outlier, breaker, bulkhead, retry, failure_statuses, trickle_rate); did you mean "url"?`,
+				`weir.yaml:6: unknown key "urll" in origins[0] (known keys: name, url, host_header, connect_timeout, tls_handshake_timeout, response_header_timeout, body_idle_timeout, max_idle_conns, max_conns, servers, balance, health_check, outlier, breaker, tls, bulkhead, retry, failure_statuses, trickle_rate); did you mean "url"?`,
 			},
 		},
 	}

@@ -44,6 +44,25 @@ func TestPlan(t *testing.T) {
 			[]string{"node changed (needs a restart: the node's name identifies it in the cluster and in purge acknowledgements)"}, false},
 		{"nested section", func(c *Config) { c.Telemetry.Tracing.SampleRatio = 0.5 },
 			[]string{"telemetry.tracing.sample_ratio changed (needs a restart: logging, the access log and tracing are set up at start)"}, false},
+		{"tls listener", func(c *Config) {
+			c.TLS.Listen = ":8443"
+			c.TLS.Certificates = []TLSCertificate{{Cert: "a.pem", Key: "a.key"}}
+		}, []string{
+			"tls.listen changed (needs a restart: " + restartWhy["tls"] + ")",
+			"tls.certificates changed (needs a restart: " + restartWhy["tls"] + ")",
+		}, false},
+		{"tls setting", func(c *Config) { c.TLS.MinVersion = "1.3" },
+			[]string{"tls.min_version changed (needs a restart: the TLS listener is bound at start (SIGHUP, and a change to the files, reload its certificates))"}, false},
+		{"admin tls", func(c *Config) { c.AdminTLS.Cert, c.AdminTLS.Key = "a.pem", "a.key" }, []string{
+			"admin_tls.cert changed (needs a restart: the admin listener is bound at start)",
+			"admin_tls.key changed (needs a restart: the admin listener is bound at start)",
+		}, false},
+		{"peer tls", func(c *Config) { c.Cluster.PeerTLS.ServerName = "peer.internal" },
+			[]string{"cluster.peer_tls.server_name changed (needs a restart: " + restartWhy["cluster"] + ")"}, false},
+		{"http2 limit", func(c *Config) { c.Server.HTTP2MaxConcurrentStreams = 10 },
+			[]string{"server.http2_max_concurrent_streams changed (needs a restart: " + restartWhy["server"] + ")"}, false},
+		{"https redirect", func(c *Config) { c.Hosts[0].HTTPSRedirect = true }, []string{"hosts[0] changed"}, true},
+		{"origin tls", func(c *Config) { c.Origins[0].TLS.ServerName = "origin.internal" }, []string{"origins[default] changed"}, true},
 		{"live and not", func(c *Config) {
 			c.Listen = "127.0.0.1:9999"
 			c.Hosts[0].DefaultTTL = Duration(time.Minute)

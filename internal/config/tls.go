@@ -149,9 +149,23 @@ type OriginTLS struct {
 }
 
 // tls checks the TLS listener's section; listen and adminListen are the
-// edge's and the admin API's addresses.
-func (v *validator) tls(t TLS, listen, adminListen string, hosts []Host) {
-	if !t.Enabled() {
+// edge's and the admin API's addresses, and c the cluster, whose
+// listeners it must not share a port with either. Its values are checked
+// with their defaults whether or not listen is set, so that a mistake
+// shows before the listener is turned on.
+func (v *validator) tls(t TLS, listen, adminListen string, c Cluster, hosts []Host) {
+	if t.Enabled() {
+		v.listenAddr("tls.listen", t.Listen, "8443")
+		v.sharedPort("tls.listen", t.Listen, "listen", listen)
+		v.sharedPort("tls.listen", t.Listen, "admin_listen", adminListen)
+		if c.Enabled() {
+			v.sharedPort("tls.listen", t.Listen, "cluster.listen", c.Listen)
+			v.sharedPort("tls.listen", t.Listen, "cluster.peer_listen", c.PeerListen)
+		}
+		if len(t.Certificates) == 0 {
+			v.add("tls.certificates", "none; the TLS listener needs a certificate: give --tls-cert and --tls-key, or list cert and key files here")
+		}
+	} else {
 		if len(t.Certificates) > 0 {
 			v.add("tls.listen", "empty, but tls.certificates are set; set tls.listen (flag --tls-listen) to the address to serve HTTPS on, such as \":8443\", or remove them")
 		}
@@ -160,13 +174,7 @@ func (v *validator) tls(t TLS, listen, adminListen string, hosts []Host) {
 				v.add(fmt.Sprintf("hosts[%d].https_redirect", i), "true, but there is no TLS listener to redirect to: set tls.listen (flag --tls-listen) and a certificate")
 			}
 		}
-		return
-	}
-	v.listenAddr("tls.listen", t.Listen, "8443")
-	v.sharedPort("tls.listen", t.Listen, "listen", listen)
-	v.sharedPort("tls.listen", t.Listen, "admin_listen", adminListen)
-	if len(t.Certificates) == 0 {
-		v.add("tls.certificates", "none; the TLS listener needs a certificate: give --tls-cert and --tls-key, or list cert and key files here")
+		t.fillDefaults()
 	}
 	defaults := 0
 	for i, c := range t.Certificates {
@@ -234,28 +242,49 @@ func (v *validator) peerTLS(p PeerTLS) {
 	if p.Enabled() && p.CA == "" {
 		v.add("cluster.peer_tls.ca", "empty; mutual TLS between members needs the CA that signs their certificates")
 	}
-	if !p.Enabled() && (p.CA != "" || p.ServerName != "") {
+	if !p.Enabled() && p.Key == "" && (p.CA != "" || p.ServerName != "") {
 		v.add("cluster.peer_tls.cert", "empty, but ca or server_name is set; give cert and key, or remove them")
 	}
 	if p.ServerName != "" {
-		if _, err := certs.ParseName(p.ServerName); err != nil || strings.HasPrefix(p.ServerName, "*") {
-			v.add("cluster.peer_tls.server_name", "%q is not a host name", p.ServerName)
+		if _, err := certs.ParseName(p.ServerName); err != nil {
+			v.add("cluster.peer_tls.server_name", "%v; give the one host name every member's certificate carries", err)
+		} else if strings.HasPrefix(p.ServerName, "*") {
+			v.add("cluster.peer_tls.server_name", "%q is a wildcard; give the one host name every member's certificate carries", p.ServerName)
 		}
 	}
 }
 
 // originTLS checks an origin's TLS client settings.
-func (v *validator) originTLS(path string, t OriginTLS) {
+func (v *validator) originTLS(path string, o Origin) {
+	t := o.TLS
+	if t != (OriginTLS{}) {
+		servers := o.Servers
+		if len(servers) == 0 {
+			servers = []string{o.URL}
+		}
+		https := false
+		for _, s := range servers {
+			https = https || strings.HasPrefix(strings.ToLower(s), "https://")
+		}
+		if !https {
+			v.add(path, "set, but the origin's servers are all http://, which never use it; write https:// URLs, or remove tls")
+		}
+	}
 	v.keyPair(path, t.Cert, t.Key, false)
 	if t.ServerName != "" && !isIPOrHostname(t.ServerName) {
 		v.add(path+".server_name", "%q is not a host name or IP address", t.ServerName)
 	}
 }
 
+// applyDefaults fills in the defaults of a configured TLS listener;
+// without one the section stays as written.
 func (t *TLS) applyDefaults() {
-	if !t.Enabled() {
-		return
+	if t.Enabled() {
+		t.fillDefaults()
 	}
+}
+
+func (t *TLS) fillDefaults() {
 	setDefault(&t.MinVersion, DefaultTLSMinVersion)
 	setDefault(&t.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDefault(&t.ReloadInterval, DefaultTLSReloadInterval)

@@ -73,7 +73,7 @@ func (c *Config) Validate() error {
 	}
 	v.cache(e.Cache)
 	v.server(e.Server)
-	v.tls(e.TLS, e.Listen, e.AdminListen, e.Hosts)
+	v.tls(e.TLS, e.Listen, e.AdminListen, e.Cluster, e.Hosts)
 	v.listenerTLS("admin_tls", e.AdminTLS)
 	v.cluster(e.Cluster, e.Listen, e.AdminListen)
 	v.peerTLS(e.Cluster.PeerTLS)
@@ -335,6 +335,7 @@ func standaloneOnly(c Cluster) []string {
 		{"cluster.join", len(c.Join) > 0},
 		{"cluster.key_file", c.KeyFile != ""},
 		{"cluster.insecure", c.Insecure},
+		{"cluster.peer_tls", c.PeerTLS != PeerTLS{}},
 	} {
 		if f.set {
 			set = append(set, f.key)
@@ -450,7 +451,7 @@ func (v *validator) origins(origins []Origin) []string {
 				v.add(p+".host_header", "%q is not a valid Host header: write a host name or IP address with an optional port, such as \"www.example.com\"", o.HostHeader)
 			}
 		}
-		v.originTLS(p+".tls", o.TLS)
+		v.originTLS(p+".tls", o)
 		v.nonNegative(p+".connect_timeout", o.ConnectTimeout)
 		v.nonNegative(p+".tls_handshake_timeout", o.TLSHandshakeTimeout)
 		v.nonNegative(p+".response_header_timeout", o.ResponseHeaderTimeout)
