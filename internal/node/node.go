@@ -7,7 +7,8 @@
 // through it.
 //
 // The files: node.go the lifecycle (start-up order, drain, close),
-// listeners.go the listeners, cluster.go and purge.go those parts' wiring,
+// listeners.go the listeners, tls.go their certificates and the https
+// redirect, cluster.go and purge.go those parts' wiring,
 // overload.go the limits, reload.go what SIGHUP re-reads and the site
 // swap, status.go the admin API's documents, metrics.go the registry, gc.go
 // the memory limit.
