@@ -1,19 +1,22 @@
 package h2
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
 // streamHandler serves one stream: it gives the handler a pooled writer
-// that counts what it sends and keeps the stream's write deadline moving
-// while data goes out, and a context that carries one value without a
-// copy of the request, as h1's does. Two allocations per stream: the
-// context, and the request carrying it.
+// that counts what it sends (for telemetry, which then needs no writer of
+// its own) and keeps the stream's write deadline moving while data goes
+// out, and a request body whose read deadline moves while data comes in.
+// It allocates nothing per stream for a request without a body.
+//
+// The request's context is the library's own: unlike h1's, it carries no
+// recycled per-request value, because HTTP/2 keeps header strings past
+// the request (HPACK's dynamic table) and a recycled value's strings
+// would be rewritten under it.
 type streamHandler struct {
 	srv                       *Server
 	next                      http.Handler
@@ -27,19 +30,16 @@ func (h *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cs, _ := r.Context().Value(connKey{}).(*connState)
 	sw := writers.Get().(*writer)
 	sw.start(w, h.writeTimeout)
-	ctx := &streamContext{Context: r.Context(), last: sw.last}
-	r = r.WithContext(ctx)
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = newBody(r.Body, w, h.readTimeout)
 	}
 	h.next.ServeHTTP(sw, r)
 	// The stream's context ends when it is done, after this returns: an
 	// ended one here is a client's RST_STREAM, or its connection gone.
-	cancelled := ctx.Context.Err() != nil
+	cancelled := r.Context().Err() != nil
 	if cancelled {
 		h.srv.resets.Add(1)
 	}
-	sw.last = ctx.endRequest()
 	sw.ResponseWriter, sw.deadliner = nil, nil
 	writers.Put(sw)
 	if cs != nil {
@@ -57,9 +57,6 @@ type writer struct {
 	// armed is when the stream's write deadline was last set (the
 	// library sets it when the stream starts).
 	armed time.Time
-	// last is the value the previous stream served with this writer
-	// attached to its context, offered to the next one for reuse.
-	last any
 }
 
 func (w *writer) start(rw http.ResponseWriter, timeout time.Duration) {
@@ -152,52 +149,4 @@ func (b *body) Read(p []byte) (int, error) {
 		b.armed = now
 	}
 	return b.ReadCloser.Read(p)
-}
-
-// streamContext is a stream's request context: the library's, plus one
-// value the handler chain may attach without copying the request
-// (telemetry's per-request state), as h1's request context does. It may
-// be read after its stream ended and from other goroutines (a transport
-// dialing with it), so the value is published atomically.
-type streamContext struct {
-	context.Context
-	cur  atomic.Pointer[valueSlot]
-	slot valueSlot // the first SetValue's, published once
-	used bool      // slot has been published; the handler's goroutine only
-	last any
-}
-
-type valueSlot struct{ key, val any }
-
-// Value returns the value SetValue attached for key, or the stream
-// context's.
-func (c *streamContext) Value(key any) any {
-	if s := c.cur.Load(); s != nil && key == s.key {
-		return s.val
-	}
-	return c.Context.Value(key)
-}
-
-// SetValue attaches val under key, replacing what was attached before.
-// Only the stream's handler goroutine may call it.
-func (c *streamContext) SetValue(key, val any) {
-	if !c.used {
-		c.used = true
-		c.slot = valueSlot{key, val}
-		c.cur.Store(&c.slot)
-		return
-	}
-	c.cur.Store(&valueSlot{key, val})
-}
-
-// Recycled returns the value a previous stream attached, which has ended,
-// for reuse (see h1's request context).
-func (c *streamContext) Recycled() any { return c.last }
-
-// endRequest detaches the value and returns it for reuse.
-func (c *streamContext) endRequest() any {
-	if s := c.cur.Swap(nil); s != nil {
-		return s.val
-	}
-	return nil
 }

@@ -103,6 +103,10 @@ type Request struct {
 	spanID     trace.SpanID
 	traceState trace.TraceState
 	traced     bool
+
+	// ctx carries the request where the server's context cannot carry a
+	// value itself: allocated with it, so that costs no allocation more.
+	ctx reqContext
 }
 
 // SetHeader sets the request id field on h, for answers that rebuild
@@ -344,7 +348,8 @@ func (m *HTTP) serve(w http.ResponseWriter, r *http.Request, next http.Handler) 
 		vs.SetValue(requestKey{}, req)
 		ctx = r.Context()
 	} else {
-		ctx = &reqContext{Context: r.Context(), req: req}
+		req.ctx = reqContext{Context: r.Context(), req: req}
+		ctx = &req.ctx
 	}
 	var span trace.Span
 	remote := remoteSpanContext(r.Header)
