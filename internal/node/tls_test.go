@@ -445,3 +445,29 @@ func TestCurlHTTP2(t *testing.T) {
 		}
 	}
 }
+
+// TestH2RequestIDsOnOneConnection: every response on one HTTP/2
+// connection carries its own request id. HPACK keeps header strings in
+// its table past the response: a request id whose bytes were reused for
+// the next request corrupted that table (and panicked the encoder).
+func TestH2RequestIDsOnOneConnection(t *testing.T) {
+	ca := testkit.NewCA(t, "ca")
+	cert, key := ca.Issue("edge", "edge.test").Files()
+	origin, _ := cachingOrigin(t, func(string) []byte { return []byte("ok") })
+	n := tlsNode(t, origin.URL, []config.TLSCertificate{{Cert: cert, Key: key}}, nil)
+	c := tlsClient(t, ca, "edge.test", true)
+	seen := map[string]bool{}
+	for i := range 600 {
+		resp, err := c.Get("https://" + n.TLSAddr() + "/id")
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		id := resp.Header.Get("X-Request-Id")
+		if resp.ProtoMajor != 2 || len(id) != 16 || seen[id] {
+			t.Fatalf("request %d: HTTP/%d X-Request-Id %q (seen before: %v); want HTTP/2 and a fresh 16-character id", i, resp.ProtoMajor, id, seen[id])
+		}
+		seen[id] = true
+	}
+}
