@@ -411,8 +411,11 @@ func (c *conn) handshake(tc *tls.Conn) bool {
 	if !c.state.CompareAndSwap(stateActive, stateHeader) {
 		return false
 	}
+	// The deadline bounds it, and closing the connection (Close, or to
+	// make room) ends it: no context to watch, which would cost a
+	// goroutine per handshake.
 	tc.SetDeadline(now.Add(s.HandshakeTimeout))
-	if err := tc.HandshakeContext(c.ctx.Context); err != nil {
+	if err := tc.Handshake(); err != nil {
 		s.handshakeErrors.Add(1)
 		return false
 	}
