@@ -477,3 +477,54 @@ func TestHandshakeTimeout(t *testing.T) {
 	testkit.Eventually(t, "the handshake error counted", func() bool { return e.srv.Stats().HandshakeErrors == 1 })
 	testkit.Eventually(t, "the connection forgotten", func() bool { return e.srv.Stats().Open == 0 })
 }
+
+// TestShutdownGoesAwayOnLateConnections: a connection whose TLS
+// handshake was under way when Shutdown began, and which the server
+// hands to HTTP/2 after, is sent GOAWAY too: Shutdown does not wait for
+// it to time out.
+func TestShutdownGoesAwayOnLateConnections(t *testing.T) {
+	e := serve(t, protoHandler, options{tls: true})
+	nc, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	testkit.Eventually(t, "the connection accepted", func() bool { return e.srv.Stats().Open == 1 })
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shut <- e.srv.Shutdown(ctx)
+	}()
+	testkit.Eventually(t, "the listener closed", func() bool {
+		c, err := net.Dial("tcp", e.addr)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	cfg := e.cli.Clone()
+	cfg.NextProtos, cfg.ServerName = []string{"h2"}, "127.0.0.1"
+	tc := tls.Client(nc, cfg)
+	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	r := &raw{tb: t, c: tc}
+	r.fr = http2.NewFramer(tc, tc)
+	io.WriteString(tc, http2.ClientPreface)
+	r.fr.WriteSettings()
+	ga := r.until(3*time.Second, "GOAWAY", func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok }).(*http2.GoAwayFrame)
+	if ga.ErrCode != http2.ErrCodeNo {
+		t.Errorf("GOAWAY %v", ga.ErrCode)
+	}
+	tc.Close()
+	select {
+	case err := <-shut:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(4 * time.Second):
+		t.Fatal("Shutdown did not return")
+	}
+}

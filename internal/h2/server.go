@@ -78,16 +78,19 @@ type Server struct {
 	// DefaultResetWindow.
 	ResetWindow time.Duration
 
-	h2s     *http2.Server
-	base    *http.Server
-	conns   sync.Map // net.Conn -> *connState
-	open    atomic.Int64
-	streams atomic.Int64
-	resets  atomic.Int64
-	closed  closedCounts
-	errs    sync.Map // error type -> *atomic.Int64
-	init    sync.Once
-	handler http.Handler
+	h2s  *http2.Server
+	base *http.Server
+	// shutdown is set when Shutdown begins: a connection handed over
+	// after is told to go away as soon as it is served.
+	shutdown atomic.Bool
+	conns    sync.Map // net.Conn -> *connState
+	open     atomic.Int64
+	streams  atomic.Int64
+	resets   atomic.Int64
+	closed   closedCounts
+	errs     sync.Map // error type -> *atomic.Int64
+	init     sync.Once
+	handler  http.Handler
 }
 
 // The server is one listener of a node.
@@ -165,6 +168,9 @@ func h1Timeouts(h *h1.Server) timeouts {
 type connState struct {
 	nc   net.Conn
 	idle func(bool)
+	// goneAway is set once the connection was told to go away on its own
+	// (see Server.connState); its serving goroutine only.
+	goneAway bool
 	// Rapid-reset accounting, within the current window.
 	mu          sync.Mutex
 	windowStart time.Time
@@ -195,11 +201,21 @@ func (s *Server) connState(nc net.Conn, state http.ConnState) {
 	if !ok {
 		return
 	}
+	cs := v.(*connState)
 	switch state {
 	case http.StateIdle:
-		v.(*connState).idle(true)
+		cs.idle(true)
 	case http.StateActive:
-		v.(*connState).idle(false)
+		cs.idle(false)
+	}
+	if !cs.goneAway && s.shutdown.Load() {
+		// Handed over after Shutdown told the connections it knew of to
+		// go away (its TLS handshake was under way): the library knows
+		// it by now, as it calls this only once serving, so a second
+		// round of its graceful shutdown reaches it. Without it, the
+		// connection would hold Shutdown until it idled out.
+		cs.goneAway = true
+		go s.base.Shutdown(context.Background())
 	}
 }
 
@@ -257,7 +273,9 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.setup()
 	// base serves no listener: its Shutdown only tells the HTTP/2
-	// connections to go away.
+	// connections to go away. Those handed over later see shutdown set
+	// (connState).
+	s.shutdown.Store(true)
 	s.base.Shutdown(ctx)
 	return s.H1.Shutdown(ctx)
 }
