@@ -139,6 +139,8 @@ type raw struct {
 	hbuf bytes.Buffer
 	// read counts the bytes read from the server.
 	read atomic.Int64
+	// peer holds the server's settings, as read.
+	peer map[http2.SettingID]uint32
 }
 
 // dialRaw connects to e (TLS with ALPN h2, or h2c with prior knowledge on
@@ -243,6 +245,10 @@ func (r *raw) next(timeout time.Duration) (http2.Frame, error) {
 			return nil, err
 		}
 		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+			if r.peer == nil {
+				r.peer = map[http2.SettingID]uint32{}
+			}
+			sf.ForeachSetting(func(s http2.Setting) error { r.peer[s.ID] = s.Val; return nil })
 			if err := r.fr.WriteSettingsAck(); err != nil {
 				return nil, err
 			}
@@ -250,6 +256,17 @@ func (r *raw) next(timeout time.Duration) (http2.Frame, error) {
 		}
 		return f, nil
 	}
+}
+
+// settle reads frames until the server acknowledged the client's
+// SETTINGS (its own are acknowledged on the way): from then on next
+// writes nothing, so another goroutine may own the writing.
+func (r *raw) settle() {
+	r.tb.Helper()
+	r.until(5*time.Second, "the SETTINGS ack", func(f http2.Frame) bool {
+		sf, ok := f.(*http2.SettingsFrame)
+		return ok && sf.IsAck()
+	})
 }
 
 // until reads frames until match returns true for one, and returns that
@@ -268,45 +285,77 @@ func (r *raw) until(timeout time.Duration, what string, match func(http2.Frame) 
 	}
 }
 
+// result is a stream's response as a raw client read it: its status
+// ("" when none came), the code of its reset (0 when none), its body.
+type result struct {
+	status string
+	reset  http2.ErrCode
+	body   string
+}
+
 // response reads frames until stream id's response is complete (or
-// reset) and returns its status (0 when reset), the reset code, and its
-// body. Frames of other streams are skipped.
+// reset) and returns its status, reset code and body. Frames of other
+// streams are skipped.
 func (r *raw) response(id uint32, timeout time.Duration) (status string, reset http2.ErrCode, body string) {
 	r.tb.Helper()
-	var b bytes.Buffer
+	res := r.responses(timeout, id)[id]
+	return res.status, res.reset, res.body
+}
+
+// responses reads frames until the responses on streams ids are all
+// complete (or reset), granting flow-control window for what they
+// receive, and returns them. Frames of other streams are skipped.
+func (r *raw) responses(timeout time.Duration, ids ...uint32) map[uint32]*result {
+	r.tb.Helper()
+	got := map[uint32]*result{}
+	bodies := map[uint32]*bytes.Buffer{}
+	for _, id := range ids {
+		got[id], bodies[id] = &result{}, &bytes.Buffer{}
+	}
+	pending := len(ids)
 	deadline := time.Now().Add(timeout)
-	for {
+	for pending > 0 {
 		f, err := r.next(time.Until(deadline))
 		if err != nil {
-			r.tb.Fatalf("waiting for stream %d's response: %v", id, err)
+			r.tb.Fatalf("waiting for the responses on streams %v: %v", ids, err)
 		}
-		if f.Header().StreamID != id {
-			if ga, ok := f.(*http2.GoAwayFrame); ok {
-				r.tb.Fatalf("waiting for stream %d's response: GOAWAY %v", id, ga.ErrCode)
-			}
+		if ga, ok := f.(*http2.GoAwayFrame); ok {
+			r.tb.Fatalf("waiting for the responses on streams %v: GOAWAY %v", ids, ga.ErrCode)
+		}
+		id := f.Header().StreamID
+		res := got[id]
+		if res == nil {
 			continue
 		}
+		ended := false
 		switch f := f.(type) {
 		case *http2.MetaHeadersFrame:
-			if status == "" {
-				status = f.PseudoValue("status")
+			if res.status == "" {
+				res.status = f.PseudoValue("status")
 			}
-			if f.StreamEnded() {
-				return status, 0, b.String()
-			}
+			ended = f.StreamEnded()
 		case *http2.DataFrame:
-			b.Write(f.Data())
+			bodies[id].Write(f.Data())
 			if len(f.Data()) > 0 {
 				r.fr.WriteWindowUpdate(0, uint32(len(f.Data())))
 				r.fr.WriteWindowUpdate(id, uint32(len(f.Data())))
 			}
-			if f.StreamEnded() {
-				return status, 0, b.String()
-			}
+			ended = f.StreamEnded()
 		case *http2.RSTStreamFrame:
-			return status, f.ErrCode, b.String()
+			res.reset, ended = f.ErrCode, true
+		}
+		if ended {
+			res.body = bodies[id].String()
+			delete(got, id)
+			got[id+1<<31] = res // done: kept aside from further frames
+			pending--
 		}
 	}
+	out := map[uint32]*result{}
+	for _, id := range ids {
+		out[id] = got[id+1<<31]
+	}
+	return out
 }
 
 // closed waits until the server ends the connection (GOAWAY then EOF, or
@@ -329,4 +378,40 @@ func (r *raw) closed(timeout time.Duration) int {
 			code = int(ga.ErrCode)
 		}
 	}
+}
+
+// countingListener counts the bytes the server reads from its
+// connections (under TLS: the TLS records).
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+	// written, when set, counts the bytes the server writes.
+	written *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c, l.n, l.written}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	n, w *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if c.w != nil {
+		c.w.Add(int64(n))
+	}
+	return n, err
+}
+
+func (c countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }

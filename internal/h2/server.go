@@ -14,10 +14,17 @@
 //     client cancelled more than MaxResets of its streams, and most of
 //     them, within a ResetWindow is closed, counted as rapid_reset.
 //   - CONTINUATION floods (CVE-2023-45288): a header block is bounded by
-//     MaxHeaderBytes however it is split; past it the connection ends.
-//   - SETTINGS, PING and other control-frame floods from a client that
-//     does not read the answers: the connection ends once 10000 control
-//     frames are queued.
+//     MaxHeaderBytes however it is split: past it the library ends the
+//     connection, or answers 431 when the block ends soon enough. A block
+//     of CONTINUATION frames that decode to nothing (empty ones, HPACK
+//     table size updates), which the library would read until the idle
+//     timeout, is cut once it takes twice the header list limit and a
+//     frame on the wire (GOAWAY ENHANCE_YOUR_CALM).
+//   - PING and other control-frame floods from a client that does not
+//     read the answers: the connection ends once 10000 answers are
+//     queued. SETTINGS are acknowledged one for a run of them, so a flood
+//     of those queues nothing; its connection ends when an answer it
+//     does not take has waited WriteTimeout.
 //   - Stream count and header size: MaxConcurrentStreams streams per
 //     connection (more are refused), MaxHeaderBytes of header list (more
 //     is answered 431).
@@ -91,6 +98,8 @@ type Server struct {
 	errs     sync.Map // error type -> *atomic.Int64
 	init     sync.Once
 	handler  http.Handler
+	// maxHeaderBytes is H1's, defaulted.
+	maxHeaderBytes int
 }
 
 // The server is one listener of a node.
@@ -109,6 +118,7 @@ func (s *Server) setup() {
 			s.ResetWindow = DefaultResetWindow
 		}
 		timeouts := h1Timeouts(h)
+		s.maxHeaderBytes = timeouts.maxHeader
 		s.base = &http.Server{
 			Handler:        h.Handler,
 			IdleTimeout:    timeouts.idle,
@@ -183,6 +193,7 @@ type connKey struct{}
 
 // serveConn serves one HTTP/2 connection until it ends.
 func (s *Server) serveConn(nc net.Conn, idle func(bool)) {
+	nc = s.newConn(nc, s.maxHeaderBytes)
 	cs := &connState{nc: nc, idle: idle, windowStart: time.Now()}
 	s.conns.Store(nc, cs)
 	s.open.Add(1)
@@ -301,8 +312,13 @@ type Stats struct {
 	// RapidResetCloses counts the connections closed for cancelling too
 	// many streams.
 	RapidResetCloses int64 `json:"rapid_reset_closes"`
-	// Errors counts the protocol errors by x/net/http2's type names
-	// ("conn_goaway", "stream_refused", "too_many_early_resets", ...).
+	// Errors counts the protocol errors by x/net/http2's names: the
+	// kind, the code sent and the reason for the connection and stream
+	// errors ("stream_PROTOCOL_ERROR_over_max_streams",
+	// "conn_ENHANCE_YOUR_CALM_too_many_early_resets"), the frame's for
+	// malformed frames ("frame_settings_mod_6"); and
+	// "conn_ENHANCE_YOUR_CALM_header_block_too_large" for a header block
+	// past its bound on the wire (see conn).
 	Errors map[string]int64 `json:"errors,omitempty"`
 }
 
