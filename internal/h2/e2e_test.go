@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/weir-cdn/weir/internal/testkit"
 )
@@ -527,4 +528,21 @@ func TestShutdownGoesAwayOnLateConnections(t *testing.T) {
 	case <-time.After(4 * time.Second):
 		t.Fatal("Shutdown did not return")
 	}
+}
+
+// TestEmptyBodyIsNoBody: a request declaring Content-Length: 0 has an
+// empty body at once, though its client has not ended the stream yet.
+func TestEmptyBodyIsNoBody(t *testing.T) {
+	e := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%d %v", len(b), err)
+	}), options{tls: true})
+	r := e.dialRaw()
+	r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true,
+		BlockFragment: r.encode(request("/", hpack.HeaderField{Name: "content-length", Value: "0"})...)})
+	status, _, body := r.response(1, 5*time.Second)
+	if status != "200" || body != "0 <nil>" {
+		t.Fatalf("got %q %q", status, body)
+	}
+	r.fr.WriteData(1, true, nil)
 }

@@ -29,7 +29,14 @@ func (h *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw.start(w, h.writeTimeout)
 	ctx := &streamContext{Context: r.Context(), last: sw.last}
 	r = r.WithContext(ctx)
-	if r.Body != nil && r.Body != http.NoBody {
+	switch {
+	case r.ContentLength == 0:
+		// No body (HEADERS ended the stream), or Content-Length: 0,
+		// which the library holds the client to. The library's body
+		// would do, but the read deadline newBody sets costs a message
+		// to the connection's goroutine and a timer, for every GET.
+		r.Body = http.NoBody
+	case r.Body != nil && r.Body != http.NoBody:
 		r.Body = newBody(r.Body, w, h.readTimeout)
 	}
 	h.next.ServeHTTP(sw, r)
