@@ -318,7 +318,8 @@ type Stats struct {
 	// "conn_ENHANCE_YOUR_CALM_too_many_early_resets"), the frame's for
 	// malformed frames ("frame_settings_mod_6"); and
 	// "conn_ENHANCE_YOUR_CALM_header_block_too_large" for a header block
-	// past its bound on the wire (see conn).
+	// past its bound on the wire (see conn), "request_refused" for a
+	// request refused before its handler (see refuse).
 	Errors map[string]int64 `json:"errors,omitempty"`
 }
 

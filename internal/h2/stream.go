@@ -4,9 +4,12 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // streamHandler serves one stream: it gives the handler a pooled writer
@@ -24,6 +27,11 @@ var writers = sync.Pool{New: func() any { return new(writer) }}
 
 func (h *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.srv.streams.Add(1)
+	if status, reason := refuse(r); status != 0 {
+		h.srv.countError("request_refused")
+		http.Error(w, strconv.Itoa(status)+" "+http.StatusText(status)+": "+reason, status)
+		return
+	}
 	cs, _ := r.Context().Value(connKey{}).(*connState)
 	sw := writers.Get().(*writer)
 	sw.start(w, h.writeTimeout)
@@ -52,6 +60,39 @@ func (h *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if cs != nil {
 		h.srv.streamEnded(cs, cancelled)
 	}
+}
+
+// refuse returns the status and reason for refusing a request the
+// library lets through but h1 would refuse, or 0: a method that is not a
+// token (RFC 9110 §9.1), CONNECT (which has no :path; 405, as h1), the
+// asterisk-form with a method other than OPTIONS, and a :path with a
+// space, a control character or a fragment (h1's request-target rules:
+// a path forwarded to an HTTP/1.1 origin as it came could be read two
+// ways there). The library has checked the rest: a :path starting with
+// "/" or "*", lower-case token field names, values without CR, LF or
+// NUL, no connection-specific fields.
+func refuse(r *http.Request) (int, string) {
+	if r.Method == http.MethodConnect {
+		return http.StatusMethodNotAllowed, "CONNECT is not supported"
+	}
+	for i := 0; i < len(r.Method); i++ {
+		if !httpguts.IsTokenRune(rune(r.Method[i])) {
+			return http.StatusBadRequest, "invalid method"
+		}
+	}
+	uri := r.RequestURI
+	if uri == "*" {
+		if r.Method != http.MethodOptions {
+			return http.StatusBadRequest, "asterisk-form :path with a method other than OPTIONS"
+		}
+		return 0, ""
+	}
+	for i := 0; i < len(uri); i++ {
+		if c := uri[i]; c <= ' ' || c == 0x7f || c == '#' {
+			return http.StatusBadRequest, "invalid character in :path"
+		}
+	}
+	return 0, ""
 }
 
 // writer is a stream's response writer as the handler sees it.
