@@ -14,17 +14,25 @@
 //     client cancelled more than MaxResets of its streams, and most of
 //     them, within a ResetWindow is closed, counted as rapid_reset.
 //   - CONTINUATION floods (CVE-2023-45288): a header block is bounded by
-//     MaxHeaderBytes however it is split; past it the connection ends.
-//   - SETTINGS, PING and other control-frame floods from a client that
-//     does not read the answers: the connection ends once 10000 control
-//     frames are queued.
+//     MaxHeaderBytes however it is split: past it the library ends the
+//     connection, or answers 431 when the block ends soon enough. A block
+//     of CONTINUATION frames that decode to nothing (empty ones, HPACK
+//     table size updates), which the library would read until the idle
+//     timeout, is cut once it takes twice the header list limit and a
+//     frame on the wire (GOAWAY ENHANCE_YOUR_CALM).
+//   - PING and other control-frame floods from a client that does not
+//     read the answers: the connection ends once 10000 answers are
+//     queued. SETTINGS are acknowledged one for a run of them, so a flood
+//     of those queues nothing; its connection ends when an answer it
+//     does not take has waited WriteTimeout.
 //   - Stream count and header size: MaxConcurrentStreams streams per
 //     connection (more are refused), MaxHeaderBytes of header list (more
 //     is answered 431).
-//   - Slow readers: a stream whose client stops taking data for
-//     WriteTimeout is reset, and a connection that takes nothing for
-//     WriteTimeout is closed; request bodies likewise for
-//     BodyReadTimeout.
+//   - Slow readers: a stream whose write has blocked for WriteTimeout
+//     (its client grants no window) is reset by the watchdog, and a
+//     connection that takes nothing for WriteTimeout is closed; a request
+//     body that sends nothing for BodyReadTimeout fails. As on h1, the
+//     wait for a response's first byte (a slow origin) is not a write.
 package h2
 
 import (
@@ -78,16 +86,23 @@ type Server struct {
 	// DefaultResetWindow.
 	ResetWindow time.Duration
 
-	h2s     *http2.Server
-	base    *http.Server
-	conns   sync.Map // net.Conn -> *connState
-	open    atomic.Int64
-	streams atomic.Int64
-	resets  atomic.Int64
-	closed  closedCounts
-	errs    sync.Map // error type -> *atomic.Int64
-	init    sync.Once
-	handler http.Handler
+	h2s  *http2.Server
+	base *http.Server
+	// shutdown is set when Shutdown begins: a connection handed over
+	// after is told to go away as soon as it is served.
+	shutdown atomic.Bool
+	conns    sync.Map // net.Conn -> *connState
+	open     atomic.Int64
+	streams  atomic.Int64
+	resets   atomic.Int64
+	closed   closedCounts
+	errs     sync.Map // error type -> *atomic.Int64
+	init     sync.Once
+	handler  http.Handler
+	// watch resets streams whose writes block for WriteTimeout.
+	watch *watchdog
+	// maxHeaderBytes is H1's, defaulted.
+	maxHeaderBytes int
 }
 
 // The server is one listener of a node.
@@ -106,16 +121,16 @@ func (s *Server) setup() {
 			s.ResetWindow = DefaultResetWindow
 		}
 		timeouts := h1Timeouts(h)
+		s.maxHeaderBytes = timeouts.maxHeader
 		s.base = &http.Server{
 			Handler:        h.Handler,
 			IdleTimeout:    timeouts.idle,
 			MaxHeaderBytes: timeouts.maxHeader,
-			// Per stream, armed by the library as each stream starts and
-			// pushed back by the writer as data goes out (writer.Write):
-			// a stream that takes nothing for WriteTimeout is reset.
-			WriteTimeout: timeouts.write,
-			ErrorLog:     nil,
-			ConnState:    s.connState,
+			// No per-stream write timeout from the library: it runs from
+			// the stream's start. The watchdog times each write instead
+			// (stream.go).
+			ErrorLog:  nil,
+			ConnState: s.connState,
 			HTTP2: &http.HTTP2Config{
 				MaxConcurrentStreams:          int(s.MaxConcurrentStreams),
 				MaxReceiveBufferPerStream:     defaultStreamWindow,
@@ -129,7 +144,9 @@ func (s *Server) setup() {
 		if err := http2.ConfigureServer(s.base, s.h2s); err != nil {
 			panic("h2: " + err.Error()) // only for a TLS config with bad suites, which base has none of
 		}
-		s.handler = &streamHandler{srv: s, next: h.Handler, writeTimeout: timeouts.write, readTimeout: timeouts.bodyRead}
+		s.handler = &streamHandler{srv: s, next: h.Handler, readTimeout: timeouts.bodyRead}
+		s.watch = newWatchdog(timeouts.write)
+		go s.watch.run()
 		protos := map[string]func(net.Conn, func(bool)){"h2": s.serveConn}
 		if s.H2C {
 			protos["h2c"] = s.serveConn
@@ -165,6 +182,9 @@ func h1Timeouts(h *h1.Server) timeouts {
 type connState struct {
 	nc   net.Conn
 	idle func(bool)
+	// goneAway is set once the connection was told to go away on its own
+	// (see Server.connState); its serving goroutine only.
+	goneAway bool
 	// Rapid-reset accounting, within the current window.
 	mu          sync.Mutex
 	windowStart time.Time
@@ -177,6 +197,7 @@ type connKey struct{}
 
 // serveConn serves one HTTP/2 connection until it ends.
 func (s *Server) serveConn(nc net.Conn, idle func(bool)) {
+	nc = s.newConn(nc, s.maxHeaderBytes)
 	cs := &connState{nc: nc, idle: idle, windowStart: time.Now()}
 	s.conns.Store(nc, cs)
 	s.open.Add(1)
@@ -195,11 +216,21 @@ func (s *Server) connState(nc net.Conn, state http.ConnState) {
 	if !ok {
 		return
 	}
+	cs := v.(*connState)
 	switch state {
 	case http.StateIdle:
-		v.(*connState).idle(true)
+		cs.idle(true)
 	case http.StateActive:
-		v.(*connState).idle(false)
+		cs.idle(false)
+	}
+	if !cs.goneAway && s.shutdown.Load() {
+		// Handed over after Shutdown told the connections it knew of to
+		// go away (its TLS handshake was under way): the library knows
+		// it by now, as it calls this only once serving, so a second
+		// round of its graceful shutdown reaches it. Without it, the
+		// connection would hold Shutdown until it idled out.
+		cs.goneAway = true
+		go s.base.Shutdown(context.Background())
 	}
 }
 
@@ -257,15 +288,21 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.setup()
 	// base serves no listener: its Shutdown only tells the HTTP/2
-	// connections to go away.
+	// connections to go away. Those handed over later see shutdown set
+	// (connState).
+	s.shutdown.Store(true)
 	s.base.Shutdown(ctx)
-	return s.H1.Shutdown(ctx)
+	err := s.H1.Shutdown(ctx)
+	s.watch.close()
+	return err
 }
 
 // Close closes the listener and every connection at once.
 func (s *Server) Close() error {
 	s.setup()
-	return s.H1.Close()
+	err := s.H1.Close()
+	s.watch.close()
+	return err
 }
 
 // Stats returns the listener's connection counters, over both protocols.
@@ -283,8 +320,14 @@ type Stats struct {
 	// RapidResetCloses counts the connections closed for cancelling too
 	// many streams.
 	RapidResetCloses int64 `json:"rapid_reset_closes"`
-	// Errors counts the protocol errors by x/net/http2's type names
-	// ("conn_goaway", "stream_refused", "too_many_early_resets", ...).
+	// Errors counts the protocol errors by x/net/http2's names: the
+	// kind, the code sent and the reason for the connection and stream
+	// errors ("stream_PROTOCOL_ERROR_over_max_streams",
+	// "conn_ENHANCE_YOUR_CALM_too_many_early_resets"), the frame's for
+	// malformed frames ("frame_settings_mod_6"); and
+	// "conn_ENHANCE_YOUR_CALM_header_block_too_large" for a header block
+	// past its bound on the wire (see conn), "request_refused" for a
+	// request refused before its handler (see refuse).
 	Errors map[string]int64 `json:"errors,omitempty"`
 }
 

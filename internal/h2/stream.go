@@ -3,37 +3,55 @@ package h2
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // streamHandler serves one stream: it gives the handler a pooled writer
 // that counts what it sends (for telemetry, which then needs no writer of
-// its own) and keeps the stream's write deadline moving while data goes
-// out, and a request body whose read deadline moves while data comes in.
-// It allocates nothing per stream for a request without a body.
+// its own) and that the server's watchdog resets when a write blocks for
+// WriteTimeout, and a request body whose read deadline moves while data
+// comes in. It allocates nothing per stream for a request without a body.
 //
 // The request's context is the library's own: unlike h1's, it carries no
 // recycled per-request value, because HTTP/2 keeps header strings past
-// the request (HPACK's dynamic table) and a recycled value's strings
+// the response (HPACK's dynamic table) and a recycled value's strings
 // would be rewritten under it.
 type streamHandler struct {
-	srv                       *Server
-	next                      http.Handler
-	writeTimeout, readTimeout time.Duration
+	srv         *Server
+	next        http.Handler
+	readTimeout time.Duration
 }
 
 var writers = sync.Pool{New: func() any { return new(writer) }}
 
 func (h *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.srv.streams.Add(1)
+	if status, reason := refuse(r); status != 0 {
+		h.srv.countError("request_refused")
+		http.Error(w, strconv.Itoa(status)+" "+http.StatusText(status)+": "+reason, status)
+		return
+	}
 	cs, _ := r.Context().Value(connKey{}).(*connState)
 	sw := writers.Get().(*writer)
-	sw.start(w, h.writeTimeout)
-	if r.Body != nil && r.Body != http.NoBody {
+	sw.start(w)
+	switch {
+	case r.ContentLength == 0:
+		// No body (HEADERS ended the stream), or Content-Length: 0,
+		// which the library holds the client to. The library's body
+		// would do, but the read deadline newBody sets costs a message
+		// to the connection's goroutine and a timer, for every GET.
+		r.Body = http.NoBody
+	case r.Body != nil && r.Body != http.NoBody:
 		r.Body = newBody(r.Body, w, h.readTimeout)
 	}
+	h.srv.watch.add(sw)
 	h.next.ServeHTTP(sw, r)
+	h.srv.watch.remove(sw)
 	// The stream's context ends when it is done, after this returns: an
 	// ended one here is a client's RST_STREAM, or its connection gone.
 	cancelled := r.Context().Err() != nil
@@ -47,20 +65,52 @@ func (h *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// refuse returns the status and reason for refusing a request the
+// library lets through but h1 would refuse, or 0: a method that is not a
+// token (RFC 9110 §9.1), CONNECT (which has no :path; 405, as h1), the
+// asterisk-form with a method other than OPTIONS, and a :path with a
+// space, a control character or a fragment (h1's request-target rules:
+// a path forwarded to an HTTP/1.1 origin as it came could be read two
+// ways there). The library has checked the rest: a :path starting with
+// "/" or "*", lower-case token field names, values without CR, LF or
+// NUL, no connection-specific fields.
+func refuse(r *http.Request) (int, string) {
+	if r.Method == http.MethodConnect {
+		return http.StatusMethodNotAllowed, "CONNECT is not supported"
+	}
+	for i := 0; i < len(r.Method); i++ {
+		if !httpguts.IsTokenRune(rune(r.Method[i])) {
+			return http.StatusBadRequest, "invalid method"
+		}
+	}
+	uri := r.RequestURI
+	if uri == "*" {
+		if r.Method != http.MethodOptions {
+			return http.StatusBadRequest, "asterisk-form :path with a method other than OPTIONS"
+		}
+		return 0, ""
+	}
+	for i := 0; i < len(uri); i++ {
+		if c := uri[i]; c <= ' ' || c == 0x7f || c == '#' {
+			return http.StatusBadRequest, "invalid character in :path"
+		}
+	}
+	return 0, ""
+}
+
 // writer is a stream's response writer as the handler sees it.
 type writer struct {
 	http.ResponseWriter
 	deadliner interface{ SetWriteDeadline(time.Time) error }
 	status    int
 	bytes     int64
-	timeout   time.Duration
-	// armed is when the stream's write deadline was last set (the
-	// library sets it when the stream starts).
-	armed time.Time
+	// blocked is when the write in progress began, in Unix nanoseconds;
+	// 0 between writes. The watchdog reads it.
+	blocked atomic.Int64
 }
 
-func (w *writer) start(rw http.ResponseWriter, timeout time.Duration) {
-	w.ResponseWriter, w.status, w.bytes, w.timeout, w.armed = rw, 0, 0, timeout, time.Now()
+func (w *writer) start(rw http.ResponseWriter) {
+	w.ResponseWriter, w.status, w.bytes = rw, 0, 0
 	w.deadliner, _ = rw.(interface{ SetWriteDeadline(time.Time) error })
 }
 
@@ -75,23 +125,11 @@ func (w *writer) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	w.extend()
+	w.blocked.Store(time.Now().UnixNano())
 	n, err := w.ResponseWriter.Write(p)
+	w.blocked.Store(0)
 	w.bytes += int64(n)
 	return n, err
-}
-
-// extend pushes the stream's write deadline back while the response is
-// being written, lazily: only once half of it has passed. A stream whose
-// client stops taking data is reset after at most WriteTimeout.
-func (w *writer) extend() {
-	if w.timeout <= 0 || w.deadliner == nil {
-		return
-	}
-	if now := time.Now(); now.Sub(w.armed) > w.timeout/2 {
-		w.deadliner.SetWriteDeadline(now.Add(w.timeout))
-		w.armed = now
-	}
 }
 
 // Status returns the response status sent, 0 before any (for telemetry).
@@ -101,16 +139,13 @@ func (w *writer) Status() int { return w.status }
 func (w *writer) BodyBytes() int64 { return w.bytes }
 
 // Flush sends what is buffered.
-func (w *writer) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		w.extend()
-		f.Flush()
-	}
-}
+func (w *writer) Flush() { w.FlushError() }
 
-// FlushError sends what is buffered, for http.ResponseController.
+// FlushError sends what is buffered, for http.ResponseController. Like a
+// write, it blocks while the client takes no data.
 func (w *writer) FlushError() error {
-	w.extend()
+	w.blocked.Store(time.Now().UnixNano())
+	defer w.blocked.Store(0)
 	if f, ok := w.ResponseWriter.(interface{ FlushError() error }); ok {
 		return f.FlushError()
 	}
@@ -149,4 +184,71 @@ func (b *body) Read(p []byte) (int, error) {
 		b.armed = now
 	}
 	return b.ReadCloser.Read(p)
+}
+
+// watchdog resets the streams whose write has blocked for the write
+// timeout: a client that takes no data on a stream (it grants no flow
+// control window) must not hold a handler, and what it holds, forever.
+// The library's own per-stream write timeout runs from the stream's
+// start, so it would also cut a response waiting on a slow origin before
+// its first byte; the watchdog times writes only, as h1 does. A write
+// costs two atomic stores; the watchdog looks every timeout/4.
+type watchdog struct {
+	timeout time.Duration
+	mu      sync.Mutex
+	writers map[*writer]struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+func newWatchdog(timeout time.Duration) *watchdog {
+	return &watchdog{timeout: timeout, writers: make(map[*writer]struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (d *watchdog) add(w *writer) {
+	d.mu.Lock()
+	d.writers[w] = struct{}{}
+	d.mu.Unlock()
+}
+
+// remove forgets w; once it returns the watchdog does not touch w.
+func (d *watchdog) remove(w *writer) {
+	d.mu.Lock()
+	delete(d.writers, w)
+	d.mu.Unlock()
+}
+
+// run looks for blocked writes until close.
+func (d *watchdog) run() {
+	defer close(d.done)
+	t := time.NewTicker(max(d.timeout/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case now := <-t.C:
+			d.sweep(now)
+		}
+	}
+}
+
+func (d *watchdog) sweep(now time.Time) {
+	limit := now.Add(-d.timeout).UnixNano()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for w := range d.writers {
+		if b := w.blocked.Load(); b != 0 && b < limit && w.deadliner != nil {
+			// A deadline in the past resets the stream at once; the
+			// blocked Write returns an error.
+			w.deadliner.SetWriteDeadline(now)
+		}
+	}
+}
+
+// close stops run and waits for it; it may be called more than once.
+func (d *watchdog) close() {
+	d.once.Do(func() { close(d.stop) })
+	<-d.done
 }

@@ -1,0 +1,153 @@
+package h2
+
+import (
+	"crypto/tls"
+	"net"
+	"sync/atomic"
+
+	"golang.org/x/net/http2"
+)
+
+// The frame layout the guard reads (RFC 9113 §4.1, §6.2, §6.10).
+const (
+	frameHeaderLen     = 9
+	frameHeaders       = 0x1
+	framePushPromise   = 0x5
+	frameContinuation  = 0x9
+	flagEndHeaders     = 0x4
+	headerListOverhead = 10 * 32 // what x/net adds to MaxHeaderBytes for a list's per-field overhead
+)
+
+// errHeaderBlockTooLarge ends a connection whose header block went past
+// its bound: the library answers it with GOAWAY ENHANCE_YOUR_CALM.
+var errHeaderBlockTooLarge = http2.ConnectionError(http2.ErrCodeEnhanceYourCalm)
+
+// conn is an HTTP/2 connection as the library sees it. It follows the
+// frames the library reads and bounds a header block's size on the wire:
+// the library bounds the header list a block decodes to, and closes a
+// connection whose block goes on past it with fields, but a block of
+// CONTINUATION frames that decode to nothing (empty ones, or HPACK table
+// size updates) it reads until the idle timeout (CVE-2023-45288's
+// pattern). It also remembers a failed write, so that closing the
+// connection then does not wait to send TLS's close_notify alert on a
+// socket nobody reads (crypto/tls gives that five seconds), and stops
+// reading once closed.
+type conn struct {
+	net.Conn
+	srv *Server
+	// limit is the most bytes a header block may take, frame headers
+	// included; block counts the current one's, 0 between blocks.
+	limit, block int
+	// hdr holds the part of a frame header read so far, nhdr its length;
+	// skip counts the bytes of a frame's payload (or of the preface) still
+	// to come.
+	hdr        [frameHeaderLen]byte
+	nhdr, skip int
+	err        error
+	// writeFailed is set once a write failed (timed out, typically).
+	writeFailed atomic.Bool
+	// closed is set by Close: reads stop at once, where a TLS
+	// connection would go on returning the records it has buffered (a
+	// connection closed for rapid resets would start more streams).
+	closed atomic.Bool
+}
+
+// tlsConn is a conn over TLS: the library takes the request's TLS state
+// from its ConnectionState.
+type tlsConn struct{ *conn }
+
+func (c tlsConn) ConnectionState() tls.ConnectionState {
+	return c.Conn.(interface{ ConnectionState() tls.ConnectionState }).ConnectionState()
+}
+
+// newConn wraps nc, whose reads start with the client's preface.
+func (s *Server) newConn(nc net.Conn, maxHeaderBytes int) net.Conn {
+	listLimit := maxHeaderBytes + headerListOverhead
+	c := &conn{Conn: nc, srv: s, skip: len(http2.ClientPreface),
+		// A header list within the library's bound encodes to no more
+		// than it (an HPACK field costs at most its name, its value and
+		// 11 bytes, the list counts 32 each), padding and priority add
+		// 261 bytes a frame: twice the bound and a frame leave room for a
+		// list somewhat over it to be answered 431, as the library does,
+		// and for small frames.
+		limit: 2*listLimit + 16<<10}
+	if _, ok := nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
+		return tlsConn{c}
+	}
+	return c
+}
+
+func (c *conn) Read(p []byte) (int, error) {
+	if c.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.Conn.Read(p)
+	if !c.scan(p[:n]) {
+		c.err = errHeaderBlockTooLarge
+		c.srv.countError("conn_ENHANCE_YOUR_CALM_header_block_too_large")
+		return 0, c.err
+	}
+	return n, err
+}
+
+// scan follows the frames in p, the next bytes read, and reports false
+// once a header block is over the limit.
+func (c *conn) scan(p []byte) bool {
+	for len(p) > 0 {
+		if c.skip > 0 {
+			n := min(c.skip, len(p))
+			c.skip -= n
+			p = p[n:]
+			continue
+		}
+		n := copy(c.hdr[c.nhdr:], p)
+		c.nhdr += n
+		p = p[n:]
+		if c.nhdr < frameHeaderLen {
+			return true
+		}
+		c.nhdr = 0
+		length := int(c.hdr[0])<<16 | int(c.hdr[1])<<8 | int(c.hdr[2])
+		c.skip = length
+		switch c.hdr[3] {
+		case frameHeaders, framePushPromise:
+			c.block = frameHeaderLen + length
+		case frameContinuation:
+			c.block += frameHeaderLen + length
+		default:
+			// Anything else within a block is the library's to refuse.
+			c.block = 0
+			continue
+		}
+		if c.block > c.limit {
+			return false
+		}
+		if c.hdr[4]&flagEndHeaders != 0 {
+			c.block = 0
+		}
+	}
+	return true
+}
+
+func (c *conn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.writeFailed.Store(true)
+	}
+	return n, err
+}
+
+// Close closes the connection; after a failed write, without TLS's
+// close_notify.
+func (c *conn) Close() error {
+	c.closed.Store(true)
+	if c.writeFailed.Load() {
+		if u, ok := c.Conn.(interface{ NetConn() net.Conn }); ok {
+			return u.NetConn().Close()
+		}
+	}
+	return c.Conn.Close()
+}
