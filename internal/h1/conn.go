@@ -81,6 +81,8 @@ type conn struct {
 	// shared by the connection's requests (as net/http shares it); nil on
 	// a plaintext connection.
 	tlsState *tls.ConnectionState
+	// writeFailed is set once a write to the client failed.
+	writeFailed bool
 	// readDeadline and writeDeadline are the deadlines last set; they are
 	// refreshed lazily so that most requests do not touch a timer.
 	readDeadline, writeDeadline time.Time
@@ -109,7 +111,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 func (c *conn) serve() {
 	defer func() {
 		c.cancel()
-		c.nc.Close()
+		c.close()
 		c.srv.forget(c)
 	}()
 	s := c.srv
@@ -535,7 +537,9 @@ func (c *conn) refuse(e *reqError) {
 	b = append(b, "\r\n\r\n"...)
 	b = append(b, msg...)
 	c.setWriteDeadline()
-	c.nc.Write(b)
+	if _, err := c.nc.Write(b); err != nil {
+		c.writeFailed = true
+	}
 }
 
 // setWriteDeadline extends the write deadline when less than half of the
@@ -578,7 +582,21 @@ func (c *conn) write(p []byte) error {
 		c.bufs = nil
 	}
 	c.wbuf = c.wbuf[:0]
+	if err != nil {
+		c.writeFailed = true
+	}
 	return err
+}
+
+// close closes the connection. A TLS connection whose last write failed
+// is closed without TLS's close_notify, which would wait up to 5 s more
+// on a client that takes nothing.
+func (c *conn) close() {
+	if tc, ok := c.nc.(*tls.Conn); ok && c.writeFailed {
+		tc.NetConn().Close()
+		return
+	}
+	c.nc.Close()
 }
 
 // writeAll writes p, going on after a timeout for as long as each try

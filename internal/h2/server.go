@@ -38,6 +38,7 @@ package h2
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -153,6 +154,14 @@ func (s *Server) setup() {
 		}
 		h.NextProto = protos
 	})
+}
+
+// logger returns the h1 server's logger, defaulted.
+func logger(h *h1.Server) *slog.Logger {
+	if h.Logger != nil {
+		return h.Logger
+	}
+	return slog.Default()
 }
 
 type timeouts struct {

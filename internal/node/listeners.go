@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -75,8 +76,12 @@ func (n *Node) startListeners() error {
 	if n.cluster != nil {
 		aopt.Cluster = n.clusterInfo
 	}
+	adminSrv := admin.NewServer(admin.NewHandler(aopt))
+	// net/http's own messages (failed TLS handshakes: scanners, clients
+	// without a certificate) are the connection's business, not the log's.
+	adminSrv.ErrorLog = slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)
 	specs = append(specs, listen.Spec{Name: "admin", Addr: n.cfg.AdminListen, Setting: adminSetting, TLS: n.tls.adminCfg,
-		Server: listen.NewHTTP(admin.NewServer(admin.NewHandler(aopt)))})
+		Server: listen.NewHTTP(adminSrv)})
 	g, err := listen.Open(specs...)
 	if err != nil {
 		return err
