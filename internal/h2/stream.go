@@ -30,6 +30,7 @@ type streamHandler struct {
 var writers = sync.Pool{New: func() any { return new(writer) }}
 
 func (h *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	growStack()
 	h.srv.streams.Add(1)
 	if status, reason := refuse(r); status != 0 {
 		h.srv.countError("request_refused")
@@ -64,6 +65,32 @@ func (h *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.srv.streamEnded(cs, cancelled)
 	}
 }
+
+// stackReserve is the stack a stream's handler goroutine is grown to
+// before the handler runs (see growStack).
+const stackReserve = 12 << 10
+
+// growStack grows the goroutine's stack to hold stackReserve more bytes,
+// at the top of the stream's goroutine. The library starts a goroutine per
+// stream; the edge handler below needs a deeper stack than it starts
+// with, and the runtime would otherwise grow it deep in the handler,
+// copying and adjusting every frame on the way (a tenth of the CPU of an
+// HTTP/2 hit in profiles). Here there are two frames to copy. 12 KiB
+// keeps the stack at 16 KiB, the largest size the runtime caches per P:
+// on h2load hits it cut the server's CPU per request by a tenth, where
+// 16 KiB (a 32 KiB stack, allocated from the heap) saved half as much.
+//
+//go:noinline
+func growStack() {
+	var reserve [stackReserve]byte
+	touch(reserve[:])
+}
+
+// touch keeps growStack's frame: the compiler cannot see that it does
+// nothing with the array.
+//
+//go:noinline
+func touch(b []byte) { b[len(b)-1] = 0 }
 
 // refuse returns the status and reason for refusing a request the
 // library lets through but h1 would refuse, or 0: a method that is not a
