@@ -27,7 +27,10 @@ type streamHandler struct {
 	readTimeout time.Duration
 }
 
-var writers = sync.Pool{New: func() any { return new(writer) }}
+var (
+	writers   = sync.Pool{New: func() any { return &writer{shard: uint8(nextShard.Add(1) % watchShards)} }}
+	nextShard atomic.Uint32
+)
 
 func (h *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	growStack()
@@ -134,6 +137,8 @@ type writer struct {
 	// blocked is when the write in progress began, in Unix nanoseconds;
 	// 0 between writes. The watchdog reads it.
 	blocked atomic.Int64
+	// shard is the watchdog's shard that holds the writer while in use.
+	shard uint8
 }
 
 func (w *writer) start(rw http.ResponseWriter) {
@@ -222,28 +227,44 @@ func (b *body) Read(p []byte) (int, error) {
 // costs two atomic stores; the watchdog looks every timeout/4.
 type watchdog struct {
 	timeout time.Duration
+	// The writers in use, in shards so that streams starting and ending
+	// on several cores do not contend on one lock.
+	shards [watchShards]watchShard
+	stop   chan struct{}
+	done   chan struct{}
+	once   sync.Once
+}
+
+// watchShards is the number of shards of a watchdog's writer set.
+const watchShards = 8
+
+type watchShard struct {
 	mu      sync.Mutex
 	writers map[*writer]struct{}
-	stop    chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	_       [48]byte // a cache line each
 }
 
 func newWatchdog(timeout time.Duration) *watchdog {
-	return &watchdog{timeout: timeout, writers: make(map[*writer]struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	d := &watchdog{timeout: timeout, stop: make(chan struct{}), done: make(chan struct{})}
+	for i := range d.shards {
+		d.shards[i].writers = make(map[*writer]struct{})
+	}
+	return d
 }
 
 func (d *watchdog) add(w *writer) {
-	d.mu.Lock()
-	d.writers[w] = struct{}{}
-	d.mu.Unlock()
+	sh := &d.shards[w.shard]
+	sh.mu.Lock()
+	sh.writers[w] = struct{}{}
+	sh.mu.Unlock()
 }
 
 // remove forgets w; once it returns the watchdog does not touch w.
 func (d *watchdog) remove(w *writer) {
-	d.mu.Lock()
-	delete(d.writers, w)
-	d.mu.Unlock()
+	sh := &d.shards[w.shard]
+	sh.mu.Lock()
+	delete(sh.writers, w)
+	sh.mu.Unlock()
 }
 
 // run looks for blocked writes until close.
@@ -263,14 +284,17 @@ func (d *watchdog) run() {
 
 func (d *watchdog) sweep(now time.Time) {
 	limit := now.Add(-d.timeout).UnixNano()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for w := range d.writers {
-		if b := w.blocked.Load(); b != 0 && b < limit && w.deadliner != nil {
-			// A deadline in the past resets the stream at once; the
-			// blocked Write returns an error.
-			w.deadliner.SetWriteDeadline(now)
+	for i := range d.shards {
+		sh := &d.shards[i]
+		sh.mu.Lock()
+		for w := range sh.writers {
+			if b := w.blocked.Load(); b != 0 && b < limit && w.deadliner != nil {
+				// A deadline in the past resets the stream at once; the
+				// blocked Write returns an error.
+				w.deadliner.SetWriteDeadline(now)
+			}
 		}
+		sh.mu.Unlock()
 	}
 }
 
