@@ -465,6 +465,10 @@ func (r *replayConn) Read(p []byte) (int, error) {
 // handOff serves the connection with another protocol's server until it
 // ends. The connection stays counted as open; serve says when it is idle.
 func (c *conn) handOff(serve func(net.Conn, func(bool)), nc net.Conn) {
+	// What HTTP/1.1 would have used is garbage now (replay copied what
+	// the read buffer held): an idle HTTP/2 connection should not keep
+	// 10 KiB of it.
+	c.br, c.wbuf, c.req, c.reqHdr, c.resp.hdr, c.block = nil, nil, nil, nil, nil, nil
 	c.setReadDeadline(time.Time{})
 	nc.SetWriteDeadline(time.Time{})
 	serve(nc, c.handedIdle)
