@@ -18,10 +18,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/secretfile"
 )
 
 // Pair is a certificate chain and its private key, loaded from files.
@@ -238,18 +239,7 @@ func LoadPool(caFile string) (*x509.CertPool, error) {
 // users other than its owner, or "" (also when the file cannot be
 // stat'ed: loading it says why).
 func ModeWarning(keyFile string) string {
-	if runtime.GOOS == "windows" {
-		return ""
-	}
-	fi, err := os.Stat(keyFile)
-	if err != nil {
-		return ""
-	}
-	perm := fi.Mode().Perm()
-	if perm&0o077 == 0 {
-		return ""
-	}
-	return fmt.Sprintf("key file %s has mode %04o, so users other than its owner can read the private key: run chmod 600 %s", keyFile, perm, keyFile)
+	return secretfile.ModeWarning(keyFile, "can read the private key")
 }
 
 // ParseName checks a server name as configuration gives it, for choosing

@@ -11,10 +11,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/secretfile"
 
 	"github.com/weir-cdn/weir/internal/sign"
 )
@@ -267,18 +268,7 @@ func LoadKeyFile(path string) (*Keyring, error) {
 // effort: it returns "" when the file cannot be examined, and on Windows,
 // where permission bits say little.
 func KeyFileModeWarning(path string) string {
-	if runtime.GOOS == "windows" {
-		return ""
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return ""
-	}
-	perm := fi.Mode().Perm()
-	if perm&0o077 == 0 {
-		return ""
-	}
-	return fmt.Sprintf("key file %s has mode %04o, so users other than its owner can access the cluster keys: run chmod 600 %s", path, perm, path)
+	return secretfile.ModeWarning(path, "can access the cluster keys")
 }
 
 // GenerateKey returns a new key with 32 secret bytes read from rand and the

@@ -206,6 +206,10 @@ func (s *Server) Stats() ServerStats {
 // ErrServerClosed is returned by Serve after Shutdown or Close.
 var ErrServerClosed = http.ErrServerClosed
 
+// Defaulted fills in the default of every zero field, as Serve does, so
+// that a server built around this one (h2) reads the limits in force.
+func (s *Server) Defaulted() { s.init() }
+
 func (s *Server) init() {
 	s.initOnce.Do(func() {
 		s.ctx, s.cancel = context.WithCancel(context.Background())

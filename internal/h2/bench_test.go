@@ -37,13 +37,14 @@ func BenchmarkH2Hit(b *testing.B) {
 		// The settings h2.Server gives the library.
 		s := &Server{H1: nil}
 		base := &http.Server{Handler: hitHandler}
-		t := h1Timeouts(&h1.Server{})
-		base.IdleTimeout, base.MaxHeaderBytes, base.WriteTimeout = t.idle, t.maxHeader, t.write
+		d := &h1.Server{}
+		d.Defaulted()
+		base.IdleTimeout, base.MaxHeaderBytes = d.IdleTimeout, d.MaxHeaderBytes
 		base.HTTP2 = &http.HTTP2Config{
 			MaxConcurrentStreams:          DefaultMaxConcurrentStreams,
 			MaxReceiveBufferPerStream:     defaultStreamWindow,
 			MaxReceiveBufferPerConnection: defaultConnWindow,
-			WriteByteTimeout:              t.write,
+			WriteByteTimeout:              d.WriteTimeout,
 			CountError:                    s.countError,
 		}
 		h2s := &http2.Server{}

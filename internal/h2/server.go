@@ -121,22 +121,24 @@ func (s *Server) setup() {
 		if s.ResetWindow <= 0 {
 			s.ResetWindow = DefaultResetWindow
 		}
-		timeouts := h1Timeouts(h)
-		s.maxHeaderBytes = timeouts.maxHeader
+		h.Defaulted() // its limits, as they are in force, apply to HTTP/2
+		s.maxHeaderBytes = h.MaxHeaderBytes
 		s.base = &http.Server{
 			Handler:        h.Handler,
-			IdleTimeout:    timeouts.idle,
-			MaxHeaderBytes: timeouts.maxHeader,
+			IdleTimeout:    h.IdleTimeout,
+			MaxHeaderBytes: h.MaxHeaderBytes,
 			// No per-stream write timeout from the library: it runs from
 			// the stream's start. The watchdog times each write instead
 			// (stream.go).
-			ErrorLog:  nil,
+			// The library logs clients\' protocol errors (counted in
+			// Stats().Errors): to the node\'s log, at debug level.
+			ErrorLog:  slog.NewLogLogger(h.Logger.Handler(), slog.LevelDebug),
 			ConnState: s.connState,
 			HTTP2: &http.HTTP2Config{
 				MaxConcurrentStreams:          int(s.MaxConcurrentStreams),
 				MaxReceiveBufferPerStream:     defaultStreamWindow,
 				MaxReceiveBufferPerConnection: defaultConnWindow,
-				WriteByteTimeout:              timeouts.write,
+				WriteByteTimeout:              h.WriteTimeout,
 				SendPingTimeout:               0,
 				CountError:                    s.countError,
 			},
@@ -145,8 +147,8 @@ func (s *Server) setup() {
 		if err := http2.ConfigureServer(s.base, s.h2s); err != nil {
 			panic("h2: " + err.Error()) // only for a TLS config with bad suites, which base has none of
 		}
-		s.handler = &streamHandler{srv: s, next: h.Handler, readTimeout: timeouts.bodyRead}
-		s.watch = newWatchdog(timeouts.write)
+		s.handler = &streamHandler{srv: s, next: h.Handler, readTimeout: h.BodyReadTimeout}
+		s.watch = newWatchdog(h.WriteTimeout)
 		go s.watch.run()
 		protos := map[string]func(net.Conn, func(bool)){"h2": s.serveConn}
 		if s.H2C {
@@ -154,37 +156,6 @@ func (s *Server) setup() {
 		}
 		h.NextProto = protos
 	})
-}
-
-// logger returns the h1 server's logger, defaulted.
-func logger(h *h1.Server) *slog.Logger {
-	if h.Logger != nil {
-		return h.Logger
-	}
-	return slog.Default()
-}
-
-type timeouts struct {
-	idle, write, bodyRead time.Duration
-	maxHeader             int
-}
-
-// h1Timeouts returns the h1 server's limits as it defaults them.
-func h1Timeouts(h *h1.Server) timeouts {
-	t := timeouts{idle: h.IdleTimeout, write: h.WriteTimeout, bodyRead: h.BodyReadTimeout, maxHeader: h.MaxHeaderBytes}
-	if t.idle <= 0 {
-		t.idle = 120 * time.Second
-	}
-	if t.write <= 0 {
-		t.write = 60 * time.Second
-	}
-	if t.bodyRead <= 0 {
-		t.bodyRead = 60 * time.Second
-	}
-	if t.maxHeader <= 0 {
-		t.maxHeader = 64 << 10
-	}
-	return t
 }
 
 // connState is what the server keeps of one HTTP/2 connection.

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -59,25 +60,17 @@ func (n *Node) startCerts() error {
 		store.Watch(time.Duration(t.ReloadInterval))
 	}
 	if a := n.cfg.AdminTLS; a.Enabled() {
-		store, err := certs.New([]certs.Spec{{CertFile: a.Cert, KeyFile: a.Key, Default: true}}, n.log)
-		if err != nil {
-			return fmt.Errorf("admin_tls: %w", err)
+		var err error
+		if n.tls.admin, n.tls.adminCfg, err = listenerTLS("admin_tls", "admin", a.Cert, a.Key, a.ClientCA, n.log); err != nil {
+			return err
 		}
-		n.tls.admin = store.Named("admin")
-		if n.tls.adminCfg, err = certs.ServerConfig(store, certs.ServerOptions{ClientCA: a.ClientCA}); err != nil {
-			return fmt.Errorf("admin_tls: %w", err)
-		}
-		store.Watch(time.Duration(config.DefaultTLSReloadInterval))
 	}
 	if p := n.cfg.Cluster.PeerTLS; p.Enabled() && n.cfg.Cluster.Enabled() {
-		store, err := certs.New([]certs.Spec{{CertFile: p.Cert, KeyFile: p.Key, Default: true}}, n.log)
-		if err != nil {
-			return fmt.Errorf("cluster.peer_tls: %w", err)
+		var err error
+		if n.tls.peer, n.tls.peerCfg, err = listenerTLS("cluster.peer_tls", "peer", p.Cert, p.Key, p.CA, n.log); err != nil {
+			return err
 		}
-		n.tls.peer = store.Named("peer")
-		if n.tls.peerCfg, err = certs.ServerConfig(store, certs.ServerOptions{ClientCA: p.CA}); err != nil {
-			return fmt.Errorf("cluster.peer_tls: %w", err)
-		}
+		store := n.tls.peer
 		pool, err := certs.LoadPool(p.CA)
 		if err != nil {
 			return fmt.Errorf("cluster.peer_tls: %w", err)
@@ -94,9 +87,25 @@ func (n *Node) startCerts() error {
 				return store.GetCertificate(&tls.ClientHelloInfo{})
 			},
 		}
-		store.Watch(time.Duration(config.DefaultTLSReloadInterval))
 	}
 	return nil
+}
+
+// listenerTLS loads the one pair of the admin or peer listener, watched
+// for changes, and its TLS configuration, requiring client certificates
+// clientCA signed when it is set. Errors start with setting.
+func listenerTLS(setting, listener, cert, key, clientCA string, log *slog.Logger) (*certs.Store, *tls.Config, error) {
+	store, err := certs.New([]certs.Spec{{CertFile: cert, KeyFile: key, Default: true}}, log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", setting, err)
+	}
+	cfg, err := certs.ServerConfig(store, certs.ServerOptions{ClientCA: clientCA})
+	if err != nil {
+		store.Close()
+		return nil, nil, fmt.Errorf("%s: %w", setting, err)
+	}
+	store.Named(listener).Watch(time.Duration(config.DefaultTLSReloadInterval))
+	return store, cfg, nil
 }
 
 // startTickets derives the TLS listener's session ticket keys from the
