@@ -21,6 +21,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/status"
 	"github.com/weir-cdn/weir/internal/testkit"
 )
 
@@ -139,6 +140,20 @@ func TestTLSListenerChoosesCertificateBySNI(t *testing.T) {
 	}
 	if hits.Load() != 1 {
 		t.Errorf("origin saw %d requests for /shared, want 1", hits.Load())
+	}
+
+	// /status shows the pairs and what the handshakes were.
+	api, err := status.NewClient("http://"+n.AdminAddr(), status.ClientOptions{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := api.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.TLS == nil || len(st.TLS.Certificates) != 3 || !st.TLS.Certificates[2].Default || st.TLS.Certificates[0].Names[0] != "a.test" ||
+		st.TLS.Handshakes.Full == 0 || st.TLS.HTTP2 == nil || st.TLS.HTTP2.Streams == 0 || st.TLS.Listener != n.TLSAddr() {
+		t.Errorf("/status tls section: %+v", st.TLS)
 	}
 }
 
