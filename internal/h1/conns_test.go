@@ -25,6 +25,9 @@ func TestFullServerClosesIdleConnections(t *testing.T) {
 		rc.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 		rc.read("GET")
 		held = append(held, rc)
+		// Each must be idle before the next: a connection whose
+		// response the client has read may still be finishing it.
+		testkit.Eventually(t, "the connection idle", func() bool { return idleConns(s) == len(held) })
 	}
 	// The first is idle longest.
 	rc := dial(t, addr)
@@ -42,6 +45,19 @@ func TestFullServerClosesIdleConnections(t *testing.T) {
 	if resp, _ := held[2].read("GET"); resp.StatusCode != 200 {
 		t.Errorf("a newer idle connection got %d", resp.StatusCode)
 	}
+}
+
+// idleConns counts the server's connections waiting for a request.
+func idleConns(s *Server) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for c := range s.conns {
+		if c.state.Load() == stateIdle {
+			n++
+		}
+	}
+	return n
 }
 
 // TestFullServerClosesSlowHeaders: at MaxConns held by clients that
