@@ -117,6 +117,9 @@ func OriginConfig(oc config.Origin, tracer *telemetry.Tracer, log *slog.Logger) 
 			return origin.Config{}, fmt.Errorf("origins[%s].tls: %w", oc.Name, err)
 		}
 		cfg.TLS = tc
+		if w := certs.ModeWarning(oc.TLS.Key); oc.TLS.Key != "" && w != "" && log != nil {
+			log.Warn(w, "origin", oc.Name)
+		}
 	}
 	return cfg, nil
 }

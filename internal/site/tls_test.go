@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -130,5 +131,30 @@ func TestOriginTLSErrors(t *testing.T) {
 	}
 	if reg.Len() != 0 {
 		t.Errorf("a failed Build holds %d clients", reg.Len())
+	}
+}
+
+// TestOriginTLSKeyModeWarning: a client key others can read is warned
+// about, naming the origin, as the cluster key file is.
+func TestOriginTLSKeyModeWarning(t *testing.T) {
+	ca := testkit.NewCA(t, "origin-ca")
+	edge := ca.Issue("edge")
+	oc := config.Origin{Name: "shop", URL: "https://origin.example", TLS: config.OriginTLS{Cert: edge.CertFile, Key: edge.KeyFile}}
+	var buf strings.Builder
+	logger := slog.New(slog.NewTextHandler(&buf, nil))
+	if _, err := OriginConfig(oc, nil, logger); err != nil {
+		t.Fatal(err)
+	}
+	if buf.Len() != 0 {
+		t.Fatalf("a key of mode 0600 was warned about: %s", buf.String())
+	}
+	if err := os.Chmod(edge.KeyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OriginConfig(oc, nil, logger); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "chmod 600 "+edge.KeyFile) || !strings.Contains(buf.String(), "origin=shop") {
+		t.Fatalf("no warning naming the key and the origin: %q", buf.String())
 	}
 }
