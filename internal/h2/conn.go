@@ -2,8 +2,11 @@ package h2
 
 import (
 	"crypto/tls"
+	"errors"
 	"net"
+	"os"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -44,6 +47,11 @@ type conn struct {
 	hdr        [frameHeaderLen]byte
 	nhdr, skip int
 	err        error
+	// writeTimeout bounds a write that makes no progress; deadline is
+	// the write deadline last set, pushed back lazily (see Write). The
+	// library writes from one goroutine at a time.
+	writeTimeout time.Duration
+	deadline     time.Time
 	// writeFailed is set once a write failed (timed out, typically).
 	writeFailed atomic.Bool
 	// closed is set by Close: reads stop at once, where a TLS
@@ -61,9 +69,9 @@ func (c tlsConn) ConnectionState() tls.ConnectionState {
 }
 
 // newConn wraps nc, whose reads start with the client's preface.
-func (s *Server) newConn(nc net.Conn, maxHeaderBytes int) net.Conn {
+func (s *Server) newConn(nc net.Conn, maxHeaderBytes int, writeTimeout time.Duration) net.Conn {
 	listLimit := maxHeaderBytes + headerListOverhead
-	c := &conn{Conn: nc, srv: s, skip: len(http2.ClientPreface),
+	c := &conn{Conn: nc, srv: s, skip: len(http2.ClientPreface), writeTimeout: writeTimeout,
 		// A header list within the library's bound encodes to no more
 		// than it (an HPACK field costs at most its name, its value and
 		// 11 bytes, the list counts 32 each), padding and priority add
@@ -132,7 +140,35 @@ func (c *conn) scan(p []byte) bool {
 	return true
 }
 
+// A client that takes nothing for the write timeout fails the write. The
+// library can time its writes itself (WriteByteTimeout), but sets and
+// clears the connection's deadline around every write, two timer
+// updates a flush; here the deadline moves only when less than half of
+// it is left, as h1 does, so most writes touch no timer. A write that
+// times out having made progress goes on with a new deadline (on TLS the
+// first timeout ends the connection anyway).
 func (c *conn) Write(p []byte) (int, error) {
+	if c.writeTimeout <= 0 {
+		return c.write(p)
+	}
+	now := time.Now()
+	if c.deadline.Sub(now) < c.writeTimeout/2 {
+		c.deadline = now.Add(c.writeTimeout)
+		c.Conn.SetWriteDeadline(c.deadline)
+	}
+	written := 0
+	for {
+		n, err := c.write(p[written:])
+		written += n
+		if err == nil || n == 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return written, err
+		}
+		c.deadline = time.Now().Add(c.writeTimeout)
+		c.Conn.SetWriteDeadline(c.deadline)
+	}
+}
+
+func (c *conn) write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	if err != nil {
 		c.writeFailed.Store(true)

@@ -35,7 +35,7 @@ func TestConnBoundsHeaderBlocks(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, chunk := range []int{1, 7, 9, 4096, 0} {
 		s := &Server{}
-		c := s.newConn(nil, 1024).(*conn)
+		c := s.newConn(nil, 1024, 0).(*conn)
 		at := 0
 		for at < len(b) {
 			n := chunk

@@ -138,9 +138,11 @@ func (s *Server) setup() {
 				MaxConcurrentStreams:          int(s.MaxConcurrentStreams),
 				MaxReceiveBufferPerStream:     defaultStreamWindow,
 				MaxReceiveBufferPerConnection: defaultConnWindow,
-				WriteByteTimeout:              h.WriteTimeout,
-				SendPingTimeout:               0,
-				CountError:                    s.countError,
+				// The connection times its writes (conn.Write), with
+				// fewer timer updates than the library's WriteByteTimeout.
+				WriteByteTimeout: 0,
+				SendPingTimeout:  0,
+				CountError:       s.countError,
 			},
 		}
 		s.h2s = &http2.Server{}
@@ -177,7 +179,7 @@ type connKey struct{}
 
 // serveConn serves one HTTP/2 connection until it ends.
 func (s *Server) serveConn(nc net.Conn, idle func(bool)) {
-	nc = s.newConn(nc, s.maxHeaderBytes)
+	nc = s.newConn(nc, s.maxHeaderBytes, s.H1.WriteTimeout)
 	cs := &connState{nc: nc, idle: idle, windowStart: time.Now()}
 	s.conns.Store(nc, cs)
 	s.open.Add(1)
