@@ -41,8 +41,12 @@
 //     writes the header and the first 4 KiB apart from the rest.
 //
 // On a listener that hands out *tls.Conn connections (tls.NewListener),
-// a request's TLS field is its connection's state after the handshake,
-// which the handshake's first read completes; on any other, it is nil.
+// the server completes each connection's handshake first, within
+// HandshakeTimeout, and a request's TLS field is the connection's state
+// after it; on any other, it is nil. A connection whose client chose
+// another protocol through ALPN, or that opens with HTTP/2's preface, is
+// served by NextProto's server instead (package h2), still counted
+// against the connection limits.
 //
 // Handlers must follow net/http's rules and one more: the request, its
 // URL and its header map belong to the server again once ServeHTTP
