@@ -220,3 +220,33 @@ func TestSlowFirstByteIsNotAWriteTimeout(t *testing.T) {
 		t.Fatalf("a handler answering after 3 write timeouts: %v %q", err, body)
 	}
 }
+
+// TestHandlerPanicLeavesNoWriterWatched: a handler that panics (the
+// library recovers it and resets the stream) leaves nothing with the
+// watchdog, and the connection serves the next stream.
+func TestHandlerPanicLeavesNoWriterWatched(t *testing.T) {
+	e := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/panic" {
+			panic(http.ErrAbortHandler) // recovered by the library, quietly
+		}
+		io.WriteString(w, "ok")
+	}), options{tls: true})
+	c, _ := e.h2Client()
+	if resp, err := c.Get(e.url("/panic")); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a panicking handler answered %d", resp.StatusCode)
+	}
+	if _, body := get(t, c, e.url("/next")); body != "ok" {
+		t.Fatalf("the next stream got %q", body)
+	}
+	watched := 0
+	for i := range e.srv.watch.shards {
+		sh := &e.srv.watch.shards[i]
+		sh.mu.Lock()
+		watched += len(sh.writers)
+		sh.mu.Unlock()
+	}
+	if watched != 0 {
+		t.Fatalf("%d writers still watched after their streams ended", watched)
+	}
+}

@@ -54,10 +54,21 @@ func (h *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = newBody(r.Body, w, h.readTimeout)
 	}
 	h.srv.watch.add(sw)
+	// Deferred: a handler's panic (which the library recovers) must not
+	// leave the writer with the watchdog, which would reach a finished
+	// stream through it.
+	defer h.finish(sw, r, cs)
 	h.next.ServeHTTP(sw, r)
+}
+
+// finish ends a stream's handling: the watchdog forgets the writer, the
+// writer goes back to the pool, and the rapid-reset accounting counts the
+// stream.
+func (h *streamHandler) finish(sw *writer, r *http.Request, cs *connState) {
 	h.srv.watch.remove(sw)
-	// The stream's context ends when it is done, after this returns: an
-	// ended one here is a client's RST_STREAM, or its connection gone.
+	// The stream's context ends when it is done, after the handler
+	// returns: an ended one here is a client's RST_STREAM, or its
+	// connection gone.
 	cancelled := r.Context().Err() != nil
 	if cancelled {
 		h.srv.resets.Add(1)
