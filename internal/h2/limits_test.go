@@ -1,6 +1,7 @@
 package h2
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -249,4 +250,36 @@ func TestHandlerPanicLeavesNoWriterWatched(t *testing.T) {
 	if watched != 0 {
 		t.Fatalf("%d writers still watched after their streams ended", watched)
 	}
+}
+
+// TestStalledConnectionIsClosed: a client that grants every window but
+// reads nothing stalls the connection's own writes once the socket
+// buffers are full; after WriteTimeout without progress the connection
+// is closed, freeing what it holds.
+func TestStalledConnectionIsClosed(t *testing.T) {
+	const writeTimeout = 300 * time.Millisecond
+	e := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := make([]byte, 64<<10)
+		for range 1024 { // 64 MiB, far more than loopback buffers hold
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}), options{tls: true, configure: func(s *Server) { s.H1.WriteTimeout = writeTimeout }})
+	r := e.dialRaw()
+	r.settle()
+	// No flow control holds the server back: only the socket does.
+	if err := r.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1}); err != nil {
+		t.Fatal(err)
+	}
+	r.fr.WriteWindowUpdate(0, 1<<31-1-65535)
+	r.get(1, "/big")
+	testkit.Eventually(t, "the connection served", func() bool { return e.srv.Stats().Open == 1 })
+	// The client reads nothing from here on.
+	testkit.Until(t, 10*time.Second, func() string {
+		if n := e.srv.Stats().Open; n != 0 {
+			return fmt.Sprintf("%d connection still open", n)
+		}
+		return ""
+	})
 }
