@@ -138,9 +138,11 @@ func (c *conn) serve() {
 		if c.state.Load() == stateHeader && !c.state.CompareAndSwap(stateHeader, stateActive) {
 			return // closed to make room while its header trickled in
 		}
-		if serve := s.NextProto["h2c"]; serve != nil && string(c.block) == h2Preface {
-			c.handOff(serve, c.replay())
-			return
+		if string(c.block) == h2Preface { // before the map lookup: every request passes here
+			if serve := s.NextProto["h2c"]; serve != nil {
+				c.handOff(serve, c.replay())
+				return
+			}
 		}
 		for k := range c.reqHdr {
 			delete(c.reqHdr, k)

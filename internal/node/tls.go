@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -71,22 +70,17 @@ func (n *Node) startCerts() error {
 			return err
 		}
 		store := n.tls.peer
-		pool, err := certs.LoadPool(p.CA)
+		cc, err := certs.ClientConfig(certs.ClientOptions{CA: p.CA, ServerName: p.ServerName})
 		if err != nil {
 			return fmt.Errorf("cluster.peer_tls: %w", err)
 		}
-		n.tls.peerClientCfg = &tls.Config{
-			MinVersion:   tls.VersionTLS12,
-			CipherSuites: slices.Clone(certs.DefaultCipherSuites),
-			RootCAs:      pool,
-			ServerName:   p.ServerName,
-			// Members reconnect to each other all the time: resume.
-			ClientSessionCache: tls.NewLRUClientSessionCache(256),
-			// The member's own certificate, as reloaded.
-			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-				return store.GetCertificate(&tls.ClientHelloInfo{})
-			},
+		// Members reconnect to each other all the time: resume.
+		cc.ClientSessionCache = tls.NewLRUClientSessionCache(256)
+		// The member's own certificate, as reloaded.
+		cc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return store.GetCertificate(&tls.ClientHelloInfo{})
 		}
+		n.tls.peerClientCfg = cc
 	}
 	return nil
 }
