@@ -1,6 +1,7 @@
 package clustertest
 
 import (
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/testkit"
 )
@@ -27,20 +29,9 @@ func TestSessionResumptionAcrossEdges(t *testing.T) {
 		cfg.TLS.Certificates = []config.TLSCertificate{{Cert: cert, Key: key}}
 	}})
 	cache := tls.NewLRUClientSessionCache(64)
-	handshake := func(i int) (resumed bool) {
-		t.Helper()
-		// A new connection, but the one session cache: a browser going
-		// from one edge to another behind DNS or anycast.
-		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool, ServerName: "edge.test", ClientSessionCache: cache}, ForceAttemptHTTP2: true}
-		defer tr.CloseIdleConnections()
-		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://" + c.Node(i).TLSAddr() + "/resume")
-		if err != nil {
-			t.Fatalf("edge %d: %v", i, err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.TLS.DidResume
-	}
+	// A new connection each time, but the one session cache: a browser
+	// going from one edge to another behind DNS or anycast.
+	handshake := func(i int) bool { return resumes(t, c.Node(i).TLSAddr(), ca, cache) }
 	if handshake(0) {
 		t.Fatal("the first handshake resumed a session it never had")
 	}
@@ -70,15 +61,80 @@ func TestSessionResumptionAcrossEdges(t *testing.T) {
 		cfg.TLS.Listen = "127.0.0.1:0"
 		cfg.TLS.Certificates = []config.TLSCertificate{{Cert: cert, Key: key}}
 	}})
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool, ServerName: "edge.test", ClientSessionCache: cache}}
+	if resumes(t, other.Node(0).TLSAddr(), ca, cache) {
+		t.Fatal("an edge of another cluster resumed this cluster's session")
+	}
+}
+
+// resumes makes a request to the TLS listener at addr on a new
+// connection with the given session cache, and reports whether the
+// handshake resumed a session.
+func resumes(t *testing.T, addr string, ca *testkit.CA, cache tls.ClientSessionCache) bool {
+	t.Helper()
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool, ServerName: "edge.test", ClientSessionCache: cache}, ForceAttemptHTTP2: true}
 	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://" + other.Node(0).TLSAddr() + "/resume")
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://" + addr + "/resume")
+	if err != nil {
+		t.Fatalf("%s: %v", addr, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.TLS.DidResume
+}
+
+// TestTicketKeysFollowKeyRotation: the session ticket keys follow the
+// cluster key file on reload. While the old key is still listed, sessions
+// from before resume; once it is gone they do not, and sessions under the
+// new key do.
+func TestTicketKeysFollowKeyRotation(t *testing.T) {
+	ca := testkit.NewCA(t, "ca")
+	cert, key := ca.Issue("edge", "edge.test").Files()
+	_, originURL := newOrigin(t, 0)
+	c := Start(t, Options{Nodes: 1, Origin: originURL, Configure: func(i int, cfg *config.Config) {
+		cfg.TLS.Listen = "127.0.0.1:0"
+		cfg.TLS.Certificates = []config.TLSCertificate{{Cert: cert, Key: key}}
+	}})
+	addr := c.Node(0).TLSAddr()
+	before1, before2 := tls.NewLRUClientSessionCache(4), tls.NewLRUClientSessionCache(4)
+	resumes(t, addr, ca, before1)
+	resumes(t, addr, ca, before2)
+	old, err := cluster.LoadKeyFile(c.keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.TLS.DidResume {
-		t.Fatal("an edge of another cluster resumed this cluster's session")
+	newKey, err := cluster.GenerateKey(rand.Reader, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotate := func(keys ...cluster.Key) {
+		t.Helper()
+		f, err := os.OpenFile(c.keyFile, os.O_WRONLY|os.O_TRUNC, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = cluster.WriteKeyFile(f, keys...)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Node(0).Reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rotate(newKey, old.Primary())
+	if !resumes(t, addr, ca, before1) {
+		t.Fatal("with the old key still listed, a session from before did not resume")
+	}
+	rotate(newKey)
+	if resumes(t, addr, ca, before2) {
+		t.Fatal("with the old key gone, a session from before still resumed")
+	}
+	after := tls.NewLRUClientSessionCache(4)
+	resumes(t, addr, ca, after)
+	if !resumes(t, addr, ca, after) {
+		t.Fatal("a session under the new key did not resume")
 	}
 }
 
