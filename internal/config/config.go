@@ -37,6 +37,7 @@ const (
 	DefaultBodyReadTimeout   = Duration(30 * time.Second)
 	DefaultMaxHeaderBytes    = 64 * KiB
 	DefaultShutdownTimeout   = Duration(15 * time.Second)
+	DefaultShutdownDelay     = Duration(5 * time.Second)
 
 	DefaultConnectTimeout        = Duration(3 * time.Second)
 	DefaultTLSHandshakeTimeout   = Duration(5 * time.Second)
@@ -208,6 +209,15 @@ type Server struct {
 	// in-flight requests before closing connections. The zero value means
 	// 15s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+
+	// ShutdownDelay is how long a node that was asked to stop (SIGTERM)
+	// keeps accepting connections after its readiness (/readyz) turned
+	// false, so that a load balancer polling readiness stops sending
+	// before the port closes; in-flight requests then get
+	// shutdown_timeout to finish. A second SIGTERM or SIGINT skips the
+	// rest of the delay; an upgrade (SIGUSR2) needs none. 0 stops
+	// accepting at once. Default 5s.
+	ShutdownDelay Duration `yaml:"shutdown_delay"`
 
 	// WriteTimeout is how long a client may take no response bytes at
 	// all before it is disconnected (a client that stopped reading); one
@@ -656,6 +666,9 @@ func Default() *Config {
 		Cache: Cache{
 			HitForPassTTL:     DefaultHitForPassTTL,
 			HeuristicFraction: DefaultHeuristicFraction,
+		},
+		Server: Server{
+			ShutdownDelay: DefaultShutdownDelay,
 		},
 		Cluster: Cluster{
 			TieredFill: true,

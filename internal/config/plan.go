@@ -1,9 +1,12 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Change is one difference between two configurations.
@@ -61,10 +64,13 @@ func (p Changes) String() string {
 	return strings.Join(parts, "; ")
 }
 
-// liveFields are the settings a running node applies by swapping its site
-// snapshot: they are read through the snapshot on every request, or they
-// only choose which origin clients the snapshot holds. Everything else is
-// held by a part built once at start.
+// liveFields are the settings a running node applies without a restart:
+// those read through the site snapshot on every request or choosing which
+// origin clients it holds (applied by swapping the snapshot), the
+// listeners' addresses (the new address is bound, then the old one stops
+// accepting while its connections finish), and the shutdown settings,
+// read when the node stops. Everything else is held by a part built once
+// at start.
 var liveFields = map[string]bool{
 	"cache.max_object_size":    true,
 	"cache.hit_for_pass_ttl":   true,
@@ -72,17 +78,20 @@ var liveFields = map[string]bool{
 	"cache.heuristic_max":      true,
 	"origins":                  true,
 	"hosts":                    true,
+	"listen":                   true,
+	"admin_listen":             true,
+	"tls.listen":               true,
+	"server.shutdown_timeout":  true,
+	"server.shutdown_delay":    true,
 }
 
 // restartWhy says which part holds each section that is not live.
 var restartWhy = map[string]string{
 	"node":              "the node's name identifies it in the cluster and in purge acknowledgements",
-	"listen":            "the edge listener is bound at start",
-	"admin_listen":      "the admin listener is bound at start",
 	"admin_tokens_file": "the tokens file's path is opened at start (SIGHUP re-reads the file itself)",
 	"audit_log":         "the audit log's path is opened at start (SIGHUP reopens the file itself)",
 	"admin_tls":         "the admin listener is bound at start",
-	"tls":               "the TLS listener is bound at start (SIGHUP, and a change to the files, reload its certificates)",
+	"tls":               "the TLS listener's certificates and settings are loaded at start (SIGHUP, and a change to the files, reload the certificates themselves)",
 	"cache":             "the store is sized at start",
 	"server":            "the listeners' limits and timeouts are set at start",
 	"cluster":           "cluster membership is joined at start (SIGHUP re-reads the key file itself)",
@@ -128,7 +137,7 @@ func diffValue(section, path string, a, b reflect.Value) []Change {
 		}
 		return out
 	}
-	if reflect.DeepEqual(a.Interface(), b.Interface()) {
+	if same(a.Interface(), b.Interface()) {
 		return nil
 	}
 	c := Change{Field: path, Op: "changed", Live: liveFields[path]}
@@ -136,6 +145,18 @@ func diffValue(section, path string, a, b reflect.Value) []Change {
 		c.Why = restartWhy[section]
 	}
 	return []Change{c}
+}
+
+// same reports whether two values of a setting mean the same: equal, or
+// equal as the file writes them (an empty list and no list, a value and
+// what was compiled from it).
+func same(a, b any) bool {
+	if reflect.DeepEqual(a, b) {
+		return true
+	}
+	ea, erra := yaml.Marshal(a)
+	eb, errb := yaml.Marshal(b)
+	return erra == nil && errb == nil && bytes.Equal(ea, eb)
 }
 
 // isLeafStruct reports whether a struct type is one value in the file
@@ -175,7 +196,7 @@ func diffOrigins(a, b []Origin) []Change {
 		switch {
 		case !ok:
 			out = append(out, Change{Field: field, Op: "added", Live: true})
-		case !reflect.DeepEqual(prev, o):
+		case !same(prev, o):
 			out = append(out, Change{Field: field, Op: "changed", Live: true})
 		}
 	}
@@ -198,7 +219,7 @@ func diffHosts(a, b []Host) []Change {
 			out = append(out, Change{Field: field, Op: "added", Live: true})
 		case i >= len(b):
 			out = append(out, Change{Field: field, Op: "removed", Live: true})
-		case !reflect.DeepEqual(a[i], b[i]):
+		case !same(a[i], b[i]):
 			out = append(out, Change{Field: field, Op: "changed", Live: true})
 		}
 	}

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,11 +50,15 @@ func TestPlan(t *testing.T) {
 			c.TLS.Listen = ":8443"
 			c.TLS.Certificates = []TLSCertificate{{Cert: "a.pem", Key: "a.key"}}
 		}, []string{
-			"tls.listen changed (needs a restart: " + restartWhy["tls"] + ")",
+			"tls.listen changed",
 			"tls.certificates changed (needs a restart: " + restartWhy["tls"] + ")",
 		}, false},
 		{"tls setting", func(c *Config) { c.TLS.MinVersion = "1.3" },
-			[]string{"tls.min_version changed (needs a restart: the TLS listener is bound at start (SIGHUP, and a change to the files, reload its certificates))"}, false},
+			[]string{"tls.min_version changed (needs a restart: the TLS listener's certificates and settings are loaded at start (SIGHUP, and a change to the files, reload the certificates themselves))"}, false},
+		{"listener addresses", func(c *Config) { c.Listen, c.AdminListen = "127.0.0.1:9998", "127.0.0.1:9997" },
+			[]string{"listen changed", "admin_listen changed"}, true},
+		{"shutdown", func(c *Config) { c.Server.ShutdownDelay, c.Server.ShutdownTimeout = 0, Duration(time.Minute) },
+			[]string{"server.shutdown_timeout changed", "server.shutdown_delay changed"}, true},
 		{"admin tls", func(c *Config) { c.AdminTLS.Cert, c.AdminTLS.Key = "a.pem", "a.key" }, []string{
 			"admin_tls.cert changed (needs a restart: the admin listener is bound at start)",
 			"admin_tls.key changed (needs a restart: the admin listener is bound at start)",
@@ -64,9 +70,9 @@ func TestPlan(t *testing.T) {
 		{"https redirect", func(c *Config) { c.Hosts[0].HTTPSRedirect = true }, []string{"hosts[0] changed"}, true},
 		{"origin tls", func(c *Config) { c.Origins[0].TLS.ServerName = "origin.internal" }, []string{"origins[default] changed"}, true},
 		{"live and not", func(c *Config) {
-			c.Listen = "127.0.0.1:9999"
+			c.Server.MaxConnections = 10
 			c.Hosts[0].DefaultTTL = Duration(time.Minute)
-		}, []string{"listen changed (needs a restart: the edge listener is bound at start)", "hosts[0] changed"}, false},
+		}, []string{"server.max_connections changed (needs a restart: " + restartWhy["server"] + ")", "hosts[0] changed"}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,5 +103,76 @@ func TestPlanKnowsEverySection(t *testing.T) {
 		if !liveFields[name] && restartWhy[name] == "" {
 			t.Errorf("config section %q is neither live nor given a reason to restart in plan.go", name)
 		}
+	}
+}
+
+// TestEncodeRoundTrip: the effective configuration `weir check` prints
+// parses back to the same settings, so it can be used as a file.
+func TestEncodeRoundTrip(t *testing.T) {
+	data, err := os.ReadFile("../../docs/weir.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(data, "weir.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(c.Encode(), "encoded")
+	if err != nil {
+		t.Fatalf("the encoded configuration does not parse: %v\n%s", err, c.Encode())
+	}
+	if p := Plan(c, back); !p.Empty() {
+		t.Errorf("round trip changed settings: %s", p)
+	}
+	if d := Diff(c, back); len(d) != 0 {
+		t.Errorf("round trip changed settings: %q", d)
+	}
+	if c.Hash() != back.Hash() {
+		t.Errorf("hash changed over a round trip")
+	}
+	d := Default()
+	if d.Hash() == c.Hash() || !strings.HasPrefix(d.Hash(), "sha256:") || len(d.Hash()) != len("sha256:")+64 {
+		t.Errorf("hashes: default %s, example %s", d.Hash(), c.Hash())
+	}
+}
+
+func TestDiff(t *testing.T) {
+	old := Default()
+	old.SetOrigin("http://user:secret@127.0.0.1:8080")
+	old.ApplyDefaults()
+	new := Default()
+	new.SetOrigin("http://user:other@127.0.0.1:8081")
+	new.ApplyDefaults()
+	new.Cache.MaxSize = 1 << 30
+	new.Hosts = append(new.Hosts, Host{Match: []string{"api.example"}, Origin: "default"})
+	new.Telemetry.Tracing.Headers = map[string]string{"Authorization": "Bearer hush"}
+	got := Diff(old, new)
+	want := []string{
+		`cache.max_size: "256MiB" -> "1GiB"`,
+		`telemetry.tracing.headers.Authorization: added <redacted>`,
+		`origins[0].url: "http://user:xxxxx@127.0.0.1:8080" -> "http://user:xxxxx@127.0.0.1:8081"`,
+	}
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Errorf("Diff lacks %s; got:\n%s", w, strings.Join(got, "\n"))
+		}
+	}
+	var hostLines int
+	for _, l := range got {
+		if strings.HasPrefix(l, "hosts[1].") {
+			hostLines++
+			if !strings.Contains(l, ": added ") {
+				t.Errorf("new host's line %q", l)
+			}
+		}
+		if strings.Contains(l, "secret") || strings.Contains(l, "hush") {
+			t.Errorf("Diff shows a secret: %s", l)
+		}
+	}
+	if hostLines == 0 {
+		t.Errorf("Diff does not show the added host:\n%s", strings.Join(got, "\n"))
+	}
+	if d := Diff(new, new); len(d) != 0 {
+		t.Errorf("Diff of a configuration with itself = %q", d)
 	}
 }

@@ -154,6 +154,7 @@ func (v *validator) server(s Server) {
 	v.nonNegative("server.read_header_timeout", s.ReadHeaderTimeout)
 	v.nonNegative("server.idle_timeout", s.IdleTimeout)
 	v.nonNegative("server.shutdown_timeout", s.ShutdownTimeout)
+	v.nonNegative("server.shutdown_delay", s.ShutdownDelay)
 	if s.MaxHeaderBytes < MinMaxHeaderBytes || s.MaxHeaderBytes > MaxMaxHeaderBytes {
 		v.add("server.max_header_bytes", "%s is not between %s and %s", s.MaxHeaderBytes, MinMaxHeaderBytes, MaxMaxHeaderBytes)
 	}

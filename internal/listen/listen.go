@@ -87,6 +87,9 @@ type Spec struct {
 	Protocols []string
 	// Server serves the listener. Required.
 	Server Server
+	// Bind, when set, binds Addr instead of net.Listen: a process taking
+	// over from the one it upgrades gets that one's listeners from it.
+	Bind func(network, addr string) (net.Listener, error)
 }
 
 // protocols returns the spec's protocols, defaulted.
@@ -100,10 +103,14 @@ func (s *Spec) protocols() []string {
 // Bind binds the spec's address on TCP, as Open would, for a listener
 // whose address must be known before its server exists (the peer
 // listener, whose address the cluster advertises): pass the listener back
-// as Spec.Listener. Only Name, Addr and Setting are used. The error names
+// as Spec.Listener. Only Name, Addr, Setting and Bind are used. The error names
 // the listener, the address, and the setting to change.
 func Bind(s Spec) (net.Listener, error) {
-	ln, err := net.Listen("tcp", s.Addr)
+	bind := s.Bind
+	if bind == nil {
+		bind = net.Listen
+	}
+	ln, err := bind("tcp", s.Addr)
 	if err != nil {
 		if s.Setting == "" {
 			return nil, fmt.Errorf("%s listener: %w (is another process using %s?)", s.Name, err, s.Addr)
@@ -118,6 +125,11 @@ func Bind(s Spec) (net.Listener, error) {
 type Group struct {
 	ls   []*listener
 	errc chan error
+	// mu orders Serve, Rebind and closing: serving is set once the
+	// listeners serve, closed once Shutdown or Close closed them.
+	mu      sync.Mutex
+	serving bool
+	closed  bool
 	// serveOnce starts the serving goroutines; wg counts them.
 	serveOnce sync.Once
 	wg        sync.WaitGroup
@@ -126,7 +138,19 @@ type Group struct {
 // listener is one entry of a group.
 type listener struct {
 	spec Spec
-	ln   net.Listener // bound, before any TLS wrapping
+	mu   sync.Mutex
+	ln   net.Listener // bound, before any TLS wrapping; guarded by mu
+	// retired are the listeners Rebind replaced: their serving
+	// goroutines' errors (the accept on a closed listener) are not
+	// fatal. Guarded by mu.
+	retired map[net.Listener]bool
+}
+
+// current returns the listener bound now.
+func (l *listener) current() net.Listener {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ln
 }
 
 // Open checks the specs and binds each in order, without serving yet. When
@@ -184,25 +208,80 @@ func closeGiven(specs []Spec) {
 // http.ErrServerClosed) goes to Err. Calls after the first do nothing.
 func (g *Group) Serve() {
 	g.serveOnce.Do(func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
 		for _, l := range g.ls {
-			ln := l.ln
-			if l.spec.TLS != nil {
-				cfg := l.spec.TLS
-				if len(cfg.NextProtos) == 0 {
-					cfg = cfg.Clone()
-					cfg.NextProtos = l.spec.protocols()
-				}
-				ln = tls.NewListener(ln, cfg)
-			}
-			g.wg.Add(1)
-			go func() {
-				defer g.wg.Done()
-				if err := l.spec.Server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-					g.errc <- fmt.Errorf("%s listener %s: %w", l.spec.Name, l.ln.Addr(), err)
-				}
-			}()
+			g.serveOne(l, l.ln)
 		}
+		g.serving = true
 	})
+}
+
+// serveOne serves ln, bound for l, on a goroutine of its own.
+func (g *Group) serveOne(l *listener, ln net.Listener) {
+	served := ln
+	if l.spec.TLS != nil {
+		cfg := l.spec.TLS
+		if len(cfg.NextProtos) == 0 {
+			cfg = cfg.Clone()
+			cfg.NextProtos = l.spec.protocols()
+		}
+		served = tls.NewListener(ln, cfg)
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		err := l.spec.Server.Serve(served)
+		l.mu.Lock()
+		retired := l.retired[ln]
+		delete(l.retired, ln)
+		l.mu.Unlock()
+		if err != nil && !errors.Is(err, http.ErrServerClosed) && !retired {
+			// One per listener fits; one more (a listener that failed
+			// just as it was rebound) is not news to whoever reads the
+			// first, and must not keep Shutdown waiting.
+			select {
+			case g.errc <- fmt.Errorf("%s listener %s: %w", l.spec.Name, ln.Addr(), err):
+			default:
+			}
+		}
+	}()
+}
+
+// Rebind moves the listener named name to ln, already bound to its new
+// address (by Bind): the listener's server starts accepting on ln, then
+// the old listener is closed, so that connections arrive at one or the
+// other throughout, and those the old one accepted are served to their
+// end. The spec's TLS and protocols apply to ln as to the old one. A
+// group that is not serving yet serves ln when it starts. Rebind takes
+// ln over: it closes it when the group has no listener of that name, or
+// has shut down.
+func (g *Group) Rebind(name string, ln net.Listener) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l := g.find(name)
+	if l == nil || g.closed {
+		ln.Close()
+		if l == nil {
+			return fmt.Errorf("listen: no listener is named %s", name)
+		}
+		return fmt.Errorf("listen: %s listener: the group has shut down", name)
+	}
+	l.mu.Lock()
+	old := l.ln
+	l.ln = ln
+	if g.serving {
+		if l.retired == nil {
+			l.retired = make(map[net.Listener]bool)
+		}
+		l.retired[old] = true
+	}
+	l.mu.Unlock()
+	if g.serving {
+		g.serveOne(l, ln)
+	}
+	old.Close()
+	return nil
 }
 
 // Err returns the channel that receives a listener's fatal error, one at
@@ -213,7 +292,7 @@ func (g *Group) Err() <-chan error { return g.errc }
 // the group has none of that name.
 func (g *Group) Addr(name string) net.Addr {
 	if l := g.find(name); l != nil {
-		return l.ln.Addr()
+		return l.current().Addr()
 	}
 	return nil
 }
@@ -284,9 +363,12 @@ func (g *Group) Close() error {
 }
 
 // closeListeners closes the bound listeners; closing one a server closed
-// already does nothing.
+// already does nothing. A Rebind after it closes what it is given.
 func (g *Group) closeListeners() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed = true
 	for _, l := range g.ls {
-		l.ln.Close()
+		l.current().Close()
 	}
 }

@@ -385,3 +385,71 @@ func TestAddrAndStatsOfUnknownNames(t *testing.T) {
 		t.Error("Stats(peer) found a listener")
 	}
 }
+
+// TestRebind: a listener moved to a new address accepts there, stops
+// accepting at the old one, and finishes the request in flight on a
+// connection the old one accepted; the old listener's end is not a fatal
+// error, and Shutdown still drains both.
+func TestRebind(t *testing.T) {
+	for _, sv := range servers {
+		t.Run(sv.kind, func(t *testing.T) {
+			h := newBlocking()
+			g := open(t, listen.Spec{Name: "edge", Addr: "127.0.0.1:0", Server: sv.new(h)})
+			oldAddr := g.Addr("edge").String()
+			inFlight := get("http://"+oldAddr+"/", nil)
+			<-h.started
+			ln, err := listen.Bind(listen.Spec{Name: "edge", Addr: "127.0.0.1:0"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := g.Rebind("edge", ln); err != nil {
+				t.Fatal(err)
+			}
+			newAddr := g.Addr("edge").String()
+			if newAddr == oldAddr || newAddr != ln.Addr().String() {
+				t.Fatalf("Addr after Rebind = %s (old %s, new %s)", newAddr, oldAddr, ln.Addr())
+			}
+			if !refusesConnections(oldAddr) {
+				t.Error("the old address still accepts after Rebind")
+			}
+			atNew := get("http://"+newAddr+"/", nil)
+			<-h.started
+			close(h.release)
+			for _, r := range []result{<-inFlight, <-atNew} {
+				if r.err != nil || r.body != "done" {
+					t.Errorf("request got %q, %v; want its whole answer", r.body, r.err)
+				}
+			}
+			select {
+			case err := <-g.Err():
+				t.Errorf("Rebind reported a fatal error: %v", err)
+			default:
+			}
+			if err := g.Rebind("nope", mustBind(t)); err == nil {
+				t.Error("Rebind of an unknown name succeeded")
+			}
+			if err := g.Shutdown(context.Background()); err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+			if !refusesConnections(newAddr) {
+				t.Error("the new address still accepts after Shutdown")
+			}
+			late := mustBind(t)
+			if err := g.Rebind("edge", late); err == nil {
+				t.Error("Rebind after Shutdown succeeded")
+			}
+			if !refusesConnections(late.Addr().String()) {
+				t.Error("Rebind after Shutdown left its listener open")
+			}
+		})
+	}
+}
+
+func mustBind(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
