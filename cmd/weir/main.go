@@ -43,6 +43,7 @@ Usage:
              [--node NAME --cluster-listen ADDR --peer-listen ADDR [--join ADDR[,ADDR...]]
               --cluster-key-file FILE | --insecure-cluster]
   weir demo [--nodes N] [--listen ADDR] [--admin-listen ADDR] [--tls-listen ADDR] [--load DURATION] [--procs N]
+  weir check --config FILE [the flags of serve] [-q]
   weir keygen > cluster.key
   weir purge [--admin URL [--admin-ca FILE] [--admin-cert FILE --admin-key FILE]] [--token-file FILE]
              [--soft] [--wait] [--tag T] [--prefix URL] [--host H] [--all] [URL...]
@@ -62,8 +63,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx := context.Background()
+	if args[0] != "serve" {
+		// serve subscribes to the stop signals itself: a second one cuts
+		// its shutdown delay short.
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+	}
 	var err error
 	switch args[0] {
 	case "serve":
@@ -72,6 +79,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runDemo(ctx, args[1:], stdout, stderr)
 	case "keygen":
 		err = keygen(args[1:], stdout)
+	case "check":
+		err = check(args[1:], stdout)
 	case "purge":
 		err = purgeCmd(ctx, args[1:], stdout)
 	case "version", "--version", "-version":
@@ -215,6 +224,34 @@ func (f *serveFlags) apply(cfg *config.Config) {
 	cfg.ApplyDefaults()
 }
 
+// load reads the configuration the flags describe: the file, or the
+// defaults without one, with the flags over it. serve calls it at start,
+// and the node on each reload, so a reload sees the flags too.
+func (f *serveFlags) load() (*config.Config, error) {
+	cfg, err := f.read()
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Origins) == 0 {
+		return nil, usageError{errors.New("no origin: pass --origin URL or give a --config file with origins and hosts")}
+	}
+	return cfg, nil
+}
+
+// read is load without its check for an origin, which validation makes
+// too.
+func (f *serveFlags) read() (*config.Config, error) {
+	cfg := config.Default()
+	if f.config != "" {
+		var err error
+		if cfg, err = config.Load(f.config); err != nil {
+			return nil, err
+		}
+	}
+	f.apply(cfg)
+	return cfg, nil
+}
+
 func parseFlags(fs *flag.FlagSet, args []string, f *serveFlags) error {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
@@ -270,31 +307,84 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if f.set["origin"] && !strings.Contains(f.origin, "://") {
 		return usageError{fmt.Errorf("--origin %q has no scheme: write --origin http://%s (or https://)", f.origin, f.origin)}
 	}
-	cfg := config.Default()
-	if f.config != "" {
-		var err error
-		if cfg, err = config.Load(f.config); err != nil {
-			return err
-		}
+	cfg, err := f.load()
+	if err != nil {
+		return err
 	}
-	f.apply(cfg)
 	log, err := newLogger(stdout, &f, cfg)
 	if err != nil {
 		return err
 	}
-	if len(cfg.Origins) == 0 {
-		return usageError{errors.New("no origin: pass --origin URL or give a --config file with origins and hosts")}
-	}
-	n, err := node.Start(cfg, log)
+	n, err := node.StartWith(cfg, node.Options{Log: log, Source: f.load, File: f.config})
 	if err != nil {
 		return err
 	}
 	stop := tuneRuntime(cfg)
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	return waitAndDrain(ctx, n, hup, time.Duration(cfg.Server.ShutdownTimeout))
+	sig := notify()
+	defer sig.stop()
+	return waitAndDrain(ctx, n, sig)
+}
+
+// signals are the process signals serve acts on; tests send on them.
+type signals struct {
+	// reload receives SIGHUP: re-read the configuration.
+	reload chan os.Signal
+	// term receives SIGTERM and SIGINT: the first drains, the next skips
+	// the rest of server.shutdown_delay.
+	term chan os.Signal
+}
+
+// notify subscribes to the signals.
+func notify() signals {
+	s := signals{reload: make(chan os.Signal, 1), term: make(chan os.Signal, 2)}
+	signal.Notify(s.reload, syscall.SIGHUP)
+	signal.Notify(s.term, syscall.SIGTERM, os.Interrupt)
+	return s
+}
+
+func (s signals) stop() { signal.Stop(s.reload); signal.Stop(s.term) }
+
+// waitAndDrain serves until a stop signal, ctx's end or a listener's
+// failure, re-reading the configuration on each reload signal meanwhile,
+// then stops gracefully: readiness false, then, for a stop asked for
+// (not a failure), server.shutdown_delay still accepting (a second stop
+// signal cuts it short), then the drain within server.shutdown_timeout.
+func waitAndDrain(ctx context.Context, n *node.Node, sig signals) error {
+	var err error
+	asked := true
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-sig.term:
+			break wait
+		case err = <-n.Err():
+			asked = false
+			break wait
+		case <-sig.reload:
+			_ = n.Reload() // logged; on error nothing changed
+		}
+	}
+	cfg := n.Config()
+	n.BeginDrain()
+	if delay := time.Duration(cfg.Server.ShutdownDelay); asked && delay > 0 {
+		n.Logger().Info("stopping: still accepting for server.shutdown_delay so load balancers see /readyz fail; send the signal again (Ctrl-C) to stop at once", "delay", delay.String())
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-sig.term:
+			n.Logger().Info("stopping at once: second stop signal")
+		}
+		t.Stop()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Server.ShutdownTimeout))
+	defer cancel()
+	if serr := n.Shutdown(sctx); serr != nil && err == nil {
+		err = fmt.Errorf("graceful shutdown: %w", serr)
+	}
+	return err
 }
 
 // tuneRuntime applies server.procs, sets the Go memory limit from the
@@ -315,30 +405,6 @@ func tuneRuntime(cfg *config.Config) (stop func()) {
 		cancel()
 		<-done
 	}
-}
-
-// waitAndDrain serves until ctx ends or a listener fails, then drains.
-// Each value on reload (SIGHUP) re-reads the API tokens file and reopens
-// the audit log meanwhile.
-func waitAndDrain(ctx context.Context, n *node.Node, reload <-chan os.Signal, timeout time.Duration) error {
-	var err error
-wait:
-	for {
-		select {
-		case <-ctx.Done():
-			break wait
-		case err = <-n.Err():
-			break wait
-		case <-reload:
-			_ = n.Reload() // logged; the previous tokens and audit file stay on error
-		}
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if serr := n.Shutdown(sctx); serr != nil && err == nil {
-		err = fmt.Errorf("graceful shutdown: %w", serr)
-	}
-	return err
 }
 
 // keygen writes a new cluster key file to stdout.

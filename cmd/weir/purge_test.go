@@ -52,6 +52,7 @@ func purgeNode(t *testing.T, token string, mutate func(*config.Config)) (*node.N
 	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.SetOrigin(origin.URL)
 	cfg.AdminTokensFile, cfg.AuditLog = tokens, audit
+	cfg.Server.ShutdownDelay = 0 // drained by the tests at once
 	if mutate != nil {
 		mutate(cfg)
 	}
@@ -172,9 +173,10 @@ func TestPurgeRateLimitAndTokenReload(t *testing.T) {
 func TestSIGHUPReloadsTokens(t *testing.T) {
 	n, _, _, tokens := purgeNode(t, "old", nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	reload := make(chan os.Signal, 1)
+	sig := signals{reload: make(chan os.Signal, 1), term: make(chan os.Signal, 2)}
+	reload := sig.reload
 	done := make(chan error, 1)
-	go func() { done <- waitAndDrain(ctx, n, reload, 5*time.Second) }()
+	go func() { done <- waitAndDrain(ctx, n, sig) }()
 	// code returns the status GET /purge answers with token.
 	code := func(token string) int {
 		api, err := status.ForAddr(n.AdminAddr(), status.ClientOptions{Token: token})

@@ -212,6 +212,25 @@ func pick(cs []*tls.Certificate, hello *tls.ClientHelloInfo) *tls.Certificate {
 // touched: new handshakes get the new certificates.
 func (s *Store) Reload() error { return s.reload(true) }
 
+// Check loads every pair's files as Reload would, without putting
+// anything in force: a configuration reload checks them before it
+// changes anything. Its errors are Reload's.
+func (s *Store) Check() error {
+	s.mu.Lock()
+	specs := make([]Spec, len(s.entries))
+	for i, e := range s.entries {
+		specs[i] = e.spec
+	}
+	s.mu.Unlock()
+	var errs []error
+	for i, sp := range specs {
+		if _, err := loadSpec(sp); err != nil {
+			errs = append(errs, fmt.Errorf("tls.certificates[%d]: %w", i, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // reload loads the pairs, all of them when all is set, else those whose
 // files changed since the last attempt.
 func (s *Store) reload(all bool) error {

@@ -652,6 +652,10 @@ func (c *Cluster) stop() {
 	c.logClosed = true
 	c.logMu.Unlock()
 	c.loops.Wait()
+	// A node that left owns every key again: its requests go to the
+	// origins, not to peers it no longer has clients for (a process
+	// handing over to its upgrade serves on meanwhile).
+	c.view.Store(&view{ring: NewRing(nil), self: -1})
 	c.mu.Lock()
 	for _, m := range c.members {
 		if m.peer != nil {

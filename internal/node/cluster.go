@@ -1,6 +1,8 @@
 package node
 
 import (
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/weir-cdn/weir/internal/cluster"
@@ -29,7 +31,7 @@ func (n *Node) startCluster() error {
 		}
 	}
 	// Bound now: the cluster advertises its address.
-	ln, err := listen.Bind(peerSpec(cc.PeerListen))
+	ln, err := listen.Bind(n.spec(peerSpec(cc.PeerListen)))
 	if err != nil {
 		return err
 	}
@@ -37,6 +39,12 @@ func (n *Node) startCluster() error {
 	if err != nil {
 		ln.Close()
 		return err
+	}
+	if n.opt.BeforeGossip != nil {
+		if err := n.opt.BeforeGossip(); err != nil {
+			ln.Close()
+			return fmt.Errorf("cluster: %w", err)
+		}
 	}
 	var warmup time.Duration
 	if cc.TieredFill {
@@ -47,7 +55,7 @@ func (n *Node) startCluster() error {
 		Listen:             cc.Listen,
 		Advertise:          cc.Advertise,
 		PeerAddr:           peerAddr,
-		Join:               cc.Join,
+		Join:               append(slices.Clip(cc.Join), n.opt.Seeds...),
 		Keys:               keys,
 		Weight:             cc.Weight,
 		Version:            version.Get().Version,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -48,7 +49,7 @@ func (n *Node) startListeners() error {
 		n.tls.plainH2.H2C = true
 		edgeSrv = n.tls.plainH2
 	}
-	specs := []listen.Spec{{Name: "edge", Addr: n.cfg.Listen, Setting: edgeSetting, Server: edgeSrv}}
+	specs := []listen.Spec{n.spec(listen.Spec{Name: "edge", Addr: n.cfg.Listen, Setting: edgeSetting, Server: edgeSrv})}
 	if n.tls.edgeCfg != nil {
 		secure := n.edgeServer(handler)
 		secure.HandshakeTimeout = time.Duration(n.cfg.TLS.HandshakeTimeout)
@@ -59,8 +60,8 @@ func (n *Node) startListeners() error {
 			srv = n.tls.edgeH2
 		}
 		n.startTickets()
-		specs = append(specs, listen.Spec{Name: "tls", Addr: n.cfg.TLS.Listen, Setting: tlsSetting, TLS: n.tls.edgeCfg,
-			Protocols: n.cfg.TLS.Protocols, Server: srv})
+		specs = append(specs, n.spec(listen.Spec{Name: "tls", Addr: n.cfg.TLS.Listen, Setting: tlsSetting, TLS: n.tls.edgeCfg,
+			Protocols: n.cfg.TLS.Protocols, Server: srv}))
 	}
 	if n.cluster != nil {
 		peerSrv := n.httpServer(peerHTTP.Wrap(peerMux(n.cluster.PeerHandler(n.edge), n.purge.PeerHandler())))
@@ -72,7 +73,11 @@ func (n *Node) startListeners() error {
 		specs = append(specs, spec)
 		n.peerLn = nil // the listeners own it now, whether Open succeeds or not
 	}
-	aopt := admin.Options{Ready: n.ready, Status: n.status, Routes: n.purge.Register, Metrics: telemetry.Handler(n.reg)}
+	routes := func(mux *http.ServeMux) {
+		n.purge.Register(mux)
+		mux.HandleFunc("POST /reload", n.serveReload)
+	}
+	aopt := admin.Options{Ready: n.ready, Status: n.status, Routes: routes, Metrics: telemetry.Handler(n.reg)}
 	if n.cluster != nil {
 		aopt.Cluster = n.clusterInfo
 	}
@@ -80,8 +85,8 @@ func (n *Node) startListeners() error {
 	// net/http's own messages (failed TLS handshakes: scanners, clients
 	// without a certificate) are the connection's business, not the log's.
 	adminSrv.ErrorLog = slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)
-	specs = append(specs, listen.Spec{Name: "admin", Addr: n.cfg.AdminListen, Setting: adminSetting, TLS: n.tls.adminCfg,
-		Server: listen.NewHTTP(adminSrv)})
+	specs = append(specs, n.spec(listen.Spec{Name: "admin", Addr: n.cfg.AdminListen, Setting: adminSetting, TLS: n.tls.adminCfg,
+		Server: listen.NewHTTP(adminSrv)}))
 	g, err := listen.Open(specs...)
 	if err != nil {
 		return err
@@ -90,6 +95,15 @@ func (n *Node) startListeners() error {
 	n.listeners, n.started = g, time.Now()
 	g.Serve()
 	return nil
+}
+
+// spec binds s through Options.Listen, when set.
+func (n *Node) spec(s listen.Spec) listen.Spec {
+	if bind := n.opt.Listen; bind != nil {
+		name := s.Name
+		s.Bind = func(network, addr string) (net.Listener, error) { return bind(name, network, addr) }
+	}
+	return s
 }
 
 // edgeServer returns an edge listener's HTTP/1.1 server: the limits of

@@ -33,6 +33,9 @@ var (
 		"Idle and slow-header connections closed to make room for new ones at server.max_connections (or a client's cap).", []string{"listener"}, nil)
 	descReady       = prometheus.NewDesc("weir_ready", "1 while the node is ready for traffic (GET /readyz answers 200).", nil, nil)
 	descDraining    = prometheus.NewDesc("weir_draining", "1 while the node drains for shutdown.", nil, nil)
+	descReloads     = prometheus.NewDesc("weir_config_reloads_total", "Configuration reloads (SIGHUP, POST /reload) by result: ok (applied, or nothing to apply) or error (nothing changed).", []string{"result"}, nil)
+	descReloadOK    = prometheus.NewDesc("weir_config_last_reload_successful", "1 when the last configuration reload applied (or there was none since start), 0 when it failed and the previous configuration stayed in force.", nil, nil)
+	descConfigTime  = prometheus.NewDesc("weir_config_applied_timestamp_seconds", "When the configuration in force was applied, at start or by a reload, as a Unix time.", nil, nil)
 	descMemoryLimit = prometheus.NewDesc("weir_memory_limit_bytes", "The Go memory limit the process runs with (cache.max_size plus headroom); 0 when none is set.", nil, nil)
 )
 
@@ -49,6 +52,7 @@ func (n *Node) registerMetrics(edgeHTTP, peerHTTP *telemetry.HTTP) {
 				limit = 0
 			}
 			ch <- telemetry.Gauge(descMemoryLimit, float64(limit))
+			n.collectReloads(ch)
 			for _, c := range n.sites.Load().Origins() {
 				c.Collect(ch)
 			}
@@ -65,6 +69,19 @@ func (n *Node) registerMetrics(edgeHTTP, peerHTTP *telemetry.HTTP) {
 		cs = append(cs, peerHTTP, n.cluster.Collector())
 	}
 	n.reg.MustRegister(cs...)
+}
+
+// collectReloads sends the reload metrics.
+func (n *Node) collectReloads(ch chan<- prometheus.Metric) {
+	st := n.reloads.status("")
+	ok := 1.0
+	if st.LastReload != nil && st.LastReload.Result == reloadError {
+		ok = 0
+	}
+	ch <- telemetry.Counter(descReloads, float64(st.Reloads-st.ReloadsFailed), reloadOK)
+	ch <- telemetry.Counter(descReloads, float64(st.ReloadsFailed), reloadError)
+	ch <- telemetry.Gauge(descReloadOK, ok)
+	ch <- telemetry.Gauge(descConfigTime, float64(st.AppliedAt.UnixNano())/1e9)
 }
 
 // Registry returns the node's metrics registry.

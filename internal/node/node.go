@@ -97,8 +97,46 @@ type Node struct {
 	accessLog  *slog.Logger
 	accessFile *logfile.File
 
+	// opt is what the node was started with besides its configuration;
+	// reloads holds what /status and the metrics say of reloads; live is
+	// the configuration in force, for what reads it while the node runs
+	// (cfg is that too, for start-up and the reload, under reloadMu);
+	// refusals limits the admin calls without a valid token per address.
+	opt      Options
+	reloads  reloadState
+	live     atomic.Pointer[config.Config]
+	refusals *admin.RateLimiter
+
 	draining atomic.Bool
 	stopOnce sync.Once
+}
+
+// Options are what a node is started with besides its configuration.
+// Their zero value runs a node alone, with listeners bound afresh, and a
+// reload that re-applies the configuration it was started with.
+type Options struct {
+	// Log is the process log; nil is slog.Default().
+	Log *slog.Logger
+	// Source re-reads the configuration for a reload (SIGHUP, POST
+	// /reload): the file, and the flags over it, as at start. Nil means a
+	// reload keeps the configuration in force and re-reads only the files
+	// it names (tokens, cluster keys, certificates, logs).
+	Source func() (*config.Config, error)
+	// File names the configuration file Source reads, for /status.
+	File string
+	// Listen binds the node's listeners by name ("edge", "tls", "peer",
+	// "admin"), nil net.Listen: a process taking over from the one it
+	// upgrades gets that one's sockets through it.
+	Listen func(name, network, addr string) (net.Listener, error)
+	// BeforeGossip, when set, runs before the cluster binds its gossip
+	// port; an error fails the start. A process taking over asks the old
+	// one to leave the cluster and let go of the port.
+	BeforeGossip func() error
+	// Seeds are gossip addresses joined besides cluster.join: the members
+	// the process being taken over knew.
+	Seeds []string
+	// Hooks reach into the node's parts from tests.
+	Hooks Hooks
 }
 
 // Hooks let tests reach into a node's parts.
@@ -120,10 +158,15 @@ type Hooks struct {
 // Start validates cfg, binds the edge and admin listeners and starts
 // serving. The returned node runs until Shutdown.
 func Start(cfg *config.Config, log *slog.Logger) (*Node, error) {
-	return StartWithHooks(cfg, log, Hooks{})
+	return StartWith(cfg, Options{Log: log})
 }
 
 // StartWithHooks is Start with test hooks.
+func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, error) {
+	return StartWith(cfg, Options{Log: log, Hooks: hooks})
+}
+
+// StartWith is Start with options.
 //
 // Start-up is one list of steps, in an order each step depends on:
 //
@@ -149,14 +192,18 @@ func Start(cfg *config.Config, log *slog.Logger) (*Node, error) {
 // Background work (purge propagation, the origins' health checks) starts
 // last, once everything it reaches is up. When a step fails, release
 // undoes what the steps before it built.
-func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (_ *Node, err error) {
+func StartWith(cfg *config.Config, opt Options) (_ *Node, err error) {
+	log := opt.Log
 	if log == nil {
 		log = slog.Default()
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	n := &Node{cfg: cfg, name: nodeName(cfg), log: log, accessLog: log, hooks: hooks, origins: new(origin.Registry)}
+	n := &Node{cfg: cfg, name: nodeName(cfg), log: log, accessLog: log, hooks: opt.Hooks, opt: opt, origins: new(origin.Registry)}
+	n.reloads.applied(cfg, time.Now())
+	n.live.Store(cfg)
+	n.refusals = admin.NewRateLimiter(1, 10, 4096)
 	defer func() {
 		if err != nil {
 			n.release()
@@ -184,6 +231,9 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (_ *Node,
 		"cache_max_bytes", int64(cfg.Cache.MaxSize), "version", version.Get().Version, "commit", version.Get().Commit)
 	return n, nil
 }
+
+// config returns the configuration in force.
+func (n *Node) config() *config.Config { return n.live.Load() }
 
 // nodeName is the configured node name, or the host's.
 func nodeName(cfg *config.Config) string {
@@ -265,21 +315,45 @@ func (n *Node) stopTracer() {
 	_ = n.tracer.Shutdown(ctx)
 }
 
-// Shutdown drains the node: it reports not ready, stops accepting
-// connections, lets requests in flight finish until ctx ends, then stops
-// fills and background work. It is safe to call more than once.
+// Logger returns the node's process log.
+func (n *Node) Logger() *slog.Logger { return n.log }
+
+// Config returns the configuration in force: the one the node started
+// with, or the last a reload applied. It must not be changed.
+func (n *Node) Config() *config.Config { return n.config() }
+
+// BeginDrain makes the node report not ready (/readyz answers 503,
+// "draining") while it goes on serving and accepting: the first step of a
+// graceful stop, ahead of server.shutdown_delay and Shutdown.
+func (n *Node) BeginDrain() {
+	if !n.draining.Swap(true) {
+		n.log.Info("weir node draining: /readyz answers 503; still accepting connections", "node", n.name)
+	}
+}
+
+// LeaveCluster leaves the cluster gracefully, if the node is a member:
+// the others take over its keys, and its own requests go to the origins
+// from then on. Shutdown does it too; a process handing over to its
+// upgrade does it first, to free the gossip port.
+func (n *Node) LeaveCluster() {
+	if n.cluster == nil {
+		return
+	}
+	if err := n.cluster.Leave(leaveTimeout); err != nil {
+		n.log.Warn("cluster leave did not complete; the other nodes will detect the departure", "error", err.Error())
+	}
+}
+
+// Shutdown drains the node: it reports not ready, leaves the cluster (so
+// the other members take over its keys and stop sending it fills), stops
+// accepting connections, lets requests in flight finish until ctx ends,
+// then stops fills and background work. It is safe to call more than
+// once.
 func (n *Node) Shutdown(ctx context.Context) error {
 	var err error
 	n.stopOnce.Do(func() {
-		n.draining.Store(true)
-		n.log.Info("weir node draining", "node", n.name)
-		if n.cluster != nil {
-			// Leave first, so the other nodes stop sending fills here and
-			// take over this node's keys while requests drain.
-			if lerr := n.cluster.Leave(leaveTimeout); lerr != nil {
-				n.log.Warn("cluster leave did not complete; the other nodes will detect the departure", "error", lerr.Error())
-			}
-		}
+		n.BeginDrain()
+		n.LeaveCluster()
 		err = n.drainListeners(ctx)
 		n.release()
 		if terr := n.tracer.Shutdown(ctx); terr != nil {

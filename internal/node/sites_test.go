@@ -107,7 +107,7 @@ func TestApplySites(t *testing.T) {
 	// An invalid one too.
 	broken := testConfig(origin.URL)
 	broken.Hosts[0].Origin = "missing"
-	if _, err := n.applySites(broken); err == nil || !strings.Contains(err.Error(), "invalid configuration") {
+	if _, err := n.applySites(broken); err == nil || !strings.Contains(err.Error(), `hosts[0].origin: unknown origin "missing"`) {
 		t.Errorf("an invalid configuration: %v, want it refused as invalid", err)
 	}
 }

@@ -49,5 +49,6 @@ func (n *Node) status() any {
 		st.Cluster = &info
 	}
 	st.TLS = n.tlsStatus()
+	st.Config = n.reloads.status(n.opt.File)
 	return st
 }

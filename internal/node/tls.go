@@ -179,7 +179,7 @@ func (n *Node) tlsStatus() *status.TLS {
 				}
 			}
 		}
-		st.SessionTickets.Rotation = time.Duration(n.cfg.TLS.SessionTicketRotation).String()
+		st.SessionTickets.Rotation = time.Duration(n.config().TLS.SessionTicketRotation).String()
 		st.SessionTickets.Shared = n.tls.tickets.Shared()
 		st.SessionTickets.Epoch = n.tls.tickets.Epoch()
 		if n.tls.edgeH2 != nil {
@@ -245,7 +245,7 @@ func (n *Node) tlsPort() string {
 			return port
 		}
 	}
-	_, port, _ := net.SplitHostPort(n.cfg.TLS.Listen)
+	_, port, _ := net.SplitHostPort(n.config().TLS.Listen)
 	return port
 }
 

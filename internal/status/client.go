@@ -185,6 +185,20 @@ func (c *Client) PurgeStats(ctx context.Context) (purge.Stats, error) {
 	return doc, err
 }
 
+// Reload calls POST /reload (role admin): the node re-reads its
+// configuration file and the files it names, and applies what changed.
+// A refused reload is an *Error with StatusCode 400 whose Message lists
+// every problem.
+func (c *Client) Reload(ctx context.Context) (Reload, error) {
+	var doc Reload
+	b, err := c.do(ctx, http.MethodPost, "/reload", nil, true)
+	if err != nil {
+		return doc, err
+	}
+	err = c.decode(http.MethodPost, "/reload", b, &doc)
+	return doc, err
+}
+
 func (c *Client) get(ctx context.Context, path string, auth bool, v any) error {
 	b, err := c.do(ctx, http.MethodGet, path, nil, auth)
 	if err != nil {

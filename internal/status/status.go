@@ -45,6 +45,53 @@ type Node struct {
 	Overload *overload.LimiterState `json:"overload,omitempty"`
 	// TLS is the TLS listeners' state, when any serves TLS.
 	TLS *TLS `json:"tls,omitempty"`
+	// Config is the configuration in force and how its reloads went.
+	Config Config `json:"config"`
+}
+
+// Config is the /status document's configuration section.
+type Config struct {
+	// Hash identifies the effective configuration in force (see
+	// `weir check`, which prints the same hash).
+	Hash string `json:"hash"`
+	// File is the configuration file a reload re-reads, "" when the node
+	// was started from flags alone.
+	File string `json:"file,omitempty"`
+	// AppliedAt is when the configuration in force was put in force: at
+	// start, or by the last reload that changed it.
+	AppliedAt time.Time `json:"applied_at"`
+	// Reloads and ReloadsFailed count the reloads since start.
+	Reloads       int64 `json:"reloads"`
+	ReloadsFailed int64 `json:"reloads_failed"`
+	// LastReload is the last reload's outcome, absent before the first.
+	LastReload *Reload `json:"last_reload,omitempty"`
+}
+
+// Reload is what one reload did: the answer to POST /reload (200 when
+// Result is "ok" or "unchanged", 400 when "error"), and /status's
+// config.last_reload.
+type Reload struct {
+	Time time.Time `json:"time"`
+	// Trigger is what asked for it: "signal" (SIGHUP) or "api" (POST
+	// /reload, with the token's name).
+	Trigger string `json:"trigger"`
+	// Result is "ok" (changes applied), "unchanged" (the files were
+	// re-read, no setting changed) or "error" (nothing changed).
+	Result string `json:"result"`
+	// Hash is the configuration in force after the reload: the new one,
+	// or on error still the old one.
+	Hash string `json:"hash"`
+	// Changes lists each changed setting as config.Plan names it
+	// ("hosts[0] changed"); Diff the values, as config.Diff shows them.
+	Changes []string `json:"changes,omitempty"`
+	Diff    []string `json:"diff,omitempty"`
+	// Reloaded names the files re-read: the tokens file, the cluster key
+	// file, the certificates.
+	Reloaded []string `json:"reloaded,omitempty"`
+	// Problems lists every reason a reload with Result "error" changed
+	// nothing, one per line; Error is the same, joined.
+	Problems []string `json:"problems,omitempty"`
+	Error    string   `json:"error,omitempty"`
 }
 
 // Origin describes one origin in Node: its pool, with each server's
