@@ -170,6 +170,9 @@ func (f *serveFlags) apply(cfg *config.Config) {
 	if f.set["procs"] {
 		cfg.Server.Procs = f.procs
 	}
+	if f.set["log-level"] {
+		cfg.Telemetry.LogLevel = f.logLevel
+	}
 	if f.set["node"] {
 		cfg.Node = f.node
 	}
@@ -270,22 +273,25 @@ func parseFlags(fs *flag.FlagSet, args []string, f *serveFlags) error {
 	return nil
 }
 
-// newLogger returns the process logger: --log-level when given, else the
-// configuration's telemetry.log_level, in telemetry.log_format.
-func newLogger(w io.Writer, f *serveFlags, cfg *config.Config) (*slog.Logger, error) {
+// newLogger returns the process logger at the configuration's
+// telemetry.log_level (--log-level when given), in telemetry.log_format,
+// and its level, which a reload sets.
+func newLogger(w io.Writer, f *serveFlags, cfg *config.Config) (*slog.Logger, *slog.LevelVar, error) {
 	level := cmp.Or(cfg.Telemetry.LogLevel, config.DefaultLogLevel)
-	if f.set["log-level"] {
-		level = f.logLevel
-		var l slog.Level
-		if err := l.UnmarshalText([]byte(level)); err != nil {
-			return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", level)}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		if f.set["log-level"] {
+			return nil, nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", level)}
 		}
+		return nil, nil, fmt.Errorf("telemetry.log_level %q: want debug, info, warn or error", level)
 	}
-	log, err := telemetry.NewLogger(w, level, cfg.Telemetry.LogFormat)
+	lv := new(slog.LevelVar)
+	lv.Set(l)
+	log, err := telemetry.NewLoggerLevel(w, lv, cfg.Telemetry.LogFormat)
 	if err != nil {
-		return nil, fmt.Errorf("telemetry: %w", err)
+		return nil, nil, fmt.Errorf("telemetry: %w", err)
 	}
-	return log, nil
+	return log, lv, nil
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -311,11 +317,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(stdout, &f, cfg)
+	log, level, err := newLogger(stdout, &f, cfg)
 	if err != nil {
 		return err
 	}
-	n, err := node.StartWith(cfg, node.Options{Log: log, Source: f.load, File: f.config})
+	n, err := node.StartWith(cfg, node.Options{Log: log, LogLevel: level, Source: f.load, File: f.config})
 	if err != nil {
 		return err
 	}

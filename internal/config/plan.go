@@ -69,7 +69,7 @@ func (p Changes) String() string {
 // origin clients it holds (applied by swapping the snapshot), the
 // listeners' addresses (the new address is bound, then the old one stops
 // accepting while its connections finish), and the shutdown settings,
-// read when the node stops. Everything else is held by a part built once
+// read when the node stops, and the process log's level. Everything else is held by a part built once
 // at start.
 var liveFields = map[string]bool{
 	"cache.max_object_size":    true,
@@ -83,6 +83,7 @@ var liveFields = map[string]bool{
 	"tls.listen":               true,
 	"server.shutdown_timeout":  true,
 	"server.shutdown_delay":    true,
+	"telemetry.log_level":      true,
 }
 
 // restartWhy says which part holds each section that is not live.

@@ -124,6 +124,9 @@ type Options struct {
 	Source func() (*config.Config, error)
 	// File names the configuration file Source reads, for /status.
 	File string
+	// LogLevel, when set, is Log's level: a reload sets it to the new
+	// telemetry.log_level. Nil means the level cannot change live.
+	LogLevel *slog.LevelVar
 	// Listen binds the node's listeners by name ("edge", "tls", "peer",
 	// "admin"), nil net.Listen: a process taking over from the one it
 	// upgrades gets that one's sockets through it.

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -191,6 +192,13 @@ func (n *Node) prepare(src func() (*config.Config, error)) (*reloadPlan, []strin
 		return nil, lines(err)
 	}
 	p := &reloadPlan{cfg: next, changes: config.Plan(old, next), diff: config.Diff(old, next), listeners: make(map[string]net.Listener)}
+	if n.opt.LogLevel == nil {
+		for i, c := range p.changes {
+			if c.Field == "telemetry.log_level" {
+				p.changes[i].Live, p.changes[i].Why = false, "this node's log was not given a level that can change"
+			}
+		}
+	}
 	var problems []string
 	if refused := p.changes.Refused(); len(refused) > 0 {
 		for _, c := range refused {
@@ -314,6 +322,12 @@ func (n *Node) commit(p *reloadPlan) {
 	if n.accessFile != nil {
 		if err := n.accessFile.Reopen(); err != nil {
 			n.log.Error("reload: access log not reopened; the file open before stays in use", "path", n.accessFile.Path(), "error", err.Error())
+		}
+	}
+	if lv := n.opt.LogLevel; lv != nil && p.cfg.Telemetry.LogLevel != n.cfg.Telemetry.LogLevel {
+		var l slog.Level
+		if l.UnmarshalText([]byte(p.cfg.Telemetry.LogLevel)) == nil { // validated
+			lv.Set(l)
 		}
 	}
 	n.cfg = p.cfg

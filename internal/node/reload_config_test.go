@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -386,4 +387,34 @@ func TestReloadAPI(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// TestReloadSetsLogLevel: telemetry.log_level applies live to a node
+// given a level to set, and is refused for one that was not.
+func TestReloadSetsLogLevel(t *testing.T) {
+	origin, _ := cachingOrigin(t, func(string) []byte { return []byte("ok") })
+	cfg := testConfig(origin.URL)
+	path := filepath.Join(t.TempDir(), "weir.yaml")
+	os.WriteFile(path, cfg.Encode(), 0o600)
+	lv := new(slog.LevelVar)
+	load := func() (*config.Config, error) { return config.Load(path) }
+	n, err := StartWith(cfg, Options{Log: quiet(), LogLevel: lv, Source: load})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	debug := testConfig(origin.URL)
+	debug.Telemetry.LogLevel = "debug"
+	os.WriteFile(path, debug.Encode(), 0o600)
+	if res := n.ReloadConfig("test"); res.Result != reloadOK || lv.Level() != slog.LevelDebug {
+		t.Errorf("reload to debug: %+v, level %v", res, lv.Level())
+	}
+	fixed, err := StartWith(testConfig(origin.URL), Options{Log: quiet(), Source: load})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fixed.Close()
+	if res := fixed.ReloadConfig("test"); res.Result != reloadError || !strings.Contains(res.Error, "telemetry.log_level changed (needs a restart") {
+		t.Errorf("reload of the level of a node without a level var: %+v", res)
+	}
 }

@@ -17,7 +17,15 @@ func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
 	}
-	opts := &slog.HandlerOptions{Level: l, ReplaceAttr: redact}
+	lv := new(slog.LevelVar)
+	lv.Set(l)
+	return NewLoggerLevel(w, lv, format)
+}
+
+// NewLoggerLevel is NewLogger with a level that can change while the
+// logger is in use (a configuration reload sets it).
+func NewLoggerLevel(w io.Writer, level *slog.LevelVar, format string) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: redact}
 	var h slog.Handler
 	switch format {
 	case "", "json":

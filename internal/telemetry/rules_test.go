@@ -91,6 +91,8 @@ var knownMetrics = map[string]bool{
 	// TLS and HTTP/2.
 	"weir_tls_certificate_not_after_seconds": true,
 	"weir_tls_certificate_stale":             true,
+	"weir_config_last_reload_successful":     true,
+	"weir_config_reloads_total":              true,
 	"weir_tls_certificate_reloads_total":     true,
 	"weir_tls_handshakes_total":              true,
 	"weir_http2_connections":                 true,
