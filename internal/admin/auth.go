@@ -15,31 +15,41 @@ import (
 	"sync/atomic"
 )
 
-// Role is what a token may do on the admin API. Roles are ordered: admin
-// includes everything purge may do, and purge everything viewer may do.
+// Role is what a token may do on the admin API. Roles are ordered: each
+// includes everything the roles below it may do.
 type Role int
 
 // The roles, weakest first. The zero Role is not a role and allows nothing.
+// Which role each call needs is listed in docs/operations.md ("Tokens and
+// roles").
 const (
-	// RoleViewer may read: status, purge status.
+	// RoleViewer may read: /status, /cluster, /metrics, purge status.
 	RoleViewer Role = iota + 1
-	// RolePurge may also issue purges.
+	// RolePurge may also purge URLs, prefixes below a host's root, and
+	// tags.
 	RolePurge
-	// RoleAdmin may do everything, including reloading configuration.
+	// RoleOperator may also purge whole hosts: a host purge, a prefix
+	// purge of a host's root ("/", the same blast radius), and a purge
+	// of everything.
+	RoleOperator
+	// RoleAdmin may do everything, including reloading the configuration
+	// and reading Go profiles.
 	RoleAdmin
 )
 
 // validRoles lists the role names in the order error messages give them.
-const validRoles = `"viewer", "purge" or "admin"`
+const validRoles = `"viewer", "purge", "operator" or "admin"`
 
 // ParseRole parses a role name as written in a tokens file: "viewer",
-// "purge" or "admin", exactly and in lower case.
+// "purge", "operator" or "admin", exactly and in lower case.
 func ParseRole(s string) (Role, error) {
 	switch s {
 	case "viewer":
 		return RoleViewer, nil
 	case "purge":
 		return RolePurge, nil
+	case "operator":
+		return RoleOperator, nil
 	case "admin":
 		return RoleAdmin, nil
 	}
@@ -58,6 +68,8 @@ func (r Role) String() string {
 		return "viewer"
 	case RolePurge:
 		return "purge"
+	case RoleOperator:
+		return "operator"
 	case RoleAdmin:
 		return "admin"
 	}

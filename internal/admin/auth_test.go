@@ -17,25 +17,25 @@ func TestMain(m *testing.M) {
 }
 
 func TestRoles(t *testing.T) {
-	for _, name := range []string{"viewer", "purge", "admin"} {
+	for _, name := range []string{"viewer", "purge", "operator", "admin"} {
 		r, err := ParseRole(name)
 		if err != nil || r.String() != name {
 			t.Errorf("ParseRole(%q) = %v, %v; want the role named %q", name, r, err, name)
 		}
 	}
-	for _, bad := range []string{"", "Admin", "ADMIN", " admin", "root", "viewer "} {
+	for _, bad := range []string{"", "Admin", "ADMIN", " admin", "root", "viewer ", "Operator", "op"} {
 		_, err := ParseRole(bad)
 		if err == nil {
 			t.Errorf("ParseRole(%q) succeeded, want an error", bad)
 			continue
 		}
-		for _, valid := range []string{"viewer", "purge", "admin"} {
+		for _, valid := range []string{"viewer", "purge", "operator", "admin"} {
 			if !strings.Contains(err.Error(), valid) {
 				t.Errorf("ParseRole(%q) error %q does not list the valid role %q", bad, err, valid)
 			}
 		}
 	}
-	roles := []Role{0, RoleViewer, RolePurge, RoleAdmin, RoleAdmin + 1}
+	roles := []Role{0, RoleViewer, RolePurge, RoleOperator, RoleAdmin, RoleAdmin + 1}
 	for _, have := range roles {
 		for _, need := range roles {
 			want := have.valid() && need.valid() && have >= need
@@ -44,8 +44,14 @@ func TestRoles(t *testing.T) {
 			}
 		}
 	}
-	if !RoleAdmin.Allows(RoleViewer) || RoleViewer.Allows(RolePurge) || Role(0).Allows(0) {
-		t.Error("role order is not viewer < purge < admin")
+	order := []Role{RoleViewer, RolePurge, RoleOperator, RoleAdmin}
+	for i := 1; i < len(order); i++ {
+		if !order[i].Allows(order[i-1]) || order[i-1].Allows(order[i]) {
+			t.Errorf("role order is not viewer < purge < operator < admin at %v, %v", order[i-1], order[i])
+		}
+	}
+	if Role(0).Allows(0) {
+		t.Error("the zero Role allows the zero Role")
 	}
 	if got := Role(7).String(); got != "Role(7)" {
 		t.Errorf("Role(7).String() = %q", got)
@@ -74,6 +80,7 @@ func TestParseTokens(t *testing.T) {
 			want: map[string]Role{"token-alice": RoleAdmin, "token-bob": RolePurge},
 		},
 		{name: "no final newline", in: "alice viewer " + hashA, want: map[string]Role{"token-alice": RoleViewer}},
+		{name: "operator role", in: "ops operator " + hashA + "\n", want: map[string]Role{"token-alice": RoleOperator}},
 		{name: "two fields", in: "# c\nalice " + hashA + "\n", errLine: "src:2:", errHas: "want 3 fields"},
 		{name: "four fields", in: "alice admin " + hashA + " extra\n", errLine: "src:1:", errHas: "got 4"},
 		{name: "unknown role", in: "\nalice root " + hashA + "\n", errLine: "src:2:", errHas: `unknown role "root"`},

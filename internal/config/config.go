@@ -89,7 +89,7 @@ type Config struct {
 
 	// AdminTokensFile is the path of the API tokens file: one token per
 	// line as "NAME ROLE SHA256-HEX-OF-TOKEN", ROLE one of viewer, purge,
-	// admin. It is re-read on reload (SIGHUP). The zero value "" means no
+	// operator, admin. It is re-read on reload (SIGHUP). The zero value "" means no
 	// tokens: every call that needs one (purges, purge status) is refused
 	// with 401. Flag: --admin-tokens-file.
 	AdminTokensFile string `yaml:"admin_tokens_file"`

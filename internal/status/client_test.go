@@ -44,7 +44,7 @@ func startNode(t *testing.T, mutate func(*config.Config)) *node.Node {
 	t.Cleanup(origin.Close)
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens")
-	lines := "p purge " + admin.HashToken("purger") + "\nv viewer " + admin.HashToken("viewer") + "\n"
+	lines := "p operator " + admin.HashToken("purger") + "\nv viewer " + admin.HashToken("viewer") + "\n"
 	if err := os.WriteFile(tokens, []byte(lines), 0o600); err != nil {
 		t.Fatal(err)
 	}
