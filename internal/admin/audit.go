@@ -25,6 +25,12 @@ type AuditRecord struct {
 	Who string `json:"who"`
 	// Role is the token's role, when known.
 	Role string `json:"role,omitempty"`
+	// Key is the id of the key that signed a capability token; empty for
+	// a token of the tokens file.
+	Key string `json:"key,omitempty"`
+	// Scope is a scoped capability token's scope, as
+	// "hosts [*.example.com], tags [product-*]".
+	Scope string `json:"scope,omitempty"`
 	// Action is what was asked for, e.g. "purge", "purge.status".
 	Action string `json:"action"`
 	// What is the call's subject, e.g. the purge request; it is encoded as
@@ -134,6 +140,12 @@ func (a *Audit) writeLog(rec AuditRecord) {
 	r.AddAttrs(slog.String("who", rec.Who))
 	if rec.Role != "" {
 		r.AddAttrs(slog.String("role", rec.Role))
+	}
+	if rec.Key != "" {
+		r.AddAttrs(slog.String("key", rec.Key))
+	}
+	if rec.Scope != "" {
+		r.AddAttrs(slog.String("scope", rec.Scope))
 	}
 	r.AddAttrs(slog.String("action", rec.Action))
 	if rec.What != nil {

@@ -220,12 +220,12 @@ func TestAuthorize(t *testing.T) {
 		{name: "= in the middle", need: RolePurge, auth: []string{"Bearer p=pp"}, status: 401, reason: "malformed"},
 		{name: "two fields", need: RolePurge, auth: []string{"Bearer ppp", "Bearer ppp"}, status: 401, reason: "2 Authorization header fields"},
 		{name: "unknown token", need: RoleViewer, auth: []string{"Bearer xxx"}, status: 401, reason: "unknown bearer token"},
-		{name: "viewer asks for purge", need: RolePurge, auth: []string{"Bearer vvv"}, status: 403, who: Principal{"viewer-v", RoleViewer}, reason: `"viewer-v" has role viewer, and this call needs role purge`},
-		{name: "viewer for viewer", need: RoleViewer, auth: []string{"Bearer vvv"}, who: Principal{"viewer-v", RoleViewer}},
-		{name: "purge for purge", need: RolePurge, auth: []string{"Bearer ppp"}, who: Principal{"purger", RolePurge}},
-		{name: "purge asks for admin", need: RoleAdmin, auth: []string{"Bearer ppp"}, status: 403, who: Principal{"purger", RolePurge}, reason: "needs role admin"},
-		{name: "admin for purge", need: RolePurge, auth: []string{"Bearer aaa=="}, who: Principal{"root", RoleAdmin}},
-		{name: "scheme in any case, several spaces", need: RolePurge, auth: []string{"bEARER   ppp"}, who: Principal{"purger", RolePurge}},
+		{name: "viewer asks for purge", need: RolePurge, auth: []string{"Bearer vvv"}, status: 403, who: Principal{Name: "viewer-v", Role: RoleViewer}, reason: `"viewer-v" has role viewer, and this call needs role purge`},
+		{name: "viewer for viewer", need: RoleViewer, auth: []string{"Bearer vvv"}, who: Principal{Name: "viewer-v", Role: RoleViewer}},
+		{name: "purge for purge", need: RolePurge, auth: []string{"Bearer ppp"}, who: Principal{Name: "purger", Role: RolePurge}},
+		{name: "purge asks for admin", need: RoleAdmin, auth: []string{"Bearer ppp"}, status: 403, who: Principal{Name: "purger", Role: RolePurge}, reason: "needs role admin"},
+		{name: "admin for purge", need: RolePurge, auth: []string{"Bearer aaa=="}, who: Principal{Name: "root", Role: RoleAdmin}},
+		{name: "scheme in any case, several spaces", need: RolePurge, auth: []string{"bEARER   ppp"}, who: Principal{Name: "purger", Role: RolePurge}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -99,6 +99,15 @@ type Config struct {
 	// writes the records to the process log instead. Flag: --audit-log.
 	AuditLog string `yaml:"audit_log"`
 
+	// AdminTokenKeysFile is the path of the trusted token keys file: one
+	// Ed25519 public key per line as "KEYID ed25519 PUBLIC-KEY", as
+	// `weir token keygen` prints it. Capability tokens (`weir token
+	// issue`) signed by one of these keys are accepted beside the tokens
+	// file's. It is re-read on reload (SIGHUP); removing a key revokes
+	// every token it signed. The zero value "" means capability tokens are
+	// refused. Flag: --admin-token-keys-file.
+	AdminTokenKeysFile string `yaml:"admin_token_keys_file"`
+
 	// AdminTLS serves the admin API over TLS, optionally requiring client
 	// certificates (mTLS). Its zero value serves it over plain HTTP.
 	AdminTLS ListenerTLS `yaml:"admin_tls"`

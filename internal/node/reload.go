@@ -27,6 +27,14 @@ func (n *Node) Reload() error {
 	} else {
 		n.log.Info("reload: API tokens file re-read", "path", n.auth.Path())
 	}
+	if n.auth.KeysPath() != "" {
+		if err := n.auth.ReloadKeys(); err != nil {
+			n.log.Error("reload: token keys file not reloaded; the previous keys stay in force", "path", n.auth.KeysPath(), "error", err.Error())
+			errs = append(errs, err)
+		} else {
+			n.log.Info("reload: token keys file re-read", "path", n.auth.KeysPath())
+		}
+	}
 	if err := n.audit.Reopen(); err != nil {
 		n.log.Error("reload: audit log not reopened", "error", err.Error())
 		errs = append(errs, err)

@@ -192,7 +192,11 @@ func (s *Service) allow(w http.ResponseWriter, r *http.Request, need admin.Role,
 		return who, false
 	}
 	if s.opt.Limiter != nil {
-		if ok, retry := s.opt.Limiter.Allow(who.Name, time.Now()); !ok {
+		key := who.Name
+		if who.KeyID != "" { // a capability token: names are not unique across keys and the tokens file
+			key += "@" + who.KeyID
+		}
+		if ok, retry := s.opt.Limiter.Allow(key, time.Now()); !ok {
 			secs := int(math.Ceil(retry.Seconds()))
 			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 			s.fail(w, rec, http.StatusTooManyRequests, fmt.Sprintf("token %s is over its purge rate limit; retry after %d s, or batch URLs into one call", who.Name, max(secs, 1)))
@@ -208,10 +212,15 @@ func (s *Service) allow(w http.ResponseWriter, r *http.Request, need admin.Role,
 // (allowRefusal) get 429 and are counted instead: every endpoint of the
 // purge API goes through it.
 func (s *Service) authorize(w http.ResponseWriter, r *http.Request, need admin.Role, rec *admin.AuditRecord) (admin.Principal, bool) {
-	who, err := s.opt.Auth.Authorize(r, need)
-	rec.Who = who.Name
+	// Scoped tokens may call every endpoint here: permit checks what a
+	// purge names against the scope, and the reads need only viewer.
+	who, err := s.opt.Auth.AuthorizeScoped(r, need)
+	rec.Who, rec.Key = who.Name, who.KeyID
 	if who.Role != 0 {
 		rec.Role = who.Role.String()
+	}
+	if who.Scoped() {
+		rec.Scope = who.Scope.String()
 	}
 	if err == nil {
 		return who, true
