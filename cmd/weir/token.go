@@ -44,8 +44,9 @@ func tokenCmd(args []string, stdout, stderr io.Writer) error {
 	case "issue":
 		return tokenIssue(args[1:], stdout, stderr, time.Now())
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, tokenUsage)
-		return nil
+		// The usage, and the flags of issue, which has every flag the
+		// others have.
+		return tokenIssue([]string{"-h"}, stdout, stderr, time.Now())
 	}
 	return usageError{fmt.Errorf("unknown subcommand %q: want keygen, pubkey or issue\n\n%s", args[0], tokenUsage)}
 }

@@ -108,6 +108,13 @@ type Config struct {
 	// refused. Flag: --admin-token-keys-file.
 	AdminTokenKeysFile string `yaml:"admin_token_keys_file"`
 
+	// AdminMetricsPublic leaves /metrics open without a token even when
+	// tokens are configured (admin_tokens_file or admin_token_keys_file),
+	// for a Prometheus scrape from a management network. The zero value
+	// false: with tokens configured, /metrics needs role viewer, like
+	// /status and /cluster.
+	AdminMetricsPublic bool `yaml:"admin_metrics_public"`
+
 	// AdminTLS serves the admin API over TLS, optionally requiring client
 	// certificates (mTLS). Its zero value serves it over plain HTTP.
 	AdminTLS ListenerTLS `yaml:"admin_tls"`

@@ -73,6 +73,7 @@ func (n *Node) startListeners() error {
 		n.peerLn = nil // the listeners own it now, whether Open succeeds or not
 	}
 	aopt := admin.Options{Ready: n.ready, Status: n.status, Routes: n.purge.Register, Metrics: telemetry.Handler(n.reg)}
+	aopt.Auth, aopt.Audit, aopt.MetricsPublic = n.auth, n.audit, n.cfg.AdminMetricsPublic
 	if n.cluster != nil {
 		aopt.Cluster = n.clusterInfo
 	}
