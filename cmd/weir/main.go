@@ -50,6 +50,7 @@ Usage:
   weir token keygen --key FILE >> token-keys
   weir token issue --key FILE --name NAME --role ROLE --expires DURATION|RFC3339
              [--host PATTERN ...] [--tag PATTERN ...] [--prefix PATTERN ...]
+  weir audit verify FILE [FILE...]   (oldest first: audit.jsonl.2 audit.jsonl.1 audit.jsonl)
   weir version
 
 Run "weir <command> -h" for the flags of a command.
@@ -79,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = purgeCmd(ctx, args[1:], stdout)
 	case "token":
 		err = tokenCmd(args[1:], stdout, stderr)
+	case "audit":
+		err = auditCmd(args[1:], stdout)
 	case "version", "--version", "-version":
 		v := version.Get()
 		fmt.Fprintf(stdout, "weir %s (commit %s, %s)\n", v.Version, v.Commit, v.GoVersion)

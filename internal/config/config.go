@@ -56,6 +56,9 @@ const (
 	DefaultPurgeRateLimit     = 50.0
 	DefaultPurgeRateBurst     = 500
 
+	DefaultAuditLogMaxSize  = 100 * MiB
+	DefaultAuditLogMaxFiles = 10
+
 	DefaultLogLevel         = "info"
 	DefaultLogFormat        = "json"
 	DefaultAccessLogSample  = 1.0
@@ -114,6 +117,17 @@ type Config struct {
 	// false: with tokens configured, /metrics needs role viewer, like
 	// /status and /cluster.
 	AdminMetricsPublic bool `yaml:"admin_metrics_public"`
+
+	// AuditLogMaxSize rotates the audit log file once it holds this
+	// much: it is renamed to AUDIT_LOG.1 (older ones shift to .2, .3 and
+	// so on) and a new file is opened, whose first line chains from the
+	// last line of the old. Default sets it to 100MiB; 0 never rotates
+	// (rotate externally: rename, then SIGHUP).
+	AuditLogMaxSize Size `yaml:"audit_log_max_size"`
+
+	// AuditLogMaxFiles is how many rotated audit log files are kept; a
+	// rotation drops the oldest. The zero value means 10.
+	AuditLogMaxFiles int `yaml:"audit_log_max_files"`
 
 	// AdminTLS serves the admin API over TLS, optionally requiring client
 	// certificates (mTLS). Its zero value serves it over plain HTTP.
@@ -677,6 +691,7 @@ func Default() *Config {
 			TieredFill: true,
 			Warmup:     DefaultClusterWarmup,
 		},
+		AuditLogMaxSize: DefaultAuditLogMaxSize,
 	}
 	c.ApplyDefaults()
 	return c
@@ -692,6 +707,7 @@ func Default() *Config {
 func (c *Config) ApplyDefaults() {
 	setDefault(&c.Listen, DefaultListen)
 	setDefault(&c.AdminListen, DefaultAdminListen)
+	setDefault(&c.AuditLogMaxFiles, DefaultAuditLogMaxFiles)
 
 	setDefault(&c.Cache.MaxSize, DefaultMaxSize)
 	setDefault(&c.Cache.MaxObjectSize, DefaultMaxObjectSize)
