@@ -39,7 +39,7 @@ const usage = `weir: a caching HTTP edge (self-hosted CDN node)
 Usage:
   weir serve --origin URL [--listen ADDR] [--admin-listen ADDR] [--config FILE] [--procs N]
              [--tls-listen ADDR --tls-cert FILE --tls-key FILE]
-             [--admin-tokens-file FILE] [--audit-log FILE] [--access-log stdout|FILE|off]
+             [--admin-tokens-file FILE] [--admin-token-keys-file FILE] [--audit-log FILE] [--access-log stdout|FILE|off]
              [--node NAME --cluster-listen ADDR --peer-listen ADDR [--join ADDR[,ADDR...]]
               --cluster-key-file FILE | --insecure-cluster]
   weir demo [--nodes N] [--listen ADDR] [--admin-listen ADDR] [--tls-listen ADDR] [--load DURATION] [--procs N]
@@ -48,6 +48,10 @@ Usage:
   weir purge [--admin URL [--admin-ca FILE] [--admin-cert FILE --admin-key FILE]] [--token-file FILE]
              [--soft] [--wait] [--tag T] [--prefix URL] [--host H] [--all] [URL...]
              (token from $WEIR_TOKEN or --token-file FILE)
+  weir token keygen --key FILE >> token-keys
+  weir token issue --key FILE --name NAME --role ROLE --expires DURATION|RFC3339
+             [--host PATTERN ...] [--tag PATTERN ...] [--prefix PATTERN ...]
+  weir audit verify FILE [FILE...]   (oldest first: audit.jsonl.2 audit.jsonl.1 audit.jsonl)
   weir version
 
 Run "weir <command> -h" for the flags of a command.
@@ -83,6 +87,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = check(args[1:], stdout)
 	case "purge":
 		err = purgeCmd(ctx, args[1:], stdout)
+	case "token":
+		err = tokenCmd(args[1:], stdout, stderr)
+	case "audit":
+		err = auditCmd(args[1:], stdout)
 	case "version", "--version", "-version":
 		v := version.Get()
 		fmt.Fprintf(stdout, "weir %s (commit %s, %s)\n", v.Version, v.Commit, v.GoVersion)
@@ -121,6 +129,7 @@ type serveFlags struct {
 	insecureCluster                                bool
 
 	tokensFile, auditLog, accessLog string
+	tokenKeysFile                   string
 
 	tlsListen, tlsCert, tlsKey string
 }
@@ -141,6 +150,7 @@ func (f *serveFlags) register(fs *flag.FlagSet, listen, adminListen string) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	fs.IntVar(&f.procs, "procs", 0, "`CPUs` running Weir's code at once, 0 for all (overrides server.procs)")
 	fs.StringVar(&f.tokensFile, "admin-tokens-file", "", "API tokens `file`: NAME ROLE SHA256-HEX per line, re-read on SIGHUP (overrides admin_tokens_file)")
+	fs.StringVar(&f.tokenKeysFile, "admin-token-keys-file", "", "trusted capability token keys `file` (weir token keygen), re-read on SIGHUP (overrides admin_token_keys_file)")
 	fs.StringVar(&f.auditLog, "audit-log", "", "append-only audit log `file` of purge calls (overrides audit_log; default: the process log)")
 	fs.StringVar(&f.accessLog, "access-log", "", "write one line per request to `stdout` (the process log) or to a file path; off for none (overrides telemetry.access_log and access_log_file)")
 	fs.StringVar(&f.tlsListen, "tls-listen", "", "TLS edge listener `address` serving HTTPS and HTTP/2, e.g. :8443 (overrides tls.listen)")
@@ -181,6 +191,9 @@ func (f *serveFlags) apply(cfg *config.Config) {
 	}
 	if f.set["audit-log"] {
 		cfg.AuditLog = f.auditLog
+	}
+	if f.set["admin-token-keys-file"] {
+		cfg.AdminTokenKeysFile = f.tokenKeysFile
 	}
 	if f.set["access-log"] {
 		switch f.accessLog {

@@ -129,7 +129,7 @@ func TestPurgeRateLimitAndTokenReload(t *testing.T) {
 		cfg.Purge.RateLimit, cfg.Purge.RateBurst = 0.5, 1
 	})
 	post := func(token string) *http.Response {
-		req, _ := http.NewRequest(http.MethodPost, "http://"+n.AdminAddr()+"/purge", strings.NewReader(`{"all": true}`))
+		req, _ := http.NewRequest(http.MethodPost, "http://"+n.AdminAddr()+"/purge", strings.NewReader(`{"tags": ["t"]}`))
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -26,7 +26,28 @@ type Options struct {
 	Routes func(mux *http.ServeMux)
 	// Metrics serves /metrics; nil serves 404.
 	Metrics http.Handler
+	// Auth guards the reads once tokens are configured (a tokens file or
+	// a token keys file, see Authenticator.Configured): /status, /cluster
+	// and /metrics then need role viewer, /debug/pprof/ role admin.
+	// /healthz and /readyz are always open. Nil, or an Authenticator
+	// without either file, leaves every read open, as the admin listener
+	// is on loopback by default. The routes of Routes guard themselves.
+	Auth *Authenticator
+	// MetricsPublic leaves /metrics open even when Auth has tokens (a
+	// Prometheus scrape on a management network).
+	MetricsPublic bool
+	// Audit receives the refused reads, at most refusalBurst per remote
+	// address and refusalRate a second after that; past the limit they
+	// are answered 429 and not written. Nil writes none.
+	Audit *Audit
 }
+
+// Limits on the refused reads audited one by one per remote address (the
+// purge API's limit on calls without a valid token is the same).
+const (
+	refusalRate  = 5
+	refusalBurst = 50
+)
 
 // NewHandler returns the admin API:
 //
@@ -43,14 +64,19 @@ func NewHandler(opt Options) http.Handler {
 	if opt.Routes != nil {
 		opt.Routes(mux)
 	}
+	g := &readGuard{auth: opt.Auth, audit: opt.Audit, refusals: NewRateLimiter(refusalRate, refusalBurst, 10000)}
 	if opt.Metrics != nil {
-		mux.Handle("GET /metrics", opt.Metrics)
+		if opt.MetricsPublic {
+			mux.Handle("GET /metrics", opt.Metrics)
+		} else {
+			mux.Handle("GET /metrics", g.guard("metrics", RoleViewer, opt.Metrics))
+		}
 	}
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/debug/pprof/", g.guard("pprof", RoleAdmin, http.HandlerFunc(pprof.Index)))
+	mux.Handle("/debug/pprof/cmdline", g.guard("pprof", RoleAdmin, http.HandlerFunc(pprof.Cmdline)))
+	mux.Handle("/debug/pprof/profile", g.guard("pprof", RoleAdmin, http.HandlerFunc(pprof.Profile)))
+	mux.Handle("/debug/pprof/symbol", g.guard("pprof", RoleAdmin, http.HandlerFunc(pprof.Symbol)))
+	mux.Handle("/debug/pprof/trace", g.guard("pprof", RoleAdmin, http.HandlerFunc(pprof.Trace)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
@@ -68,14 +94,14 @@ func NewHandler(opt Options) http.Handler {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /status", g.guard("status", RoleViewer, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var doc any = struct{}{}
 		if opt.Status != nil {
 			doc = opt.Status()
 		}
 		WriteJSON(w, http.StatusOK, doc)
-	})
-	mux.HandleFunc("GET /cluster", func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.Handle("GET /cluster", g.guard("cluster", RoleViewer, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if opt.Cluster == nil {
 			WriteJSON(w, http.StatusNotFound, ErrorDoc{"this node is not part of a cluster: set cluster.listen (--cluster-listen) to enable it"})
 			return
@@ -86,7 +112,7 @@ func NewHandler(opt Options) http.Handler {
 			return
 		}
 		WriteJSON(w, http.StatusOK, doc)
-	})
+	})))
 	return mux
 }
 

@@ -13,33 +13,46 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
+
+	"github.com/weir-cdn/weir/internal/captoken"
 )
 
-// Role is what a token may do on the admin API. Roles are ordered: admin
-// includes everything purge may do, and purge everything viewer may do.
+// Role is what a token may do on the admin API. Roles are ordered: each
+// includes everything the roles below it may do.
 type Role int
 
 // The roles, weakest first. The zero Role is not a role and allows nothing.
+// Which role each call needs is listed in docs/operations.md ("Tokens and
+// roles").
 const (
-	// RoleViewer may read: status, purge status.
+	// RoleViewer may read: /status, /cluster, /metrics, purge status.
 	RoleViewer Role = iota + 1
-	// RolePurge may also issue purges.
+	// RolePurge may also purge URLs, prefixes below a host's root, and
+	// tags.
 	RolePurge
-	// RoleAdmin may do everything, including reloading configuration.
+	// RoleOperator may also purge whole hosts: a host purge, a prefix
+	// purge of a host's root ("/", the same blast radius), and a purge
+	// of everything.
+	RoleOperator
+	// RoleAdmin may do everything, including reloading the configuration
+	// and reading Go profiles.
 	RoleAdmin
 )
 
 // validRoles lists the role names in the order error messages give them.
-const validRoles = `"viewer", "purge" or "admin"`
+const validRoles = `"viewer", "purge", "operator" or "admin"`
 
 // ParseRole parses a role name as written in a tokens file: "viewer",
-// "purge" or "admin", exactly and in lower case.
+// "purge", "operator" or "admin", exactly and in lower case.
 func ParseRole(s string) (Role, error) {
 	switch s {
 	case "viewer":
 		return RoleViewer, nil
 	case "purge":
 		return RolePurge, nil
+	case "operator":
+		return RoleOperator, nil
 	case "admin":
 		return RoleAdmin, nil
 	}
@@ -58,6 +71,8 @@ func (r Role) String() string {
 		return "viewer"
 	case RolePurge:
 		return "purge"
+	case RoleOperator:
+		return "operator"
 	case RoleAdmin:
 		return "admin"
 	}
@@ -273,27 +288,61 @@ func HashToken(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Authenticator checks bearer tokens against a tokens file that can be
-// re-read (on reload). It is safe for concurrent use.
+// Authenticator checks bearer tokens: tokens listed (hashed) in a tokens
+// file, and capability tokens (package captoken) signed by a key listed
+// in a trusted keys file. Both files can be re-read (on reload). It is
+// safe for concurrent use.
 type Authenticator struct {
-	path   string
-	tokens atomic.Pointer[Tokens]
+	path     string
+	keysPath string
+	now      func() time.Time
+	tokens   atomic.Pointer[Tokens]
+	keys     atomic.Pointer[captoken.Keys]
 }
 
-// NewAuthenticator loads the tokens file at path. With path "" there are
-// no tokens: every call is refused with 401 and a message saying to set
-// --admin-tokens-file.
+// AuthOptions configure an Authenticator.
+type AuthOptions struct {
+	// TokensFile is the tokens file's path (see ParseTokens); "" means
+	// none.
+	TokensFile string
+	// KeysFile is the trusted token keys file's path (see
+	// captoken.ParseKeys); "" means capability tokens are not accepted.
+	KeysFile string
+	// Now is the clock capability tokens are checked against; nil means
+	// time.Now.
+	Now func() time.Time
+}
+
+// NewAuthenticator loads the tokens file at path, without capability
+// tokens (see NewAuthenticatorWith).
 func NewAuthenticator(path string) (*Authenticator, error) {
-	a := &Authenticator{path: path}
-	if path == "" {
-		a.tokens.Store(&Tokens{})
-		return a, nil
+	return NewAuthenticatorWith(AuthOptions{TokensFile: path})
+}
+
+// NewAuthenticatorWith loads the files opt names. With neither file there
+// are no tokens: every call that needs one is refused with 401 and a
+// message saying to set --admin-tokens-file.
+func NewAuthenticatorWith(opt AuthOptions) (*Authenticator, error) {
+	a := &Authenticator{path: opt.TokensFile, keysPath: opt.KeysFile, now: opt.Now}
+	if a.now == nil {
+		a.now = time.Now
 	}
-	t, err := LoadTokens(path)
-	if err != nil {
-		return nil, err
+	a.tokens.Store(&Tokens{})
+	a.keys.Store(&captoken.Keys{})
+	if a.path != "" {
+		t, err := LoadTokens(a.path)
+		if err != nil {
+			return nil, err
+		}
+		a.tokens.Store(t)
 	}
-	a.tokens.Store(t)
+	if a.keysPath != "" {
+		k, err := captoken.LoadKeys(a.keysPath)
+		if err != nil {
+			return nil, err
+		}
+		a.keys.Store(k)
+	}
 	return a, nil
 }
 
@@ -311,19 +360,54 @@ func (a *Authenticator) Reload() error {
 	return nil
 }
 
+// ReloadKeys re-reads the trusted token keys file, as Reload does the
+// tokens file: on error it keeps the keys it had and returns the error;
+// without a keys file it does nothing. Removing a key's line and
+// reloading revokes every token that key signed.
+func (a *Authenticator) ReloadKeys() error {
+	if a.keysPath == "" {
+		return nil
+	}
+	k, err := captoken.LoadKeys(a.keysPath)
+	if err != nil {
+		return fmt.Errorf("%w (keeping the %d keys loaded before)", err, a.keys.Load().Len())
+	}
+	a.keys.Store(k)
+	return nil
+}
+
 // Path returns the tokens file's path, "" when there is none.
 func (a *Authenticator) Path() string { return a.path }
+
+// KeysPath returns the trusted token keys file's path, "" when there is
+// none.
+func (a *Authenticator) KeysPath() string { return a.keysPath }
+
+// Configured reports whether tokens are configured at all: a tokens file
+// or a trusted keys file. Without either, the admin API's reads stay
+// open (see Options.Auth).
+func (a *Authenticator) Configured() bool { return a != nil && (a.path != "" || a.keysPath != "") }
 
 // Tokens returns the tokens currently in force.
 func (a *Authenticator) Tokens() *Tokens { return a.tokens.Load() }
 
-// Principal is who made a call: the name and role of the token sent.
+// Principal is who made a call: the name and role of the token sent, and
+// for a capability token its key and scope.
 type Principal struct {
-	// Name is the token's NAME in the tokens file.
+	// Name is the token's NAME in the tokens file, or the name a
+	// capability token carries.
 	Name string
 	// Role is the token's role.
 	Role Role
+	// KeyID is the id of the key that signed a capability token; "" for
+	// a token of the tokens file.
+	KeyID string
+	// Scope is a scoped capability token's scope; nil means unscoped.
+	Scope *captoken.Scope
 }
+
+// Scoped reports whether p may purge only within a scope.
+func (p Principal) Scoped() bool { return p.Scope != nil }
 
 // AuthError is why a call was refused: Status is 401 (no usable
 // credentials) or 403 (known token, insufficient role).
@@ -341,18 +425,41 @@ func unauthorized(reason string) *AuthError {
 	return &AuthError{Status: http.StatusUnauthorized, Reason: reason}
 }
 
+func forbidden(reason string) *AuthError {
+	return &AuthError{Status: http.StatusForbidden, Reason: reason}
+}
+
 // Authorize checks r's "Authorization: Bearer <token>" header and that
 // the token's role allows need. It returns the principal, or an
 // *AuthError with Status 401 when the header is missing or malformed (not
 // the Bearer scheme, which is matched case-insensitively; an empty token
 // or more than one; a token with characters outside RFC 6750's b64token;
-// several Authorization fields) or the token is unknown, and 403 when the
-// token is known but its role does not allow need — the Principal is then
-// still returned filled in, for the audit log.
+// several Authorization fields) or the token is unknown, expired or not
+// signed by a trusted key, and 403 when the token is known but its role
+// does not allow need — the Principal is then still returned filled in,
+// for the audit log.
+//
+// A scoped capability token passes Authorize only for RoleViewer: the
+// calls that need more act on something, and only a caller that checks
+// what against Principal.Scope may let a scoped token act
+// (AuthorizeScoped). So a new endpoint is closed to scoped tokens unless
+// it says otherwise.
 func (a *Authenticator) Authorize(r *http.Request, need Role) (Principal, error) {
-	tokens := a.tokens.Load()
-	if a.path == "" {
-		return Principal{}, unauthorized("the admin API has no tokens configured, so every call is refused: set --admin-tokens-file to a file of \"NAME ROLE SHA256-HEX\" lines")
+	p, err := a.AuthorizeScoped(r, need)
+	if err == nil && p.Scoped() && need > RoleViewer {
+		return p, forbidden(fmt.Sprintf("token %q is scoped (%s), and a scoped token may only purge within its scope and read: this call needs an unscoped token with role %s",
+			p.Name, p.Scope, need))
+	}
+	return p, err
+}
+
+// AuthorizeScoped is Authorize for a caller that checks what a scoped
+// token acts on against Principal.Scope itself (the purge API). A scoped
+// token acts with at most RoleOperator, whatever role it carries: it can
+// never make a call that needs RoleAdmin (reload, profiles).
+func (a *Authenticator) AuthorizeScoped(r *http.Request, need Role) (Principal, error) {
+	if !a.Configured() {
+		return Principal{}, unauthorized("the admin API has no tokens configured, so every call is refused: set --admin-tokens-file to a file of \"NAME ROLE SHA256-HEX\" lines, or --admin-token-keys-file to a file of trusted capability token keys")
 	}
 	values := r.Header.Values("Authorization")
 	switch {
@@ -361,23 +468,56 @@ func (a *Authenticator) Authorize(r *http.Request, need Role) (Principal, error)
 	case len(values) > 1:
 		return Principal{}, unauthorized(fmt.Sprintf("%d Authorization header fields: send exactly one, \"Authorization: Bearer TOKEN\"", len(values)))
 	}
-	token, err := bearerToken(values[0])
-	if err != nil {
-		return Principal{}, err
+	token, aerr := bearerToken(values[0])
+	if aerr != nil {
+		return Principal{}, aerr
 	}
-	if tokens.Len() == 0 {
+	p, aerr := a.identify(token)
+	if aerr != nil {
+		return p, aerr
+	}
+	if p.Scoped() && need == RoleAdmin {
+		return p, forbidden(fmt.Sprintf("token %q is scoped (%s), and scoped tokens can never make calls that need role admin: use an unscoped admin token", p.Name, p.Scope))
+	}
+	if !p.Role.Allows(need) {
+		return p, forbidden(fmt.Sprintf("token %q has role %s, and this call needs role %s: use a token with that role", p.Name, p.Role, need))
+	}
+	return p, nil
+}
+
+// identify finds who token belongs to: a capability token when it has
+// that form and a keys file is set, else a token of the tokens file.
+func (a *Authenticator) identify(token string) (Principal, *AuthError) {
+	if captoken.Is(token) && a.keysPath != "" {
+		c, err := captoken.Verify(token, a.keys.Load(), a.now())
+		if err != nil {
+			return Principal{}, unauthorized(err.Error())
+		}
+		role, err := ParseRole(c.Role)
+		if err != nil {
+			return Principal{}, unauthorized(fmt.Sprintf("capability token %q: %v; issue a new one with weir token issue", c.Name, err))
+		}
+		p := Principal{Name: c.Name, Role: role, KeyID: c.KeyID}
+		if !c.Scope.Empty() {
+			p.Scope = &c.Scope
+		}
+		return p, nil
+	}
+	tokens := a.tokens.Load()
+	if a.path == "" { // a keys file, then, and token is not a capability token
+		return Principal{}, unauthorized("unknown bearer token: this node accepts only capability tokens (weir1....), as it has no admin tokens file")
+	}
+	if tokens.Len() == 0 && a.keysPath == "" {
 		return Principal{}, unauthorized("the admin tokens file has no tokens, so every call is refused: add a \"NAME ROLE SHA256-HEX\" line and reload")
 	}
 	name, role, ok := tokens.Lookup(token)
 	if !ok {
+		if captoken.Is(token) {
+			return Principal{}, unauthorized("unknown bearer token: it looks like a capability token, but this node has no trusted token keys: set --admin-token-keys-file (admin_token_keys_file)")
+		}
 		return Principal{}, unauthorized("unknown bearer token: check the token, and that its SHA-256 is in the admin tokens file")
 	}
-	p := Principal{Name: name, Role: role}
-	if !role.Allows(need) {
-		return p, &AuthError{Status: http.StatusForbidden,
-			Reason: fmt.Sprintf("token %q has role %s, and this call needs role %s: use a token with that role", name, role, need)}
-	}
-	return p, nil
+	return Principal{Name: name, Role: role}, nil
 }
 
 // bearerToken extracts the token from an Authorization field value:

@@ -17,25 +17,25 @@ func TestMain(m *testing.M) {
 }
 
 func TestRoles(t *testing.T) {
-	for _, name := range []string{"viewer", "purge", "admin"} {
+	for _, name := range []string{"viewer", "purge", "operator", "admin"} {
 		r, err := ParseRole(name)
 		if err != nil || r.String() != name {
 			t.Errorf("ParseRole(%q) = %v, %v; want the role named %q", name, r, err, name)
 		}
 	}
-	for _, bad := range []string{"", "Admin", "ADMIN", " admin", "root", "viewer "} {
+	for _, bad := range []string{"", "Admin", "ADMIN", " admin", "root", "viewer ", "Operator", "op"} {
 		_, err := ParseRole(bad)
 		if err == nil {
 			t.Errorf("ParseRole(%q) succeeded, want an error", bad)
 			continue
 		}
-		for _, valid := range []string{"viewer", "purge", "admin"} {
+		for _, valid := range []string{"viewer", "purge", "operator", "admin"} {
 			if !strings.Contains(err.Error(), valid) {
 				t.Errorf("ParseRole(%q) error %q does not list the valid role %q", bad, err, valid)
 			}
 		}
 	}
-	roles := []Role{0, RoleViewer, RolePurge, RoleAdmin, RoleAdmin + 1}
+	roles := []Role{0, RoleViewer, RolePurge, RoleOperator, RoleAdmin, RoleAdmin + 1}
 	for _, have := range roles {
 		for _, need := range roles {
 			want := have.valid() && need.valid() && have >= need
@@ -44,8 +44,14 @@ func TestRoles(t *testing.T) {
 			}
 		}
 	}
-	if !RoleAdmin.Allows(RoleViewer) || RoleViewer.Allows(RolePurge) || Role(0).Allows(0) {
-		t.Error("role order is not viewer < purge < admin")
+	order := []Role{RoleViewer, RolePurge, RoleOperator, RoleAdmin}
+	for i := 1; i < len(order); i++ {
+		if !order[i].Allows(order[i-1]) || order[i-1].Allows(order[i]) {
+			t.Errorf("role order is not viewer < purge < operator < admin at %v, %v", order[i-1], order[i])
+		}
+	}
+	if Role(0).Allows(0) {
+		t.Error("the zero Role allows the zero Role")
 	}
 	if got := Role(7).String(); got != "Role(7)" {
 		t.Errorf("Role(7).String() = %q", got)
@@ -74,6 +80,7 @@ func TestParseTokens(t *testing.T) {
 			want: map[string]Role{"token-alice": RoleAdmin, "token-bob": RolePurge},
 		},
 		{name: "no final newline", in: "alice viewer " + hashA, want: map[string]Role{"token-alice": RoleViewer}},
+		{name: "operator role", in: "ops operator " + hashA + "\n", want: map[string]Role{"token-alice": RoleOperator}},
 		{name: "two fields", in: "# c\nalice " + hashA + "\n", errLine: "src:2:", errHas: "want 3 fields"},
 		{name: "four fields", in: "alice admin " + hashA + " extra\n", errLine: "src:1:", errHas: "got 4"},
 		{name: "unknown role", in: "\nalice root " + hashA + "\n", errLine: "src:2:", errHas: `unknown role "root"`},
@@ -213,12 +220,12 @@ func TestAuthorize(t *testing.T) {
 		{name: "= in the middle", need: RolePurge, auth: []string{"Bearer p=pp"}, status: 401, reason: "malformed"},
 		{name: "two fields", need: RolePurge, auth: []string{"Bearer ppp", "Bearer ppp"}, status: 401, reason: "2 Authorization header fields"},
 		{name: "unknown token", need: RoleViewer, auth: []string{"Bearer xxx"}, status: 401, reason: "unknown bearer token"},
-		{name: "viewer asks for purge", need: RolePurge, auth: []string{"Bearer vvv"}, status: 403, who: Principal{"viewer-v", RoleViewer}, reason: `"viewer-v" has role viewer, and this call needs role purge`},
-		{name: "viewer for viewer", need: RoleViewer, auth: []string{"Bearer vvv"}, who: Principal{"viewer-v", RoleViewer}},
-		{name: "purge for purge", need: RolePurge, auth: []string{"Bearer ppp"}, who: Principal{"purger", RolePurge}},
-		{name: "purge asks for admin", need: RoleAdmin, auth: []string{"Bearer ppp"}, status: 403, who: Principal{"purger", RolePurge}, reason: "needs role admin"},
-		{name: "admin for purge", need: RolePurge, auth: []string{"Bearer aaa=="}, who: Principal{"root", RoleAdmin}},
-		{name: "scheme in any case, several spaces", need: RolePurge, auth: []string{"bEARER   ppp"}, who: Principal{"purger", RolePurge}},
+		{name: "viewer asks for purge", need: RolePurge, auth: []string{"Bearer vvv"}, status: 403, who: Principal{Name: "viewer-v", Role: RoleViewer}, reason: `"viewer-v" has role viewer, and this call needs role purge`},
+		{name: "viewer for viewer", need: RoleViewer, auth: []string{"Bearer vvv"}, who: Principal{Name: "viewer-v", Role: RoleViewer}},
+		{name: "purge for purge", need: RolePurge, auth: []string{"Bearer ppp"}, who: Principal{Name: "purger", Role: RolePurge}},
+		{name: "purge asks for admin", need: RoleAdmin, auth: []string{"Bearer ppp"}, status: 403, who: Principal{Name: "purger", Role: RolePurge}, reason: "needs role admin"},
+		{name: "admin for purge", need: RolePurge, auth: []string{"Bearer aaa=="}, who: Principal{Name: "root", Role: RoleAdmin}},
+		{name: "scheme in any case, several spaces", need: RolePurge, auth: []string{"bEARER   ppp"}, who: Principal{Name: "purger", Role: RolePurge}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -57,6 +57,9 @@ const (
 	DefaultPurgeRateLimit     = 50.0
 	DefaultPurgeRateBurst     = 500
 
+	DefaultAuditLogMaxSize  = 100 * MiB
+	DefaultAuditLogMaxFiles = 10
+
 	DefaultLogLevel         = "info"
 	DefaultLogFormat        = "json"
 	DefaultAccessLogSample  = 1.0
@@ -90,7 +93,7 @@ type Config struct {
 
 	// AdminTokensFile is the path of the API tokens file: one token per
 	// line as "NAME ROLE SHA256-HEX-OF-TOKEN", ROLE one of viewer, purge,
-	// admin. It is re-read on reload (SIGHUP). The zero value "" means no
+	// operator, admin. It is re-read on reload (SIGHUP). The zero value "" means no
 	// tokens: every call that needs one (purges, purge status) is refused
 	// with 401. Flag: --admin-tokens-file.
 	AdminTokensFile string `yaml:"admin_tokens_file"`
@@ -99,6 +102,33 @@ type Config struct {
 	// allowed or refused, is appended as one JSON line. The zero value ""
 	// writes the records to the process log instead. Flag: --audit-log.
 	AuditLog string `yaml:"audit_log"`
+
+	// AdminTokenKeysFile is the path of the trusted token keys file: one
+	// Ed25519 public key per line as "KEYID ed25519 PUBLIC-KEY", as
+	// `weir token keygen` prints it. Capability tokens (`weir token
+	// issue`) signed by one of these keys are accepted beside the tokens
+	// file's. It is re-read on reload (SIGHUP); removing a key revokes
+	// every token it signed. The zero value "" means capability tokens are
+	// refused. Flag: --admin-token-keys-file.
+	AdminTokenKeysFile string `yaml:"admin_token_keys_file"`
+
+	// AdminMetricsPublic leaves /metrics open without a token even when
+	// tokens are configured (admin_tokens_file or admin_token_keys_file),
+	// for a Prometheus scrape from a management network. The zero value
+	// false: with tokens configured, /metrics needs role viewer, like
+	// /status and /cluster.
+	AdminMetricsPublic bool `yaml:"admin_metrics_public"`
+
+	// AuditLogMaxSize rotates the audit log file once it holds this
+	// much: it is renamed to AUDIT_LOG.1 (older ones shift to .2, .3 and
+	// so on) and a new file is opened, whose first line chains from the
+	// last line of the old. Default sets it to 100MiB; 0 never rotates
+	// (rotate externally: rename, then SIGHUP).
+	AuditLogMaxSize Size `yaml:"audit_log_max_size"`
+
+	// AuditLogMaxFiles is how many rotated audit log files are kept; a
+	// rotation drops the oldest. The zero value means 10.
+	AuditLogMaxFiles int `yaml:"audit_log_max_files"`
 
 	// AdminTLS serves the admin API over TLS, optionally requiring client
 	// certificates (mTLS). Its zero value serves it over plain HTTP.
@@ -674,6 +704,7 @@ func Default() *Config {
 			TieredFill: true,
 			Warmup:     DefaultClusterWarmup,
 		},
+		AuditLogMaxSize: DefaultAuditLogMaxSize,
 	}
 	c.ApplyDefaults()
 	return c
@@ -689,6 +720,7 @@ func Default() *Config {
 func (c *Config) ApplyDefaults() {
 	setDefault(&c.Listen, DefaultListen)
 	setDefault(&c.AdminListen, DefaultAdminListen)
+	setDefault(&c.AuditLogMaxFiles, DefaultAuditLogMaxFiles)
 
 	setDefault(&c.Cache.MaxSize, DefaultMaxSize)
 	setDefault(&c.Cache.MaxObjectSize, DefaultMaxObjectSize)

@@ -99,6 +99,12 @@ var restartWhy = map[string]string{
 	"purge":             "the purge service is built at start",
 	"overload":          "the overload limits are built at start",
 	"telemetry":         "logging, the access log and tracing are set up at start",
+
+	// The admin API's access settings, and the audit log's.
+	"admin_token_keys_file": "the token keys file's path is opened at start (SIGHUP re-reads the file itself)",
+	"admin_metrics_public":  "the admin API's routes are built at start",
+	"audit_log_max_size":    "the audit log is opened at start",
+	"audit_log_max_files":   "the audit log is opened at start",
 }
 
 // Plan lists what changes from old to new, both validated, and whether

@@ -66,6 +66,12 @@ func (c *Config) Validate() error {
 	} else if e.Node != "" && !isToken(e.Node) {
 		v.add("node", "%q is not a valid node name: use letters, digits and !#$%%&'*+-.^_`|~ (it appears in Via headers), or leave it empty for the machine's host name", e.Node)
 	}
+	if e.AuditLogMaxSize < 0 || e.AuditLogMaxSize > 0 && e.AuditLogMaxSize < MiB {
+		v.add("audit_log_max_size", "is %s; give 0 (never rotate) or at least 1MiB, so that a rotation does not drop lines faster than anyone reads them", e.AuditLogMaxSize)
+	}
+	if e.AuditLogMaxFiles < 0 || e.AuditLogMaxFiles > 1000 {
+		v.add("audit_log_max_files", "is %d; keep between 1 and 1000 rotated files (0 means 10)", e.AuditLogMaxFiles)
+	}
 	v.listenAddr("listen", e.Listen, "8080")
 	v.listenAddr("admin_listen", e.AdminListen, "8080")
 	if e.Listen == e.AdminListen && !strings.HasSuffix(e.Listen, ":0") {

@@ -66,6 +66,18 @@ func TestValidate(t *testing.T) {
 			want: []string{"node: \"edge 1\" is not a valid node name: use letters, digits and !#$%&'*+-.^_`|~ (it appears in Via headers), or leave it empty for the machine's host name"},
 		},
 		{
+			name: "audit log rotation",
+			edit: func(c *config.Config) { c.AuditLogMaxSize, c.AuditLogMaxFiles = 1000, 1001 },
+			want: []string{
+				"audit_log_max_size: is 1000B; give 0 (never rotate) or at least 1MiB, so that a rotation does not drop lines faster than anyone reads them",
+				"audit_log_max_files: is 1001; keep between 1 and 1000 rotated files (0 means 10)",
+			},
+		},
+		{
+			name: "audit log never rotated",
+			edit: func(c *config.Config) { c.AuditLogMaxSize = 0 },
+		},
+		{
 			name: "listen addresses",
 			edit: func(c *config.Config) {
 				c.Listen = "8080"

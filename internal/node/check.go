@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/weir-cdn/weir/internal/admin"
+	"github.com/weir-cdn/weir/internal/captoken"
 	"github.com/weir-cdn/weir/internal/certs"
 	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/config"
@@ -35,6 +36,10 @@ func Check(cfg *config.Config) []string {
 	if path := cfg.AdminTokensFile; path != "" {
 		_, err := admin.LoadTokens(path)
 		add("admin_tokens_file", err)
+	}
+	if path := cfg.AdminTokenKeysFile; path != "" {
+		_, err := captoken.LoadKeys(path)
+		add("admin_token_keys_file", err)
 	}
 	if cc := cfg.Cluster; cc.Enabled() && !cc.Insecure {
 		_, err := cluster.LoadKeyFile(cc.KeyFile)

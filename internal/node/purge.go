@@ -12,10 +12,11 @@ import (
 // service.
 func (n *Node) startPurge() error {
 	var err error
-	if n.auth, err = admin.NewAuthenticator(n.cfg.AdminTokensFile); err != nil {
+	if n.auth, err = admin.NewAuthenticatorWith(admin.AuthOptions{TokensFile: n.cfg.AdminTokensFile, KeysFile: n.cfg.AdminTokenKeysFile}); err != nil {
 		return err
 	}
-	if n.audit, err = admin.OpenAudit(n.cfg.AuditLog, n.log); err != nil {
+	aopt := admin.AuditOptions{MaxSize: int64(n.cfg.AuditLogMaxSize), MaxFiles: n.cfg.AuditLogMaxFiles}
+	if n.audit, err = admin.OpenAuditWith(n.cfg.AuditLog, n.log, aopt); err != nil {
 		return err
 	}
 	pc := n.cfg.Purge

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/weir-cdn/weir/internal/admin"
+	"github.com/weir-cdn/weir/internal/captoken"
 	"github.com/weir-cdn/weir/internal/certs"
 	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/config"
@@ -263,6 +264,13 @@ func (n *Node) checkFiles(p *reloadPlan) []string {
 			p.reloaded = append(p.reloaded, "tokens file "+path)
 		}
 	}
+	if path := n.auth.KeysPath(); path != "" {
+		if _, err := captoken.LoadKeys(path); err != nil {
+			problems = append(problems, fmt.Sprintf("admin_token_keys_file: %v", err))
+		} else {
+			p.reloaded = append(p.reloaded, "token keys file "+path)
+		}
+	}
 	for _, s := range []struct {
 		setting string
 		store   *certs.Store
@@ -315,6 +323,9 @@ func (n *Node) commit(p *reloadPlan) {
 	}
 	if err := n.reloadCerts(); err != nil {
 		n.log.Error("reload: certificates not all reloaded; the previous ones are still served", "error", err.Error())
+	}
+	if err := n.auth.ReloadKeys(); err != nil {
+		n.log.Error("reload: token keys file not reloaded; the previous keys stay in force", "path", n.auth.KeysPath(), "error", err.Error())
 	}
 	if err := n.audit.Reopen(); err != nil {
 		n.log.Error("reload: audit log not reopened", "error", err.Error())

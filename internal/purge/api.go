@@ -17,7 +17,9 @@ import (
 
 // Register adds the purge API to the admin listener's mux:
 //
-//	POST /purge       issue a purge (role purge): {"urls","prefixes","tags","hosts","all","soft"} → {"id"}
+//	POST /purge       issue a purge (role purge; operator for hosts, a host's
+//	                  root prefix or all, see Need):
+//	                  {"urls","prefixes","tags","hosts","all","soft"} → {"id"}
 //	GET  /purge/{id}  a purge's per-node acknowledgements (role viewer); the
 //	                  issuing node tracks them, other members ask it
 //	GET  /purge       this node's purge counters and lag (role viewer)
@@ -42,7 +44,7 @@ type IDDoc struct {
 
 func (s *Service) servePost(w http.ResponseWriter, r *http.Request) {
 	rec := admin.AuditRecord{Action: "purge", From: r.RemoteAddr, Via: "admin"}
-	ok := s.allow(w, r, admin.RolePurge, &rec)
+	who, ok := s.allow(w, r, admin.RolePurge, &rec)
 	if !ok {
 		return
 	}
@@ -62,6 +64,9 @@ func (s *Service) servePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec.What = req
+	if !s.permit(w, &rec, who, &req) {
+		return
+	}
 	s.issue(w, &rec, req)
 }
 
@@ -69,10 +74,10 @@ func (s *Service) servePost(w http.ResponseWriter, r *http.Request) {
 // request's URL (all variants), or, when the request carries
 // Surrogate-Key, those tags instead. Weir-Soft-Purge: 1 (or Fastly's
 // Fastly-Soft-Purge: 1) makes it soft. It needs a token with the purge
-// role, like POST /purge.
+// role, like POST /purge, and the same checks of what it purges (permit).
 func (s *Service) ServePurge(w http.ResponseWriter, r *http.Request) {
 	rec := admin.AuditRecord{Action: "purge", From: r.RemoteAddr, Via: "edge"}
-	ok := s.allow(w, r, admin.RolePurge, &rec)
+	who, ok := s.allow(w, r, admin.RolePurge, &rec)
 	if !ok {
 		return
 	}
@@ -90,6 +95,9 @@ func (s *Service) ServePurge(w http.ResponseWriter, r *http.Request) {
 	}
 	req.Soft = r.Header.Get("Weir-Soft-Purge") == "1" || r.Header.Get("Fastly-Soft-Purge") == "1"
 	rec.What = req
+	if !s.permit(w, &rec, who, &req) {
+		return
+	}
 	s.issue(w, &rec, req)
 }
 
@@ -178,20 +186,24 @@ func (s *Service) serveStats(w http.ResponseWriter, r *http.Request) {
 
 // allow authorizes a purge call and takes a token from its caller's rate
 // limit, answering and auditing the call when it is refused.
-func (s *Service) allow(w http.ResponseWriter, r *http.Request, need admin.Role, rec *admin.AuditRecord) bool {
+func (s *Service) allow(w http.ResponseWriter, r *http.Request, need admin.Role, rec *admin.AuditRecord) (admin.Principal, bool) {
 	who, ok := s.authorize(w, r, need, rec)
 	if !ok {
-		return false
+		return who, false
 	}
 	if s.opt.Limiter != nil {
-		if ok, retry := s.opt.Limiter.Allow(who.Name, time.Now()); !ok {
+		key := who.Name
+		if who.KeyID != "" { // a capability token: names are not unique across keys and the tokens file
+			key += "@" + who.KeyID
+		}
+		if ok, retry := s.opt.Limiter.Allow(key, time.Now()); !ok {
 			secs := int(math.Ceil(retry.Seconds()))
 			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 			s.fail(w, rec, http.StatusTooManyRequests, fmt.Sprintf("token %s is over its purge rate limit; retry after %d s, or batch URLs into one call", who.Name, max(secs, 1)))
-			return false
+			return who, false
 		}
 	}
-	return true
+	return who, true
 }
 
 // authorize checks that r carries a token with role need, and fills in
@@ -200,10 +212,15 @@ func (s *Service) allow(w http.ResponseWriter, r *http.Request, need admin.Role,
 // (allowRefusal) get 429 and are counted instead: every endpoint of the
 // purge API goes through it.
 func (s *Service) authorize(w http.ResponseWriter, r *http.Request, need admin.Role, rec *admin.AuditRecord) (admin.Principal, bool) {
-	who, err := s.opt.Auth.Authorize(r, need)
-	rec.Who = who.Name
+	// Scoped tokens may call every endpoint here: permit checks what a
+	// purge names against the scope, and the reads need only viewer.
+	who, err := s.opt.Auth.AuthorizeScoped(r, need)
+	rec.Who, rec.Key = who.Name, who.KeyID
 	if who.Role != 0 {
 		rec.Role = who.Role.String()
+	}
+	if who.Scoped() {
+		rec.Scope = who.Scope.String()
 	}
 	if err == nil {
 		return who, true

@@ -44,7 +44,7 @@ func startNode(t *testing.T, mutate func(*config.Config)) *node.Node {
 	t.Cleanup(origin.Close)
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens")
-	lines := "p purge " + admin.HashToken("purger") + "\nv viewer " + admin.HashToken("viewer") + "\n"
+	lines := "p operator " + admin.HashToken("purger") + "\nv viewer " + admin.HashToken("viewer") + "\n"
 	if err := os.WriteFile(tokens, []byte(lines), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -111,12 +111,15 @@ func client(t *testing.T, base string, opt status.ClientOptions) *status.Client 
 	return c
 }
 
-// raw returns the body of GET base+path.
+// raw returns the body of GET base+path, with startNode's viewer token
+// (the reads need one once tokens are configured).
 func raw(t *testing.T, base, path string) []byte {
 	t.Helper()
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get(base + path)
+	req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+	req.Header.Set("Authorization", "Bearer viewer")
+	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +153,7 @@ func roundTrip(t *testing.T, served []byte, doc any) {
 func TestClientReadsWhatANodeServes(t *testing.T) {
 	n := startNode(t, nil)
 	base := "http://" + n.AdminAddr()
-	c := client(t, base, status.ClientOptions{})
+	c := client(t, base, status.ClientOptions{Token: "viewer"})
 	ctx := context.Background()
 	if err := c.Healthz(ctx); err != nil {
 		t.Errorf("Healthz: %v", err)
@@ -183,7 +186,7 @@ func TestClientReadsTheClusterDocument(t *testing.T) {
 		cfg.Cluster.Insecure = true
 	})
 	base := "http://" + n.AdminAddr()
-	c := client(t, base, status.ClientOptions{})
+	c := client(t, base, status.ClientOptions{Token: "viewer"})
 	ctx := context.Background()
 	roundTrip(t, raw(t, base, "/cluster?key=http://example.com/a"), new(status.Cluster))
 	doc, err := c.Cluster(ctx, "http://example.com/a?b=1&c=2")
