@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -253,9 +254,8 @@ type Client struct {
 	servers    []*server
 	rr         atomic.Uint64 // the turn of round robin and of ties
 	outlier    outlierPolicy
-	// ejectMu serializes ejections, so that two servers failing at once
-	// cannot both pass the MaxEjectedPercent check; it guards the
-	// ejection history fields of every server.
+	// ejectMu serializes the client's ejections, so that two servers
+	// failing at once cannot both pass the MaxEjectedPercent check.
 	ejectMu  sync.Mutex
 	bulkhead *bulkhead
 	attempts int
@@ -268,16 +268,10 @@ type Client struct {
 	trickle *trickleGate
 	now     func() time.Time
 
-	// loopMu guards started, closed and stop.
+	// loopMu guards started and closed.
 	loopMu  sync.Mutex
 	started bool
 	closed  bool
-	stop    context.CancelFunc
-	loops   sync.WaitGroup // the health check loops
-
-	// checkHook, when set before Start, runs before each health check;
-	// tests use it to make a check panic.
-	checkHook func(*server)
 }
 
 // New returns a client for the origin described by cfg. It starts no
@@ -360,21 +354,42 @@ func New(cfg Config) (*Client, error) {
 	if c.now == nil {
 		c.now = time.Now
 	}
-	bp := newBreakerPolicy(cfg.Breaker)
 	for _, u := range targets {
-		s := newServer(u, newTransport(cfg, u.Scheme), bp.window)
-		if hc.Path != "" {
-			// Health checks get their own connections: a server whose
-			// connection limit is reached by requests is busy, not down.
-			s.checker = s.transport.Clone()
-			s.checker.MaxIdleConns, s.checker.MaxIdleConnsPerHost, s.checker.MaxConnsPerHost = 1, 1, 2
-		}
-		if bp.enabled {
-			s.breaker = newBreaker(bp, c.now, c.breakerChanged(s, bp.delay))
-		}
-		c.servers = append(c.servers, s)
+		c.servers = append(c.servers, newServer(cfg, u, c.now, log))
 	}
 	return c, nil
+}
+
+// newServer returns the server u of the origin cfg describes, its
+// breaker on the clock now, logging to log.
+func newServer(cfg Config, u *url.URL, now func() time.Time, log *slog.Logger) *server {
+	label := u.Scheme + "://" + u.Host
+	bp := newBreakerPolicy(cfg.Breaker)
+	s := &server{
+		url:       u,
+		label:     label,
+		hash:      xxhash.Sum64String(label),
+		origin:    cfg.Name,
+		log:       log,
+		transport: newTransport(cfg, u.Scheme),
+		history:   newHistory(bp.window),
+		health:    newHealthPolicy(cfg.HealthCheck),
+		checkHost: u.Host,
+	}
+	s.healthy.Store(true)
+	if cfg.HostHeader != "" {
+		s.checkHost = cfg.HostHeader
+	}
+	if s.health.path != "" {
+		// Health checks get their own connections: a server whose
+		// connection limit is reached by requests is busy, not down.
+		s.checker = s.transport.Clone()
+		s.checker.MaxIdleConns, s.checker.MaxIdleConnsPerHost, s.checker.MaxConnsPerHost = 1, 1, 2
+	}
+	if bp.enabled {
+		s.breaker = newBreaker(bp, now, s.breakerChanged(bp.delay))
+	}
+	return s
 }
 
 // orDefault returns v, or def when v is zero or negative.
@@ -598,10 +613,8 @@ func (c *Client) Start() {
 		return
 	}
 	c.started = true
-	ctx, cancel := context.WithCancel(context.Background())
-	c.stop = cancel
 	for _, s := range c.servers {
-		c.loops.Go(func() { c.supervise(ctx, s) })
+		s.startChecks()
 	}
 }
 
@@ -610,17 +623,9 @@ func (c *Client) Start() {
 func (c *Client) Close() {
 	c.loopMu.Lock()
 	c.closed = true
-	stop := c.stop
 	c.loopMu.Unlock()
-	if stop != nil {
-		stop()
-	}
-	c.loops.Wait()
 	for _, s := range c.servers {
-		s.transport.CloseIdleConnections()
-		if s.checker != nil {
-			s.checker.CloseIdleConnections()
-		}
+		s.close()
 	}
 }
 
