@@ -90,7 +90,8 @@ type Config struct {
 	Tracer *telemetry.Tracer
 	// Logger receives the pool's state changes: breakers opening and
 	// closing, servers ejected and returned, health checks failing and
-	// recovering. Nil means slog.Default().
+	// recovering. Nil means slog.Default(). A server a Registry keeps
+	// across descriptions logs to the Logger of the first.
 	Logger *slog.Logger
 	// HealthCheck configures active health checks; the zero value runs
 	// none.
@@ -119,7 +120,8 @@ type Config struct {
 	// none.
 	TrickleRate float64
 	// Now is the clock of breakers, outlier detection and the trickle;
-	// nil means time.Now. Tests set it.
+	// nil means time.Now. Tests set it. A server a Registry keeps across
+	// descriptions keeps the breaker clock of the first.
 	Now func() time.Time
 }
 
@@ -268,6 +270,10 @@ type Client struct {
 	trickle *trickleGate
 	now     func() time.Time
 
+	// shared is set for a client of a Registry, which closes its
+	// servers once no client uses them.
+	shared bool
+
 	// loopMu guards started and closed.
 	loopMu  sync.Mutex
 	started bool
@@ -276,7 +282,16 @@ type Client struct {
 
 // New returns a client for the origin described by cfg. It starts no
 // goroutines; see Start.
-func New(cfg Config) (*Client, error) {
+func New(cfg Config) (*Client, error) { return newClientWith(cfg, nil) }
+
+// shareFunc returns the server of key: one that exists, or the one build
+// makes. It is how a Registry hands its servers to a new client.
+type shareFunc func(key serverKey, build func() *server) *server
+
+// newClientWith is New, with the servers from share when it is not nil; the
+// client then leaves closing them to whoever shares them. It calls share
+// only once cfg is known to be valid, once per server.
+func newClientWith(cfg Config, share shareFunc) (*Client, error) {
 	urls := cfg.Servers
 	if len(urls) == 0 {
 		urls = []string{cfg.URL}
@@ -355,8 +370,14 @@ func New(cfg Config) (*Client, error) {
 		c.now = time.Now
 	}
 	for _, u := range targets {
-		c.servers = append(c.servers, newServer(cfg, u, c.now, log))
+		build := func() *server { return newServer(cfg, u, c.now, log) }
+		if share == nil {
+			c.servers = append(c.servers, build())
+		} else {
+			c.servers = append(c.servers, share(keyOf(cfg, u), build))
+		}
 	}
+	c.shared = share != nil
 	return c, nil
 }
 
@@ -374,12 +395,9 @@ func newServer(cfg Config, u *url.URL, now func() time.Time, log *slog.Logger) *
 		transport: newTransport(cfg, u.Scheme),
 		history:   newHistory(bp.window),
 		health:    newHealthPolicy(cfg.HealthCheck),
-		checkHost: u.Host,
+		checkHost: checkHost(cfg, u),
 	}
 	s.healthy.Store(true)
-	if cfg.HostHeader != "" {
-		s.checkHost = cfg.HostHeader
-	}
 	if s.health.path != "" {
 		// Health checks get their own connections: a server whose
 		// connection limit is reached by requests is busy, not down.
@@ -400,15 +418,43 @@ func orDefault[T int | int64 | float64 | time.Duration](v, def T) T {
 	return v
 }
 
+// checkHost is the Host of the health checks of the server u: the
+// origin's HostHeader, or the server's host.
+func checkHost(cfg Config, u *url.URL) string {
+	if cfg.HostHeader != "" {
+		return cfg.HostHeader
+	}
+	return u.Host
+}
+
+// transportSettings are the settings of a server's connection pool from
+// Config, defaults applied, but TLS: what newTransport builds from, and
+// part of a server's key in a Registry.
+type transportSettings struct {
+	connect, tlsHandshake, responseHeader time.Duration
+	maxIdle, maxConns                     int
+	maxHead                               int64
+}
+
+func transportSettingsOf(cfg Config) transportSettings {
+	return transportSettings{
+		connect:        orDefault(cfg.ConnectTimeout, time.Duration(config.DefaultConnectTimeout)),
+		tlsHandshake:   orDefault(cfg.TLSHandshakeTimeout, time.Duration(config.DefaultTLSHandshakeTimeout)),
+		responseHeader: orDefault(cfg.ResponseHeaderTimeout, time.Duration(config.DefaultResponseHeaderTimeout)),
+		maxIdle:        orDefault(cfg.MaxIdleConns, config.DefaultMaxIdleConns),
+		maxConns:       orDefault(cfg.MaxConns, config.DefaultMaxConns),
+		maxHead:        orDefault(cfg.MaxResponseHeaderBytes, 256<<10),
+	}
+}
+
 // newTransport returns the connection pool of one server. Its HTTP/1.1
 // connections are wireConns, which refuse malformed response framing
 // (wire.go); for https the dialer does the TLS handshake itself, so that
 // it can leave HTTP/2 connections unwrapped.
 func newTransport(cfg Config, scheme string) *http.Transport {
-	dialer := &net.Dialer{Timeout: orDefault(cfg.ConnectTimeout, time.Duration(config.DefaultConnectTimeout)), KeepAlive: 30 * time.Second}
-	maxIdle := orDefault(cfg.MaxIdleConns, config.DefaultMaxIdleConns)
-	maxHead := orDefault(cfg.MaxResponseHeaderBytes, 256<<10)
-	tlsTimeout := orDefault(cfg.TLSHandshakeTimeout, time.Duration(config.DefaultTLSHandshakeTimeout))
+	ts := transportSettingsOf(cfg)
+	dialer := &net.Dialer{Timeout: ts.connect, KeepAlive: 30 * time.Second}
+	maxIdle, maxHead, tlsTimeout := ts.maxIdle, ts.maxHead, ts.tlsHandshake
 	clientTLS := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.TLS != nil {
 		clientTLS = cfg.TLS.Clone()
@@ -431,11 +477,11 @@ func newTransport(cfg Config, scheme string) *http.Transport {
 		Proxy:                  nil,
 		DialContext:            wd.dial,
 		TLSHandshakeTimeout:    tlsTimeout,
-		ResponseHeaderTimeout:  orDefault(cfg.ResponseHeaderTimeout, time.Duration(config.DefaultResponseHeaderTimeout)),
+		ResponseHeaderTimeout:  ts.responseHeader,
 		ExpectContinueTimeout:  time.Second,
 		MaxIdleConns:           maxIdle,
 		MaxIdleConnsPerHost:    maxIdle,
-		MaxConnsPerHost:        orDefault(cfg.MaxConns, config.DefaultMaxConns),
+		MaxConnsPerHost:        ts.maxConns,
 		IdleConnTimeout:        90 * time.Second,
 		MaxResponseHeaderBytes: maxHead,
 		// The cache stores and forwards content codings as the origin sent
@@ -605,7 +651,8 @@ func (c *Client) attempt(req *http.Request, s *server, p permit, attempt int, ur
 
 // Start starts the active health checks, one loop per server, if the
 // configuration asks for them. It is idempotent, does not block, and does
-// nothing after Close.
+// nothing after Close. A server a Registry shares between clients has one
+// loop, started by the first of them.
 func (c *Client) Start() {
 	c.loopMu.Lock()
 	defer c.loopMu.Unlock()
@@ -619,11 +666,16 @@ func (c *Client) Start() {
 }
 
 // Close stops the health checks, waiting for them to end, and releases
-// idle connections. Requests may still be sent afterwards.
+// idle connections. Requests may still be sent afterwards. A client from
+// a Registry leaves both to the registry, which closes each server once
+// no client uses it.
 func (c *Client) Close() {
 	c.loopMu.Lock()
 	c.closed = true
 	c.loopMu.Unlock()
+	if c.shared {
+		return
+	}
 	for _, s := range c.servers {
 		s.close()
 	}
