@@ -196,17 +196,17 @@ func (b *breaker) current() breakerState {
 
 // breakerChanged returns the function that logs the transitions of s's
 // breaker.
-func (c *Client) breakerChanged(s *server, delay time.Duration) func(from, to breakerState, reason string) {
+func (s *server) breakerChanged(delay time.Duration) func(from, to breakerState, reason string) {
 	return func(from, to breakerState, reason string) {
 		switch to {
 		case open:
-			c.log.Warn("origin: server circuit breaker open; failing its requests fast", "origin", c.name, "server", s.label,
+			s.log.Warn("origin: server circuit breaker open; failing its requests fast", "origin", s.origin, "server", s.label,
 				"reason", reason, "from", from.String(), "retry_in", delay.String())
 		case halfOpen:
-			c.log.Info("origin: server circuit breaker half-open; sending trial requests", "origin", c.name, "server", s.label,
+			s.log.Info("origin: server circuit breaker half-open; sending trial requests", "origin", s.origin, "server", s.label,
 				"reason", reason)
 		default:
-			c.log.Info("origin: server circuit breaker closed", "origin", c.name, "server", s.label, "reason", reason)
+			s.log.Info("origin: server circuit breaker closed", "origin", s.origin, "server", s.label, "reason", reason)
 		}
 	}
 }

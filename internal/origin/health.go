@@ -37,18 +37,18 @@ const (
 
 // supervise runs the health checks of s until ctx ends, restarting the
 // loop after a panic with an exponential backoff.
-func (c *Client) supervise(ctx context.Context, s *server) {
+func (s *server) supervise(ctx context.Context) {
 	backoff := minRestart
 	for {
 		began := time.Now()
-		err := c.checkLoop(ctx, s)
+		err := s.checkLoop(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		if time.Since(began) > maxRestart {
 			backoff = minRestart // it ran fine for a while: a new incident
 		}
-		c.log.Error("origin: health check loop crashed; restarting it", "origin", c.name, "server", s.label,
+		s.log.Error("origin: health check loop crashed; restarting it", "origin", s.origin, "server", s.label,
 			"reason", err.Error(), "restart_in", backoff.String())
 		t := time.NewTimer(backoff)
 		select {
@@ -63,33 +63,33 @@ func (c *Client) supervise(ctx context.Context, s *server) {
 
 // checkLoop checks s now and every interval until ctx ends (returning
 // nil) or a check panics (returning the panic as an error).
-func (c *Client) checkLoop(ctx context.Context, s *server) (err error) {
+func (s *server) checkLoop(ctx context.Context) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
 		}
 	}()
-	tick := time.NewTicker(c.health.interval)
+	tick := time.NewTicker(s.health.interval)
 	defer tick.Stop()
 	var ups, downs int // consecutive successes and failures
 	for {
-		if err := c.check(ctx, s); ctx.Err() != nil {
+		if err := s.check(ctx); ctx.Err() != nil {
 			return nil
 		} else if err != nil {
 			ups, downs = 0, downs+1
-			if downs >= c.health.unhealthy && s.healthy.CompareAndSwap(true, false) {
-				c.log.Warn("origin: server failed its health checks; sending its requests to the other servers",
-					"origin", c.name, "server", s.label, "reason", err.Error(), "failed_checks", downs)
+			if downs >= s.health.unhealthy && s.healthy.CompareAndSwap(true, false) {
+				s.log.Warn("origin: server failed its health checks; sending its requests to the other servers",
+					"origin", s.origin, "server", s.label, "reason", err.Error(), "failed_checks", downs)
 			}
 		} else {
 			ups, downs = ups+1, 0
-			if ups >= c.health.healthy && s.healthy.CompareAndSwap(false, true) {
-				c.log.Info("origin: server passed its health checks; back in balancing",
-					"origin", c.name, "server", s.label, "reason", "health check succeeded", "passed_checks", ups)
+			if ups >= s.health.healthy && s.healthy.CompareAndSwap(false, true) {
+				s.log.Info("origin: server passed its health checks; back in balancing",
+					"origin", s.origin, "server", s.label, "reason", "health check succeeded", "passed_checks", ups)
 			}
 		}
 		// Keep the counts bounded while nothing changes.
-		ups, downs = min(ups, c.health.healthy), min(downs, c.health.unhealthy)
+		ups, downs = min(ups, s.health.healthy), min(downs, s.health.unhealthy)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -100,31 +100,28 @@ func (c *Client) checkLoop(ctx context.Context, s *server) (err error) {
 
 // check sends one health check to s: nil for a 2xx or 3xx answer within
 // the timeout.
-func (c *Client) check(ctx context.Context, s *server) error {
-	if c.checkHook != nil {
-		c.checkHook(s)
+func (s *server) check(ctx context.Context) error {
+	if s.checkHook != nil {
+		s.checkHook()
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.health.timeout)
+	ctx, cancel := context.WithTimeout(ctx, s.health.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.label+c.health.path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.label+s.health.path, nil)
 	if err != nil {
 		return err
 	}
-	req.Host = s.url.Host
-	if c.hostHeader != "" {
-		req.Host = c.hostHeader
-	}
+	req.Host = s.checkHost
 	req.Header.Set("User-Agent", "weir-health-check")
 	resp, err := s.checker.RoundTrip(req)
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", c.health.path, err)
+		return fmt.Errorf("GET %s: %w", s.health.path, err)
 	}
 	// Read a little of the body, so that a short answer leaves the
 	// connection reusable; a long one is cut off.
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 399 {
-		return fmt.Errorf("GET %s: status %d", c.health.path, resp.StatusCode)
+		return fmt.Errorf("GET %s: status %d", s.health.path, resp.StatusCode)
 	}
 	return nil
 }

@@ -84,7 +84,7 @@ func TestHealthCheckLoopRestartsAfterPanic(t *testing.T) {
 	}
 	defer c.Close()
 	var calls atomic.Int64
-	c.checkHook = func(*server) {
+	c.servers[0].checkHook = func() {
 		if calls.Add(1) <= 2 {
 			panic("injected")
 		}

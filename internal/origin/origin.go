@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -89,7 +90,8 @@ type Config struct {
 	Tracer *telemetry.Tracer
 	// Logger receives the pool's state changes: breakers opening and
 	// closing, servers ejected and returned, health checks failing and
-	// recovering. Nil means slog.Default().
+	// recovering. Nil means slog.Default(). A server a Registry keeps
+	// across descriptions logs to the Logger of the first.
 	Logger *slog.Logger
 	// HealthCheck configures active health checks; the zero value runs
 	// none.
@@ -118,7 +120,8 @@ type Config struct {
 	// none.
 	TrickleRate float64
 	// Now is the clock of breakers, outlier detection and the trickle;
-	// nil means time.Now. Tests set it.
+	// nil means time.Now. Tests set it. A server a Registry keeps across
+	// descriptions keeps the breaker clock of the first.
 	Now func() time.Time
 }
 
@@ -253,9 +256,8 @@ type Client struct {
 	servers    []*server
 	rr         atomic.Uint64 // the turn of round robin and of ties
 	outlier    outlierPolicy
-	// ejectMu serializes ejections, so that two servers failing at once
-	// cannot both pass the MaxEjectedPercent check; it guards the
-	// ejection history fields of every server.
+	// ejectMu serializes the client's ejections, so that two servers
+	// failing at once cannot both pass the MaxEjectedPercent check.
 	ejectMu  sync.Mutex
 	bulkhead *bulkhead
 	attempts int
@@ -268,21 +270,28 @@ type Client struct {
 	trickle *trickleGate
 	now     func() time.Time
 
-	// loopMu guards started, closed and stop.
+	// shared is set for a client of a Registry, which closes its
+	// servers once no client uses them.
+	shared bool
+
+	// loopMu guards started and closed.
 	loopMu  sync.Mutex
 	started bool
 	closed  bool
-	stop    context.CancelFunc
-	loops   sync.WaitGroup // the health check loops
-
-	// checkHook, when set before Start, runs before each health check;
-	// tests use it to make a check panic.
-	checkHook func(*server)
 }
 
 // New returns a client for the origin described by cfg. It starts no
 // goroutines; see Start.
-func New(cfg Config) (*Client, error) {
+func New(cfg Config) (*Client, error) { return newClientWith(cfg, nil) }
+
+// shareFunc returns the server of key: one that exists, or the one build
+// makes. It is how a Registry hands its servers to a new client.
+type shareFunc func(key serverKey, build func() *server) *server
+
+// newClientWith is New, with the servers from share when it is not nil; the
+// client then leaves closing them to whoever shares them. It calls share
+// only once cfg is known to be valid, once per server.
+func newClientWith(cfg Config, share shareFunc) (*Client, error) {
 	urls := cfg.Servers
 	if len(urls) == 0 {
 		urls = []string{cfg.URL}
@@ -360,21 +369,45 @@ func New(cfg Config) (*Client, error) {
 	if c.now == nil {
 		c.now = time.Now
 	}
-	bp := newBreakerPolicy(cfg.Breaker)
 	for _, u := range targets {
-		s := newServer(u, newTransport(cfg, u.Scheme), bp.window)
-		if hc.Path != "" {
-			// Health checks get their own connections: a server whose
-			// connection limit is reached by requests is busy, not down.
-			s.checker = s.transport.Clone()
-			s.checker.MaxIdleConns, s.checker.MaxIdleConnsPerHost, s.checker.MaxConnsPerHost = 1, 1, 2
+		build := func() *server { return newServer(cfg, u, c.now, log) }
+		if share == nil {
+			c.servers = append(c.servers, build())
+		} else {
+			c.servers = append(c.servers, share(keyOf(cfg, u), build))
 		}
-		if bp.enabled {
-			s.breaker = newBreaker(bp, c.now, c.breakerChanged(s, bp.delay))
-		}
-		c.servers = append(c.servers, s)
 	}
+	c.shared = share != nil
 	return c, nil
+}
+
+// newServer returns the server u of the origin cfg describes, its
+// breaker on the clock now, logging to log.
+func newServer(cfg Config, u *url.URL, now func() time.Time, log *slog.Logger) *server {
+	label := u.Scheme + "://" + u.Host
+	bp := newBreakerPolicy(cfg.Breaker)
+	s := &server{
+		url:       u,
+		label:     label,
+		hash:      xxhash.Sum64String(label),
+		origin:    cfg.Name,
+		log:       log,
+		transport: newTransport(cfg, u.Scheme),
+		history:   newHistory(bp.window),
+		health:    newHealthPolicy(cfg.HealthCheck),
+		checkHost: checkHost(cfg, u),
+	}
+	s.healthy.Store(true)
+	if s.health.path != "" {
+		// Health checks get their own connections: a server whose
+		// connection limit is reached by requests is busy, not down.
+		s.checker = s.transport.Clone()
+		s.checker.MaxIdleConns, s.checker.MaxIdleConnsPerHost, s.checker.MaxConnsPerHost = 1, 1, 2
+	}
+	if bp.enabled {
+		s.breaker = newBreaker(bp, now, s.breakerChanged(bp.delay))
+	}
+	return s
 }
 
 // orDefault returns v, or def when v is zero or negative.
@@ -385,15 +418,43 @@ func orDefault[T int | int64 | float64 | time.Duration](v, def T) T {
 	return v
 }
 
+// checkHost is the Host of the health checks of the server u: the
+// origin's HostHeader, or the server's host.
+func checkHost(cfg Config, u *url.URL) string {
+	if cfg.HostHeader != "" {
+		return cfg.HostHeader
+	}
+	return u.Host
+}
+
+// transportSettings are the settings of a server's connection pool from
+// Config, defaults applied, but TLS: what newTransport builds from, and
+// part of a server's key in a Registry.
+type transportSettings struct {
+	connect, tlsHandshake, responseHeader time.Duration
+	maxIdle, maxConns                     int
+	maxHead                               int64
+}
+
+func transportSettingsOf(cfg Config) transportSettings {
+	return transportSettings{
+		connect:        orDefault(cfg.ConnectTimeout, time.Duration(config.DefaultConnectTimeout)),
+		tlsHandshake:   orDefault(cfg.TLSHandshakeTimeout, time.Duration(config.DefaultTLSHandshakeTimeout)),
+		responseHeader: orDefault(cfg.ResponseHeaderTimeout, time.Duration(config.DefaultResponseHeaderTimeout)),
+		maxIdle:        orDefault(cfg.MaxIdleConns, config.DefaultMaxIdleConns),
+		maxConns:       orDefault(cfg.MaxConns, config.DefaultMaxConns),
+		maxHead:        orDefault(cfg.MaxResponseHeaderBytes, 256<<10),
+	}
+}
+
 // newTransport returns the connection pool of one server. Its HTTP/1.1
 // connections are wireConns, which refuse malformed response framing
 // (wire.go); for https the dialer does the TLS handshake itself, so that
 // it can leave HTTP/2 connections unwrapped.
 func newTransport(cfg Config, scheme string) *http.Transport {
-	dialer := &net.Dialer{Timeout: orDefault(cfg.ConnectTimeout, time.Duration(config.DefaultConnectTimeout)), KeepAlive: 30 * time.Second}
-	maxIdle := orDefault(cfg.MaxIdleConns, config.DefaultMaxIdleConns)
-	maxHead := orDefault(cfg.MaxResponseHeaderBytes, 256<<10)
-	tlsTimeout := orDefault(cfg.TLSHandshakeTimeout, time.Duration(config.DefaultTLSHandshakeTimeout))
+	ts := transportSettingsOf(cfg)
+	dialer := &net.Dialer{Timeout: ts.connect, KeepAlive: 30 * time.Second}
+	maxIdle, maxHead, tlsTimeout := ts.maxIdle, ts.maxHead, ts.tlsHandshake
 	clientTLS := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.TLS != nil {
 		clientTLS = cfg.TLS.Clone()
@@ -416,11 +477,11 @@ func newTransport(cfg Config, scheme string) *http.Transport {
 		Proxy:                  nil,
 		DialContext:            wd.dial,
 		TLSHandshakeTimeout:    tlsTimeout,
-		ResponseHeaderTimeout:  orDefault(cfg.ResponseHeaderTimeout, time.Duration(config.DefaultResponseHeaderTimeout)),
+		ResponseHeaderTimeout:  ts.responseHeader,
 		ExpectContinueTimeout:  time.Second,
 		MaxIdleConns:           maxIdle,
 		MaxIdleConnsPerHost:    maxIdle,
-		MaxConnsPerHost:        orDefault(cfg.MaxConns, config.DefaultMaxConns),
+		MaxConnsPerHost:        ts.maxConns,
 		IdleConnTimeout:        90 * time.Second,
 		MaxResponseHeaderBytes: maxHead,
 		// The cache stores and forwards content codings as the origin sent
@@ -590,7 +651,8 @@ func (c *Client) attempt(req *http.Request, s *server, p permit, attempt int, ur
 
 // Start starts the active health checks, one loop per server, if the
 // configuration asks for them. It is idempotent, does not block, and does
-// nothing after Close.
+// nothing after Close. A server a Registry shares between clients has one
+// loop, started by the first of them.
 func (c *Client) Start() {
 	c.loopMu.Lock()
 	defer c.loopMu.Unlock()
@@ -598,29 +660,24 @@ func (c *Client) Start() {
 		return
 	}
 	c.started = true
-	ctx, cancel := context.WithCancel(context.Background())
-	c.stop = cancel
 	for _, s := range c.servers {
-		c.loops.Go(func() { c.supervise(ctx, s) })
+		s.startChecks()
 	}
 }
 
 // Close stops the health checks, waiting for them to end, and releases
-// idle connections. Requests may still be sent afterwards.
+// idle connections. Requests may still be sent afterwards. A client from
+// a Registry leaves both to the registry, which closes each server once
+// no client uses it.
 func (c *Client) Close() {
 	c.loopMu.Lock()
 	c.closed = true
-	stop := c.stop
 	c.loopMu.Unlock()
-	if stop != nil {
-		stop()
+	if c.shared {
+		return
 	}
-	c.loops.Wait()
 	for _, s := range c.servers {
-		s.transport.CloseIdleConnections()
-		if s.checker != nil {
-			s.checker.CloseIdleConnections()
-		}
+		s.close()
 	}
 }
 

@@ -94,6 +94,14 @@ func (c *Client) eject(s *server, n int, reason string) {
 		c.ejectMu.Unlock()
 		return
 	}
+	// A server shared with another client (see Registry) may have been
+	// ejected by it meanwhile.
+	s.ejectMu.Lock()
+	if ejected, _ := s.isEjected(now); ejected {
+		s.ejectMu.Unlock()
+		c.ejectMu.Unlock()
+		return
+	}
 	if !s.lastEnds.IsZero() && now.Sub(s.lastEnds) > c.outlier.max {
 		s.streak = 0 // well behaved for long enough: start over
 	}
@@ -104,6 +112,7 @@ func (c *Client) eject(s *server, n int, reason string) {
 	s.ejectedUntil.Store(until.UnixNano())
 	s.history.resetRun() // the next ejection takes a new run of failures
 	total := s.ejections.Add(1)
+	s.ejectMu.Unlock()
 	c.ejectMu.Unlock()
 	c.log.Warn("origin: server ejected after consecutive failures; sending its requests to the other servers",
 		"origin", c.name, "server", s.label, "reason", fmt.Sprintf("%d failures in a row, the last: %s", n, reason),

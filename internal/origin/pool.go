@@ -1,6 +1,8 @@
 package origin
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -13,14 +15,22 @@ import (
 	"github.com/weir-cdn/weir/internal/config"
 )
 
-// server is one server of an origin's pool.
+// server is one server of an origin's pool: its connections, breaker,
+// failure history, health verdict and ejection. Outside a Registry it
+// belongs to one Client; a Registry shares it between the clients of
+// descriptions that shape it alike (see serverKey). Everything it logs
+// names its origin and itself, never a client.
 type server struct {
 	url       *url.URL // as configured; only the scheme and host are used
 	label     string   // scheme://host, in logs and metrics
 	hash      uint64   // of label, for rendezvous hashing
+	origin    string   // the origin's name, in logs
+	log       *slog.Logger
 	transport *http.Transport
 	checker   *http.Transport // for health checks; nil without them
 	breaker   *breaker        // nil when breakers are disabled
+	health    healthPolicy    // the checks checker sends
+	checkHost string          // the Host of a health check
 
 	inFlight atomic.Int64 // requests sent whose response body is not closed
 	healthy  atomic.Bool  // the active health check's verdict; true without checks
@@ -33,16 +43,55 @@ type server struct {
 	ejectedUntil atomic.Int64
 	ejections    atomic.Int64 // ejections so far
 
-	// Guarded by Client.ejectMu.
+	// ejectMu guards streak and lastEnds; a Client's ejectMu, when both
+	// are held, is taken first.
+	ejectMu  sync.Mutex
 	streak   int       // the multiplier of the next ejection, less one
 	lastEnds time.Time // when the last ejection ended
+
+	// loopMu guards checking, closed and stop.
+	loopMu   sync.Mutex
+	checking bool // the health check loop was started
+	closed   bool
+	stop     context.CancelFunc
+	loop     sync.WaitGroup // the health check loop
+
+	// checkHook, when set before the loop starts, runs before each
+	// health check; tests use it to make a check panic.
+	checkHook func()
 }
 
-func newServer(u *url.URL, t *http.Transport, window time.Duration) *server {
-	label := u.Scheme + "://" + u.Host
-	s := &server{url: u, label: label, hash: xxhash.Sum64String(label), transport: t, history: newHistory(window)}
-	s.healthy.Store(true)
-	return s
+// startChecks starts the server's health check loop, unless it has
+// checks of none, runs already, or the server is closed. A server has one
+// loop at most, whoever starts it and however often. It does not block.
+func (s *server) startChecks() {
+	s.loopMu.Lock()
+	defer s.loopMu.Unlock()
+	if s.checker == nil || s.checking || s.closed {
+		return
+	}
+	s.checking = true
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	s.loop.Go(func() { s.supervise(ctx) })
+}
+
+// close stops the health check loop, waiting for it to end, and closes
+// the idle connections; the loop is not started again. Requests may
+// still be sent afterwards. It is idempotent.
+func (s *server) close() {
+	s.loopMu.Lock()
+	s.closed = true
+	stop := s.stop
+	s.loopMu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	s.loop.Wait()
+	s.transport.CloseIdleConnections()
+	if s.checker != nil {
+		s.checker.CloseIdleConnections()
+	}
 }
 
 // pick chooses the server for an attempt among the healthy ones not in

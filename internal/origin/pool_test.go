@@ -38,6 +38,8 @@ type backend struct {
 	// sending the backend's id on arrived.
 	hold    chan struct{}
 	arrived chan string
+	// conns and closed count the connections accepted and closed.
+	conns, closed atomic.Int64
 	// lastCheck is the last health check request seen.
 	mu        sync.Mutex
 	lastCheck *http.Request // guarded by mu
@@ -46,7 +48,16 @@ type backend struct {
 func newBackend(t *testing.T, id string) *backend {
 	t.Helper()
 	b := &backend{id: id, hold: make(chan struct{}), arrived: make(chan string, 16)}
-	b.srv = httptest.NewServer(http.HandlerFunc(b.serve))
+	b.srv = httptest.NewUnstartedServer(http.HandlerFunc(b.serve))
+	b.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			b.conns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			b.closed.Add(1)
+		}
+	}
+	b.srv.Start()
 	t.Cleanup(func() {
 		b.release()
 		b.srv.Close()
