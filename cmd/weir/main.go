@@ -39,7 +39,7 @@ const usage = `weir: a caching HTTP edge (self-hosted CDN node)
 Usage:
   weir serve --origin URL [--listen ADDR] [--admin-listen ADDR] [--config FILE] [--procs N]
              [--tls-listen ADDR --tls-cert FILE --tls-key FILE]
-             [--admin-tokens-file FILE] [--audit-log FILE] [--access-log stdout|FILE|off]
+             [--admin-tokens-file FILE] [--audit-log FILE] [--access-log stdout|FILE|off] [--memory-limit SIZE]
              [--node NAME --cluster-listen ADDR --peer-listen ADDR [--join ADDR[,ADDR...]]
               --cluster-key-file FILE | --insecure-cluster]
   weir demo [--nodes N] [--listen ADDR] [--admin-listen ADDR] [--tls-listen ADDR] [--load DURATION] [--procs N]
@@ -258,6 +258,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.origin, "origin", "", "origin `URL` for every host, e.g. http://127.0.0.1:9000 (overrides the default origin of the file)")
 	f.register(fs, ":8080", "127.0.0.1:9090")
 	f.registerCluster(fs)
+	var memory config.Size
+	fs.Func("memory-limit", "memory `size` the process may use in all, such as its container's limit (Kubernetes: limits.memory through the downward API); sets cache.max_size to (size - 300MiB) / 1.3, overriding the file, which keeps the Go memory limit below it",
+		func(s string) (err error) { memory, err = config.ParseSize(s); return err })
 	if err := parseFlags(fs, args, &f); err != nil {
 		return err
 	}
@@ -278,6 +281,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	f.apply(cfg)
+	if f.set["memory-limit"] {
+		size, err := node.CacheSizeFor(int64(memory))
+		if err != nil {
+			return usageError{fmt.Errorf("--memory-limit: %w", err)}
+		}
+		cfg.Cache.MaxSize = size
+	}
 	log, err := newLogger(stdout, &f, cfg)
 	if err != nil {
 		return err
