@@ -20,6 +20,7 @@ func check(args []string, stdout io.Writer) error {
 	quiet := fs.Bool("q", false, "print nothing when the configuration is valid")
 	f.register(fs, ":8080", "127.0.0.1:9090")
 	f.registerCluster(fs)
+	f.registerMemory(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: weir check --config FILE [the flags of weir serve] [-q]
 

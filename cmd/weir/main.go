@@ -40,6 +40,7 @@ Usage:
   weir serve --origin URL [--listen ADDR] [--admin-listen ADDR] [--config FILE] [--procs N]
              [--tls-listen ADDR --tls-cert FILE --tls-key FILE]
              [--admin-tokens-file FILE] [--admin-token-keys-file FILE] [--audit-log FILE] [--access-log stdout|FILE|off]
+             [--memory-limit SIZE]
              [--node NAME --cluster-listen ADDR --peer-listen ADDR [--join ADDR[,ADDR...]]
               --cluster-key-file FILE | --insecure-cluster]
   weir demo [--nodes N] [--listen ADDR] [--admin-listen ADDR] [--tls-listen ADDR] [--load DURATION] [--procs N]
@@ -132,6 +133,8 @@ type serveFlags struct {
 	tokenKeysFile                   string
 
 	tlsListen, tlsCert, tlsKey string
+
+	memoryLimit config.Size // --memory-limit
 }
 
 // registerCluster adds the flags that make the node a cluster member.
@@ -156,6 +159,12 @@ func (f *serveFlags) register(fs *flag.FlagSet, listen, adminListen string) {
 	fs.StringVar(&f.tlsListen, "tls-listen", "", "TLS edge listener `address` serving HTTPS and HTTP/2, e.g. :8443 (overrides tls.listen)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate chain `file` of the TLS listener, with --tls-key; the default certificate, before tls.certificates")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` of --tls-cert (keep it mode 0600)")
+}
+
+// registerMemory adds --memory-limit.
+func (f *serveFlags) registerMemory(fs *flag.FlagSet) {
+	fs.Func("memory-limit", "memory `size` the process may use in all, such as its container's limit (Kubernetes: limits.memory through the downward API); sets cache.max_size to (size - 300MiB) / 1.3, overriding the file, which keeps the Go memory limit below it",
+		func(s string) (err error) { f.memoryLimit, err = config.ParseSize(s); return err })
 }
 
 // checkTLS reports --tls-cert without --tls-key and the other way round.
@@ -265,6 +274,13 @@ func (f *serveFlags) read() (*config.Config, error) {
 		}
 	}
 	f.apply(cfg)
+	if f.set["memory-limit"] {
+		size, err := node.CacheSizeFor(int64(f.memoryLimit))
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--memory-limit: %w", err)}
+		}
+		cfg.Cache.MaxSize = size
+	}
 	return cfg, nil
 }
 
@@ -314,6 +330,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.origin, "origin", "", "origin `URL` for every host, e.g. http://127.0.0.1:9000 (overrides the default origin of the file)")
 	f.register(fs, ":8080", "127.0.0.1:9090")
 	f.registerCluster(fs)
+	f.registerMemory(fs)
 	if err := parseFlags(fs, args, &f); err != nil {
 		return err
 	}

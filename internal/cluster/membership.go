@@ -88,8 +88,17 @@ type Config struct {
 	// PeerAddr is the address other nodes send peer fills to, as they
 	// must dial it; "" means this node serves no peer fills.
 	PeerAddr string
-	// Join lists seed nodes' gossip addresses.
+	// Join lists seed nodes' gossip addresses, "host:port". A host name
+	// stands for every address it resolves to (a headless Service: one
+	// per pod), looked up again at every rejoin, so the seeds follow the
+	// names; a name that does not resolve does not stop the node from
+	// starting. A node whose every seed is itself starts the cluster.
 	Join []string
+	// Resolve looks up the IP addresses of a host name in Join; the
+	// context carries ResolveTimeout. Nil means
+	// net.DefaultResolver.LookupHost. Tests answer with addresses of
+	// their own.
+	Resolve func(ctx context.Context, host string) ([]string, error)
 	// Keys encrypts gossip and authenticates peer requests; nil runs an
 	// insecure cluster.
 	Keys *Keyring
@@ -167,6 +176,12 @@ type Cluster struct {
 	logClosed bool
 
 	joined atomic.Bool
+	// resolveLog is the last seed look-up failure logged and when; only
+	// Start and then the rejoin loop use it.
+	resolveLog struct {
+		msg string
+		at  time.Time
+	}
 	// warmUntil is when the warm-up ends, in Unix nanoseconds; 0 until
 	// this node first sees another member.
 	warmUntil atomic.Int64
@@ -281,21 +296,29 @@ func Start(cfg Config) (*Cluster, error) {
 	}
 	c.log.Info("cluster gossip started", "node", c.self, "gossip", c.GossipAddr(), "peer", cfg.PeerAddr,
 		"encrypted", c.cfg.Keys != nil, "protocol_min", cfg.protocol[0], "protocol_max", cfg.protocol[1])
-	seeds := c.seeds()
-	if len(seeds) == 0 {
+	seeds := c.resolveSeeds()
+	c.noteResolve(seeds, time.Now())
+	switch {
+	case seeds.alone():
 		c.joined.Store(true)
-	} else if err := c.join(seeds); err != nil {
-		var taken *NameTakenError
-		if errors.As(err, &taken) {
-			// Stop without leaving: a leave would tell the cluster that
-			// the member with this name is gone.
-			c.stop()
-			return nil, err
+	case len(seeds.addrs) > 0:
+		if err := c.join(seeds.addrs); err != nil {
+			var taken *NameTakenError
+			if errors.As(err, &taken) {
+				// Stop without leaving: a leave would tell the cluster that
+				// the member with this name is gone.
+				c.stop()
+				return nil, err
+			}
+			c.log.Warn("cluster: no seed answered yet; retrying in the background", "seeds", seeds.addrs, "error", err.Error())
 		}
-		c.log.Warn("cluster: no seed answered yet; retrying in the background", "seeds", seeds, "error", err.Error())
 	}
-	c.loops.Add(1)
-	go c.rejoinLoop(seeds)
+	// Seeds by address that are all this node never change: there is
+	// nothing to rejoin. Names are looked up again at every rejoin.
+	if seeds.named || len(seeds.addrs) > 0 || len(seeds.failed) > 0 {
+		c.loops.Add(1)
+		go c.rejoinLoop()
+	}
 	return c, nil
 }
 
@@ -396,18 +419,6 @@ func (c *Cluster) memberlistConfig() (*memberlist.Config, error) {
 	return mc, nil
 }
 
-// seeds returns the configured seeds other than this node's own address.
-func (c *Cluster) seeds() []string {
-	own := c.GossipAddr()
-	var out []string
-	for _, s := range c.cfg.Join {
-		if s != own && s != c.cfg.Listen {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // join joins the seeds. It returns a *NameTakenError when a seed's
 // member list has a live member with this node's name, which memberlist
 // reports (to the conflict delegate) while Join merges that list.
@@ -483,12 +494,11 @@ func (c *Cluster) NameTaken() error {
 // with one seed: after a partition heals, two halves that lost each other
 // merge through a seed. Seeing the seed as a member is not enough, since
 // the seed may still hold this node for dead: each exchange makes the
-// node refute that, until the seed accepts it again.
-func (c *Cluster) rejoinLoop(seeds []string) {
+// node refute that, until the seed accepts it again. Each round looks the
+// seeds' names up again, so a pod that a headless Service names later is
+// joined too.
+func (c *Cluster) rejoinLoop() {
 	defer c.loops.Done()
-	if len(seeds) == 0 {
-		return
-	}
 	every := c.cfg.Timing.RejoinInterval
 	backoff := min(time.Second, every)
 	for {
@@ -504,9 +514,17 @@ func (c *Cluster) rejoinLoop(seeds []string) {
 			return
 		case <-timer.C:
 		}
-		targets := c.missingSeeds(seeds)
+		seeds := c.resolveSeeds()
+		c.noteResolve(seeds, time.Now())
+		if seeds.alone() && !c.joined.Swap(true) {
+			c.log.Info("cluster started: every seed is this node", "node", c.self, "seeds", c.cfg.Join)
+		}
+		if len(seeds.addrs) == 0 {
+			continue
+		}
+		targets := c.missingSeeds(seeds.addrs)
 		if len(targets) == 0 {
-			targets = []string{seeds[rand.IntN(len(seeds))]}
+			targets = []string{seeds.addrs[rand.IntN(len(seeds.addrs))]}
 		}
 		err := c.join(targets)
 		if taken := (*NameTakenError)(nil); errors.As(err, &taken) {
@@ -515,14 +533,13 @@ func (c *Cluster) rejoinLoop(seeds []string) {
 			return
 		}
 		if err != nil && !c.joined.Load() {
-			c.log.Warn("cluster: still no seed answers", "seeds", seeds, "error", err.Error(), "retry_in", backoff.String())
+			c.log.Warn("cluster: still no seed answers", "seeds", seeds.addrs, "error", err.Error(), "retry_in", backoff.String())
 		}
 	}
 }
 
-// missingSeeds returns the seeds that are not the address of a live
-// member. A seed given by name rather than address counts as missing, and
-// costs one join attempt per period.
+// missingSeeds returns the seeds (resolved addresses) that are not the
+// address of a live member.
 func (c *Cluster) missingSeeds(seeds []string) []string {
 	c.mu.Lock()
 	have := make(map[string]bool, len(c.members))

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/bits"
 	"runtime/debug"
@@ -92,4 +93,26 @@ func MemoryLimit(cfg *config.Config) int64 {
 		return math.MaxInt64
 	}
 	return cache + extra
+}
+
+// MemoryOverhead is what a node needs beside its cache, in the sizing
+// rule of docs/operations.md: memory = cache.max_size × 1.3 + 300MiB.
+const MemoryOverhead = 300 << 20
+
+// CacheSizeFor returns the largest cache.max_size a process given memory
+// bytes in all (a container's memory limit) can hold by the sizing rule,
+// (memory − MemoryOverhead) / 1.3, rounded down to a MiB and at most
+// config.MaxCacheSize. The Go memory limit MemoryLimit derives from it
+// then stays below memory (about 0.96 × memory − 32MiB), so the
+// collector works harder before the kernel kills the process. It fails
+// when memory leaves less than config.MinCacheSize for the cache.
+func CacheSizeFor(memory int64) (config.Size, error) {
+	const mib = int64(config.MiB)
+	least := (int64(config.MinCacheSize)*13/10 + MemoryOverhead + mib - 1) / mib * mib // 302MiB
+	if memory < least {
+		return 0, fmt.Errorf("memory limit %s leaves no room for a cache: a node needs %s for itself and 1.3 bytes per byte of cache; give it at least %s, and 384MiB or more for the default max_object_size (%s, which needs a cache of 64MiB)",
+			config.Size(max(memory, 0)), config.Size(MemoryOverhead), config.Size(least), config.DefaultMaxObjectSize)
+	}
+	size := (memory - MemoryOverhead) / 13 * 10 / mib * mib
+	return config.Size(min(size, int64(config.MaxCacheSize))), nil
 }
