@@ -61,7 +61,8 @@ func (f *fileNode) write(t *testing.T, cfg *config.Config) {
 // TestReloadUnderLoad: with hits, misses and a slow origin in flight, a
 // reload of the file that changes a key rule and adds an origin server
 // fails no request; the new rule is in force after it, the unchanged
-// origin keeps its client, and /status and the metrics tell. A broken
+// server of the origin keeps its open breaker, the added one starts
+// closed, and /status and the metrics tell. A broken
 // file then changes nothing: the answer lists the problem, the rule and
 // hash stay.
 func TestReloadUnderLoad(t *testing.T) {
@@ -85,10 +86,38 @@ func TestReloadUnderLoad(t *testing.T) {
 	defer first.Close()
 	second := httptest.NewServer(handler("second"))
 	defer second.Close()
-	cfg := testConfig(first.URL)
+	// A server that refuses connections: its breaker opens, and must stay
+	// open across the reload.
+	down := "http://" + freeAddr(t)
+	withServers := func(servers ...string) *config.Config {
+		c := testConfig(first.URL)
+		c.Origins[0].URL, c.Origins[0].Servers = "", servers
+		c.Origins[0].Breaker.Delay = config.Duration(time.Hour) // no trials while the test runs
+		c.ApplyDefaults()
+		return c
+	}
+	cfg := withServers(first.URL, down)
 	n := startFileNode(t, cfg)
-	before := n.sites.Load().Origins()[0]
 	hashBefore := n.Config().Hash()
+	breakerOf := func(url string) string {
+		for _, s := range n.sites.Load().Origins()[0].State().Servers {
+			if s.URL == url {
+				return s.Breaker
+			}
+		}
+		return "absent"
+	}
+	warm := &http.Client{Timeout: 5 * time.Second}
+	for i := 0; breakerOf(down) != "open"; i++ {
+		if i == 200 {
+			t.Fatalf("the down server's breaker is %s after 200 requests", breakerOf(down))
+		}
+		resp, err := warm.Get(fmt.Sprintf("http://%s/warm-%d", n.EdgeAddr(), i))
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
 
 	base := "http://" + n.EdgeAddr()
 	var failed, done atomic.Int64
@@ -138,11 +167,8 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	testkit.Eventually(t, "load with slow requests in flight", func() bool { return done.Load() > 30 && slowStarted.Load() > 3 })
 
-	next := testConfig(first.URL)
+	next := withServers(first.URL, down, second.URL)
 	next.Hosts[0].Key = cachekey.Rules{IgnoreQuery: true}
-	next.Origins[0].Servers = []string{first.URL, second.URL}
-	next.Origins[0].URL = ""
-	next.ApplyDefaults()
 	n.write(t, next)
 	res := n.ReloadConfig("test")
 	if res.Result != reloadOK {
@@ -154,11 +180,15 @@ func TestReloadUnderLoad(t *testing.T) {
 	if len(res.Diff) == 0 || res.Hash == hashBefore || res.Hash != next.Hash() {
 		t.Errorf("diff %q, hash %s (before %s, file %s)", res.Diff, res.Hash, hashBefore, next.Hash())
 	}
-	got := n.sites.Load().Origins()[0]
-	if st := got.State(); len(st.Servers) != 2 {
-		t.Errorf("origin after the reload has %d servers, want 2", len(st.Servers))
+	if st := n.sites.Load().Origins()[0].State(); len(st.Servers) != 3 {
+		t.Errorf("origin after the reload has %d servers, want 3", len(st.Servers))
 	}
-	_ = before
+	if got := breakerOf(down); got != "open" {
+		t.Errorf("the unchanged down server's breaker is %s after the reload, want still open", got)
+	}
+	if got := breakerOf(second.URL); got != "closed" {
+		t.Errorf("the added server's breaker is %s, want closed", got)
+	}
 
 	// The key rule is in force: two queries, one object.
 	c := &http.Client{Timeout: 5 * time.Second}
