@@ -31,6 +31,7 @@ import (
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/node"
 	"github.com/weir-cdn/weir/internal/telemetry"
+	"github.com/weir-cdn/weir/internal/upgrade"
 	"github.com/weir-cdn/weir/internal/version"
 )
 
@@ -40,7 +41,7 @@ Usage:
   weir serve --origin URL [--listen ADDR] [--admin-listen ADDR] [--config FILE] [--procs N]
              [--tls-listen ADDR --tls-cert FILE --tls-key FILE]
              [--admin-tokens-file FILE] [--admin-token-keys-file FILE] [--audit-log FILE] [--access-log stdout|FILE|off]
-             [--memory-limit SIZE]
+             [--memory-limit SIZE] [--pid-file FILE]
              [--node NAME --cluster-listen ADDR --peer-listen ADDR [--join ADDR[,ADDR...]]
               --cluster-key-file FILE | --insecure-cluster]
   weir demo [--nodes N] [--listen ADDR] [--admin-listen ADDR] [--tls-listen ADDR] [--load DURATION] [--procs N]
@@ -54,6 +55,9 @@ Usage:
              [--host PATTERN ...] [--tag PATTERN ...] [--prefix PATTERN ...]
   weir audit verify FILE [FILE...]   (oldest first: audit.jsonl.2 audit.jsonl.1 audit.jsonl)
   weir version
+
+Signals to weir serve: HUP reloads the configuration, USR2 upgrades in
+place (starts the binary at its path and hands over), TERM drains and stops.
 
 Run "weir <command> -h" for the flags of a command.
 `
@@ -135,6 +139,8 @@ type serveFlags struct {
 	tlsListen, tlsCert, tlsKey string
 
 	memoryLimit config.Size // --memory-limit
+
+	pidFile string // --pid-file
 }
 
 // registerCluster adds the flags that make the node a cluster member.
@@ -159,6 +165,11 @@ func (f *serveFlags) register(fs *flag.FlagSet, listen, adminListen string) {
 	fs.StringVar(&f.tlsListen, "tls-listen", "", "TLS edge listener `address` serving HTTPS and HTTP/2, e.g. :8443 (overrides tls.listen)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate chain `file` of the TLS listener, with --tls-key; the default certificate, before tls.certificates")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` of --tls-cert (keep it mode 0600)")
+}
+
+// registerPIDFile adds --pid-file.
+func (f *serveFlags) registerPIDFile(fs *flag.FlagSet) {
+	fs.StringVar(&f.pidFile, "pid-file", "", "write the process's PID to `file` once it serves; an upgrade (SIGUSR2) writes the new process's there before the old one exits")
 }
 
 // registerMemory adds --memory-limit.
@@ -331,6 +342,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f.register(fs, ":8080", "127.0.0.1:9090")
 	f.registerCluster(fs)
 	f.registerMemory(fs)
+	f.registerPIDFile(fs)
 	if err := parseFlags(fs, args, &f); err != nil {
 		return err
 	}
@@ -351,16 +363,53 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	n, err := node.StartWith(cfg, node.Options{Log: log, LogLevel: level, Source: f.load, File: f.config})
+	var n *node.Node
+	up, err := upgrade.New(upgrade.Options{
+		PIDFile: f.pidFile,
+		Log:     log,
+		Seeds:   func() []string { return n.GossipSeeds() },
+		OnRelease: func(what string) error {
+			if what != "gossip" {
+				return fmt.Errorf("cannot release %q: only the gossip port is released for an upgrade", what)
+			}
+			n.LeaveCluster()
+			return nil
+		},
+		OnReclaim: func(string) {
+			log.Error("the upgrade failed after this process left the cluster: it serves on standalone, filling from the origins, until restarted; fix the new process and send SIGUSR2 again, or restart")
+		},
+	})
 	if err != nil {
+		return fmt.Errorf("upgrade: %w", err)
+	}
+	defer up.Stop()
+	opt := node.Options{Log: log, LogLevel: level, Source: f.load, File: f.config, Listen: up.Listen, Seeds: up.Seeds()}
+	if up.HasParent() {
+		opt.BeforeGossip = func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), gossipReleaseTimeout)
+			defer cancel()
+			return up.Release(ctx, "gossip")
+		}
+	}
+	if n, err = node.StartWith(cfg, opt); err != nil {
 		return err
+	}
+	if err := up.Ready(); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Server.ShutdownTimeout))
+		defer cancel()
+		_ = n.Shutdown(ctx)
+		return fmt.Errorf("upgrade: %w", err)
 	}
 	stop := tuneRuntime(cfg)
 	defer stop()
 	sig := notify()
 	defer sig.stop()
-	return waitAndDrain(ctx, n, sig)
+	return waitAndDrain(ctx, n, sig, up)
 }
+
+// gossipReleaseTimeout bounds an upgraded process's wait for the old one
+// to leave the cluster and free the gossip port.
+const gossipReleaseTimeout = 10 * time.Second
 
 // signals are the process signals serve acts on; tests send on them.
 type signals struct {
@@ -369,25 +418,36 @@ type signals struct {
 	// term receives SIGTERM and SIGINT: the first drains, the next skips
 	// the rest of server.shutdown_delay.
 	term chan os.Signal
+	// upgrade receives SIGUSR2: start the binary at this process's path
+	// and hand over to it.
+	upgrade chan os.Signal
 }
 
 // notify subscribes to the signals.
 func notify() signals {
-	s := signals{reload: make(chan os.Signal, 1), term: make(chan os.Signal, 2)}
+	s := signals{reload: make(chan os.Signal, 1), term: make(chan os.Signal, 2), upgrade: make(chan os.Signal, 1)}
 	signal.Notify(s.reload, syscall.SIGHUP)
 	signal.Notify(s.term, syscall.SIGTERM, os.Interrupt)
+	signal.Notify(s.upgrade, syscall.SIGUSR2)
 	return s
 }
 
-func (s signals) stop() { signal.Stop(s.reload); signal.Stop(s.term) }
+func (s signals) stop() { signal.Stop(s.reload); signal.Stop(s.term); signal.Stop(s.upgrade) }
 
-// waitAndDrain serves until a stop signal, ctx's end or a listener's
-// failure, re-reading the configuration on each reload signal meanwhile,
-// then stops gracefully: readiness false, then, for a stop asked for
-// (not a failure), server.shutdown_delay still accepting (a second stop
-// signal cuts it short), then the drain within server.shutdown_timeout.
-func waitAndDrain(ctx context.Context, n *node.Node, sig signals) error {
+// waitAndDrain serves until a stop signal, ctx's end, a listener's
+// failure or a finished upgrade, re-reading the configuration on each
+// reload signal and starting an upgrade on each upgrade signal meanwhile
+// (up may be nil: no upgrades), then stops gracefully: readiness false,
+// then, for a stop asked for (not a failure, not an upgrade, whose new
+// process already accepts), server.shutdown_delay still accepting (a
+// second stop signal cuts it short), then the drain within
+// server.shutdown_timeout.
+func waitAndDrain(ctx context.Context, n *node.Node, sig signals, up *upgrade.Upgrader) error {
 	var err error
+	var upgraded <-chan struct{}
+	if up != nil {
+		upgraded = up.Exit()
+	}
 	asked := true
 wait:
 	for {
@@ -401,6 +461,21 @@ wait:
 			break wait
 		case <-sig.reload:
 			_ = n.Reload() // logged; on error nothing changed
+		case <-sig.upgrade:
+			if up == nil {
+				n.Logger().Warn("SIGUSR2 ignored: this process cannot be upgraded in place")
+				continue
+			}
+			go func() {
+				// Upgrade logs its progress; its error says what to do.
+				if uerr := up.Upgrade(); uerr != nil {
+					n.Logger().Error("upgrade failed", "error", uerr.Error())
+				}
+			}()
+		case <-upgraded:
+			n.Logger().Info("handed over to the new process: draining the requests in flight, then exiting")
+			asked = false
+			break wait
 		}
 	}
 	cfg := n.Config()

@@ -176,7 +176,7 @@ func TestSIGHUPReloadsTokens(t *testing.T) {
 	sig := signals{reload: make(chan os.Signal, 1), term: make(chan os.Signal, 2)}
 	reload := sig.reload
 	done := make(chan error, 1)
-	go func() { done <- waitAndDrain(ctx, n, sig) }()
+	go func() { done <- waitAndDrain(ctx, n, sig, nil) }()
 	// code returns the status GET /purge answers with token.
 	code := func(token string) int {
 		api, err := status.ForAddr(n.AdminAddr(), status.ClientOptions{Token: token})

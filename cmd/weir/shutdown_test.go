@@ -23,7 +23,7 @@ func TestStopSignalKeepsAcceptingForTheDelay(t *testing.T) {
 	n, _, _, _ := purgeNode(t, "tok", func(c *config.Config) { c.Server.ShutdownDelay = config.Duration(time.Hour) })
 	sig := signals{reload: make(chan os.Signal, 1), term: make(chan os.Signal, 2)}
 	done := make(chan error, 1)
-	go func() { done <- waitAndDrain(context.Background(), n, sig) }()
+	go func() { done <- waitAndDrain(context.Background(), n, sig, nil) }()
 	api, err := status.ForAddr(n.AdminAddr(), status.ClientOptions{})
 	if err != nil {
 		t.Fatal(err)

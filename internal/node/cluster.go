@@ -108,3 +108,19 @@ func (n *Node) clusterInfo(key string) (any, error) {
 // Cluster returns the node's cluster membership, or nil when it runs
 // alone.
 func (n *Node) Cluster() *cluster.Cluster { return n.cluster }
+
+// GossipSeeds returns the gossip addresses of the other members this node
+// knows, for a process taking over from it to join; nil when it runs
+// alone.
+func (n *Node) GossipSeeds() []string {
+	if n.cluster == nil {
+		return nil
+	}
+	var seeds []string
+	for _, m := range n.cluster.Info().Members {
+		if !m.Self && m.Gossip != "" {
+			seeds = append(seeds, m.Gossip)
+		}
+	}
+	return seeds
+}

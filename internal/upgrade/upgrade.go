@@ -15,14 +15,13 @@
 package upgrade
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,7 +60,9 @@ type Options struct {
 	// is this process's at the time of the upgrade.
 	Env []string
 	// Stdout and Stderr are the new process's; nil is this process's.
-	Stdout, Stderr io.Writer
+	// They are files, not any writer: the new process outlives this
+	// one, so it cannot write through a pipe this process reads.
+	Stdout, Stderr *os.File
 	// ReadyTimeout bounds the wait for the new process to be ready; 0 is
 	// DefaultReadyTimeout.
 	ReadyTimeout time.Duration
@@ -327,8 +328,8 @@ func (u *Upgrader) Upgrade() error {
 // files duplicates the descriptors of the listeners to hand over,
 // counting from 4 (3 is the control socket), and forgets closed ones.
 // u.mu is held.
-func (u *Upgrader) files() ([]*os.File, []inherited) {
-	var files []*os.File
+func (u *Upgrader) files() ([]int, []inherited) {
+	var fds []int
 	var hand []inherited
 	names := make([]string, 0, len(u.listeners))
 	for name := range u.listeners {
@@ -337,34 +338,70 @@ func (u *Upgrader) files() ([]*os.File, []inherited) {
 	slices.Sort(names)
 	for _, name := range names {
 		r := u.listeners[name]
-		fl, ok := r.ln.(interface{ File() (*os.File, error) })
+		sc, ok := r.ln.(syscall.Conn)
 		if !ok {
 			continue
 		}
-		f, err := fl.File()
+		fd, err := dupFD(sc)
 		if err != nil { // closed: a reload moved it
 			delete(u.listeners, name)
 			continue
 		}
-		hand = append(hand, inherited{Name: name, FD: 4 + len(files), Network: r.network, Addr: r.addr, Bound: r.ln.Addr().String()})
-		files = append(files, f)
+		hand = append(hand, inherited{Name: name, FD: 4 + len(fds), Network: r.network, Addr: r.addr, Bound: r.ln.Addr().String()})
+		fds = append(fds, fd)
 	}
-	return files, hand
+	return fds, hand
 }
 
-// spawn starts the new process with files and waits for it to be ready.
-func (u *Upgrader) spawn(files []*os.File, hand []inherited) error {
-	defer func() {
-		for _, f := range files {
-			f.Close()
+// dupFD duplicates c's descriptor, close-on-exec. Unlike File and Fd, it
+// leaves the socket in non-blocking mode: that mode belongs to the
+// socket, shared by every descriptor of it, so putting a handed-over
+// listener in blocking mode would leave this process's accept loop stuck
+// in a system call its Close then waits for, after a failed upgrade.
+func dupFD(c syscall.Conn) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	dup, derr := -1, error(nil)
+	if err := rc.Control(func(fd uintptr) {
+		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_DUPFD_CLOEXEC, 0)
+		if errno != 0 {
+			derr = errno
+			return
 		}
-	}()
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		dup = int(r)
+	}); err != nil {
+		return -1, err
+	}
+	return dup, derr
+}
+
+// closeFDs closes descriptors of dupFD.
+func closeFDs(fds []int) {
+	for _, fd := range fds {
+		syscall.Close(fd)
+	}
+}
+
+// spawn starts the new process with the listeners' descriptors fds and
+// waits for it to be ready.
+//
+// It starts the process with syscall.StartProcess rather than os/exec,
+// whose ExtraFiles go through os.File.Fd, which puts each socket in
+// blocking mode (see dupFD).
+func (u *Upgrader) spawn(fds []int, hand []inherited) error {
+	defer func() { closeFDs(fds) }()
+	pair, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("upgrade: creating the control socket: %w", err)
 	}
-	mine, theirs := os.NewFile(uintptr(fds[0]), "upgrade control"), os.NewFile(uintptr(fds[1]), "upgrade control (child)")
-	defer theirs.Close()
+	mine, theirs := os.NewFile(uintptr(pair[0]), "upgrade control"), pair[1]
+	defer func() {
+		if theirs >= 0 {
+			syscall.Close(theirs)
+		}
+	}()
 	c, err := net.FileConn(mine)
 	mine.Close()
 	if err != nil {
@@ -377,30 +414,35 @@ func (u *Upgrader) spawn(files []*os.File, hand []inherited) error {
 	if u.opt.Seeds != nil {
 		h.Seeds = u.opt.Seeds()
 	}
-	cmd := exec.Command(u.exe, u.args()...)
-	cmd.Env = append(withoutVar(u.env(), EnvVar), EnvVar+"="+h.encode())
-	cmd.ExtraFiles = append([]*os.File{theirs}, files...)
-	cmd.Stdout, cmd.Stderr = u.opt.Stdout, u.opt.Stderr
-	if cmd.Stdout == nil {
-		cmd.Stdout = os.Stdout
+	stdio, err := u.stdio()
+	if err != nil {
+		return fmt.Errorf("upgrade: %w; this process serves on", err)
 	}
-	if cmd.Stderr == nil {
-		cmd.Stderr = os.Stderr
+	defer closeFDs(stdio)
+	files := make([]uintptr, 0, 4+len(fds))
+	for _, fd := range append(append(stdio, theirs), fds...) {
+		files = append(files, uintptr(fd))
 	}
-	if err := cmd.Start(); err != nil {
+	pid, _, err := syscall.StartProcess(u.exe, append([]string{u.exe}, u.args()...), &syscall.ProcAttr{
+		Env:   append(withoutVar(u.env(), EnvVar), EnvVar+"="+h.encode()),
+		Files: files,
+	})
+	if err != nil {
 		return fmt.Errorf("upgrade: starting %s: %w; this process serves on", u.exe, err)
 	}
-	theirs.Close()
-	for _, f := range files {
-		f.Close()
+	syscall.Close(theirs)
+	theirs = -1
+	closeFDs(fds)
+	fds = nil
+	proc, err := os.FindProcess(pid)
+	if err != nil { // never on Unix
+		return fmt.Errorf("upgrade: the new process (pid %d): %w", pid, err)
 	}
-	files = nil
-	pid := cmd.Process.Pid
 	u.log.Info("upgrade: started the new process; waiting for it to be ready", "exe", u.exe, "pid", pid,
 		"listeners", len(hand), "ready_timeout", u.readyTimeout().String())
 
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }() // reaps the child whenever it exits
+	go func() { exited <- waitExit(proc) }() // reaps the child whenever it exits
 	msgs := make(chan received)
 	done := make(chan struct{})
 	defer close(done)
@@ -422,7 +464,7 @@ func (u *Upgrader) spawn(files []*os.File, hand []inherited) error {
 	gone := false // the child was reaped
 	fail := func(err error) error {
 		if !gone {
-			cmd.Process.Kill()
+			proc.Kill()
 			select {
 			case <-exited:
 			case <-time.After(answerTimeout):
@@ -489,6 +531,39 @@ func (u *Upgrader) spawn(files []*os.File, hand []inherited) error {
 			return fail(fmt.Errorf("%w (pid %d, killed)", ErrStopped, pid))
 		}
 	}
+}
+
+// stdio returns descriptors for the new process's standard input
+// (/dev/null), output and error, to close once it started.
+func (u *Upgrader) stdio() ([]int, error) {
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil, err
+	}
+	defer null.Close()
+	fds := make([]int, 0, 3)
+	for _, f := range []*os.File{null, cmp.Or(u.opt.Stdout, os.Stdout), cmp.Or(u.opt.Stderr, os.Stderr)} {
+		fd, err := dupFD(f)
+		if err != nil {
+			closeFDs(fds)
+			return nil, fmt.Errorf("handing %s to the new process: %w", f.Name(), err)
+		}
+		fds = append(fds, fd)
+	}
+	return fds, nil
+}
+
+// waitExit waits for p to exit and returns what exec.Cmd.Wait would: nil
+// for exit status 0, else an error naming how it ended.
+func waitExit(p *os.Process) error {
+	st, err := p.Wait()
+	if err != nil {
+		return err
+	}
+	if !st.Success() {
+		return fmt.Errorf("%s", st)
+	}
+	return nil
 }
 
 type received struct {

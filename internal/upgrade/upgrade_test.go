@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -35,9 +36,13 @@ func TestMain(m *testing.M) {
 
 // child is the new process: "serve" takes the edge listener over, asks
 // for the gossip port, says ready and serves until SIGTERM; "exit" fails
-// before it is ready; "hang" asks for the gossip port and never becomes
-// ready; "new" only runs New (for a broken handoff).
+// before it is ready; "early" fails before it even looks at what was
+// handed over (as a broken binary does); "hang" asks for the gossip port
+// and never becomes ready; "new" only runs New (for a broken handoff).
 func child(role string) int {
+	if role == "early" {
+		return 3
+	}
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
 	u, err := New(Options{PIDFile: os.Getenv("WEIR_UPGRADE_TEST_PIDFILE")})
@@ -85,6 +90,7 @@ type parent struct {
 	u        *Upgrader
 	srv      *http.Server
 	addr     string
+	ln       net.Listener
 	pidFile  string
 	mu       sync.Mutex
 	released []string
@@ -94,11 +100,16 @@ type parent struct {
 func newParent(t *testing.T, role string, timeout time.Duration) *parent {
 	t.Helper()
 	p := &parent{pidFile: filepath.Join(t.TempDir(), "weir.pid")}
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { null.Close() })
 	u, err := New(Options{
 		Exe:          os.Args[0],
 		Args:         []string{"-test.run=^$"},
 		Env:          append(os.Environ(), roleVar+"="+role, "WEIR_UPGRADE_TEST_PIDFILE="+p.pidFile),
-		Stdout:       io.Discard,
+		Stdout:       null,
 		ReadyTimeout: timeout,
 		PIDFile:      p.pidFile,
 		Seeds:        func() []string { return []string{"10.0.0.2:7946", "10.0.0.3:7946"} },
@@ -122,7 +133,7 @@ func newParent(t *testing.T, role string, timeout time.Duration) *parent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.addr = ln.Addr().String()
+	p.addr, p.ln = ln.Addr().String(), ln
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "old") })}
 	go p.srv.Serve(ln)
 	if err := u.Upgrade(); !errors.Is(err, ErrNotServing) {
@@ -282,6 +293,7 @@ func TestUpgradeFailureKeepsTheOldProcess(t *testing.T) {
 		reclaim []string
 	}{
 		{"exit", "exited before it was ready: exit status 3", nil},
+		{"early", "exited before it was ready: exit status 3", nil},
 		{"hang", ErrNotReady.Error() + " within 1s", []string{"gossip"}},
 	} {
 		t.Run(tc.role, func(t *testing.T) {
@@ -303,6 +315,11 @@ func TestUpgradeFailureKeepsTheOldProcess(t *testing.T) {
 				if pid, err := ReadPIDFile(p.pidFile); err != nil || pid != os.Getpid() {
 					t.Fatalf("PID file after a failed upgrade: %d, %v; want %d", pid, err, os.Getpid())
 				}
+				// In blocking mode, the accept loop would sit in accept(2)
+				// and Close would wait for the next connection.
+				if !nonBlocking(t, p.ln) {
+					t.Fatal("the listener is in blocking mode after a failed upgrade")
+				}
 			}
 			want := slices.Concat(tc.reclaim, tc.reclaim)
 			if rel, rec := p.lists(); !slices.Equal(rel, want) || !slices.Equal(rec, want) {
@@ -311,6 +328,23 @@ func TestUpgradeFailureKeepsTheOldProcess(t *testing.T) {
 			http.DefaultClient.CloseIdleConnections()
 		})
 	}
+}
+
+// nonBlocking reports whether ln's socket is in non-blocking mode.
+func nonBlocking(t *testing.T, ln net.Listener) bool {
+	t.Helper()
+	rc, err := ln.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flags uintptr
+	var errno syscall.Errno
+	if err := rc.Control(func(fd uintptr) {
+		flags, _, errno = syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_GETFL, 0)
+	}); err != nil || errno != 0 {
+		t.Fatalf("fcntl F_GETFL: %v %v", err, errno)
+	}
+	return flags&syscall.O_NONBLOCK != 0
 }
 
 // TestUpgradeRefusals: a second upgrade while one is under way is
