@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/weir-cdn/weir/internal/logfile"
@@ -70,7 +72,9 @@ const auditErrorLogEvery = 10 * time.Second
 // across rotations, by size (AuditOptions.MaxSize) or by renaming the
 // file and calling Reopen, and across restarts: a node reopening its log
 // continues from the file's last line (or, if the file is new, from the
-// last line of FILE.1).
+// last line of FILE.1), and across processes writing the file at once
+// (the two sides of an upgrade), which lock each other out and chain
+// from each other's lines (see lockOthers).
 type Audit struct {
 	path     string
 	log      *slog.Logger
@@ -82,6 +86,7 @@ type Audit struct {
 	// line's prev is the hash of the line written before it.
 	mu          sync.Mutex
 	f           *logfile.File // nil when logging to log
+	dir         *os.File      // the file's directory, for lockOthers
 	size        int64         // bytes in the current file
 	last        [sha256.Size]byte
 	needNewline bool      // the file ends in a cut line: end it before the next
@@ -144,9 +149,15 @@ func OpenAuditWith(path string, log *slog.Logger, opt AuditOptions) (*Audit, err
 	if err != nil {
 		return nil, fmt.Errorf("opening the audit log: %w: check that its directory exists and is writable, or leave the audit log path empty to log audit records to the process log", err)
 	}
-	a.f = f
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("opening the audit log's directory, which its writers lock: %w", err)
+	}
+	a.f, a.dir = f, dir
 	if err := a.resume(); err != nil {
 		f.Close()
+		dir.Close()
 		return nil, err
 	}
 	return a, nil
@@ -235,10 +246,77 @@ func (a *Audit) Write(rec AuditRecord) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	unlock, err := a.lockOthers()
+	if err != nil {
+		a.failed(a.writeError(err))
+		return
+	}
+	defer unlock()
+	if err := a.follow(); err != nil {
+		a.failed(a.writeError(err))
+		return
+	}
+	if err := a.append(body); err != nil {
+		a.failed(a.writeError(err))
+		return
+	}
+	if a.maxSize > 0 && a.size >= a.maxSize && !a.now().Before(a.rotateAfter) {
+		if err := a.rotate(); err != nil {
+			a.rotateAfter = a.now().Add(auditErrorLogEvery)
+			a.failed(err)
+		}
+	}
+}
+
+// lockOthers takes an exclusive advisory lock (flock(2)) on the audit
+// log's directory, which every process writing the log takes around each
+// write and rotation: during an upgrade the old process and the new one
+// both write it. The directory, not the file, because a rotation
+// replaces the file. a.mu is held.
+func (a *Audit) lockOthers() (unlock func(), err error) {
+	fd := int(a.dir.Fd())
+	if fd < 0 {
+		return nil, logfile.ErrClosed
+	}
+	for {
+		if err = syscall.Flock(fd, syscall.LOCK_EX); err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("locking the audit log's directory %s: %w", a.dir.Name(), err)
+	}
+	return func() { syscall.Flock(fd, syscall.LOCK_UN) }, nil
+}
+
+// follow catches up with what another process writing the log did since
+// this one last wrote: if it rotated the file away, write to the new file
+// at the path; if it appended, chain from its last line rather than fork
+// the chain. a.mu and the lock of lockOthers are held.
+func (a *Audit) follow() error {
+	fi, err := a.f.Stat()
+	if err != nil {
+		return err
+	}
+	if pi, err := os.Stat(a.path); err != nil || !os.SameFile(fi, pi) {
+		var pe *os.PathError
+		if err := a.f.Reopen(); err != nil && !(errors.As(err, &pe) && pe.Op == "close") {
+			return fmt.Errorf("following the audit log to its new file after a rotation: %w", err)
+		}
+		return a.resume()
+	}
+	if fi.Size() != a.size {
+		return a.resume()
+	}
+	return nil
+}
+
+// append writes body, a record without its chain field, chained to the
+// line before it. a.mu is held.
+func (a *Audit) append(body []byte) error {
 	if a.needNewline {
 		if _, err := a.f.Write([]byte{'\n'}); err != nil {
-			a.failed(a.writeError(err))
-			return
+			return err
 		}
 		a.size++
 		a.needNewline = false
@@ -257,16 +335,7 @@ func (a *Audit) Write(rec AuditRecord) {
 		a.last = sha256.Sum256(bytes.TrimSuffix(line[:n], []byte{'\n'}))
 		a.needNewline = n < len(line)
 	}
-	if err != nil {
-		a.failed(a.writeError(err))
-		return
-	}
-	if a.maxSize > 0 && a.size >= a.maxSize && !a.now().Before(a.rotateAfter) {
-		if err := a.rotate(); err != nil {
-			a.rotateAfter = a.now().Add(auditErrorLogEvery)
-			a.failed(err)
-		}
-	}
+	return err
 }
 
 func (a *Audit) writeError(err error) error {
@@ -413,6 +482,7 @@ func (a *Audit) Close() error {
 	if a.f == nil {
 		return nil
 	}
+	a.dir.Close()
 	if err := a.f.Close(); err != nil {
 		return fmt.Errorf("closing the audit log %s: %w", a.path, err)
 	}

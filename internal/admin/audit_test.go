@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -253,6 +255,10 @@ func TestAuditToLog(t *testing.T) {
 	}
 }
 
+// TestAuditReopenAfterRotation: once the file is renamed away, the next
+// record goes to a new file at the path (another process writing the log
+// may have rotated it), chained to the last line of the renamed one, and
+// Reopen after the rename changes nothing more.
 func TestAuditReopenAfterRotation(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "audit.jsonl")
@@ -265,20 +271,76 @@ func TestAuditReopenAfterRotation(t *testing.T) {
 	if err := os.Rename(path, path+".1"); err != nil {
 		t.Fatal(err)
 	}
-	a.Write(AuditRecord{Action: "purge", Who: "still-old"})
+	a.Write(AuditRecord{Action: "purge", Who: "renamed"})
 	if err := a.Reopen(); err != nil {
 		t.Fatal(err)
 	}
 	a.Write(AuditRecord{Action: "purge", Who: "after"})
 	old, _ := os.ReadFile(path + ".1")
 	cur, _ := os.ReadFile(path)
-	if !strings.Contains(string(old), "still-old") || strings.Contains(string(old), `"after"`) {
-		t.Errorf("rotated file = %q, want the records written before Reopen", old)
+	if strings.Count(string(old), "\n") != 1 || !strings.Contains(string(old), `"who":"before"`) {
+		t.Errorf("rotated file = %q, want only the record written before the rename", old)
 	}
-	if strings.Count(string(cur), "\n") != 1 || !strings.Contains(string(cur), `"who":"after"`) {
-		t.Errorf("new file = %q, want exactly the record written after Reopen", cur)
+	if strings.Count(string(cur), "\n") != 2 || !strings.Contains(string(cur), `"who":"renamed"`) || !strings.Contains(string(cur), `"who":"after"`) {
+		t.Errorf("new file = %q, want the records written after the rename", cur)
+	}
+	if _, err := VerifyAuditChain([]string{path + ".1", path}); err != nil {
+		t.Errorf("the chain across the rename: %v", err)
 	}
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("new file mode: %v %v, want 0600", fi.Mode(), err)
+	}
+}
+
+// TestAuditTwoWritersKeepOneChain: two processes writing one audit log,
+// as the old and the new process do during an upgrade (two opens of the
+// file stand for them: the lock is per open file), interleave their
+// records into one unbroken chain, across rotations by size that either
+// of them makes.
+func TestAuditTwoWritersKeepOneChain(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.jsonl")
+	open := func() *Audit {
+		a, err := OpenAuditWith(path, nil, AuditOptions{MaxSize: 4 << 10, MaxFiles: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close() })
+		return a
+	}
+	old, upgraded := open(), open()
+	const each = 200
+	var wg sync.WaitGroup
+	for i, a := range []*Audit{old, upgraded} {
+		wg.Go(func() {
+			for n := range each {
+				a.Write(AuditRecord{Action: "purge", Who: fmt.Sprintf("writer-%d", i), What: strconv.Itoa(n)})
+			}
+		})
+	}
+	wg.Wait()
+	if old.Errors()+upgraded.Errors() != 0 {
+		t.Fatalf("write errors: %d and %d", old.Errors(), upgraded.Errors())
+	}
+	files, err := filepath.Glob(path + ".*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 2 {
+		t.Fatalf("rotated files %v: the test wants rotations during the writes", files)
+	}
+	// Oldest first: PATH.N ... PATH.1, then PATH.
+	slices.SortFunc(files, func(x, y string) int {
+		nx, _ := strconv.Atoi(x[len(path)+1:])
+		ny, _ := strconv.Atoi(y[len(path)+1:])
+		return ny - nx
+	})
+	files = append(files, path)
+	res, err := VerifyAuditChain(files)
+	if err != nil {
+		t.Fatalf("the chain of two writers: %v", err)
+	}
+	if res.Lines != 2*each {
+		t.Errorf("the chain holds %d lines, want %d", res.Lines, 2*each)
 	}
 }

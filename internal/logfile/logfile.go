@@ -48,6 +48,17 @@ func (f *File) Write(p []byte) (int, error) {
 	return f.f.Write(p)
 }
 
+// Stat describes the open file (which, after a rename, the path may no
+// longer name).
+func (f *File) Stat() (os.FileInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil, ErrClosed
+	}
+	return f.f.Stat()
+}
+
 // Reopen opens the path again and writes there from now on, as after a
 // rotation. When the path cannot be opened, the file open before stays
 // in use and the error says why. An error closing the file rotated away
