@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -156,32 +158,40 @@ func TestSIGUSR2UpgradesWithoutAFailedRequest(t *testing.T) {
 		stop     = make(chan struct{})
 		wg       sync.WaitGroup
 	)
+	// A worker is a keep-alive client that never retries (unlike
+	// net/http's, which resends a GET its reused connection lost): a
+	// request sent on a connection the server then closes is a failure.
 	worker := func(w int, path func(i int) string) {
-		tr := &http.Transport{MaxIdleConnsPerHost: 2}
-		defer tr.CloseIdleConnections()
-		c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		var conn *keepAlive
+		defer func() { conn.close() }()
 		for i := 0; i < 50000; i++ {
 			select {
 			case <-stop:
 				return
 			default:
 			}
-			req, _ := http.NewRequest(http.MethodGet, "http://"+edge+path(i), nil)
-			req.Host = "site.example"
 			start := time.Now()
-			resp, err := c.Do(req)
-			var body []byte
-			if err == nil {
-				body, err = io.ReadAll(resp.Body)
-				resp.Body.Close()
+			if conn == nil {
+				var err error
+				if conn, err = dialKeepAlive(edge); err != nil {
+					mu.Lock()
+					failures = append(failures, fmt.Sprintf("worker %d: connecting: %v", w, err))
+					mu.Unlock()
+					return
+				}
 			}
+			status, body, closing, err := conn.get(path(i), "site.example")
 			took := time.Since(start)
+			if err != nil || closing {
+				conn.close()
+				conn = nil
+			}
 			mu.Lock()
 			switch {
 			case err != nil:
 				failures = append(failures, fmt.Sprintf("worker %d: GET %s: %v", w, path(i), err))
-			case resp.StatusCode != http.StatusOK || !bytes.Equal(body, []byte(path(i))):
-				failures = append(failures, fmt.Sprintf("worker %d: GET %s: %d %q", w, path(i), resp.StatusCode, body))
+			case status != http.StatusOK || !bytes.Equal(body, []byte(path(i))):
+				failures = append(failures, fmt.Sprintf("worker %d: GET %s: %d %q", w, path(i), status, body))
 			case !strings.HasPrefix(path(i), "/slow/"): // slow by design
 				samples = append(samples, sample{start, took})
 			}
@@ -325,6 +335,44 @@ func TestSIGUSR2UpgradesWithoutAFailedRequest(t *testing.T) {
 	}
 	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
 		t.Errorf("the PID file outlived the process: %v", err)
+	}
+}
+
+// keepAlive is one HTTP/1.1 connection that sends a request only after
+// the previous response, and reports rather than hides a connection
+// closed under a request.
+type keepAlive struct {
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialKeepAlive(addr string) (*keepAlive, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return &keepAlive{c: c, br: bufio.NewReader(c)}, nil
+}
+
+// get sends GET path and reads the response; closing reports that the
+// server said Connection: close.
+func (k *keepAlive) get(path, host string) (status int, body []byte, closing bool, err error) {
+	k.c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := fmt.Fprintf(k.c, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, host); err != nil {
+		return 0, nil, false, err
+	}
+	resp, err := http.ReadResponse(k.br, nil)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	body, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, body, resp.Close, err
+}
+
+func (k *keepAlive) close() {
+	if k != nil {
+		k.c.Close()
 	}
 }
 

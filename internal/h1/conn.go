@@ -241,20 +241,18 @@ func (c *requestContext) endRequest() {
 // waitForRequest waits, idle, for the first byte of the next request.
 func (c *conn) waitForRequest() bool {
 	s := c.srv
-	if s.inShutdown.Load() {
-		return false
-	}
+	// Idle from now: stored before the state says so, for Shutdown, which
+	// gives a connection that just went idle shutdownIdleGrace for the
+	// request its client may already have sent. (A response written during
+	// Shutdown said Connection: close, and its connection ended.)
+	now := time.Now()
+	c.since.Store(now.UnixNano())
 	if !c.state.CompareAndSwap(stateActive, stateIdle) {
 		return false // closed to make room
-	}
-	if s.inShutdown.Load() {
-		return false
 	}
 	// Keep the idle deadline within an eighth of IdleTimeout of exact,
 	// resetting the timer only when it drifted further.
 	idle := s.IdleTimeout
-	now := time.Now()
-	c.since.Store(now.UnixNano())
 	if c.readDeadline.Sub(now) < idle-idle/8 {
 		c.setReadDeadline(now.Add(idle))
 	}

@@ -510,10 +510,20 @@ func (s *Server) forget(c *conn) {
 // idle.
 const shutdownPoll = 10 * time.Millisecond
 
-// Shutdown stops accepting connections, closes idle ones, lets requests in
-// progress finish (their responses carry Connection: close) and returns
-// once every connection is closed, or with ctx's error when ctx ends
-// first, after closing the rest.
+// shutdownIdleGrace is how long Shutdown leaves a keep-alive connection
+// idle before closing it. A client sends its next request as soon as it
+// has read a response, so a connection that went idle a moment ago may
+// have a request on the way, which closing it would lose (and, arrived
+// unread, turn into a reset). A request that arrives within the grace is
+// served, with Connection: close. Half a second covers a round trip to
+// any client on Earth; connections idle longer are closed at once.
+const shutdownIdleGrace = 500 * time.Millisecond
+
+// Shutdown stops accepting connections, closes idle ones (those idle for
+// less than shutdownIdleGrace once they have been idle that long), lets
+// requests in progress finish (their responses carry Connection: close)
+// and returns once every connection is closed, or with ctx's error when
+// ctx ends first, after closing the rest.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.init()
 	s.inShutdown.Store(true)
@@ -562,12 +572,14 @@ func (s *Server) closeListeners() {
 	}
 }
 
-// closeIdle closes idle connections and returns how many remain open.
+// closeIdle closes the connections idle for shutdownIdleGrace and
+// returns how many remain open.
 func (s *Server) closeIdle() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	before := time.Now().Add(-shutdownIdleGrace).UnixNano()
 	for c := range s.conns {
-		if c.state.CompareAndSwap(stateIdle, stateClosed) {
+		if c.state.Load() == stateIdle && c.since.Load() <= before && c.state.CompareAndSwap(stateIdle, stateClosed) {
 			c.nc.Close()
 		}
 	}

@@ -89,8 +89,9 @@ func (rc *rawConn) read(method string) (*http.Response, string) {
 
 // closed reports whether the server closed the connection: a read that
 // times out means it is still open.
-func (rc *rawConn) closed() bool {
-	rc.c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+// closedWithin reports whether the server closes the connection within d.
+func (rc *rawConn) closedWithin(d time.Duration) bool {
+	rc.c.SetReadDeadline(time.Now().Add(d))
 	_, err := rc.br.ReadByte()
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
@@ -98,6 +99,8 @@ func (rc *rawConn) closed() bool {
 	}
 	return err != nil
 }
+
+func (rc *rawConn) closed() bool { return rc.closedWithin(300 * time.Millisecond) }
 
 func TestKeepAliveAndPipelining(t *testing.T) {
 	var n atomic.Int64
@@ -534,6 +537,46 @@ func TestPanicIsContained(t *testing.T) {
 	}
 }
 
+// TestShutdownServesTheRequestOfAConnectionThatJustWentIdle: a client
+// that sends its next request right after reading a response, as Shutdown
+// begins, is answered (with Connection: close), not cut off.
+func TestShutdownServesTheRequestOfAConnectionThatJustWentIdle(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "done") }),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	addr := ln.Addr().String()
+	rc := dial(t, addr)
+	rc.send("GET /first HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, _ := rc.read("GET"); resp.Close {
+		t.Fatal("the first response said Connection: close before Shutdown")
+	}
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	testkit.Eventually(t, "Shutdown to close the listener", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	rc.send("GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp, body := rc.read("GET")
+	if body != "done" || !resp.Close {
+		t.Fatalf("the request sent as Shutdown began: %q, close=%v; want done, close", body, resp.Close)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve: %v", err)
+	}
+}
+
 func TestShutdownWaitsForActiveAndClosesIdle(t *testing.T) {
 	release := make(chan struct{})
 	entered := make(chan struct{})
@@ -559,7 +602,7 @@ func TestShutdownWaitsForActiveAndClosesIdle(t *testing.T) {
 	<-entered
 	shut := make(chan error, 1)
 	go func() { shut <- s.Shutdown(context.Background()) }()
-	if !idle.closed() {
+	if !idle.closedWithin(shutdownIdleGrace + 5*time.Second) {
 		t.Fatal("idle connection not closed by Shutdown")
 	}
 	select {
