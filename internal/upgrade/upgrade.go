@@ -100,7 +100,7 @@ type Upgrader struct {
 
 	mu        sync.Mutex
 	inherited map[string]inheritedListener // handed over and not yet claimed
-	listeners map[string]record            // what the next upgrade hands over
+	listeners map[string][]record          // what the next upgrade hands over: the newest open of each
 	ready     bool
 	upgrading bool
 	upgraded  bool
@@ -132,7 +132,7 @@ func New(opt Options) (*Upgrader, error) {
 		exe:       opt.Exe,
 		log:       opt.Log,
 		inherited: map[string]inheritedListener{},
-		listeners: map[string]record{},
+		listeners: map[string][]record{},
 		exit:      make(chan struct{}),
 		stop:      make(chan struct{}),
 	}
@@ -199,14 +199,17 @@ func (u *Upgrader) Seeds() []string { return slices.Clone(u.seeds) }
 // parent under that name when it matches network and addr (see
 // inherited.matches), else a new one bound to addr. An inherited one
 // whose address changed is closed. The listener is handed over at the
-// next upgrade, until a later Listen for the same name replaces it.
+// next upgrade, until a later Listen for the same name replaces it; if
+// that one is closed again (a reload that bound a new address, then
+// failed, closes it and keeps the old), the newest one still open is
+// handed over.
 func (u *Upgrader) Listen(name, network, addr string) (net.Listener, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if in, ok := u.inherited[name]; ok {
 		delete(u.inherited, name)
 		if in.matches(network, addr) {
-			u.listeners[name] = record{network: network, addr: addr, ln: in.ln}
+			u.record(name, record{network: network, addr: addr, ln: in.ln})
 			u.log.Debug("upgrade: serving on the inherited listener", "listener", name, "addr", in.Bound)
 			return in.ln, nil
 		}
@@ -218,8 +221,21 @@ func (u *Upgrader) Listen(name, network, addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	u.listeners[name] = record{network: network, addr: addr, ln: ln}
+	u.record(name, record{network: network, addr: addr, ln: ln})
 	return ln, nil
+}
+
+// maxRecords bounds the listeners remembered per name: the newest, and
+// those it may have replaced in a reload not yet committed or undone.
+const maxRecords = 4
+
+// record remembers r as the newest listener named name. u.mu is held.
+func (u *Upgrader) record(name string, r record) {
+	rs := append(u.listeners[name], r)
+	if len(rs) > maxRecords {
+		rs = slices.Clone(rs[len(rs)-maxRecords:])
+	}
+	u.listeners[name] = rs
 }
 
 // Release asks the parent to let go of what (see Options.OnRelease),
@@ -337,18 +353,28 @@ func (u *Upgrader) files() ([]int, []inherited) {
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		r := u.listeners[name]
-		sc, ok := r.ln.(syscall.Conn)
-		if !ok {
-			continue
+		rs := u.listeners[name]
+		// The newest still open; closed ones are forgotten.
+		for i := len(rs) - 1; i >= 0; i-- {
+			r := rs[i]
+			sc, ok := r.ln.(syscall.Conn)
+			if !ok {
+				continue
+			}
+			fd, err := dupFD(sc)
+			if err != nil { // closed: a reload moved it, or undid a move
+				rs = slices.Delete(rs, i, i+1)
+				continue
+			}
+			hand = append(hand, inherited{Name: name, FD: 4 + len(fds), Network: r.network, Addr: r.addr, Bound: r.ln.Addr().String()})
+			fds = append(fds, fd)
+			break
 		}
-		fd, err := dupFD(sc)
-		if err != nil { // closed: a reload moved it
+		if len(rs) == 0 {
 			delete(u.listeners, name)
-			continue
+		} else {
+			u.listeners[name] = rs
 		}
-		hand = append(hand, inherited{Name: name, FD: 4 + len(fds), Network: r.network, Addr: r.addr, Bound: r.ln.Addr().String()})
-		fds = append(fds, fd)
 	}
 	return fds, hand
 }

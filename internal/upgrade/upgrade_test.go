@@ -432,3 +432,36 @@ func TestPIDFile(t *testing.T) {
 		t.Errorf("reading a file without a PID: %v", err)
 	}
 }
+
+// TestUpgradeHandsOverTheNewestOpenListener: a listener bound again under
+// the same name and then closed (a reload that moved an address, then
+// failed and kept the old one) leaves the one still serving to be handed
+// over.
+func TestUpgradeHandsOverTheNewestOpenListener(t *testing.T) {
+	checkLeaks(t)
+	p := newParent(t, "serve", 30*time.Second)
+	moved, err := p.u.Listen("edge", "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved.Close()
+	if err := p.u.Upgrade(); err != nil {
+		t.Fatal(err)
+	}
+	childPID, err := ReadPIDFile(p.pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopProcess(t, childPID)
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.srv.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	body, err := get(&http.Client{Transport: tr, Timeout: 5 * time.Second}, p.addr)
+	if err != nil || !strings.HasPrefix(body, fmt.Sprintf("new %d ", childPID)) {
+		t.Fatalf("the address still served after the upgrade answered %q, %v; want the new process", body, err)
+	}
+}
