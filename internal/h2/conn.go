@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -58,6 +59,77 @@ type conn struct {
 	// connection would go on returning the records it has buffered (a
 	// connection closed for rapid resets would start more streams).
 	closed atomic.Bool
+
+	// wmu orders the library's writes with the drain notice (see
+	// announceDrain); out follows the frames written, so the notice goes
+	// between two of them; drain is the notice still to send.
+	wmu   sync.Mutex
+	out   frameCursor
+	drain []byte
+}
+
+// frameCursor follows a stream of HTTP/2 frames split across writes.
+type frameCursor struct {
+	nhdr int                  // bytes of the current frame header seen
+	hdr  [frameHeaderLen]byte // those bytes
+	skip int                  // payload bytes of the current frame to come
+}
+
+// atBoundary reports whether the next byte starts a frame.
+func (f *frameCursor) atBoundary() bool { return f.nhdr == 0 && f.skip == 0 }
+
+// advance follows p and returns how much of it it consumed: all of it,
+// or, with stop, up to the first frame boundary in it.
+func (f *frameCursor) advance(p []byte, stop bool) int {
+	done := 0
+	for done < len(p) {
+		if stop && f.atBoundary() {
+			return done
+		}
+		if f.skip > 0 {
+			n := min(f.skip, len(p)-done)
+			f.skip -= n
+			done += n
+			continue
+		}
+		n := copy(f.hdr[f.nhdr:], p[done:])
+		f.nhdr += n
+		done += n
+		if f.nhdr == frameHeaderLen {
+			f.nhdr = 0
+			f.skip = int(f.hdr[0])<<16 | int(f.hdr[1])<<8 | int(f.hdr[2])
+		}
+	}
+	return done
+}
+
+// drainNotice is GOAWAY with the highest stream identifier and NO_ERROR
+// (RFC 9113 §6.8): the first of a graceful shutdown's two. A client that
+// receives it opens no more streams on the connection, and the streams
+// it sent before it did are still served; the library's own GOAWAY,
+// later, gives the last stream it took.
+var drainNotice = []byte{
+	0, 0, 8, 0x7, 0, 0, 0, 0, 0, // length 8, GOAWAY, no flags, stream 0
+	0x7f, 0xff, 0xff, 0xff, // last stream identifier 2^31-1
+	0, 0, 0, 0, // NO_ERROR
+}
+
+// announceDrain sends drainNotice between two of the library's frames:
+// now, if no write is under way in the middle of one, or else at the
+// end of the frame being written. It may block for the write timeout on
+// a client that reads nothing.
+func (c *conn) announceDrain() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closed.Load() {
+		return
+	}
+	c.drain = drainNotice
+	if c.out.atBoundary() {
+		if _, err := c.timedWrite(c.drain); err == nil {
+			c.drain = nil
+		}
+	}
 }
 
 // tlsConn is a conn over TLS: the library takes the request's TLS state
@@ -148,6 +220,34 @@ func (c *conn) scan(p []byte) bool {
 // times out having made progress goes on with a new deadline (on TLS the
 // first timeout ends the connection anyway).
 func (c *conn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.drain == nil {
+		c.out.advance(p, false)
+		return c.timedWrite(p)
+	}
+	// The drain notice goes at the first frame boundary.
+	b := c.out.advance(p, true)
+	n, err := c.timedWrite(p[:b])
+	if err != nil {
+		return n, err
+	}
+	if c.out.atBoundary() {
+		if _, err := c.timedWrite(c.drain); err != nil {
+			return n, err
+		}
+		c.drain = nil
+	}
+	c.out.advance(p[b:], false)
+	m, err := c.timedWrite(p[b:])
+	return n + m, err
+}
+
+// timedWrite writes p within the write timeout. c.wmu is held.
+func (c *conn) timedWrite(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
 	if c.writeTimeout <= 0 {
 		return c.write(p)
 	}

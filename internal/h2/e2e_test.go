@@ -267,9 +267,11 @@ func (h *holder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// TestShutdownSendsGoAway: Shutdown sends GOAWAY naming the last stream
-// taken; that stream finishes, a stream opened after it is not served,
-// and Shutdown returns once the connection has ended.
+// TestShutdownSendsGoAway: Shutdown goes away in two steps. The first
+// GOAWAY names no last stream, and a stream its client sent before
+// reading it (here: just after) is served; the second names the last
+// stream taken, and one opened after it is not. The stream in flight
+// finishes, and Shutdown returns once the connection ends.
 func TestShutdownSendsGoAway(t *testing.T) {
 	h := newHolder()
 	e := serve(t, h, options{tls: true})
@@ -282,16 +284,26 @@ func TestShutdownSendsGoAway(t *testing.T) {
 		defer cancel()
 		shut <- e.srv.Shutdown(ctx)
 	}()
-	ga := r.until(5*time.Second, "GOAWAY", func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok }).(*http2.GoAwayFrame)
-	if ga.ErrCode != http2.ErrCodeNo || ga.LastStreamID != 1 {
-		t.Fatalf("GOAWAY %v, last stream %d; want NO_ERROR, 1", ga.ErrCode, ga.LastStreamID)
+	isGoAway := func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok }
+	ga := r.until(5*time.Second, "the first GOAWAY", isGoAway).(*http2.GoAwayFrame)
+	if ga.ErrCode != http2.ErrCodeNo || ga.LastStreamID != 1<<31-1 {
+		t.Fatalf("first GOAWAY %v, last stream %d; want NO_ERROR, 2^31-1", ga.ErrCode, ga.LastStreamID)
 	}
-	r.get(3, "/")
-	// A PING answered shows the server read stream 3's HEADERS.
+	// Sent as the notice was on its way: served.
+	r.get(3, "/crossed")
+	if status, code, _ := r.response(3, 5*time.Second); status != "200" || code != 0 {
+		t.Fatalf("the stream sent across the first GOAWAY got %q %v, want 200", status, code)
+	}
+	ga = r.until(5*time.Second, "the second GOAWAY", isGoAway).(*http2.GoAwayFrame)
+	if ga.ErrCode != http2.ErrCodeNo || ga.LastStreamID != 3 {
+		t.Fatalf("second GOAWAY %v, last stream %d; want NO_ERROR, 3", ga.ErrCode, ga.LastStreamID)
+	}
+	r.get(5, "/")
+	// A PING answered shows the server read stream 5's HEADERS.
 	r.fr.WritePing(false, [8]byte{7})
 	r.until(5*time.Second, "the PING's answer", func(f http2.Frame) bool {
-		if f.Header().StreamID == 3 {
-			t.Fatalf("stream 3, opened after GOAWAY, got %T", f)
+		if f.Header().StreamID == 5 {
+			t.Fatalf("stream 5, opened after the second GOAWAY, got %T", f)
 		}
 		p, ok := f.(*http2.PingFrame)
 		return ok && p.IsAck()
@@ -306,7 +318,7 @@ func TestShutdownSendsGoAway(t *testing.T) {
 		t.Fatalf("the in-flight stream got %q %v %q", status, code, body)
 	}
 	if c := r.closed(5 * time.Second); c != -1 {
-		t.Logf("a second GOAWAY (%v) before the end", http2.ErrCode(c))
+		t.Logf("a further GOAWAY (%v) before the end", http2.ErrCode(c))
 	}
 	select {
 	case err := <-shut:
@@ -316,8 +328,8 @@ func TestShutdownSendsGoAway(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Shutdown did not return once the connection ended")
 	}
-	if n := h.others.Load(); n != 0 {
-		t.Errorf("stream 3 reached the handler")
+	if n := h.others.Load(); n != 1 {
+		t.Errorf("%d streams besides /hold reached the handler, want 1 (/crossed)", n)
 	}
 }
 

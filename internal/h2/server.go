@@ -267,17 +267,51 @@ func (s *Server) Serve(ln net.Listener) error {
 // lets its streams finish, lets HTTP/1.1 requests finish, and returns once
 // every connection has closed, or with ctx's error when it ends first,
 // after closing the rest.
+//
+// The GOAWAY is in two steps (RFC 9113 §6.8): first a notice that names
+// no last stream, so that the requests clients sent before they read it
+// are served, then, drainGrace later, the library's, with the last stream
+// it took. With the second alone, a request on its way as it was sent is
+// refused (its client must retry it, and many load tools count it failed).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.setup()
-	// base serves no listener: its Shutdown only tells the HTTP/2
-	// connections to go away. Those handed over later see shutdown set
-	// (connState).
 	s.shutdown.Store(true)
-	s.base.Shutdown(ctx)
+	var notices sync.WaitGroup
+	s.conns.Range(func(_, v any) bool {
+		if c, ok := v.(*connState).nc.(drainer); ok {
+			notices.Go(c.announceDrain)
+		}
+		return true
+	})
+	// The HTTP/1.1 connections drain meanwhile; the HTTP/2 ones close
+	// once their streams are done after the second GOAWAY.
+	goAway := make(chan struct{})
+	go func() {
+		defer close(goAway)
+		t := time.NewTimer(drainGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		// base serves no listener: its Shutdown only tells the HTTP/2
+		// connections to go away. Those handed over later see shutdown
+		// set (connState).
+		s.base.Shutdown(ctx)
+	}()
 	err := s.H1.Shutdown(ctx)
+	<-goAway
+	notices.Wait()
 	s.watch.close()
 	return err
 }
+
+// drainGrace is the time between the two GOAWAY frames of Shutdown: a
+// round trip to a distant client, as h1's idle grace.
+const drainGrace = 500 * time.Millisecond
+
+// drainer is a connection that can send the first GOAWAY of a drain.
+type drainer interface{ announceDrain() }
 
 // Close closes the listener and every connection at once.
 func (s *Server) Close() error {
