@@ -299,11 +299,24 @@ func (a *Audit) follow() error {
 		return err
 	}
 	if pi, err := os.Stat(a.path); err != nil || !os.SameFile(fi, pi) {
+		// Renamed away. Whoever wrote the old file's last line, this
+		// process (its size is what this process left) or another one
+		// that then rotated it to PATH.1, the new file chains from it,
+		// unless another process already wrote there.
+		othersWroteOld := fi.Size() != a.size
 		var pe *os.PathError
 		if err := a.f.Reopen(); err != nil && !(errors.As(err, &pe) && pe.Op == "close") {
 			return fmt.Errorf("following the audit log to its new file after a rotation: %w", err)
 		}
-		return a.resume()
+		nfi, err := a.f.Stat()
+		if err != nil {
+			return err
+		}
+		if nfi.Size() > 0 || othersWroteOld {
+			return a.resume()
+		}
+		a.size, a.needNewline = 0, false // on from the last line in memory
+		return nil
 	}
 	if fi.Size() != a.size {
 		return a.resume()

@@ -344,3 +344,28 @@ func TestAuditTwoWritersKeepOneChain(t *testing.T) {
 		t.Errorf("the chain holds %d lines, want %d", res.Lines, 2*each)
 	}
 }
+
+// TestAuditFollowsAnExternalRename: a log renamed away under a name of
+// its own (logrotate's dateext) while an older size rotation left PATH.1
+// chains on from the renamed file's last line, not PATH.1's.
+func TestAuditFollowsAnExternalRename(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.jsonl")
+	a, err := OpenAuditWith(path, nil, AuditOptions{MaxSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := os.WriteFile(path+".1", []byte(`{"prev":"`+GenesisHash+`","time":"2026-01-01T00:00:00Z","who":"older"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.Write(AuditRecord{Action: "purge", Who: "before"})
+	renamed := path + "-20261204"
+	if err := os.Rename(path, renamed); err != nil {
+		t.Fatal(err)
+	}
+	a.Write(AuditRecord{Action: "purge", Who: "after"})
+	if _, err := VerifyAuditChain([]string{renamed, path}); err != nil {
+		t.Errorf("the chain across the rename: %v", err)
+	}
+}
