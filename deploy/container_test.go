@@ -3,9 +3,7 @@ package deploy_test
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -112,12 +110,4 @@ func TestContainerImage(t *testing.T) {
 }
 
 // freeAddr returns a loopback address with a port free at the time.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return fmt.Sprint(l.Addr())
-}
+func freeAddr(t *testing.T) string { return testkit.FreeAddr(t) }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -55,33 +54,9 @@ func TestClusterFlagErrors(t *testing.T) {
 	}
 }
 
-// freePort returns a port free for both TCP and UDP on loopback, as
-// gossip needs, and never one it returned before in this process: the
-// kernel may hand a port just released to the next caller, so two calls
-// in a row could otherwise give a test the same port for two listeners.
-func freePort(t testing.TB) int {
-	for range 50 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		ln.Close()
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		if _, taken := givenPorts.LoadOrStore(port, true); !taken {
-			return port
-		}
-	}
-	t.Fatal("no free TCP+UDP port")
-	return 0
-}
-
-// givenPorts are the ports freePort returned.
-var givenPorts sync.Map
+// freePort returns a loopback port free for both TCP and UDP, as gossip
+// needs, never one handed out before.
+func freePort(t testing.TB) int { return testkit.FreePort(t, true) }
 
 // TestThreeNodeClusterFromFlags starts a cluster of three with flags
 // alone, as the command-line contract promises, and checks that they

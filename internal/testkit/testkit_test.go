@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -58,5 +59,23 @@ func TestSteady(t *testing.T) {
 	Steady(t, "the counter", time.Millisecond, read)
 	if n := reads.Load(); n < 4 {
 		t.Errorf("Steady returned after %d reads, before the counter held", n)
+	}
+}
+
+// TestFreePortNeverRepeats: ports handed out are free and all different,
+// though the kernel often offers a port just released again.
+func TestFreePortNeverRepeats(t *testing.T) {
+	seen := map[int]bool{}
+	for i := range 200 {
+		p := FreePort(t, i%2 == 0)
+		if seen[p] {
+			t.Fatalf("port %d handed out twice", p)
+		}
+		seen[p] = true
+		ln, err := net.Listen("tcp", FreeAddr(t))
+		if err != nil {
+			t.Fatalf("FreeAddr gave a port in use: %v", err)
+		}
+		ln.Close()
 	}
 }
