@@ -1,8 +1,8 @@
 // Package testkit holds what Weir's tests share: waiting on a condition
 // with a deadline instead of sleeping, reading one metric from a
-// collector, a self-signed certificate for TLS on loopback, and a
-// private CA whose certificates and keys are files. Only tests import
-// it.
+// collector, a self-signed certificate for TLS on loopback, a private
+// CA whose certificates and keys are files, and free loopback ports.
+// Only tests import it.
 package testkit
 
 import (
