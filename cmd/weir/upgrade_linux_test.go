@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/weir-cdn/weir/internal/status"
 	"github.com/weir-cdn/weir/internal/testkit"
+	"github.com/weir-cdn/weir/internal/upgrade"
 )
 
 // TestSIGUSR2UpgradesWithoutAFailedRequest runs the weir binary as a
@@ -117,8 +117,7 @@ func TestSIGUSR2UpgradesWithoutAFailedRequest(t *testing.T) {
 	go func() { firstExit <- first.Wait() }()
 
 	readPID := func() int {
-		b, _ := os.ReadFile(pidFile)
-		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		pid, _ := upgrade.ReadPIDFile(pidFile) // 0 while missing
 		return pid
 	}
 	peerAPI, err := status.ForAddr(peerAdmin, status.ClientOptions{Timeout: 5 * time.Second})

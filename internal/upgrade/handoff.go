@@ -17,7 +17,8 @@ const EnvVar = "WEIR_UPGRADE"
 const maxInherited = 64
 
 // handoff is what a new process learns from its parent. Descriptors
-// count from 3, as exec.Cmd.ExtraFiles places them.
+// count from 3, after standard input, output and error: the control
+// socket, then the listeners (see Upgrader.spawn).
 type handoff struct {
 	// Control is the descriptor of the control socket to the parent.
 	Control int `json:"control"`

@@ -289,15 +289,16 @@ func (u *Upgrader) Ready() error {
 	return nil
 }
 
-// closeInherited closes the inherited listeners nothing claimed: an
-// address dropped from the configuration stops accepting.
+// closeInherited closes the inherited listeners nothing claimed: at
+// Ready, those of addresses dropped from the configuration, which stop
+// accepting; at Stop, what a process that failed to start left.
 func (u *Upgrader) closeInherited() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for name, in := range u.inherited {
 		in.ln.Close()
 		delete(u.inherited, name)
-		u.log.Info("upgrade: closed an inherited listener the configuration no longer has", "listener", name, "addr", in.Bound)
+		u.log.Info("upgrade: closed an inherited listener nothing took over", "listener", name, "addr", in.Bound)
 	}
 }
 
