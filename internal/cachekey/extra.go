@@ -112,3 +112,45 @@ func appendValueSlow(dst []byte, v string) []byte {
 	}
 	return dst
 }
+
+// FoldsPath reports whether the key folds the path's ASCII case
+// (Rules.LowercasePath).
+func (n *Normalizer) FoldsPath() bool { return n.lowerPath }
+
+// KeepsParam reports whether the query parameter named name (decoded)
+// is part of the key.
+func (n *Normalizer) KeepsParam(name string) bool {
+	if n.ignoreQuery {
+		return false
+	}
+	if !n.filter {
+		return true
+	}
+	if !n.allow.empty() && !n.allow.match([]byte(name)) {
+		return false
+	}
+	return !n.drop.match([]byte(name))
+}
+
+// KeysHeader reports whether the request header field name is part of
+// the key (Rules.Headers).
+func (n *Normalizer) KeysHeader(name string) bool {
+	name = http.CanonicalHeaderKey(name)
+	for _, h := range n.headers {
+		if h.key == name {
+			return true
+		}
+	}
+	return false
+}
+
+// KeysCookie reports whether the cookie name is part of the key
+// (Rules.Cookies).
+func (n *Normalizer) KeysCookie(name string) bool {
+	for _, c := range n.cookies {
+		if c.name == name {
+			return true
+		}
+	}
+	return false
+}

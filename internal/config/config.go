@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/weir-cdn/weir/internal/cachekey"
+	"github.com/weir-cdn/weir/internal/rules"
 )
 
 // Defaults, as documented on each field. ApplyDefaults uses them for
@@ -674,9 +675,23 @@ type Host struct {
 	// such responses uncached, since they are usually personal.
 	StoreSetCookie bool `yaml:"store_set_cookie"`
 
+	// StaleIfErrorOverridesRevalidate lets stale_if_error (the host's, or
+	// a rule's) serve a stale copy when the origin fails even for
+	// responses marked proxy-revalidate or s-maxage without an explicit
+	// stale-if-error, which a shared cache must otherwise revalidate
+	// (RFC 9111 §5.2.2.8, §5.2.2.10). must-revalidate and no-cache are
+	// always honoured. The zero value false honours them all.
+	StaleIfErrorOverridesRevalidate bool `yaml:"stale_if_error_overrides_revalidate"`
+
 	// Key holds the cache-key normalization rules. The zero value keys on
 	// the normalized URL with query parameters sorted.
 	Key cachekey.Rules `yaml:"key"`
+
+	// Rules are the host's edge rules, in order: routes by path to other
+	// origins, request and response header changes, redirects, synthetic
+	// responses and cache overrides (see docs/configuration.md). The zero
+	// value has none.
+	Rules []rules.Rule `yaml:"rules"`
 }
 
 // Default returns a configuration with every default filled in and no

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/weir-cdn/weir/internal/units"
 )
 
 // Size is a byte count. In YAML and text it is written as an integer
@@ -130,44 +132,17 @@ func (d Duration) Std() time.Duration { return time.Duration(d) }
 
 // String formats d like time.Duration.String without zero trailing
 // units: "24h", "1m30s", "0s".
-func (d Duration) String() string {
-	s := time.Duration(d).String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
-}
+func (d Duration) String() string { return units.FormatDuration(time.Duration(d)) }
 
 // MarshalText implements encoding.TextMarshaler with String's format.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
-// UnmarshalText implements encoding.TextUnmarshaler. Besides
-// time.ParseDuration's syntax it accepts "0"; it rejects other numbers
-// without a unit, and days, with a hint.
+// UnmarshalText implements encoding.TextUnmarshaler as
+// units.ParseDuration reads a duration.
 func (d *Duration) UnmarshalText(text []byte) error {
-	s := strings.TrimSpace(string(text))
-	if s == "" {
-		return errors.New(`empty duration; write one like "10s", "1m30s" or "24h"`)
-	}
-	if len(s) > 64 {
-		return fmt.Errorf("duration %.20q... is too long", s)
-	}
-	if strings.Trim(s, "0123456789.") == "" {
-		if strings.Trim(s, "0.") == "" {
-			*d = 0
-			return nil
-		}
-		return fmt.Errorf("duration %q has no unit; write %q for seconds (units: ns, us, ms, s, m, h)", s, s+"s")
-	}
-	if strings.HasSuffix(s, "d") {
-		return fmt.Errorf("duration %q uses days, which are not supported; write hours, such as %q", s, "24h")
-	}
-	v, err := time.ParseDuration(s)
+	v, err := units.ParseDuration(string(text))
 	if err != nil {
-		return fmt.Errorf("invalid duration %q; write one like \"10s\", \"1m30s\" or \"24h\" (units: ns, us, ms, s, m, h)", s)
+		return err
 	}
 	*d = Duration(v)
 	return nil

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/weir-cdn/weir/internal/forwarded"
+	"github.com/weir-cdn/weir/internal/rules"
 )
 
 // Limits that Validate enforces.
@@ -576,6 +577,11 @@ func (v *validator) hosts(hosts []Host, origins []string) {
 		if err := h.Key.Validate(); err != nil {
 			for _, e := range unjoin(err) {
 				v.errs = append(v.errs, fmt.Errorf("%s.key.%w", p, e))
+			}
+		}
+		if err := rules.Validate(h.Rules, rules.Env{Origins: origins}); err != nil {
+			for _, e := range unjoin(err) {
+				v.errs = append(v.errs, fmt.Errorf("%s.%w", p, e))
 			}
 		}
 	}

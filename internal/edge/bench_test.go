@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/rules"
 	"github.com/weir-cdn/weir/internal/testkit"
 )
 
@@ -71,14 +73,58 @@ func sizeName(n int) string {
 	return strconv.Itoa(n>>10) + "KiB"
 }
 
+// BenchmarkHitRules is BenchmarkHit's 1 KiB hit with edge rules on the
+// host: none, 50 rules that do not match the request (each routes a path
+// prefix of its own to another origin), and one matching rule that sets
+// a response header field on every response.
+func BenchmarkHitRules(b *testing.B) {
+	var fifty []rules.Rule
+	for i := range 50 {
+		fifty = append(fifty, rules.Rule{
+			Match: rules.Match{PathPrefix: "/" + string(rune('a'+i%26)) + strconv.Itoa(i) + "/"},
+			Route: rules.Route{Origin: "default", StripPrefix: "/x"},
+		})
+	}
+	header := []rules.Rule{{ResponseHeaders: rules.HeaderOps{Set: map[string]string{"Strict-Transport-Security": "max-age=31536000"}}}}
+	for _, c := range []struct {
+		name string
+		list []rules.Rule
+	}{{"none", nil}, {"50-nonmatching", fifty}, {"header-rule", header}} {
+		b.Run(c.name, func(b *testing.B) {
+			body := bytes.Repeat([]byte("x"), 1<<10)
+			e := newBenchEdgeWith(b, body, func(cfg *config.Config) { cfg.Hosts[0].Rules = c.list })
+			req := httptest.NewRequest(http.MethodGet, "http://bench.example/obj", nil)
+			req.Header.Set("User-Agent", "wrk")
+			w := &discardWriter{h: make(http.Header, 16)}
+			e.ServeHTTP(w, req)
+			waitStored(b, e, w, req)
+			b.ReportAllocs()
+			b.SetBytes(1 << 10)
+			b.ResetTimer()
+			for b.Loop() {
+				clear(w.h)
+				w.code = 0
+				e.ServeHTTP(w, req)
+			}
+			if w.code != http.StatusOK || c.name == "header-rule" && w.h.Get("Strict-Transport-Security") == "" {
+				b.Fatalf("status %d, header %v", w.code, w.h)
+			}
+		})
+	}
+}
+
 func newBenchEdge(b *testing.B, body []byte) *Handler {
+	return newBenchEdgeWith(b, body, nil)
+}
+
+func newBenchEdgeWith(b *testing.B, body []byte, mutate func(*config.Config)) *Handler {
 	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Write(body)
 	}))
 	b.Cleanup(o.Close)
-	return newEdgeAt(b, o.URL, nil, nil).h
+	return newEdgeAt(b, o.URL, nil, mutate).h
 }
 
 // BenchmarkMemoryPerObject fills the cache with distinct 1 KiB objects

@@ -880,6 +880,7 @@ func newObject(key string, status int, hdr http.Header, body store.Body, p httpc
 		StaleIfError:         p.StaleIfError,
 		NoCache:              p.NoCache,
 		MustRevalidate:       p.MustRevalidate,
+		StaleIfErrorOverride: p.StaleIfErrorOverride,
 	}
 	if len(hdr["Etag"]) > 0 || len(hdr["Last-Modified"]) > 0 {
 		o.Keep = keep

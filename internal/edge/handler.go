@@ -30,6 +30,7 @@ import (
 	"github.com/weir-cdn/weir/internal/coalesce"
 	"github.com/weir-cdn/weir/internal/forwarded"
 	"github.com/weir-cdn/weir/internal/httpcache"
+	"github.com/weir-cdn/weir/internal/rules"
 	"github.com/weir-cdn/weir/internal/site"
 	"github.com/weir-cdn/weir/internal/store"
 	"github.com/weir-cdn/weir/internal/telemetry"
@@ -307,6 +308,29 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fromPeer bool) {
 		h.reject(w, r, http.StatusMisdirectedRequest, "no hosts entry matches host "+quote(r.Host)+"; add it to hosts in the configuration")
 		return
 	}
+	if site.RuleSet != nil {
+		var m rules.Result
+		var rw *ruleWriter
+		var done bool
+		if w, site, m, rw, done = h.applyRules(w, r, site, fromPeer); rw != nil {
+			defer rw.release()
+		}
+		if done {
+			return
+		}
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			switch {
+			case site.Bypass:
+				h.pass(w, r, site, passInfo{fwd: "bypass", detail: "rule"})
+				return
+			case m.Unsafe:
+				// A rule changes what is fetched on conditions the key
+				// does not hold: no response may be shared.
+				h.pass(w, r, site, passInfo{fwd: "bypass", detail: "rule-not-keyed"})
+				return
+			}
+		}
+	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		h.serveCacheable(w, r, snap, site, fromPeer)
@@ -579,6 +603,7 @@ func reuseOf(o *store.Object, now time.Time) httpcache.Reuse {
 		Age:                  o.Age(now),
 		NoCache:              o.NoCache,
 		MustRevalidate:       o.MustRevalidate,
+		StaleIfErrorOverride: o.StaleIfErrorOverride,
 		StaleWhileRevalidate: o.StaleWhileRevalidate,
 		StaleIfError:         o.StaleIfError,
 	}

@@ -59,6 +59,9 @@ func (h *Handler) fetchOrigin(site *site.Site, out *http.Request, p Priority) (*
 	if !ok {
 		return nil, errShed
 	}
+	if site.Route != nil {
+		out = rewrite(out, site.Route)
+	}
 	start := time.Now()
 	resp, err := site.Origin.Do(out)
 	if done != nil {

@@ -200,12 +200,13 @@ type Stats struct {
 	WarmMisses    int64 `json:"warm_misses"`    // warm-up asks the previous owner could not answer from its cache
 	Purges        int64 `json:"purge_requests"` // PURGE requests received (authorized or not)
 	Shed          int64 `json:"shed"`           // origin work refused by the concurrency limit
+	RuleAnswers   int64 `json:"rule_answers"`   // answered by a rule's redirect or synthetic response
 }
 
 type counters struct {
 	requests, hits, stale, misses, collapsed, passes, staleErr, errors, rejected, panics, bytes atomic.Int64
 	peerRequests, peerFills, peerFallbacks, warmFills, warmMisses, purges                       atomic.Int64
-	tooLarge, shed                                                                              atomic.Int64
+	tooLarge, shed, ruleAnswers                                                                 atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
@@ -215,5 +216,6 @@ func (c *counters) snapshot() Stats {
 		Rejected: c.rejected.Load(), Panics: c.panics.Load(), Bytes: c.bytes.Load(),
 		PeerRequests: c.peerRequests.Load(), PeerFills: c.peerFills.Load(), PeerFallbacks: c.peerFallbacks.Load(),
 		WarmFills: c.warmFills.Load(), WarmMisses: c.warmMisses.Load(), Purges: c.purges.Load(), Shed: c.shed.Load(),
+		RuleAnswers: c.ruleAnswers.Load(),
 	}
 }

@@ -36,6 +36,16 @@ type Rules struct {
 	// the field out of the cache; true: store it without its Set-Cookie
 	// (Policy.StripFields lists it), so no client gets another's cookie.
 	StoreSetCookie bool
+	// TTL, when positive, replaces the freshness lifetime of every
+	// response that has one or could be given one heuristically (Source
+	// "rule"); it never makes an unstorable response storable.
+	TTL time.Duration
+	// StaleIfErrorOverridesRevalidate applies StaleIfError (or an
+	// explicit stale-if-error) to responses whose proxy-revalidate or
+	// s-maxage would forbid serving them stale: the operator's opt-in to
+	// keep serving such copies while the origin is down. It never
+	// overrides must-revalidate or no-cache.
+	StaleIfErrorOverridesRevalidate bool
 }
 
 // Default values of Rules (RFC 9111 §4.2.2 suggests 10% of the time since
@@ -63,6 +73,7 @@ const (
 
 // Sources of Policy.Lifetime.
 const (
+	SourceRule       = "rule"        // Rules.TTL, an edge rule's override
 	SourceSMaxAge    = "s-maxage"    // RFC 9111 §5.2.2.10
 	SourceMaxAge     = "max-age"     // §5.2.2.1
 	SourceExpires    = "expires"     // §5.3
@@ -101,6 +112,11 @@ type Policy struct {
 	// stale-while-revalidate or stale-if-error does not set it: those
 	// windows are honoured (but the operator's defaults are not added).
 	MustRevalidate bool
+	// StaleIfErrorOverride is set when MustRevalidate comes from
+	// proxy-revalidate or s-maxage alone and Rules lets stale-if-error
+	// override them: StaleIfError is then kept (but no
+	// stale-while-revalidate).
+	StaleIfErrorOverride bool
 	// StaleWhileRevalidate and StaleIfError come from the directives, else
 	// from Rules; both are 0 when MustRevalidate or NoCache (RFC 9111
 	// §4.2.4, §5.2.2.4: no-cache forbids reuse without a successful
@@ -222,6 +238,8 @@ func EvaluateResponse(reqMethod string, reqHeader http.Header, status int, respH
 		date = now
 	}
 	switch {
+	case r.TTL > 0 && (d.SMaxAge.Set || d.MaxAge.Set || targeted == "" && len(respHeader["Expires"]) > 0 || heuristicStatus(status) || d.Public):
+		p.Lifetime, p.Source = r.TTL, SourceRule
 	case d.SMaxAge.Set:
 		p.Lifetime, p.Source = d.SMaxAge.Duration(), SourceSMaxAge
 	case d.MaxAge.Set:
@@ -275,6 +293,16 @@ func EvaluateResponse(reqMethod string, reqHeader http.Header, status int, respH
 	// receiving a successful response", so it is never served stale, not
 	// even on error with its own stale-if-error (§4.2.4 lists no-cache
 	// among the directives that prohibit stale responses).
+	if p.MustRevalidate && !d.MustRevalidate && !p.NoCache && r.StaleIfErrorOverridesRevalidate {
+		// The operator's opt-in: proxy-revalidate or s-maxage still
+		// forbid serving stale while the origin answers, but not in
+		// place of an error.
+		p.StaleIfErrorOverride = true
+		p.StaleIfError = min(max(0, r.StaleIfError), maxDelta)
+		if d.StaleIfError.Set {
+			p.StaleIfError = d.StaleIfError.Duration()
+		}
+	}
 	if !p.MustRevalidate && !p.NoCache {
 		// RFC 5861 §3, §4, with the operator's defaults.
 		if !d.SMaxAge.Set {

@@ -13,6 +13,9 @@ type Reuse struct {
 	Lifetime, Age                      time.Duration
 	NoCache, MustRevalidate            bool
 	StaleWhileRevalidate, StaleIfError time.Duration
+	// StaleIfErrorOverride lets StaleIfError apply despite
+	// MustRevalidate (Policy.StaleIfErrorOverride).
+	StaleIfErrorOverride bool
 }
 
 // Fresh reports whether the stored response is fresh: Age < Lifetime
@@ -111,7 +114,7 @@ func StaleIfError(r Reuse, req Directives) bool {
 	if r.Fresh() {
 		return true
 	}
-	if r.MustRevalidate {
+	if r.MustRevalidate && !r.StaleIfErrorOverride {
 		return false
 	}
 	window := r.StaleIfError

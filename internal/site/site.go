@@ -12,6 +12,7 @@ package site
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/httpcache"
 	"github.com/weir-cdn/weir/internal/origin"
+	"github.com/weir-cdn/weir/internal/rules"
 	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
@@ -40,6 +42,59 @@ type Site struct {
 	// Stats are the site's counters. They outlive the snapshot: a later
 	// snapshot's site of the same name shares them.
 	Stats *Counters
+	// RuleSet is the host's compiled edge rules; nil when it has none.
+	RuleSet *rules.Set
+	// Route, on a site a rule routed to, is that rule's route: the path
+	// rewrite for the origin request. nil on the host's own site.
+	Route *rules.Route
+	// Bypass, on a site a rule's cache settings made, sends GET and HEAD
+	// to the origin without the cache.
+	Bypass bool
+
+	// variants are the sites the rules derive from this one.
+	variants *variants
+}
+
+// variants holds a site's derivations by rules: the site of each rule
+// that routes (with that rule's cache settings, if it has any), of each
+// rule with cache settings, and, made on first use, of each pair of a
+// routing rule and another rule's cache settings.
+type variants struct {
+	route, cache map[int16]*Site
+	mu           sync.Mutex
+	pair         map[[2]int16]*Site
+	// derive makes the site of a routing rule and a cache rule (-1 for
+	// none).
+	derive func(route, cache int16) *Site
+}
+
+// For returns the site that serves a request the rules matched as m:
+// the host's own, or the one a rule's route and cache settings make.
+func (s *Site) For(m *rules.Result) *Site {
+	if s.variants == nil || m.Route < 0 && m.Cache < 0 {
+		return s
+	}
+	v := s.variants
+	switch {
+	case m.Cache < 0:
+		return v.route[m.Route]
+	case m.Route < 0:
+		return v.cache[m.Cache]
+	case m.Route == m.Cache:
+		return v.route[m.Route]
+	}
+	k := [2]int16{m.Route, m.Cache}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	d := v.pair[k]
+	if d == nil {
+		if v.pair == nil {
+			v.pair = make(map[[2]int16]*Site)
+		}
+		d = v.derive(m.Route, m.Cache)
+		v.pair[k] = d
+	}
+	return d
 }
 
 // Counters count one site's traffic and objects.
@@ -50,6 +105,25 @@ type Counters struct {
 	// Objects counts the site's objects in the store; stored objects hold
 	// a pointer to it and decrement it when they leave.
 	Objects atomic.Int64
+
+	// ruleHits count each rule's matches, by rule name.
+	mu       sync.Mutex
+	ruleHits map[string]*telemetry.Striped
+}
+
+// RuleHits returns the match counter of the site's rule named name.
+func (c *Counters) RuleHits(name string) *telemetry.Striped {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ruleHits == nil {
+		c.ruleHits = make(map[string]*telemetry.Striped)
+	}
+	h := c.ruleHits[name]
+	if h == nil {
+		h = new(telemetry.Striped)
+		c.ruleHits[name] = h
+	}
+	return h
 }
 
 // Snapshot is an immutable compiled configuration.
@@ -117,7 +191,7 @@ func Compile(cfg *config.Config, origins map[string]*origin.Client, prev *Snapsh
 			c = new(Counters)
 			counters[name] = c
 		}
-		s.sites = append(s.sites, &Site{
+		st := &Site{
 			Name: name,
 			Key:  key,
 			Rules: httpcache.Rules{
@@ -126,17 +200,71 @@ func Compile(cfg *config.Config, origins map[string]*origin.Client, prev *Snapsh
 				HeuristicMax:      time.Duration(cfg.Cache.HeuristicMax),
 				NoHeuristic:       cfg.Cache.HeuristicFraction == 0, // config: 0 disables
 
-				StaleWhileRevalidate: time.Duration(h.StaleWhileRevalidate),
-				StaleIfError:         max(0, time.Duration(h.StaleIfError)), // negative: none
-				StoreSetCookie:       h.StoreSetCookie,
+				StaleWhileRevalidate:            time.Duration(h.StaleWhileRevalidate),
+				StaleIfError:                    max(0, time.Duration(h.StaleIfError)), // negative: none
+				StoreSetCookie:                  h.StoreSetCookie,
+				StaleIfErrorOverridesRevalidate: h.StaleIfErrorOverridesRevalidate,
 			},
 			Origin:                   o,
 			HonorRequestCacheControl: h.HonorRequestCacheControl,
 			HTTPSRedirect:            h.HTTPSRedirect,
 			Stats:                    c,
-		})
+		}
+		if len(h.Rules) > 0 {
+			set, err := rules.Compile(h.Rules, key, c.RuleHits)
+			if err != nil {
+				return nil, fmt.Errorf("hosts[%d].%w", i, err)
+			}
+			st.RuleSet = set
+			if st.variants, err = deriveSites(st, origins); err != nil {
+				return nil, fmt.Errorf("hosts[%d].%w", i, err)
+			}
+		}
+		s.sites = append(s.sites, st)
 	}
 	return s, nil
+}
+
+// deriveSites makes the sites the rules of base route to or change the
+// cache settings of.
+func deriveSites(base *Site, origins map[string]*origin.Client) (*variants, error) {
+	set := base.RuleSet
+	v := &variants{route: make(map[int16]*Site), cache: make(map[int16]*Site)}
+	v.derive = func(route, cache int16) *Site {
+		d := *base
+		d.variants = nil
+		if route >= 0 {
+			rt, _ := set.Route(int(route))
+			d.Origin = origins[rt.Origin]
+			if rt.StripPrefix != "" || rt.AddPrefix != "" {
+				d.Route = &rt
+			}
+		}
+		if cache >= 0 {
+			cs, _ := set.CacheOverride(int(cache))
+			d.Rules.TTL, d.Rules.StaleIfError = cs.Overrides(base.Rules.StaleIfError)
+			d.Bypass = cs.Bypass
+		}
+		return &d
+	}
+	for i := range set.Len() {
+		rt, routes := set.Route(i)
+		_, caches := set.CacheOverride(i)
+		if routes {
+			if origins[rt.Origin] == nil {
+				return nil, fmt.Errorf("rules[%d].route.origin: origin %q has no client", i, rt.Origin)
+			}
+			c := int16(-1)
+			if caches {
+				c = int16(i)
+			}
+			v.route[int16(i)] = v.derive(int16(i), c)
+		}
+		if caches {
+			v.cache[int16(i)] = v.derive(-1, int16(i))
+		}
+	}
+	return v, nil
 }
 
 // Route returns the site serving host, or nil.

@@ -66,6 +66,9 @@ type Object struct {
 	// NoCache means every reuse needs validation; MustRevalidate means a
 	// stale copy may never be served.
 	NoCache, MustRevalidate bool
+	// StaleIfErrorOverride lets StaleIfError serve the object despite
+	// MustRevalidate (the host's stale_if_error_overrides_revalidate).
+	StaleIfErrorOverride bool
 }
 
 // Extra holds the parts of a stored response that few responses have.
