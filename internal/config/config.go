@@ -148,6 +148,11 @@ type Config struct {
 	// means every default.
 	Server Server `yaml:"server"`
 
+	// ProxyProtocol has the edge listeners read the PROXY protocol header
+	// a TCP load balancer sends, for the client's address. Its zero value
+	// (no proxy_protocol.listeners) means off.
+	ProxyProtocol ProxyProtocol `yaml:"proxy_protocol"`
+
 	// Cluster makes this node one edge of a cluster. Its zero value (no
 	// cluster.listen) means a standalone node.
 	Cluster Cluster `yaml:"cluster"`
@@ -753,6 +758,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Server.HTTP2MaxConcurrentStreams, DefaultHTTP2Streams)
 	setDefault(&c.Server.HTTP2MaxResets, DefaultHTTP2Resets)
 	c.TLS.applyDefaults()
+	c.ProxyProtocol.applyDefaults()
 	c.Overload.applyDefaults()
 
 	setDefault(&c.Cluster.Weight, DefaultClusterWeight)

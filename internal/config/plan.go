@@ -95,6 +95,7 @@ var restartWhy = map[string]string{
 	"tls":               "the TLS listener's certificates and settings are loaded at start (SIGHUP, and a change to the files, reload the certificates themselves)",
 	"cache":             "the store is sized at start",
 	"server":            "the listeners' limits and timeouts are set at start",
+	"proxy_protocol":    "the edge listeners' PROXY protocol readers are built at start",
 	"cluster":           "cluster membership is joined at start (SIGHUP re-reads the key file itself)",
 	"purge":             "the purge service is built at start",
 	"overload":          "the overload limits are built at start",

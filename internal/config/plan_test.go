@@ -67,6 +67,12 @@ func TestPlan(t *testing.T) {
 			[]string{"cluster.peer_tls.server_name changed (needs a restart: " + restartWhy["cluster"] + ")"}, false},
 		{"http2 limit", func(c *Config) { c.Server.HTTP2MaxConcurrentStreams = 10 },
 			[]string{"server.http2_max_concurrent_streams changed (needs a restart: " + restartWhy["server"] + ")"}, false},
+		{"proxy protocol", func(c *Config) {
+			c.ProxyProtocol.Listeners, c.ProxyProtocol.Trusted = []string{"edge"}, []string{"10.0.0.0/8"}
+		}, []string{
+			"proxy_protocol.listeners changed (needs a restart: " + restartWhy["proxy_protocol"] + ")",
+			"proxy_protocol.trusted changed (needs a restart: " + restartWhy["proxy_protocol"] + ")",
+		}, false},
 		{"https redirect", func(c *Config) { c.Hosts[0].HTTPSRedirect = true }, []string{"hosts[0] changed"}, true},
 		{"origin tls", func(c *Config) { c.Origins[0].TLS.ServerName = "origin.internal" }, []string{"origins[default] changed"}, true},
 		{"live and not", func(c *Config) {

@@ -82,6 +82,7 @@ func (c *Config) Validate() error {
 	v.server(e.Server)
 	v.tls(e.TLS, e.Listen, e.AdminListen, e.Cluster, e.Hosts)
 	v.listenerTLS("admin_tls", e.AdminTLS)
+	v.proxyProtocol(e.ProxyProtocol, e.TLS.Listen)
 	v.cluster(e.Cluster, e.Listen, e.AdminListen)
 	v.peerTLS(e.Cluster.PeerTLS)
 	v.purge(e.Purge)

@@ -960,6 +960,21 @@ func TestValidateResilience(t *testing.T) {
 			"overload.concurrency.min: 100 is more than max (10)",
 			"overload.concurrency.retry_after: 1ms is not between 1s and 1h",
 		}},
+		{name: "proxy protocol", edit: func(c *config.Config) {
+			c.ProxyProtocol.Listeners = []string{"edge", "admin", "edge", "tls"}
+			c.ProxyProtocol.Trusted = []string{"10.0.0.0/8", "lb.internal"}
+			c.ProxyProtocol.HeaderTimeout = config.Duration(2 * time.Minute)
+		}, want: []string{
+			`proxy_protocol.listeners[1]: unknown listener "admin"; use "edge" (the plaintext edge listener, listen) or "tls" (the TLS listener, tls.listen)`,
+			`proxy_protocol.listeners[2]: "edge" is listed twice`,
+			`proxy_protocol.listeners[3]: "tls" but tls.listen is not set; set tls.listen to serve TLS, or remove "tls"`,
+			`proxy_protocol.trusted[1]: not an IP address or CIDR prefix such as 10.0.0.0/8: "lb.internal"`,
+			"proxy_protocol.header_timeout: 2m is not between 100ms and 1m; a load balancer sends its header at once, so a few seconds is plenty",
+		}},
+		{name: "proxy protocol without trusted sources", edit: func(c *config.Config) { c.ProxyProtocol.Listeners = []string{"edge"} },
+			want: []string{"proxy_protocol.trusted: empty; list the load balancers that send PROXY headers, as addresses or CIDR prefixes such as 10.0.0.0/8: a connection from anyone else is served with its own address"}},
+		{name: "proxy protocol trusted sources without listeners", edit: func(c *config.Config) { c.ProxyProtocol.Trusted = []string{"192.0.2.7"} },
+			want: []string{`proxy_protocol.trusted: set, but proxy_protocol.listeners is empty, so no listener expects a header; add "edge" and/or "tls" to listeners, or remove trusted`}},
 		{name: "server max connections", edit: func(c *config.Config) { c.Server.MaxConnections = -5 },
 			want: []string{"server.max_connections: -5 is not between 1 and 1000000"}},
 	}

@@ -57,6 +57,9 @@ type conn struct {
 	client netip.Prefix
 	// watch notices a client that leaves while its request waits.
 	watch watcher
+	// header, when set, reads the connection's PROXY protocol header
+	// before anything else (proxy.go).
+	header headerConn
 
 	ctx    *requestContext
 	cancel context.CancelFunc
@@ -115,6 +118,9 @@ func (c *conn) serve() {
 		c.srv.forget(c)
 	}()
 	s := c.srv
+	if c.header != nil && !c.readProxyHeader() {
+		return
+	}
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		if !c.handshake(tc) {
 			return

@@ -48,6 +48,17 @@
 // served by NextProto's server instead (package h2), still counted
 // against the connection limits.
 //
+// A connection that must read a header of its own first, a PROXY
+// protocol header from a trusted load balancer (a proxyproto.Conn, on a
+// TLS listener under the *tls.Conn), reads it on its own goroutine
+// before the handshake and before anything asks its address: the accept
+// loop never waits for it. Meanwhile it counts against MaxConns, as a
+// connection sending its request header (a full server may close it to
+// make room); a connection whose header is missing, malformed or late
+// is closed without an answer. MaxConnsPerClient then applies to the
+// client the header names, and a request's RemoteAddr is that client's:
+// otherwise every client behind the balancer would share its address.
+//
 // Handlers must follow net/http's rules and one more: the request, its
 // URL and its header map belong to the server again once ServeHTTP
 // returns and are reused for the next request, so a handler must copy
@@ -295,7 +306,14 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
-		client, capped := s.clientKey(nc)
+		// A connection with a PROXY header is capped by the client the
+		// header names, once its own goroutine has read it.
+		header := headerOf(nc)
+		var client netip.Prefix
+		capped := false
+		if header == nil {
+			client, capped = s.clientKey(nc)
+		}
 		if s.open.Add(1) > int64(s.MaxConns) && !s.makeRoom() {
 			s.open.Add(-1)
 			s.refused.Add(1)
@@ -312,24 +330,16 @@ func (s *Server) Serve(ln net.Listener) error {
 			nc.Close()
 			return ErrServerClosed
 		}
-		if capped {
-			mine := s.clients[client]
-			if len(mine) >= s.MaxConnsPerClient && !s.makeRoomForLocked(mine) {
-				s.mu.Unlock()
-				s.open.Add(-1)
-				s.clientRefused.Add(1)
-				if !s.refuseConn(nc, tooManyClientConns) {
-					return ErrServerClosed
-				}
-				continue
+		if capped && !s.admitLocked(c, client) {
+			s.mu.Unlock()
+			s.open.Add(-1)
+			s.clientRefused.Add(1)
+			if !s.refuseConn(nc, tooManyClientConns) {
+				return ErrServerClosed
 			}
-			if mine == nil {
-				mine = make(map[*conn]struct{})
-				s.clients[client] = mine
-			}
-			mine[c] = struct{}{}
-			c.client = client
+			continue
 		}
+		c.header = header
 		s.conns[c] = struct{}{}
 		s.connsWG.Add(1)
 		s.mu.Unlock()
@@ -399,6 +409,24 @@ func (s *Server) makeRoom() bool {
 		}
 	}
 	return idle != nil && s.evict(idle, idle.state.Load()) || s.evict(slow, stateHeader)
+}
+
+// admitLocked counts c among its client's connections, first closing
+// the client's oldest idle one when it has MaxConnsPerClient, and
+// reports false when it has that many and none is idle. s.mu must be
+// held.
+func (s *Server) admitLocked(c *conn, client netip.Prefix) bool {
+	mine := s.clients[client]
+	if len(mine) >= s.MaxConnsPerClient && !s.makeRoomForLocked(mine) {
+		return false
+	}
+	if mine == nil {
+		mine = make(map[*conn]struct{})
+		s.clients[client] = mine
+	}
+	mine[c] = struct{}{}
+	c.client = client
+	return true
 }
 
 // makeRoomForLocked closes the oldest idle connection among a client's,

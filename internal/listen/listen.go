@@ -85,6 +85,12 @@ type Spec struct {
 	// of preference, as ALPN names them ("h2", "http/1.1"). Nil means
 	// "http/1.1" alone.
 	Protocols []string
+	// Wrap, when set, wraps the bound listener (and any listener Rebind
+	// moves it to) before TLS does, so that it sees the connections'
+	// first bytes: proxyproto.Listener, which reads the PROXY protocol
+	// header a load balancer sends before the ClientHello. Nil serves the
+	// bound listener as it is.
+	Wrap func(net.Listener) net.Listener
 	// Server serves the listener. Required.
 	Server Server
 	// Bind, when set, binds Addr instead of net.Listen: a process taking
@@ -220,13 +226,16 @@ func (g *Group) Serve() {
 // serveOne serves ln, bound for l, on a goroutine of its own.
 func (g *Group) serveOne(l *listener, ln net.Listener) {
 	served := ln
+	if l.spec.Wrap != nil {
+		served = l.spec.Wrap(ln)
+	}
 	if l.spec.TLS != nil {
 		cfg := l.spec.TLS
 		if len(cfg.NextProtos) == 0 {
 			cfg = cfg.Clone()
 			cfg.NextProtos = l.spec.protocols()
 		}
-		served = tls.NewListener(ln, cfg)
+		served = tls.NewListener(served, cfg)
 	}
 	g.wg.Add(1)
 	go func() {

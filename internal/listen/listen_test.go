@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -444,4 +445,63 @@ func mustBind(t *testing.T) net.Listener {
 		t.Fatal(err)
 	}
 	return ln
+}
+
+// firstByte is a listener whose connections record the first byte read
+// from them.
+type firstByte struct {
+	net.Listener
+	seen chan byte
+}
+
+func (l *firstByte) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &firstByteConn{Conn: c, seen: l.seen}, nil
+}
+
+type firstByteConn struct {
+	net.Conn
+	seen chan byte
+	once sync.Once
+}
+
+func (c *firstByteConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.once.Do(func() { c.seen <- p[0] })
+	}
+	return n, err
+}
+
+// TestWrapComesBeforeTLS: Spec.Wrap sees the connection's bytes as they
+// arrive (a TLS record, not plaintext), on the bound listener and on the
+// one Rebind moves it to.
+func TestWrapComesBeforeTLS(t *testing.T) {
+	srvTLS, cliTLS := testkit.TLS(t)
+	seen := make(chan byte, 4)
+	wraps := 0
+	wrap := func(ln net.Listener) net.Listener { wraps++; return &firstByte{Listener: ln, seen: seen} }
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	g := open(t, listen.Spec{Name: "tls", Addr: "127.0.0.1:0", TLS: srvTLS, Wrap: wrap, Server: servers[0].new(h)})
+	check := func() {
+		t.Helper()
+		_, port, _ := net.SplitHostPort(g.Addr("tls").String())
+		if r := <-get("https://localhost:"+port+"/", cliTLS); r.err != nil || r.body != "ok" {
+			t.Fatalf("GET over TLS: %q, %v", r.body, r.err)
+		}
+		if b := <-seen; b != 0x16 {
+			t.Errorf("the wrapped listener first read 0x%02x, want 0x16, a TLS handshake record", b)
+		}
+	}
+	check()
+	if err := g.Rebind("tls", mustBind(t)); err != nil {
+		t.Fatal(err)
+	}
+	check()
+	if wraps != 2 {
+		t.Errorf("Wrap called %d times, want 2: the bound listener and the rebound one", wraps)
+	}
 }

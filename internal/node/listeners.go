@@ -39,6 +39,7 @@ func peerSpec(addr string) listen.Spec {
 // then the peer listener, then the admin listener, which answers /readyz
 // (draining) until the others are done.
 func (n *Node) startListeners() error {
+	n.startProxyProtocol()
 	edgeHTTP, peerHTTP := n.httpTelemetry("edge"), n.httpTelemetry("peer")
 	n.registerMetrics(edgeHTTP, peerHTTP)
 	handler := edgeHTTP.Wrap(n.clients.Wrap(n.edge))
@@ -49,7 +50,7 @@ func (n *Node) startListeners() error {
 		n.tls.plainH2.H2C = true
 		edgeSrv = n.tls.plainH2
 	}
-	specs := []listen.Spec{n.spec(listen.Spec{Name: "edge", Addr: n.cfg.Listen, Setting: edgeSetting, Server: edgeSrv})}
+	specs := []listen.Spec{n.spec(listen.Spec{Name: "edge", Addr: n.cfg.Listen, Setting: edgeSetting, Wrap: n.proxyWrap("edge"), Server: edgeSrv})}
 	if n.tls.edgeCfg != nil {
 		secure := n.edgeServer(handler)
 		secure.HandshakeTimeout = time.Duration(n.cfg.TLS.HandshakeTimeout)
@@ -61,7 +62,7 @@ func (n *Node) startListeners() error {
 		}
 		n.startTickets()
 		specs = append(specs, n.spec(listen.Spec{Name: "tls", Addr: n.cfg.TLS.Listen, Setting: tlsSetting, TLS: n.tls.edgeCfg,
-			Protocols: n.cfg.TLS.Protocols, Server: srv}))
+			Protocols: n.cfg.TLS.Protocols, Wrap: n.proxyWrap("tls"), Server: srv}))
 	}
 	if n.cluster != nil {
 		peerSrv := n.httpServer(peerHTTP.Wrap(peerMux(n.cluster.PeerHandler(n.edge), n.purge.PeerHandler())))

@@ -61,6 +61,7 @@ func (n *Node) registerMetrics(edgeHTTP, peerHTTP *telemetry.HTTP) {
 			}
 			n.clients.Collect(ch) // zeros when the rate limit is off
 			n.collectListeners(ch)
+			n.collectProxyProtocol(ch)
 			n.collectTLS(ch)
 		}),
 		certs.Collector(n.tls.edge, n.tls.admin, n.tls.peer),

@@ -88,6 +88,9 @@ type Node struct {
 	limiter *overload.Limiter
 	clients *overload.ClientLimiter
 	trust   *forwarded.Trust
+	// proxy reads the PROXY protocol headers of the edge listeners
+	// (proxy.go).
+	proxy proxyParts
 
 	// reg holds every metric of the node; tracer records its spans.
 	reg    *prometheus.Registry
