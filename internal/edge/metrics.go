@@ -19,6 +19,10 @@ var (
 		"Cacheable requests by hosts entry (site), served from the cache (hit, including stale) or not (miss).", []string{"site", "result"}, nil)
 	descSiteObjects = prometheus.NewDesc("weir_cache_objects_by_site",
 		"Responses stored, by hosts entry (site).", []string{"site"}, nil)
+	descRuleMatches = prometheus.NewDesc("weir_rule_matches_total",
+		"Requests an edge rule matched, by hosts entry (site) and rule name.", []string{"site", "rule"}, nil)
+	descRuleAnswers = prometheus.NewDesc("weir_rule_answers_total",
+		"Requests answered by a rule's redirect or synthetic response instead of the cache or an origin.", nil, nil)
 )
 
 // Collector returns the edge's metrics, read from its counters at scrape
@@ -33,6 +37,7 @@ func (h *Handler) Collector() prometheus.Collector {
 		ch <- telemetry.Counter(descPeerFills, float64(c.warmMisses.Load()), "warm_miss")
 		ch <- telemetry.Counter(descPurgeRequests, float64(c.purges.Load()))
 		ch <- telemetry.Counter(descTooLarge, float64(c.tooLarge.Load()))
+		ch <- telemetry.Counter(descRuleAnswers, float64(c.ruleAnswers.Load()))
 		seen := make(map[string]bool)
 		for _, s := range h.sites.Load().Sites() {
 			if seen[s.Name] {
@@ -42,6 +47,9 @@ func (h *Handler) Collector() prometheus.Collector {
 			ch <- telemetry.Counter(descLookups, float64(s.Stats.Hits.Load()), s.Name, "hit")
 			ch <- telemetry.Counter(descLookups, float64(s.Stats.Misses.Load()), s.Name, "miss")
 			ch <- telemetry.Gauge(descSiteObjects, float64(s.Stats.Objects.Load()), s.Name)
+			for i := range s.RuleSet.Len() {
+				ch <- telemetry.Counter(descRuleMatches, float64(s.RuleSet.Hits(i)), s.Name, s.RuleSet.Name(i))
+			}
 		}
 	})
 }

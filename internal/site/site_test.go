@@ -1,13 +1,17 @@
 package site
 
 import (
+	"net/http/httptest"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/weir-cdn/weir/internal/cachekey"
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/origin"
+	"github.com/weir-cdn/weir/internal/rules"
 )
 
 func compile(t *testing.T, mutate func(*config.Config), prev *Snapshot) *Snapshot {
@@ -81,5 +85,77 @@ func TestCountersOutliveSnapshots(t *testing.T) {
 	cur := NewCurrent(first)
 	if old := cur.Swap(second); old != first || cur.Load() != second {
 		t.Error("Swap did not put the new snapshot in force")
+	}
+}
+
+// TestRuleSites: a routing rule's site serves from its origin with its
+// rewrite, a cache rule's site carries its overrides, a rule with both
+// and a pair of rules get one site each, and rule counters outlive the
+// snapshot.
+func TestRuleSites(t *testing.T) {
+	withRules := func(c *config.Config) {
+		c.Origins = append(c.Origins, config.Origin{Name: "app", URL: "http://127.0.0.1:2"})
+		c.Hosts[0].Rules = []rules.Rule{
+			{Name: "api", Match: rules.Match{PathPrefix: "/api/"}, Route: rules.Route{Origin: "app", StripPrefix: "/api"}},
+			{Name: "long", Match: rules.Match{PathPrefix: "/api/long/"}, Cache: rules.Cache{TTL: rules.Duration(time.Hour)}},
+			{Name: "nocache", Match: rules.Match{PathPrefix: "/n/"}, Cache: rules.Cache{Bypass: true}},
+			{Name: "nostale", Match: rules.Match{PathPrefix: "/s/"}, Cache: rules.Cache{StaleIfError: -1}},
+		}
+	}
+	compileRules := func(prev *Snapshot) *Snapshot {
+		cfg := config.Default()
+		cfg.SetOrigin("http://127.0.0.1:1")
+		cfg.Hosts = append([]config.Host{{Match: []string{"shop.example"}, Origin: "default"}}, cfg.Hosts...)
+		withRules(cfg)
+		cfg.ApplyDefaults()
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		clients := map[string]*origin.Client{}
+		for _, oc := range cfg.Origins {
+			c, err := origin.New(origin.Config{Name: oc.Name, URL: oc.URL})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Close)
+			clients[oc.Name] = c
+		}
+		s, err := Compile(cfg, clients, prev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	snap := compileRules(nil)
+	base := snap.Route("shop.example")
+	eval := func(p string) *Site {
+		r := httptest.NewRequest("GET", "http://shop.example"+p, nil)
+		m := base.RuleSet.Eval(r, netip.Addr{})
+		return base.For(&m)
+	}
+	api := eval("/api/x")
+	if api.Origin.Name() != "app" || api.Route == nil || api.Route.StripPrefix != "/api" || api.Rules.TTL != 0 {
+		t.Fatalf("/api/x: origin %s route %+v ttl %v, want app, strip /api, no ttl", api.Origin.Name(), api.Route, api.Rules.TTL)
+	}
+	long := eval("/api/long/x")
+	if long.Origin.Name() != "app" || long.Rules.TTL != time.Hour || long == api {
+		t.Fatalf("/api/long/x: origin %s ttl %v, want app with 1h, a site of its own", long.Origin.Name(), long.Rules.TTL)
+	}
+	if again := eval("/api/long/y"); again != long {
+		t.Fatal("the pair's site is made again for each request")
+	}
+	n := eval("/n/x")
+	if !n.Bypass || n.Origin.Name() != "default" || n.Stats != base.Stats {
+		t.Fatalf("/n/x: bypass %v origin %s, want a bypassing site of the default origin with the host's counters", n.Bypass, n.Origin.Name())
+	}
+	if st := eval("/s/x"); st.Rules.StaleIfError != 0 || base.Rules.StaleIfError == 0 || st.Bypass {
+		t.Fatalf("/s/x: stale_if_error %v (host %v), want none", st.Rules.StaleIfError, base.Rules.StaleIfError)
+	}
+	if eval("/other") != base {
+		t.Fatal("a request no rule routes got another site")
+	}
+	next := compileRules(snap)
+	if next.Route("shop.example").RuleSet.Hits(0) != 3 {
+		t.Fatalf("rule api hits after recompiling = %d, want the 3 counted before", next.Route("shop.example").RuleSet.Hits(0))
 	}
 }
