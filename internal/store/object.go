@@ -55,6 +55,7 @@ type Object struct {
 	Count *atomic.Int64
 
 	hit         atomic.Pointer[HitFields]
+	codings     atomic.Pointer[Codings]
 	revalidated atomic.Int64 // Unix nanoseconds of the last background revalidation start
 	weight      uint32
 	// soft is set by a soft purge (see SoftPurged). Next to weight, the
@@ -66,6 +67,9 @@ type Object struct {
 	// NoCache means every reuse needs validation; MustRevalidate means a
 	// stale copy may never be served.
 	NoCache, MustRevalidate bool
+	// reweigh is set while AddCoding writes the object over itself (see
+	// there); next to Status, it takes no room of its own.
+	reweigh atomic.Bool
 }
 
 // Extra holds the parts of a stored response that few responses have.
@@ -172,6 +176,7 @@ func (o *Object) computeWeight() uint32 {
 	if o.Vary != nil {
 		w += o.Vary.bytes()
 	}
+	w += o.codings.Load().bytes()
 	if w > 1<<31 {
 		w = 1 << 31
 	}
