@@ -33,6 +33,7 @@ func (h *Handler) Collector() prometheus.Collector {
 		ch <- telemetry.Counter(descPeerFills, float64(c.warmMisses.Load()), "warm_miss")
 		ch <- telemetry.Counter(descPurgeRequests, float64(c.purges.Load()))
 		ch <- telemetry.Counter(descTooLarge, float64(c.tooLarge.Load()))
+		h.compression.collect(ch)
 		seen := make(map[string]bool)
 		for _, s := range h.sites.Load().Sites() {
 			if seen[s.Name] {
