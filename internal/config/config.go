@@ -12,6 +12,7 @@
 package config
 
 import (
+	"slices"
 	"time"
 
 	"github.com/weir-cdn/weir/internal/cachekey"
@@ -697,6 +698,63 @@ type Host struct {
 	// responses and cache overrides (see docs/configuration.md). The zero
 	// value has none.
 	Rules []rules.Rule `yaml:"rules"`
+	// Compress has the edge compress stored responses that the origin
+	// sent uncompressed. The zero value leaves responses as the origin
+	// sent them.
+	Compress Compress `yaml:"compress"`
+}
+
+// Compress is a hosts entry's compression at the edge: a stored 200
+// response of a listed media type, sent without a content coding and
+// without Cache-Control no-transform, whose size is within [MinSize,
+// MaxSize], is sent compressed to clients whose Accept-Encoding picks one
+// of Encodings. Each stored object is compressed at most once per coding.
+type Compress struct {
+	// Enabled turns compression on. The zero value false leaves it off.
+	Enabled bool `yaml:"enabled"`
+	// Encodings are the codings offered ("br", "zstd", "gzip"), in the
+	// order preferred when the client weighs several alike. Empty means
+	// DefaultCompressEncodings: br, zstd, gzip.
+	Encodings []string `yaml:"encodings"`
+	// Types are the media types compressed: "type/subtype", or "type/*"
+	// for every subtype. Empty means DefaultCompressTypes: text/*, the
+	// JSON, JavaScript, XML, SVG, WebAssembly and uncompressed font types.
+	Types []string `yaml:"types"`
+	// MinSize is the smallest body compressed; smaller ones gain less
+	// than the Content-Encoding costs. Zero means 1KiB.
+	MinSize Size `yaml:"min_size"`
+	// MaxSize is the largest body compressed, since the first client of
+	// each coding waits for it. Zero means 8MiB.
+	MaxSize Size `yaml:"max_size"`
+	// Level is the encoders' effort: "default" (gzip 6, brotli 5, zstd's
+	// default), "fast" (gzip 1, brotli 1, zstd fastest) or "best" (gzip 9,
+	// brotli 9, zstd best). The zero value "" means "default".
+	Level string `yaml:"level"`
+}
+
+// Compression defaults; see Compress.
+const (
+	DefaultCompressMinSize = 1 * KiB
+	DefaultCompressMaxSize = 8 * MiB
+)
+
+// DefaultCompressEncodings are the codings offered when a compress section
+// lists none, in order of preference: brotli compresses text best, zstd
+// nearly as well and faster, gzip is understood by every client.
+var DefaultCompressEncodings = []string{"br", "zstd", "gzip"}
+
+// DefaultCompressTypes are the media types compressed when a compress
+// section lists none: text, and the text-based or uncompressed formats
+// CDNs compress by default. Images other than SVG, video, archives and
+// WOFF fonts are compressed already.
+var DefaultCompressTypes = []string{
+	"text/*",
+	"application/json", "application/ld+json", "application/manifest+json", "application/problem+json",
+	"application/javascript", "application/x-javascript", "application/ecmascript",
+	"application/xml", "application/xhtml+xml", "application/rss+xml", "application/atom+xml",
+	"application/wasm", "application/graphql-response+json", "application/vnd.api+json",
+	"image/svg+xml", "image/x-icon", "image/vnd.microsoft.icon", "image/bmp",
+	"font/ttf", "font/otf", "font/collection", "application/vnd.ms-fontobject", "application/x-font-ttf",
 }
 
 // Default returns a configuration with every default filled in and no
@@ -785,7 +843,25 @@ func (c *Config) ApplyDefaults() {
 	}
 	for i := range c.Hosts {
 		setDefault(&c.Hosts[i].StaleIfError, DefaultStaleIfError)
+		c.Hosts[i].Compress.applyDefaults()
 	}
+}
+
+// applyDefaults fills in an enabled section's defaults; a disabled one is
+// left as written, so that the effective configuration of a host without
+// compression shows none.
+func (c *Compress) applyDefaults() {
+	if !c.Enabled {
+		return
+	}
+	if len(c.Encodings) == 0 {
+		c.Encodings = slices.Clone(DefaultCompressEncodings)
+	}
+	if len(c.Types) == 0 {
+		c.Types = slices.Clone(DefaultCompressTypes)
+	}
+	setDefault(&c.MinSize, DefaultCompressMinSize)
+	setDefault(&c.MaxSize, DefaultCompressMaxSize)
 }
 
 func (o *Origin) applyDefaults() {

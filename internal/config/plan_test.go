@@ -29,6 +29,10 @@ func TestPlan(t *testing.T) {
 		{"nothing", func(*Config) {}, nil, true},
 		{"key rule", func(c *Config) { c.Hosts[0].Key = cachekey.Rules{IgnoreQuery: true} },
 			[]string{"hosts[0] changed"}, true},
+		{"compression turned on", func(c *Config) {
+			c.Hosts[0].Compress = Compress{Enabled: true}
+			c.ApplyDefaults()
+		}, []string{"hosts[0] changed"}, true},
 		{"host added", func(c *Config) {
 			c.Hosts = append(c.Hosts, Host{Match: []string{"b.example"}, Origin: c.Origins[0].Name})
 		}, []string{"hosts[1] added"}, true},

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weir-cdn/weir/internal/compress"
 	"github.com/weir-cdn/weir/internal/forwarded"
 	"github.com/weir-cdn/weir/internal/rules"
 )
@@ -59,6 +60,7 @@ const (
 func (c *Config) Validate() error {
 	e := *c
 	e.Origins = slices.Clone(c.Origins)
+	e.Hosts = slices.Clone(c.Hosts)
 	e.ApplyDefaults()
 
 	var v validator
@@ -585,6 +587,35 @@ func (v *validator) hosts(hosts []Host, origins []string) {
 				v.errs = append(v.errs, fmt.Errorf("%s.%w", p, e))
 			}
 		}
+		v.compress(p+".compress", h.Compress)
+	}
+}
+
+// compress checks a hosts entry's compress section, enabled or not.
+func (v *validator) compress(p string, c Compress) {
+	seen := make(map[string]int)
+	for i, name := range c.Encodings {
+		ep := fmt.Sprintf("%s.encodings[%d]", p, i)
+		if _, ok := compress.ParseEncoding(name); !ok {
+			v.add(ep, "unknown encoding %q; use br, zstd or gzip", name)
+			continue
+		}
+		if j, dup := seen[name]; dup {
+			v.add(ep, "%q is also %s.encodings[%d]; list each encoding once", name, p, j)
+			continue
+		}
+		seen[name] = i
+	}
+	for i, t := range c.Types {
+		if problem := compress.CheckType(t); problem != "" {
+			v.add(fmt.Sprintf("%s.types[%d]", p, i), "%q %s", t, problem)
+		}
+	}
+	if _, ok := compress.ParseLevel(c.Level); !ok {
+		v.add(p+".level", "unknown level %q; use default, fast or best", c.Level)
+	}
+	if c.MinSize > 0 && c.MaxSize > 0 && c.MinSize > c.MaxSize {
+		v.add(p+".min_size", "%s is more than max_size (%s); nothing would be compressed", c.MinSize, c.MaxSize)
 	}
 }
 

@@ -35,6 +35,35 @@ func TestValidate(t *testing.T) {
 	}{
 		{name: "valid", edit: func(c *config.Config) {}},
 		{
+			name: "compress enabled with defaults",
+			edit: func(c *config.Config) { c.Hosts[0].Compress.Enabled = true },
+		},
+		{
+			name: "compress",
+			edit: func(c *config.Config) {
+				c.Hosts[0].Compress = config.Compress{
+					Enabled:   true,
+					Encodings: []string{"br", "brotli", "gzip", "br"},
+					Types:     []string{"text/*", "text", "*/*", "text/html; charset=utf-8"},
+					MinSize:   2 * config.MiB,
+					MaxSize:   config.MiB,
+					Level:     "max",
+				}
+				// Checked when disabled too.
+				c.Hosts[1].Compress = config.Compress{Encodings: []string{"deflate"}}
+			},
+			want: []string{
+				`hosts[0].compress.encodings[1]: unknown encoding "brotli"; use br, zstd or gzip`,
+				`hosts[0].compress.encodings[3]: "br" is also hosts[0].compress.encodings[0]; list each encoding once`,
+				`hosts[0].compress.types[1]: "text" is not a media type; write "type/subtype" or "type/*", such as "text/html" or "text/*"`,
+				`hosts[0].compress.types[2]: "*/*" has no valid type before "/"; write "type/subtype" or "type/*"`,
+				`hosts[0].compress.types[3]: "text/html; charset=utf-8" has no valid subtype after "/" (parameters are not allowed); write "type/subtype" or "type/*"`,
+				`hosts[0].compress.level: unknown level "max"; use default, fast or best`,
+				`hosts[0].compress.min_size: 2MiB is more than max_size (1MiB); nothing would be compressed`,
+				`hosts[1].compress.encodings[0]: unknown encoding "deflate"; use br, zstd or gzip`,
+			},
+		},
+		{
 			name: "zero values that mean defaults are valid",
 			edit: func(c *config.Config) {
 				c.Listen, c.AdminListen = "", ""

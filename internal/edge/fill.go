@@ -255,7 +255,7 @@ func (h *Handler) serveFlight(w http.ResponseWriter, r *http.Request, site *site
 		if r.Context().Err() != nil {
 			return // the client went away
 		}
-		if h.serveStaleOnError(w, r, stale, reqCC, 0) {
+		if h.serveStaleOnError(w, r, site, stale, reqCC, 0) {
 			return
 		}
 		h.originFailed(w, r, site, err, fwd)
@@ -268,7 +268,7 @@ func (h *Handler) serveFlight(w http.ResponseWriter, r *http.Request, site *site
 	if t := telemetry.RequestFrom(r.Context()); t != nil {
 		t.SetUpstream(hd.from)
 	}
-	if stale != nil && isServerError(hd.status) && h.serveStaleOnError(w, r, stale, reqCC, hd.status) {
+	if stale != nil && isServerError(hd.status) && h.serveStaleOnError(w, r, site, stale, reqCC, hd.status) {
 		return
 	}
 	st := httpcache.Status{Fwd: fwd, FwdStatus: hd.fwdStatus, Stored: hd.stored, Collapsed: !leader, TTL: hd.ttl, HasTTL: hd.stored}
@@ -283,7 +283,7 @@ func (h *Handler) serveFlight(w http.ResponseWriter, r *http.Request, site *site
 		if rf.cacheStatus == nil || hd.fwd != fwd {
 			rf = cacheStatus(st, hd.obj.Age(h.now()))
 		}
-		h.serveObject(w, r, hd.obj, rf)
+		h.serveObject(w, r, site, hd.obj, rf)
 		return
 	}
 	h.stream(w, r, rd, hd, st)
@@ -298,7 +298,7 @@ func isServerError(code int) bool {
 // serveStaleOnError serves the stale copy when forwarding failed and
 // stale-if-error allows it. fwdStatus is the origin's status, 0 when the
 // exchange failed outright.
-func (h *Handler) serveStaleOnError(w http.ResponseWriter, r *http.Request, stale *store.Object, reqCC httpcache.Directives, fwdStatus int) bool {
+func (h *Handler) serveStaleOnError(w http.ResponseWriter, r *http.Request, site *site.Site, stale *store.Object, reqCC httpcache.Directives, fwdStatus int) bool {
 	if stale == nil {
 		return false
 	}
@@ -314,7 +314,7 @@ func (h *Handler) serveStaleOnError(w http.ResponseWriter, r *http.Request, stal
 	}
 	h.stats.staleErr.Add(1)
 	telemetry.SetCache(r, telemetry.CacheStale)
-	h.serveObject(w, r, stale, cacheStatus(httpcache.Status{Fwd: "stale", FwdStatus: fwdStatus, TTL: reuse.TTL(), HasTTL: true, Detail: "stale-if-error"}, reuse.Age))
+	h.serveObject(w, r, site, stale, cacheStatus(httpcache.Status{Fwd: "stale", FwdStatus: fwdStatus, TTL: reuse.TTL(), HasTTL: true, Detail: "stale-if-error"}, reuse.Age))
 	return true
 }
 

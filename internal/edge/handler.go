@@ -116,6 +116,9 @@ type Filler interface {
 	SetVariant(primary string, fields []string, v *store.Object)
 	// Delete removes key (and, for a Vary index, its variants).
 	Delete(key string) bool
+	// AddCoding keeps c, a copy of o's body in another coding, in slot i
+	// of o while o is stored, and reports whether o still was.
+	AddCoding(o *store.Object, i int, c *store.Coding) bool
 	// MarkPass remembers for ttl that key's answer was uncacheable;
 	// ClearPass forgets it.
 	MarkPass(key string, ttl time.Duration)
@@ -193,6 +196,8 @@ type Handler struct {
 	bodyBufs bodyBuffers
 
 	stats counters
+	// compression counts what hosts[].compress does.
+	compression *compressStats
 
 	// clock is Options.Now; nil reads time.Now.
 	clock func() time.Time
@@ -225,7 +230,9 @@ func New(sites *site.Current, opt Options) *Handler {
 		viaName:   viaID(opt.Node),
 		clock:     opt.Now,
 		ctx:       ctx,
-		cancel:    cancel,
+
+		compression: newCompressStats(),
+		cancel:      cancel,
 	}
 	return h
 }
@@ -514,14 +521,14 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *s
 			h.stats.hits.Add(1)
 			site.Stats.Hits.Add(1)
 			telemetry.SetCache(r, telemetry.CacheHit)
-			h.serveObject(w, r, obj, hitFields(obj, reuse, now))
+			h.serveObject(w, r, site, obj, hitFields(obj, reuse, now))
 			return
 		case httpcache.ServeStale:
 			h.stats.stale.Add(1)
 			site.Stats.Hits.Add(1)
 			telemetry.SetCache(r, telemetry.CacheStale)
 			h.refreshInBackground(r, snap, site, kb, obj, idx, now, fromPeer)
-			h.serveObject(w, r, obj, cacheStatus(httpcache.Status{Hit: true, TTL: reuse.TTL(), HasTTL: true, Detail: "stale-while-revalidate"}, reuse.Age))
+			h.serveObject(w, r, site, obj, cacheStatus(httpcache.Status{Hit: true, TTL: reuse.TTL(), HasTTL: true, Detail: "stale-while-revalidate"}, reuse.Age))
 			return
 		}
 		fwd = "stale"

@@ -38,6 +38,7 @@ func (h *Handler) Collector() prometheus.Collector {
 		ch <- telemetry.Counter(descPurgeRequests, float64(c.purges.Load()))
 		ch <- telemetry.Counter(descTooLarge, float64(c.tooLarge.Load()))
 		ch <- telemetry.Counter(descRuleAnswers, float64(c.ruleAnswers.Load()))
+		h.compression.collect(ch)
 		seen := make(map[string]bool)
 		for _, s := range h.sites.Load().Sites() {
 			if seen[s.Name] {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/weir-cdn/weir/internal/httpcache"
+	"github.com/weir-cdn/weir/internal/site"
 	"github.com/weir-cdn/weir/internal/store"
 	"github.com/weir-cdn/weir/internal/telemetry"
 )
@@ -45,13 +46,15 @@ func cacheStatus(s httpcache.Status, age time.Duration) respFields {
 var notModifiedDrop = []string{"Content-Encoding", "Content-Language", "Content-Range", "Accept-Ranges"}
 
 // serveObject writes a stored response, answering the client's
-// conditional and range requests from it.
-func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, o *store.Object, f respFields) {
+// conditional and range requests from it, compressed when the site's
+// policy and the client's Accept-Encoding say so (see negotiate).
+func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, site *site.Site, o *store.Object, f respFields) {
 	hdr := w.Header()
 	o.Header.CopyTo(hdr)
 	hdr["Age"] = f.age
 	hdr["Cache-Status"] = f.cacheStatus
-	if _, ok := w.(*peerWriter); ok && o.Extra != nil {
+	_, toPeer := w.(*peerWriter)
+	if toPeer && o.Extra != nil {
 		if len(o.Extra.Tags) > 0 {
 			hdr["Surrogate-Key"] = []string{strings.Join(o.Extra.Tags, " ")}
 		}
@@ -59,16 +62,28 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, o *store.O
 			hdr["Surrogate-Control"] = o.Extra.SurrogateControl
 		}
 	}
-	status, start, end := int(o.Status), int64(0), o.Size()
+	body, size := o.Body, o.Size()
+	var coded *store.Coding
+	if site != nil && site.Compress != nil && !toPeer {
+		// A peer gets the identity body: every node stores that.
+		if coded = h.negotiate(r, site.Compress, o, hdr); coded != nil {
+			body, size = coded.Body, coded.Body.Len()
+		}
+	}
+	status, start, end := int(o.Status), int64(0), size
 	if status == http.StatusOK && hasPreconditions(r) {
+		etag := o.ETag()
+		if coded != nil {
+			etag = coded.Fields.Get("Etag")
+		}
 		var done bool
-		if status, start, end, done = selectPart(w, r, o.ETag(), o.LastModified(), end); done {
+		if status, start, end, done = selectPart(w, r, etag, o.LastModified(), end); done {
 			return
 		}
 	}
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead && end > start {
-		n, _ := o.Body.WriteRange(w, start, end)
+		n, _ := body.WriteRange(w, start, end)
 		h.stats.bytes.Add(n)
 	}
 }

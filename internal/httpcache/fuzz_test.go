@@ -96,6 +96,40 @@ func FuzzNormalizeAcceptEncoding(f *testing.F) {
 	})
 }
 
+// FuzzAcceptEncodingWeights checks the weights against the normalized
+// set the variant keys use: a coding has a positive weight exactly when
+// NormalizeAcceptEncoding keeps it, and every weight is a qvalue.
+func FuzzAcceptEncodingWeights(f *testing.F) {
+	for _, s := range []string{
+		"gzip, deflate, br, zstd", "br;q=0.5, gzip;q=0.8", "*;q=0", "identity;q=0", "*;q=0.3, gzip;q=0",
+		"x-gzip;q=0.5", "gzip;q=1.001", `br;q="1"`, "identity;q=1, *;q=0", ";;;,,,", "GZIP;Q=0, Br",
+	} {
+		f.Add(s, "")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		in := []string{a, b}
+		w := AcceptEncodingWeights(in)
+		set := NormalizeAcceptEncoding(in)
+		for _, c := range []struct {
+			name string
+			q    int
+		}{{"br", w.Br}, {"gzip", w.Gzip}, {"zstd", w.Zstd}, {"identity", w.Identity}} {
+			if c.q < 0 || c.q > 1000 {
+				t.Fatalf("AcceptEncodingWeights(%q): %s weight %d is not a qvalue", in, c.name, c.q)
+			}
+			if c.name == "identity" {
+				continue
+			}
+			if kept := slices.Contains(strings.Split(set, ", "), c.name); kept != (c.q > 0) {
+				t.Fatalf("AcceptEncodingWeights(%q): %s weight %d, but NormalizeAcceptEncoding = %q", in, c.name, c.q, set)
+			}
+		}
+		if !w.IdentityListed && w.Identity == 0 && !strings.Contains(a+b, "*") {
+			t.Fatalf("AcceptEncodingWeights(%q): identity refused without being listed or a *", in)
+		}
+	})
+}
+
 func FuzzVaryAndSecondaryKey(f *testing.F) {
 	f.Add("Accept-Encoding, accept-language", "gzip, br", "en,  fr")
 	f.Add("*, Origin", "", "\x00\x01\x02")

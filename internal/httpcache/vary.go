@@ -246,3 +246,84 @@ func parseQValue(s string) (int, bool) {
 	}
 	return n, true
 }
+
+// EncodingWeights are a request's weights (RFC 9110 §12.4.2), in
+// thousandths, for the content codings this cache produces: 0 means not
+// acceptable.
+type EncodingWeights struct {
+	Br, Gzip, Zstd int
+	// Identity is the weight of no coding: 1000 unless the field lists
+	// identity or "*" with another weight (RFC 9110 §12.5.3).
+	Identity int
+	// IdentityListed reports whether identity itself was listed.
+	IdentityListed bool
+}
+
+// AcceptEncodingWeights reads the Accept-Encoding field lines (RFC 9110
+// §12.5.3): a coding listed gets its weight (1 without a q parameter;
+// "x-gzip" counts as gzip), one that is not gets the weight of "*", or 0
+// when there is no "*". As in NormalizeAcceptEncoding, a member whose q
+// parameter is not a valid qvalue is ignored, an exclusion (q=0) of a
+// coding wins over an acceptance of it, and of several "*" the highest
+// weight counts; so a coding is in NormalizeAcceptEncoding's result
+// exactly when its weight here is positive. Identity is weighed the same
+// way, except that it is acceptable (1000) when neither it nor "*" is
+// listed. It does not allocate.
+func AcceptEncodingWeights(values []string) EncodingWeights {
+	const identity = 1 << 3
+	var listed, excluded int
+	var q [identity + 1]int
+	star, starQ := false, 0
+	for _, line := range values {
+		for rest := line; rest != ""; {
+			var m string
+			m, rest = nextListMember(rest)
+			coding, params := splitCoding(m)
+			bit := 0
+			switch {
+			case equalFoldASCII(coding, "br"):
+				bit = codingBr
+			case equalFoldASCII(coding, "gzip"), equalFoldASCII(coding, "x-gzip"):
+				bit = codingGzip
+			case equalFoldASCII(coding, "zstd"):
+				bit = codingZstd
+			case equalFoldASCII(coding, "identity"):
+				bit = identity
+			case coding == "*":
+			default:
+				continue
+			}
+			w, ok := qParam(params)
+			if !ok {
+				continue
+			}
+			switch {
+			case bit == 0:
+				star, starQ = true, max(starQ, w)
+			case w == 0:
+				excluded |= bit
+			default:
+				listed |= bit
+				q[bit] = max(q[bit], w)
+			}
+		}
+	}
+	weight := func(bit, absent int) int {
+		switch {
+		case excluded&bit != 0:
+			return 0
+		case listed&bit != 0:
+			return q[bit]
+		case star:
+			return starQ
+		}
+		return absent
+	}
+	return EncodingWeights{
+		Br:             weight(codingBr, 0),
+		Gzip:           weight(codingGzip, 0),
+		Zstd:           weight(codingZstd, 0),
+		Identity:       weight(identity, 1000),
+		IdentityListed: (listed|excluded)&identity != 0,
+	}
+}

@@ -129,3 +129,36 @@ func TestNormalizeAcceptEncoding(t *testing.T) {
 		})
 	}
 }
+
+func TestAcceptEncodingWeights(t *testing.T) {
+	type w = EncodingWeights
+	tests := []struct {
+		name string
+		in   []string
+		want w
+	}{
+		{"RFC 9110 §12.5.3 absent: identity only", nil, w{Identity: 1000}},
+		{"RFC 9110 §12.5.3 empty: identity only", []string{""}, w{Identity: 1000}},
+		{"RFC 9110 §12.5.3 browser", []string{"gzip, deflate, br, zstd"}, w{Br: 1000, Gzip: 1000, Zstd: 1000, Identity: 1000}},
+		{"RFC 9110 §12.4.2 weights", []string{"br;q=0.5, gzip;q=0.8"}, w{Br: 500, Gzip: 800, Identity: 1000}},
+		{"RFC 9110 §12.4.2 q=0 refuses", []string{"gzip;q=0, br"}, w{Br: 1000, Identity: 1000}},
+		{"RFC 9110 §12.4.2 an exclusion wins", []string{"gzip", "gzip;q=0"}, w{Identity: 1000}},
+		{"RFC 9110 §12.5.3 * covers what is not listed", []string{"br;q=0.2, *;q=0.5"}, w{Br: 200, Gzip: 500, Zstd: 500, Identity: 500}},
+		{"RFC 9110 §12.5.3 *;q=0 refuses identity", []string{"*;q=0, gzip"}, w{Gzip: 1000}},
+		{"RFC 9110 §12.5.3 identity;q=0", []string{"gzip, identity;q=0"}, w{Gzip: 1000, IdentityListed: true}},
+		{"RFC 9110 §12.5.3 identity listed", []string{"identity;q=1, gzip;q=0.5"}, w{Gzip: 500, Identity: 1000, IdentityListed: true}},
+		{"RFC 9110 §8.4.1.3 x-gzip is gzip", []string{"X-GZIP;Q=0.7"}, w{Gzip: 700, Identity: 1000}},
+		{"RFC 9110 §12.4.2 invalid qvalue ignored", []string{"gzip;q=1.5, br;q=abc, zstd;q=0.001"}, w{Zstd: 1, Identity: 1000}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, AcceptEncodingWeights(tt.in)); diff != "" {
+				t.Errorf("AcceptEncodingWeights(%q) (-want +got):\n%s", tt.in, diff)
+			}
+		})
+	}
+	in := []string{"gzip;q=0.8, deflate, br;q=0.9, zstd, identity;q=0.1"}
+	if n := testing.AllocsPerRun(100, func() { AcceptEncodingWeights(in) }); n != 0 {
+		t.Errorf("AcceptEncodingWeights allocates %v times", n)
+	}
+}

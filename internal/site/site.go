@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/weir-cdn/weir/internal/cachekey"
+	"github.com/weir-cdn/weir/internal/compress"
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/httpcache"
 	"github.com/weir-cdn/weir/internal/origin"
@@ -39,6 +40,9 @@ type Site struct {
 	HonorRequestCacheControl bool
 	// HTTPSRedirect answers plaintext requests with a redirect to https.
 	HTTPSRedirect bool
+	// Compress is the site's compression of stored responses; nil when
+	// it is off (hosts[].compress.enabled false).
+	Compress *compress.Policy
 	// Stats are the site's counters. They outlive the snapshot: a later
 	// snapshot's site of the same name shares them.
 	Stats *Counters
@@ -191,6 +195,14 @@ func Compile(cfg *config.Config, origins map[string]*origin.Client, prev *Snapsh
 			c = new(Counters)
 			counters[name] = c
 		}
+		var comp *compress.Policy
+		if c := h.Compress; c.Enabled {
+			if comp, err = compress.NewPolicy(compress.Options{
+				Encodings: c.Encodings, Types: c.Types, MinSize: int64(c.MinSize), MaxSize: int64(c.MaxSize), Level: c.Level,
+			}); err != nil {
+				return nil, fmt.Errorf("hosts[%d].compress: %w", i, err)
+			}
+		}
 		st := &Site{
 			Name: name,
 			Key:  key,
@@ -208,6 +220,7 @@ func Compile(cfg *config.Config, origins map[string]*origin.Client, prev *Snapsh
 			Origin:                   o,
 			HonorRequestCacheControl: h.HonorRequestCacheControl,
 			HTTPSRedirect:            h.HTTPSRedirect,
+			Compress:                 comp,
 			Stats:                    c,
 		}
 		if len(h.Rules) > 0 {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/weir-cdn/weir/internal/cachekey"
+	"github.com/weir-cdn/weir/internal/compress"
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/origin"
 	"github.com/weir-cdn/weir/internal/rules"
@@ -157,5 +158,25 @@ func TestRuleSites(t *testing.T) {
 	next := compileRules(snap)
 	if next.Route("shop.example").RuleSet.Hits(0) != 3 {
 		t.Fatalf("rule api hits after recompiling = %d, want the 3 counted before", next.Route("shop.example").RuleSet.Hits(0))
+	}
+}
+
+func TestCompressCompiled(t *testing.T) {
+	s := compile(t, func(c *config.Config) {
+		c.Hosts[0].Compress = config.Compress{Enabled: true, Encodings: []string{"gzip", "br"}}
+	}, nil)
+	p := s.Route("shop.example").Compress
+	if p == nil {
+		t.Fatal("compress enabled, but the site has no policy")
+	}
+	if got := p.Encodings(); !slices.Equal(got, []compress.Encoding{compress.Gzip, compress.Brotli}) {
+		t.Errorf("encodings %v, want gzip, br", got)
+	}
+	// The default types and sizes came from the configuration's defaults.
+	if !p.Compressible(200, 4096, "application/json", nil, nil) || p.Compressible(200, 100, "text/html", nil, nil) {
+		t.Error("the default types or min_size are not in force")
+	}
+	if s.Route("other.example").Compress != nil {
+		t.Error("compression is on for a host that did not enable it")
 	}
 }

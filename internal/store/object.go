@@ -55,6 +55,7 @@ type Object struct {
 	Count *atomic.Int64
 
 	hit         atomic.Pointer[HitFields]
+	codings     atomic.Pointer[Codings]
 	revalidated atomic.Int64 // Unix nanoseconds of the last background revalidation start
 	weight      uint32
 	// soft is set by a soft purge (see SoftPurged). Next to weight, the
@@ -69,6 +70,9 @@ type Object struct {
 	// StaleIfErrorOverride lets StaleIfError serve the object despite
 	// MustRevalidate (the host's stale_if_error_overrides_revalidate).
 	StaleIfErrorOverride bool
+	// reweigh is set while AddCoding writes the object over itself (see
+	// there); next to Status, it takes no room of its own.
+	reweigh atomic.Bool
 }
 
 // Extra holds the parts of a stored response that few responses have.
@@ -175,6 +179,7 @@ func (o *Object) computeWeight() uint32 {
 	if o.Vary != nil {
 		w += o.Vary.bytes()
 	}
+	w += o.codings.Load().bytes()
 	if w > 1<<31 {
 		w = 1 << 31
 	}

@@ -385,6 +385,9 @@ func (s *Store) Stats() Stats {
 // call the objects cache: variants of a removed index are queued instead.
 func (s *Store) onDeletion(e otter.DeletionEvent[uint64, *Object]) {
 	o := e.Value
+	if e.Cause == otter.CauseReplacement && o.reweigh.CompareAndSwap(true, false) {
+		return // AddCoding wrote o over itself: it stays
+	}
 	switch e.Cause {
 	case otter.CauseOverflow:
 		s.evictions.Add(1)
