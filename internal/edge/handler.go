@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/weir-cdn/weir/internal/coalesce"
+	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/forwarded"
 	"github.com/weir-cdn/weir/internal/httpcache"
 	"github.com/weir-cdn/weir/internal/site"
@@ -84,6 +85,10 @@ type Options struct {
 	// clock set ahead of time.Now, as tests set it to age copies without
 	// sleeping, moves none of those. Now must be safe for concurrent use.
 	Now func() time.Time
+	// WebSocketIdleTimeout closes a WebSocket tunnel that carried no byte
+	// either way for this long (server.websocket_idle_timeout); zero
+	// means config.DefaultWebSocketIdleTimeout (5m).
+	WebSocketIdleTimeout time.Duration
 }
 
 // Cache is the store as the edge uses it: the lookups of the request
@@ -195,6 +200,8 @@ type Handler struct {
 
 	// clock is Options.Now; nil reads time.Now.
 	clock func() time.Time
+	// wsIdle is Options.WebSocketIdleTimeout, defaulted.
+	wsIdle time.Duration
 }
 
 // New returns a handler serving the sites in force in sites.
@@ -223,6 +230,7 @@ func New(sites *site.Current, opt Options) *Handler {
 		via2:      "2 " + opt.Node + " (weir)",
 		viaName:   viaID(opt.Node),
 		clock:     opt.Now,
+		wsIdle:    cmp.Or(opt.WebSocketIdleTimeout, time.Duration(config.DefaultWebSocketIdleTimeout)),
 		ctx:       ctx,
 		cancel:    cancel,
 	}
@@ -306,6 +314,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fromPeer bool) {
 		h.stats.rejected.Add(1)
 		h.reject(w, r, http.StatusMisdirectedRequest, "no hosts entry matches host "+quote(r.Host)+"; add it to hosts in the configuration")
 		return
+	}
+	if !fromPeer && wantsUpgrade(r) {
+		if kind, _ := classifyUpgrade(r.Method, r.ProtoMajor, r.ProtoMinor, r.Header); kind != upgradeNone {
+			h.tunnel(w, r, site)
+			return
+		}
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
