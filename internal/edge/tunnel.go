@@ -311,18 +311,23 @@ type tunnelState struct {
 	origin *origin.Upgraded
 	// last is when a byte last passed either way, in Unix nanoseconds.
 	last atomic.Int64
-	// reason is the first reason to end; once set, both sides close.
-	once   sync.Once
-	reason string
-	in     atomic.Int64
-	out    atomic.Int64
+	// done is set when the tunnel has ended: the idle timer stops.
+	done atomic.Bool
+	// mu guards reason, the first reason to end.
+	mu      sync.Mutex
+	reason  string
+	in, out atomic.Int64
 }
 
 // end records why the tunnel ends (the first reason wins) and closes
 // both connections when abort is set; otherwise the sides end on their
-// own (half-close).
+// own (half-close). Any goroutine may call it.
 func (s *tunnelState) end(reason string, abort bool) {
-	s.once.Do(func() { s.reason = reason })
+	s.mu.Lock()
+	if s.reason == "" {
+		s.reason = reason
+	}
+	s.mu.Unlock()
 	if abort {
 		s.client.Close()
 		s.origin.Close()
@@ -344,6 +349,9 @@ func (h *Handler) runTunnel(ctx context.Context, client net.Conn, buffered io.Re
 	idle := h.wsIdle
 	var timer *time.Timer
 	timer = time.AfterFunc(idle, func() {
+		if s.done.Load() {
+			return
+		}
 		since := time.Duration(time.Now().UnixNano() - s.last.Load())
 		if since >= idle {
 			s.end(closedIdle, true)
@@ -382,12 +390,16 @@ func (h *Handler) runTunnel(ctx context.Context, client net.Conn, buffered io.Re
 		s.end(classifyPipeErr(err, closedOriginFail, closedClientFail), true)
 	}
 	wg.Wait()
+	s.done.Store(true)
 	timer.Stop()
 	stopCtx()
 	stopHandler()
 	client.Close()
 	up.Close()
-	return tunnelResult{in: s.in.Load(), out: s.out.Load(), duration: time.Since(start), reason: s.reason}
+	s.mu.Lock()
+	reason := s.reason
+	s.mu.Unlock()
+	return tunnelResult{in: s.in.Load(), out: s.out.Load(), duration: time.Since(start), reason: reason}
 }
 
 // pipeError is a failed write in a pipe: the reading side is fine, the

@@ -423,3 +423,35 @@ func TestShutdownEndsWebSocketTunnels(t *testing.T) {
 		t.Fatal("the origin's side outlived Shutdown")
 	}
 }
+
+// TestClassifyUpgrade: the upgrade decision, row by row from the rules.
+func TestClassifyUpgrade(t *testing.T) {
+	ws := http.Header{"Connection": {"keep-alive, Upgrade"}, "Upgrade": {"websocket"}}
+	for _, tc := range []struct {
+		name         string
+		method       string
+		major, minor int
+		h            http.Header
+		want         upgradeKind
+		reasonHas    string
+	}{
+		{"RFC 6455 §4.1: GET over HTTP/1.1", "GET", 1, 1, ws, upgradeWebSocket, ""},
+		{"RFC 9110 §7.6.1: options are case-insensitive", "GET", 1, 1, http.Header{"Connection": {"UPGRADE"}, "Upgrade": {"WebSocket"}}, upgradeWebSocket, ""},
+		{"RFC 9110 §7.8: Upgrade without the Connection option is ignored", "GET", 1, 1, http.Header{"Upgrade": {"websocket"}}, upgradeNone, ""},
+		{"RFC 9110 §7.8: a list naming websocket", "GET", 1, 1, http.Header{"Connection": {"upgrade"}, "Upgrade": {"foo, websocket"}}, upgradeWebSocket, ""},
+		{"RFC 6455 §4.1: not GET", "POST", 1, 1, ws, upgradeInvalid, "must be a GET"},
+		{"RFC 6455 §4.1: HTTP/1.0", "GET", 1, 0, ws, upgradeInvalid, "HTTP/1.1"},
+		{"RFC 9113 §8.2.2: no Upgrade in HTTP/2", "GET", 2, 0, ws, upgradeInvalid, "HTTP/2"},
+		{"another protocol", "GET", 1, 1, http.Header{"Connection": {"upgrade"}, "Upgrade": {"foo"}}, upgradeUnsupported, `"foo"`},
+		{"RFC 9113 §3.1: h2c by upgrade is declined", "GET", 1, 1, http.Header{"Connection": {"Upgrade, HTTP2-Settings"}, "Upgrade": {"h2c"}}, upgradeNone, ""},
+		{"h2c among others is not", "GET", 1, 1, http.Header{"Connection": {"Upgrade"}, "Upgrade": {"h2c, foo"}}, upgradeUnsupported, "foo"},
+		{"RFC 8441 §4: extended CONNECT", "CONNECT", 2, 0, http.Header{":protocol": {"websocket"}}, upgradeUnsupported, "HTTP/2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, reason := classifyUpgrade(tc.method, tc.major, tc.minor, tc.h)
+			if got != tc.want || !strings.Contains(reason, tc.reasonHas) {
+				t.Errorf("= %d %q, want %d with %q", got, reason, tc.want, tc.reasonHas)
+			}
+		})
+	}
+}
