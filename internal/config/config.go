@@ -37,9 +37,14 @@ const (
 	DefaultIdleTimeout       = Duration(120 * time.Second)
 	DefaultWriteTimeout      = Duration(30 * time.Second)
 	DefaultBodyReadTimeout   = Duration(30 * time.Second)
-	DefaultMaxHeaderBytes    = 64 * KiB
-	DefaultShutdownTimeout   = Duration(15 * time.Second)
-	DefaultShutdownDelay     = Duration(5 * time.Second)
+	// DefaultWebSocketIdleTimeout is how long a WebSocket tunnel may
+	// carry no byte either way before the edge closes it: long enough
+	// for applications that ping every minute or so, short enough that
+	// abandoned tunnels do not hold connection slots for long.
+	DefaultWebSocketIdleTimeout = Duration(5 * time.Minute)
+	DefaultMaxHeaderBytes       = 64 * KiB
+	DefaultShutdownTimeout      = Duration(15 * time.Second)
+	DefaultShutdownDelay        = Duration(5 * time.Second)
 
 	DefaultConnectTimeout        = Duration(3 * time.Second)
 	DefaultTLSHandshakeTimeout   = Duration(5 * time.Second)
@@ -266,6 +271,12 @@ type Server struct {
 	// bytes before its request is answered 408 and the connection
 	// closed. The zero value means 30s.
 	BodyReadTimeout Duration `yaml:"body_read_timeout"`
+
+	// WebSocketIdleTimeout is how long a WebSocket tunnel (a request
+	// upgraded to the WebSocket protocol and tunnelled to the origin) may
+	// carry no byte in either direction before the edge closes it; bytes
+	// either way start it over. At most 24h. The zero value means 5m.
+	WebSocketIdleTimeout Duration `yaml:"websocket_idle_timeout"`
 
 	// MaxConnections is the most client connections served at once. Past
 	// it a new connection first takes the place of an idle keep-alive
@@ -811,6 +822,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Server.ShutdownTimeout, DefaultShutdownTimeout)
 	setDefault(&c.Server.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&c.Server.BodyReadTimeout, DefaultBodyReadTimeout)
+	setDefault(&c.Server.WebSocketIdleTimeout, DefaultWebSocketIdleTimeout)
 	setDefault(&c.Server.MaxConnections, DefaultMaxConnections)
 	setDefault(&c.Server.MaxConnectionsPerClient, DefaultMaxConnectionsPerClient)
 	setDefault(&c.Server.HTTP2MaxConcurrentStreams, DefaultHTTP2Streams)

@@ -257,7 +257,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "dashes instead of underscores",
 			yaml: "server:\n  read-header-timeout: 5s\n",
-			want: []string{`weir.yaml:2: unknown key "read-header-timeout" in server (known keys: read_header_timeout, idle_timeout, max_header_bytes, shutdown_timeout, shutdown_delay, write_timeout, body_read_timeout, max_connections, max_connections_per_client, trusted_proxies, h2c, http2_max_concurrent_streams, http2_max_resets, procs); did you mean "read_header_timeout"?`},
+			want: []string{`weir.yaml:2: unknown key "read-header-timeout" in server (known keys: read_header_timeout, idle_timeout, max_header_bytes, shutdown_timeout, shutdown_delay, write_timeout, body_read_timeout, websocket_idle_timeout, max_connections, max_connections_per_client, trusted_proxies, h2c, http2_max_concurrent_streams, http2_max_resets, procs); did you mean "read_header_timeout"?`},
 		},
 		{
 			name: "unknown key without suggestion",

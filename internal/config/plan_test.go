@@ -61,6 +61,8 @@ func TestPlan(t *testing.T) {
 			[]string{"tls.min_version changed (needs a restart: the TLS listener's certificates and settings are loaded at start (SIGHUP, and a change to the files, reload the certificates themselves))"}, false},
 		{"listener addresses", func(c *Config) { c.Listen, c.AdminListen = "127.0.0.1:9998", "127.0.0.1:9997" },
 			[]string{"listen changed", "admin_listen changed"}, true},
+		{"websocket idle timeout", func(c *Config) { c.Server.WebSocketIdleTimeout = Duration(time.Minute) },
+			[]string{"server.websocket_idle_timeout changed (needs a restart: " + restartWhy["server"] + ")"}, false},
 		{"shutdown", func(c *Config) { c.Server.ShutdownDelay, c.Server.ShutdownTimeout = 0, Duration(time.Minute) },
 			[]string{"server.shutdown_timeout changed", "server.shutdown_delay changed"}, true},
 		{"admin tls", func(c *Config) { c.AdminTLS.Cert, c.AdminTLS.Key = "a.pem", "a.key" }, []string{

@@ -171,6 +171,10 @@ func (v *validator) server(s Server) {
 	v.count("server.max_connections", s.MaxConnections, 1)
 	v.span("server.write_timeout", s.WriteTimeout, Duration(time.Millisecond))
 	v.span("server.body_read_timeout", s.BodyReadTimeout, Duration(time.Millisecond))
+	v.nonNegative("server.websocket_idle_timeout", s.WebSocketIdleTimeout)
+	if s.WebSocketIdleTimeout > MaxWebSocketIdleTimeout {
+		v.add("server.websocket_idle_timeout", "%s is more than %s; a tunnel idle that long is abandoned", s.WebSocketIdleTimeout, MaxWebSocketIdleTimeout)
+	}
 	if s.MaxConnections >= 1 && s.MaxConnectionsPerClient > s.MaxConnections {
 		v.add("server.max_connections_per_client", "%d is more than max_connections (%d)", s.MaxConnectionsPerClient, s.MaxConnections)
 	}
@@ -425,6 +429,9 @@ func sameHost(a, b string) bool {
 	}
 	return strings.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(b, "."))
 }
+
+// MaxWebSocketIdleTimeout bounds server.websocket_idle_timeout.
+const MaxWebSocketIdleTimeout = Duration(24 * time.Hour)
 
 // MaxProcs bounds server.procs.
 const MaxProcs = 4096

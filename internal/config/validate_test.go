@@ -961,9 +961,11 @@ func TestValidateResilience(t *testing.T) {
 		{name: "server limits and trusted proxies", edit: func(c *config.Config) {
 			c.Server.MaxConnections, c.Server.MaxConnectionsPerClient = 100, 200
 			c.Server.WriteTimeout = config.Duration(2 * time.Hour)
+			c.Server.WebSocketIdleTimeout = config.Duration(48 * time.Hour)
 			c.Server.TrustedProxies = []string{"10.0.0.0/8", "lb.internal", "192.0.2.1"}
 		}, want: []string{
 			"server.write_timeout: 2h is not between 1ms and 1h",
+			"server.websocket_idle_timeout: 48h is more than 24h; a tunnel idle that long is abandoned",
 			"server.max_connections_per_client: 200 is more than max_connections (100)",
 			`server.trusted_proxies: not an IP address or CIDR prefix such as 10.0.0.0/8: "lb.internal"`,
 		}},

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/weir-cdn/weir/internal/coalesce"
+	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/forwarded"
 	"github.com/weir-cdn/weir/internal/httpcache"
 	"github.com/weir-cdn/weir/internal/rules"
@@ -85,6 +86,10 @@ type Options struct {
 	// clock set ahead of time.Now, as tests set it to age copies without
 	// sleeping, moves none of those. Now must be safe for concurrent use.
 	Now func() time.Time
+	// WebSocketIdleTimeout closes a WebSocket tunnel that carried no byte
+	// either way for this long (server.websocket_idle_timeout); zero
+	// means config.DefaultWebSocketIdleTimeout (5m).
+	WebSocketIdleTimeout time.Duration
 }
 
 // Cache is the store as the edge uses it: the lookups of the request
@@ -201,6 +206,8 @@ type Handler struct {
 
 	// clock is Options.Now; nil reads time.Now.
 	clock func() time.Time
+	// wsIdle is Options.WebSocketIdleTimeout, defaulted.
+	wsIdle time.Duration
 }
 
 // New returns a handler serving the sites in force in sites.
@@ -229,6 +236,7 @@ func New(sites *site.Current, opt Options) *Handler {
 		via2:      "2 " + opt.Node + " (weir)",
 		viaName:   viaID(opt.Node),
 		clock:     opt.Now,
+		wsIdle:    cmp.Or(opt.WebSocketIdleTimeout, time.Duration(config.DefaultWebSocketIdleTimeout)),
 		ctx:       ctx,
 
 		compression: newCompressStats(),
@@ -315,6 +323,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fromPeer bool) {
 		h.reject(w, r, http.StatusMisdirectedRequest, "no hosts entry matches host "+quote(r.Host)+"; add it to hosts in the configuration")
 		return
 	}
+	unsafe := false
 	if site.RuleSet != nil {
 		var m rules.Result
 		var rw *ruleWriter
@@ -325,17 +334,24 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fromPeer bool) {
 		if done {
 			return
 		}
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			switch {
-			case site.Bypass:
-				h.pass(w, r, site, passInfo{fwd: "bypass", detail: "rule"})
-				return
-			case m.Unsafe:
-				// A rule changes what is fetched on conditions the key
-				// does not hold: no response may be shared.
-				h.pass(w, r, site, passInfo{fwd: "bypass", detail: "rule-not-keyed"})
-				return
-			}
+		unsafe = m.Unsafe
+	}
+	if !fromPeer && wantsUpgrade(r) {
+		if kind, _ := classifyUpgrade(r.Method, r.ProtoMajor, r.ProtoMinor, r.Header); kind != upgradeNone {
+			h.tunnel(w, r, site)
+			return
+		}
+	}
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		switch {
+		case site.Bypass:
+			h.pass(w, r, site, passInfo{fwd: "bypass", detail: "rule"})
+			return
+		case unsafe:
+			// A rule changes what is fetched on conditions the key does
+			// not hold: no response may be shared.
+			h.pass(w, r, site, passInfo{fwd: "bypass", detail: "rule-not-keyed"})
+			return
 		}
 	}
 	switch r.Method {

@@ -17,6 +17,12 @@ var (
 		"Storable responses not stored because their body exceeds cache.max_object_size.", nil, nil)
 	descLookups = prometheus.NewDesc("weir_cache_lookups_total",
 		"Cacheable requests by hosts entry (site), served from the cache (hit, including stale) or not (miss).", []string{"site", "result"}, nil)
+	descTunnelsActive = prometheus.NewDesc("weir_websocket_tunnels_active",
+		"WebSocket tunnels open now; each holds a client connection (server.max_connections).", nil, nil)
+	descTunnels = prometheus.NewDesc("weir_websocket_tunnels_total",
+		"WebSocket handshakes: tunnelled after the origin's 101 (upgraded), answered by the origin with another status, relayed (refused), failed without a tunnel (failed: no answer, a bad 101, the connection not taken over), refused by the edge as a protocol or transport it cannot switch to, 501 (unsupported), or as a malformed handshake, 400 (invalid).", []string{"result"}, nil)
+	descTunnelBytes = prometheus.NewDesc("weir_websocket_bytes_total",
+		"Bytes carried by WebSocket tunnels, by direction.", []string{"direction"}, nil)
 	descSiteObjects = prometheus.NewDesc("weir_cache_objects_by_site",
 		"Responses stored, by hosts entry (site).", []string{"site"}, nil)
 	descRuleMatches = prometheus.NewDesc("weir_rule_matches_total",
@@ -39,6 +45,14 @@ func (h *Handler) Collector() prometheus.Collector {
 		ch <- telemetry.Counter(descTooLarge, float64(c.tooLarge.Load()))
 		ch <- telemetry.Counter(descRuleAnswers, float64(c.ruleAnswers.Load()))
 		h.compression.collect(ch)
+		ch <- telemetry.Gauge(descTunnelsActive, float64(c.tunnelsActive.Load()))
+		ch <- telemetry.Counter(descTunnels, float64(c.tunnelsUpgraded.Load()), "upgraded")
+		ch <- telemetry.Counter(descTunnels, float64(c.tunnelsRefused.Load()), "refused")
+		ch <- telemetry.Counter(descTunnels, float64(c.tunnelsFailed.Load()), "failed")
+		ch <- telemetry.Counter(descTunnels, float64(c.tunnelsUnsupported.Load()), "unsupported")
+		ch <- telemetry.Counter(descTunnels, float64(c.tunnelsInvalid.Load()), "invalid")
+		ch <- telemetry.Counter(descTunnelBytes, float64(c.tunnelBytesIn.Load()), "client_to_origin")
+		ch <- telemetry.Counter(descTunnelBytes, float64(c.tunnelBytesOut.Load()), "origin_to_client")
 		seen := make(map[string]bool)
 		for _, s := range h.sites.Load().Sites() {
 			if seen[s.Name] {

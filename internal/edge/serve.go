@@ -222,6 +222,9 @@ type counters struct {
 	requests, hits, stale, misses, collapsed, passes, staleErr, errors, rejected, panics, bytes atomic.Int64
 	peerRequests, peerFills, peerFallbacks, warmFills, warmMisses, purges                       atomic.Int64
 	tooLarge, shed, ruleAnswers                                                                 atomic.Int64
+	// The WebSocket tunnels (tunnel.go).
+	tunnelsActive, tunnelsUpgraded, tunnelsRefused, tunnelsFailed, tunnelsUnsupported, tunnelsInvalid atomic.Int64
+	tunnelBytesIn, tunnelBytesOut                                                                     atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {

@@ -30,6 +30,10 @@ const (
 	// in flight: a full server may close it to make room, but Shutdown
 	// leaves it to the protocol's own graceful end (HTTP/2's GOAWAY).
 	stateHandedIdle
+	// stateHijacked is a connection its handler took over (Hijack): it
+	// is closed by its hijacker, by Shutdown once nothing else is open,
+	// or by Close.
+	stateHijacked
 )
 
 // maxHeaderLines bounds the field lines of one request.
@@ -60,6 +64,9 @@ type conn struct {
 	// header, when set, reads the connection's PROXY protocol header
 	// before anything else (proxy.go).
 	header headerConn
+	// hj is set once the handler hijacked the connection, before state
+	// says stateHijacked.
+	hj *hijack
 
 	ctx    *requestContext
 	cancel context.CancelFunc
@@ -165,6 +172,12 @@ func (c *conn) serve() {
 		// The read deadline left in place only matters to body reads,
 		// which set their own.
 		ok := c.handle()
+		if c.hj != nil {
+			// The hijacker owns the connection now; it stays counted
+			// until it is closed.
+			<-c.hj.done
+			return
+		}
 		c.stopWatch()
 		// A client seen leaving cancelled the connection's context: the
 		// connection ends here.
@@ -519,7 +532,7 @@ func (c *conn) handle() (ok bool) {
 			buf = buf[:runtime.Stack(buf, false)]
 			c.srv.Logger.Error("edge handler panic", "panic", fmt.Sprint(v), "method", c.req.Method,
 				"host", c.req.Host, "uri", c.req.RequestURI, "remote_addr", c.remoteAddr, "stack", string(buf))
-			if !c.resp.wroteHeader {
+			if !c.resp.wroteHeader && c.hj == nil {
 				c.resp.reset(c.req, true)
 				c.resp.hdr.Set("Content-Type", "text/plain; charset=utf-8")
 				c.resp.WriteHeader(http.StatusInternalServerError)
@@ -648,11 +661,12 @@ type watcher struct {
 	// setter then looks at the other flag, so at least one of them sees
 	// both and starts the watch.
 	wanted, allowed atomic.Bool
-	// mu guards running, stopped and done, and orders starting the watch
-	// with stopping it.
-	mu               sync.Mutex
-	running, stopped bool
-	done             chan struct{}
+	// mu guards running, stopped, off and done, and orders starting the
+	// watch with stopping it. off is set for good when the connection is
+	// hijacked: nothing may read it but the hijacker.
+	mu                    sync.Mutex
+	running, stopped, off bool
+	done                  chan struct{}
 }
 
 // wantWatch records that someone waits on the current request; any
@@ -684,7 +698,7 @@ func (c *conn) startWatch() {
 	w := &c.watch
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.running || w.stopped {
+	if w.running || w.stopped || w.off {
 		return
 	}
 	w.running = true

@@ -73,6 +73,14 @@
 // a dial) finds no value there, or a later request's: only code that ends
 // with the request may look the value up.
 //
+// A handler may take over its connection, as with net/http, through
+// http.Hijacker (http.NewResponseController(w).Hijack() reaches it behind
+// wrapping writers): a 101 written before is sent with the handler's
+// Connection and Upgrade fields, and the bytes already read past the
+// request's header come with the returned reader. A hijacked connection
+// stays counted against MaxConns and MaxConnsPerClient until its
+// hijacker closes it; Shutdown closes it once nothing else is open.
+//
 // A request body's Read fails with a *BodyError when the body cannot be
 // read to its end: its HTTPStatus method returns 400 when the client's
 // framing is malformed or the connection closed before the end (the
@@ -549,9 +557,10 @@ const shutdownIdleGrace = 500 * time.Millisecond
 
 // Shutdown stops accepting connections, closes idle ones (those idle for
 // less than shutdownIdleGrace once they have been idle that long), lets
-// requests in progress finish (their responses carry Connection: close)
-// and returns once every connection is closed, or with ctx's error when
-// ctx ends first, after closing the rest.
+// requests in progress finish (their responses carry Connection: close),
+// closes hijacked connections once they are all that is left, and
+// returns once every connection is closed, or with ctx's error when ctx
+// ends first, after closing the rest.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.init()
 	s.inShutdown.Store(true)
@@ -582,6 +591,10 @@ func (s *Server) Close() error {
 	s.cancel()
 	s.mu.Lock()
 	for c := range s.conns {
+		if c.state.Load() == stateHijacked {
+			c.endHijack()
+			continue
+		}
 		c.nc.Close()
 	}
 	for nc := range s.refusing {
@@ -601,14 +614,28 @@ func (s *Server) closeListeners() {
 }
 
 // closeIdle closes the connections idle for shutdownIdleGrace and
-// returns how many remain open.
+// returns how many remain open. Once the only ones left are hijacked,
+// it closes those too: a hijacked protocol (a WebSocket tunnel) has no
+// end the server could wait for, and must not hold the drain until its
+// deadline.
 func (s *Server) closeIdle() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	before := time.Now().Add(-shutdownIdleGrace).UnixNano()
+	hijacked := 0
 	for c := range s.conns {
-		if c.state.Load() == stateIdle && c.since.Load() <= before && c.state.CompareAndSwap(stateIdle, stateClosed) {
-			c.nc.Close()
+		switch c.state.Load() {
+		case stateIdle:
+			if c.since.Load() <= before && c.state.CompareAndSwap(stateIdle, stateClosed) {
+				c.nc.Close()
+			}
+		case stateHijacked:
+			hijacked++
+		}
+	}
+	if hijacked > 0 && hijacked == len(s.conns) {
+		for c := range s.conns {
+			c.endHijack()
 		}
 	}
 	return len(s.conns)

@@ -306,7 +306,7 @@ func (n *Node) startEdge() error {
 	}
 	n.edge = edge.New(n.sites, edge.Options{Store: n.store, Logger: n.log, Node: n.name, Peers: peers, Purger: n.purge,
 		PeerPurgeLag: time.Duration(n.cfg.Purge.MaxPurgeLag), Tracer: n.tracer, RequestIDHeader: n.cfg.Telemetry.RequestIDHeader,
-		Limiter: limiter, Trust: n.trust})
+		Limiter: limiter, Trust: n.trust, WebSocketIdleTimeout: time.Duration(n.cfg.Server.WebSocketIdleTimeout)})
 	return nil
 }
 

@@ -525,7 +525,8 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	if c.balance == BalanceConsistent {
 		key = requestKey(req)
 	}
-	retryable := c.attempts > 1 && retryableRequest(req.Method, req.Body)
+	upgrade := IsUpgrade(req)
+	retryable := c.attempts > 1 && retryableRequest(req.Method, req.Body) && !upgrade
 	var body *requestBody
 	if req.Body != nil && req.Body != http.NoBody {
 		// The client's body is read while the request is sent: a failure
@@ -544,7 +545,7 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	tried := buf[:0]
 	for attempt := 1; ; attempt++ {
 		tried = append(tried, s)
-		resp, err := c.attempt(req, s, p, attempt, url, body)
+		resp, err := c.attempt(req, s, p, attempt, url, body, upgrade)
 		if attempt >= c.attempts || !retryable || !retryableOutcome(resp, err) || ctx.Err() != nil || !c.hasUntried(tried) {
 			return c.finish(resp, err)
 		}
@@ -580,14 +581,21 @@ func (c *Client) finish(resp *http.Response, err error) (*http.Response, error) 
 		c.bulkhead.release()
 		return nil, err
 	}
-	resp.Body.(*idleBody).release = c.bulkhead.release
+	if ib, ok := resp.Body.(*idleBody); ok {
+		ib.release = c.bulkhead.release
+		return resp, nil
+	}
+	// A protocol switch (*Upgraded): the handshake is over, and the
+	// tunnel is no request in flight.
+	c.bulkhead.release()
 	return resp, nil
 }
 
 // attempt sends req to s, admitted with p, as the attempt-th try. url
 // identifies the request's URL for failure accounting; body, when set,
-// is the request's body, which records its read errors.
-func (c *Client) attempt(req *http.Request, s *server, p permit, attempt int, url uint64, body *requestBody) (*http.Response, error) {
+// is the request's body, which records its read errors. upgrade says req
+// asks to switch protocols (upgrade.go).
+func (c *Client) attempt(req *http.Request, s *server, p permit, attempt int, url uint64, body *requestBody, upgrade bool) (*http.Response, error) {
 	ctx, span := c.tracer.Start(req.Context(), "origin.fetch", trace.SpanKindClient,
 		attribute.String("weir.origin", c.name), attribute.Int("weir.attempt", attempt),
 		attribute.String("weir.server", s.url.Host),
@@ -605,7 +613,11 @@ func (c *Client) attempt(req *http.Request, s *server, p permit, attempt int, ur
 	}
 	telemetry.Inject(ctx, out.Header)
 	var probe wireProbe
+	probe.upgrade = upgrade
 	ctx = probe.install(ctx, out.Method)
+	if upgrade {
+		ctx = withUpgrade(ctx)
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	out = out.WithContext(ctx)
 	start := time.Now()
@@ -643,6 +655,23 @@ func (c *Client) attempt(req *http.Request, s *server, p permit, attempt int, ur
 	}
 	o, _ := classify(c.failing, resp.StatusCode, nil, false)
 	c.record(s, p, o, url, false, resp.Status)
+	if upgrade && resp.StatusCode == http.StatusSwitchingProtocols {
+		rwc, ok := resp.Body.(io.ReadWriteCloser)
+		if !ok {
+			// Not the transport's connection body: nothing to tunnel over.
+			resp.Body.Close()
+			cancel(nil)
+			s.inFlight.Add(-1)
+			err := &Error{Origin: c.name, Op: "request", Err: &malformedError{reason: "101 response without a connection to switch on"}}
+			span.SetStatus(codes.Error, err.Error())
+			span.End()
+			return nil, err
+		}
+		s.inFlight.Add(-1)
+		span.End()
+		resp.Body = &Upgraded{rwc: rwc, cancel: cancel}
+		return resp, nil
+	}
 	ib := newIdleBody(ctx, resp.Body, c.bodyIdle, cancel, c, s, span)
 	ib.wire = probe.served()
 	resp.Body = ib

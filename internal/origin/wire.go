@@ -66,6 +66,11 @@ func (d *wireDialer) dialTLS(ctx context.Context, network, addr string) (net.Con
 	if cfg.ServerName == "" {
 		cfg.ServerName = host
 	}
+	if isUpgradeDial(ctx) {
+		// HTTP/2 has no Upgrade: the Transport keeps upgrade requests on
+		// connections of their own, which must speak HTTP/1.1.
+		cfg.NextProtos = []string{"http/1.1"}
+	}
 	tc := tls.Client(raw, cfg)
 	hctx, cancel := context.WithTimeoutCause(ctx, d.handshakeTimeout, errTLSHandshakeTimeout)
 	err = tc.HandshakeContext(hctx)
@@ -180,6 +185,16 @@ func (c *wireConn) ReadFrom(r io.Reader) (int64, error) {
 	return io.Copy(c.Conn, r)
 }
 
+// CloseWrite half-closes the connection, when the connection underneath
+// can: after a protocol switch (upgrade.go) the Transport's body of the
+// 101 forwards its CloseWrite here.
+func (c *wireConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errCannotHalfClose
+}
+
 // expect tells c the method of the request about to be written to it.
 func (c *wireConn) expect(method string) {
 	c.head.Store(method == http.MethodHead)
@@ -218,6 +233,9 @@ func (c *wireConn) refusal() *malformedError {
 type wireProbe struct {
 	trace  httptrace.ClientTrace
 	method string
+	// upgrade says the attempt asks to switch protocols: a 101, after
+	// which the observer stops tracking the connection, is its answer.
+	upgrade bool
 	// conn is the connection that served the attempt; nil over HTTP/2,
 	// whose transport may call GotConn from a goroutine of its own.
 	conn atomic.Pointer[wireConn]
@@ -277,6 +295,10 @@ func (p *wireProbe) check(resp *http.Response, err error) (*http.Response, error
 		// complete response into bytes nobody asked for (the response
 		// stands; the Transport's next read of the connection fails, and
 		// it is closed).
+		return resp, nil
+	}
+	if p.upgrade && resp.StatusCode == http.StatusSwitchingProtocols && c.refusal() == nil {
+		// The head was strict; what follows is the other protocol's.
 		return resp, nil
 	}
 	if v := c.verdict(); v != nil {

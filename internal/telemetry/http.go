@@ -92,9 +92,13 @@ type Request struct {
 	Start    time.Time
 	cache    Cache
 	upstream string
-	header   string // the request id field's canonical name
-	idBuf    [16]byte
-	idVal    [1]string // ID, as a header value
+	// tunnel is set for a request whose connection became a tunnel (a
+	// WebSocket), with the bytes it carried from and to the client.
+	tunnel              bool
+	tunnelIn, tunnelOut int64
+	header              string // the request id field's canonical name
+	idBuf               [16]byte
+	idVal               [1]string // ID, as a header value
 
 	// The request's trace when no span records it: the client's trace
 	// id (or one made up when first needed) and a span id of ours.
@@ -166,6 +170,14 @@ func SpanContext(ctx context.Context) trace.SpanContext {
 
 // SetCache records what the cache did.
 func (r *Request) SetCache(c Cache) { r.cache = c }
+
+// SetTunnel records that the request's connection became a tunnel (a
+// WebSocket after a 101) that carried in bytes from the client and out
+// bytes to it. The access log then shows status 101, the bytes each way
+// and the tunnel's duration; out counts as response bytes; the request
+// duration histogram leaves the tunnel out, since its length is the
+// conversation's, not a latency.
+func (r *Request) SetTunnel(in, out int64) { r.tunnel, r.tunnelIn, r.tunnelOut = true, in, out }
 
 // SetUpstream records who answered a forwarded request: "origin NAME"
 // or "peer NAME".
@@ -401,9 +413,14 @@ func (m *HTTP) finish(shard *httpShard, r *http.Request, req *Request, stats Res
 		c = CacheNone
 	}
 	n := stats.BodyBytes()
+	if req.tunnel {
+		n += req.tunnelOut
+	}
 	shard.requests[methodIndex(r.Method)][class][c].Add(1)
 	shard.bytes[c].Add(uint64(n))
-	m.durations[c].Observe(d)
+	if !req.tunnel {
+		m.durations[c].Observe(d)
+	}
 	if span != nil {
 		if span.IsRecording() {
 			span.SetAttributes(
@@ -423,7 +440,25 @@ func (m *HTTP) finish(shard *httpShard, r *http.Request, req *Request, stats Res
 		}
 		span.End()
 	}
-	if m.opt.AccessLog && (status >= 500 || m.opt.AccessLogSample >= 1 || m.opt.AccessLogSample <= 0 || rand.Float64() < m.opt.AccessLogSample) {
+	if m.opt.AccessLog && (status >= 500 || req.tunnel || m.opt.AccessLogSample >= 1 || m.opt.AccessLogSample <= 0 || rand.Float64() < m.opt.AccessLogSample) {
+		if req.tunnel {
+			m.log.LogAttrs(r.Context(), slog.LevelInfo, "access",
+				slog.String("listener", m.opt.Listener),
+				slog.String("method", r.Method),
+				slog.String("host", r.Host),
+				slog.String("path", r.URL.Path),
+				slog.Int("status", status),
+				slog.String("cache", c.String()),
+				slog.Int64("bytes", n),
+				slog.Int64("bytes_received", req.tunnelIn),
+				slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+				slog.String("upstream", req.upstream),
+				slog.String("node", m.opt.Node),
+				slog.String("remote_addr", r.RemoteAddr),
+				slog.Bool("tunnel", true),
+			)
+			return
+		}
 		m.log.LogAttrs(r.Context(), slog.LevelInfo, "access",
 			slog.String("listener", m.opt.Listener),
 			slog.String("method", r.Method),
@@ -477,7 +512,7 @@ type recorder struct {
 }
 
 func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 && code >= 200 {
+	if r.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		r.status = code
 	}
 	r.ResponseWriter.WriteHeader(code)

@@ -320,3 +320,38 @@ func TestStripedCountsAddUp(t *testing.T) {
 		t.Errorf("histogram count %d le=0.001 %d sum %v, want 8000, 8000, 8s", s.Count, s.Cumulative[0], s.Sum)
 	}
 }
+
+// TestHTTPTunnel: a request whose connection became a tunnel is logged
+// whatever the sampling, with status 101, the bytes each way and the
+// tunnel's duration, and is left out of the latency histogram.
+func TestHTTPTunnel(t *testing.T) {
+	var logs bytes.Buffer
+	log, err := NewLogger(&logs, "info", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewHTTP(HTTPOptions{Listener: "edge", Node: "n1", Logger: log, AccessLog: true, AccessLogSample: 0.000001})
+	h := m.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		SetCache(r, CachePass)
+		w.WriteHeader(http.StatusSwitchingProtocols)
+		RequestFrom(r.Context()).SetTunnel(10, 20)
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/ws", nil))
+	got := collect(t, m)
+	for k, v := range map[string]float64{
+		"weir_http_requests_total{pass,GET,1xx}":   1,
+		"weir_http_response_bytes_total{pass}":     20,
+		"weir_http_request_duration_seconds{pass}": 0,
+	} {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(bytes.TrimSpace(logs.Bytes()), &rec); err != nil {
+		t.Fatalf("access line %q: %v", logs.String(), err)
+	}
+	if rec["status"] != 101.0 || rec["bytes"] != 20.0 || rec["bytes_received"] != 10.0 || rec["tunnel"] != true || rec["duration_ms"] == nil {
+		t.Errorf("access line %v: want status 101, bytes 20, bytes_received 10, tunnel true, a duration", rec)
+	}
+}
