@@ -91,7 +91,7 @@ func (c *Config) Validate() error {
 	v.telemetry(e.Telemetry)
 	v.overload(e.Overload)
 	names := v.origins(e.Origins)
-	v.hosts(e.Hosts, names)
+	v.hosts(e.Hosts, names, e.Telemetry.RequestIDHeader)
 	return errors.Join(v.errs...)
 }
 
@@ -548,7 +548,7 @@ func redactURL(raw string) string {
 	return scheme + "://" + user + ":xxxxx" + rest[at:]
 }
 
-func (v *validator) hosts(hosts []Host, origins []string) {
+func (v *validator) hosts(hosts []Host, origins []string, requestID string) {
 	if len(hosts) == 0 {
 		v.add("hosts", "none defined; pass --origin URL (which adds a catch-all host), or add a hosts list with at least one {match, origin} entry")
 		return
@@ -589,7 +589,7 @@ func (v *validator) hosts(hosts []Host, origins []string) {
 				v.errs = append(v.errs, fmt.Errorf("%s.key.%w", p, e))
 			}
 		}
-		if err := rules.Validate(h.Rules, rules.Env{Origins: origins}); err != nil {
+		if err := rules.Validate(h.Rules, rules.Env{Origins: origins, Reserved: []string{requestID}}); err != nil {
 			for _, e := range unjoin(err) {
 				v.errs = append(v.errs, fmt.Errorf("%s.%w", p, e))
 			}

@@ -254,3 +254,13 @@ func (s *Stats) Count(r Result) int64 {
 	}
 	return s.n[r].Load()
 }
+
+// CloseWrite half-closes the connection when the one underneath can (a
+// TCP connection can), so that a tunnel through a proxied connection
+// still passes one side's end to the other.
+func (c *Conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.New("proxyproto: the connection cannot half-close")
+}

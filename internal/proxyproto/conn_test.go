@@ -172,3 +172,27 @@ func TestConnRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestConnCloseWrite: a proxied connection half-closes like the TCP
+// connection under it, so a tunnel through it passes an end along.
+func TestConnCloseWrite(t *testing.T) {
+	l, _ := listen(t, true, time.Second)
+	client, server := connect(t, l, []byte("PROXY TCP4 192.0.2.1 192.0.2.2 1234 80\r\n"))
+	if err := server.(*Conn).ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+		t.Fatalf("CloseWrite: %v", err)
+	}
+	client.SetDeadline(time.Now().Add(10 * time.Second))
+	if n, err := client.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("client read after CloseWrite = %d, %v; want EOF", n, err)
+	}
+	// The other direction still works.
+	if _, err := client.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(server, make([]byte, 1)); err != nil {
+		t.Fatalf("server read after its CloseWrite: %v", err)
+	}
+}

@@ -73,9 +73,10 @@ func TestValidateNamesRuleAndField(t *testing.T) {
 		{`[{name: a, respond: {status: 403}}, {name: a, respond: {status: 404}}]`, `rules[1].name: "a" is also the name of rules[0]`},
 		{`[{cache: {bypass: true, ttl: 1h}}]`, `rules[0].cache: bypass with ttl`},
 	}
+	cases = append(cases, struct{ yaml, want string }{`[{request_headers: {set: {x-request-id: a}}}]`, `rules[0].request_headers.set.x-request-id: "x-request-id" is managed by Weir`})
 	for _, c := range cases {
 		list := parse(t, c.yaml)
-		err := Validate(list, Env{Origins: []string{"default", "app", "static"}})
+		err := Validate(list, Env{Origins: []string{"default", "app", "static"}, Reserved: []string{"X-Request-Id"}})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want it to contain %q", c.yaml, err, c.want)
 		}

@@ -19,6 +19,9 @@ const maxBody = 64 << 10
 type Env struct {
 	// Origins are the names of the configured origins.
 	Origins []string
+	// Reserved are more request field names no rule may touch, such as
+	// the field that carries the request id.
+	Reserved []string
 }
 
 // Validate reports every problem in list at once, joined with
@@ -47,8 +50,8 @@ func Validate(list []Rule, env Env) error {
 		}
 		v.match(p+".match", r.Match)
 		v.route(p+".route", r.Route, env)
-		v.headerOps(p+".request_headers", r.RequestHeaders, true)
-		v.headerOps(p+".response_headers", r.ResponseHeaders, false)
+		v.headerOps(p+".request_headers", r.RequestHeaders, true, env.Reserved)
+		v.headerOps(p+".response_headers", r.ResponseHeaders, false, nil)
 		terminal := 0
 		if r.Redirect != (Redirect{}) {
 			terminal++
@@ -211,10 +214,13 @@ var protectedResponse = []string{"Content-Length", "Transfer-Encoding", "Connect
 // exchange; no rule may touch them.
 const ProtectedPrefix = "Weir-Peer-"
 
-func (v *validator) headerOps(p string, h HeaderOps, request bool) {
+func (v *validator) headerOps(p string, h HeaderOps, request bool, reserved []string) {
 	protected := protectedResponse
 	if request {
 		protected = protectedRequest
+	}
+	for _, r := range reserved {
+		protected = append(slices.Clip(protected), http.CanonicalHeaderKey(r))
 	}
 	check := func(fp, name string) bool {
 		canon := http.CanonicalHeaderKey(name)
