@@ -31,7 +31,6 @@ import (
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/forwarded"
 	"github.com/weir-cdn/weir/internal/httpcache"
-	"github.com/weir-cdn/weir/internal/rules"
 	"github.com/weir-cdn/weir/internal/site"
 	"github.com/weir-cdn/weir/internal/store"
 	"github.com/weir-cdn/weir/internal/telemetry"
@@ -323,40 +322,48 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fromPeer bool) {
 		h.reject(w, r, http.StatusMisdirectedRequest, "no hosts entry matches host "+quote(r.Host)+"; add it to hosts in the configuration")
 		return
 	}
-	unsafe := false
 	if site.RuleSet != nil {
-		var m rules.Result
-		var rw *ruleWriter
-		var done bool
-		if w, site, m, rw, done = h.applyRules(w, r, site, fromPeer); rw != nil {
-			defer rw.release()
-		}
-		if done {
-			return
-		}
-		unsafe = m.Unsafe
+		h.serveRules(w, r, snap, site, fromPeer)
+		return
 	}
+	h.serveSite(w, r, snap, site, fromPeer, false)
+}
+
+// serveRules serves a request for a site with edge rules: a rule may
+// answer it, change its fields, route it, or wrap the writer to change
+// the response's. It is a function of its own so that serve keeps its
+// one defer open-coded.
+func (h *Handler) serveRules(w http.ResponseWriter, r *http.Request, snap *site.Snapshot, st *site.Site, fromPeer bool) {
+	w, st, m, rw, done := h.applyRules(w, r, st, fromPeer)
+	if rw != nil {
+		defer rw.release()
+	}
+	if done {
+		return
+	}
+	h.serveSite(w, r, snap, st, fromPeer, m.Unsafe)
+}
+
+// serveSite serves a request through the site chosen for it. unsafe
+// says a rule changed what is fetched on conditions the cache key does
+// not hold: then no response may be shared.
+func (h *Handler) serveSite(w http.ResponseWriter, r *http.Request, snap *site.Snapshot, site *site.Site, fromPeer, unsafe bool) {
 	if !fromPeer && wantsUpgrade(r) {
 		if kind, _ := classifyUpgrade(r.Method, r.ProtoMajor, r.ProtoMinor, r.Header); kind != upgradeNone {
 			h.tunnel(w, r, site)
 			return
 		}
 	}
-	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
 		switch {
 		case site.Bypass:
 			h.pass(w, r, site, passInfo{fwd: "bypass", detail: "rule"})
-			return
 		case unsafe:
-			// A rule changes what is fetched on conditions the key does
-			// not hold: no response may be shared.
 			h.pass(w, r, site, passInfo{fwd: "bypass", detail: "rule-not-keyed"})
-			return
+		default:
+			h.serveCacheable(w, r, snap, site, fromPeer)
 		}
-	}
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-		h.serveCacheable(w, r, snap, site, fromPeer)
 	default:
 		h.pass(w, r, site, passInfo{fwd: "method"})
 	}
