@@ -114,18 +114,7 @@ func (h *Handler) pass(w http.ResponseWriter, r *http.Request, site *site.Site, 
 	if httpcache.InvalidatesOnUnsafe(r.Method, resp.StatusCode) {
 		h.invalidate(r, site, resp.Header)
 	}
-	hdr := w.Header()
-	src := resp.Header
-	httpcache.RemoveHopByHop(src)
-	delete(src, "Surrogate-Key")
-	delete(src, "Surrogate-Control")
-	delete(src, h.idHeader)
-	for k, v := range src {
-		hdr[k] = v
-	}
-	appendVia(hdr, h.via)
-	st := httpcache.Status{Fwd: pi.fwd, FwdStatus: resp.StatusCode, Detail: pi.detail}
-	hdr["Cache-Status"] = []string{string(st.AppendValue(make([]byte, 0, 64), CacheName))}
+	hdr := h.passHeader(w, resp, httpcache.Status{Fwd: pi.fwd, FwdStatus: resp.StatusCode, Detail: pi.detail})
 	if len(r.TransferEncoding) > 0 {
 		// RFC 9112 §6.1: after a request framed by Transfer-Encoding the
 		// connection is closed, whatever Content-Length also said.
@@ -136,6 +125,24 @@ func (h *Handler) pass(w http.ResponseWriter, r *http.Request, site *site.Site, 
 		return
 	}
 	h.copyBody(w, r, resp.Body)
+}
+
+// passHeader puts the end-to-end fields of an origin response that is
+// passed to the client, not stored, in w's header, with Via and the
+// Cache-Status st, and returns that header.
+func (h *Handler) passHeader(w http.ResponseWriter, resp *http.Response, st httpcache.Status) http.Header {
+	hdr := w.Header()
+	src := resp.Header
+	httpcache.RemoveHopByHop(src)
+	delete(src, "Surrogate-Key")
+	delete(src, "Surrogate-Control")
+	delete(src, h.idHeader)
+	for k, v := range src {
+		hdr[k] = v
+	}
+	appendVia(hdr, h.via)
+	hdr["Cache-Status"] = []string{string(st.AppendValue(make([]byte, 0, 64), CacheName))}
+	return hdr
 }
 
 // fetchInterim sends a pass to the origin like fetchOrigin, and writes

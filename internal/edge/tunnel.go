@@ -271,18 +271,7 @@ func (h *Handler) relayRefusal(w http.ResponseWriter, r *http.Request, site *sit
 		h.originFailed(w, r, site, &badResponseError{origin: site.Origin.Name(), reason: reason}, "bypass")
 		return
 	}
-	hdr := w.Header()
-	src := resp.Header
-	httpcache.RemoveHopByHop(src)
-	delete(src, "Surrogate-Key")
-	delete(src, "Surrogate-Control")
-	delete(src, h.idHeader)
-	for k, v := range src {
-		hdr[k] = v
-	}
-	appendVia(hdr, h.via)
-	st := httpcache.Status{Fwd: "bypass", FwdStatus: resp.StatusCode, Detail: "upgrade"}
-	hdr["Cache-Status"] = []string{string(st.AppendValue(make([]byte, 0, 64), CacheName))}
+	h.passHeader(w, resp, httpcache.Status{Fwd: "bypass", FwdStatus: resp.StatusCode, Detail: "upgrade"})
 	w.WriteHeader(resp.StatusCode)
 	h.copyBody(w, r, resp.Body)
 }

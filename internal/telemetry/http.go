@@ -441,25 +441,7 @@ func (m *HTTP) finish(shard *httpShard, r *http.Request, req *Request, stats Res
 		span.End()
 	}
 	if m.opt.AccessLog && (status >= 500 || req.tunnel || m.opt.AccessLogSample >= 1 || m.opt.AccessLogSample <= 0 || rand.Float64() < m.opt.AccessLogSample) {
-		if req.tunnel {
-			m.log.LogAttrs(r.Context(), slog.LevelInfo, "access",
-				slog.String("listener", m.opt.Listener),
-				slog.String("method", r.Method),
-				slog.String("host", r.Host),
-				slog.String("path", r.URL.Path),
-				slog.Int("status", status),
-				slog.String("cache", c.String()),
-				slog.Int64("bytes", n),
-				slog.Int64("bytes_received", req.tunnelIn),
-				slog.Float64("duration_ms", float64(d.Microseconds())/1000),
-				slog.String("upstream", req.upstream),
-				slog.String("node", m.opt.Node),
-				slog.String("remote_addr", r.RemoteAddr),
-				slog.Bool("tunnel", true),
-			)
-			return
-		}
-		m.log.LogAttrs(r.Context(), slog.LevelInfo, "access",
+		attrs := [...]slog.Attr{
 			slog.String("listener", m.opt.Listener),
 			slog.String("method", r.Method),
 			slog.String("host", r.Host),
@@ -471,7 +453,15 @@ func (m *HTTP) finish(shard *httpShard, r *http.Request, req *Request, stats Res
 			slog.String("upstream", req.upstream),
 			slog.String("node", m.opt.Node),
 			slog.String("remote_addr", r.RemoteAddr),
-		)
+			// A tunnel's: the bytes from the client, and the mark.
+			slog.Int64("bytes_received", req.tunnelIn),
+			slog.Bool("tunnel", true),
+		}
+		line := attrs[:]
+		if !req.tunnel {
+			line = attrs[:len(attrs)-2]
+		}
+		m.log.LogAttrs(r.Context(), slog.LevelInfo, "access", line...)
 	}
 }
 
