@@ -81,6 +81,11 @@ func globMatch(pattern string, name []byte) bool {
 	return true
 }
 
+// AppendQueryUnescape appends the query-component decoding of s to dst,
+// as the key decodes parameter names: "+" becomes a space and valid
+// percent-encodings become their byte; malformed ones stay verbatim.
+func AppendQueryUnescape(dst []byte, s string) []byte { return appendUnescapeName(dst, s) }
+
 // appendUnescapeName appends the query-component decoding of s to dst:
 // "+" becomes a space and valid percent-encodings become their byte.
 // Malformed percent-encodings are copied verbatim.

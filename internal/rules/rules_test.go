@@ -333,14 +333,18 @@ func TestEvalAllocatesNothing(t *testing.T) {
 		}
 		b.WriteString(`{match: {path_prefix: /p` + string(rune('a'+i%26)) + string(rune('a'+i/26)) + `/}, route: {origin: app}}`)
 	}
+	b.WriteString(`, {match: {query: [{name: v, value: "3*"}], cookies: [{name: c, value: "x"}]}, response_headers: {set: {X-C: "1"}}}`)
 	b.WriteString(`, {match: {headers: [{name: X-A, value: "1"}]}, response_headers: {set: {X-B: "2"}}}]`)
 	s := compile(t, b.String(), cachekey.Rules{})
-	r := req("GET", "/static/logo.png?v=3", "X-A", "1")
-	h := http.Header{"X-B": nil}
+	r := req("GET", "/static/logo.png?v=3", "X-A", "1", "Cookie", "a=b; c=x")
+	h := http.Header{"X-B": nil, "X-C": nil}
 	allocs := testing.AllocsPerRun(1000, func() {
 		m := s.Eval(r, netip.Addr{})
 		s.ApplyResponse(&m, h)
 	})
+	if h.Get("X-B") != "2" || h.Get("X-C") != "1" {
+		t.Fatalf("the matching rules did not apply: %v", h)
+	}
 	if allocs != 0 {
 		t.Fatalf("Eval + ApplyResponse allocate %.1f times per request, want 0", allocs)
 	}

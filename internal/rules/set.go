@@ -568,48 +568,17 @@ func queryMatch(raw string, f *fieldCond) bool {
 		pair, raw, _ = strings.Cut(raw, "&")
 		k, v, _ := strings.Cut(pair, "=")
 		var nb [128]byte
-		if string(appendUnescape(nb[:0], k)) != f.name {
+		if string(cachekey.AppendQueryUnescape(nb[:0], k)) != f.name {
 			continue
 		}
 		found = true
 		ok = true
 		if f.value != "" {
 			var vb [256]byte
-			ok = valueMatch(f.value, f.glob, string(appendUnescape(vb[:0], v)))
+			ok = valueMatch(f.value, f.glob, string(cachekey.AppendQueryUnescape(vb[:0], v)))
 		}
 	}
 	return ok != f.absent
-}
-
-// appendUnescape appends the query decoding of s ("+" is a space,
-// valid %XX a byte; malformed escapes stay as they are).
-func appendUnescape(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '+':
-			dst = append(dst, ' ')
-		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
-			dst = append(dst, unhex(s[i+1])<<4|unhex(s[i+2]))
-			i += 2
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return dst
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0'
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10
-	}
-	return c - 'A' + 10
 }
 
 // ApplyRequest applies the request header actions of the matched rules
