@@ -27,10 +27,15 @@ import (
 func (h *Handler) applyRules(w http.ResponseWriter, r *http.Request, st *site.Site, fromPeer bool) (_ http.ResponseWriter, _ *site.Site, m rules.Result, rw *ruleWriter, done bool) {
 	set := st.RuleSet
 	var client netip.Addr
-	if set.UsesClient() {
+	switch {
+	case fromPeer:
+		m = set.EvalPeer(r)
+	case set.UsesClient():
 		client = h.clientAddr(r)
+		m = set.Eval(r, client)
+	default:
+		m = set.Eval(r, client)
 	}
-	m = set.Eval(r, client)
 	if !m.Any() {
 		return w, st, m, nil, false
 	}

@@ -284,3 +284,47 @@ func TestStaleIfErrorOverridesRevalidateOptIn(t *testing.T) {
 		}
 	}
 }
+
+// TestRulesThroughAPeer: an edge that fills from the key's owner sends
+// the client's URL with its request fields already changed; the owner
+// routes and rewrites by its own rules, adds no field twice, and both
+// serve the routed origin's answer; the asking edge adds the response
+// fields for its client.
+func TestRulesThroughAPeer(t *testing.T) {
+	app := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "app:"+r.URL.Path+" tags="+strings.Join(r.Header.Values("X-Tag"), ","))
+	})
+	const list = `
+- match: {path_prefix: /api/}
+  route: {origin: app, strip_prefix: /api}
+  request_headers: {add: {X-Tag: edge}}
+- match: {client: [127.0.0.0/8]}
+  route: {origin: default}
+- response_headers: {set: {X-Served: "yes"}}
+`
+	mutate := withRules(t, list, map[string]string{"app": app.srv.URL})
+	o := newOrigin(t, cacheable("max-age=60", "default"))
+	owner := newEdgeOpts(t, o.srv.URL, o, mutate, func(opt *Options) { opt.Node = "owner-node" })
+	edge := newEdgeOpts(t, o.srv.URL, o, mutate, func(opt *Options) { opt.Peers = allTo{handlerPeer{owner.h}} })
+	r := edge.get("/api/users")
+	if r.body != "app:/users tags=edge" {
+		t.Fatalf("through the owner: body %q, want the app origin's /users with one X-Tag", r.body)
+	}
+	if r.Header.Get("X-Served") != "yes" {
+		t.Fatalf("the asking edge did not apply the response rule: %v", r.Header)
+	}
+	if owner.h.Stats().PeerRequests != 1 || app.count() != 1 {
+		t.Fatalf("peer requests %d, app requests %d; want 1 and 1", owner.h.Stats().PeerRequests, app.count())
+	}
+	// The client rule (loopback clients to default) matches this
+	// client too, but the first rule's route is in force for /api/; for
+	// /p the client rule's is: /p is not shared, and the owner, whose
+	// peer address is loopback too, is not asked.
+	if r := edge.get("/p"); r.body != "default" || !strings.Contains(status(r), "rule-not-keyed") {
+		t.Fatalf("/p: %q %q, want the default origin, passed", r.body, status(r))
+	}
+	if owner.h.Stats().PeerRequests != 1 {
+		t.Fatalf("the owner was asked for a request a client rule decided")
+	}
+}

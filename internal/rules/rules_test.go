@@ -461,3 +461,43 @@ func FuzzEval(f *testing.F) {
 		}
 	})
 }
+
+// A member's fill request carries the member's address, not the
+// client's: client rules are left out of it.
+func TestEvalPeerLeavesClientRulesOut(t *testing.T) {
+	s := compile(t, `
+- {match: {client: [10.0.0.0/8]}, route: {origin: app}}
+- {match: {path_prefix: /p, except_client: [192.0.2.0/24]}, route: {origin: static}}
+- {match: {path_prefix: /p}, cache: {ttl: 1m}}
+`, cachekey.Rules{})
+	r := req("GET", "/p")
+	if m := s.Eval(r, netip.MustParseAddr("10.1.1.1")); m.Route != 0 || !m.Unsafe {
+		t.Fatalf("client request from 10.1.1.1: route %d unsafe %v, want rule 0 and a pass", m.Route, m.Unsafe)
+	}
+	if m := s.EvalPeer(r); m.Route != -1 || m.Cache != 2 || m.Unsafe {
+		t.Fatalf("peer request: route %d cache %d unsafe %v, want no route, rule 2's cache, shareable", m.Route, m.Cache, m.Unsafe)
+	}
+}
+
+// An unkeyed rule makes a request a pass only where what it changes is
+// in force.
+func TestUnsafeOnlyWhereInForce(t *testing.T) {
+	s := compile(t, `
+- {match: {path_prefix: /api/}, route: {origin: app}, cache: {ttl: 1m}}
+- {match: {client: [10.0.0.0/8]}, route: {origin: static}, cache: {ttl: 1h}}
+- {match: {client: [10.0.0.0/8], path_prefix: /h/}, request_headers: {set: {X-A: b}}}
+`, cachekey.Rules{})
+	ten := netip.MustParseAddr("10.0.0.1")
+	if m := s.Eval(req("GET", "/api/x"), ten); m.Route != 0 || m.Cache != 0 || m.Unsafe {
+		t.Fatalf("/api/x: route %d cache %d unsafe %v; want rule 0's, shareable: rule 1 is not in force", m.Route, m.Cache, m.Unsafe)
+	}
+	if m := s.Eval(req("GET", "/p"), ten); m.Route != 1 || !m.Unsafe {
+		t.Fatalf("/p: route %d unsafe %v; want rule 1's route, a pass", m.Route, m.Unsafe)
+	}
+	if m := s.Eval(req("GET", "/api/h/"), netip.MustParseAddr("192.0.2.1")); m.Unsafe {
+		t.Fatal("/api/h/ from outside 10/8: unsafe, but no unkeyed rule matched")
+	}
+	if m := s.Eval(req("GET", "/h/x"), ten); !m.Unsafe {
+		t.Fatal("/h/x from 10/8: an unkeyed rule's request fields are in force, want a pass")
+	}
+}

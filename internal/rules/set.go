@@ -69,11 +69,10 @@ type compiled struct {
 	hasRoute bool
 	cache    Cache
 	hasCache bool
-	// fetch is set when the rule changes what is fetched and stored
-	// (route, request header fields, ttl, stale_if_error), and keySafe
-	// when its conditions depend only on what the cache key holds: then
-	// every request sharing a key is treated alike.
-	fetch, keySafe bool
+	// keySafe is set when the rule's conditions depend only on what the
+	// cache key holds: then every request sharing a key is treated
+	// alike. reqFields is set when it changes request fields.
+	keySafe, reqFields bool
 
 	reqRemove []string
 	reqSet    []reqOp
@@ -165,7 +164,7 @@ func Compile(list []Rule, key *cachekey.Normalizer, counters Counters) (*Set, er
 
 		c.route, c.hasRoute = r.Route, r.Route != (Route{})
 		c.cache, c.hasCache = r.Cache, r.Cache != (Cache{})
-		c.fetch = c.hasRoute || !r.RequestHeaders.zero() || r.Cache.TTL != 0 || r.Cache.StaleIfError != 0
+		c.reqFields = !r.RequestHeaders.zero()
 
 		for _, k := range r.RequestHeaders.Remove {
 			c.reqRemove = append(c.reqRemove, http.CanonicalHeaderKey(k))
@@ -368,10 +367,12 @@ type Result struct {
 	Cache int16
 	// Answer is the index of the rule that redirects or responds, or -1.
 	Answer int16
-	// Unsafe is set when a matching rule changes what is fetched but its
-	// conditions are not covered by the cache key (a client address, a
-	// header the key leaves out): such requests must bypass the cache, or
-	// one client's answer would be served to another.
+	// Unsafe is set when a rule in force changes what is fetched (the
+	// first route, the cache settings in force when they set a ttl or
+	// stale_if_error, any request fields) but its conditions are not
+	// covered by the cache key (a client address, a header the key leaves
+	// out): such requests must bypass the cache, or one client's answer
+	// would be served to another.
 	Unsafe bool
 	// suffix is the path after the answering rule's prefix.
 	suffix string
@@ -390,7 +391,16 @@ func (m *Result) Matched(i int) bool { return m.matched.has(i) }
 // may be left invalid unless [Set.UsesClient]). It allocates nothing
 // unless the path holds dot-segments or doubled slashes, which it
 // cleans before matching.
-func (s *Set) Eval(r *http.Request, client netip.Addr) Result {
+func (s *Set) Eval(r *http.Request, client netip.Addr) Result { return s.eval(r, client, false) }
+
+// EvalPeer evaluates the rules for a fill request another member sent:
+// its peer address is the member's, not the client's, so the rules with
+// client conditions are left out. That agrees with the member that
+// asked: such a rule, when it changes what is fetched, made that member
+// pass the request to the origin itself instead of asking a peer.
+func (s *Set) EvalPeer(r *http.Request) Result { return s.eval(r, netip.Addr{}, true) }
+
+func (s *Set) eval(r *http.Request, client netip.Addr, peer bool) Result {
 	m := None
 	if s == nil || len(s.rules) == 0 {
 		return m
@@ -411,19 +421,24 @@ func (s *Set) Eval(r *http.Request, client netip.Addr) Result {
 			i := w*64 + bits.TrailingZeros64(x)
 			x &= x - 1
 			c := &s.rules[i]
-			if c.matches(r, p, client) == c.not {
+			if peer && (len(c.client) > 0 || len(c.except) > 0) || c.matches(r, p, client) == c.not {
 				continue
 			}
 			c.hits.Add(1)
 			m.matched.set(i)
-			if c.fetch && !c.keySafe {
-				m.Unsafe = true
-			}
+			// What a rule changes of the fetch counts only where it is in
+			// force: its request fields, its route when it is the first,
+			// its ttl or stale_if_error when its cache settings are.
 			if c.hasRoute && m.Route < 0 {
 				m.Route = int16(i)
+				m.Unsafe = m.Unsafe || !c.keySafe
 			}
 			if c.hasCache && m.Cache < 0 {
 				m.Cache = int16(i)
+				m.Unsafe = m.Unsafe || !c.keySafe && (c.cache.TTL != 0 || c.cache.StaleIfError != 0)
+			}
+			if c.reqFields && !c.keySafe {
+				m.Unsafe = true
 			}
 			if c.redirect != nil || c.respond != nil {
 				m.Answer = int16(i)
