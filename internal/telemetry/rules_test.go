@@ -43,6 +43,17 @@ var knownMetrics = map[string]bool{
 	"weir_edge_peer_fills_total": true,
 	"weir_cache_lookups_total":   true,
 
+	// Edge rules, compression, WebSocket tunnels, PROXY protocol.
+	"weir_rule_matches_total":           true,
+	"weir_rule_answers_total":           true,
+	"weir_compress_responses_total":     true,
+	"weir_compress_total":               true,
+	"weir_compress_seconds_sum":         true,
+	"weir_websocket_tunnels_active":     true,
+	"weir_websocket_tunnels_total":      true,
+	"weir_websocket_bytes_total":        true,
+	"weir_proxy_protocol_headers_total": true,
+
 	// Store.
 	"weir_cache_objects":                   true,
 	"weir_cache_bytes":                     true,

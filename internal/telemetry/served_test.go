@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/rules"
 	"github.com/weir-cdn/weir/internal/testkit"
 
 	dto "github.com/prometheus/client_model/go"
@@ -33,6 +34,12 @@ func TestKnownMetricsAreServed(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{Nodes: 2, Origin: srv.URL, Configure: func(_ int, cfg *config.Config) {
 		cfg.TLS.Listen = "127.0.0.1:0"
 		cfg.TLS.Certificates = []config.TLSCertificate{{Cert: cert, Key: key}}
+		// The series of the optional features the dashboard shows.
+		for i := range cfg.Hosts {
+			cfg.Hosts[i].Rules = []rules.Rule{{Name: "hsts", ResponseHeaders: rules.HeaderOps{Set: map[string]string{"Strict-Transport-Security": "max-age=60"}}}}
+		}
+		cfg.ProxyProtocol.Listeners = []string{"edge"}
+		cfg.ProxyProtocol.Trusted = []string{"192.0.2.0/24"} // not loopback: the test's clients send none
 	}})
 	for _, p := range []string{"/a", "/b", "/c"} {
 		for i := range 2 {
