@@ -215,3 +215,34 @@ func mapValues(m map[string]string) func(func(string) bool) {
 		}
 	}
 }
+
+// TestJournalSuspicionRefuted: a node whose gossip stalls for less than
+// the suspicion period is suspected, then recorded alive again by the
+// member that suspected it once it answers that member's probe, and
+// never recorded dead.
+func TestJournalSuspicionRefuted(t *testing.T) {
+	_, originURL := newOrigin(t, 0)
+	c := Start(t, Options{Nodes: 2, Origin: originURL, Pausable: []int{1}})
+	peer := map[string]string{"peer": c.Name(1)}
+	// A pause suspects node 1 only when node 0 probes it meanwhile: pause
+	// until it has.
+	c.WaitFor(t, 20*time.Second, func() string {
+		c.Transport(1).Pause(800 * time.Millisecond)
+		if !has(t, c, 0, journal.MemberSuspect, peer) {
+			return "node 0 has not suspected node 1"
+		}
+		return ""
+	})
+	c.WaitFor(t, 10*time.Second, func() string {
+		if !has(t, c, 0, journal.MemberAlive, peer) {
+			return "node 0 has not recorded node 1 alive again"
+		}
+		return ""
+	})
+	if has(t, c, 0, journal.MemberLeave, peer) {
+		t.Error("node 0 recorded node 1 leaving after a pause shorter than the suspicion period")
+	}
+	if got := c.Members(0); len(got) != 2 {
+		t.Errorf("node 0 sees %v", got)
+	}
+}
