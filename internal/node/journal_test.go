@@ -113,6 +113,19 @@ func TestEventsEndpoint(t *testing.T) {
 		e.Str("trigger") != "test" {
 		t.Errorf("events %q (%v), want the one reload by trigger test", body, err)
 	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+n.AdminAddr()+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer viewer-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"\nweir_journal_events 1\n", "\nweir_journal_dropped_total 0\n", "\nweir_journal_bytes "} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %q", strings.TrimSpace(want))
+		}
+	}
 	code, body, _ = get("?kind=reload,shed-begin", "viewer-token")
 	if code != http.StatusBadRequest || !strings.Contains(body, `kind \"shed-begin\" is not an event kind`) {
 		t.Errorf("an unknown kind: %d %s", code, body)
