@@ -26,10 +26,13 @@ type Options struct {
 	Routes func(mux *http.ServeMux)
 	// Metrics serves /metrics; nil serves 404.
 	Metrics http.Handler
+	// Events serves GET /debug/events, the node's flight recorder
+	// (journal.Handler), with the access of /status; nil serves 404.
+	Events http.Handler
 	// Auth guards the reads once tokens are configured (a tokens file or
-	// a token keys file, see Authenticator.Configured): /status, /cluster
-	// and /metrics then need role viewer, /debug/pprof/ role admin.
-	// /healthz and /readyz are always open. Nil, or an Authenticator
+	// a token keys file, see Authenticator.Configured): /status, /cluster,
+	// /metrics and /debug/events then need role viewer, /debug/pprof/
+	// role admin. /healthz and /readyz are always open. Nil, or an Authenticator
 	// without either file, leaves every read open, as the admin listener
 	// is on loopback by default. The routes of Routes guard themselves.
 	Auth *Authenticator
@@ -56,6 +59,7 @@ const (
 //	GET /status   JSON status document
 //	GET /cluster  JSON cluster membership; ?key=URL adds the key's owner
 //	GET /metrics  Prometheus metrics
+//	GET /debug/events  the flight recorder's events, as JSON lines
 //	/debug/pprof/ Go profiles (net/http/pprof)
 //
 // plus what opt.Routes registers.
@@ -71,6 +75,9 @@ func NewHandler(opt Options) http.Handler {
 		} else {
 			mux.Handle("GET /metrics", g.guard("metrics", RoleViewer, opt.Metrics))
 		}
+	}
+	if opt.Events != nil {
+		mux.Handle("GET /debug/events", g.guard("events", RoleViewer, opt.Events))
 	}
 	mux.Handle("/debug/pprof/", g.guard("pprof", RoleAdmin, http.HandlerFunc(pprof.Index)))
 	mux.Handle("/debug/pprof/cmdline", g.guard("pprof", RoleAdmin, http.HandlerFunc(pprof.Cmdline)))

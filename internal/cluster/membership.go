@@ -18,6 +18,8 @@ import (
 
 	sockaddr "github.com/hashicorp/go-sockaddr"
 	"github.com/hashicorp/memberlist"
+
+	"github.com/weir-cdn/weir/internal/journal"
 )
 
 // Protocol versions of the peer protocol (metadata, peer fill). A node
@@ -127,6 +129,9 @@ type Config struct {
 	Warmup time.Duration
 	// Logger receives membership changes and memberlist's own messages.
 	Logger *slog.Logger
+	// Journal records joins, departures, suspicions and refutations; nil
+	// records none. It is called with the member table's lock held.
+	Journal journal.Recorder
 	// WrapTransport, when set, wraps the gossip transport. Tests use it
 	// to delay or drop gossip.
 	WrapTransport func(memberlist.Transport) memberlist.Transport
@@ -391,6 +396,7 @@ func (c *Cluster) memberlistConfig() (*memberlist.Config, error) {
 	mc.Events = (*events)(c)
 	mc.Alive = (*aliveCheck)(c)
 	mc.Conflict = (*conflicts)(c)
+	mc.Ping = (*pings)(c)
 	mc.Logger = mlLog
 	mc.LogOutput = nil
 	t := c.cfg.Timing
@@ -895,6 +901,7 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	if state == "dead" {
 		c.failures.Add(1)
 	}
+	c.record(journal.MemberLeave, journal.Details{"peer": n.Name, "state": state})
 	if m.peer != nil {
 		m.peer.close()
 	}
@@ -939,9 +946,17 @@ func (c *Cluster) upsert(n *memberlist.Node, what string) {
 			m.peer = c.newPeer(n.Name, md.Peer, c.commonProtocol(md))
 		}
 	}
+	_, suspected := c.suspects[n.Name]
 	delete(c.suspects, n.Name)
 	c.members[n.Name] = m
 	c.rebuild()
+	switch {
+	case n.Name == c.self:
+	case old == nil:
+		c.record(journal.MemberJoin, journal.Details{"peer": n.Name, "gossip": m.gossip})
+	case suspected:
+		c.record(journal.MemberAlive, journal.Details{"peer": n.Name})
+	}
 	if n.Name != c.self {
 		c.log.Info("cluster member "+what, "peer", n.Name, "gossip", m.gossip, "peer_addr", md.Peer,
 			"version", md.Version, "protocol", c.commonProtocol(md), "members", len(c.members))
@@ -951,12 +966,39 @@ func (c *Cluster) upsert(n *memberlist.Node, what string) {
 	}
 }
 
+// pings clears a suspicion when the suspect answers this node's probe:
+// memberlist reports no refutation to the other members' delegates.
+type pings Cluster
+
+func (p *pings) AckPayload() []byte { return nil }
+
+func (p *pings) NotifyPingComplete(n *memberlist.Node, _ time.Duration, _ []byte) {
+	c := (*Cluster)(p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.suspects[n.Name]; ok {
+		delete(c.suspects, n.Name)
+		c.record(journal.MemberAlive, journal.Details{"peer": n.Name})
+	}
+}
+
 // suspected records that this node suspects name has failed.
 func (c *Cluster) suspected(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.members[name]; ok {
-		c.suspects[name] = time.Now()
+	if _, ok := c.members[name]; !ok {
+		return
+	}
+	if _, already := c.suspects[name]; !already {
+		c.record(journal.MemberSuspect, journal.Details{"peer": name})
+	}
+	c.suspects[name] = time.Now()
+}
+
+// record records an event in the journal, when there is one.
+func (c *Cluster) record(kind journal.Kind, d journal.Details) {
+	if c.cfg.Journal != nil {
+		c.cfg.Journal.Record(kind, d)
 	}
 }
 

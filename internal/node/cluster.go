@@ -63,6 +63,7 @@ func (n *Node) startCluster() error {
 		PeerTimeout:        time.Duration(cc.PeerTimeout),
 		Warmup:             warmup,
 		Logger:             n.log,
+		Journal:            n.journal,
 		WrapTransport:      n.hooks.WrapTransport,
 		Timing:             n.hooks.Timing,
 		PeerTLS:            n.tls.peerClientCfg,

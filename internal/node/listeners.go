@@ -13,6 +13,7 @@ import (
 	"github.com/weir-cdn/weir/internal/admin"
 	"github.com/weir-cdn/weir/internal/h1"
 	"github.com/weir-cdn/weir/internal/h2"
+	"github.com/weir-cdn/weir/internal/journal"
 	"github.com/weir-cdn/weir/internal/listen"
 	"github.com/weir-cdn/weir/internal/purge"
 	"github.com/weir-cdn/weir/internal/telemetry"
@@ -78,7 +79,7 @@ func (n *Node) startListeners() error {
 		n.purge.Register(mux)
 		mux.HandleFunc("POST /reload", n.serveReload)
 	}
-	aopt := admin.Options{Ready: n.ready, Status: n.status, Routes: routes, Metrics: telemetry.Handler(n.reg)}
+	aopt := admin.Options{Ready: n.ready, Status: n.status, Routes: routes, Metrics: telemetry.Handler(n.reg), Events: journal.Handler(n.journal)}
 	aopt.Auth, aopt.Audit, aopt.MetricsPublic = n.auth, n.audit, n.cfg.AdminMetricsPublic
 	if n.cluster != nil {
 		aopt.Cluster = n.clusterInfo

@@ -31,12 +31,15 @@ var (
 		"Connections answered 429 and closed because their client (an IPv4 address or IPv6 /64) had server.max_connections_per_client open.", []string{"listener"}, nil)
 	descConnsEvicted = prometheus.NewDesc("weir_listener_connections_evicted_total",
 		"Idle and slow-header connections closed to make room for new ones at server.max_connections (or a client's cap).", []string{"listener"}, nil)
-	descReady       = prometheus.NewDesc("weir_ready", "1 while the node is ready for traffic (GET /readyz answers 200).", nil, nil)
-	descDraining    = prometheus.NewDesc("weir_draining", "1 while the node drains for shutdown.", nil, nil)
-	descReloads     = prometheus.NewDesc("weir_config_reloads_total", "Configuration reloads (SIGHUP, POST /reload) by result: ok (applied, or nothing to apply) or error (nothing changed).", []string{"result"}, nil)
-	descReloadOK    = prometheus.NewDesc("weir_config_last_reload_successful", "1 when the last configuration reload applied (or there was none since start), 0 when it failed and the previous configuration stayed in force.", nil, nil)
-	descConfigTime  = prometheus.NewDesc("weir_config_applied_timestamp_seconds", "When the configuration in force was applied, at start or by a reload, as a Unix time.", nil, nil)
-	descMemoryLimit = prometheus.NewDesc("weir_memory_limit_bytes", "The Go memory limit the process runs with (cache.max_size plus headroom); 0 when none is set.", nil, nil)
+	descReady          = prometheus.NewDesc("weir_ready", "1 while the node is ready for traffic (GET /readyz answers 200).", nil, nil)
+	descDraining       = prometheus.NewDesc("weir_draining", "1 while the node drains for shutdown.", nil, nil)
+	descReloads        = prometheus.NewDesc("weir_config_reloads_total", "Configuration reloads (SIGHUP, POST /reload) by result: ok (applied, or nothing to apply) or error (nothing changed).", []string{"result"}, nil)
+	descReloadOK       = prometheus.NewDesc("weir_config_last_reload_successful", "1 when the last configuration reload applied (or there was none since start), 0 when it failed and the previous configuration stayed in force.", nil, nil)
+	descConfigTime     = prometheus.NewDesc("weir_config_applied_timestamp_seconds", "When the configuration in force was applied, at start or by a reload, as a Unix time.", nil, nil)
+	descMemoryLimit    = prometheus.NewDesc("weir_memory_limit_bytes", "The Go memory limit the process runs with (cache.max_size plus headroom); 0 when none is set.", nil, nil)
+	descJournalEvents  = prometheus.NewDesc("weir_journal_events", "Events in the flight recorder (GET /debug/events).", nil, nil)
+	descJournalBytes   = prometheus.NewDesc("weir_journal_bytes", "Memory the flight recorder's events take, within its 8 MiB bound.", nil, nil)
+	descJournalDropped = prometheus.NewDesc("weir_journal_dropped_total", "Events the flight recorder dropped, oldest first, to stay within its bounds (8 MiB, 24 hours).", nil, nil)
 )
 
 // registerMetrics creates the node's registry and registers every part's
@@ -52,6 +55,10 @@ func (n *Node) registerMetrics(edgeHTTP, peerHTTP *telemetry.HTTP) {
 				limit = 0
 			}
 			ch <- telemetry.Gauge(descMemoryLimit, float64(limit))
+			js := n.journal.Stats()
+			ch <- telemetry.Gauge(descJournalEvents, float64(js.Events))
+			ch <- telemetry.Gauge(descJournalBytes, float64(js.Bytes))
+			ch <- telemetry.Counter(descJournalDropped, float64(js.Dropped))
 			n.collectReloads(ch)
 			for _, c := range n.sites.Load().Origins() {
 				c.Collect(ch)

@@ -33,6 +33,7 @@ import (
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/edge"
 	"github.com/weir-cdn/weir/internal/forwarded"
+	"github.com/weir-cdn/weir/internal/journal"
 	"github.com/weir-cdn/weir/internal/listen"
 	"github.com/weir-cdn/weir/internal/logfile"
 	"github.com/weir-cdn/weir/internal/origin"
@@ -109,6 +110,14 @@ type Node struct {
 	reloads  reloadState
 	live     atomic.Pointer[config.Config]
 	refusals *admin.RateLimiter
+
+	// journal is the flight recorder every part records its decisions
+	// to (journal.go); sampler records the origin limit's.
+	journal *journal.Journal
+	sampler struct {
+		stop context.CancelFunc
+		wg   sync.WaitGroup
+	}
 
 	draining atomic.Bool
 	stopOnce sync.Once
@@ -210,6 +219,7 @@ func StartWith(cfg *config.Config, opt Options) (_ *Node, err error) {
 	n.reloads.applied(cfg, time.Now())
 	n.live.Store(cfg)
 	n.refusals = admin.NewRateLimiter(1, 10, 4096)
+	n.startJournal()
 	defer func() {
 		if err != nil {
 			n.release()
@@ -233,6 +243,7 @@ func StartWith(cfg *config.Config, opt Options) (_ *Node, err error) {
 	}
 	n.purge.Start()
 	n.origins.Start()
+	n.startJournalSampler()
 	log.Info("weir node started", "node", n.name, "edge", n.EdgeAddr(), "tls", n.TLSAddr(), "admin", n.AdminAddr(),
 		"cache_max_bytes", int64(cfg.Cache.MaxSize), "version", version.Get().Version, "commit", version.Get().Commit)
 	return n, nil
@@ -280,7 +291,7 @@ func (n *Node) startTelemetry() error {
 // startSites compiles the first site snapshot, with its origin clients
 // from the registry.
 func (n *Node) startSites() error {
-	n.builder = site.Builder{Registry: n.origins, Tracer: n.tracer, Logger: n.log}
+	n.builder = site.Builder{Registry: n.origins, Tracer: n.tracer, Logger: n.log, Journal: n.journal}
 	snap, err := n.builder.Build(n.cfg, nil)
 	if err != nil {
 		return err
@@ -389,6 +400,7 @@ func (n *Node) Close() {
 }
 
 func (n *Node) release() {
+	n.stopJournalSampler()
 	if n.accessFile != nil {
 		defer n.accessFile.Close() // after the listeners, whose requests log to it
 	}

@@ -29,7 +29,7 @@ func (n *Node) startPurge() error {
 		MaxLag: time.Duration(pc.MaxPurgeLag), SyncInterval: time.Duration(pc.SyncInterval),
 		Retention: time.Duration(pc.Retention), MaxLogEntries: pc.MaxLogEntries,
 		ConnectTimeout: time.Duration(n.cfg.Cluster.PeerConnectTimeout), Timeout: time.Duration(n.cfg.Cluster.PeerTimeout),
-		Logger: n.log,
+		Logger: n.log, Journal: n.journal,
 	}
 	if n.cluster != nil {
 		opt.Members = purgeMembers{n.cluster}

@@ -15,6 +15,7 @@ import (
 	"github.com/weir-cdn/weir/internal/certs"
 	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/journal"
 	"github.com/weir-cdn/weir/internal/listen"
 	"github.com/weir-cdn/weir/internal/site"
 	"github.com/weir-cdn/weir/internal/status"
@@ -121,6 +122,7 @@ func (n *Node) reload(trigger string, src func() (*config.Config, error)) (statu
 		res.Result, res.Problems, res.Error = reloadError, problems, strings.Join(problems, "; ")
 		res.Hash = n.config().Hash()
 		n.log.Error("reload: configuration not applied; everything stays as it was", "trigger", trigger, "problems", res.Error)
+		n.journal.Record(journal.Reload, journal.Details{"trigger": trigger, "result": res.Result, "problems": res.Error})
 		n.reloads.record(res)
 		var planned config.Changes
 		if p != nil {
@@ -139,6 +141,7 @@ func (n *Node) reload(trigger string, src func() (*config.Config, error)) (statu
 		}
 		n.reloads.applied(p.cfg, res.Time)
 	}
+	n.journal.Record(journal.Reload, journal.Details{"trigger": trigger, "result": res.Result, "changes": p.changes.String(), "hash": res.Hash})
 	n.log.Info("reload: configuration applied", "trigger", trigger, "result", res.Result, "changes", p.changes.String(),
 		"hash", res.Hash, "reloaded", strings.Join(p.reloaded, ", "))
 	for _, line := range p.diff {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/journal"
 )
 
 // breakerPolicy is Breaker with the defaults applied.
@@ -198,6 +199,16 @@ func (b *breaker) current() breakerState {
 // breaker.
 func (s *server) breakerChanged(delay time.Duration) func(from, to breakerState, reason string) {
 	return func(from, to breakerState, reason string) {
+		if s.journal != nil {
+			kind := journal.BreakerClosed
+			switch to {
+			case open:
+				kind = journal.BreakerOpen
+			case halfOpen:
+				kind = journal.BreakerHalfOpen
+			}
+			s.journal.Record(kind, journal.Details{"origin": s.origin, "server": s.label, "from": from.String(), "reason": reason})
+		}
 		switch to {
 		case open:
 			s.log.Warn("origin: server circuit breaker open; failing its requests fast", "origin", s.origin, "server", s.label,

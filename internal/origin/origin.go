@@ -32,6 +32,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/journal"
 	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
@@ -93,6 +94,10 @@ type Config struct {
 	// recovering. Nil means slog.Default(). A server a Registry keeps
 	// across descriptions logs to the Logger of the first.
 	Logger *slog.Logger
+	// Journal records the same state changes as events (breakers,
+	// ejections); nil records none. Like the Logger, a server a Registry
+	// keeps across descriptions records to the Journal of the first.
+	Journal journal.Recorder
 	// HealthCheck configures active health checks; the zero value runs
 	// none.
 	HealthCheck HealthCheck
@@ -252,6 +257,7 @@ type Client struct {
 	bodyIdle   time.Duration
 	tracer     *telemetry.Tracer
 	log        *slog.Logger
+	journal    journal.Recorder
 	balance    string
 	servers    []*server
 	rr         atomic.Uint64 // the turn of round robin and of ties
@@ -352,6 +358,7 @@ func newClientWith(cfg Config, share shareFunc) (*Client, error) {
 		bodyIdle:   orDefault(cfg.BodyIdleTimeout, time.Duration(config.DefaultBodyIdleTimeout)),
 		tracer:     cfg.Tracer,
 		log:        log,
+		journal:    cfg.Journal,
 		balance:    balance,
 		outlier:    newOutlierPolicy(cfg.Outlier),
 		bulkhead:   newBulkhead(cfg.Bulkhead),
@@ -370,7 +377,7 @@ func newClientWith(cfg Config, share shareFunc) (*Client, error) {
 		c.now = time.Now
 	}
 	for _, u := range targets {
-		build := func() *server { return newServer(cfg, u, c.now, log) }
+		build := func() *server { return newServer(cfg, u, c.now, log, cfg.Journal) }
 		if share == nil {
 			c.servers = append(c.servers, build())
 		} else {
@@ -382,8 +389,8 @@ func newClientWith(cfg Config, share shareFunc) (*Client, error) {
 }
 
 // newServer returns the server u of the origin cfg describes, its
-// breaker on the clock now, logging to log.
-func newServer(cfg Config, u *url.URL, now func() time.Time, log *slog.Logger) *server {
+// breaker on the clock now, logging to log and recording to rec.
+func newServer(cfg Config, u *url.URL, now func() time.Time, log *slog.Logger, rec journal.Recorder) *server {
 	label := u.Scheme + "://" + u.Host
 	bp := newBreakerPolicy(cfg.Breaker)
 	s := &server{
@@ -392,6 +399,7 @@ func newServer(cfg Config, u *url.URL, now func() time.Time, log *slog.Logger) *
 		hash:      xxhash.Sum64String(label),
 		origin:    cfg.Name,
 		log:       log,
+		journal:   rec,
 		transport: newTransport(cfg, u.Scheme),
 		history:   newHistory(bp.window),
 		health:    newHealthPolicy(cfg.HealthCheck),

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/journal"
 )
 
 // outcome is what an attempt says about the server that handled it.
@@ -114,6 +115,10 @@ func (c *Client) eject(s *server, n int, reason string) {
 	total := s.ejections.Add(1)
 	s.ejectMu.Unlock()
 	c.ejectMu.Unlock()
+	if c.journal != nil {
+		c.journal.Record(journal.Ejected, journal.Details{"origin": c.name, "server": s.label, "for_ms": d.Milliseconds(),
+			"reason": fmt.Sprintf("%d failures in a row, the last: %s", n, reason)})
+	}
 	c.log.Warn("origin: server ejected after consecutive failures; sending its requests to the other servers",
 		"origin", c.name, "server", s.label, "reason", fmt.Sprintf("%d failures in a row, the last: %s", n, reason),
 		"ejected_for", d.String(), "ejections", total)
@@ -130,6 +135,9 @@ func (c *Client) ejected(s *server, now time.Time) bool {
 		return true
 	}
 	if s.ejectedUntil.CompareAndSwap(until, 0) {
+		if c.journal != nil {
+			c.journal.Record(journal.Restored, journal.Details{"origin": c.name, "server": s.label, "reason": "ejection time over"})
+		}
 		c.log.Info("origin: ejected server returned to balancing", "origin", c.name, "server", s.label,
 			"reason", "ejection time over", "ejections", s.ejections.Load())
 	}

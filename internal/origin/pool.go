@@ -13,6 +13,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/journal"
 )
 
 // server is one server of an origin's pool: its connections, breaker,
@@ -26,6 +27,7 @@ type server struct {
 	hash      uint64   // of label, for rendezvous hashing
 	origin    string   // the origin's name, in logs
 	log       *slog.Logger
+	journal   journal.Recorder // nil records nothing
 	transport *http.Transport
 	checker   *http.Transport // for health checks; nil without them
 	breaker   *breaker        // nil when breakers are disabled

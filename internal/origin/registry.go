@@ -236,7 +236,7 @@ func sameOrigin(a, b Config) bool {
 	case a.TLS != b.TLS && (a.TLSSource == "" || a.TLSSource != b.TLSSource):
 		return false
 	}
-	a.Tracer, a.Logger, a.Now, a.TLS = nil, nil, nil, nil
-	b.Tracer, b.Logger, b.Now, b.TLS = nil, nil, nil, nil
+	a.Tracer, a.Logger, a.Journal, a.Now, a.TLS = nil, nil, nil, nil, nil
+	b.Tracer, b.Logger, b.Journal, b.Now, b.TLS = nil, nil, nil, nil, nil
 	return reflect.DeepEqual(a, b)
 }

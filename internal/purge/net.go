@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/weir-cdn/weir/internal/cluster"
+	"github.com/weir-cdn/weir/internal/journal"
 	"github.com/weir-cdn/weir/internal/sign"
 )
 
@@ -260,6 +261,7 @@ func (s *Service) syncRound() {
 	wg.Wait()
 	s.stats.syncRounds.Add(1)
 	s.updateDeadline(peers, start)
+	s.noteLag(time.Now())
 	s.compact(peers, time.Now())
 	s.sig.seen.prune(time.Now())
 }
@@ -289,6 +291,7 @@ func (s *Service) syncWith(p Member) error {
 			s.opt.Store.Invalidate(invalidateAll)
 			s.stats.gaps.Add(1)
 			s.log.Warn("purge: missed purges that are no longer retained; every cached object will be revalidated", "peer", p.Name, "streams", len(reply.Gaps))
+			s.record(journal.PurgeGap, journal.Details{"peer": p.Name, "streams": len(reply.Gaps)})
 			for _, g := range reply.Gaps {
 				s.plog.SkipTo(g, now)
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/weir-cdn/weir/internal/admin"
 	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/journal"
 	"github.com/weir-cdn/weir/internal/store"
 	"github.com/weir-cdn/weir/internal/telemetry"
 )
@@ -139,6 +140,9 @@ type Options struct {
 	PeerTLS *tls.Config
 	// Logger receives errors; nil means slog.Default().
 	Logger *slog.Logger
+	// Journal records purges issued, applied and acknowledged, gaps, and
+	// when this node starts and stops lagging; nil records none.
+	Journal journal.Recorder
 }
 
 // Service issues, propagates, applies and repairs purges for one node.
@@ -172,6 +176,11 @@ type Service struct {
 
 	// deadline is when this node starts lagging, in Unix nanoseconds.
 	deadline atomic.Int64
+	// lagging is whether the last sync round found this node lagging,
+	// since when (Unix nanoseconds), for the journal; only the sync loop
+	// writes them.
+	lagging  atomic.Bool
+	lagSince atomic.Int64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -366,6 +375,7 @@ func (s *Service) Issue(req Request) (Entry, error) {
 	}
 	s.mu.Unlock()
 	s.stats.issued.Add(1)
+	s.record(journal.PurgeIssued, journal.Details{"id": e.ID(), "items": req.Items(), "peers": len(peers)})
 	if s.opt.Members != nil {
 		select {
 		case s.wake <- struct{}{}:
@@ -423,6 +433,7 @@ func (s *Service) receive(e Entry, now time.Time) {
 		return
 	}
 	s.stats.applied.Add(1)
+	s.record(journal.PurgeApplied, journal.Details{"id": e.ID(), "from": e.Node})
 	if e.Time < s.started.Add(-startSkew).UnixNano() {
 		// Issued well before this node started: nothing cached here can
 		// be older than it.
@@ -453,6 +464,8 @@ func (s *Service) acked(peer string, hw uint64, now time.Time) {
 			st.targets[peer] = now
 			st.pending--
 			s.latency.Observe(now.Sub(st.entry.Issued()))
+			s.record(journal.PurgeAcked, journal.Details{"id": st.entry.ID(), "peer": peer,
+				"latency_ms": now.Sub(st.entry.Issued()).Milliseconds(), "pending": st.pending})
 			if st.pending == 0 {
 				st.completed = now
 			}
@@ -468,6 +481,30 @@ func (s *Service) ackedFromMarks(peer string, marks []Mark, now time.Time) {
 			return
 		}
 	}
+}
+
+// record records an event in the journal, when there is one.
+func (s *Service) record(kind journal.Kind, d journal.Details) {
+	if s.opt.Journal != nil {
+		s.opt.Journal.Record(kind, d)
+	}
+}
+
+// noteLag records, after a sync round, whether this node started or
+// stopped lagging since the last round.
+func (s *Service) noteLag(now time.Time) {
+	lagging := s.Lagging(now)
+	if lagging == s.lagging.Load() {
+		return
+	}
+	s.lagging.Store(lagging)
+	since := time.Unix(0, s.deadline.Load())
+	if lagging {
+		s.lagSince.Store(since.UnixNano())
+		s.record(journal.PurgeLagStart, journal.Details{"since": since.UTC().Format(time.RFC3339Nano), "max_lag_ms": s.opt.MaxLag.Milliseconds()})
+		return
+	}
+	s.record(journal.PurgeLagEnd, journal.Details{"lagged_ms": now.Sub(time.Unix(0, s.lagSince.Load())).Milliseconds()})
 }
 
 // Lagging reports whether this node has gone longer than MaxLag without

@@ -10,6 +10,7 @@ import (
 
 	"github.com/weir-cdn/weir/internal/certs"
 	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/journal"
 	"github.com/weir-cdn/weir/internal/origin"
 	"github.com/weir-cdn/weir/internal/telemetry"
 )
@@ -24,6 +25,8 @@ type Builder struct {
 	// Tracer and Logger are given to new origin clients.
 	Tracer *telemetry.Tracer
 	Logger *slog.Logger
+	// Journal is given to new origin clients; nil records nothing.
+	Journal journal.Recorder
 }
 
 // Build compiles a validated configuration. prev, when given, is the
@@ -42,6 +45,7 @@ func (b *Builder) Build(cfg *config.Config, prev *Snapshot) (*Snapshot, error) {
 			release()
 			return nil, err
 		}
+		ocfg.Journal = b.Journal
 		c, err := b.Registry.Acquire(ocfg)
 		if err != nil {
 			release()

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/weir-cdn/weir/internal/admin"
+	"github.com/weir-cdn/weir/internal/journal"
 	"github.com/weir-cdn/weir/internal/purge"
 )
 
@@ -199,6 +200,49 @@ func (c *Client) Reload(ctx context.Context) (Reload, error) {
 	return doc, err
 }
 
+// Events is a node's answer to GET /debug/events, and when it was
+// fetched by the local clock, for estimating the node's clock skew.
+type Events struct {
+	Events []journal.Event
+	// NodeTime is the node's clock when it answered: its Weir-Time
+	// header (nanoseconds), or else its Date header (whole seconds);
+	// zero when it sent neither.
+	NodeTime time.Time
+	// Precise is set when NodeTime came from Weir-Time.
+	Precise bool
+	// Sent and Received bound the call by the local clock.
+	Sent, Received time.Time
+}
+
+// Events asks GET /debug/events for the events q selects, oldest first.
+// A line that is not an event fails the call.
+func (c *Client) Events(ctx context.Context, q journal.Query) (Events, error) {
+	path := "/debug/events"
+	if v := q.Values(); len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	doc := Events{Sent: time.Now()}
+	b, h, err := c.send(ctx, http.MethodGet, path, nil, false)
+	doc.Received = time.Now()
+	if err != nil {
+		return doc, err
+	}
+	if t, err := time.Parse(time.RFC3339Nano, h.Get(journal.TimeHeader)); err == nil {
+		doc.NodeTime, doc.Precise = t, true
+	} else if t, err := http.ParseTime(h.Get("Date")); err == nil {
+		doc.NodeTime = t
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	for dec.More() {
+		var e journal.Event
+		if err := dec.Decode(&e); err != nil {
+			return doc, &Error{Method: http.MethodGet, URL: c.base + path, StatusCode: http.StatusOK, Err: err, kind: failDecode}
+		}
+		doc.Events = append(doc.Events, e)
+	}
+	return doc, nil
+}
+
 func (c *Client) get(ctx context.Context, path string, auth bool, v any) error {
 	b, err := c.do(ctx, http.MethodGet, path, nil, auth)
 	if err != nil {
@@ -210,6 +254,12 @@ func (c *Client) get(ctx context.Context, path string, auth bool, v any) error {
 // do sends one call and returns the body of its 200 answer. auth sends
 // the token even when it is empty.
 func (c *Client) do(ctx context.Context, method, path string, body []byte, auth bool) ([]byte, error) {
+	b, _, err := c.send(ctx, method, path, body, auth)
+	return b, err
+}
+
+// send is do, also returning the answer's header.
+func (c *Client) send(ctx context.Context, method, path string, body []byte, auth bool) ([]byte, http.Header, error) {
 	u := c.base + path
 	var rd io.Reader
 	if body != nil {
@@ -217,7 +267,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, auth 
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
-		return nil, &Error{Method: method, URL: u, Err: err, kind: failEncode}
+		return nil, nil, &Error{Method: method, URL: u, Err: err, kind: failEncode}
 	}
 	if auth || c.opt.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.opt.Token)
@@ -228,9 +278,9 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, auth 
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if tlsFailure(err) {
-			return nil, &Error{Method: method, URL: u, Err: err, kind: failTLS, hint: c.opt.TLSHint}
+			return nil, nil, &Error{Method: method, URL: u, Err: err, kind: failTLS, hint: c.opt.TLSHint}
 		}
-		return nil, &Error{Method: method, URL: u, Err: err, kind: failSend, hint: c.opt.AddrHint}
+		return nil, nil, &Error{Method: method, URL: u, Err: err, kind: failSend, hint: c.opt.AddrHint}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxBodyBytes+1))
@@ -238,12 +288,12 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, auth 
 		err = fmt.Errorf("longer than %d bytes", MaxBodyBytes)
 	}
 	if err != nil {
-		return nil, &Error{Method: method, URL: u, StatusCode: resp.StatusCode, Err: err, kind: failRead}
+		return nil, nil, &Error{Method: method, URL: u, StatusCode: resp.StatusCode, Err: err, kind: failRead}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, &Error{Method: method, URL: u, StatusCode: resp.StatusCode, Message: message(b), kind: failStatus}
+		return nil, nil, &Error{Method: method, URL: u, StatusCode: resp.StatusCode, Message: message(b), kind: failStatus}
 	}
-	return b, nil
+	return b, resp.Header, nil
 }
 
 func (c *Client) decode(method, path string, b []byte, v any) error {
