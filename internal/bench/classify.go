@@ -15,9 +15,12 @@ const (
 	OutcomeUnknown Outcome = iota
 	// OutcomeHit: served fresh from the cache.
 	OutcomeHit
-	// OutcomeStale: served stale, or after revalidating a stored
-	// response.
+	// OutcomeStale: served from storage while stale (such as
+	// stale-while-revalidate, RFC 5861), without waiting for the origin.
 	OutcomeStale
+	// OutcomeRevalidated: the cache held a stale response and asked the
+	// origin whether it may still be used before answering.
+	OutcomeRevalidated
 	// OutcomeMiss: fetched because nothing usable was stored.
 	OutcomeMiss
 	// OutcomePass: the cache forwarded the request without looking in
@@ -26,7 +29,7 @@ const (
 	numOutcomes
 )
 
-var outcomeNames = [numOutcomes]string{"unknown", "hit", "stale", "miss", "pass"}
+var outcomeNames = [numOutcomes]string{"unknown", "hit", "stale", "revalidated", "miss", "pass"}
 
 func (o Outcome) String() string {
 	if o >= 0 && o < numOutcomes {
@@ -64,11 +67,11 @@ func (s Source) String() string {
 //  1. Cache-Status (RFC 9211): the last member, the cache nearest the
 //     client (§2), whatever its name. hit (§2.1) is a hit, or stale with
 //     a negative ttl (§2.3); fwd=uri-miss, vary-miss, miss or partial
-//     (§2.2) a miss; fwd=stale stale; fwd=bypass, method or request a
-//     pass.
+//     (§2.2) a miss; fwd=stale revalidated; fwd=bypass, method or
+//     request a pass.
 //  2. X-Cache-Status (nginx: add_header X-Cache-Status
-//     $upstream_cache_status): HIT; STALE, UPDATING and REVALIDATED are
-//     stale; MISS and EXPIRED a miss; BYPASS a pass.
+//     $upstream_cache_status): HIT; STALE and UPDATING are stale;
+//     REVALIDATED revalidated; MISS and EXPIRED a miss; BYPASS a pass.
 //  3. X-Cache: its last comma-separated element (the cache nearest the
 //     client, as Fastly and CloudFront chain them) containing HIT, MISS
 //     or PASS, case-insensitively ("Hit from cloudfront", "TCP_MISS").
@@ -88,8 +91,10 @@ func Classify(h http.Header) (Outcome, Source) {
 		switch strings.ToUpper(strings.TrimSpace(v)) {
 		case "HIT":
 			return OutcomeHit, SourceXCacheStatus
-		case "STALE", "UPDATING", "REVALIDATED":
+		case "STALE", "UPDATING":
 			return OutcomeStale, SourceXCacheStatus
+		case "REVALIDATED":
+			return OutcomeRevalidated, SourceXCacheStatus
 		case "MISS", "EXPIRED":
 			return OutcomeMiss, SourceXCacheStatus
 		case "BYPASS":
@@ -182,7 +187,7 @@ func cacheStatus(values []string) Outcome {
 	case "uri-miss", "vary-miss", "miss", "partial":
 		return OutcomeMiss
 	case "stale":
-		return OutcomeStale
+		return OutcomeRevalidated
 	case "bypass", "method", "request":
 		return OutcomePass
 	}

@@ -79,14 +79,16 @@ type Latency struct {
 
 // CacheResult counts the responses to GETs by Outcome.
 type CacheResult struct {
-	Hit     int64 `json:"hit"`
-	Stale   int64 `json:"stale"`
-	Miss    int64 `json:"miss"`
-	Pass    int64 `json:"pass"`
-	Unknown int64 `json:"unknown"`
-	// HitRatio is Hit / (Hit + Miss), the share of cache lookups that
-	// found a fresh object, or null when there were none (or no response
-	// said).
+	Hit         int64 `json:"hit"`
+	Stale       int64 `json:"stale"`
+	Revalidated int64 `json:"revalidated"`
+	Miss        int64 `json:"miss"`
+	Pass        int64 `json:"pass"`
+	Unknown     int64 `json:"unknown"`
+	// HitRatio is (Hit + Stale) / (Hit + Stale + Revalidated + Miss): the
+	// share of cache lookups answered from storage without waiting for
+	// the origin, or null when there were none (or no response said).
+	// Passes and unknown responses are no lookups and count in neither.
 	HitRatio *float64 `json:"hit_ratio"`
 	// Sources counts the classified responses by the header Classify read:
 	// cache-status, x-cache-status, x-cache, x-varnish, age or none.
@@ -137,9 +139,10 @@ func (res *Result) fill(r *run, elapsed time.Duration, scheduled int64, byKind [
 		P90: ms(h.Quantile(0.90)), P99: ms(h.Quantile(0.99)), P999: ms(h.Quantile(0.999)), Max: ms(h.Max())}
 	c := &res.Cache
 	c.Hit, c.Stale, c.Miss = r.outcomes[OutcomeHit].Load(), r.outcomes[OutcomeStale].Load(), r.outcomes[OutcomeMiss].Load()
+	c.Revalidated = r.outcomes[OutcomeRevalidated].Load()
 	c.Pass, c.Unknown = r.outcomes[OutcomePass].Load(), r.outcomes[OutcomeUnknown].Load()
-	if c.Hit+c.Miss > 0 {
-		ratio := float64(c.Hit) / float64(c.Hit+c.Miss)
+	if lookups := c.Hit + c.Stale + c.Revalidated + c.Miss; lookups > 0 {
+		ratio := float64(c.Hit+c.Stale) / float64(lookups)
 		c.HitRatio = &ratio
 	}
 	c.Sources = map[string]int64{}
@@ -184,7 +187,8 @@ func (res *Result) WriteText(w io.Writer) error {
 	if ch.HitRatio != nil {
 		ratio = fmt.Sprintf("%.1f%%", *ch.HitRatio*100)
 	}
-	fmt.Fprintf(&b, "  cache     hit ratio %s: hit %d, miss %d; stale %d, pass %d, unknown %d", ratio, ch.Hit, ch.Miss, ch.Stale, ch.Pass, ch.Unknown)
+	fmt.Fprintf(&b, "  cache     hit ratio %s: hit %d, stale %d; revalidated %d, miss %d; pass %d, unknown %d",
+		ratio, ch.Hit, ch.Stale, ch.Revalidated, ch.Miss, ch.Pass, ch.Unknown)
 	if len(ch.Sources) > 0 {
 		fmt.Fprintf(&b, " (read from %s)", mapText(ch.Sources))
 	}

@@ -139,8 +139,9 @@ func (p Progress) Rate() float64 {
 	return float64(p.Sent) / p.Elapsed.Seconds()
 }
 
-// validate reports every problem with c at once.
-func (c *Config) validate() error {
+// Validate reports every problem with c at once, naming the flags of
+// `weir bench`; Run calls it.
+func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if len(c.Targets) == 0 {
@@ -278,7 +279,7 @@ func (r *run) errorsTotal() int64 {
 // flight are cancelled (counted in Result.Canceled) and Run returns the
 // Result so far with ctx's error.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
 	release := cfg.withDefaults()
@@ -295,7 +296,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	originBefore := math.NaN()
 	if cfg.OriginRequests != nil {
 		if originBefore, err = cfg.OriginRequests(ctx); err != nil {
-			return nil, fmt.Errorf("bench: origin requests before the run: %w", err)
+			return nil, fmt.Errorf("origin requests before the run: %w", err)
 		}
 	}
 
@@ -405,7 +406,7 @@ schedule:
 		}
 	}
 	if interrupted != nil {
-		return res, fmt.Errorf("bench: interrupted after %v: %w", elapsed.Round(time.Millisecond), interrupted)
+		return res, fmt.Errorf("interrupted after %v: %w", elapsed.Round(time.Millisecond), interrupted)
 	}
 	return res, nil
 }

@@ -75,6 +75,16 @@ func TestRunOpenLoopSchedule(t *testing.T) {
 		if res.Cache.Hit != 4 || res.Cache.HitRatio == nil || *res.Cache.HitRatio != 1 {
 			t.Errorf("cache = %+v, want 4 hits and a ratio of 1", res.Cache)
 		}
+		var text strings.Builder
+		if err := res.WriteText(&text); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"6 scheduled, 4 sent, 4 answered", "p50 100.0ms", "max 198.0ms", "hit ratio 100.0%: hit 4",
+			"origin    unknown: give --admin", "status    200: 4", "errors    2: overload_client 2"} {
+			if !strings.Contains(text.String(), want) {
+				t.Errorf("report lacks %q:\n%s", want, text.String())
+			}
+		}
 		// Ticks at 45, 90, 135 and 180 ms; none after Run returned.
 		if len(progress) != 4 || progress[3].Sent != 4 || progress[3].Answered != 2 || progress[3].Errors != 2 || progress[3].P99 != 100*time.Millisecond {
 			t.Errorf("progress = %+v, want 4 reports, the last with 4 sent, 2 answered, 2 errors and p99 100ms", progress)
