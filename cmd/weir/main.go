@@ -4,6 +4,7 @@
 //	           [--node NAME --cluster-listen ADDR --peer-listen ADDR --join ADDR[,ADDR...]
 //	            --cluster-key-file FILE | --insecure-cluster]
 //	weir demo [--nodes N] [--load 10s]
+//	weir bench [--duration D] [--rate N] [--requests N] [--json] URL...
 //	weir keygen
 //	weir version
 //
@@ -46,6 +47,8 @@ Usage:
               --cluster-key-file FILE | --insecure-cluster]
   weir demo [--nodes N] [--listen ADDR] [--admin-listen ADDR] [--tls-listen ADDR] [--load DURATION] [--procs N]
   weir check --config FILE [the flags of serve] [-q]
+  weir bench [--duration D] [--rate N] [--requests N] [--json] [--concurrency N] [--keys N] [--zipf-s S]
+             [--mix hit=90,miss=5,pass=4,purge=1] [--header 'Name: value']... [--admin URL[,URL...]] URL...
   weir keygen > cluster.key
   weir purge [--admin URL [--admin-ca FILE] [--admin-cert FILE --admin-key FILE]] [--token-file FILE]
              [--soft] [--wait] [--tag T] [--prefix URL] [--host H] [--all] [URL...]
@@ -91,6 +94,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = keygen(args[1:], stdout)
 	case "check":
 		err = check(args[1:], stdout)
+	case "bench":
+		err = benchCmd(ctx, args[1:], stdout, stderr)
 	case "purge":
 		err = purgeCmd(ctx, args[1:], stdout)
 	case "replay":
