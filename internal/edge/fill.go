@@ -881,6 +881,7 @@ func newObject(key string, status int, hdr http.Header, body store.Body, p httpc
 		NoCache:              p.NoCache,
 		MustRevalidate:       p.MustRevalidate,
 		StaleIfErrorOverride: p.StaleIfErrorOverride,
+		Source:               sourceCode(p.Source),
 	}
 	if len(hdr["Etag"]) > 0 || len(hdr["Last-Modified"]) > 0 {
 		o.Keep = keep

@@ -534,11 +534,7 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *s
 
 	now := h.requestTime(r)
 	if obj != nil {
-		reuse := reuseOf(obj, now)
-		if h.purger != nil && h.purger.Lagging(now) {
-			// Purges may have been missed: validate before serving.
-			reuse.NoCache = true
-		}
+		reuse := h.reuse(obj, obj.SoftPurged(), now)
 		switch httpcache.Decide(reuse, reqCC) {
 		case httpcache.Fresh:
 			h.stats.hits.Add(1)
@@ -621,11 +617,30 @@ func secondaryKey(dst []byte, site *site.Site, fields []string, h http.Header) [
 	return httpcache.AppendSecondaryKey(dst, fields, h)
 }
 
+// reuse describes o for the decision to serve it from the cache at now
+// (httpcache.Decide): reuseOf, and when this node lags behind the
+// cluster's purges, validation before any reuse. soft says o is, or is
+// about to be, soft-purged. The request path and Explain both decide
+// through it.
+func (h *Handler) reuse(o *store.Object, soft bool, now time.Time) httpcache.Reuse {
+	r := reuseAs(o, soft, now)
+	if h.purger != nil && h.purger.Lagging(now) {
+		// Purges may have been missed: validate before serving.
+		r.NoCache = true
+	}
+	return r
+}
+
 // reuseOf describes o for the reuse decision. A soft-purged object has
 // no freshness left: it is revalidated, and may still be served stale.
 func reuseOf(o *store.Object, now time.Time) httpcache.Reuse {
+	return reuseAs(o, o.SoftPurged(), now)
+}
+
+// reuseAs is reuseOf with soft saying whether o is soft-purged.
+func reuseAs(o *store.Object, soft bool, now time.Time) httpcache.Reuse {
 	lifetime := o.Lifetime
-	if o.SoftPurged() {
+	if soft {
 		lifetime = 0
 	}
 	return httpcache.Reuse{
