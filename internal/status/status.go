@@ -113,3 +113,27 @@ type KeyOwner struct {
 	CacheKey string `json:"cache_key"`
 	Owner    string `json:"owner"`
 }
+
+// Explain is the document served at the admin API's /debug/explain: what
+// the node's edge would do with one GET request and why (see
+// edge.Explanation), and who owns its key in the cluster.
+type Explain struct {
+	// Node is the node that explains.
+	Node string `json:"node"`
+	edge.Explanation
+	// Owner is the key's owner in the cluster; nil when the node runs
+	// alone or the request never reaches the cache.
+	Owner *ExplainOwner `json:"owner,omitempty"`
+}
+
+// ExplainOwner is a key's place in the cluster, as /cluster?key= tells
+// it.
+type ExplainOwner struct {
+	// CacheKey is the primary key the ring places.
+	CacheKey string `json:"cache_key"`
+	// Node is the member that owns it.
+	Node string `json:"node"`
+	// Self reports that the explaining node owns it: a miss fills from
+	// the origin; otherwise a miss asks Node first (tiered fill).
+	Self bool `json:"self"`
+}
