@@ -308,7 +308,7 @@ func (h *Handler) serveStaleOnError(w http.ResponseWriter, r *http.Request, site
 		// stored copy, so none is served in its place.
 		return false
 	}
-	reuse := reuseOf(stale, now)
+	reuse := h.reuse(stale, stale.SoftPurged(), now)
 	if !httpcache.StaleIfError(reuse, reqCC) {
 		return false
 	}

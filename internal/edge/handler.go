@@ -618,32 +618,17 @@ func secondaryKey(dst []byte, site *site.Site, fields []string, h http.Header) [
 }
 
 // reuse describes o for the decision to serve it from the cache at now
-// (httpcache.Decide): reuseOf, and when this node lags behind the
-// cluster's purges, validation before any reuse. soft says o is, or is
-// about to be, soft-purged. The request path and Explain both decide
-// through it.
+// (httpcache.Decide). soft says o is, or is about to be, soft-purged: it
+// then has no freshness left, so it is revalidated, and may still be
+// served stale. When this node lags behind the cluster's purges, every
+// reuse needs validation. The request path and Explain both decide
+// through it; it is one call on the hit path.
 func (h *Handler) reuse(o *store.Object, soft bool, now time.Time) httpcache.Reuse {
-	r := reuseAs(o, soft, now)
-	if h.purger != nil && h.purger.Lagging(now) {
-		// Purges may have been missed: validate before serving.
-		r.NoCache = true
-	}
-	return r
-}
-
-// reuseOf describes o for the reuse decision. A soft-purged object has
-// no freshness left: it is revalidated, and may still be served stale.
-func reuseOf(o *store.Object, now time.Time) httpcache.Reuse {
-	return reuseAs(o, o.SoftPurged(), now)
-}
-
-// reuseAs is reuseOf with soft saying whether o is soft-purged.
-func reuseAs(o *store.Object, soft bool, now time.Time) httpcache.Reuse {
 	lifetime := o.Lifetime
 	if soft {
 		lifetime = 0
 	}
-	return httpcache.Reuse{
+	r := httpcache.Reuse{
 		Lifetime:             lifetime,
 		Age:                  o.Age(now),
 		NoCache:              o.NoCache,
@@ -652,6 +637,11 @@ func reuseAs(o *store.Object, soft bool, now time.Time) httpcache.Reuse {
 		StaleWhileRevalidate: o.StaleWhileRevalidate,
 		StaleIfError:         o.StaleIfError,
 	}
+	if h.purger != nil && h.purger.Lagging(now) {
+		// Purges may have been missed: validate before serving.
+		r.NoCache = true
+	}
+	return r
 }
 
 func quote(s string) string { return site.Quote(s) }
