@@ -149,8 +149,9 @@ type ExplainNext struct {
 	// "pass", "redirect", "respond" or "refuse".
 	Action string `json:"action"`
 	// Reason says why, in the Cache-Status vocabulary where there is one
-	// ("uri-miss", "vary-miss", "stale", "hit-for-pass", "method",
-	// "rule", "rule-not-keyed", "only-if-cached"...).
+	// ("fresh", "stale", "uri-miss", "vary-miss", "request",
+	// "hit-for-pass", "rule", "rule-not-keyed", "upgrade",
+	// "only-if-cached", "no-host", "loop").
 	Reason string `json:"reason"`
 	// Detail explains the reason in a sentence.
 	Detail string `json:"detail"`
@@ -235,13 +236,18 @@ func ExplainRequest(rawURL string, header []string) (*http.Request, error) {
 // ExplainRequest builds), and why, making the same decisions as the
 // request path: the hosts router, the edge rules (evaluated without
 // counting their hits), the key rules, the store (read with Inspector's
-// peeks: nothing is touched or applied), reuseOf and httpcache.Decide
+// peeks: nothing is touched or applied), Handler.reuse and httpcache.Decide
 // with the purge service's Lagging, and hit-for-pass. It never asks an
 // origin or a peer. r's header is changed as the rules' request header
 // actions change a request's. It is safe for concurrent use.
 func (h *Handler) Explain(r *http.Request) Explanation {
 	now := h.now()
 	ex := Explanation{URL: scheme(r) + "://" + r.Host + r.URL.RequestURI(), At: now, Host: ExplainHost{Host: r.Host}}
+	if h.looped(r.Header["Via"]) {
+		ex.Next = ExplainNext{Action: "refuse", Reason: "loop", Status: http.StatusLoopDetected,
+			Detail: "the request's Via already names this node (" + h.node + "): it is refused as a loop"}
+		return ex
+	}
 	snap := h.sites.Load()
 	st, how := snap.Explain(r.Host)
 	if st == nil {
@@ -277,6 +283,13 @@ func (h *Handler) Explain(r *http.Request) Explanation {
 		unsafe = m.Unsafe
 	}
 	ex.Host.Origin = st.Origin.Name()
+	if wantsUpgrade(r) {
+		if kind, _ := classifyUpgrade(r.Method, r.ProtoMajor, r.ProtoMinor, r.Header); kind != upgradeNone {
+			ex.Next = ExplainNext{Action: "pass", Reason: "upgrade",
+				Detail: "the request asks to upgrade the connection (WebSocket): it is tunnelled to origin " + st.Origin.Name() + ", never cached"}
+			return ex
+		}
+	}
 	ex.Key = explainKey(st, r)
 	switch {
 	case st.Bypass:
@@ -344,11 +357,9 @@ func (h *Handler) explainCacheable(ex *Explanation, r *http.Request, st *site.Si
 	}
 	if until, ok := ins.PeekPass(primary); ok {
 		purges.HitForPassUntil = &until
-		if fwd == "uri-miss" {
-			ex.Next = ExplainNext{Action: "pass", Reason: "hit-for-pass",
-				Detail: "the URL's last answer was uncacheable: requests go straight to the origin, not coalesced, until " + until.UTC().Format(time.RFC3339)}
-			return
-		}
+		ex.Next = ExplainNext{Action: "pass", Reason: "hit-for-pass",
+			Detail: "the URL's last answer was uncacheable: requests go straight to the origin, not coalesced, until " + until.UTC().Format(time.RFC3339)}
+		return
 	}
 	if fwd == "uri-miss" && reqHasNoCache(reqCC) {
 		fwd = "request"

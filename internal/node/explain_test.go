@@ -344,3 +344,49 @@ func TestExplainNeedsViewer(t *testing.T) {
 		t.Fatalf("explain with a viewer token: %+v, %v", doc.Next, err)
 	}
 }
+
+// TestExplainAgreesWithTheEdge: over a sequence of requests (misses,
+// hits, variants, rules, passes, revalidations as the clock moves), each
+// request's explanation, asked just before it, names what the edge then
+// does, as its Cache-Status tells.
+func TestExplainAgreesWithTheEdge(t *testing.T) {
+	en := startExplainNode(t, nil)
+	local := en.n.EdgeAddr()
+	type step struct {
+		host, path string
+		hdr        []string
+	}
+	steps := []step{
+		{local, "/a", nil},
+		{local, "/vary", []string{"Accept-Language: fr"}},
+		{local, "/vary", []string{"Accept-Language: de"}},
+		{local, "/private/x", nil},
+		{"www.example.com", "/page?utm_medium=x", []string{"X-Device: tv"}},
+		{"www.example.com", "/page", []string{"X-Device: phone"}},
+		{"shop.example.net", "/api/items", nil},
+		{"www.example.com", "/admin/x", nil},
+	}
+	// cacheStatus maps an explained action to what Cache-Status says.
+	cacheStatus := map[string]string{
+		"hit": "weir; hit", "miss": "fwd=", "revalidate": "fwd=stale", "pass": "fwd=bypass",
+	}
+	seen := map[string]bool{}
+	for _, skew := range []time.Duration{0, 0, 61 * time.Second, 61 * time.Second, 200 * time.Second} {
+		en.skew.Store(int64(skew))
+		for _, s := range steps {
+			doc := en.explain(t, "http://"+s.host+s.path, s.hdr...)
+			cs := en.fetch(t, s.host, s.path, s.hdr...)
+			want := cacheStatus[doc.Next.Action]
+			seen[doc.Next.Action+" "+doc.Next.Reason] = true
+			if want == "" || !strings.Contains(cs, want) || (doc.Next.Action == "miss" && !strings.Contains(cs, "fwd="+doc.Next.Reason)) ||
+				(doc.Next.Action == "pass" && !strings.Contains(cs, "detail="+doc.Next.Reason)) {
+				t.Errorf("at +%s, %s%s %q: explained %s (%s), the edge said %q", skew, s.host, s.path, s.hdr, doc.Next.Action, doc.Next.Reason, cs)
+			}
+		}
+	}
+	for _, w := range []string{"miss uri-miss", "miss vary-miss", "hit fresh", "revalidate stale", "pass hit-for-pass", "pass rule"} {
+		if !seen[w] {
+			t.Errorf("the sequence never explained %q (saw %v)", w, seen)
+		}
+	}
+}
