@@ -236,11 +236,11 @@ func ExplainRequest(rawURL string, header []string) (*http.Request, error) {
 // ExplainRequest builds), and why, making the same decisions as the
 // request path: the hosts router, the edge rules (evaluated without
 // counting their hits), the key rules, the store (read with Inspector's
-// peeks: nothing is touched or applied), Handler.reuse and httpcache.Decide
-// with the purge service's Lagging, and hit-for-pass. It never asks an
-// origin or a peer. r has no client address unless the caller gives it
-// one (RemoteAddr, or X-Forwarded-For from a trusted proxy): rules that
-// match on client addresses see none. r's header is changed as the rules' request header
+// peeks: nothing is touched or applied), Handler.reuse and
+// httpcache.Decide, and hit-for-pass. It never asks an origin or a peer.
+// r has no client address unless the caller gives it one (RemoteAddr,
+// or X-Forwarded-For from a trusted proxy): rules that match on client
+// addresses see none. r's header is changed as the rules' request header
 // actions change a request's. It is safe for concurrent use.
 func (h *Handler) Explain(r *http.Request) Explanation {
 	now := h.now()
