@@ -54,6 +54,8 @@ Usage:
              [--soft] [--wait] [--tag T] [--prefix URL] [--host H] [--all] [URL...]
              (token from $WEIR_TOKEN or --token-file FILE)
   weir replay --admin URL[,URL...] --at TIME [--window 10m] [--after 1m] [--token-file FILE]
+  weir explain [--admin URL] [-H 'Name: value']... [--json] URL
+             (what the edge would do with a GET of URL, and why; token from $WEIR_TOKEN when needed)
   weir token keygen --key FILE >> token-keys
   weir token issue --key FILE --name NAME --role ROLE --expires DURATION|RFC3339
              [--host PATTERN ...] [--tag PATTERN ...] [--prefix PATTERN ...]
@@ -100,6 +102,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = purgeCmd(ctx, args[1:], stdout)
 	case "replay":
 		err = replayCmd(ctx, args[1:], stdout)
+	case "explain":
+		err = explainCmd(ctx, args[1:], stdout)
 	case "token":
 		err = tokenCmd(args[1:], stdout, stderr)
 	case "audit":

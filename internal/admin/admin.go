@@ -21,6 +21,11 @@ type Options struct {
 	// and, when key is not empty, which node owns it. A non-nil error is
 	// the client's mistake (400). Nil serves 404: not a cluster member.
 	Cluster func(key string) (any, error)
+	// Explain returns the JSON document served at /debug/explain: what
+	// the edge would do with a GET of rawURL carrying the request fields
+	// in header ("Name: value" each). A non-nil error is the client's
+	// mistake (400). Nil serves 404.
+	Explain func(rawURL string, header []string) (any, error)
 	// Routes, when set, adds more endpoints to the admin API (the purge
 	// API registers itself through it).
 	Routes func(mux *http.ServeMux)
@@ -31,8 +36,8 @@ type Options struct {
 	Events http.Handler
 	// Auth guards the reads once tokens are configured (a tokens file or
 	// a token keys file, see Authenticator.Configured): /status, /cluster,
-	// /metrics and /debug/events then need role viewer, /debug/pprof/
-	// role admin. /healthz and /readyz are always open. Nil, or an Authenticator
+	// /debug/explain, /metrics and /debug/events then need role viewer,
+	// /debug/pprof/ role admin. /healthz and /readyz are always open. Nil, or an Authenticator
 	// without either file, leaves every read open, as the admin listener
 	// is on loopback by default. The routes of Routes guard themselves.
 	Auth *Authenticator
@@ -60,6 +65,7 @@ const (
 //	GET /cluster  JSON cluster membership; ?key=URL adds the key's owner
 //	GET /metrics  Prometheus metrics
 //	GET /debug/events  the flight recorder's events, as JSON lines
+//	GET /debug/explain?url=URL&header=...  what the edge would do with URL, and why
 //	/debug/pprof/ Go profiles (net/http/pprof)
 //
 // plus what opt.Routes registers.
@@ -114,6 +120,19 @@ func NewHandler(opt Options) http.Handler {
 			return
 		}
 		doc, err := opt.Cluster(r.URL.Query().Get("key"))
+		if err != nil {
+			WriteJSON(w, http.StatusBadRequest, ErrorDoc{err.Error()})
+			return
+		}
+		WriteJSON(w, http.StatusOK, doc)
+	})))
+	mux.Handle("GET /debug/explain", g.guard("explain", RoleViewer, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if opt.Explain == nil {
+			WriteJSON(w, http.StatusNotFound, ErrorDoc{"this node cannot explain responses"})
+			return
+		}
+		q := r.URL.Query()
+		doc, err := opt.Explain(q.Get("url"), q["header"])
 		if err != nil {
 			WriteJSON(w, http.StatusBadRequest, ErrorDoc{err.Error()})
 			return

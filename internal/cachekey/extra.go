@@ -154,3 +154,27 @@ func (n *Normalizer) KeysCookie(name string) bool {
 	}
 	return false
 }
+
+// Headers returns the request header fields the key adds
+// (Rules.Headers), canonical, in key order. The slice is new.
+func (n *Normalizer) Headers() []string {
+	out := make([]string, len(n.headers))
+	for i, h := range n.headers {
+		out[i] = h.key
+	}
+	return out
+}
+
+// Cookies returns the cookies the key adds (Rules.Cookies), in key
+// order. The slice is new.
+func (n *Normalizer) Cookies() []string {
+	out := make([]string, len(n.cookies))
+	for i, c := range n.cookies {
+		out[i] = c.name
+	}
+	return out
+}
+
+// IgnoresQuery reports whether the key leaves the whole query out
+// (Rules.IgnoreQuery).
+func (n *Normalizer) IgnoresQuery() bool { return n.ignoreQuery }

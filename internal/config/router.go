@@ -221,3 +221,49 @@ func normalizePattern(p string) (key, problem string) {
 	}
 	return name, ""
 }
+
+// Matched is how Explain found a host's entry.
+type Matched struct {
+	// Index is the entry's index in the routed hosts, or -1 for none.
+	Index int
+	// How is "exact", "wildcard", "ipv6" or "any" (the "*" entry); ""
+	// when none matched.
+	How string
+	// Pattern is the Match pattern that matched, as normalized ("*.example.com").
+	Pattern string
+}
+
+// Explain is Route, saying which pattern matched and how. It follows
+// Route's order (an exact name, then the longest wildcard, then "*") and
+// allocates; it is for explaining a routing decision, not for the
+// request path.
+func (r *Router) Explain(host string) Matched {
+	i := r.Route(host)
+	if i < 0 {
+		return Matched{Index: -1}
+	}
+	h, _, _ := splitHostPortLoose(host)
+	h = strings.ToLower(strings.TrimSuffix(h, "."))
+	if h != "" && h[0] == '[' {
+		if a, err := netip.ParseAddr(strings.Trim(h, "[]")); err == nil {
+			if j, ok := r.ips[a]; ok && j == i {
+				return Matched{Index: i, How: "ipv6", Pattern: "[" + a.String() + "]"}
+			}
+		}
+		return Matched{Index: i, How: "any", Pattern: "*"}
+	}
+	if j, ok := r.exact[h]; ok && j == i {
+		return Matched{Index: i, How: "exact", Pattern: h}
+	}
+	for k := 0; k < len(h); k++ {
+		if h[k] == '.' {
+			if j, ok := r.wild[h[k+1:]]; ok {
+				if j == i {
+					return Matched{Index: i, How: "wildcard", Pattern: "*." + h[k+1:]}
+				}
+				break
+			}
+		}
+	}
+	return Matched{Index: i, How: "any", Pattern: "*"}
+}

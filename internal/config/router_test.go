@@ -125,3 +125,29 @@ func TestRouteConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+// TestRouterExplain: Explain picks the entry Route picks and names the
+// pattern and the kind of match that chose it.
+func TestRouterExplain(t *testing.T) {
+	r := config.NewRouter(routerHosts())
+	for _, tc := range []struct {
+		host string
+		want config.Matched
+	}{
+		{"Example.COM:443", config.Matched{Index: 0, How: "exact", Pattern: "example.com"}},
+		{"api.example.com", config.Matched{Index: 1, How: "wildcard", Pattern: "*.example.com"}},
+		{"a.img.cdn.example.com", config.Matched{Index: 2, How: "wildcard", Pattern: "*.cdn.example.com"}},
+		{"[2001:DB8:0::1]:8080", config.Matched{Index: 3, How: "ipv6", Pattern: "[2001:db8::1]"}},
+		{"192.0.2.1", config.Matched{Index: 3, How: "exact", Pattern: "192.0.2.1"}},
+		{"x.wild.case.org", config.Matched{Index: 5, How: "wildcard", Pattern: "*.wild.case.org"}},
+		{"elsewhere.test", config.Matched{Index: 4, How: "any", Pattern: "*"}},
+		{"[2001:db8::2]", config.Matched{Index: 4, How: "any", Pattern: "*"}},
+	} {
+		if got := r.Explain(tc.host); got != tc.want || got.Index != r.Route(tc.host) {
+			t.Errorf("Explain(%q) = %+v; want %+v (Route says %d)", tc.host, got, tc.want, r.Route(tc.host))
+		}
+	}
+	if got := config.NewRouter(routerHosts()[:4]).Explain("elsewhere.test"); got != (config.Matched{Index: -1}) {
+		t.Errorf("Explain without a * entry = %+v; want none", got)
+	}
+}

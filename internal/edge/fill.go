@@ -308,7 +308,7 @@ func (h *Handler) serveStaleOnError(w http.ResponseWriter, r *http.Request, site
 		// stored copy, so none is served in its place.
 		return false
 	}
-	reuse := reuseOf(stale, now)
+	reuse := h.reuse(stale, stale.SoftPurged(), now)
 	if !httpcache.StaleIfError(reuse, reqCC) {
 		return false
 	}
@@ -881,6 +881,7 @@ func newObject(key string, status int, hdr http.Header, body store.Body, p httpc
 		NoCache:              p.NoCache,
 		MustRevalidate:       p.MustRevalidate,
 		StaleIfErrorOverride: p.StaleIfErrorOverride,
+		Source:               sourceCode(p.Source),
 	}
 	if len(hdr["Etag"]) > 0 || len(hdr["Last-Modified"]) > 0 {
 		o.Keep = keep

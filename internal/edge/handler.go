@@ -534,11 +534,7 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *s
 
 	now := h.requestTime(r)
 	if obj != nil {
-		reuse := reuseOf(obj, now)
-		if h.purger != nil && h.purger.Lagging(now) {
-			// Purges may have been missed: validate before serving.
-			reuse.NoCache = true
-		}
+		reuse := h.reuse(obj, obj.SoftPurged(), now)
 		switch httpcache.Decide(reuse, reqCC) {
 		case httpcache.Fresh:
 			h.stats.hits.Add(1)
@@ -621,14 +617,18 @@ func secondaryKey(dst []byte, site *site.Site, fields []string, h http.Header) [
 	return httpcache.AppendSecondaryKey(dst, fields, h)
 }
 
-// reuseOf describes o for the reuse decision. A soft-purged object has
-// no freshness left: it is revalidated, and may still be served stale.
-func reuseOf(o *store.Object, now time.Time) httpcache.Reuse {
+// reuse describes o for the decision to serve it from the cache at now
+// (httpcache.Decide). soft says o is, or is about to be, soft-purged: it
+// then has no freshness left, so it is revalidated, and may still be
+// served stale. When this node lags behind the cluster's purges, every
+// reuse needs validation. The request path and Explain both decide
+// through it; it is one call on the hit path.
+func (h *Handler) reuse(o *store.Object, soft bool, now time.Time) httpcache.Reuse {
 	lifetime := o.Lifetime
-	if o.SoftPurged() {
+	if soft {
 		lifetime = 0
 	}
-	return httpcache.Reuse{
+	r := httpcache.Reuse{
 		Lifetime:             lifetime,
 		Age:                  o.Age(now),
 		NoCache:              o.NoCache,
@@ -637,6 +637,11 @@ func reuseOf(o *store.Object, now time.Time) httpcache.Reuse {
 		StaleWhileRevalidate: o.StaleWhileRevalidate,
 		StaleIfError:         o.StaleIfError,
 	}
+	if h.purger != nil && h.purger.Lagging(now) {
+		// Purges may have been missed: validate before serving.
+		r.NoCache = true
+	}
+	return r
 }
 
 func quote(s string) string { return site.Quote(s) }

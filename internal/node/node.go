@@ -168,6 +168,9 @@ type Hooks struct {
 	// sampled as telemetry.tracing.sample_ratio says, instead of an OTLP
 	// endpoint.
 	SpanExporter sdktrace.SpanExporter
+	// Now, when set, is the edge's clock (edge.Options.Now): tests set it
+	// ahead to age stored objects without sleeping.
+	Now func() time.Time
 }
 
 // Start validates cfg, binds the edge and admin listeners and starts
@@ -317,7 +320,7 @@ func (n *Node) startEdge() error {
 	}
 	n.edge = edge.New(n.sites, edge.Options{Store: n.store, Logger: n.log, Node: n.name, Peers: peers, Purger: n.purge,
 		PeerPurgeLag: time.Duration(n.cfg.Purge.MaxPurgeLag), Tracer: n.tracer, RequestIDHeader: n.cfg.Telemetry.RequestIDHeader,
-		Limiter: limiter, Trust: n.trust, WebSocketIdleTimeout: time.Duration(n.cfg.Server.WebSocketIdleTimeout)})
+		Limiter: limiter, Trust: n.trust, WebSocketIdleTimeout: time.Duration(n.cfg.Server.WebSocketIdleTimeout), Now: n.hooks.Now})
 	return nil
 }
 

@@ -207,16 +207,7 @@ func (n *Node) redirectToHTTPS(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		if strings.Contains(host, ":") {
-			host = "[" + host + "]"
-		}
-		if port := n.tlsPort(); port != "443" {
-			host += ":" + port
-		}
+		host := httpsHost(r.Host, n.tlsPort())
 		code := http.StatusMovedPermanently
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			code = http.StatusPermanentRedirect

@@ -408,6 +408,19 @@ func TestHTTPSRedirect(t *testing.T) {
 	if resp, _ := get(t, tlsClient(t, ca, "secure.test", true), "https://"+n.TLSAddr()+"/a"); resp.StatusCode != 200 {
 		t.Errorf("over TLS: %d, want 200", resp.StatusCode)
 	}
+	// Explain says so too.
+	api, err := status.ForAddr(n.AdminAddr(), status.ClientOptions{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.CloseIdleConnections()
+	doc, err := api.Explain(context.Background(), "http://secure.test:8080/a/b?c=d", nil)
+	if err != nil || doc.Next.Action != "redirect" || doc.Next.Reason != "https-redirect" || doc.Next.Status != 301 || doc.Next.Location != want || doc.Key != nil {
+		t.Errorf("explain plaintext: %+v, %v; want a 301 to %s", doc.Next, err, want)
+	}
+	if doc, err := api.Explain(context.Background(), "https://"+n.TLSAddr()+"/a", nil); err != nil || doc.Next.Action != "hit" {
+		t.Errorf("explain over TLS: %+v, %v; want the hit the TLS request made", doc.Next, err)
+	}
 }
 
 // TestH2CWithPriorKnowledge: server.h2c serves HTTP/2 on the plaintext

@@ -84,6 +84,8 @@ type compiled struct {
 
 	redirect    *template
 	redirStatus int
+	// redirLoc is the redirect's location as configured, for Describe.
+	redirLoc string
 
 	respond *Respond
 
@@ -196,7 +198,7 @@ func Compile(list []Rule, key *cachekey.Normalizer, counters Counters) (*Set, er
 			if err != nil {
 				return nil, fmt.Errorf("rules[%d].redirect.location: %w", i, err)
 			}
-			c.redirect, c.redirStatus = t, r.Redirect.Status
+			c.redirect, c.redirStatus, c.redirLoc = t, r.Redirect.Status, r.Redirect.Location
 			if c.redirStatus == 0 {
 				c.redirStatus = http.StatusMovedPermanently
 			}
@@ -391,16 +393,26 @@ func (m *Result) Matched(i int) bool { return m.matched.has(i) }
 // may be left invalid unless [Set.UsesClient]). It allocates nothing
 // unless the path holds dot-segments or doubled slashes, which it
 // cleans before matching.
-func (s *Set) Eval(r *http.Request, client netip.Addr) Result { return s.eval(r, client, false) }
+func (s *Set) Eval(r *http.Request, client netip.Addr) Result {
+	return s.eval(r, client, false, true)
+}
 
 // EvalPeer evaluates the rules for a fill request another member sent:
 // its peer address is the member's, not the client's, so the rules with
 // client conditions are left out. That agrees with the member that
 // asked: such a rule, when it changes what is fetched, made that member
 // pass the request to the origin itself instead of asking a peer.
-func (s *Set) EvalPeer(r *http.Request) Result { return s.eval(r, netip.Addr{}, true) }
+func (s *Set) EvalPeer(r *http.Request) Result { return s.eval(r, netip.Addr{}, true, true) }
 
-func (s *Set) eval(r *http.Request, client netip.Addr, peer bool) Result {
+// EvalQuiet is Eval without counting the matches in the rules' hit
+// counters: for explaining what a request would match, not serving it.
+func (s *Set) EvalQuiet(r *http.Request, client netip.Addr) Result {
+	return s.eval(r, client, false, false)
+}
+
+// eval evaluates the rules for r; peer leaves out the rules with client
+// conditions (EvalPeer), and count counts the matches.
+func (s *Set) eval(r *http.Request, client netip.Addr, peer, count bool) Result {
 	m := None
 	if s == nil || len(s.rules) == 0 {
 		return m
@@ -424,7 +436,9 @@ func (s *Set) eval(r *http.Request, client netip.Addr, peer bool) Result {
 			if peer && (len(c.client) > 0 || len(c.except) > 0) || c.matches(r, p, client) == c.not {
 				continue
 			}
-			c.hits.Add(1)
+			if count {
+				c.hits.Add(1)
+			}
 			m.matched.set(i)
 			// What a rule changes of the fetch counts only where it is in
 			// force: its request fields, its route when it is the first,

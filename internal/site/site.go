@@ -341,3 +341,13 @@ func (c *Current) PurgePrefix(rawURL string) (string, error) { return c.Load().P
 // PurgeHost is [PurgeHost]; it is a method so that a Current serves as
 // the purge service's key mapping.
 func (c *Current) PurgeHost(host string) (string, error) { return PurgeHost(host) }
+
+// Explain returns the site serving host and how its entry matched
+// (config.Router.Explain); nil and a Matched of Index -1 when none does.
+func (s *Snapshot) Explain(host string) (*Site, config.Matched) {
+	m := s.router.Explain(host)
+	if m.Index < 0 {
+		return nil, m
+	}
+	return s.sites[m.Index], m
+}

@@ -151,6 +151,19 @@ func (c *Client) Cluster(ctx context.Context, key string) (Cluster, error) {
 	return doc, err
 }
 
+// Explain reads GET /debug/explain (role viewer once tokens are
+// configured): what the node would do with a GET of rawURL carrying the
+// request fields in header ("Name: value" each), and why.
+func (c *Client) Explain(ctx context.Context, rawURL string, header []string) (Explain, error) {
+	q := url.Values{"url": {rawURL}}
+	if len(header) > 0 {
+		q["header"] = header
+	}
+	var doc Explain
+	err := c.get(ctx, "/debug/explain?"+q.Encode(), false, &doc)
+	return doc, err
+}
+
 // Purge issues req with POST /purge (a token with role purge) and
 // returns the purge's id.
 func (c *Client) Purge(ctx context.Context, req purge.Request) (string, error) {

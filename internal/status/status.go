@@ -1,9 +1,9 @@
 // Package status is the admin API as its clients see it: the documents
-// a node serves (/status, /cluster) as types, and Client, which calls one
-// node's admin API and decodes them. The node builds these documents and
-// the admin listener serves them; `weir purge`, the tests, and the
-// coming dashboard and `weir doctor` read the same types through the same
-// client.
+// a node serves (/status, /cluster, /debug/explain) as types, and
+// Client, which calls one node's admin API and decodes them. The node
+// builds these documents and the admin listener serves them; `weir
+// purge`, `weir explain`, the tests, and the coming dashboard and `weir
+// doctor` read the same types through the same client.
 //
 // The purge API's documents stay in package purge (purge.IDDoc,
 // purge.StatusDoc, purge.Stats), beside the code that builds them and
@@ -112,4 +112,28 @@ type KeyOwner struct {
 	URL      string `json:"url"`
 	CacheKey string `json:"cache_key"`
 	Owner    string `json:"owner"`
+}
+
+// Explain is the document served at the admin API's /debug/explain: what
+// the node's edge would do with one GET request and why (see
+// edge.Explanation), and who owns its key in the cluster.
+type Explain struct {
+	// Node is the node that explains.
+	Node string `json:"node"`
+	edge.Explanation
+	// Owner is the key's owner in the cluster; nil when the node runs
+	// alone or the request never reaches the cache.
+	Owner *ExplainOwner `json:"owner,omitempty"`
+}
+
+// ExplainOwner is a key's place in the cluster, as /cluster?key= tells
+// it.
+type ExplainOwner struct {
+	// CacheKey is the primary key the ring places.
+	CacheKey string `json:"cache_key"`
+	// Node is the member that owns it.
+	Node string `json:"node"`
+	// Self reports that the explaining node owns it: a miss fills from
+	// the origin; otherwise a miss asks Node first (tiered fill).
+	Self bool `json:"self"`
 }

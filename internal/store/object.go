@@ -70,6 +70,10 @@ type Object struct {
 	// StaleIfErrorOverride lets StaleIfError serve the object despite
 	// MustRevalidate (the host's stale_if_error_overrides_revalidate).
 	StaleIfErrorOverride bool
+	// Source says what set Lifetime, in the filler's encoding (the edge
+	// keeps httpcache.Policy.Source in it); zero means not recorded.
+	// One byte, in what was padding: it costs no memory per object.
+	Source uint8
 	// reweigh is set while AddCoding writes the object over itself (see
 	// there); next to Status, it takes no room of its own.
 	reweigh atomic.Bool
