@@ -257,11 +257,12 @@ func (d *Detector) Observe(at time.Time, v float64) []Event {
 	var events []Event
 	dev := v - d.fast
 	if d.departs(dev, d.threshold(d.p.K, d.spread, d.fast)) {
+		events = d.step.departing(events, at, dev > 0, d.p.Raise, Flag{Kind: Step, Value: v, Baseline: d.fast, Spread: d.spread})
+		if d.step.out == 1 {
+			d.runSum, d.runLen = 0, 0 // a new run: up from in range, or the other way
+		}
 		d.runSum += v
 		d.runLen++
-		if e, ok := d.step.departing(at, dev > 0, d.p.Raise, Flag{Kind: Step, Value: v, Baseline: d.fast, Spread: d.spread}); ok {
-			events = append(events, e)
-		}
 		if d.step.flag != nil {
 			d.step.flag.Value = v
 			if d.p.Adopt > 0 && d.runLen >= d.p.Adopt {
@@ -282,9 +283,7 @@ func (d *Detector) Observe(at time.Time, v float64) []Event {
 	d.learn(v, d.p.FastAlpha, d.p.SlowAlpha)
 	gap := d.fast - d.slow
 	if d.departs(gap, d.threshold(d.p.DriftK, d.spread, d.slow)) {
-		if e, ok := d.drift.departing(at, gap > 0, d.p.Raise, Flag{Kind: Drift, Value: d.fast, Baseline: d.slow, Spread: d.spread}); ok {
-			events = append(events, e)
-		}
+		events = d.drift.departing(events, at, gap > 0, d.p.Raise, Flag{Kind: Drift, Value: d.fast, Baseline: d.slow, Spread: d.spread})
 		if d.drift.flag != nil {
 			d.drift.flag.Value = d.fast
 		}
@@ -302,23 +301,28 @@ func (d *Detector) learn(v, a, b float64) {
 	d.slow += b * (v - d.slow)
 }
 
-// departing counts a departing sample; it returns the raise event when
-// this sample raises the flag.
-func (r *run) departing(at time.Time, up bool, raise int, f Flag) (Event, bool) {
+// departing counts a departing sample, up or down, and appends to events
+// the flag it raises. A raised flag whose departure turns the other way
+// (a surge, then an outage) is cleared, and a run the other way begins.
+func (r *run) departing(events []Event, at time.Time, up bool, raise int, f Flag) []Event {
 	r.in = 0
 	if r.flag != nil {
-		return Event{}, false
+		if r.flag.Up == up {
+			return events
+		}
+		events = append(events, Event{Flag: *r.flag, At: at})
+		*r = run{}
 	}
 	if r.out == 0 || up != r.up {
 		r.out, r.since, r.up = 0, at, up
 	}
 	r.out++
 	if r.out < raise {
-		return Event{}, false
+		return events
 	}
 	f.Up, f.Since, f.Raised = up, r.since, at
 	r.flag = &f
-	return Event{Flag: f, Raised: true, At: at}, true
+	return append(events, Event{Flag: f, Raised: true, At: at})
 }
 
 // inRange counts a sample in range; it returns the clear event when this

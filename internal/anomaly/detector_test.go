@@ -160,6 +160,25 @@ func TestRecoveryInterruptedKeepsTheFlag(t *testing.T) {
 	}
 }
 
+func TestStepTurningTheOtherWay(t *testing.T) {
+	f := &feeder{d: New(DefaultParams())}
+	z := noise(6, 1)
+	warm(f, 100, 100, z)
+	for range 5 {
+		f.feed(150) // a surge
+	}
+	var turned []Event
+	for range f.d.p.Raise {
+		turned = append(turned, f.feed(20)...) // then an outage
+	}
+	if len(turned) != 2 || turned[0].Raised || !turned[0].Up || !turned[1].Raised || turned[1].Up || !turned[1].Since.Equal(at(f.i-f.d.p.Raise)) {
+		t.Fatalf("events %+v, want the surge cleared and the outage raised", turned)
+	}
+	if fs := f.d.Flags(); len(fs) != 1 || fs[0].Up || math.Abs(fs[0].Baseline-100) > 1 {
+		t.Errorf("flags %+v, want one step down from 100", fs)
+	}
+}
+
 func TestSlowDriftIsFlaggedAsDrift(t *testing.T) {
 	for _, c := range []struct {
 		name  string

@@ -161,3 +161,17 @@ func TestSamplerOnItsTicker(t *testing.T) {
 		t.Fatal("no sample within 10s of a 1ms ticker")
 	}
 }
+
+// BenchmarkMonitorObserve is one node sample: every signal observed.
+func BenchmarkMonitorObserve(b *testing.B) {
+	m := NewMonitor(NodeSignals(), slog.New(slog.DiscardHandler))
+	sample := make([]float64, len(m.Signals()))
+	z := noise(1, 0.01)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		for j := range sample {
+			sample[j] = 0.5 + z()
+		}
+		m.Observe(at(i), sample)
+	}
+}
