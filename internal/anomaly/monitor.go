@@ -111,6 +111,14 @@ func (m *Monitor) Observe(at time.Time, sample []float64) []Event {
 	return all
 }
 
+// LastSample returns the time of the latest sample observed, zero before
+// the first.
+func (m *Monitor) LastSample() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.last
+}
+
 // Active returns the flags raised now, in the signals' order, with their
 // evidence; "for" in the evidence runs to the latest sample's time.
 func (m *Monitor) Active() []Anomaly {

@@ -49,6 +49,9 @@ func TestMonitorReportsLogsAndCounts(t *testing.T) {
 	if a := m.Active(); len(a) != 0 {
 		t.Fatalf("active after steady samples: %+v", a)
 	}
+	if got := m.LastSample(); !got.Equal(at(i - 1)) {
+		t.Errorf("last sample %v, want %v", got, at(i-1))
+	}
 	first := i
 	for range 6 {
 		sample(0.42, math.NaN()) // no latency this interval: not observed

@@ -49,9 +49,7 @@ func TestAnomalyFlagsAnOriginFailing(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
 	tick := 0
 	// interval sends one interval's requests (enough for the error rate
-	// to be observed), then the tick that samples them. The send returns
-	// once the sampler took the tick, so the next interval's requests
-	// are not in this sample.
+	// to be observed), then the tick that samples them.
 	interval := func(want int) {
 		t.Helper()
 		for i := range anomaly.MinEvents {
@@ -65,7 +63,11 @@ func TestAnomalyFlagsAnOriginFailing(t *testing.T) {
 		// sample holds its own interval's requests.
 		count := uint64(anomaly.MinEvents * (tick + 1))
 		testkit.Eventually(t, "the interval's requests counted", func() bool { return n.anomaly.edge.Totals().Requests >= count })
-		ticks <- t0.Add(time.Duration(tick) * 10 * time.Second)
+		sampled := t0.Add(time.Duration(tick) * 10 * time.Second)
+		ticks <- sampled
+		// And wait for the sample to be taken before the next interval's
+		// requests, which it would otherwise count.
+		testkit.Eventually(t, "the sample taken", func() bool { return n.anomaly.monitor.LastSample().Equal(sampled) })
 		tick++
 	}
 	// timing says a signal is a latency: on a loaded test machine,
