@@ -32,7 +32,9 @@
 //     consecutive samples in range clear it (hysteresis in time, so a flag
 //     does not flap on a signal hovering at the threshold). A change that
 //     lasts Adopt samples becomes the new normal: the baselines take the
-//     mean of the run, and the flag clears.
+//     mean of the run, and the flag clears. A step that turns the other
+//     way (a surge, then an outage) clears, and a run the other way
+//     begins.
 //   - Drift. A slow change keeps each sample in range of the fast
 //     baseline, which follows it with a lag of (1−FastAlpha)/FastAlpha
 //     samples; the slow baseline lags ten times more. The gap m − L grows
