@@ -42,6 +42,7 @@ func peerSpec(addr string) listen.Spec {
 func (n *Node) startListeners() error {
 	n.startProxyProtocol()
 	edgeHTTP, peerHTTP := n.httpTelemetry("edge"), n.httpTelemetry("peer")
+	n.anomaly.edge = edgeHTTP
 	n.registerMetrics(edgeHTTP, peerHTTP)
 	handler := edgeHTTP.Wrap(n.clients.Wrap(n.edge))
 	plain := n.edgeServer(n.redirectToHTTPS(handler))

@@ -70,6 +70,7 @@ func (n *Node) registerMetrics(edgeHTTP, peerHTTP *telemetry.HTTP) {
 			n.collectListeners(ch)
 			n.collectProxyProtocol(ch)
 			n.collectTLS(ch)
+			n.anomaly.monitor.Collect(ch)
 		}),
 		certs.Collector(n.tls.edge, n.tls.admin, n.tls.peer),
 	}

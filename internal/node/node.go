@@ -10,8 +10,9 @@
 // listeners.go the listeners, tls.go their certificates and the https
 // redirect, cluster.go and purge.go those parts' wiring,
 // overload.go the limits, reload.go what SIGHUP re-reads and the site
-// swap, status.go the admin API's documents, metrics.go the registry, gc.go
-// the memory limit.
+// swap, status.go the admin API's documents, anomaly.go the sampling of
+// the anomaly flags' signals, metrics.go the registry, gc.go the memory
+// limit.
 package node
 
 import (
@@ -92,6 +93,8 @@ type Node struct {
 	// proxy reads the PROXY protocol headers of the edge listeners
 	// (proxy.go).
 	proxy proxyParts
+	// anomaly flags departures of the node's signals (anomaly.go).
+	anomaly anomalyParts
 
 	// reg holds every metric of the node; tracer records its spans.
 	reg    *prometheus.Registry
@@ -171,6 +174,10 @@ type Hooks struct {
 	// Now, when set, is the edge's clock (edge.Options.Now): tests set it
 	// ahead to age stored objects without sleeping.
 	Now func() time.Time
+	// AnomalyTicks, when set, drives the anomaly flags' sampling: each
+	// time received is one sample, taken as of that time, instead of one
+	// every 10 s.
+	AnomalyTicks <-chan time.Time
 }
 
 // Start validates cfg, binds the edge and admin listeners and starts
@@ -204,10 +211,13 @@ func StartWithHooks(cfg *config.Config, log *slog.Logger, hooks Hooks) (*Node, e
 //     per-client rate limit;
 //  8. edge: needs the store, the sites, purge (PURGE, the lag bound), the
 //     cluster (tiered fill) and the limits;
-//  9. listeners: the edge, TLS and admin listeners are bound (an address in
+//  9. anomaly: the monitor of the node's signals, which /status and the
+//     metrics read;
+//  10. listeners: the edge, TLS and admin listeners are bound (an address in
 //     use fails the start before anything serves), then all serve.
 //
-// Background work (purge propagation, the origins' health checks) starts
+// Background work (purge propagation, the origins' health checks, the
+// anomaly sampler, which reads the edge listeners' counters) starts
 // last, once everything it reaches is up. When a step fails, release
 // undoes what the steps before it built.
 func StartWith(cfg *config.Config, opt Options) (_ *Node, err error) {
@@ -238,6 +248,7 @@ func StartWith(cfg *config.Config, opt Options) (_ *Node, err error) {
 		n.startPurge,
 		n.startOverload,
 		n.startEdge,
+		n.startAnomaly,
 		n.startListeners,
 	} {
 		if err := step(); err != nil {
@@ -247,6 +258,7 @@ func StartWith(cfg *config.Config, opt Options) (_ *Node, err error) {
 	n.purge.Start()
 	n.origins.Start()
 	n.startJournalSampler()
+	n.startSampling()
 	log.Info("weir node started", "node", n.name, "edge", n.EdgeAddr(), "tls", n.TLSAddr(), "admin", n.AdminAddr(),
 		"cache_max_bytes", int64(cfg.Cache.MaxSize), "version", version.Get().Version, "commit", version.Get().Commit)
 	return n, nil
@@ -403,6 +415,7 @@ func (n *Node) Close() {
 }
 
 func (n *Node) release() {
+	n.anomaly.sampler.Stop() // first: it reads the parts closed below
 	n.stopJournalSampler()
 	if n.accessFile != nil {
 		defer n.accessFile.Close() // after the listeners, whose requests log to it

@@ -50,5 +50,6 @@ func (n *Node) status() any {
 	}
 	st.TLS = n.tlsStatus()
 	st.Config = n.reloads.status(n.opt.File)
+	st.Anomalies = n.anomalies()
 	return st
 }

@@ -2,6 +2,8 @@ package origin
 
 import (
 	"time"
+
+	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
 // State is a snapshot of an origin's pool, for operators.
@@ -56,4 +58,40 @@ func (c *Client) State() State {
 		st.Servers[i] = ss
 	}
 	return st
+}
+
+// Totals are an origin's exchange counters since its client was made.
+type Totals struct {
+	// Exchanges counts the attempts that got a response or failed, and
+	// the requests not sent (breaker open, bulkhead full, no healthy
+	// server); requests the caller gave up (canceled) and those whose
+	// client's body failed are left out, since they say nothing of the
+	// origin. Failures counts those of them that failed or got a 5xx.
+	Exchanges, Failures uint64
+	// Duration is the histogram of every attempt's time to the response
+	// header, or to the failure (a canceled attempt's too).
+	Duration telemetry.HistogramSnapshot
+}
+
+// Totals returns the origin's exchange counters, for what samples them
+// between scrapes (the anomaly flags). It does not block requests.
+func (c *Client) Totals() Totals {
+	var t Totals
+	for i := range c.stats.responses {
+		n := c.stats.responses[i].Load()
+		t.Exchanges += n
+		if i == telemetry.StatusClass(500) {
+			t.Failures += n
+		}
+	}
+	for k := range c.stats.errors {
+		if ErrorKind(k) == KindCanceled || ErrorKind(k) == KindClient {
+			continue
+		}
+		n := c.stats.errors[k].Load()
+		t.Exchanges += n
+		t.Failures += n
+	}
+	t.Duration = c.stats.durations.Snapshot()
+	return t
 }

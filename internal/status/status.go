@@ -47,6 +47,35 @@ type Node struct {
 	TLS *TLS `json:"tls,omitempty"`
 	// Config is the configuration in force and how its reloads went.
 	Config Config `json:"config"`
+	// Anomalies are the signals departing from their baselines now (the
+	// flags raised, none when all is steady).
+	Anomalies []Anomaly `json:"anomalies"`
+}
+
+// Anomaly is one anomaly flag raised on a node: a signal that departs
+// from its own recent past (see docs/operations.md, "Anomaly flags").
+type Anomaly struct {
+	// Signal names it: request_rate, error_rate, latency_p99, hit_ratio,
+	// origin_latency_p50, origin_latency_p99, origin_error_rate,
+	// shed_rate, purge_lag.
+	Signal string `json:"signal"`
+	// Value is the latest sample for a step, the recent level (the fast
+	// baseline) for a drift; Baseline the level it departs from (the
+	// fast baseline before a step, the long-term one for a drift);
+	// Spread the baseline's mean absolute deviation. Ratios are
+	// fractions, latencies and lag seconds, rates per second.
+	Value    float64 `json:"value"`
+	Baseline float64 `json:"baseline"`
+	Spread   float64 `json:"spread"`
+	// Direction is "up" or "down".
+	Direction string `json:"direction"`
+	// Kind is "step" (a sudden change) or "drift" (a slow one).
+	Kind string `json:"kind"`
+	// Since is the time of the first departing sample.
+	Since time.Time `json:"since"`
+	// Evidence says it in one line, as the log does: "hit ratio 0.42 vs
+	// baseline 0.91±0.03 for 60s".
+	Evidence string `json:"evidence"`
 }
 
 // Config is the /status document's configuration section.

@@ -315,6 +315,40 @@ func (m *HTTP) Collect(ch chan<- prometheus.Metric) {
 	ch <- Gauge(m.descInFlight, float64(inFlight))
 }
 
+// HTTPTotals are a listener's request counters since start.
+type HTTPTotals struct {
+	// Requests counts the requests answered; ByClass the same by status
+	// class (ByClass[4] is 5xx).
+	Requests uint64
+	ByClass  [5]uint64
+	// Duration is the histogram of their durations, every cache result
+	// together (tunnels left out).
+	Duration HistogramSnapshot
+}
+
+// Totals returns the request counters and the duration histogram, for
+// what samples them between scrapes (the anomaly flags). It does not
+// block requests.
+func (m *HTTP) Totals() HTTPTotals {
+	var t HTTPTotals
+	for i := range m.shards {
+		s := &m.shards[i]
+		for mi := range s.requests {
+			for si := range s.requests[mi] {
+				for ci := range s.requests[mi][si] {
+					n := s.requests[mi][si][ci].Load()
+					t.ByClass[si] += n
+					t.Requests += n
+				}
+			}
+		}
+	}
+	for _, h := range m.durations {
+		t.Duration = t.Duration.Add(h.Snapshot())
+	}
+	return t
+}
+
 // Wrap returns next behind the telemetry layer.
 func (m *HTTP) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { m.serve(w, r, next) })

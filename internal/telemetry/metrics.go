@@ -189,3 +189,60 @@ func (c *Striped) Load() uint64 {
 	}
 	return t
 }
+
+// Sub returns the observations of s not in prev, an earlier snapshot of
+// the same histogram: the histogram of an interval. A zero prev is no
+// observations; a prev that is not earlier (its count is higher, its
+// buckets others) gives an empty histogram.
+func (s HistogramSnapshot) Sub(prev HistogramSnapshot) HistogramSnapshot {
+	d := HistogramSnapshot{Bounds: s.Bounds, Cumulative: make([]uint64, len(s.Cumulative))}
+	if len(prev.Cumulative) == 0 {
+		prev.Cumulative = make([]uint64, len(s.Cumulative))
+	}
+	if s.Count < prev.Count || len(prev.Cumulative) != len(s.Cumulative) {
+		return d
+	}
+	d.Count, d.Sum = s.Count-prev.Count, s.Sum-prev.Sum
+	for i := range s.Cumulative {
+		d.Cumulative[i] = s.Cumulative[i] - min(prev.Cumulative[i], s.Cumulative[i])
+	}
+	return d
+}
+
+// Add returns the observations of s and o, two histograms with the same
+// bounds.
+func (s HistogramSnapshot) Add(o HistogramSnapshot) HistogramSnapshot {
+	if len(s.Cumulative) == 0 {
+		return o
+	}
+	d := HistogramSnapshot{Bounds: s.Bounds, Count: s.Count + o.Count, Sum: s.Sum + o.Sum, Cumulative: slices.Clone(s.Cumulative)}
+	for i := range min(len(d.Cumulative), len(o.Cumulative)) {
+		d.Cumulative[i] += o.Cumulative[i]
+	}
+	return d
+}
+
+// Quantile estimates the q-quantile (0 < q < 1) of the observations as
+// Prometheus's histogram_quantile does: linearly within the bucket it
+// falls in, from 0 for the first bucket; in the +Inf bucket, the highest
+// finite bound. It is 0 with no observations.
+func (s HistogramSnapshot) Quantile(q float64) time.Duration {
+	if s.Count == 0 || len(s.Bounds) == 0 {
+		return 0
+	}
+	rank := q * float64(s.Count)
+	lower, below := 0.0, uint64(0)
+	for i, b := range s.Bounds {
+		c := s.Cumulative[i]
+		if float64(c) >= rank {
+			in := float64(c - below)
+			frac := 1.0
+			if in > 0 {
+				frac = (rank - float64(below)) / in
+			}
+			return time.Duration((lower + (b-lower)*frac) * float64(time.Second))
+		}
+		lower, below = b, c
+	}
+	return time.Duration(s.Bounds[len(s.Bounds)-1] * float64(time.Second))
+}
