@@ -78,7 +78,7 @@ func (n *Node) startListeners() error {
 		n.purge.Register(mux)
 		mux.HandleFunc("POST /reload", n.serveReload)
 	}
-	aopt := admin.Options{Ready: n.ready, Status: n.status, Routes: routes, Metrics: telemetry.Handler(n.reg)}
+	aopt := admin.Options{Ready: n.ready, Status: n.status, Doctor: n.doctor, Routes: routes, Metrics: telemetry.Handler(n.reg)}
 	aopt.Auth, aopt.Audit, aopt.MetricsPublic = n.auth, n.audit, n.cfg.AdminMetricsPublic
 	if n.cluster != nil {
 		aopt.Cluster = n.clusterInfo
