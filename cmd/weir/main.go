@@ -50,6 +50,8 @@ Usage:
   weir purge [--admin URL [--admin-ca FILE] [--admin-cert FILE --admin-key FILE]] [--token-file FILE]
              [--soft] [--wait] [--tag T] [--prefix URL] [--host H] [--all] [URL...]
              (token from $WEIR_TOKEN or --token-file FILE)
+  weir doctor --admin URL[,URL...] [--sample DURATION] [--json]
+             (names the bottleneck; a viewer token from $WEIR_TOKEN when the nodes have tokens)
   weir token keygen --key FILE >> token-keys
   weir token issue --key FILE --name NAME --role ROLE --expires DURATION|RFC3339
              [--host PATTERN ...] [--tag PATTERN ...] [--prefix PATTERN ...]
@@ -92,6 +94,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = check(args[1:], stdout)
 	case "purge":
 		err = purgeCmd(ctx, args[1:], stdout)
+	case "doctor":
+		err = doctorCmd(ctx, args[1:], stdout)
 	case "token":
 		err = tokenCmd(args[1:], stdout, stderr)
 	case "audit":
