@@ -184,7 +184,7 @@ func keyVariation(nodes []Node, total float64) []Finding {
 		}
 	}
 	share := missShare(nodes, total)
-	var out []Finding
+	out := keyHeaders(nodes, bySite, share)
 	for _, name := range sortedKeys(bySite) {
 		fills := bySite[name]
 		names := map[string]bool{}
@@ -224,6 +224,76 @@ func keyVariation(nodes []Node, total float64) []Finding {
 		out = append(out, f)
 	}
 	return out
+}
+
+// keyHeaders finds the request fields of key.headers (and cookies of
+// key.cookies) whose values never change the body, as keyVariation does
+// for query parameters, and proposes the key without them.
+func keyHeaders(nodes []Node, bySite map[string][]sampledFill, share float64) []Finding {
+	var out []Finding
+	for _, name := range sortedKeys(bySite) {
+		// The key's fields play the parameters' part, the query the
+		// rest of the key's.
+		var fills []sampledFill
+		names := map[string]bool{}
+		for _, f := range bySite[name] {
+			hf := sampledFill{site: f.site, host: f.host, path: f.path, extra: f.params.Encode(), params: url.Values{}, hash: f.hash}
+			for _, e := range strings.Split(f.extra, "\x00") {
+				if e == "" {
+					continue
+				}
+				k, v, _ := strings.Cut(e, "=")
+				k = strings.TrimSuffix(k, " (absent)")
+				hf.params[k] = append(hf.params[k], v)
+				names[k] = true
+			}
+			fills = append(fills, hf)
+		}
+		s := siteRules(nodes, name)
+		var idle []string
+		for _, h := range sortedKeys(names) {
+			if saved, varies := dropSaves(fills, []string{h}); !varies && saved > 0 && keysHeader(s, h) {
+				idle = append(idle, h)
+			}
+		}
+		if len(idle) == 0 {
+			continue
+		}
+		saved, _ := dropSaves(fills, idle)
+		frac := float64(saved) / float64(len(fills))
+		var keep []string
+		for _, h := range s.Headers {
+			if !slices.Contains(idle, strings.ToLower(h)) {
+				keep = append(keep, h)
+			}
+		}
+		f := Finding{
+			Kind: KindKeyVariation, Site: name,
+			What: fmt.Sprintf("the cache key of hosts entry %q varies on request fields that never change the body: %s", name, strings.Join(idle, ", ")),
+			Evidence: []string{
+				fmt.Sprintf("%d of %d sampled fills differ from another fill of the same URL only in %s, with the same body (xxhash)", saved, len(fills), strings.Join(idle, ", ")),
+				fmt.Sprintf("fills are %s of requests", pct(share)),
+			},
+			Change: fmt.Sprintf("take them out of %s", hostsPath(s, "key.headers")),
+			YAML:   hostsYAML(s, "key:", "  headers: ["+strings.Join(keep, ", ")+"]"),
+			Gain:   frac * share,
+		}
+		f.Effect = fmt.Sprintf("%s of fills would be hits: hit ratio up by about %s of requests", pct(frac), pct(f.Gain))
+		out = append(out, f)
+	}
+	return out
+}
+
+// keysHeader reports whether name (lower case, as the key holds it) is
+// one of the site's key.headers; cookies are left alone, since their
+// values are rarely the same for everyone.
+func keysHeader(s status.DoctorSite, name string) bool {
+	for _, h := range s.Headers {
+		if strings.EqualFold(h, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // dropSaves groups fills by what their key would be without the params

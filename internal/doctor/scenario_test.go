@@ -249,7 +249,7 @@ func TestScenarioCacheTooSmall(t *testing.T) {
 		c.Cache.MaxObjectSize = 128 << 10
 	})
 	var paths []string
-	for range 3 {
+	for range 5 {
 		for i := range 120 {
 			paths = append(paths, fmt.Sprintf("/video/seg%d.ts", i))
 		}
@@ -308,5 +308,27 @@ func TestScenarioShedding(t *testing.T) {
 	f := r.diagnose(t).Findings[0]
 	if f.Kind != doctor.KindShedding || !strings.Contains(f.YAML, "concurrency:") {
 		t.Fatalf("first finding is %s: %s; want shedding with a concurrency change", f.Kind, f.What)
+	}
+}
+
+// TestScenarioKeyedHeaderNeverChangesTheBody: key.headers names a field
+// the origin ignores; the doctor proposes the key without it.
+func TestScenarioKeyedHeaderNeverChangesTheBody(t *testing.T) {
+	r := start(t, cacheable(500), func(c *config.Config) {
+		c.Hosts[0].Key.Headers = []string{"X-Device", "Accept-Language"}
+	})
+	for i := range 30 {
+		req, _ := http.NewRequest(http.MethodGet, r.edge+fmt.Sprintf("/home/%d", i%3), nil)
+		req.Header.Set("X-Device", fmt.Sprintf("model-%d", i))
+		resp, err := r.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	f := r.diagnose(t).Findings[0]
+	if f.Kind != doctor.KindKeyVariation || !strings.Contains(f.What, "x-device") || !strings.Contains(f.YAML, "headers: [Accept-Language]") {
+		t.Fatalf("first finding is %s: %s\n%s; want x-device out of key.headers", f.Kind, f.What, f.YAML)
 	}
 }

@@ -32,6 +32,8 @@ const (
 	// a miss on a key that would still be fresh (the cache evicted or a
 	// purge removed it) from a first request.
 	doctorGhost = 1 << 16
+	// ghostScan bounds the ghost keys a store looks at to make room.
+	ghostScan = 64
 )
 
 // OtherPrefix is the path prefix the uncacheable counters use once
@@ -219,14 +221,14 @@ func (d *doctor) stored(s *site.Site, r *http.Request, clientHdr http.Header, ke
 	}
 	if _, ok := d.ghost[kh]; !ok && len(d.ghost) >= doctorGhost {
 		now := time.Now().UnixNano()
-		// Make room: drop the expired keys met first, or else any one.
-		n := 0
+		// Make room: look at a few keys (map order is random), drop the
+		// expired ones among them, and the first one in any case.
+		scanned := 0
 		for k, e := range d.ghost {
-			if e.expires < now || n == 0 {
+			if e.expires < now || scanned == 0 {
 				delete(d.ghost, k)
-				n++
 			}
-			if n >= 64 {
+			if scanned++; scanned >= ghostScan {
 				break
 			}
 		}
