@@ -56,6 +56,8 @@ Usage:
   weir replay --admin URL[,URL...] --at TIME [--window 10m] [--after 1m] [--token-file FILE]
   weir explain [--admin URL] [-H 'Name: value']... [--json] URL
              (what the edge would do with a GET of URL, and why; token from $WEIR_TOKEN when needed)
+  weir doctor --admin URL[,URL...] [--sample DURATION] [--json]
+             (names the bottleneck; a viewer token from $WEIR_TOKEN when the nodes have tokens)
   weir token keygen --key FILE >> token-keys
   weir token issue --key FILE --name NAME --role ROLE --expires DURATION|RFC3339
              [--host PATTERN ...] [--tag PATTERN ...] [--prefix PATTERN ...]
@@ -104,6 +106,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = replayCmd(ctx, args[1:], stdout)
 	case "explain":
 		err = explainCmd(ctx, args[1:], stdout)
+	case "doctor":
+		err = doctorCmd(ctx, args[1:], stdout)
 	case "token":
 		err = tokenCmd(args[1:], stdout, stderr)
 	case "audit":

@@ -17,6 +17,9 @@ type Options struct {
 	Ready func() error
 	// Status returns the JSON document served at /status; nil serves {}.
 	Status func() any
+	// Doctor returns the JSON document served at /debug/doctor (role
+	// viewer), what `weir doctor` reads; nil serves 404.
+	Doctor func() any
 	// Cluster returns the JSON document served at /cluster: the members
 	// and, when key is not empty, which node owns it. A non-nil error is
 	// the client's mistake (400). Nil serves 404: not a cluster member.
@@ -36,8 +39,8 @@ type Options struct {
 	Events http.Handler
 	// Auth guards the reads once tokens are configured (a tokens file or
 	// a token keys file, see Authenticator.Configured): /status, /cluster,
-	// /debug/explain, /metrics and /debug/events then need role viewer,
-	// /debug/pprof/ role admin. /healthz and /readyz are always open. Nil, or an Authenticator
+	// /debug/explain, /debug/doctor, /metrics and /debug/events then need
+	// role viewer, /debug/pprof/ role admin. /healthz and /readyz are always open. Nil, or an Authenticator
 	// without either file, leaves every read open, as the admin listener
 	// is on loopback by default. The routes of Routes guard themselves.
 	Auth *Authenticator
@@ -66,6 +69,7 @@ const (
 //	GET /metrics  Prometheus metrics
 //	GET /debug/events  the flight recorder's events, as JSON lines
 //	GET /debug/explain?url=URL&header=...  what the edge would do with URL, and why
+//	GET /debug/doctor  JSON evidence of the fill path for `weir doctor`
 //	/debug/pprof/ Go profiles (net/http/pprof)
 //
 // plus what opt.Routes registers.
@@ -114,6 +118,11 @@ func NewHandler(opt Options) http.Handler {
 		}
 		WriteJSON(w, http.StatusOK, doc)
 	})))
+	if opt.Doctor != nil {
+		mux.Handle("GET /debug/doctor", g.guard("doctor", RoleViewer, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			WriteJSON(w, http.StatusOK, opt.Doctor())
+		})))
+	}
 	mux.Handle("GET /cluster", g.guard("cluster", RoleViewer, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if opt.Cluster == nil {
 			WriteJSON(w, http.StatusNotFound, ErrorDoc{"this node is not part of a cluster: set cluster.listen (--cluster-listen) to enable it"})

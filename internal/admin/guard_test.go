@@ -26,6 +26,7 @@ func guardedServer(t *testing.T, auth *Authenticator, metricsPublic bool) (*http
 	t.Cleanup(func() { audit.Close() })
 	srv := httptest.NewServer(NewHandler(Options{
 		Status:        func() any { return map[string]int{"objects": 3} },
+		Doctor:        func() any { return map[string]int{"fills": 1} },
 		Cluster:       func(string) (any, error) { return map[string]string{"owner": "a"}, nil },
 		Metrics:       http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("up 1\n")) }),
 		Auth:          auth,
@@ -65,7 +66,7 @@ func countLines(t *testing.T, path string) int {
 }
 
 // TestReadsFollowRolesWithTokens: with tokens configured, /status,
-// /cluster and /metrics need viewer and /debug/pprof/ admin, refusals
+// /cluster, /metrics and /debug/doctor need viewer and /debug/pprof/ admin, refusals
 // are 401/403 with WWW-Authenticate on 401 and audited; /healthz and
 // /readyz stay open; a scoped token reads but gets no profiles.
 func TestReadsFollowRolesWithTokens(t *testing.T) {
@@ -84,6 +85,7 @@ func TestReadsFollowRolesWithTokens(t *testing.T) {
 		"/status":                   {"": 401, "nope": 401, "vvv": 200, "aaa": 200, scoped: 200},
 		"/cluster":                  {"": 401, "vvv": 200},
 		"/metrics":                  {"": 401, "vvv": 200},
+		"/debug/doctor":             {"": 401, "nope": 401, "vvv": 200, "aaa": 200},
 		"/debug/pprof/":             {"": 401, "vvv": 403, "aaa": 200, scoped: 403},
 		"/debug/pprof/cmdline":      {"vvv": 403, "aaa": 200},
 		"/debug/pprof/symbol":       {"": 401},
@@ -138,7 +140,7 @@ func TestReadsOpenWithoutTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv, audit := guardedServer(t, auth, false)
-	for _, path := range []string{"/status", "/cluster", "/metrics", "/debug/pprof/cmdline"} {
+	for _, path := range []string{"/status", "/cluster", "/metrics", "/debug/doctor", "/debug/pprof/cmdline"} {
 		if got := get(t, srv, path, "").StatusCode; got != 200 {
 			t.Errorf("GET %s without tokens configured: %d, want 200", path, got)
 		}

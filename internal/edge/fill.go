@@ -91,6 +91,9 @@ type fillJob struct {
 	// interim, when set, receives the origin's 1xx responses for the
 	// leading client.
 	interim chan<- informational
+	// fetched is when the response's header arrived, for the doctor's
+	// body transfer time.
+	fetched time.Time
 }
 
 // errNoReaders ends a fill whose response nobody reads and nobody stores.
@@ -170,8 +173,17 @@ func (h *Handler) fill(w http.ResponseWriter, r *http.Request, snap *site.Snapsh
 			// The leader's client gets the origin's interim responses.
 			interim = make(chan informational, maxInterim)
 			h.startFill(r, snap, site, rd.Flight(), primary, stale, fwd, peer, warm, prio, interim)
+			if stale == nil && attempt == 0 && fwd == "uri-miss" {
+				// Not a vary-miss: the primary key is remembered whole,
+				// and a new variant of it is no eviction.
+				h.doc.missed(kb.primary)
+			}
 		}
+		waited := time.Now()
 		hd, err := h.waitHead(w, r, rd, leader, interim)
+		if !leader {
+			h.doc.coalesce.add(time.Since(waited))
+		}
 		if err == nil && !leader && (len(hd.vary) > 0 || site.Key.HasExtra()) {
 			kb.secondary = secondaryKey(kb.secondary[:0], site, hd.vary, r.Header)
 			if string(kb.secondary) != hd.secondary {
@@ -523,12 +535,15 @@ func (h *Handler) runFill(job *fillJob) {
 	}
 	job.out = job.out.WithContext(ctx)
 	reqTime := h.now()
+	started := time.Now()
 	resp, from, err := h.fetch(job)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		f.Finish(err, false)
 		return
 	}
+	job.fetched = time.Now()
+	defer func() { h.doc.fill.add(time.Since(started)) }()
 	span.SetAttributes(attribute.String("weir.upstream", from), attribute.Int("http.response.status_code", resp.StatusCode))
 	defer resp.Body.Close()
 	respTime := h.now()
@@ -572,8 +587,11 @@ func (h *Handler) runFill(job *fillJob) {
 	if len(vary) > 0 || job.site.Key.HasExtra() {
 		hd.secondary = string(secondaryKey(nil, job.site, vary, job.clientHdr))
 	}
-	if !hd.stored && remembersPass(hd.reason, resp.StatusCode) {
-		h.store.MarkPass(job.primary, job.passTTL)
+	if !hd.stored {
+		h.doc.uncacheable(job.site.Name, job.out.URL.Path, hd.reason)
+		if remembersPass(hd.reason, resp.StatusCode) {
+			h.store.MarkPass(job.primary, job.passTTL)
+		}
 	}
 	if hd.stored && resp.ContentLength >= 0 && resp.ContentLength <= smallBody {
 		h.fillSmall(job, resp, hd, policy, vary, respTime)
@@ -638,7 +656,9 @@ func (h *Handler) fetch(job *fillJob) (resp *http.Response, from string, err err
 		out := job.out.WithContext(ctx)
 		out.Header = peerHeader(job)
 		telemetry.Inject(ctx, out.Header)
+		asked := time.Now()
 		resp, err = job.peer.Do(out)
+		h.doc.peer.add(time.Since(asked))
 		endSpan(span, resp, err)
 		if err == nil {
 			h.stats.peerFills.Add(1)
@@ -658,7 +678,7 @@ func (h *Handler) fetch(job *fillJob) (resp *http.Response, from string, err err
 			return resp, "peer " + job.warm.Name(), nil
 		}
 	}
-	resp, err = h.fetchOrigin(job.site, job.out, job.prio)
+	resp, err = h.fetchOrigin(job.site, job.out, job.prio, true)
 	return resp, "origin " + job.site.Origin.Name(), err
 }
 
@@ -712,6 +732,8 @@ func (h *Handler) storeFilled(job *fillJob, resp *http.Response, hd *head, polic
 	obj.Count = &job.site.Stats.Objects
 	obj.Extra = extra(httpcache.ParseSurrogateKeys(resp.Header["Surrogate-Key"]), resp.Header["Surrogate-Control"])
 	h.storeObject(job, obj, vary)
+	h.doc.body.add(time.Since(job.fetched))
+	h.doc.stored(job.site, job.out, job.clientHdr, job.primary, body, time.Now().Add(hd.ttl))
 	return obj
 }
 
@@ -818,6 +840,9 @@ func (h *Handler) finishRevalidation(job *fillJob, resp *http.Response, reqTime,
 	hd := &head{status: int(basis.Status), obj: obj, vary: vary, stored: policy.Storable, reason: policy.Reason, fwdStatus: http.StatusNotModified, ttl: policy.Lifetime - initialAge, from: from}
 	if len(vary) > 0 || job.site.Key.HasExtra() {
 		hd.secondary = string(secondaryKey(nil, job.site, vary, job.clientHdr))
+	}
+	if !policy.Storable {
+		h.doc.uncacheable(job.site.Name, job.out.URL.Path, policy.Reason)
 	}
 	if policy.Storable {
 		if basis.Gen != 0 {

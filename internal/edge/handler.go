@@ -200,6 +200,8 @@ type Handler struct {
 	bodyBufs bodyBuffers
 
 	stats counters
+	// doc records the fill path's evidence for `weir doctor`.
+	doc doctor
 	// compression counts what hosts[].compress does.
 	compression *compressStats
 
@@ -562,6 +564,7 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *s
 	if obj == nil && h.store.IsPass(kb.primary) {
 		// The key's last answer was uncacheable: go straight to the origin
 		// instead of queueing behind other requests for it.
+		h.doc.uncacheable(site.Name, r.URL.Path, "hit-for-pass")
 		h.pass(w, r, site, passInfo{fwd: "bypass", detail: "hit-for-pass"})
 		return
 	}

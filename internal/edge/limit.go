@@ -53,8 +53,11 @@ func (h *Handler) limit(p Priority) (done func(time.Duration, bool), ok bool) {
 // time a body then takes to reach a slow client is the client's, and
 // must not hold back other clients' misses. The limit learns from the
 // origin's gateway failures only (origin.Client.Failed), never from a
-// client's mistake or a request the origin pool refused to send.
-func (h *Handler) fetchOrigin(site *site.Site, out *http.Request, p Priority) (*http.Response, error) {
+// client's mistake or a request the origin pool refused to send. A
+// fill's (fill true) time with the limiter and to the origin's header
+// is added to the doctor's split of miss time.
+func (h *Handler) fetchOrigin(site *site.Site, out *http.Request, p Priority, fill bool) (*http.Response, error) {
+	asked := time.Now()
 	done, ok := h.limit(p)
 	if !ok {
 		return nil, errShed
@@ -64,8 +67,13 @@ func (h *Handler) fetchOrigin(site *site.Site, out *http.Request, p Priority) (*
 	}
 	start := time.Now()
 	resp, err := site.Origin.Do(out)
+	took := time.Since(start)
 	if done != nil {
-		done(time.Since(start), site.Origin.Failed(resp, err))
+		done(took, site.Origin.Failed(resp, err))
+	}
+	if fill {
+		h.doc.limiter.add(start.Sub(asked))
+		h.doc.origin.add(took)
 	}
 	return resp, err
 }

@@ -158,7 +158,7 @@ func (h *Handler) fetchInterim(w http.ResponseWriter, site *site.Site, out *http
 	}
 	done := make(chan result, 1)
 	go func() {
-		resp, err := h.fetchOrigin(site, out, PriorityMiss)
+		resp, err := h.fetchOrigin(site, out, PriorityMiss, false)
 		done <- result{resp, err}
 	}()
 	for {

@@ -169,7 +169,7 @@ func (h *Handler) tunnel(w http.ResponseWriter, r *http.Request, site *site.Site
 			out.Header[k] = v
 		}
 	}
-	resp, err := h.fetchOrigin(site, out, PriorityMiss)
+	resp, err := h.fetchOrigin(site, out, PriorityMiss, false)
 	if err != nil {
 		h.stats.tunnelsFailed.Add(1)
 		if r.Context().Err() != nil {

@@ -80,7 +80,7 @@ func (n *Node) startListeners() error {
 		n.purge.Register(mux)
 		mux.HandleFunc("POST /reload", n.serveReload)
 	}
-	aopt := admin.Options{Ready: n.ready, Status: n.status, Explain: n.explain, Routes: routes, Metrics: telemetry.Handler(n.reg), Events: journal.Handler(n.journal)}
+	aopt := admin.Options{Ready: n.ready, Status: n.status, Explain: n.explain, Doctor: n.doctor, Routes: routes, Metrics: telemetry.Handler(n.reg), Events: journal.Handler(n.journal)}
 	aopt.Auth, aopt.Audit, aopt.MetricsPublic = n.auth, n.audit, n.cfg.AdminMetricsPublic
 	if n.cluster != nil {
 		aopt.Cluster = n.clusterInfo

@@ -53,3 +53,24 @@ func (n *Node) status() any {
 	st.Anomalies = n.anomalies()
 	return st
 }
+
+// doctor builds the /debug/doctor document: what the edge recorded on
+// its fill path, and the hosts entries in force with their key rules.
+func (n *Node) doctor() any {
+	cfg := n.live.Load()
+	doc := status.Doctor{Node: n.name, Time: time.Now(), DoctorSample: n.edge.Doctor()}
+	if cfg != nil {
+		doc.MaxObject = int64(cfg.Cache.MaxObjectSize)
+		doc.Cluster = n.cluster != nil
+		doc.TieredFill = n.cluster != nil && cfg.Cluster.TieredFill
+		for i, h := range cfg.Hosts {
+			ds := status.DoctorSite{Index: i, IgnoreQuery: h.Key.IgnoreQuery, DropParams: h.Key.DropParams,
+				AllowParams: h.Key.AllowParams, Headers: h.Key.Headers, StoreSetCookie: h.StoreSetCookie}
+			if len(h.Match) > 0 {
+				ds.Name = h.Match[0]
+			}
+			doc.Sites = append(doc.Sites, ds)
+		}
+	}
+	return doc
+}

@@ -417,3 +417,17 @@ func (e *Error) Timeout() bool {
 	var ne net.Error
 	return errors.Is(e.Err, context.DeadlineExceeded) || (errors.As(e.Err, &ne) && ne.Timeout())
 }
+
+// Doctor reads GET /debug/doctor (role viewer): what the node recorded
+// on its fill path for `weir doctor`.
+func (c *Client) Doctor(ctx context.Context) (Doctor, error) {
+	var doc Doctor
+	err := c.get(ctx, "/debug/doctor", false, &doc)
+	return doc, err
+}
+
+// Metrics reads GET /metrics: the Prometheus text exposition, at most
+// MaxBodyBytes.
+func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
+	return c.do(ctx, http.MethodGet, "/metrics", nil, false)
+}

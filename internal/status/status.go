@@ -166,3 +166,36 @@ type ExplainOwner struct {
 	// the origin; otherwise a miss asks Node first (tiered fill).
 	Self bool `json:"self"`
 }
+
+// Doctor is the document served at the admin API's GET /debug/doctor
+// (role viewer): what the node's fill path recorded for `weir doctor`,
+// bounded (see edge.DoctorSample): its recent stored fills with their
+// body's hash, its uncacheable responses by site, path prefix and
+// reason, the split of its misses' time, and what its store did with
+// the fills (inserts, and misses a bigger cache would have served).
+type Doctor struct {
+	Node string    `json:"node"`
+	Time time.Time `json:"time"`
+	// Sites are the hosts entries in force, with their key rules, so
+	// that a proposed rule extends what is there.
+	Sites []DoctorSite `json:"sites"`
+	// MaxObject is cache.max_object_size, in bytes.
+	MaxObject int64 `json:"max_object_bytes"`
+	// Cluster is whether the node is a cluster member; TieredFill
+	// whether its misses ask the key's owner (cluster.tiered_fill).
+	Cluster    bool `json:"cluster"`
+	TieredFill bool `json:"tiered_fill"`
+	edge.DoctorSample
+}
+
+// DoctorSite is one hosts entry in Doctor: its name (its first match
+// pattern), its index in hosts, and the key rules it has.
+type DoctorSite struct {
+	Index          int      `json:"index"`
+	Name           string   `json:"name"`
+	IgnoreQuery    bool     `json:"ignore_query,omitempty"`
+	DropParams     []string `json:"drop_params,omitempty"`
+	AllowParams    []string `json:"allow_params,omitempty"`
+	Headers        []string `json:"headers,omitempty"`
+	StoreSetCookie bool     `json:"store_set_cookie,omitempty"`
+}
