@@ -24,6 +24,10 @@ type Options struct {
 	// Routes, when set, adds more endpoints to the admin API (the purge
 	// API registers itself through it).
 	Routes func(mux *http.ServeMux)
+	// Views are more reads guarded as /status is (role viewer once tokens
+	// are configured, refusals audited and limited alike); the dashboard's
+	// event stream is one. Nil adds none.
+	Views []View
 	// Metrics serves /metrics; nil serves 404.
 	Metrics http.Handler
 	// Auth guards the reads once tokens are configured (a tokens file or
@@ -40,6 +44,15 @@ type Options struct {
 	// address and refusalRate a second after that; past the limit they
 	// are answered 429 and not written. Nil writes none.
 	Audit *Audit
+}
+
+// View is a read endpoint of Options.Views.
+type View struct {
+	// Pattern is the ServeMux pattern ("GET /dashboard/events").
+	Pattern string
+	// Action names the read in the audit log's refusals ("dashboard").
+	Action  string
+	Handler http.Handler
 }
 
 // Limits on the refused reads audited one by one per remote address (the
@@ -65,6 +78,9 @@ func NewHandler(opt Options) http.Handler {
 		opt.Routes(mux)
 	}
 	g := &readGuard{auth: opt.Auth, audit: opt.Audit, refusals: NewRateLimiter(refusalRate, refusalBurst, 10000)}
+	for _, v := range opt.Views {
+		mux.Handle(v.Pattern, g.guard(v.Action, RoleViewer, v.Handler))
+	}
 	if opt.Metrics != nil {
 		if opt.MetricsPublic {
 			mux.Handle("GET /metrics", opt.Metrics)

@@ -572,6 +572,9 @@ func (h *Handler) runFill(job *fillJob) {
 	if len(vary) > 0 || job.site.Key.HasExtra() {
 		hd.secondary = string(secondaryKey(nil, job.site, vary, job.clientHdr))
 	}
+	if !hd.stored {
+		h.uncacheable.add(job.site.Name, hd.reason)
+	}
 	if !hd.stored && remembersPass(hd.reason, resp.StatusCode) {
 		h.store.MarkPass(job.primary, job.passTTL)
 	}
@@ -818,6 +821,9 @@ func (h *Handler) finishRevalidation(job *fillJob, resp *http.Response, reqTime,
 	hd := &head{status: int(basis.Status), obj: obj, vary: vary, stored: policy.Storable, reason: policy.Reason, fwdStatus: http.StatusNotModified, ttl: policy.Lifetime - initialAge, from: from}
 	if len(vary) > 0 || job.site.Key.HasExtra() {
 		hd.secondary = string(secondaryKey(nil, job.site, vary, job.clientHdr))
+	}
+	if !policy.Storable {
+		h.uncacheable.add(job.site.Name, policy.Reason)
 	}
 	if policy.Storable {
 		if basis.Gen != 0 {

@@ -200,6 +200,8 @@ type Handler struct {
 	bodyBufs bodyBuffers
 
 	stats counters
+	// uncacheable counts the fills' unstored responses by reason.
+	uncacheable uncacheable
 	// compression counts what hosts[].compress does.
 	compression *compressStats
 

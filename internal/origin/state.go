@@ -2,6 +2,8 @@ package origin
 
 import (
 	"time"
+
+	"github.com/weir-cdn/weir/internal/telemetry"
 )
 
 // State is a snapshot of an origin's pool, for operators.
@@ -56,4 +58,27 @@ func (c *Client) State() State {
 		st.Servers[i] = ss
 	}
 	return st
+}
+
+// Traffic are an origin's request counters at one moment, for readers in
+// the process (the dashboard).
+type Traffic struct {
+	Name string
+	// Responses counts the responses received, Errors the exchanges
+	// that failed without one or were not sent (weir_origin_errors_total).
+	Responses, Errors uint64
+	// Durations is weir_origin_request_duration_seconds.
+	Durations telemetry.HistogramSnapshot
+}
+
+// Traffic returns the client's request counters; it does not block.
+func (c *Client) Traffic() Traffic {
+	t := Traffic{Name: c.name, Durations: c.stats.durations.Snapshot()}
+	for i := range c.stats.responses {
+		t.Responses += c.stats.responses[i].Load()
+	}
+	for k := range c.stats.errors {
+		t.Errors += c.stats.errors[k].Load()
+	}
+	return t
 }

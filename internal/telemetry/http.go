@@ -522,3 +522,47 @@ func (r *recorder) BodyBytes() int64 { return r.bytes }
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// HTTPTotals are a listener's counters at one moment, summed over
+// methods, for readers in the process (the dashboard): requests and body
+// bytes by cache result (indexed by Cache), the 5xx answers, the
+// requests in flight, and the duration histogram of each cache result.
+type HTTPTotals struct {
+	Requests  [numCache]uint64
+	Bytes     [numCache]uint64
+	Errors    uint64 // answers with a 5xx status
+	InFlight  int64
+	Durations [numCache]HistogramSnapshot
+}
+
+// CacheResults is the number of cache results, the length of the arrays
+// of HTTPTotals.
+const CacheResults = int(numCache)
+
+// Totals returns the listener's counters. It reads the same counters
+// /metrics does, without locks; safe for concurrent use.
+func (m *HTTP) Totals() HTTPTotals {
+	var t HTTPTotals
+	for i := range m.shards {
+		s := &m.shards[i]
+		for mi := range s.requests {
+			for si := range s.requests[mi] {
+				for ci := range s.requests[mi][si] {
+					n := s.requests[mi][si][ci].Load()
+					t.Requests[ci] += n
+					if si == len(StatusClasses)-1 {
+						t.Errors += n
+					}
+				}
+			}
+		}
+		for ci := range s.bytes {
+			t.Bytes[ci] += s.bytes[ci].Load()
+		}
+		t.InFlight += s.inFlight.Load()
+	}
+	for ci := range m.durations {
+		t.Durations[ci] = m.durations[ci].Snapshot()
+	}
+	return t
+}
