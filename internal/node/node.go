@@ -31,6 +31,7 @@ import (
 	"github.com/weir-cdn/weir/internal/admin"
 	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/dashboard"
 	"github.com/weir-cdn/weir/internal/edge"
 	"github.com/weir-cdn/weir/internal/forwarded"
 	"github.com/weir-cdn/weir/internal/listen"
@@ -109,6 +110,9 @@ type Node struct {
 	reloads  reloadState
 	live     atomic.Pointer[config.Config]
 	refusals *admin.RateLimiter
+
+	// dash is the dashboard's hub (dashboard.go), set by startListeners.
+	dash *dashboard.Hub
 
 	draining atomic.Bool
 	stopOnce sync.Once
@@ -360,6 +364,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.stopOnce.Do(func() {
 		n.BeginDrain()
 		n.LeaveCluster()
+		n.closeDashboard()
 		err = n.drainListeners(ctx)
 		n.release()
 		if terr := n.tracer.Shutdown(ctx); terr != nil {
@@ -382,6 +387,7 @@ func (n *Node) Close() {
 		if n.cluster != nil {
 			n.cluster.Close()
 		}
+		n.closeDashboard()
 		n.listeners.Close()
 		n.release()
 		n.stopTracer()
