@@ -71,7 +71,7 @@ const (
 //	GET /metrics  Prometheus metrics
 //	/debug/pprof/ Go profiles (net/http/pprof)
 //
-// plus what opt.Routes registers.
+// plus what opt.Routes and opt.Views register.
 func NewHandler(opt Options) http.Handler {
 	mux := http.NewServeMux()
 	if opt.Routes != nil {

@@ -1,9 +1,10 @@
 // Package status is the admin API as its clients see it: the documents
 // a node serves (/status, /cluster) as types, and Client, which calls one
 // node's admin API and decodes them. The node builds these documents and
-// the admin listener serves them; `weir purge`, the tests, and the
-// coming dashboard and `weir doctor` read the same types through the same
-// client.
+// the admin listener serves them; `weir purge`, the tests and `weir
+// doctor` read the same types through the same client, and the
+// dashboard (package dashboard) sends the Node document in each of its
+// snapshots.
 //
 // The purge API's documents stay in package purge (purge.IDDoc,
 // purge.StatusDoc, purge.Stats), beside the code that builds them and
