@@ -73,7 +73,8 @@ type subscriber struct {
 	ch chan []byte
 }
 
-// NewHub returns a hub whose goroutine runs until Close.
+// NewHub returns a hub; Start starts its goroutine, which runs until
+// Close.
 func NewHub(opt Options) *Hub {
 	if opt.Interval <= 0 {
 		opt.Interval = DefaultInterval
@@ -93,7 +94,8 @@ func NewHub(opt Options) *Hub {
 // tests can set ticks first.
 func (h *Hub) Start() { go h.loop() }
 
-// Close ends every stream and stops the hub's goroutine, waiting for it.
+// Close ends every stream and stops the hub's goroutine, waiting for it;
+// Start must have been called. Later calls return at once.
 func (h *Hub) Close() {
 	h.cancel()
 	<-h.done
