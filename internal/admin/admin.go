@@ -32,6 +32,10 @@ type Options struct {
 	// Routes, when set, adds more endpoints to the admin API (the purge
 	// API registers itself through it).
 	Routes func(mux *http.ServeMux)
+	// Views are more reads guarded as /status is (role viewer once tokens
+	// are configured, refusals audited and limited alike); the dashboard's
+	// event stream is one. Nil adds none.
+	Views []View
 	// Metrics serves /metrics; nil serves 404.
 	Metrics http.Handler
 	// Events serves GET /debug/events, the node's flight recorder
@@ -53,6 +57,15 @@ type Options struct {
 	Audit *Audit
 }
 
+// View is a read endpoint of Options.Views.
+type View struct {
+	// Pattern is the ServeMux pattern ("GET /dashboard/events").
+	Pattern string
+	// Action names the read in the audit log's refusals ("dashboard").
+	Action  string
+	Handler http.Handler
+}
+
 // Limits on the refused reads audited one by one per remote address (the
 // purge API's limit on calls without a valid token is the same).
 const (
@@ -72,13 +85,16 @@ const (
 //	GET /debug/doctor  JSON evidence of the fill path for `weir doctor`
 //	/debug/pprof/ Go profiles (net/http/pprof)
 //
-// plus what opt.Routes registers.
+// plus what opt.Routes and opt.Views register.
 func NewHandler(opt Options) http.Handler {
 	mux := http.NewServeMux()
 	if opt.Routes != nil {
 		opt.Routes(mux)
 	}
 	g := &readGuard{auth: opt.Auth, audit: opt.Audit, refusals: NewRateLimiter(refusalRate, refusalBurst, 10000)}
+	for _, v := range opt.Views {
+		mux.Handle(v.Pattern, g.guard(v.Action, RoleViewer, v.Handler))
+	}
 	if opt.Metrics != nil {
 		if opt.MetricsPublic {
 			mux.Handle("GET /metrics", opt.Metrics)

@@ -32,6 +32,9 @@ func guardedServer(t *testing.T, auth *Authenticator, metricsPublic bool) (*http
 		Auth:          auth,
 		Audit:         audit,
 		MetricsPublic: metricsPublic,
+		Views: []View{{Pattern: "GET /view", Action: "view", Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Write([]byte("a view\n"))
+		})}},
 	}))
 	t.Cleanup(srv.Close)
 	return srv, path
@@ -84,6 +87,7 @@ func TestReadsFollowRolesWithTokens(t *testing.T) {
 		"/readyz":                   {"": 200},
 		"/status":                   {"": 401, "nope": 401, "vvv": 200, "aaa": 200, scoped: 200},
 		"/cluster":                  {"": 401, "vvv": 200},
+		"/view":                     {"": 401, "nope": 401, "vvv": 200, scoped: 200},
 		"/metrics":                  {"": 401, "vvv": 200},
 		"/debug/doctor":             {"": 401, "nope": 401, "vvv": 200, "aaa": 200},
 		"/debug/pprof/":             {"": 401, "vvv": 403, "aaa": 200, scoped: 403},

@@ -589,6 +589,7 @@ func (h *Handler) runFill(job *fillJob) {
 	}
 	if !hd.stored {
 		h.doc.uncacheable(job.site.Name, job.out.URL.Path, hd.reason)
+		h.uncacheable.add(job.site.Name, hd.reason)
 		if remembersPass(hd.reason, resp.StatusCode) {
 			h.store.MarkPass(job.primary, job.passTTL)
 		}
@@ -843,6 +844,7 @@ func (h *Handler) finishRevalidation(job *fillJob, resp *http.Response, reqTime,
 	}
 	if !policy.Storable {
 		h.doc.uncacheable(job.site.Name, job.out.URL.Path, policy.Reason)
+		h.uncacheable.add(job.site.Name, policy.Reason)
 	}
 	if policy.Storable {
 		if basis.Gen != 0 {

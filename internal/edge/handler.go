@@ -202,6 +202,8 @@ type Handler struct {
 	stats counters
 	// doc records the fill path's evidence for `weir doctor`.
 	doc doctor
+	// uncacheable counts the fills' unstored responses by reason.
+	uncacheable uncacheable
 	// compression counts what hosts[].compress does.
 	compression *compressStats
 

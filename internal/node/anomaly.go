@@ -43,7 +43,7 @@ func (n *Node) sampleAnomaly(at time.Time) {
 	a := &n.anomaly
 	tot := a.edge.Totals()
 	es := n.edge.Stats()
-	cur := anomaly.Counters{At: at, Requests: tot.Requests, Errors: tot.ByClass[telemetry.StatusClass(500)], Duration: tot.Duration,
+	cur := anomaly.Counters{At: at, Requests: tot.Total, Errors: tot.ByClass[telemetry.StatusClass(500)], Duration: tot.Duration,
 		Hits: es.Hits, Misses: es.Misses, Shed: es.Shed, Origins: map[string]origin.Totals{}}
 	for _, c := range n.sites.Load().Origins() {
 		// The client's address tells a client made anew from the one it

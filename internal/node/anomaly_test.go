@@ -62,7 +62,7 @@ func TestAnomalyFlagsAnOriginFailing(t *testing.T) {
 		// after the client read the answer: wait for the count, so each
 		// sample holds its own interval's requests.
 		count := uint64(anomaly.MinEvents * (tick + 1))
-		testkit.Eventually(t, "the interval's requests counted", func() bool { return n.anomaly.edge.Totals().Requests >= count })
+		testkit.Eventually(t, "the interval's requests counted", func() bool { return n.anomaly.edge.Totals().Total >= count })
 		sampled := t0.Add(time.Duration(tick) * 10 * time.Second)
 		ticks <- sampled
 		// And wait for the sample to be taken before the next interval's

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/weir-cdn/weir/internal/admin"
+	"github.com/weir-cdn/weir/internal/dashboard"
 	"github.com/weir-cdn/weir/internal/h1"
 	"github.com/weir-cdn/weir/internal/h2"
 	"github.com/weir-cdn/weir/internal/journal"
@@ -76,11 +77,18 @@ func (n *Node) startListeners() error {
 		specs = append(specs, spec)
 		n.peerLn = nil // the listeners own it now, whether Open succeeds or not
 	}
+	page := dashboard.Page()
 	routes := func(mux *http.ServeMux) {
 		n.purge.Register(mux)
 		mux.HandleFunc("POST /reload", n.serveReload)
+		// The page and its assets hold no data: every number comes
+		// through the events stream, a view guarded as /status is.
+		mux.Handle("GET /dashboard", page)
+		mux.Handle("GET /dashboard/assets/", page)
 	}
-	aopt := admin.Options{Ready: n.ready, Status: n.status, Explain: n.explain, Doctor: n.doctor, Routes: routes, Metrics: telemetry.Handler(n.reg), Events: journal.Handler(n.journal)}
+	n.dash = n.newDashboard(edgeHTTP)
+	aopt := admin.Options{Ready: n.ready, Status: n.status, Explain: n.explain, Doctor: n.doctor, Routes: routes, Metrics: telemetry.Handler(n.reg),
+		Events: journal.Handler(n.journal), Views: []admin.View{{Pattern: "GET /dashboard/events", Action: "dashboard", Handler: n.dash}}}
 	aopt.Auth, aopt.Audit, aopt.MetricsPublic = n.auth, n.audit, n.cfg.AdminMetricsPublic
 	if n.cluster != nil {
 		aopt.Cluster = n.clusterInfo
@@ -93,6 +101,7 @@ func (n *Node) startListeners() error {
 		Server: listen.NewHTTP(adminSrv)}))
 	g, err := listen.Open(specs...)
 	if err != nil {
+		n.closeDashboard()
 		return err
 	}
 	// Set before serving: the admin API reads both.

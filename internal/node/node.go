@@ -32,6 +32,7 @@ import (
 	"github.com/weir-cdn/weir/internal/admin"
 	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/dashboard"
 	"github.com/weir-cdn/weir/internal/edge"
 	"github.com/weir-cdn/weir/internal/forwarded"
 	"github.com/weir-cdn/weir/internal/journal"
@@ -121,6 +122,8 @@ type Node struct {
 		stop context.CancelFunc
 		wg   sync.WaitGroup
 	}
+	// dash is the dashboard's hub (dashboard.go), set by startListeners.
+	dash *dashboard.Hub
 
 	draining atomic.Bool
 	stopOnce sync.Once
@@ -386,6 +389,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.stopOnce.Do(func() {
 		n.BeginDrain()
 		n.LeaveCluster()
+		n.closeDashboard()
 		err = n.drainListeners(ctx)
 		n.release()
 		if terr := n.tracer.Shutdown(ctx); terr != nil {
@@ -408,6 +412,7 @@ func (n *Node) Close() {
 		if n.cluster != nil {
 			n.cluster.Close()
 		}
+		n.closeDashboard()
 		n.listeners.Close()
 		n.release()
 		n.stopTracer()

@@ -95,3 +95,26 @@ func (c *Client) Totals() Totals {
 	t.Duration = c.stats.durations.Snapshot()
 	return t
 }
+
+// Traffic are an origin's request counters at one moment, for readers in
+// the process (the dashboard).
+type Traffic struct {
+	Name string
+	// Responses counts the responses received, Errors the exchanges
+	// that failed without one or were not sent (weir_origin_errors_total).
+	Responses, Errors uint64
+	// Durations is weir_origin_request_duration_seconds.
+	Durations telemetry.HistogramSnapshot
+}
+
+// Traffic returns the client's request counters; it does not block.
+func (c *Client) Traffic() Traffic {
+	t := Traffic{Name: c.name, Durations: c.stats.durations.Snapshot()}
+	for i := range c.stats.responses {
+		t.Responses += c.stats.responses[i].Load()
+	}
+	for k := range c.stats.errors {
+		t.Errors += c.stats.errors[k].Load()
+	}
+	return t
+}

@@ -279,6 +279,20 @@ func TestPropagationOverHTTP(t *testing.T) {
 	if a.Lagging(time.Now()) || b.Lagging(time.Now()) {
 		t.Error("nodes in sync report that they lag")
 	}
+	// Recent lists the purges issued here, newest first, with the acks.
+	if _, err := a.Issue(Request{URLs: []string{"http://site/z"}}); err != nil {
+		t.Fatal(err)
+	}
+	recent := a.Recent(10)
+	if len(recent) != 2 || recent[0].Request.URLs[0] != "http://site/z" || recent[1].ID != e.ID() {
+		t.Fatalf("Recent(10) = %+v, want the URL purge, then the tag purge", recent)
+	}
+	if acks := recent[1].Nodes; len(acks) != 2 || acks[1].Node != "b" || acks[1].State != "applied" || acks[1].AckedAt == nil {
+		t.Errorf("the tag purge's acknowledgements %+v, want b's", acks)
+	}
+	if got := a.Recent(1); len(got) != 1 || got[0].ID != recent[0].ID {
+		t.Errorf("Recent(1) = %+v, want the newest alone", got)
+	}
 }
 
 func TestLogGapsAndCompaction(t *testing.T) {

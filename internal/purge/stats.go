@@ -194,6 +194,33 @@ func (s *Service) Status(inc, seq uint64) (StatusDoc, bool) {
 	if inc != s.self.Inc || st == nil {
 		return StatusDoc{}, false
 	}
+	return s.statusLocked(st, live), true
+}
+
+// Recent returns the statuses of the last n purges issued on this node,
+// newest first; the dashboard shows them.
+func (s *Service) Recent(n int) []StatusDoc {
+	var live map[string]bool
+	if s.opt.Members != nil {
+		live = make(map[string]bool)
+		for _, p := range s.opt.Members.Peers() {
+			live[p.Name] = true
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]StatusDoc, 0, min(n, len(s.order)))
+	for i := len(s.order) - 1; i >= 0 && len(out) < n; i-- {
+		if st := s.statuses[s.order[i]]; st != nil {
+			out = append(out, s.statusLocked(st, live))
+		}
+	}
+	return out
+}
+
+// statusLocked returns st's document; live names the members now (nil
+// when the node is alone). s.mu must be held.
+func (s *Service) statusLocked(st *issueStatus, live map[string]bool) StatusDoc {
 	issued := st.entry.Issued()
 	doc := StatusDoc{ID: st.entry.ID(), Node: s.self.Node, IssuedAt: issued, Request: st.entry.Req}
 	doc.Nodes = append(doc.Nodes, NodeAck{Node: s.self.Node, State: "applied", AckedAt: &issued})
@@ -219,5 +246,5 @@ func (s *Service) Status(inc, seq uint64) (StatusDoc, bool) {
 		doc.Complete, doc.CompletedAt = true, &c
 		doc.DurationMS = float64(c.Sub(issued).Microseconds()) / 1000
 	}
-	return doc, true
+	return doc
 }

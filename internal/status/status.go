@@ -1,9 +1,10 @@
 // Package status is the admin API as its clients see it: the documents
-// a node serves (/status, /cluster, /debug/explain) as types, and
-// Client, which calls one node's admin API and decodes them. The node
-// builds these documents and the admin listener serves them; `weir
-// purge`, `weir explain`, the tests, and the coming dashboard and `weir
-// doctor` read the same types through the same client.
+// a node serves (/status, /cluster, /debug/explain, /debug/doctor) as
+// types, and Client, which calls one node's admin API and decodes them.
+// The node builds these documents and the admin listener serves them;
+// `weir purge`, `weir explain`, `weir doctor`, `weir replay` and the
+// tests read the same types through the same client, and the dashboard
+// (package dashboard) sends the Node document in each of its snapshots.
 //
 // The purge API's documents stay in package purge (purge.IDDoc,
 // purge.StatusDoc, purge.Stats), beside the code that builds them and

@@ -315,40 +315,6 @@ func (m *HTTP) Collect(ch chan<- prometheus.Metric) {
 	ch <- Gauge(m.descInFlight, float64(inFlight))
 }
 
-// HTTPTotals are a listener's request counters since start.
-type HTTPTotals struct {
-	// Requests counts the requests answered; ByClass the same by status
-	// class (ByClass[4] is 5xx).
-	Requests uint64
-	ByClass  [5]uint64
-	// Duration is the histogram of their durations, every cache result
-	// together (tunnels left out).
-	Duration HistogramSnapshot
-}
-
-// Totals returns the request counters and the duration histogram, for
-// what samples them between scrapes (the anomaly flags). It does not
-// block requests.
-func (m *HTTP) Totals() HTTPTotals {
-	var t HTTPTotals
-	for i := range m.shards {
-		s := &m.shards[i]
-		for mi := range s.requests {
-			for si := range s.requests[mi] {
-				for ci := range s.requests[mi][si] {
-					n := s.requests[mi][si][ci].Load()
-					t.ByClass[si] += n
-					t.Requests += n
-				}
-			}
-		}
-	}
-	for _, h := range m.durations {
-		t.Duration = t.Duration.Add(h.Snapshot())
-	}
-	return t
-}
-
 // Wrap returns next behind the telemetry layer.
 func (m *HTTP) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { m.serve(w, r, next) })
@@ -556,3 +522,59 @@ func (r *recorder) BodyBytes() int64 { return r.bytes }
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// HTTPTotals are a listener's counters at one moment, summed over
+// methods, for readers in the process (the dashboard, the anomaly
+// flags): requests and body bytes by cache result (indexed by Cache),
+// requests by status class, the 5xx answers, the requests in flight,
+// and the duration histograms, by cache result and all together.
+type HTTPTotals struct {
+	// Total counts every request answered; Requests the same by cache
+	// result, ByClass by status class (ByClass[4] is 5xx).
+	Total    uint64
+	Requests [numCache]uint64
+	ByClass  [5]uint64
+	Bytes    [numCache]uint64
+	Errors   uint64 // answers with a 5xx status
+	InFlight int64
+	// Durations are the duration histograms by cache result, Duration
+	// all of them together (tunnels left out).
+	Durations [numCache]HistogramSnapshot
+	Duration  HistogramSnapshot
+}
+
+// CacheResults is the number of cache results, the length of the arrays
+// of HTTPTotals.
+const CacheResults = int(numCache)
+
+// Totals returns the listener's counters. It reads the same counters
+// /metrics does, without locks; safe for concurrent use, and it never
+// blocks a request.
+func (m *HTTP) Totals() HTTPTotals {
+	var t HTTPTotals
+	for i := range m.shards {
+		s := &m.shards[i]
+		for mi := range s.requests {
+			for si := range s.requests[mi] {
+				for ci := range s.requests[mi][si] {
+					n := s.requests[mi][si][ci].Load()
+					t.Total += n
+					t.Requests[ci] += n
+					t.ByClass[si] += n
+					if si == len(StatusClasses)-1 {
+						t.Errors += n
+					}
+				}
+			}
+		}
+		for ci := range s.bytes {
+			t.Bytes[ci] += s.bytes[ci].Load()
+		}
+		t.InFlight += s.inFlight.Load()
+	}
+	for ci := range m.durations {
+		t.Durations[ci] = m.durations[ci].Snapshot()
+		t.Duration = t.Duration.Add(t.Durations[ci])
+	}
+	return t
+}

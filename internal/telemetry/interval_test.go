@@ -76,7 +76,7 @@ func TestHTTPTotals(t *testing.T) {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
 	}
 	tot := m.Totals()
-	if tot.Requests != 5 || tot.ByClass != [5]uint64{0, 2, 0, 1, 2} || tot.Duration.Count != 5 {
+	if tot.Total != 5 || tot.ByClass != [5]uint64{0, 2, 0, 1, 2} || tot.Duration.Count != 5 {
 		t.Errorf("totals %+v", tot)
 	}
 }
