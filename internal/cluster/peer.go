@@ -24,6 +24,10 @@ const (
 	// request (authentication, protocol) rather than answered it; its
 	// value is the reason.
 	RefusedHeader = "Weir-Peer-Refused"
+	// ReadHeader marks a read of the member's own state (ReadPeer)
+	// rather than a fill; only nodes send it, since edges strip every
+	// Weir-Peer-* field from clients' requests.
+	ReadHeader = "Weir-Peer-Read"
 )
 
 // AuthWindow is how far a peer request's timestamp may be from the
