@@ -148,6 +148,11 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	poll("the stream going live", `document.getElementById("conn").textContent === "live" && document.getElementById("node").textContent === "node-0"`)
 	poll("both members", `document.querySelectorAll("#members tr").length === 2`)
+	// The cluster row above one row per node, both with data read over
+	// the peer link.
+	poll("the cluster's golden signals", `!document.getElementById("golden-cluster").hidden && document.getElementById("golden-cluster-row") !== null &&
+		document.getElementById("golden-cluster-row").textContent.startsWith("cluster (2 with data)") && document.querySelectorAll("#golden-rows tr").length === 3 &&
+		!document.getElementById("golden-rows").textContent.includes("no data")`)
 	noProblems("after login")
 
 	// Traffic: misses, then hits; the hit ratio and the hosts table move.

@@ -46,6 +46,20 @@ type Options struct {
 	MaxSubscribers int
 	// Logger receives the hub's errors; nil means slog.Default().
 	Logger *slog.Logger
+
+	// Members, when set (a cluster member), lists the other live members
+	// whose golden signals the snapshot shows beside this node's; called
+	// on the hub's goroutine once a tick, while someone watches. Nil
+	// means a node alone: no cluster view.
+	Members func() []string
+	// Fetch reads member name's Signals document (GET SignalsPath over
+	// the peer link); required with Members. It is called from the
+	// collection's goroutines, at most 4 at once, one collection at a
+	// time, and must return when ctx, which carries FetchTimeout, ends.
+	Fetch func(ctx context.Context, name string) ([]byte, error)
+	// FetchTimeout bounds one member's answer; 0 means
+	// DefaultFetchTimeout.
+	FetchTimeout time.Duration
 }
 
 // Hub builds the dashboard's snapshots and streams them to subscribers.
@@ -64,6 +78,7 @@ type Hub struct {
 	subs   map[*subscriber]bool // the open streams
 	last   []byte               // the latest event, sent first to a new subscriber
 	points []point              // the kept points, oldest first; the loop's alone
+	coll   *collector           // the members' signals; nil for a node alone
 	builds int                  // snapshots built, for tests; guarded by mu
 }
 
@@ -87,6 +102,13 @@ func NewHub(opt Options) *Hub {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{opt: opt, ctx: ctx, cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1), subs: make(map[*subscriber]bool)}
+	if opt.Members != nil && opt.Fetch != nil {
+		if opt.FetchTimeout <= 0 {
+			opt.FetchTimeout = DefaultFetchTimeout
+		}
+		h.opt.FetchTimeout = opt.FetchTimeout
+		h.coll = newCollector(opt.Fetch, opt.FetchTimeout)
+	}
 	return h
 }
 
@@ -94,11 +116,15 @@ func NewHub(opt Options) *Hub {
 // tests can set ticks first.
 func (h *Hub) Start() { go h.loop() }
 
-// Close ends every stream and stops the hub's goroutine, waiting for it;
-// Start must have been called. Later calls return at once.
+// Close ends every stream and stops the hub's goroutines, waiting for
+// them (a collection in flight ends with its context); Start must have
+// been called. Later calls return at once.
 func (h *Hub) Close() {
 	h.cancel()
 	<-h.done
+	if h.coll != nil {
+		h.coll.wg.Wait()
+	}
 }
 
 // Subscribers returns the number of open streams.
@@ -117,6 +143,9 @@ func (h *Hub) loop() {
 			h.mu.Lock()
 			h.points, h.last = nil, nil
 			h.mu.Unlock()
+			if h.coll != nil {
+				h.coll.start(h.ctx, nil) // forgets the members' samples
+			}
 			select {
 			case <-h.ctx.Done():
 				return
@@ -168,6 +197,10 @@ func (h *Hub) tick() {
 	}
 	old, _ := h.since(rateWindow)
 	snap := build(&s, &cur, old)
+	if h.coll != nil {
+		h.coll.start(h.ctx, h.opt.Members())
+		h.cluster(snap, windowOf(&old.sig, &cur.sig))
+	}
 	snap.Alerts = evaluate(&s, &cur, h)
 	body, err := json.Marshal(snap)
 	if err != nil {
@@ -189,6 +222,31 @@ func (h *Hub) tick() {
 		}
 		sub.ch <- ev
 	}
+}
+
+// cluster fills the members' golden signals and the cluster's from the
+// latest collected samples and self, this node's window.
+func (h *Hub) cluster(snap *Snapshot, self window) {
+	cg := &ClusterGolden{}
+	ws := []window{self}
+	for i := range snap.Members {
+		m := &snap.Members[i]
+		if m.Self {
+			m.Golden = self.view()
+			continue
+		}
+		w, ok, why := h.coll.view(m.Name)
+		if !ok {
+			m.GoldenError = why
+			cg.NoData++
+			continue
+		}
+		m.Golden = w.view()
+		ws = append(ws, w)
+	}
+	cg.Members = len(ws)
+	cg.SignalsView = merge(ws)
+	snap.ClusterGolden = cg
 }
 
 // since implements history over the kept points.

@@ -23,16 +23,19 @@ type Snapshot struct {
 	Status   status.Node `json:"status"`
 	NotReady string      `json:"not_ready,omitempty"`
 
-	Cache       CacheView          `json:"cache"`
-	Origin      OriginView         `json:"origin"`
-	Golden      Golden             `json:"golden"`
-	Sites       []SiteView         `json:"sites"`
-	Pools       []PoolView         `json:"pools"`
-	Shedding    *Shedding          `json:"shedding,omitempty"`
-	Members     []Member           `json:"members"`
-	Purges      []purge.StatusDoc  `json:"purges"`
-	Uncacheable []edge.Uncacheable `json:"uncacheable"`
-	Alerts      []Alert            `json:"alerts"`
+	Cache  CacheView  `json:"cache"`
+	Origin OriginView `json:"origin"`
+	Golden Golden     `json:"golden"`
+	// ClusterGolden are the cluster's golden signals, members with data
+	// summed (this node's included); absent on a node alone.
+	ClusterGolden *ClusterGolden     `json:"cluster_golden,omitempty"`
+	Sites         []SiteView         `json:"sites"`
+	Pools         []PoolView         `json:"pools"`
+	Shedding      *Shedding          `json:"shedding,omitempty"`
+	Members       []Member           `json:"members"`
+	Purges        []purge.StatusDoc  `json:"purges"`
+	Uncacheable   []edge.Uncacheable `json:"uncacheable"`
+	Alerts        []Alert            `json:"alerts"`
 }
 
 // CacheView answers "how is my cache performing".
@@ -136,6 +139,10 @@ type Member struct {
 	// time since this node last completed anti-entropy with it. Null
 	// when never synced.
 	PurgeLag *float64 `json:"purge_lag_seconds"`
+	// Golden are the member's golden signals, read over the peer link;
+	// null when it has not answered, GoldenError then says why.
+	Golden      *SignalsView `json:"golden"`
+	GoldenError string       `json:"golden_error,omitempty"`
 }
 
 // point is what the hub keeps of one sample to compute rates: counters
@@ -150,12 +157,13 @@ type point struct {
 	panics    int64
 	evictions int64
 	failures  int // cluster members departed (failed or left)
+	sig       Signals
 }
 
 func newPoint(s *Sample) point {
 	p := point{t: s.Time, edge: s.Edge, origins: make(map[string]origin.Traffic, len(s.Origins)),
 		sites: make(map[string]SiteCounts, len(s.Sites)), rejected: make(map[string]int64, len(s.Status.Origins)),
-		panics: s.Status.Requests.Panics, evictions: s.Status.Cache.Evictions}
+		panics: s.Status.Requests.Panics, evictions: s.Status.Cache.Evictions, sig: signalsOfSample(s)}
 	for _, o := range s.Origins {
 		p.origins[o.Name] = o
 	}

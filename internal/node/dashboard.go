@@ -1,9 +1,13 @@
 package node
 
 import (
+	"context"
+	"encoding/json"
+	"net/http"
 	"time"
 
 	"github.com/weir-cdn/weir/internal/dashboard"
+	"github.com/weir-cdn/weir/internal/origin"
 	"github.com/weir-cdn/weir/internal/status"
 	"github.com/weir-cdn/weir/internal/telemetry"
 )
@@ -18,7 +22,7 @@ const (
 // counters the node keeps for /status and /metrics, and the edge
 // listener's telemetry layer for the latency by cache result.
 func (n *Node) newDashboard(edgeHTTP *telemetry.HTTP) *dashboard.Hub {
-	h := dashboard.NewHub(dashboard.Options{Logger: n.log, Sample: func() dashboard.Sample {
+	opt := dashboard.Options{Logger: n.log, Sample: func() dashboard.Sample {
 		s := dashboard.Sample{Time: time.Now(), Status: n.status().(status.Node), Edge: edgeHTTP.Totals(),
 			Purges: n.purge.Recent(dashboardPurges), Uncacheable: n.edge.Uncacheable(dashboardUncacheable)}
 		if err := n.ready(); err != nil {
@@ -32,7 +36,21 @@ func (n *Node) newDashboard(edgeHTTP *telemetry.HTTP) *dashboard.Hub {
 			s.Sites = append(s.Sites, dashboard.SiteCounts{Name: st.Name, Hits: int64(st.Stats.Hits.Load()), Misses: int64(st.Stats.Misses.Load()), Objects: st.Stats.Objects.Load()})
 		}
 		return s
-	}})
+	}}
+	if n.cluster != nil {
+		opt.Members = func() []string {
+			addrs := n.cluster.PeerAddrs()
+			names := make([]string, len(addrs))
+			for i, a := range addrs {
+				names[i] = a.Name
+			}
+			return names
+		}
+		opt.Fetch = func(ctx context.Context, name string) ([]byte, error) {
+			return n.cluster.ReadPeer(ctx, name, dashboard.SignalsPath, dashboard.MaxSignalsBytes)
+		}
+	}
+	h := dashboard.NewHub(opt)
 	h.Start()
 	return h
 }
@@ -43,4 +61,43 @@ func (n *Node) closeDashboard() {
 	if n.dash != nil {
 		n.dash.Close()
 	}
+}
+
+// signalsServer serves GET /_weir/signals on the peer listener, behind
+// the cluster's authentication: this node's golden-signal counters, read
+// from the counters it keeps anyway (no work on the request path).
+type signalsServer struct {
+	n        *Node
+	edgeHTTP *telemetry.HTTP
+}
+
+func (s signalsServer) ServePeer(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != dashboard.SignalsPath {
+		http.Error(w, "weir: the only member read this node serves is GET "+dashboard.SignalsPath, http.StatusNotFound)
+		return
+	}
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		http.Error(w, "weir: "+dashboard.SignalsPath+" takes GET", http.StatusMethodNotAllowed)
+		return
+	}
+	e := s.edgeHTTP.Totals()
+	var origins []origin.Traffic
+	for _, c := range s.n.sites.Load().Origins() {
+		origins = append(origins, c.Traffic())
+	}
+	inFlight, limit := 0, 0
+	if s.n.limiter != nil {
+		ls := s.n.limiter.State()
+		inFlight, limit = ls.InFlight, ls.Limit
+	}
+	body, err := json.Marshal(dashboard.SignalsOf(time.Now(), &e, origins, inFlight, limit))
+	if err != nil {
+		http.Error(w, "weir: signals not encoded: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	_, _ = w.Write(body)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/weir-cdn/weir/internal/admin"
+	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/dashboard"
 	"github.com/weir-cdn/weir/internal/h1"
 	"github.com/weir-cdn/weir/internal/h2"
@@ -68,7 +69,7 @@ func (n *Node) startListeners() error {
 			Protocols: n.cfg.TLS.Protocols, Wrap: n.proxyWrap("tls"), Server: srv}))
 	}
 	if n.cluster != nil {
-		peerSrv := n.httpServer(peerHTTP.Wrap(peerMux(n.cluster.PeerHandler(n.edge), n.purge.PeerHandler())))
+		peerSrv := n.httpServer(peerHTTP.Wrap(peerMux(n.cluster.PeerHandler(n.edge), n.purge.PeerHandler(), n.cluster.PeerHandler(signalsServer{n, edgeHTTP}))))
 		// Each member is one address with many fills in flight: no
 		// per-client cap on the peer listener.
 		peerSrv.MaxConnsPerClient = -1
@@ -168,10 +169,17 @@ func (n *Node) httpServer(h http.Handler) *h1.Server {
 	}
 }
 
-// peerMux sends the purge endpoints to the purge service and everything
-// else to the peer-fill handler.
-func peerMux(fill, purges http.Handler) http.Handler {
+// peerMux sends the purge endpoints to the purge service, a member's
+// reads (cluster.ReadHeader: GET /_weir/signals for the dashboard's
+// cluster view, signed as fills are) to reads, and everything else to
+// the peer-fill handler: a fill of a site's own /_weir/signals stays a
+// fill.
+func peerMux(fill, purges, reads http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := r.Header[cluster.ReadHeader]; ok {
+			reads.ServeHTTP(w, r)
+			return
+		}
 		if strings.HasPrefix(r.URL.Path, purge.PathPrefix) {
 			purges.ServeHTTP(w, r)
 			return

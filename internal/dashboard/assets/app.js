@@ -25,6 +25,32 @@ function bytes(n) {
 }
 function setText(id, text) { $(id).textContent = text; }
 
+// goldenRows fills the per-node golden signals: the cluster row first,
+// then one row per member ("no data" and why, for one that did not
+// answer). Hidden on a node alone.
+function goldenRows(s) {
+  const cg = s.cluster_golden;
+  $("golden-cluster").hidden = !cg;
+  if (!cg) { return; }
+  setText("golden-win", num(cg.rate_window_seconds, 0));
+  const cells = (g) => [num(g.requests_per_second), num(g.errors_per_second) + " (" + pct(g.error_ratio) + ")", msPair(g.latency),
+    g.in_flight, g.saturation === null ? "limiter off" : pct(g.saturation), pct(g.hit_ratio), pct(g.offload_requests)];
+  const label = "cluster (" + cg.members + " with data" + (cg.members_no_data ? ", " + cg.members_no_data + " no data" : "") + ")";
+  const rows = [row([el("td", label, "cluster-total"), ...cells(cg)])];
+  rows[0].id = "golden-cluster-row";
+  for (const m of s.members) {
+    const name = m.name + (m.self ? " (this node)" : "");
+    if (!m.golden) {
+      const why = el("td", "no data: " + (m.golden_error || "not sampled"), "bad");
+      why.colSpan = 7;
+      rows.push(row([name, why]));
+      continue;
+    }
+    rows.push(row([name, ...cells(m.golden)]));
+  }
+  fill("golden-rows", rows);
+}
+
 function el(tag, text, cls) {
   const e = document.createElement(tag);
   if (text !== undefined && text !== null) { e.textContent = String(text); }
@@ -120,6 +146,7 @@ function render(s) {
   setText("sat", g.in_flight + " / " + (g.saturation === null ? "limiter off" : pct(g.saturation)));
   push(series.rate, g.requests_per_second);
   spark("spark-rate", series.rate);
+  goldenRows(s);
 
   fill("sites", s.sites.map((x) => row([x.name, pct(x.hit_ratio), pct(x.hit_ratio_total), x.hits, x.misses, x.objects])));
 
