@@ -11,7 +11,7 @@ var (
 	descJoined   = prometheus.NewDesc("weir_cluster_joined", "1 once this node has joined the cluster through a seed (or is the first member).", nil, nil)
 	descFailures = prometheus.NewDesc("weir_cluster_member_failures_total", "Members declared dead by failure detection (graceful leaves not counted).", nil, nil)
 	descBreaker  = prometheus.NewDesc("weir_cluster_peer_breaker_open", "1 while this node's breaker to a peer is open or half-open: its keys are filled from the origin.", []string{"peer"}, nil)
-	descServed   = prometheus.NewDesc("weir_cluster_peer_requests_served_total", "Fill requests from other members served on the peer listener.", nil, nil)
+	descServed   = prometheus.NewDesc("weir_cluster_peer_requests_served_total", "Requests from other members served on the peer listener: fills, and the dashboard reads of a member watching its cluster view (one a second per viewing member).", nil, nil)
 	descRefused  = prometheus.NewDesc("weir_cluster_peer_requests_refused_total", "Requests on the peer listener refused, by reason: method, protocol, missing, malformed, unknown-key, expired, bad-signature.", []string{"reason"}, nil)
 )
 
