@@ -178,3 +178,30 @@ func TestTopKeysFromTraffic(t *testing.T) {
 		t.Errorf("order = %s, %s, want /obj/2 then /obj/0", got[1].Key, got[2].Key)
 	}
 }
+
+// BenchmarkTopKeys measures what the top keys add to a request: the
+// draw every request makes, and a sampled request of a key that holds
+// an entry (the hash, the lock and the increments), which one request
+// in 64 makes.
+func BenchmarkTopKeys(b *testing.B) {
+	b.Run("draw", func(b *testing.B) {
+		var tk topKeys
+		n := 0
+		b.ReportAllocs()
+		for b.Loop() {
+			if tk.sample() {
+				n++
+			}
+		}
+		_ = n
+	})
+	b.Run("sampled-hot-key", func(b *testing.B) {
+		tk := topKeys{every: 1}
+		key := []byte("https://bench.example/obj")
+		tk.add("bench.example", key, true)
+		b.ReportAllocs()
+		for b.Loop() {
+			tk.add("bench.example", key, true)
+		}
+	})
+}
