@@ -407,6 +407,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return up.Release(ctx, "gossip")
 		}
 	}
+	// Subscribed before the node starts: a stop or reload signal that
+	// arrives while it starts (its listeners may already answer) waits
+	// in the channel instead of killing the process.
+	sig := notify()
+	defer sig.stop()
 	if n, err = node.StartWith(cfg, opt); err != nil {
 		return err
 	}
@@ -418,8 +423,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	stop := tuneRuntime(cfg)
 	defer stop()
-	sig := notify()
-	defer sig.stop()
 	return waitAndDrain(ctx, n, sig, up)
 }
 

@@ -170,6 +170,16 @@ func TestDashboardInChromium(t *testing.T) {
 	poll("a hit ratio", `document.getElementById("hit-ratio-total").textContent.endsWith("%") && document.getElementById("hit-ratio-total").textContent !== "0.0 %"`)
 	poll("the uncacheable reason", `document.getElementById("uncacheable").textContent.includes("set-cookie")`)
 
+	// A hot key: the top keys table samples one request in 64, so 2,000
+	// requests miss the sample with a probability of (63/64)^2000, about
+	// 2e-14, and the keys above are each requested a few times only.
+	for range 2000 {
+		if _, err := c.Get(0, "/hot"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll("the hottest key first in the top keys", `(() => { const td = document.querySelector("#top-keys tr td.key"); return !!td && td.textContent.endsWith("/hot"); })()`)
+
 	// A purge, acknowledged by the other member.
 	id, err := c.API(t, 0).Purge(context.Background(), purge.Request{URLs: []string{clustertest.Key("/obj/1")}})
 	if err != nil {

@@ -29,6 +29,8 @@ type Sample struct {
 	Purges []purge.StatusDoc
 	// Uncacheable are the most frequent reasons responses were not stored.
 	Uncacheable []edge.Uncacheable
+	// TopKeys are the most requested cache keys, estimated from a sample.
+	TopKeys []edge.TopKey
 }
 
 // SiteCounts are one hosts entry's cache counters.

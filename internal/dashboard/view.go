@@ -35,7 +35,10 @@ type Snapshot struct {
 	Members       []Member           `json:"members"`
 	Purges        []purge.StatusDoc  `json:"purges"`
 	Uncacheable   []edge.Uncacheable `json:"uncacheable"`
-	Alerts        []Alert            `json:"alerts"`
+	// TopKeys are the node's most requested cache keys, estimated from
+	// one request in 64 (edge.TopKey), most first.
+	TopKeys []edge.TopKey `json:"top_keys"`
+	Alerts  []Alert       `json:"alerts"`
 }
 
 // CacheView answers "how is my cache performing".
@@ -223,12 +226,15 @@ func latency(cur, old telemetry.HistogramSnapshot) Latency {
 func build(s *Sample, cur, old *point) *Snapshot {
 	secs := cur.t.Sub(old.t).Seconds()
 	snap := &Snapshot{Time: s.Time, RateWindow: secs, Status: s.Status, NotReady: s.NotReady,
-		Purges: s.Purges, Uncacheable: s.Uncacheable}
+		Purges: s.Purges, Uncacheable: s.Uncacheable, TopKeys: s.TopKeys}
 	if snap.Purges == nil {
 		snap.Purges = []purge.StatusDoc{}
 	}
 	if snap.Uncacheable == nil {
 		snap.Uncacheable = []edge.Uncacheable{}
+	}
+	if snap.TopKeys == nil {
+		snap.TopKeys = []edge.TopKey{}
 	}
 	e, oe := &cur.edge, &old.edge
 	h, m := hitsMisses(e)

@@ -204,6 +204,8 @@ type Handler struct {
 	doc doctor
 	// uncacheable counts the fills' unstored responses by reason.
 	uncacheable uncacheable
+	// topKeys estimates the most requested keys from a sample.
+	topKeys topKeys
 	// compression counts what hosts[].compress does.
 	compression *compressStats
 
@@ -517,6 +519,7 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *s
 	kb := keyBufs.Get().(*keyBuf)
 	defer keyBufs.Put(kb)
 	kb.primary = site.Key.AppendPrimary(kb.primary[:0], scheme(r), r.Host, r.URL.EscapedPath(), r.URL.RawQuery)
+	sampled := h.topKeys.sample()
 
 	reqCC := requestDirectives(r, site)
 
@@ -543,12 +546,18 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *s
 		case httpcache.Fresh:
 			h.stats.hits.Add(1)
 			site.Stats.Hits.Add(1)
+			if sampled {
+				h.topKeys.add(site.Name, kb.primary, true)
+			}
 			telemetry.SetCache(r, telemetry.CacheHit)
 			h.serveObject(w, r, site, obj, hitFields(obj, reuse, now))
 			return
 		case httpcache.ServeStale:
 			h.stats.stale.Add(1)
 			site.Stats.Hits.Add(1)
+			if sampled {
+				h.topKeys.add(site.Name, kb.primary, true)
+			}
 			telemetry.SetCache(r, telemetry.CacheStale)
 			h.refreshInBackground(r, snap, site, kb, obj, idx, now, fromPeer)
 			h.serveObject(w, r, site, obj, cacheStatus(httpcache.Status{Hit: true, TTL: reuse.TTL(), HasTTL: true, Detail: "stale-while-revalidate"}, reuse.Age))
@@ -557,6 +566,9 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *s
 		fwd = "stale"
 	}
 	site.Stats.Misses.Add(1)
+	if sampled {
+		h.topKeys.add(site.Name, kb.primary, false)
+	}
 	if reqCC.OnlyIfCached {
 		// RFC 9111 §5.2.1.7: answer 504 rather than forward.
 		h.stats.rejected.Add(1)

@@ -16,6 +16,7 @@ import (
 const (
 	dashboardPurges      = 10
 	dashboardUncacheable = 10
+	dashboardTopKeys     = 20
 )
 
 // newDashboard returns the dashboard's hub, started: its samples read the
@@ -24,7 +25,8 @@ const (
 func (n *Node) newDashboard(edgeHTTP *telemetry.HTTP) *dashboard.Hub {
 	opt := dashboard.Options{Logger: n.log, Sample: func() dashboard.Sample {
 		s := dashboard.Sample{Time: time.Now(), Status: n.status().(status.Node), Edge: edgeHTTP.Totals(),
-			Purges: n.purge.Recent(dashboardPurges), Uncacheable: n.edge.Uncacheable(dashboardUncacheable)}
+			Purges: n.purge.Recent(dashboardPurges), Uncacheable: n.edge.Uncacheable(dashboardUncacheable),
+			TopKeys: n.edge.TopKeys(dashboardTopKeys)}
 		if err := n.ready(); err != nil {
 			s.NotReady = err.Error()
 		}

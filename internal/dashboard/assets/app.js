@@ -190,6 +190,7 @@ function render(s) {
     return row([p.id, what, new Date(p.issued_at).toLocaleTimeString(), el("td", p.complete ? "yes" : "no", p.complete ? "ok" : "pending"), acks]);
   }));
 
+  fill("top-keys", s.top_keys.map((k) => row([el("td", k.key, "key"), k.site, k.count, pct(k.share), k.error, k.hits, k.misses])));
   fill("uncacheable", s.uncacheable.map((u) => row([u.site, u.reason, u.count])));
 
   // Firing first, then the rules evaluated here, then Prometheus's.
