@@ -19,12 +19,7 @@ import (
 func explainCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	var headers listFlag
-	adminURL := fs.String("admin", "http://127.0.0.1:9090", "admin API base `URL` of the node to ask; https://... for one served over TLS (admin_tls)")
-	adminCA := fs.String("admin-ca", "", "PEM `file` of the CAs that sign the admin API's certificate (default: the system's)")
-	adminCert := fs.String("admin-cert", "", "PEM `file` of the client certificate to present, for an admin API that requires one (admin_tls.client_ca); needs --admin-key")
-	adminKey := fs.String("admin-key", "", "PEM `file` of the client certificate's private key")
-	tokenFile := fs.String("token-file", "", "`file` holding the API token, a viewer's or better (default: $WEIR_TOKEN; none when the node has no tokens)")
-	timeout := fs.Duration("timeout", 10*time.Second, "give up after this `duration`")
+	admin := registerAdmin(fs, false, "the API token, a viewer's or better, when the node has tokens", 10*time.Second, "give up after this `duration`")
 	asJSON := fs.Bool("json", false, "print the explain document as JSON")
 	fs.Var(&headers, "H", "a request `field` to consider, \"Name: value\" (repeatable): Accept-Encoding, Cookie, the fields the key or Vary uses")
 	fs.SetOutput(io.Discard)
@@ -41,26 +36,13 @@ func explainCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() != 1 {
 		return usageError{errors.New("give one URL to explain, such as https://example.com/a.png (flags go before it)")}
 	}
-	token := os.Getenv("WEIR_TOKEN")
-	if *tokenFile != "" {
-		b, err := os.ReadFile(*tokenFile)
-		if err != nil {
-			return fmt.Errorf("reading the token: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
-	}
-	tlsCfg, err := adminTLS(*adminURL, *adminCA, *adminCert, *adminKey)
+	token, err := admin.token(false)
 	if err != nil {
 		return err
 	}
-	callTimeout := *timeout
-	if callTimeout <= 0 {
-		callTimeout = -1
-	}
-	client, err := status.NewClient(*adminURL, status.ClientOptions{Token: token, Timeout: callTimeout, TLS: tlsCfg,
-		AddrHint: "--admin", TLSHint: "--admin-ca, --admin-cert and --admin-key"})
+	client, err := admin.client(token)
 	if err != nil {
-		return usageError{fmt.Errorf("--admin %q: want the admin API's base URL, such as http://127.0.0.1:9090", *adminURL)}
+		return err
 	}
 	defer client.CloseIdleConnections()
 	doc, err := client.Explain(ctx, fs.Arg(0), headers)

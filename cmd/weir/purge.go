@@ -14,7 +14,6 @@ import (
 
 	"github.com/weir-cdn/weir/internal/certs"
 	"github.com/weir-cdn/weir/internal/purge"
-	"github.com/weir-cdn/weir/internal/status"
 )
 
 // listFlag collects a repeatable flag.
@@ -29,13 +28,8 @@ func purgeCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("purge", flag.ContinueOnError)
 	var req purge.Request
 	var tags, prefixes, hosts listFlag
-	adminURL := fs.String("admin", "http://127.0.0.1:9090", "admin API base `URL` of any node; https://... for one served over TLS (admin_tls)")
-	adminCA := fs.String("admin-ca", "", "PEM `file` of the CAs that sign the admin API's certificate (default: the system's)")
-	adminCert := fs.String("admin-cert", "", "PEM `file` of the client certificate to present, for an admin API that requires one (admin_tls.client_ca); needs --admin-key")
-	adminKey := fs.String("admin-key", "", "PEM `file` of the client certificate's private key")
-	tokenFile := fs.String("token-file", "", "`file` holding the API token (default: $WEIR_TOKEN)")
+	admin := registerAdmin(fs, false, "the API token, with the purge role", 30*time.Second, "give up after this `duration` (each call, and --wait as a whole)")
 	wait := fs.Bool("wait", false, "wait until every node has applied the purge, and print their acknowledgements")
-	timeout := fs.Duration("timeout", 30*time.Second, "give up after this `duration` (each call, and --wait as a whole)")
 	fs.BoolVar(&req.Soft, "soft", false, "mark stale (revalidate) instead of removing")
 	fs.BoolVar(&req.All, "all", false, "purge everything cached")
 	fs.Var(&tags, "tag", "purge objects carrying this surrogate `key` (repeatable)")
@@ -56,23 +50,13 @@ func purgeCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if req.Items() == 0 {
 		return usageError{errors.New("nothing to purge: give URLs, --tag, --prefix, --host or --all")}
 	}
-	token, err := readToken(*tokenFile)
+	token, err := admin.token(true)
 	if err != nil {
 		return err
 	}
-	// --timeout 0 (or less) has always meant no limit on each call.
-	callTimeout := *timeout
-	if callTimeout <= 0 {
-		callTimeout = -1
-	}
-	tlsCfg, err := adminTLS(*adminURL, *adminCA, *adminCert, *adminKey)
+	client, err := admin.client(token)
 	if err != nil {
 		return err
-	}
-	client, err := status.NewClient(*adminURL, status.ClientOptions{Token: token, Timeout: callTimeout, TLS: tlsCfg,
-		AddrHint: "--admin", TLSHint: "--admin-ca, --admin-cert and --admin-key"})
-	if err != nil {
-		return usageError{fmt.Errorf("--admin %q: want the admin API's base URL, such as http://127.0.0.1:9090", *adminURL)}
 	}
 	defer client.CloseIdleConnections()
 	id, err := client.Purge(ctx, req)
@@ -83,7 +67,7 @@ func purgeCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if !*wait {
 		return nil
 	}
-	deadline := time.Now().Add(*timeout)
+	deadline := time.Now().Add(*admin.timeout)
 	for {
 		st, err := client.PurgeStatus(ctx, id)
 		if err != nil {
@@ -103,7 +87,7 @@ func purgeCmd(ctx context.Context, args []string, stdout io.Writer) error {
 					pending = append(pending, n.Node)
 				}
 			}
-			return fmt.Errorf("purge %s not complete after %s: waiting for %s; those nodes revalidate everything once they lag past max_purge_lag", id, *timeout, strings.Join(pending, ", "))
+			return fmt.Errorf("purge %s not complete after %s: waiting for %s; those nodes revalidate everything once they lag past max_purge_lag", id, *admin.timeout, strings.Join(pending, ", "))
 		}
 		select {
 		case <-ctx.Done():

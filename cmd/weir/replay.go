@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -20,15 +19,10 @@ import (
 // state at --at and the decisions that led there.
 func replayCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
-	admins := fs.String("admin", "http://127.0.0.1:9090", "admin API base `URL`s of the nodes, comma-separated; https://... for one served over TLS (admin_tls)")
-	adminCA := fs.String("admin-ca", "", "PEM `file` of the CAs that sign the admin APIs' certificates (default: the system's)")
-	adminCert := fs.String("admin-cert", "", "PEM `file` of the client certificate to present, for admin APIs that require one; needs --admin-key")
-	adminKey := fs.String("admin-key", "", "PEM `file` of the client certificate's private key")
-	tokenFile := fs.String("token-file", "", "`file` holding an API token with the viewer role (default: $WEIR_TOKEN; none when the nodes have no tokens)")
+	admin := registerAdmin(fs, true, "an API token with the viewer role, when the nodes have tokens", 10*time.Second, "give up on a node after this `duration`")
 	atFlag := fs.String("at", "", "the moment to replay, an RFC 3339 `time` such as 2026-01-02T15:04:05Z, or \"now\" (required)")
 	window := fs.Duration("window", 10*time.Minute, "how far before --at to read the decisions that led there")
 	after := fs.Duration("after", time.Minute, "how far after --at to read what followed")
-	timeout := fs.Duration("timeout", 10*time.Second, "give up on a node after this `duration`")
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -59,32 +53,16 @@ func replayCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	if *window <= 0 || *after < 0 {
 		return usageError{fmt.Errorf("--window %s and --after %s: want a positive window and an --after of 0 or more", *window, *after)}
 	}
-	var urls []string
-	for u := range strings.SplitSeq(*admins, ",") {
-		if u = strings.TrimSpace(u); u != "" {
-			urls = append(urls, u)
-		}
-	}
-	if len(urls) == 0 {
-		return usageError{errors.New("--admin names no node: give admin URLs, comma-separated")}
-	}
-	token, err := replayToken(*tokenFile)
+	token, err := admin.token(false)
 	if err != nil {
 		return err
 	}
-	var clients []*status.Client
-	for _, u := range urls {
-		tlsCfg, err := adminTLS(u, *adminCA, *adminCert, *adminKey)
-		if err != nil {
-			return err
-		}
-		c, err := status.NewClient(u, status.ClientOptions{Token: token, Timeout: *timeout, TLS: tlsCfg,
-			AddrHint: "--admin", TLSHint: "--admin-ca, --admin-cert and --admin-key"})
-		if err != nil {
-			return usageError{fmt.Errorf("--admin %q: want each node's admin API base URL, such as http://127.0.0.1:9090", u)}
-		}
+	clients, err := admin.clients(token)
+	if err != nil {
+		return err
+	}
+	for _, c := range clients {
 		defer c.CloseIdleConnections()
-		clients = append(clients, c)
 	}
 	srcs, err := fetchJournals(ctx, clients, journal.Query{Since: at.Add(-*window), Until: at.Add(*after)})
 	if err != nil {
@@ -113,13 +91,4 @@ func fetchJournals(ctx context.Context, clients []*status.Client, q journal.Quer
 	}
 	wg.Wait()
 	return srcs, errors.Join(errs...)
-}
-
-// replayToken reads the token as readToken does, but none is fine: the
-// nodes' reads are open until tokens are configured.
-func replayToken(file string) (string, error) {
-	if file == "" && os.Getenv("WEIR_TOKEN") == "" {
-		return "", nil
-	}
-	return readToken(file)
 }
