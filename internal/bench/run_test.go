@@ -137,7 +137,10 @@ func TestRunSlowServerLoopback(t *testing.T) {
 	var served atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		served.Add(1)
-		time.Sleep(delay) // the slow server under test, not a wait for the test
+		select { // the slow server under test: it answers after delay
+		case <-time.After(delay):
+		case <-r.Context().Done():
+		}
 		w.Header().Set("Cache-Status", "t; fwd=uri-miss")
 	}))
 	defer srv.Close()
