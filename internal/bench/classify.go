@@ -83,7 +83,7 @@ func (s Source) String() string {
 // Anything else is OutcomeUnknown with SourceNone.
 func Classify(h http.Header) (Outcome, Source) {
 	if v := h.Values("Cache-Status"); len(v) > 0 {
-		if o := cacheStatus(v); o != OutcomeUnknown {
+		if o := CacheStatus(v); o != OutcomeUnknown {
 			return o, SourceCacheStatus
 		}
 	}
@@ -145,8 +145,12 @@ func isDigits(s string) bool {
 	return true
 }
 
-// cacheStatus reads the last member of Cache-Status field values.
-func cacheStatus(values []string) Outcome {
+// CacheStatus reads the last member of Cache-Status field values (RFC
+// 9211 §2: the cache nearest the client): hit (stale when its ttl is
+// negative), fwd=uri-miss, vary-miss, miss or partial a miss, fwd=stale
+// revalidated, fwd=bypass, method or request a pass, anything else
+// unknown.
+func CacheStatus(values []string) Outcome {
 	var member string
 	for _, m := range splitOutsideQuotes(strings.Join(values, ","), ',') {
 		if m = strings.TrimSpace(m); m != "" {

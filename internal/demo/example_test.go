@@ -51,14 +51,3 @@ func ExampleRunLoad() {
 	// 100 requests, 100 passed, 100 at the origin, offload 0
 	// status 200: 100
 }
-
-func ExampleHistogram() {
-	var h demo.Histogram
-	for i := 1; i <= 1000; i++ {
-		h.Record(time.Duration(i) * time.Millisecond)
-	}
-	// Quantiles are within 0.4% of the exact 500ms and 990ms.
-	fmt.Println(h.Count(), h.Quantile(0.5).Round(time.Millisecond), h.Quantile(0.99).Round(time.Millisecond), h.Quantile(1))
-	// Output:
-	// 1000 500ms 992ms 1s
-}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/bench"
 )
 
 const (
@@ -188,11 +190,13 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (Report, error) {
 		issued  atomic.Int64
 		wg      sync.WaitGroup
 		workers = make([]worker, cfg.Concurrency)
+		lat     bench.Histogram // every worker records into it
 	)
 	for i := range workers {
 		w := &workers[i]
 		w.cfg = &cfg
 		w.issued = &issued
+		w.latency = &lat
 		w.zipf = rand.NewZipf(rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(i))), cfg.ZipfS, 1, uint64(cfg.Keys-1))
 		w.seen = make([]bool, cfg.Keys)
 		wg.Go(func() { w.run(runCtx) })
@@ -207,7 +211,6 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (Report, error) {
 	if cfg.OriginRequests != nil {
 		r.OriginRequests = cfg.OriginRequests() - originBefore
 	}
-	var lat Histogram
 	seen := make([]bool, cfg.Keys)
 	for i := range workers {
 		w := &workers[i]
@@ -223,14 +226,13 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (Report, error) {
 		for code, n := range w.status {
 			r.StatusCounts[code] += n
 		}
-		lat.Merge(&w.latency)
 	}
 	for _, ok := range seen {
 		if ok {
 			r.DistinctKeys++
 		}
 	}
-	r.P50, r.P90, r.P99, r.Max = lat.Quantile(0.50), lat.Quantile(0.90), lat.Quantile(0.99), lat.Quantile(1)
+	r.P50, r.P90, r.P99, r.Max = lat.Quantile(0.50), lat.Quantile(0.90), lat.Quantile(0.99), lat.Max()
 	if err := ctx.Err(); err != nil {
 		return r, fmt.Errorf("demo: run load against %s: %w", cfg.BaseURL, err)
 	}
@@ -247,7 +249,7 @@ type worker struct {
 	requests, errors int64
 	outcomes         [4]int64 // indexed by outcome
 	status           map[int]int64
-	latency          Histogram
+	latency          *bench.Histogram // shared by every worker
 	// seen marks the key ranks this worker requested.
 	seen []bool
 }

@@ -38,7 +38,7 @@ type Report struct {
 	// Elapsed is how long the run took.
 	Elapsed time.Duration
 	// P50, P90 and P99 are latency quantiles of the complete responses,
-	// within 0.4% (see Histogram); Max is exact.
+	// within 0.4% (see bench.Histogram); Max is exact.
 	P50, P90, P99, Max time.Duration
 	// StatusCounts counts the complete responses by status code.
 	StatusCounts map[int]int64
