@@ -501,3 +501,29 @@ func TestUnsafeOnlyWhereInForce(t *testing.T) {
 		t.Fatal("/h/x from 10/8: an unkeyed rule's request fields are in force, want a pass")
 	}
 }
+
+// A hosts entry takes at most MaxRules rules, and Compile refuses more
+// even when Validate was skipped.
+func TestMaxRules(t *testing.T) {
+	list := make([]Rule, MaxRules+1)
+	for i := range list {
+		list[i] = Rule{ResponseHeaders: HeaderOps{Set: map[string]string{"X-A": "1"}}}
+	}
+	if err := Validate(list, Env{}); err == nil || !strings.Contains(err.Error(), "rules: has 257 rules; a hosts entry takes at most 256") {
+		t.Fatalf("Validate of %d rules: %v", len(list), err)
+	}
+	if _, err := Compile(list, nil, nil); err == nil {
+		t.Fatalf("Compile of %d rules succeeded", len(list))
+	}
+	if err := Validate(list[:MaxRules], Env{}); err != nil {
+		t.Fatalf("Validate of %d rules: %v", MaxRules, err)
+	}
+	s, err := Compile(list[:MaxRules], nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The last rule is reachable: every bit of the set is used.
+	if m := s.Eval(req("GET", "/"), netip.Addr{}); !m.Matched(MaxRules - 1) {
+		t.Fatal("rule 255 did not match")
+	}
+}
