@@ -21,6 +21,7 @@ func check(args []string, stdout io.Writer) error {
 	f.register(fs, ":8080", "127.0.0.1:9090")
 	f.registerCluster(fs)
 	f.registerMemory(fs)
+	f.registerDisk(fs)
 	f.registerPIDFile(fs) // accepted, so a unit's flags check as they serve
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: weir check --config FILE [the flags of weir serve] [-q]

@@ -156,6 +156,9 @@ type serveFlags struct {
 
 	memoryLimit config.Size // --memory-limit
 
+	diskPath                   string      // --cache-disk-path
+	diskMaxSize, diskMaxObject config.Size // --cache-disk-max-size, --cache-disk-max-object-size
+
 	pidFile string // --pid-file
 }
 
@@ -192,6 +195,15 @@ func (f *serveFlags) registerPIDFile(fs *flag.FlagSet) {
 func (f *serveFlags) registerMemory(fs *flag.FlagSet) {
 	fs.Func("memory-limit", "memory `size` the process may use in all, such as its container's limit (Kubernetes: limits.memory through the downward API); sets cache.max_size to (size - 300MiB) / 1.3, overriding the file, which keeps the Go memory limit below it",
 		func(s string) (err error) { f.memoryLimit, err = config.ParseSize(s); return err })
+}
+
+// registerDisk adds the disk tier's flags.
+func (f *serveFlags) registerDisk(fs *flag.FlagSet) {
+	fs.StringVar(&f.diskPath, "cache-disk-path", "", "`directory` of the disk tier below the memory cache, such as /var/cache/weir; empty: off (overrides cache.disk.path)")
+	fs.Func("cache-disk-max-size", "`size` bound of the disk tier's files, such as 100GiB (overrides cache.disk.max_size)",
+		func(s string) (err error) { f.diskMaxSize, err = config.ParseSize(s); return err })
+	fs.Func("cache-disk-max-object-size", "largest body `size` kept on disk, such as 1GiB (overrides cache.disk.max_object_size)",
+		func(s string) (err error) { f.diskMaxObject, err = config.ParseSize(s); return err })
 }
 
 // checkTLS reports --tls-cert without --tls-key and the other way round.
@@ -243,6 +255,15 @@ func (f *serveFlags) apply(cfg *config.Config) {
 	}
 	if f.set["tls-listen"] {
 		cfg.TLS.Listen = f.tlsListen
+	}
+	if f.set["cache-disk-path"] {
+		cfg.Cache.Disk.Path = f.diskPath
+	}
+	if f.set["cache-disk-max-size"] {
+		cfg.Cache.Disk.MaxSize = f.diskMaxSize
+	}
+	if f.set["cache-disk-max-object-size"] {
+		cfg.Cache.Disk.MaxObjectSize = f.diskMaxObject
 	}
 	if f.set["tls-cert"] {
 		pair := config.TLSCertificate{Cert: f.tlsCert, Key: f.tlsKey}
@@ -358,6 +379,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f.register(fs, ":8080", "127.0.0.1:9090")
 	f.registerCluster(fs)
 	f.registerMemory(fs)
+	f.registerDisk(fs)
 	f.registerPIDFile(fs)
 	if err := parseFlags(fs, args, &f); err != nil {
 		return err

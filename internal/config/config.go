@@ -229,6 +229,59 @@ type Cache struct {
 	// HeuristicMax caps the heuristic freshness lifetime. The zero value
 	// means 24h.
 	HeuristicMax Duration `yaml:"heuristic_max"`
+
+	// Disk is the disk tier below the memory cache; off unless its path
+	// is set.
+	Disk Disk `yaml:"disk"`
+}
+
+// Disk configures the disk tier: objects the memory cache evicts, or that
+// are larger than cache.max_object_size, are kept in files under Path,
+// served from there (large bodies streamed, never loaded whole), and
+// still there after a restart.
+type Disk struct {
+	// Path is the tier's directory, on a local filesystem that only this
+	// process uses (created if missing, mode 0700). Empty turns the disk
+	// tier off.
+	Path string `yaml:"path"`
+
+	// MaxSize bounds the bytes of the tier's files. It must be at least
+	// 64MiB. The zero value means 10GiB. Leave the filesystem 10% more
+	// than this: the tier shrinks to what fits if the filesystem fills
+	// up first.
+	MaxSize Size `yaml:"max_size"`
+
+	// MaxObjectSize is the largest body the disk tier keeps; larger
+	// bodies stream through uncached. At most 2GiB and max_size/8. The
+	// zero value means 1GiB (or max_size/8 when that is smaller).
+	MaxObjectSize Size `yaml:"max_object_size"`
+}
+
+// Disk tier bounds.
+const (
+	MinDiskSize        = 64 * MiB
+	DefaultDiskSize    = 10 * GiB
+	DefaultDiskObject  = 1 * GiB
+	MaxDiskObjectLimit = 2 * GiB
+)
+
+// Enabled reports whether the disk tier is on.
+func (d Disk) Enabled() bool { return d.Path != "" }
+
+// Size returns the byte bound in force.
+func (d Disk) Size() Size {
+	if d.MaxSize == 0 {
+		return DefaultDiskSize
+	}
+	return d.MaxSize
+}
+
+// ObjectSize returns the largest object in force.
+func (d Disk) ObjectSize() Size {
+	if d.MaxObjectSize == 0 {
+		return min(DefaultDiskObject, d.Size()/8)
+	}
+	return d.MaxObjectSize
 }
 
 // Server sets the edge listener's timeouts and limits. Every zero value

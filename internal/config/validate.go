@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -158,6 +159,7 @@ func (v *validator) cache(c Cache) {
 		v.add("cache.heuristic_fraction", "%v is not between 0 and 1; 0.1 means 10%% of the time since Last-Modified, 0 disables heuristic freshness", c.HeuristicFraction)
 	}
 	v.nonNegative("cache.heuristic_max", c.HeuristicMax)
+	v.disk(c.Disk)
 }
 
 func (v *validator) server(s Server) {
@@ -701,4 +703,28 @@ func isToken(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+func (v *validator) disk(d Disk) {
+	if !d.Enabled() {
+		return
+	}
+	if !filepath.IsAbs(d.Path) {
+		v.add("cache.disk.path", "%q is relative; write an absolute path, such as /var/cache/weir, so the tier does not move with the working directory", d.Path)
+	}
+	switch {
+	case d.MaxSize < 0:
+		v.add("cache.disk.max_size", "%s is negative; write a size such as 100GiB", d.MaxSize)
+	case d.MaxSize != 0 && d.MaxSize < MinDiskSize:
+		v.add("cache.disk.max_size", "%s is too small; the disk tier needs at least %s", d.MaxSize, MinDiskSize)
+	}
+	switch {
+	case d.MaxObjectSize < 0:
+		v.add("cache.disk.max_object_size", "%s is negative; write a size such as 1GiB", d.MaxObjectSize)
+	case d.MaxObjectSize > MaxDiskObjectLimit:
+		v.add("cache.disk.max_object_size", "%s is more than %s, the largest object the disk tier keeps", d.MaxObjectSize, MaxDiskObjectLimit)
+	case d.MaxSize >= MinDiskSize && d.MaxObjectSize > d.MaxSize/8:
+		v.add("cache.disk.max_object_size", "%s is more than an eighth of cache.disk.max_size (%s), so a few objects could flush the tier; lower it to at most %s or raise max_size",
+			d.MaxObjectSize, d.MaxSize, d.MaxSize/8)
+	}
 }

@@ -75,6 +75,9 @@ type fillJob struct {
 	// applied while it runs covers what it stores.
 	epoch     uint64
 	maxObject int64
+	// maxStored is the largest body stored: maxObject, or more with a
+	// tier below memory that takes larger ones as they arrive.
+	maxStored int64
 	passTTL   time.Duration
 	keep      time.Duration
 	// fwd is why the leader forwarded (Cache-Status fwd).
@@ -488,6 +491,7 @@ func (h *Handler) startFill(r *http.Request, snap *site.Snapshot, site *site.Sit
 		primary:   primary,
 		basis:     basis,
 		maxObject: snap.MaxObject,
+		maxStored: max(snap.MaxObject, snap.MaxStored),
 		passTTL:   snap.HitForPass,
 		keep:      snap.Keep,
 		fwd:       fwd,
@@ -557,7 +561,7 @@ func (h *Handler) runFill(job *fillJob) {
 	}
 
 	policy := httpcache.EvaluateResponse(http.MethodGet, job.evalHdr, resp.StatusCode, resp.Header, respTime, job.site.Rules)
-	tooLarge := resp.ContentLength > job.maxObject
+	tooLarge := resp.ContentLength > job.maxStored || (resp.ContentLength > job.maxObject && h.large == nil)
 	vary, _ := httpcache.VaryFields(resp.Header)
 	hd := &head{
 		status:       resp.StatusCode,
@@ -609,6 +613,14 @@ func (h *Handler) runFill(job *fillJob) {
 		f.Stream()
 	}
 
+	// A body too large for memory goes to the tier below as it arrives.
+	var large *store.BodyWriter
+	if hd.stored && resp.ContentLength > job.maxObject {
+		large = h.createLarge(job, resp, hd, policy, vary, respTime)
+		if large == nil {
+			hd.stored = false
+		}
+	}
 	sizeHint := resp.ContentLength
 	for {
 		if !hd.stored && f.Readers() == 0 {
@@ -617,11 +629,21 @@ func (h *Handler) runFill(job *fillJob) {
 		}
 		p, err := f.Reserve(h.ctx, sizeHint)
 		if err != nil {
+			if large != nil {
+				large.Abort()
+			}
 			f.Finish(err, false)
 			return
 		}
 		n, rerr := resp.Body.Read(p)
 		f.Commit(n)
+		if large != nil && n > 0 {
+			if _, werr := large.Write(p[:n]); werr != nil {
+				// The disk failed: the clients still get the body.
+				large.Abort()
+				large = nil
+			}
+		}
 		if sizeHint > 0 {
 			sizeHint -= int64(n)
 		}
@@ -629,9 +651,19 @@ func (h *Handler) runFill(job *fillJob) {
 			break
 		}
 		if rerr != nil {
+			if large != nil {
+				large.Abort()
+			}
 			f.Finish(rerr, false)
 			return
 		}
+	}
+	if large != nil {
+		defer f.Finish(nil, false)
+		if err := large.Commit(); err != nil {
+			h.log.Warn("a large body could not be stored on disk; it will be fetched again", "key", job.primary, "error", err.Error())
+		}
+		return
 	}
 	// Store before waking the readers and forget the flight in between, so
 	// that a request arriving once a reader has its answer finds the object
@@ -885,6 +917,42 @@ func remembersPass(reason string, status int) bool {
 	}
 	return false
 }
+
+// createLarge starts storing a body too large for memory in the tier
+// below it, or returns nil when none takes it.
+func (h *Handler) createLarge(job *fillJob, resp *http.Response, hd *head, policy httpcache.Policy, vary []string, respTime time.Time) *store.BodyWriter {
+	if h.large == nil {
+		return nil
+	}
+	key, fields := job.primary, []string(nil)
+	if len(vary) > 0 || job.site.Key.HasExtra() {
+		key = string(store.VariantKey(nil, []byte(job.primary), []byte(hd.secondary)))
+		fields = vary
+		if fields == nil {
+			fields = []string{}
+		}
+	}
+	obj := newObject(key, resp.StatusCode, hd.header, sized(resp.ContentLength), policy, respTime, hd.initialAge, job.keep)
+	obj.Body = nil
+	obj.Epoch = job.epoch
+	obj.Extra = extra(httpcache.ParseSurrogateKeys(resp.Header["Surrogate-Key"]), resp.Header["Surrogate-Control"])
+	w, err := h.large.Create(job.primary, fields, obj, resp.ContentLength)
+	if err != nil {
+		return nil
+	}
+	return w
+}
+
+// sized is a body of which only the length is known yet.
+type sized int64
+
+func (n sized) Len() int64 { return int64(n) }
+
+func (sized) ReadAt([]byte, int64) (int, error) { return 0, errNotArrived }
+
+func (sized) WriteRange(io.Writer, int64, int64) (int64, error) { return 0, errNotArrived }
+
+var errNotArrived = errors.New("edge: the body has not arrived")
 
 // newObject builds a stored object from a response. hdr is not modified.
 func newObject(key string, status int, hdr http.Header, body store.Body, p httpcache.Policy, respTime time.Time, initialAge, keep time.Duration) *store.Object {

@@ -136,6 +136,22 @@ type Filler interface {
 // The memory store is the cache.
 var _ Cache = (*store.Store)(nil)
 
+// largeFiller returns c's tier for large bodies, when it has one.
+func largeFiller(c Cache) LargeFiller {
+	if s, ok := c.(*store.Store); ok && !s.HasLower() {
+		return nil
+	}
+	lf, _ := c.(LargeFiller)
+	return lf
+}
+
+// LargeFiller is implemented by a cache with a tier below memory that
+// stores bodies too large for memory as they arrive (a disk tier): the
+// fill writes the body to it while streaming it to the clients.
+type LargeFiller interface {
+	Create(primary string, fields []string, o *store.Object, size int64) (*store.BodyWriter, error)
+}
+
 // Purger is the purge service as the edge sees it.
 type Purger interface {
 	// ServePurge answers a PURGE request.
@@ -174,7 +190,9 @@ type Peer interface {
 
 // Handler is the edge's http.Handler. It is safe for concurrent use.
 type Handler struct {
-	store   Cache
+	store Cache
+	// large is store's tier for bodies too large for memory, or nil.
+	large   LargeFiller
 	flights *coalesce.Group[*head]
 	sites   *site.Current
 	log     *slog.Logger
@@ -226,6 +244,7 @@ func New(sites *site.Current, opt Options) *Handler {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Handler{
 		store:     opt.Store,
+		large:     largeFiller(opt.Store),
 		sites:     sites,
 		flights:   coalesce.NewGroup[*head](),
 		log:       opt.Logger,

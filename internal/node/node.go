@@ -54,6 +54,7 @@ type Node struct {
 	log     *slog.Logger
 	hooks   Hooks
 	store   *store.Store
+	disk    diskParts
 	edge    *edge.Handler
 	started time.Time
 
@@ -259,6 +260,7 @@ func StartWith(cfg *config.Config, opt Options) (_ *Node, err error) {
 		}
 	}
 	n.purge.Start()
+	n.startProof()
 	n.origins.Start()
 	n.startJournalSampler()
 	n.startSampling()
@@ -315,11 +317,6 @@ func (n *Node) startSites() error {
 		return err
 	}
 	n.sites = site.NewCurrent(snap)
-	return nil
-}
-
-func (n *Node) startStore() error {
-	n.store = store.New(store.Config{MaxBytes: int64(n.cfg.Cache.MaxSize), MaxVariants: n.cfg.Cache.MaxVariants})
 	return nil
 }
 
@@ -441,8 +438,10 @@ func (n *Node) release() {
 		n.edge.Close()
 	}
 	if n.store != nil {
+		n.flushToDisk()
 		n.store.Close()
 	}
+	n.closeDisk()
 	n.origins.Close()
 	n.stopCerts()
 }

@@ -31,6 +31,9 @@ func (n *Node) startPurge() error {
 		ConnectTimeout: time.Duration(n.cfg.Cluster.PeerConnectTimeout), Timeout: time.Duration(n.cfg.Cluster.PeerTimeout),
 		Logger: n.log, Journal: n.journal,
 	}
+	if n.disk.tier != nil {
+		opt.Resume = n.disk.tier.Recovery().Checkpoint
+	}
 	if n.cluster != nil {
 		opt.Members = purgeMembers{n.cluster}
 		opt.Keyring = n.keys

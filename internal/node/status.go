@@ -37,6 +37,10 @@ func (n *Node) status() any {
 		Requests: n.edge.Stats(),
 		Purge:    n.purge.Stats(),
 	}
+	if n.disk.tier != nil {
+		ds := n.disk.tier.Stats()
+		st.Disk = &ds
+	}
 	for _, c := range n.sites.Load().Origins() {
 		st.Origins = append(st.Origins, c.State())
 	}

@@ -123,6 +123,27 @@ func (l *Log) SkipTo(m Mark, now time.Time) {
 	sl.touched = now
 }
 
+// Resume records that everything of m's stream up to m.HW was applied
+// before this process started (a checkpoint kept across a restart). It
+// raises the mark without claiming the entries are gone, so other nodes
+// are not told of a gap.
+func (l *Log) Resume(m Mark, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := stream{m.Node, m.Inc}
+	sl := l.streams[st]
+	if sl == nil {
+		if len(l.streams) >= maxStreams {
+			return
+		}
+		sl = &streamLog{}
+		l.streams[st] = sl
+	}
+	sl.hw = max(sl.hw, m.HW)
+	sl.advance()
+	sl.touched = now
+}
+
 // advance moves hw over the sequence numbers applied just above it.
 func (sl *streamLog) advance() {
 	for {

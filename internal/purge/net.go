@@ -330,6 +330,9 @@ func (s *Service) updateDeadline(peers []Member, now time.Time) {
 		}
 	}
 	s.mu.Unlock()
+	if len(peers) > 0 || !s.expectPeers {
+		s.caughtUp.Store(true)
+	}
 	d := oldest.Add(s.opt.MaxLag).UnixNano()
 	for {
 		cur := s.deadline.Load()

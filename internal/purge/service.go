@@ -3,6 +3,7 @@ package purge
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -143,6 +144,12 @@ type Options struct {
 	// Journal records purges issued, applied and acknowledged, gaps, and
 	// when this node starts and stops lagging; nil records none.
 	Journal journal.Recorder
+	// Resume is a Checkpoint from before this start (kept by a disk tier
+	// with the objects it covers): the purges it marks as applied are not
+	// pulled and applied again, and every purge received is applied,
+	// however old, since the store holds content from before the start.
+	// A malformed one is an error.
+	Resume []byte
 }
 
 // Service issues, propagates, applies and repairs purges for one node.
@@ -168,6 +175,21 @@ type Service struct {
 	peerMarks map[string][]Mark
 	lastSync  map[string]time.Time
 	ackedHW   map[string]uint64
+
+	// applyMu is held (shared) while a purge is applied to the store and
+	// recorded in the log, and exclusively by Checkpoint, so that a
+	// checkpoint never marks a purge the store has not applied.
+	applyMu sync.RWMutex
+	// caughtUp is set once a sync round since the start reached every
+	// live peer and a majority of the members (see CaughtUp).
+	caughtUp atomic.Bool
+	resumed  bool
+	// expectPeers is set when the checkpoint resumed holds purges of
+	// other nodes: this node was a member before, and is not caught up
+	// until it has synced with at least one peer.
+	expectPeers bool
+	// lostResume is set when the checkpoint given could not be read.
+	lostResume bool
 
 	// pmu guards pending, the entries waiting for the batcher.
 	pmu     sync.Mutex
@@ -249,6 +271,20 @@ func New(opt Options) (*Service, error) {
 		wake:      make(chan struct{}, 1),
 		latency:   telemetry.NewHistogram(latencyBuckets),
 		refusals:  admin.NewRateLimiter(refusalRate, refusalBurst, 10000),
+	}
+	if len(opt.Resume) > 0 {
+		var marks []Mark
+		if err := json.Unmarshal(opt.Resume, &marks); err != nil {
+			// Which purges the kept objects went through is unknown:
+			// they are revalidated before use, for good (CaughtUp).
+			opt.Logger.Error("purge: the checkpoint of applied purges kept with the disk tier is unreadable; objects from before the restart will be revalidated before use", "error", err.Error())
+			marks, s.lostResume = nil, true
+		}
+		for _, m := range marks[:min(len(marks), maxStreams)] {
+			s.plog.Resume(m, now)
+			s.expectPeers = s.expectPeers || m.Node != opt.Node
+		}
+		s.resumed = true
 	}
 	s.batchC = s.newClient(&s.batchIO)
 	s.syncC = s.newClient(&s.syncIO)
@@ -341,12 +377,14 @@ func (s *Service) Issue(req Request) (Entry, error) {
 	}
 	// The store first: once Issue returns, this node serves nothing the
 	// purge covers.
+	s.applyMu.RLock()
 	s.opt.Store.Invalidate(inv)
 	now := time.Now()
 	s.mu.Lock()
 	s.seq++
 	e := Entry{Node: s.self.Node, Inc: s.self.Inc, Seq: s.seq, Time: now.UnixNano(), Req: req}
 	s.plog.Add(e, now)
+	s.applyMu.RUnlock()
 	st := &issueStatus{entry: e, targets: make(map[string]time.Time, len(peers)), pending: len(peers)}
 	for _, p := range peers {
 		st.targets[p.Name] = time.Time{}
@@ -429,18 +467,40 @@ func (s *Service) invalidation(req *Request, strict bool) (store.Invalidation, e
 
 // receive applies an entry another node issued, once.
 func (s *Service) receive(e Entry, now time.Time) {
+	s.applyMu.RLock()
+	defer s.applyMu.RUnlock()
 	if !s.plog.Add(e, now) {
 		return
 	}
 	s.stats.applied.Add(1)
 	s.record(journal.PurgeApplied, journal.Details{"id": e.ID(), "from": e.Node})
-	if e.Time < s.started.Add(-startSkew).UnixNano() {
+	if !s.resumed && e.Time < s.started.Add(-startSkew).UnixNano() {
 		// Issued well before this node started: nothing cached here can
 		// be older than it.
 		return
 	}
 	inv, _ := s.invalidation(&e.Req, false)
 	s.opt.Store.Invalidate(inv)
+}
+
+// Checkpoint returns the marks of every purge applied so far, for a
+// store that keeps objects across restarts to journal with them: given
+// back as Options.Resume, they spare the purges already applied.
+func (s *Service) Checkpoint() []byte {
+	s.applyMu.Lock()
+	marks := s.plog.Marks()
+	s.applyMu.Unlock()
+	b, _ := json.Marshal(marks)
+	return b
+}
+
+// CaughtUp reports whether this node has every purge issued while it was
+// down: never when the checkpoint resumed was unreadable; a standalone
+// node always has (purges are issued through it), a
+// cluster member once a sync round since its start reached every live
+// peer, and enough of them to be a majority of the members.
+func (s *Service) CaughtUp() bool {
+	return !s.lostResume && (s.opt.Members == nil || s.caughtUp.Load())
 }
 
 // acked records that peer has applied this node's purges up to hw.

@@ -139,8 +139,12 @@ type Snapshot struct {
 	// cfg is the configuration compiled.
 	cfg *config.Config
 
-	// MaxObject is the largest body stored (cache.max_object_size).
+	// MaxObject is the largest body stored in memory
+	// (cache.max_object_size).
 	MaxObject int64
+	// MaxStored is the largest body stored in any tier: MaxObject, or
+	// cache.disk.max_object_size with a disk tier.
+	MaxStored int64
 	// HitForPass is how long an uncacheable answer sends its key straight
 	// to the origin; 0 disables hit-for-pass.
 	HitForPass time.Duration
@@ -161,8 +165,12 @@ func Compile(cfg *config.Config, origins map[string]*origin.Client, prev *Snapsh
 		router:     config.NewRouter(cfg.Hosts),
 		cfg:        cfg,
 		MaxObject:  int64(cfg.Cache.MaxObjectSize),
+		MaxStored:  int64(cfg.Cache.MaxObjectSize),
 		HitForPass: time.Duration(cfg.Cache.HitForPassTTL),
 		Keep:       DefaultKeep,
+	}
+	if cfg.Cache.Disk.Enabled() {
+		s.MaxStored = max(s.MaxStored, int64(cfg.Cache.Disk.ObjectSize()))
 	}
 	for _, oc := range cfg.Origins {
 		if c := origins[oc.Name]; c != nil {

@@ -13,6 +13,7 @@
 package status
 
 import (
+	"github.com/weir-cdn/weir/internal/disk"
 	"time"
 
 	"github.com/weir-cdn/weir/internal/cluster"
@@ -36,8 +37,10 @@ type Node struct {
 	Edge     string       `json:"edge_listener"`
 	Draining bool         `json:"draining"`
 	Cache    store.Stats  `json:"cache"`
-	Requests edge.Stats   `json:"requests"`
-	Origins  []Origin     `json:"origins"`
+	// Disk is the disk tier's state (cache.disk), absent when it is off.
+	Disk     *disk.Stats `json:"disk,omitempty"`
+	Requests edge.Stats  `json:"requests"`
+	Origins  []Origin    `json:"origins"`
 	// Cluster is the node's view of the cluster, when it is a member.
 	Cluster *cluster.Info `json:"cluster,omitempty"`
 	// Purge are the purge counters and lag.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"net/http"
 	"sort"
 	"strings"
@@ -282,4 +283,20 @@ func isInterned(v string) bool {
 	iv, ok := interned.m[v]
 	interned.mu.RUnlock()
 	return ok && unsafe.StringData(iv) == unsafe.StringData(v)
+}
+
+// appendTo appends the fields, in their stored order, for EncodeObject.
+func (h Header) appendTo(dst []byte) []byte {
+	if h.shape == nil {
+		return append(dst, 0)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(h.shape.names)))
+	j := 0
+	for i, name := range h.shape.names {
+		n := int(h.shape.counts[i])
+		dst = appendString(dst, name)
+		dst = appendStrings(dst, h.vals[j:j+n])
+		j += n
+	}
+	return dst
 }

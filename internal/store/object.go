@@ -54,6 +54,8 @@ type Object struct {
 	// removes it (metrics count objects per site this way).
 	Count *atomic.Int64
 
+	// lowerRef is the lower tier's record of this object (see LowerRef).
+	lowerRef    atomic.Uint64
 	hit         atomic.Pointer[HitFields]
 	codings     atomic.Pointer[Codings]
 	revalidated atomic.Int64 // Unix nanoseconds of the last background revalidation start

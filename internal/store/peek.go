@@ -15,6 +15,9 @@ func (s *Store) Peek(key string) (o *Object, pending []PendingPurge) {
 	h := maphash.String(s.seed, key)
 	e, ok := s.objects.GetEntryQuietly(h)
 	if !ok || e.Value.Header.key != key {
+		if s.lower != nil {
+			return s.lower.Peek(key)
+		}
 		return nil, nil
 	}
 	o = e.Value

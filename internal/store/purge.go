@@ -104,6 +104,11 @@ func (s *Store) begin(inv Invalidation) (e uint64, rules int) {
 	// and the sweeper's pass start covers exactly the rules it finds.
 	s.purgeMu.Lock()
 	defer s.purgeMu.Unlock()
+	if s.lower != nil {
+		// Before the epoch moves: a lookup that sees the new epoch
+		// finds the purge in the lower tier too (see fromLower).
+		s.lower.Invalidate(inv, s.epoch.Load()+1)
+	}
 	e = s.epoch.Add(1)
 	rec.epoch = e
 	s.log.push(rec)

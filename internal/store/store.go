@@ -49,6 +49,8 @@ type Config struct {
 	// MaxPassMarkers bounds the hit-for-pass markers remembered. Zero
 	// means 65536.
 	MaxPassMarkers int
+	// Lower is a tier below memory (a disk), or nil: see Lower.
+	Lower Lower
 }
 
 // Default sizes.
@@ -62,6 +64,7 @@ const (
 // use; no method blocks on I/O.
 type Store struct {
 	seed        maphash.Seed
+	lower       Lower
 	maxBytes    int64
 	maxVariants int
 	objects     *otter.Cache[uint64, *Object]
@@ -101,6 +104,7 @@ type Store struct {
 	wake      chan struct{}
 	done      chan struct{}
 	swept     chan struct{}
+	flushed   chan struct{} // closed when the flusher returned; nil without one
 	closeOnce sync.Once
 
 	purged     atomic.Int64
@@ -121,6 +125,7 @@ func New(cfg Config) *Store {
 	}
 	s := &Store{
 		seed:        maphash.MakeSeed(),
+		lower:       cfg.Lower,
 		maxBytes:    cfg.MaxBytes,
 		maxVariants: cfg.MaxVariants,
 		wake:        make(chan struct{}, 1),
@@ -128,6 +133,12 @@ func New(cfg Config) *Store {
 		swept:       make(chan struct{}),
 	}
 	s.epoch.Store(1)
+	if s.lower != nil {
+		// Purges to come must cover what the tier kept from before, and
+		// a Vary index generation must never repeat one it holds.
+		s.epoch.Store(s.lower.Epoch() + 1)
+		s.gen.Store(uint64(time.Now().UnixNano()))
+	}
 	s.tags.init()
 	s.clock = otter.NewCoarseClock(clockResolution)
 	s.objects = otter.Must(&otter.Options[uint64, *Object]{
@@ -145,6 +156,10 @@ func New(cfg Config) *Store {
 		}),
 	})
 	go s.sweep()
+	if s.lower != nil {
+		s.flushed = make(chan struct{})
+		go s.flusher()
+	}
 	return s
 }
 
@@ -154,6 +169,9 @@ func New(cfg Config) *Store {
 func (s *Store) Close() {
 	s.closeOnce.Do(func() { close(s.done) })
 	<-s.swept
+	if s.flushed != nil {
+		<-s.flushed
+	}
 	s.objects.StopAllGoroutines()
 	s.pass.StopAllGoroutines()
 	s.clock.Stop()
@@ -173,6 +191,9 @@ func (s *Store) Get(key []byte) *Object {
 	h := maphash.Bytes(s.seed, key)
 	o, ok := s.objects.GetIfPresent(h)
 	if !ok || o.Header.key != string(key) {
+		if s.lower != nil {
+			return s.fromLower(key)
+		}
 		return nil
 	}
 	// One atomic load and a comparison when no rule is newer than o: the
@@ -189,6 +210,9 @@ func (s *Store) GetString(key string) *Object {
 	h := maphash.String(s.seed, key)
 	o, ok := s.objects.GetIfPresent(h)
 	if !ok || o.Header.key != key {
+		if s.lower != nil {
+			return s.fromLower([]byte(key))
+		}
 		return nil
 	}
 	if rs := s.rules.Load(); rs != nil && o.Epoch < rs.newest {
@@ -206,7 +230,18 @@ func (s *Store) GetString(key string) *Object {
 // marked stale.
 func (s *Store) Set(o *Object) {
 	s.deletePending()
-	s.put(o)
+	if !o.InMemory() && s.lower != nil {
+		// A body kept by the lower tier (a revalidated disk object):
+		// the tier stores the new metadata with it.
+		s.settleEpoch(o)
+		s.lower.Demote(o)
+		return
+	}
+	if s.put(o) && s.lower != nil {
+		// Written through when the tier admits it (a key asked for
+		// before), so a crash does not lose it.
+		s.lower.Demote(o)
+	}
 }
 
 // put admits and stores o, and reports whether it was stored.
@@ -220,12 +255,7 @@ func (s *Store) put(o *Object) bool {
 // which must then not be stored. It returns the epoch up to which o has
 // been checked.
 func (s *Store) admit(o *Object) (checked uint64, ok bool) {
-	cur := s.epoch.Load()
-	if o.Epoch == 0 || o.Epoch > cur {
-		// An epoch from the future cannot come from Store.Epoch; taking
-		// it at face value would exempt o from purges yet to come.
-		o.Epoch = cur
-	}
+	cur := s.settleEpoch(o)
 	if o.Epoch == cur {
 		return cur, true
 	}
@@ -240,6 +270,17 @@ func (s *Store) admit(o *Object) (checked uint64, ok bool) {
 		s.markSoft(o)
 	}
 	return upto, true
+}
+
+// settleEpoch gives o the current epoch when it has none, and lowers an
+// epoch from the future to it: taking that at face value would exempt o
+// from purges yet to come. It returns the current epoch.
+func (s *Store) settleEpoch(o *Object) uint64 {
+	cur := s.epoch.Load()
+	if o.Epoch == 0 || o.Epoch > cur {
+		o.Epoch = cur
+	}
+	return cur
 }
 
 // store makes o visible and checks it again against the purges that
@@ -282,6 +323,9 @@ func (s *Store) Delete(key string) bool {
 		return nil, otter.InvalidateOp
 	})
 	s.deletePending()
+	if s.lower != nil {
+		s.lower.Delete(key)
+	}
 	return removed
 }
 
@@ -300,6 +344,30 @@ func (s *Store) SetVariant(primary string, fields []string, v *Object) {
 	if !ok {
 		return
 	}
+	idx := s.varyIndex(primary, fields, v)
+	if idx == nil {
+		return
+	}
+	v.Gen = idx.Vary.Gen
+	if !v.InMemory() && s.lower != nil {
+		s.lower.Demote(v)
+		return
+	}
+	if evicted, ok := idx.Vary.add(maphash.String(s.seed, v.Header.key), s.maxVariants); ok {
+		s.objects.ComputeIfPresent(evicted, func(old *Object) (*Object, otter.ComputeOp) {
+			if old.Gen != idx.Vary.Gen {
+				return old, otter.CancelOp
+			}
+			return nil, otter.InvalidateOp
+		})
+	}
+	s.store(v, checked)
+}
+
+// varyIndex returns primary's Vary index for fields, creating it (as old
+// as v) when there is none or it varies on other fields; nil when a purge
+// of the URL started since v was admitted, which covers v too.
+func (s *Store) varyIndex(primary string, fields []string, v *Object) *Object {
 	idx := s.GetString(primary)
 	if idx == nil || idx.Vary == nil || !slices.Equal(idx.Vary.Fields, fields) {
 		idx = &Object{
@@ -310,21 +378,10 @@ func (s *Store) SetVariant(primary string, fields []string, v *Object) {
 			Epoch: v.Epoch,
 		}
 		if !s.put(idx) {
-			// A purge of the URL started since v was admitted; it
-			// covers v too.
-			return
+			return nil
 		}
 	}
-	v.Gen = idx.Vary.Gen
-	if evicted, ok := idx.Vary.add(maphash.String(s.seed, v.Header.key), s.maxVariants); ok {
-		s.objects.ComputeIfPresent(evicted, func(old *Object) (*Object, otter.ComputeOp) {
-			if old.Gen != idx.Vary.Gen {
-				return old, otter.CancelOp
-			}
-			return nil, otter.InvalidateOp
-		})
-	}
-	s.store(v, checked)
+	return idx
 }
 
 // MarkPass remembers for ttl that key's responses are not cacheable, so
@@ -391,6 +448,16 @@ func (s *Store) onDeletion(e otter.DeletionEvent[uint64, *Object]) {
 	switch e.Cause {
 	case otter.CauseOverflow:
 		s.evictions.Add(1)
+		if s.lower != nil {
+			s.lower.Demote(o)
+			// The index goes down with its variants' reach: those still
+			// in memory stay reachable through it.
+			s.tags.remove(o)
+			if o.Count != nil {
+				o.Count.Add(-1)
+			}
+			return
+		}
 	case otter.CauseExpiration:
 		s.expirations.Add(1)
 	}
