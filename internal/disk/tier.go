@@ -64,6 +64,9 @@ type Config struct {
 	QueueBytes int64
 	// NoReinsert turns eviction into plain FIFO (for measuring).
 	NoReinsert bool
+	// RetryAfter is how long writes stop after a disk error. Zero means
+	// 30s.
+	RetryAfter time.Duration
 	// Logger receives the tier's errors; nil means slog.Default().
 	Logger *slog.Logger
 	// Checkpoint, when set, is called by the syncer every second: what it
@@ -167,6 +170,9 @@ func Open(cfg Config) (*Tier, error) {
 	}
 	if cfg.QueueBytes <= 0 {
 		cfg.QueueBytes = DefaultQueueBytes
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = defaultRetryAfter
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -544,15 +550,15 @@ func putU64(p []byte, v uint64) {
 // (reads go on), with an error in the log and weir_disk_degraded set.
 func (t *Tier) fail(op string, err error) {
 	t.stats.writeErrors.Add(1)
-	until := time.Now().Add(degradedPause).UnixNano()
+	until := time.Now().Add(t.cfg.RetryAfter).UnixNano()
 	if t.degraded.Swap(until) == 0 {
 		t.log.Error("disk: the disk tier failed and is degraded: nothing is written to disk for a while, objects stay in memory only; see the runbook WeirDiskDegraded",
-			"path", t.dir, "op", op, "error", err.Error(), "retry_in", degradedPause.String())
+			"path", t.dir, "op", op, "error", err.Error(), "retry_in", t.cfg.RetryAfter.String())
 	}
 }
 
-// degradedPause is how long writes stop after a failure.
-const degradedPause = 30 * time.Second
+// defaultRetryAfter is how long writes stop after a failure.
+const defaultRetryAfter = 30 * time.Second
 
 // Degraded reports whether writes are stopped after a failure.
 func (t *Tier) Degraded() bool {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -300,5 +301,70 @@ func TestSecondProcessIsRefused(t *testing.T) {
 	openPair(t, dir, Config{})
 	if _, err := Open(Config{Path: dir}); err == nil {
 		t.Fatal("a second tier opened the same directory")
+	}
+}
+
+// TestFullDisk: on a filesystem smaller than the tier's bound, writes
+// fail with ENOSPC. The tier shrinks its bound to what fits and stops
+// writing for a while (degraded); nothing is lost from memory, what is on
+// disk is still served, and once the pause is over it writes again
+// within the smaller bound.
+func TestFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=6m"); err != nil {
+		t.Skipf("cannot mount a small tmpfs (needs root): %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	p := openPair(t, dir, Config{MaxBytes: 64 << 20, SegmentBytes: 1 << 20, RetryAfter: 200 * time.Millisecond})
+	var stored []*store.Object
+	for i := 0; i < 200 && !p.tier.Degraded(); i++ {
+		o := object(fmt.Sprintf("http://example.com/%d", i), 100<<10)
+		o.SetHitFields(&store.HitFields{})
+		o.Epoch = p.mem.Epoch()
+		p.tier.Demote(o)
+		stored = append(stored, o)
+		testkit.Eventually(t, "the write done", func() bool { return p.tier.queued.Load() == 0 })
+	}
+	if !p.tier.Degraded() {
+		t.Fatal("20 MiB offered to a 6 MiB filesystem, and the tier never reported a failure")
+	}
+	st := p.tier.Stats()
+	if st.MaxBytes >= 64<<20 || st.MaxBytes > 6<<20 {
+		t.Fatalf("after ENOSPC the bound is %d, want it shrunk below the filesystem's 6 MiB", st.MaxBytes)
+	}
+	// Refused while degraded, without blocking or failing the caller.
+	before := p.tier.stats.refusedDegraded.Load()
+	p.tier.Demote(stored[0])
+	if p.tier.stats.refusedDegraded.Load() != before+1 {
+		t.Fatal("a degraded tier took an object")
+	}
+	// What it holds is still served.
+	served := 0
+	for _, o := range stored {
+		if got, _ := p.tier.Get([]byte(o.Key())); got != nil {
+			if !bytes.Equal(readBody(t, got), content(o.Key(), 100<<10)) {
+				t.Fatalf("%s: wrong body after the disk filled up", o.Key())
+			}
+			served++
+		}
+	}
+	if served == 0 {
+		t.Fatal("nothing written before the disk filled up is served")
+	}
+	// After the pause it writes again, within the smaller bound.
+	testkit.Eventually(t, "the tier healthy again", func() bool { return !p.tier.Degraded() })
+	written := p.tier.stats.writes.Load()
+	for i := range 20 {
+		o := object(fmt.Sprintf("http://example.com/after/%d", i), 100<<10)
+		o.SetHitFields(&store.HitFields{})
+		o.Epoch = p.mem.Epoch()
+		p.tier.Demote(o)
+		testkit.Eventually(t, "the write done", func() bool { return p.tier.queued.Load() == 0 })
+	}
+	if p.tier.stats.writes.Load() == written {
+		t.Fatal("the tier wrote nothing after its pause")
+	}
+	if u := p.tier.Stats().Bytes; u > 6<<20 {
+		t.Fatalf("%d bytes on a 6 MiB filesystem", u)
 	}
 }

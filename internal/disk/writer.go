@@ -136,10 +136,16 @@ func (t *Tier) writeQueued(o *store.Object) {
 	}
 	start := time.Now()
 	if err := t.write(o); err != nil {
-		if !errors.Is(err, errGone) && !errors.Is(err, errNoRoom) {
-			t.fail("write", err)
-		} else {
+		switch {
+		case errors.Is(err, errGone), errors.Is(err, errNoRoom):
 			t.stats.refusedFailed.Add(1)
+		case errors.Is(err, syscall.ENOSPC):
+			t.mu.Lock()
+			t.shrinkLocked()
+			t.mu.Unlock()
+			t.fail("write", err)
+		default:
+			t.fail("write", err)
 		}
 		return
 	}
