@@ -45,7 +45,7 @@ type Stats struct {
 // indexEntryBytes is the estimated RAM of one index entry: the map slot
 // (hash and entry), the map's spare capacity, the segment manifest's
 // hash and the sketch's share (see BenchmarkIndexBytes).
-const indexEntryBytes = 72
+const indexEntryBytes = 113
 
 // Stats returns the current statistics.
 func (t *Tier) Stats() Stats {

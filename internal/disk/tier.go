@@ -399,7 +399,9 @@ func (t *Tier) read(h uint64, e entry, key []byte, count bool) (*store.Object, e
 		if len(sum) == 4 && chunkCRC(buf[bs:bs+ri.body]) != leU32(sum) {
 			err = fmt.Errorf("%w: body checksum of record %x", errCorrupt, e.ref())
 		} else if ri.body > 0 {
-			b = store.Bytes(slices.Clone(buf[bs : bs+ri.body]))
+			// The body stays in the buffer it was read into: the head
+			// before it is a few hundred bytes.
+			b = store.Bytes(buf[bs : bs+ri.body : bs+ri.body])
 		}
 	} else if err == nil {
 		b = &body{t: t, seg: seg, hash: h, ref: e.ref(), off: int64(e.off) + recordHeader + ri.head, n: ri.body}

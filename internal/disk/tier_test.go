@@ -3,6 +3,7 @@ package disk
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -368,3 +369,5 @@ func TestFullDisk(t *testing.T) {
 		t.Fatalf("%d bytes on a 6 MiB filesystem", u)
 	}
 }
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
