@@ -323,7 +323,8 @@ func (f *serveFlags) read() (*config.Config, error) {
 	}
 	f.apply(cfg)
 	if f.set["memory-limit"] {
-		size, err := node.CacheSizeFor(int64(f.memoryLimit))
+		// The disk tier's index comes out of the same memory.
+		size, err := node.CacheSizeFor(int64(f.memoryLimit) - node.DiskIndexBytes(cfg))
 		if err != nil {
 			return nil, usageError{fmt.Errorf("--memory-limit: %w", err)}
 		}

@@ -133,3 +133,53 @@ func TestDiskTierKeepsObjectsAndMissedPurges(t *testing.T) {
 		t.Errorf("GET /d/kept after the restart: Cache-Status %q, want a hit", cs)
 	}
 }
+
+// TestTieredFillFromDisk: after its restart, a key's owner answers the
+// other members' fills from its disk tier, so the origin is not asked
+// again.
+func TestTieredFillFromDisk(t *testing.T) {
+	origin, originURL := newPathVersions(t)
+	dirs := []string{t.TempDir(), t.TempDir()}
+	c := Start(t, Options{Nodes: 2, Origin: originURL, Configure: func(i int, cfg *config.Config) {
+		cfg.Cache.Disk.Path = dirs[i]
+		cfg.Cache.Disk.MaxSize = 64 * config.MiB
+	}})
+	var path string
+	for k := 0; path == ""; k++ {
+		if p := fmt.Sprintf("/t/%d", k); c.Owner(0, p) == c.Name(1) {
+			path = p
+		}
+	}
+	for range 2 {
+		if r, err := c.Get(1, path); err != nil || r.Status != 200 {
+			t.Fatalf("GET %s on its owner: %v %d", path, err, r.Status)
+		}
+	}
+	c.WaitFor(t, 15*time.Second, func() string {
+		if st, _ := c.Node(1).DiskStats(); st.Objects < 1 {
+			return "the owner has not written the object to disk"
+		}
+		return ""
+	})
+	c.Leave(t, 1)
+	c.WaitMembers(t, 0)
+	c.Restart(t, 1)
+	c.WaitMembers(t, 0, 1)
+	c.WaitFor(t, 20*time.Second, func() string {
+		if st, _ := c.Node(1).DiskStats(); !st.Proven {
+			return "the restarted owner has not caught up with the purges"
+		}
+		return ""
+	})
+	before := origin.count(path)
+	r, err := c.Get(0, path)
+	if err != nil || r.Status != 200 || !strings.HasPrefix(r.Body, "v0 of "+path) {
+		t.Fatalf("GET %s on the other member: %v %d %.20q", path, err, r.Status, r.Body)
+	}
+	if got := origin.count(path); got != before {
+		t.Fatalf("the origin was asked %d more times: the owner did not fill from its disk", got-before)
+	}
+	if st, _ := c.Node(1).DiskStats(); st.Hits < 1 {
+		t.Fatalf("the owner's disk tier served %d lookups, want the peer's fill", st.Hits)
+	}
+}

@@ -371,3 +371,42 @@ func TestFullDisk(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestVariantsOnDisk: a URL's Vary index and its variants come back from
+// disk together; a soft purge of the URL marks its variants, a hard one
+// removes the index, so no variant of it is reached again.
+func TestVariantsOnDisk(t *testing.T) {
+	p := openPair(t, t.TempDir(), Config{})
+	primary := "https://example.com/v"
+	v := object(string(store.VariantKey(nil, []byte(primary), []byte("gzip"))), 100)
+	v.SetHitFields(&store.HitFields{})
+	p.mem.SetVariant(primary, []string{"Accept-Encoding"}, v)
+	idx := p.mem.GetString(primary)
+	if idx == nil || idx.Vary == nil {
+		t.Fatal("no Vary index in memory")
+	}
+	p.demote(t, idx)
+	p.demote(t, v)
+	p.close()
+
+	p = openPair(t, p.dir, Config{})
+	p.tier.Prove()
+	gotIdx := p.mem.GetString(primary)
+	if gotIdx == nil || gotIdx.Vary == nil || gotIdx.Vary.Gen != idx.Vary.Gen {
+		t.Fatalf("the Vary index from disk: %+v, want generation %d", gotIdx, idx.Vary.Gen)
+	}
+	gotV := p.mem.GetString(v.Key())
+	if gotV == nil || gotV.Gen != gotIdx.Vary.Gen {
+		t.Fatalf("the variant from disk: %+v", gotV)
+	}
+	p.mem.Delete(v.Key()) // memory and disk: read again below
+	p.demote(t, gotV)
+	p.mem.Invalidate(store.Invalidation{Soft: true, Keys: []string{primary}})
+	if o, _ := p.tier.Get([]byte(v.Key())); o == nil || !o.SoftPurged() {
+		t.Fatalf("a soft purge of the URL did not mark its variant on disk: %v", o)
+	}
+	p.mem.Invalidate(store.Invalidation{Keys: []string{primary}})
+	if o := p.mem.GetString(primary); o != nil {
+		t.Fatal("the Vary index survived a hard purge of its URL")
+	}
+}

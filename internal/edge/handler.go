@@ -100,8 +100,11 @@ type Cache interface {
 	Filler
 }
 
-// Lookup is the half of the cache the request path reads. Neither method
-// may block on I/O: a hit is served from what Get returns.
+// Lookup is the half of the cache the request path reads: a hit is
+// served from what Get returns. A memory hit does no I/O; with a disk
+// tier below memory, a lookup that misses memory reads the record's head
+// from disk (one read, from the page cache when the object is warm),
+// never a large body.
 type Lookup interface {
 	// Get returns the object stored under key, or nil. The object is
 	// immutable; its body may be read concurrently.

@@ -88,11 +88,28 @@ func MemoryLimit(cfg *config.Config) int64 {
 	if cache <= 0 {
 		cache = int64(config.DefaultMaxSize)
 	}
-	extra := cache/4 + slack // cannot overflow: cache/4 is far below MaxInt64
+	extra := cache/4 + slack + DiskIndexBytes(cfg) // cannot overflow: each is far below MaxInt64/4
 	if cache > math.MaxInt64-extra {
 		return math.MaxInt64
 	}
 	return cache + extra
+}
+
+// diskObjectEstimate is the average object size the disk tier's index
+// RAM is estimated with, and diskEntryBytes what one entry costs (the
+// measured 113 bytes, rounded up; see docs/operations.md).
+const (
+	diskObjectEstimate = 32 << 10
+	diskEntryBytes     = 128
+)
+
+// DiskIndexBytes estimates the RAM the disk tier's index takes when
+// cache.disk.max_size is full of 32 KiB objects; 0 without a disk tier.
+func DiskIndexBytes(cfg *config.Config) int64 {
+	if !cfg.Cache.Disk.Enabled() {
+		return 0
+	}
+	return int64(cfg.Cache.Disk.Size()) / diskObjectEstimate * diskEntryBytes
 }
 
 // MemoryOverhead is what a node needs beside its cache, in the sizing

@@ -40,6 +40,8 @@ func TestKnownMetricsAreServed(t *testing.T) {
 		}
 		cfg.ProxyProtocol.Listeners = []string{"edge"}
 		cfg.ProxyProtocol.Trusted = []string{"192.0.2.0/24"} // not loopback: the test's clients send none
+		// The disk tier's series are served only when it is on.
+		cfg.Cache.Disk.Path = t.TempDir()
 	}})
 	for _, p := range []string{"/a", "/b", "/c"} {
 		for i := range 2 {
