@@ -408,14 +408,25 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Log:     log,
 		Seeds:   func() []string { return n.GossipSeeds() },
 		OnRelease: func(what string) error {
-			if what != "gossip" {
-				return fmt.Errorf("cannot release %q: only the gossip port is released for an upgrade", what)
+			switch what {
+			case "gossip":
+				n.LeaveCluster()
+			case "disk":
+				// Without a disk tier there is nothing to hand over:
+				// the new process opens its directory itself.
+				n.ReleaseDisk()
+			default:
+				return fmt.Errorf("cannot release %q: only the gossip port and the disk tier are released for an upgrade", what)
 			}
-			n.LeaveCluster()
 			return nil
 		},
-		OnReclaim: func(string) {
-			log.Error("the upgrade failed after this process left the cluster: it serves on standalone, filling from the origins, until restarted; fix the new process and send SIGUSR2 again, or restart")
+		OnReclaim: func(what string) {
+			switch what {
+			case "disk":
+				log.Error("the upgrade failed after this process handed over its disk tier: it serves on from memory only, and answers purges with 503, until restarted; fix the new process and send SIGUSR2 again, or restart")
+			default:
+				log.Error("the upgrade failed after this process left the cluster: it serves on standalone, filling from the origins, until restarted; fix the new process and send SIGUSR2 again, or restart")
+			}
 		},
 	})
 	if err != nil {
@@ -428,6 +439,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			ctx, cancel := context.WithTimeout(context.Background(), gossipReleaseTimeout)
 			defer cancel()
 			return up.Release(ctx, "gossip")
+		}
+		if cfg.Cache.Disk.Enabled() {
+			opt.BeforeDisk = func() error {
+				// The old process writes what is hot, then its
+				// snapshot, within a few seconds.
+				ctx, cancel := context.WithTimeout(context.Background(), diskReleaseTimeout)
+				defer cancel()
+				return up.Release(ctx, "disk")
+			}
 		}
 	}
 	// Subscribed before the node starts: a stop or reload signal that
@@ -452,6 +472,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // gossipReleaseTimeout bounds an upgraded process's wait for the old one
 // to leave the cluster and free the gossip port.
 const gossipReleaseTimeout = 10 * time.Second
+
+// diskReleaseTimeout bounds the old process's hand-over of its disk tier:
+// a last flush of what is hot (2 s at most), the writes queued, and the
+// index snapshot (under a second per million objects).
+const diskReleaseTimeout = 30 * time.Second
 
 // signals are the process signals serve acts on; tests send on them.
 type signals struct {

@@ -110,6 +110,9 @@ type Tier struct {
 	epoch   uint64
 	lastCP  []byte
 	closed  bool
+	// shut is closed's atomic twin, read without mu by the calls that
+	// must do nothing once the tier is closed.
+	shut atomic.Bool
 	// inflight counts the objects being written by epoch: rules that
 	// cover one of them are kept until it is committed.
 	inflight map[uint64]int
@@ -128,6 +131,9 @@ type Tier struct {
 	// degraded is when the tier may try writing again after a failure,
 	// in Unix nanoseconds; zero when healthy.
 	degraded atomic.Int64
+	// readErrLogged and corruptLogged are when a read error and a
+	// corruption were last logged: a failing disk fails every read.
+	readErrLogged, corruptLogged atomic.Int64
 
 	wake  chan struct{}
 	done  chan struct{}
@@ -231,8 +237,11 @@ func (t *Tier) Prove() { t.proven.Store(true) }
 // Proven reports whether the objects from before the start are trusted.
 func (t *Tier) Proven() bool { return t.proven.Load() }
 
-// Close writes what is queued (within a few seconds), a snapshot of the
-// index, and releases the directory.
+// Close writes what is queued (within a few seconds), a last checkpoint
+// and a snapshot of the index, and releases the directory. Afterwards the
+// tier holds nothing: lookups miss, and what it is offered or told is
+// ignored (a process that handed its tier to its upgrade serves on from
+// memory).
 func (t *Tier) Close() error {
 	t.mu.Lock()
 	if t.closed {
@@ -243,6 +252,8 @@ func (t *Tier) Close() error {
 	t.mu.Unlock()
 	close(t.done)
 	t.wg.Wait()
+	t.checkpoint()
+	t.shut.Store(true)
 	err := t.rotate()
 	t.syncAll()
 	t.closeFiles()
@@ -287,6 +298,9 @@ func (t *Tier) segment(id uint32) *segment {
 // Get returns the object stored under key, or nil, and whether the memory
 // tier may keep it (its body was read whole and it is trusted).
 func (t *Tier) Get(key []byte) (*store.Object, bool) {
+	if t.shut.Load() {
+		return nil, false
+	}
 	h := hashKey(key)
 	e, ok := t.idx.get(h)
 	if !ok {
@@ -299,11 +313,10 @@ func (t *Tier) Get(key []byte) (*store.Object, bool) {
 		t.stats.misses.Add(1)
 		return nil, false
 	}
-	o, err := t.read(h, e, key, true)
+	o, _ := t.read(h, e, key, true)
 	if o == nil {
-		if err != nil && !errors.Is(err, errGone) {
-			t.log.Warn("disk: a read failed; the object is fetched again", "path", t.dir, "error", err.Error())
-		}
+		// Corruption and read errors were logged and counted; the
+		// object is fetched again.
 		t.stats.misses.Add(1)
 		return nil, false
 	}
@@ -345,6 +358,9 @@ func (t *Tier) Get(key []byte) (*store.Object, bool) {
 
 // Peek is Get that changes nothing.
 func (t *Tier) Peek(key string) (*store.Object, []store.PendingPurge) {
+	if t.shut.Load() {
+		return nil, nil
+	}
 	h := hashString(key)
 	e, ok := t.idx.get(h)
 	if !ok || int64(e.expires) <= time.Now().Unix() {
@@ -425,25 +441,33 @@ func leU32(p []byte) uint32 {
 
 // corrupted drops a record that failed its checks and returns err.
 func (t *Tier) corrupted(h, ref uint64, err error) error {
-	if t.dropEntry(h, ref, &t.stats.corrupt) {
+	now := time.Now().UnixNano()
+	if t.dropEntry(h, ref, &t.stats.corrupt) && t.logAllowed(&t.corruptLogged, now, time.Second) {
 		t.log.Error("disk: a stored object failed its checksum and was dropped; it will be fetched again. Repeated corruption means a failing disk: check the kernel log and SMART data",
-			"path", t.dir, "record", fmt.Sprintf("%x", ref), "error", err.Error())
+			"path", t.dir, "record", fmt.Sprintf("%x", ref), "error", err.Error(), "corruptions", t.stats.corrupt.Load())
 	}
 	return err
 }
 
 // readError handles a read that failed: the record is dropped.
 func (t *Tier) readError(h uint64, e entry, err error) error {
-	t.stats.readErrors.Add(1)
-	t.dropEntry(h, e.ref(), nil)
-	return fmt.Errorf("disk: reading record %x: %w", e.ref(), err)
+	return t.readFailedAt(h, e.ref(), err)
 }
 
 // readFailed is readError for a body's chunk.
-func (t *Tier) readFailed(b *body, err error) error {
+func (t *Tier) readFailed(b *body, err error) error { return t.readFailedAt(b.hash, b.ref, err) }
+
+func (t *Tier) readFailedAt(h, ref uint64, err error) error {
 	t.stats.readErrors.Add(1)
-	t.dropEntry(b.hash, b.ref, nil)
-	return fmt.Errorf("disk: reading record %x: %w", b.ref, err)
+	t.dropEntry(h, ref, nil)
+	err = fmt.Errorf("disk: reading record %x: %w", ref, err)
+	// One line per 10 s: a failing disk fails every read.
+	now := time.Now().UnixNano()
+	if t.logAllowed(&t.readErrLogged, now, 10*time.Second) {
+		t.log.Error("disk: a read from the disk tier failed; the object is fetched again. Repeated failures mean a failing disk: check the kernel log; see the runbook WeirDiskCorruption",
+			"path", t.dir, "error", err.Error(), "read_errors", t.stats.readErrors.Load())
+	}
+	return err
 }
 
 // dropEntry removes h's entry if it still names ref, journals it and
@@ -471,8 +495,18 @@ func (t *Tier) markSoft(h, ref uint64) {
 	}
 }
 
+// logAllowed reports whether a line limited to one per every may be
+// logged at now, taking the slot.
+func (t *Tier) logAllowed(last *atomic.Int64, now int64, every time.Duration) bool {
+	l := last.Load()
+	return now-l >= int64(every) && last.CompareAndSwap(l, now)
+}
+
 // Delete removes the object stored under key.
 func (t *Tier) Delete(key string) {
+	if t.shut.Load() {
+		return
+	}
 	h := hashString(key)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -483,6 +517,9 @@ func (t *Tier) Delete(key string) {
 
 // Invalidate applies purge inv of epoch epoch (see store.Lower).
 func (t *Tier) Invalidate(inv store.Invalidation, epoch uint64) {
+	if t.shut.Load() {
+		return
+	}
 	rec := ruleRecord{epoch: epoch, inv: store.Invalidation{
 		Soft: inv.Soft, Keys: slices.Clone(inv.Keys), Tags: slices.Clone(inv.Tags), Prefixes: slices.Clone(inv.Prefixes),
 	}}

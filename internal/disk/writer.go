@@ -15,6 +15,9 @@ import (
 // whether o is worth writing and queues it for the writer; it never
 // blocks.
 func (t *Tier) Demote(o *store.Object) {
+	if t.shut.Load() {
+		return
+	}
 	if t.Degraded() {
 		t.stats.refusedDegraded.Add(1)
 		return

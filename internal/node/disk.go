@@ -31,6 +31,11 @@ type diskParts struct {
 func (n *Node) startStore() error {
 	cfg := store.Config{MaxBytes: int64(n.cfg.Cache.MaxSize), MaxVariants: n.cfg.Cache.MaxVariants}
 	if dc := n.cfg.Cache.Disk; dc.Enabled() {
+		if n.opt.BeforeDisk != nil {
+			if err := n.opt.BeforeDisk(); err != nil {
+				return fmt.Errorf("cache.disk: %w", err)
+			}
+		}
 		tier, err := disk.Open(disk.Config{
 			Path: dc.Path, MaxBytes: int64(dc.Size()), MaxObjectBytes: int64(dc.ObjectSize()),
 			Logger: n.log, Checkpoint: n.diskCheckpoint,
@@ -110,6 +115,25 @@ func (n *Node) flushToDisk() {
 	t := time.AfterFunc(flushTimeout, func() { close(stop) })
 	defer t.Stop()
 	n.store.Flush(stop)
+}
+
+// ReleaseDisk hands the disk tier over to the process upgrading this one:
+// purges stop being applied here (the API answers 503, peers keep their
+// messages for the new process), what is hot in memory is written, and
+// the tier is closed, its last checkpoint and snapshot written, its
+// directory unlocked. This process serves on from memory until it exits.
+// It reports false when there is no disk tier.
+func (n *Node) ReleaseDisk() bool {
+	t := n.disk.tier
+	if t == nil {
+		return false
+	}
+	n.purge.Hold()
+	n.flushToDisk()
+	if err := t.Close(); err != nil {
+		n.log.Error("disk tier: the index snapshot could not be written for the upgrade; the new process replays the journal instead", "error", err.Error())
+	}
+	return true
 }
 
 // closeDisk stops the proof goroutine and closes the tier, after the

@@ -154,6 +154,12 @@ type Options struct {
 	// port; an error fails the start. A process taking over asks the old
 	// one to leave the cluster and let go of the port.
 	BeforeGossip func() error
+	// BeforeDisk, when set, runs before the disk tier opens its
+	// directory: an upgrade asks the old process to hand it over (see
+	// ReleaseDisk). Setting it marks the node as taking over from
+	// another process, which may have been sent purges its checkpoint
+	// lacks.
+	BeforeDisk func() error
 	// Seeds are gossip addresses joined besides cluster.join: the members
 	// the process being taken over knew.
 	Seeds []string

@@ -33,6 +33,7 @@ func (n *Node) startPurge() error {
 	}
 	if n.disk.tier != nil {
 		opt.Resume = n.disk.tier.Recovery().Checkpoint
+		opt.Handover = n.opt.BeforeDisk != nil
 	}
 	if n.cluster != nil {
 		opt.Members = purgeMembers{n.cluster}

@@ -105,8 +105,12 @@ func (s *Service) issue(w http.ResponseWriter, rec *admin.AuditRecord, req Reque
 	e, err := s.Issue(req)
 	if err != nil {
 		status := http.StatusInternalServerError
-		if errors.Is(err, ErrInvalid) {
+		switch {
+		case errors.Is(err, ErrInvalid):
 			status = http.StatusBadRequest
+		case errors.Is(err, ErrHeld):
+			status = http.StatusServiceUnavailable
+			w.Header().Set("Retry-After", "1")
 		}
 		s.fail(w, rec, status, err.Error())
 		return

@@ -240,6 +240,9 @@ func (s *Service) syncLoop() {
 // syncRound exchanges marks with every live peer, pulls what this node
 // misses, moves the lag deadline and compacts the log.
 func (s *Service) syncRound() {
+	if s.held.Load() {
+		return
+	}
 	start := time.Now()
 	peers := s.opt.Members.Peers()
 	s.reconcile(peers)

@@ -2,6 +2,7 @@ package purge
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 )
@@ -49,5 +50,26 @@ func TestCheckpointResume(t *testing.T) {
 	c, _ := newService(t, "c", kr, nil, func(o *Options) { o.Resume = []byte("not json") })
 	if c.CaughtUp() {
 		t.Fatal("a node whose checkpoint was unreadable claims to have every purge")
+	}
+}
+
+// TestHold: a held service applies nothing more: Issue fails with
+// ErrHeld and entries from peers are neither applied nor marked, so the
+// process taking over gets them.
+func TestHold(t *testing.T) {
+	kr := keyring(t)
+	s, st := newService(t, "a", kr, fixedMembers{})
+	putObject(st, "http://example.com/x")
+	s.Hold()
+	if _, err := s.Issue(Request{URLs: []string{"http://example.com/x"}}); !errors.Is(err, ErrHeld) {
+		t.Fatalf("Issue on a held service: %v, want ErrHeld", err)
+	}
+	e := Entry{Node: "b", Inc: 1, Seq: 1, Time: time.Now().UnixNano(), Req: Request{URLs: []string{"http://example.com/x"}}}
+	s.receive(e, time.Now())
+	if st.GetString("http://example.com/x") == nil {
+		t.Fatal("a held service applied a peer's purge")
+	}
+	if hw := s.plog.HW("b", 1); hw != 0 {
+		t.Fatalf("a held service marked a peer's purge as applied (high-water mark %d)", hw)
 	}
 }

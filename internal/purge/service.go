@@ -148,8 +148,12 @@ type Options struct {
 	// with the objects it covers): the purges it marks as applied are not
 	// pulled and applied again, and every purge received is applied,
 	// however old, since the store holds content from before the start.
-	// A malformed one is an error.
+	// A malformed one is logged, and CaughtUp never reports true.
 	Resume []byte
+	// Handover is set for a process that took over from its upgrade,
+	// which may have been sent purges the checkpoint does not mark: a
+	// cluster member is not caught up until it has synced with a peer.
+	Handover bool
 }
 
 // Service issues, propagates, applies and repairs purges for one node.
@@ -190,6 +194,8 @@ type Service struct {
 	expectPeers bool
 	// lostResume is set when the checkpoint given could not be read.
 	lostResume bool
+	// held is set by Hold.
+	held atomic.Bool
 
 	// pmu guards pending, the entries waiting for the batcher.
 	pmu     sync.Mutex
@@ -286,6 +292,7 @@ func New(opt Options) (*Service, error) {
 		}
 		s.resumed = true
 	}
+	s.expectPeers = s.expectPeers || (opt.Handover && opt.Members != nil)
 	s.batchC = s.newClient(&s.batchIO)
 	s.syncC = s.newClient(&s.syncIO)
 	s.deadline.Store(now.Add(opt.MaxLag).UnixNano())
@@ -364,6 +371,9 @@ var ErrInvalid = errors.New("invalid purge")
 // Issue applies a purge on this node and sends it to every other member.
 // It returns the entry, whose ID the API answers with.
 func (s *Service) Issue(req Request) (Entry, error) {
+	if s.held.Load() {
+		return Entry{}, ErrHeld
+	}
 	if err := req.Validate(); err != nil {
 		return Entry{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
@@ -469,6 +479,11 @@ func (s *Service) invalidation(req *Request, strict bool) (store.Invalidation, e
 func (s *Service) receive(e Entry, now time.Time) {
 	s.applyMu.RLock()
 	defer s.applyMu.RUnlock()
+	if s.held.Load() {
+		// Neither applied nor marked: its sender keeps it, and the
+		// process taking over pulls it.
+		return
+	}
 	if !s.plog.Add(e, now) {
 		return
 	}
@@ -482,6 +497,25 @@ func (s *Service) receive(e Entry, now time.Time) {
 	inv, _ := s.invalidation(&e.Req, false)
 	s.opt.Store.Invalidate(inv)
 }
+
+// ErrHeld is Issue's error while the service is held (see Hold).
+var ErrHeld = errors.New("purge: this process is handing over to its upgrade; retry in a second")
+
+// Hold stops this service from applying purges, for good: Issue fails
+// with ErrHeld (the API answers 503 with Retry-After), entries from peers
+// are neither applied nor acknowledged, and anti-entropy stops. A process
+// that handed its disk tier to its upgrade holds, so that every purge
+// from then on reaches the process that has the disk, from its callers'
+// retries or from the other members. It returns once no purge is being
+// applied.
+func (s *Service) Hold() {
+	s.applyMu.Lock()
+	s.held.Store(true)
+	s.applyMu.Unlock()
+}
+
+// Held reports whether Hold was called.
+func (s *Service) Held() bool { return s.held.Load() }
 
 // Checkpoint returns the marks of every purge applied so far, for a
 // store that keeps objects across restarts to journal with them: given
