@@ -115,7 +115,7 @@ func BenchmarkEvictionPolicy(b *testing.B) {
 	for _, reinsert := range []bool{false, true} {
 		b.Run(fmt.Sprintf("reinsert=%v", reinsert), func(b *testing.B) {
 			for range b.N {
-				p := openPair(b, b.TempDir(), Config{MaxBytes: 16 << 20, SegmentBytes: 1 << 20, NoReinsert: !reinsert, Logger: discard()})
+				p := openPair(b, b.TempDir(), Config{MaxBytes: 16 << 20, SegmentBytes: 1 << 20, Reinsert: reinsert, Logger: discard()})
 				z := rand.NewZipf(rand.New(rand.NewPCG(3, 4)), 1.05, 1, 4095)
 				var hits, reqs int
 				for range 30000 {

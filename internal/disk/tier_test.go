@@ -410,3 +410,31 @@ func TestVariantsOnDisk(t *testing.T) {
 		t.Fatal("the Vary index survived a hard purge of its URL")
 	}
 }
+
+// TestReinsert: with Config.Reinsert, an object read since it was
+// written outlives the eviction of its segment; without, it goes with it.
+func TestReinsert(t *testing.T) {
+	for _, reinsert := range []bool{false, true} {
+		t.Run(fmt.Sprint(reinsert), func(t *testing.T) {
+			p := openPair(t, t.TempDir(), Config{MaxBytes: 4 << 20, SegmentBytes: 1 << 20, Reinsert: reinsert})
+			hot := object("http://example.com/hot", 50<<10)
+			p.demote(t, hot)
+			if o, _ := p.tier.Get([]byte(hot.Key())); o == nil {
+				t.Fatal("the hot object is not on disk")
+			}
+			for i := range 120 {
+				p.demote(t, object(fmt.Sprintf("http://example.com/%d", i), 50<<10))
+			}
+			if p.tier.stats.evictedSegments.Load() == 0 {
+				t.Fatal("nothing was evicted")
+			}
+			o, _ := p.tier.Get([]byte(hot.Key()))
+			if (o != nil) != reinsert {
+				t.Fatalf("reinsert %v: the object read before its segment's eviction is there: %v", reinsert, o != nil)
+			}
+			if o != nil && !bytes.Equal(readBody(t, o), content(hot.Key(), 50<<10)) {
+				t.Fatal("the reinserted object's body differs")
+			}
+		})
+	}
+}

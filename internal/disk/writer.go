@@ -379,9 +379,9 @@ func (t *Tier) commit(h uint64, e entry, o *store.Object, seg *segment, size int
 const reinsertShare = 4
 
 // evictLocked removes the oldest segments until need more bytes fit
-// under the bound. Records read since they were written are copied to the
-// active segment first (when the writer evicts), so that what is popular
-// survives the FIFO.
+// under the bound. With Config.Reinsert, records read since they were
+// written are copied to the active segment first (when the writer
+// evicts).
 func (t *Tier) evictLocked(need int64, fromWriter bool) {
 	for t.used+need > t.limit && len(t.order) > 0 {
 		id := t.order[0]
@@ -406,7 +406,7 @@ func (t *Tier) evictLocked(need int64, fromWriter bool) {
 				continue
 			}
 			sz := e.size()
-			if fromWriter && !t.cfg.NoReinsert && e.flags&entryAccessed != 0 && sz <= budget && int64(e.expires) > now+60 && !seg.own {
+			if fromWriter && t.cfg.Reinsert && e.flags&entryAccessed != 0 && sz <= budget && int64(e.expires) > now+60 && !seg.own {
 				if rec := make([]byte, sz); readFull(seg, rec, int64(e.off)) == nil {
 					again = append(again, reinsert{h: h, e: e, rec: rec})
 					budget -= sz
