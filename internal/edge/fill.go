@@ -606,6 +606,15 @@ func (h *Handler) runFill(job *fillJob) {
 	// else (private, Set-Cookie, no-store...) goes to the leader alone,
 	// and so does a body too large to store, which would tie its readers
 	// to the slowest of them.
+	// A body too large for memory goes to the tier below as it arrives.
+	// One the tier does not take (asked for once so far, or a tier
+	// that is full or failing) streams through, as one too large to store.
+	var large *store.BodyWriter
+	if hd.stored && resp.ContentLength > job.maxObject {
+		if large = h.createLarge(job, resp, hd, policy, vary, respTime); large == nil {
+			hd.stored, tooLarge = false, true
+		}
+	}
 	f.SetHead(hd, policy.Storable && !tooLarge)
 	if !hd.stored {
 		// Nothing will be stored: hold a window of the body for the
@@ -613,14 +622,6 @@ func (h *Handler) runFill(job *fillJob) {
 		f.Stream()
 	}
 
-	// A body too large for memory goes to the tier below as it arrives.
-	var large *store.BodyWriter
-	if hd.stored && resp.ContentLength > job.maxObject {
-		large = h.createLarge(job, resp, hd, policy, vary, respTime)
-		if large == nil {
-			hd.stored = false
-		}
-	}
 	sizeHint := resp.ContentLength
 	for {
 		if !hd.stored && f.Readers() == 0 {

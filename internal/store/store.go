@@ -60,8 +60,10 @@ const (
 	DefaultMaxPassMarkers = 1 << 16
 )
 
-// Store is a bounded in-memory object store. It is safe for concurrent
-// use; no method blocks on I/O.
+// Store is a bounded in-memory object store, over an optional lower tier
+// (Config.Lower). It is safe for concurrent use; no method blocks on I/O,
+// except lookups that miss memory, which the lower tier may answer from
+// its medium.
 type Store struct {
 	seed        maphash.Seed
 	lower       Lower
@@ -361,7 +363,9 @@ func (s *Store) SetVariant(primary string, fields []string, v *Object) {
 			return nil, otter.InvalidateOp
 		})
 	}
-	s.store(v, checked)
+	if s.store(v, checked) && s.lower != nil {
+		s.lower.Demote(v) // written through when admitted, as in Set
+	}
 }
 
 // varyIndex returns primary's Vary index for fields, creating it (as old
@@ -379,6 +383,9 @@ func (s *Store) varyIndex(primary string, fields []string, v *Object) *Object {
 		}
 		if !s.put(idx) {
 			return nil
+		}
+		if s.lower != nil {
+			s.lower.Demote(idx)
 		}
 	}
 	return idx
