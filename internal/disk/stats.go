@@ -40,6 +40,9 @@ type Stats struct {
 	WriteErrors int64    `json:"write_errors"`
 	ReadErrors  int64    `json:"read_errors"`
 	Recovery    Recovery `json:"recovery"`
+	// Error says why the tier could not be opened at start, when it
+	// could not: the node serves from memory only.
+	Error string `json:"error,omitempty"`
 }
 
 // indexEntryBytes is the estimated RAM of one index entry: the map slot

@@ -24,6 +24,9 @@ type diskParts struct {
 	purge atomic.Pointer[purge.Service]
 	stop  chan struct{}
 	wg    sync.WaitGroup
+	// openErr is why cache.disk.path could not be opened at start: the
+	// node then serves from memory only.
+	openErr string
 }
 
 // startStore opens the disk tier, when configured, and the memory store
@@ -41,13 +44,18 @@ func (n *Node) startStore() error {
 			Logger: n.log, Checkpoint: n.diskCheckpoint,
 		})
 		if err != nil {
-			return fmt.Errorf("cache.disk: %w", err)
+			// A disk that cannot be used costs hits, never the node:
+			// it serves from memory, and says so until restarted.
+			n.disk.openErr = err.Error()
+			n.log.Error("disk tier: cannot open cache.disk.path; serving from memory only until restarted (see the runbook WeirDiskDegraded)",
+				"path", dc.Path, "error", err.Error())
+		} else {
+			n.disk.tier = tier
+			cfg.Lower = tier
+			rec := tier.Recovery()
+			n.log.Info("disk tier opened", "path", dc.Path, "objects", rec.Objects, "bytes", rec.Bytes,
+				"recovery", rec.Duration.String(), "dropped", rec.Dropped, "cold", rec.Cold)
 		}
-		n.disk.tier = tier
-		cfg.Lower = tier
-		rec := tier.Recovery()
-		n.log.Info("disk tier opened", "path", dc.Path, "objects", rec.Objects, "bytes", rec.Bytes,
-			"recovery", rec.Duration.String(), "dropped", rec.Dropped, "cold", rec.Cold)
 	}
 	n.store = store.New(cfg)
 	return nil
@@ -152,17 +160,27 @@ func (n *Node) closeDisk() {
 	}
 }
 
-// diskCollector returns the disk tier's metrics, or none when it is off.
+var descDiskDegraded = prometheus.NewDesc("weir_disk_degraded", "1 while the disk tier writes nothing after a failure (objects stay in memory only).", nil, nil)
+
+// diskCollector returns the disk tier's metrics; none when it is off, and
+// only weir_disk_degraded, at 1, when it could not be opened.
 func (n *Node) diskCollector() prometheus.Collector {
 	if n.disk.tier != nil {
 		return n.disk.tier.Collector()
 	}
-	return telemetry.Collect(func(ch chan<- prometheus.Metric) {})
+	return telemetry.Collect(func(ch chan<- prometheus.Metric) {
+		if n.disk.openErr != "" {
+			ch <- telemetry.Gauge(descDiskDegraded, 1)
+		}
+	})
 }
 
 // DiskStats returns the disk tier's statistics; false when it is off.
 func (n *Node) DiskStats() (disk.Stats, bool) {
 	if n.disk.tier == nil {
+		if n.disk.openErr != "" {
+			return disk.Stats{Path: n.cfg.Cache.Disk.Path, Degraded: true, Error: n.disk.openErr}, true
+		}
 		return disk.Stats{}, false
 	}
 	return n.disk.tier.Stats(), true

@@ -37,8 +37,7 @@ func (n *Node) status() any {
 		Requests: n.edge.Stats(),
 		Purge:    n.purge.Stats(),
 	}
-	if n.disk.tier != nil {
-		ds := n.disk.tier.Stats()
+	if ds, ok := n.DiskStats(); ok {
 		st.Disk = &ds
 	}
 	for _, c := range n.sites.Load().Origins() {
