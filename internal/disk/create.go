@@ -96,6 +96,7 @@ func (w *largeWriter) Commit(o *store.Object) error {
 		return err
 	}
 	w.done = true
+	defer w.seg.release()
 	e := entry{seg: w.seg.id, head: uint32(w.headLen), body: uint32(w.size), epoch: o.Epoch, expires: uint32(retentionEnd(o))}
 	if o.SoftPurged() {
 		e.flags |= entrySoft
@@ -115,5 +116,6 @@ func (w *largeWriter) Abort() {
 	}
 	w.done = true
 	w.t.unreserve(w.seg, w.total)
+	w.seg.release()
 	w.t.doneWriting(w.epoch)
 }

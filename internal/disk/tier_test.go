@@ -385,8 +385,13 @@ func TestVariantsOnDisk(t *testing.T) {
 	if idx == nil || idx.Vary == nil {
 		t.Fatal("no Vary index in memory")
 	}
-	p.demote(t, idx)
-	p.demote(t, v)
+	// Both written through (the variant was hit: it is admitted).
+	for _, k := range []string{primary, v.Key()} {
+		testkit.Eventually(t, k+" on disk", func() bool {
+			_, ok := p.tier.idx.get(hashString(k))
+			return ok
+		})
+	}
 	p.close()
 
 	p = openPair(t, p.dir, Config{})

@@ -175,6 +175,7 @@ func (t *Tier) write(o *store.Object) error {
 	if err != nil {
 		return err
 	}
+	defer seg.release()
 	rec := appendRecordHeader(nil, h, head, n)
 	*bp = head[:0]
 	if size <= smallRecord && o.InMemory() {
@@ -257,7 +258,9 @@ var _ io.Writer = (*segWriter)(nil)
 // segment, in a new one, or in a segment of its own for a large record,
 // evicting the oldest segments to stay under the bound. fromWriter is set
 // for the writer goroutine, which alone appends to the active segment
-// and writes evicted records again.
+// and writes evicted records again. The segment comes with a reference
+// the caller releases once the record is committed or given up: an
+// eviction meanwhile unlinks the file but leaves it open to the writer.
 func (t *Tier) reserve(size int64, fromWriter bool) (*segment, int64, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -283,6 +286,7 @@ func (t *Tier) reserve(size int64, fromWriter bool) (*segment, int64, error) {
 		}
 		seg.size.Store(size)
 		t.used += size
+		seg.acquire()
 		return seg, 0, nil
 	}
 	if t.active == nil || t.active.size.Load()+size > t.cfg.SegmentBytes {
@@ -296,6 +300,7 @@ func (t *Tier) reserve(size int64, fromWriter bool) (*segment, int64, error) {
 	off := t.active.size.Load()
 	t.active.size.Store(off + size)
 	t.used += size
+	t.active.acquire()
 	return t.active, off, nil
 }
 
@@ -349,6 +354,12 @@ func (t *Tier) shrinkLocked() {
 func (t *Tier) commit(h uint64, e entry, o *store.Object, seg *segment, size int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.segment(seg.id) != seg {
+		// Evicted while the record was written (a shared segment that
+		// grew old), or dropped: the record goes with it.
+		t.stats.refusedFailed.Add(1)
+		return
+	}
 	if seg.own {
 		t.order = append(t.order, seg.id)
 	}
