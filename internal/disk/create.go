@@ -27,13 +27,10 @@ func (t *Tier) Create(o *store.Object, size int64) (store.LowerWriter, error) {
 	}
 	head := store.EncodeObject(nil, o)
 	total := recordSize(int64(len(head)), size)
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
+	if t.closing.Load() {
 		return nil, store.ErrNoLower
 	}
-	t.inflight[o.Epoch]++
-	t.mu.Unlock()
+	t.startWriting(o.Epoch)
 	seg, _, err := t.reserve(total, false)
 	if err != nil {
 		t.doneWriting(o.Epoch)

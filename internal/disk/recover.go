@@ -341,12 +341,11 @@ func (t *Tier) sweeper() {
 			return
 		}
 		t.mu.Lock()
-		upto := passStart
-		for e := range t.inflight {
-			// An object being written is checked against the rules
-			// when committed: the rules newer than it must wait.
-			upto = min(upto, e)
-		}
+		// An object being written is checked against the rules when
+		// committed: the rules newer than it must wait. One registered
+		// after this read was in memory when the purges ran, which
+		// removed it or marked it.
+		upto := t.oldestWriting(passStart)
 		if upto > 0 && t.rules.len() > 0 {
 			t.rules.retire(upto)
 			var b [9]byte

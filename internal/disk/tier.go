@@ -118,8 +118,13 @@ type Tier struct {
 	// must do nothing once the tier is closed.
 	shut atomic.Bool
 	// inflight counts the objects being written by epoch: rules that
-	// cover one of them are kept until it is committed.
+	// cover one of them are kept until it is committed. ifMu guards it:
+	// Demote registers objects from inside the memory tier's locks, so
+	// it must not wait on mu, which the writer holds while it evicts.
+	ifMu     sync.Mutex
 	inflight map[uint64]int
+	// closing is set with closed: Demote reads it without mu.
+	closing atomic.Bool
 
 	// smu guards segs, which readers look segments up in.
 	smu  sync.RWMutex
@@ -253,6 +258,7 @@ func (t *Tier) Close() error {
 		return nil
 	}
 	t.closed = true
+	t.closing.Store(true)
 	t.mu.Unlock()
 	close(t.done)
 	t.wg.Wait()

@@ -51,16 +51,11 @@ func (t *Tier) Demote(o *store.Object) {
 		t.stats.refusedQueue.Add(1)
 		return
 	}
-	t.mu.Lock()
-	closed := t.closed
-	if !closed {
-		t.inflight[o.Epoch]++
-	}
-	t.mu.Unlock()
-	if closed {
+	if t.closing.Load() {
 		t.queued.Add(-cost)
 		return
 	}
+	t.startWriting(o.Epoch)
 	select {
 	case t.queue <- o:
 	default:
@@ -92,13 +87,31 @@ func retentionEnd(o *store.Object) int64 {
 	return min(end, math.MaxUint32)
 }
 
+// startWriting registers an object of epoch on its way to disk.
+func (t *Tier) startWriting(epoch uint64) {
+	t.ifMu.Lock()
+	t.inflight[epoch]++
+	t.ifMu.Unlock()
+}
+
 // doneWriting forgets an object that was being written.
 func (t *Tier) doneWriting(epoch uint64) {
-	t.mu.Lock()
+	t.ifMu.Lock()
 	if t.inflight[epoch]--; t.inflight[epoch] <= 0 {
 		delete(t.inflight, epoch)
 	}
-	t.mu.Unlock()
+	t.ifMu.Unlock()
+}
+
+// oldestWriting returns the smallest epoch of an object on its way to
+// disk, or upto when none is older.
+func (t *Tier) oldestWriting(upto uint64) uint64 {
+	t.ifMu.Lock()
+	defer t.ifMu.Unlock()
+	for e := range t.inflight {
+		upto = min(upto, e)
+	}
+	return upto
 }
 
 // writer writes the queued objects, one at a time, until Close; then it
