@@ -3,6 +3,7 @@ package disk
 import (
 	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/weir-cdn/weir/internal/store"
 )
@@ -66,6 +67,16 @@ func (w *largeWriter) Write(p []byte) (int, error) {
 	}
 	n, err := w.sw.Write(p)
 	w.t.stats.written.Add(int64(n))
+	if err != nil {
+		// The caller aborts; the tier pauses its writes, as for the
+		// writer's own.
+		if errors.Is(err, syscall.ENOSPC) {
+			w.t.mu.Lock()
+			w.t.shrinkLocked()
+			w.t.mu.Unlock()
+		}
+		w.t.fail("write", err)
+	}
 	return n, err
 }
 
