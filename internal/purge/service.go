@@ -388,6 +388,11 @@ func (s *Service) Issue(req Request) (Entry, error) {
 	// The store first: once Issue returns, this node serves nothing the
 	// purge covers.
 	s.applyMu.RLock()
+	if s.held.Load() {
+		// Held since the check above: the process taking over applies it.
+		s.applyMu.RUnlock()
+		return Entry{}, ErrHeld
+	}
 	s.opt.Store.Invalidate(inv)
 	now := time.Now()
 	s.mu.Lock()
