@@ -51,6 +51,41 @@ func diskSize(path string) int {
 	return 16 << 10
 }
 
+// built is the weir binary the disk tests share: built once, in a
+// directory TestMain removes. A test that changes the binary (the
+// upgrade test installs a broken one) builds its own.
+var built struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+	out  []byte
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// weirBinary returns the shared weir binary, building it on first use.
+func weirBinary(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "weir-bin-"); built.err != nil {
+			return
+		}
+		built.bin = filepath.Join(built.dir, "weir")
+		built.out, built.err = exec.Command("go", "build", "-o", built.bin, ".").CombinedOutput()
+	})
+	if built.err != nil {
+		t.Fatalf("go build: %v\n%s", built.err, built.out)
+	}
+	return built.bin
+}
+
 // weirProc is a weir serve process of a disk test.
 type weirProc struct {
 	cmd  *exec.Cmd
@@ -154,10 +189,7 @@ func TestDiskTierAcrossKillsAndCorruption(t *testing.T) {
 		t.Skip("builds and runs the binary; skipped with -short")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "weir")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := weirBinary(t)
 	var originRequests atomic.Int64
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		originRequests.Add(1)

@@ -36,10 +36,7 @@ func TestSIGUSR2HandsTheDiskTierOver(t *testing.T) {
 		t.Skipf("cannot become a child subreaper to wait for the upgraded process: %v", errno)
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "weir")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := weirBinary(t)
 	var originRequests atomic.Int64
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		originRequests.Add(1)

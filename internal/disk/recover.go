@@ -350,7 +350,7 @@ func (t *Tier) sweeper() {
 			t.rules.retire(upto)
 			var b [9]byte
 			b[0] = jRetire
-			putU64(b[1:], upto)
+			binary.LittleEndian.PutUint64(b[1:], upto)
 			t.journal(b[:])
 		}
 		t.mu.Unlock()

@@ -1,6 +1,8 @@
 package disk
 
 import (
+	"cmp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -83,7 +85,7 @@ func (r *rules) addLocked(rec ruleRecord) {
 			}
 		}
 		r.active = append(r.active, rec)
-		sortRules(r.active)
+		slices.SortFunc(r.active, func(a, b ruleRecord) int { return cmp.Compare(a.epoch, b.epoch) })
 		r.rebuild()
 		return
 	}
@@ -95,14 +97,6 @@ func (r *rules) add(rec ruleRecord) {
 	r.mu.Lock()
 	r.addLocked(rec)
 	r.mu.Unlock()
-}
-
-func sortRules(rs []ruleRecord) {
-	for i := 1; i < len(rs); i++ {
-		for j := i; j > 0 && rs[j].epoch < rs[j-1].epoch; j-- {
-			rs[j], rs[j-1] = rs[j-1], rs[j]
-		}
-	}
 }
 
 func (r *rules) index(rec ruleRecord) {

@@ -29,6 +29,7 @@
 package disk
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -422,7 +423,7 @@ func (t *Tier) read(h uint64, e entry, key []byte, count bool) (*store.Object, e
 	if err == nil && small {
 		bs := recordHeader + ri.head
 		sum := buf[bs+ri.body:]
-		if len(sum) == 4 && chunkCRC(buf[bs:bs+ri.body]) != leU32(sum) {
+		if len(sum) == 4 && chunkCRC(buf[bs:bs+ri.body]) != binary.LittleEndian.Uint32(sum) {
 			err = fmt.Errorf("%w: body checksum of record %x", errCorrupt, e.ref())
 		} else if ri.body > 0 {
 			// The body stays in the buffer it was read into: the head
@@ -443,10 +444,6 @@ func (t *Tier) read(h uint64, e entry, key []byte, count bool) (*store.Object, e
 		return nil, nil // another key with the same hash
 	}
 	return o, nil
-}
-
-func leU32(p []byte) uint32 {
-	return uint32(p[0]) | uint32(p[1])<<8 | uint32(p[2])<<16 | uint32(p[3])<<24
 }
 
 // corrupted drops a record that failed its checks and returns err.
@@ -584,15 +581,9 @@ func (t *Tier) journalDel(h, ref uint64) { t.journalRef(jDel, h, ref) }
 func (t *Tier) journalRef(kind byte, h, ref uint64) {
 	var b [17]byte
 	b[0] = kind
-	putU64(b[1:], h)
-	putU64(b[9:], ref)
+	binary.LittleEndian.PutUint64(b[1:], h)
+	binary.LittleEndian.PutUint64(b[9:], ref)
 	t.journal(b[:])
-}
-
-func putU64(p []byte, v uint64) {
-	for i := range 8 {
-		p[i] = byte(v >> (8 * i))
-	}
 }
 
 // fail degrades the tier after an I/O error: writes stop for a while

@@ -443,3 +443,28 @@ func TestReinsert(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteQueueIsBounded: objects offered faster than the disk takes
+// them are refused past Config.QueueBytes, without blocking the caller;
+// every object is either written or counted as refused.
+func TestWriteQueueIsBounded(t *testing.T) {
+	p := openPair(t, t.TempDir(), Config{QueueBytes: 256 << 10})
+	const n = 200
+	for i := range n {
+		o := object(fmt.Sprintf("http://example.com/q/%d", i), 100<<10)
+		o.SetHitFields(&store.HitFields{})
+		o.Epoch = p.mem.Epoch()
+		p.tier.Demote(o)
+	}
+	testkit.Eventually(t, "the queue drained", func() bool { return p.tier.queued.Load() == 0 })
+	written, refused := p.tier.stats.writes.Load(), p.tier.stats.refusedQueue.Load()
+	if refused == 0 {
+		t.Fatalf("%d objects of 100 KiB offered at once to a 256 KiB queue, none refused", n)
+	}
+	if written+refused != n {
+		t.Fatalf("%d written + %d refused, want %d offered", written, refused, n)
+	}
+	if got := p.tier.Stats().Objects; int64(got) != written {
+		t.Fatalf("%d objects on disk, %d written", got, written)
+	}
+}

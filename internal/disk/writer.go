@@ -1,6 +1,7 @@
 package disk
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 	"math"
@@ -344,7 +345,7 @@ func (t *Tier) newSegmentLocked(own bool) (*segment, error) {
 		return nil, err
 	}
 	seg.own = own
-	t.journal([]byte{jSegment, byte(id), byte(id >> 8), byte(id >> 16), byte(id >> 24)})
+	t.journal(binary.LittleEndian.AppendUint32([]byte{jSegment}, id))
 	t.smu.Lock()
 	t.segs[id] = seg
 	t.smu.Unlock()

@@ -160,19 +160,16 @@ func (n *Node) closeDisk() {
 	}
 }
 
-var descDiskDegraded = prometheus.NewDesc("weir_disk_degraded", "1 while the disk tier writes nothing after a failure (objects stay in memory only).", nil, nil)
-
 // diskCollector returns the disk tier's metrics; none when it is off, and
 // only weir_disk_degraded, at 1, when it could not be opened.
 func (n *Node) diskCollector() prometheus.Collector {
-	if n.disk.tier != nil {
+	switch {
+	case n.disk.tier != nil:
 		return n.disk.tier.Collector()
+	case n.disk.openErr != "":
+		return disk.UnopenedCollector()
 	}
-	return telemetry.Collect(func(ch chan<- prometheus.Metric) {
-		if n.disk.openErr != "" {
-			ch <- telemetry.Gauge(descDiskDegraded, 1)
-		}
-	})
+	return telemetry.Collect(func(chan<- prometheus.Metric) {})
 }
 
 // DiskStats returns the disk tier's statistics; false when it is off.
