@@ -13,6 +13,7 @@ import (
 	"github.com/weir-cdn/weir/internal/cachekey"
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/site"
+	"github.com/weir-cdn/weir/internal/testkit"
 )
 
 func TestFirstSegment(t *testing.T) {
@@ -102,6 +103,9 @@ func TestDoctorRecordsFills(t *testing.T) {
 	e.get("/private/me")
 	u, _ := url.Parse(e.URL)
 	key := n0.AppendPrimary(nil, "http", u.Host, "/a", "utm_source=x")
+	// The fill's goroutine stores the object and then records it, and
+	// may do both after the client has read the whole response.
+	testkit.Eventually(t, "the fill recorded", func() bool { return len(e.h.Doctor().Fills) == 1 })
 	if !e.store.Delete(string(key)) {
 		t.Fatalf("key %q not stored", key)
 	}
@@ -119,9 +123,12 @@ func TestDoctorRecordsFills(t *testing.T) {
 	if len(want) > 0 {
 		t.Errorf("uncacheable missing %v", want)
 	}
-	if m := got.Misses; m.Origin.Count != 2 || m.FillTotal.Count != 2 || m.Body.Count != 1 {
-		t.Errorf("miss times %+v, want two origin fetches and one body stored", m)
-	}
+	testkit.Until(t, testkit.EventuallyTimeout, func() string {
+		if m := e.h.Doctor().Misses; m.Origin.Count != 2 || m.FillTotal.Count != 2 || m.Body.Count != 1 {
+			return fmt.Sprintf("miss times %+v, want two origin fetches and one body stored", m)
+		}
+		return ""
+	})
 	e.get("/a?utm_source=x")
 	if g := e.h.Doctor().Ghost; g.GhostHits != 1 {
 		t.Errorf("ghost %+v, want the miss on the removed fresh key counted", g)

@@ -173,14 +173,16 @@ func (h *Handler) fill(w http.ResponseWriter, r *http.Request, snap *site.Snapsh
 			if stale != nil {
 				prio = PriorityRevalidate
 			}
+			if stale == nil && attempt == 0 && fwd == "uri-miss" {
+				// Not a vary-miss: the primary key is remembered whole,
+				// and a new variant of it is no eviction. Before the
+				// fill starts, which may store the key before this
+				// goroutine looks.
+				h.doc.missed(kb.primary)
+			}
 			// The leader's client gets the origin's interim responses.
 			interim = make(chan informational, maxInterim)
 			h.startFill(r, snap, site, rd.Flight(), primary, stale, fwd, peer, warm, prio, interim)
-			if stale == nil && attempt == 0 && fwd == "uri-miss" {
-				// Not a vary-miss: the primary key is remembered whole,
-				// and a new variant of it is no eviction.
-				h.doc.missed(kb.primary)
-			}
 		}
 		waited := time.Now()
 		hd, err := h.waitHead(w, r, rd, leader, interim)
