@@ -19,6 +19,7 @@ import (
 	sockaddr "github.com/hashicorp/go-sockaddr"
 	"github.com/hashicorp/memberlist"
 
+	"github.com/weir-cdn/weir/internal/inject"
 	"github.com/weir-cdn/weir/internal/journal"
 )
 
@@ -135,6 +136,11 @@ type Config struct {
 	// WrapTransport, when set, wraps the gossip transport. Tests use it
 	// to delay or drop gossip.
 	WrapTransport func(memberlist.Transport) memberlist.Transport
+	// Faults are the injected faults (POST /faults) applied to what this
+	// node sends: gossip (inject.TargetGossip) and peer fills and reads
+	// (inject.TargetPeers, matching the member's name and fill address).
+	// Nil injects none.
+	Faults *inject.Set
 
 	// protocol, when set, replaces [ProtocolMin, ProtocolMax], so tests
 	// can start nodes of other versions.
@@ -390,6 +396,7 @@ func (c *Cluster) memberlistConfig() (*memberlist.Config, error) {
 	if c.cfg.WrapTransport != nil {
 		transport = c.cfg.WrapTransport(nt)
 	}
+	transport = c.cfg.Faults.Gossip(transport)
 	mc.Transport = transport
 	mc.Label = "weir"
 	mc.Delegate = (*delegate)(c)

@@ -11,6 +11,7 @@ import (
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 
 	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/inject"
 	"github.com/weir-cdn/weir/internal/origin"
 	"github.com/weir-cdn/weir/internal/sign"
 )
@@ -94,11 +95,14 @@ func (c *Cluster) newPeer(name, addr string, proto int) *Peer {
 		// The peer has its own breaker below, which counts only failed
 		// exchanges: an origin's 5xx that the owner relays says nothing
 		// about the owner. One server: no outlier detection, no retries.
-		Breaker:  origin.Breaker{ConsecutiveFailures: -1},
-		Outlier:  origin.Outlier{ConsecutiveFailures: -1},
-		Retry:    origin.Retry{Attempts: 1},
-		Bulkhead: origin.Bulkhead{MaxConcurrent: 1024},
-		Logger:   c.log,
+		Breaker:     origin.Breaker{ConsecutiveFailures: -1},
+		Outlier:     origin.Outlier{ConsecutiveFailures: -1},
+		Retry:       origin.Retry{Attempts: 1},
+		Bulkhead:    origin.Bulkhead{MaxConcurrent: 1024},
+		Logger:      c.log,
+		Faults:      c.cfg.Faults,
+		FaultTarget: inject.TargetPeers,
+		FaultHosts:  []string{name, addr},
 	})
 	if err != nil {
 		c.log.Error("cluster: peer address is unusable; filling its keys from the origin", "peer", name, "peer_addr", addr, "error", err.Error())

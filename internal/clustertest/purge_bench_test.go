@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weir-cdn/weir/internal/inject"
 	"github.com/weir-cdn/weir/internal/node"
 	"github.com/weir-cdn/weir/internal/purge"
 )
@@ -27,14 +28,49 @@ func BenchmarkPurgePropagation(b *testing.B) {
 		// all, so that none is dropped and left to anti-entropy.
 		{"unbatched", func(o *purge.Options) { o.MaxBatch, o.Uncompressed, o.Outbox = 1, true, 1<<16 }},
 	} {
-		b.Run(mode.name+"/single", func(b *testing.B) { benchPurges(b, mode.hook, 200, false) })
-		b.Run(mode.name+"/burst", func(b *testing.B) { benchPurges(b, mode.hook, 10000, true) })
+		b.Run(mode.name+"/single", func(b *testing.B) { benchPurges(b, mode.hook, 200, false, nil) })
+		b.Run(mode.name+"/burst", func(b *testing.B) { benchPurges(b, mode.hook, 10000, true, nil) })
 	}
 }
 
-func benchPurges(b *testing.B, hook func(*purge.Options), n int, burst bool) {
+// BenchmarkPurgeWAN measures purge latency (issue to every member's
+// acknowledgement) on five loopback nodes with an emulated WAN: every
+// node delays each message it sends a peer by 10 ms ± 2 ms (a round trip
+// of about 20 ms between two nodes), without and with 1 % of the
+// messages lost (each loss costs a retransmission timeout of 200 ms, as
+// it would on TCP), with relaying (the default) and without. Purges are
+// issued one at a time.
+//
+//	go test -run x -bench PurgeWAN -benchtime 1x ./internal/clustertest
+func BenchmarkPurgeWAN(b *testing.B) {
+	for _, relay := range []bool{true, false} {
+		for _, loss := range []float64{0, 0.01} {
+			spec := inject.Spec{Target: inject.TargetPeers, Delay: inject.Duration(10 * time.Millisecond), Jitter: inject.Duration(2 * time.Millisecond),
+				Loss: loss, Percent: 100, Duration: inject.Duration(inject.MaxDuration)}
+			hook := func(o *purge.Options) {
+				if !relay {
+					o.RelayFanout = -1
+				}
+			}
+			b.Run(fmt.Sprintf("relay=%v/loss=%g", relay, loss), func(b *testing.B) {
+				benchPurges(b, hook, 500, false, func(c *Cluster) {
+					for _, i := range c.Running() {
+						if _, err := c.Node(i).Faults().Add(spec, "bench"); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+func benchPurges(b *testing.B, hook func(*purge.Options), n int, burst bool, setup func(*Cluster)) {
 	_, originURL := newOrigin(b, 0)
 	c := Start(b, Options{Nodes: 5, Origin: originURL, Hooks: func(int) node.Hooks { return node.Hooks{Purge: hook} }})
+	if setup != nil {
+		setup(c)
+	}
 	svc := c.Node(0).Purges()
 	wire := func() (bytes, msgs, dropped int64) {
 		for _, i := range c.Running() {

@@ -61,6 +61,7 @@ const (
 	DefaultPurgeSyncInterval  = Duration(time.Second)
 	DefaultPurgeRetention     = Duration(time.Hour)
 	DefaultPurgeLogEntries    = 100000
+	DefaultPurgeRelayFanout   = 3
 	DefaultPurgeRateLimit     = 50.0
 	DefaultPurgeRateBurst     = 500
 
@@ -505,6 +506,13 @@ type Purge struct {
 	// RateBurst is the burst of purge calls one token may make at once.
 	// The zero value means 500.
 	RateBurst int `yaml:"rate_burst"`
+
+	// RelayFanout is how many other members a member relays the purges
+	// it receives from their issuer to, at once, besides acknowledging
+	// them to the issuer in a message of its own: redundant paths, so
+	// that one slow or lost message delays no purge. At most 8. The zero
+	// value means 3; a negative value turns relaying off.
+	RelayFanout int `yaml:"relay_fanout"`
 }
 
 // Telemetry sets the process log, the access log and tracing. Logs are
@@ -892,6 +900,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Purge.SyncInterval, DefaultPurgeSyncInterval)
 	setDefault(&c.Purge.Retention, DefaultPurgeRetention)
 	setDefault(&c.Purge.MaxLogEntries, DefaultPurgeLogEntries)
+	setDefault(&c.Purge.RelayFanout, DefaultPurgeRelayFanout)
 	setDefault(&c.Purge.RateLimit, DefaultPurgeRateLimit)
 	setDefault(&c.Purge.RateBurst, DefaultPurgeRateBurst)
 

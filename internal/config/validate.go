@@ -269,6 +269,9 @@ func (v *validator) purge(p Purge) {
 	if p.RateBurst < 1 || p.RateBurst > 1_000_000 {
 		v.add("purge.rate_burst", "%d is not between 1 and 1000000", p.RateBurst)
 	}
+	if p.RelayFanout > 8 {
+		v.add("purge.relay_fanout", "%d is more than 8: each relay is one more message per purge batch; 3 covers a lost message, and -1 turns relaying off", p.RelayFanout)
+	}
 }
 
 // logLevels and logFormats are the values telemetry.log_level and

@@ -20,6 +20,7 @@ import (
 
 	"github.com/weir-cdn/weir/internal/clustertest"
 	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/inject"
 	"github.com/weir-cdn/weir/internal/purge"
 	"github.com/weir-cdn/weir/internal/testkit"
 )
@@ -192,6 +193,15 @@ func TestDashboardInChromium(t *testing.T) {
 		return !!ack && ack.textContent.includes("applied") && tr.textContent.includes("/obj/1");
 	})()`, id))
 	noProblems("after the purge")
+
+	// A fault injected on node-0 is named at the top of the page.
+	fault, err := c.API(t, 0).AddFault(context.Background(), inject.Spec{Target: inject.TargetPeers, Delay: inject.Duration(time.Millisecond),
+		Loss: 0.01, Hosts: []string{"node-1"}, Percent: 50, Duration: inject.Duration(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll("the injected fault", fmt.Sprintf(`(() => { const li = document.querySelector('#faults li[data-fault=%q]'); return !!li && li.textContent.includes("on peers to node-1 (50 %% of messages): delay 1ms, loss 1.0 %%"); })()`, fault.ID))
+	noProblems("with a fault injected")
 
 	// The origin fails: node-0's breaker opens, and the page says so.
 	failing.Store(true)

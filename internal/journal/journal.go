@@ -49,6 +49,9 @@ const (
 	ShedEnd      Kind = "shed-end"      // shedding stopped (shed, duration_ms)
 
 	Reload Kind = "reload" // a configuration reload (trigger, result, changes or problems)
+
+	FaultStart Kind = "fault-start" // an operator injected a fault (id, target, by, and what it does)
+	FaultEnd   Kind = "fault-end"   // it ended (id, target, reason: expired or deleted, matched)
 )
 
 // Kinds lists every kind, in the order of the documentation.
@@ -58,6 +61,7 @@ var Kinds = []Kind{
 	BreakerOpen, BreakerHalfOpen, BreakerClosed, Ejected, Restored,
 	LimitChanged, ShedStart, ShedEnd,
 	Reload,
+	FaultStart, FaultEnd,
 }
 
 // Known reports whether k is in the vocabulary.

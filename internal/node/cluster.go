@@ -65,6 +65,7 @@ func (n *Node) startCluster() error {
 		Logger:             n.log,
 		Journal:            n.journal,
 		WrapTransport:      n.hooks.WrapTransport,
+		Faults:             n.faults,
 		Timing:             n.hooks.Timing,
 		PeerTLS:            n.tls.peerClientCfg,
 	})

@@ -15,6 +15,7 @@ import (
 	"github.com/weir-cdn/weir/internal/dashboard"
 	"github.com/weir-cdn/weir/internal/h1"
 	"github.com/weir-cdn/weir/internal/h2"
+	"github.com/weir-cdn/weir/internal/inject"
 	"github.com/weir-cdn/weir/internal/journal"
 	"github.com/weir-cdn/weir/internal/listen"
 	"github.com/weir-cdn/weir/internal/purge"
@@ -69,7 +70,7 @@ func (n *Node) startListeners() error {
 			Protocols: n.cfg.TLS.Protocols, Wrap: n.proxyWrap("tls"), Server: srv}))
 	}
 	if n.cluster != nil {
-		peerSrv := n.httpServer(peerHTTP.Wrap(peerMux(n.cluster.PeerHandler(n.edge), n.purge.PeerHandler(), n.cluster.PeerHandler(signalsServer{n, edgeHTTP}))))
+		peerSrv := n.httpServer(peerHTTP.Wrap(n.faults.Handler(inject.TargetPeers, peerMux(n.cluster.PeerHandler(n.edge), n.purge.PeerHandler(), n.cluster.PeerHandler(signalsServer{n, edgeHTTP})), claimedSender)))
 		// Each member is one address with many fills in flight: no
 		// per-client cap on the peer listener.
 		peerSrv.MaxConnsPerClient = -1
@@ -81,6 +82,7 @@ func (n *Node) startListeners() error {
 	page := dashboard.Page()
 	routes := func(mux *http.ServeMux) {
 		n.purge.Register(mux)
+		n.registerFaults(mux)
 		mux.HandleFunc("POST /reload", n.serveReload)
 		// The page and its assets hold no data: every number comes
 		// through the events stream, a view guarded as /status is.
@@ -89,7 +91,7 @@ func (n *Node) startListeners() error {
 	}
 	n.dash = n.newDashboard(edgeHTTP)
 	aopt := admin.Options{Ready: n.ready, Status: n.status, Explain: n.explain, Doctor: n.doctor, Routes: routes, Metrics: telemetry.Handler(n.reg),
-		Events: journal.Handler(n.journal), Views: []admin.View{{Pattern: "GET /dashboard/events", Action: "dashboard", Handler: n.dash}}}
+		Events: journal.Handler(n.journal), Views: []admin.View{{Pattern: "GET /dashboard/events", Action: "dashboard", Handler: n.dash}, n.faultsView()}}
 	aopt.Auth, aopt.Audit, aopt.MetricsPublic = n.auth, n.audit, n.cfg.AdminMetricsPublic
 	if n.cluster != nil {
 		aopt.Cluster = n.clusterInfo

@@ -35,6 +35,7 @@ import (
 	"github.com/weir-cdn/weir/internal/dashboard"
 	"github.com/weir-cdn/weir/internal/edge"
 	"github.com/weir-cdn/weir/internal/forwarded"
+	"github.com/weir-cdn/weir/internal/inject"
 	"github.com/weir-cdn/weir/internal/journal"
 	"github.com/weir-cdn/weir/internal/listen"
 	"github.com/weir-cdn/weir/internal/logfile"
@@ -115,6 +116,7 @@ type Node struct {
 	reloads  reloadState
 	live     atomic.Pointer[config.Config]
 	refusals *admin.RateLimiter
+	faults   *inject.Set // injected faults: POST /faults
 
 	// journal is the flight recorder every part records its decisions
 	// to (journal.go); sampler records the origin limit's.
@@ -243,6 +245,7 @@ func StartWith(cfg *config.Config, opt Options) (_ *Node, err error) {
 	n.live.Store(cfg)
 	n.refusals = admin.NewRateLimiter(1, 10, 4096)
 	n.startJournal()
+	n.startFaults()
 	defer func() {
 		if err != nil {
 			n.release()
@@ -317,7 +320,7 @@ func (n *Node) startTelemetry() error {
 // startSites compiles the first site snapshot, with its origin clients
 // from the registry.
 func (n *Node) startSites() error {
-	n.builder = site.Builder{Registry: n.origins, Tracer: n.tracer, Logger: n.log, Journal: n.journal}
+	n.builder = site.Builder{Registry: n.origins, Tracer: n.tracer, Logger: n.log, Journal: n.journal, Faults: n.faults}
 	snap, err := n.builder.Build(n.cfg, nil)
 	if err != nil {
 		return err
@@ -424,6 +427,7 @@ func (n *Node) Close() {
 
 func (n *Node) release() {
 	n.anomaly.sampler.Stop() // first: it reads the parts closed below
+	n.faults.Close()
 	n.stopJournalSampler()
 	if n.accessFile != nil {
 		defer n.accessFile.Close() // after the listeners, whose requests log to it

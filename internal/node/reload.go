@@ -391,24 +391,8 @@ func lines(err error) []string {
 // token past the per-address limit get 429, counted instead of audited.
 func (n *Node) serveReload(w http.ResponseWriter, r *http.Request) {
 	rec := admin.AuditRecord{Action: "reload", From: r.RemoteAddr, Via: "admin"}
-	who, err := n.auth.Authorize(r, admin.RoleAdmin)
-	rec.Who = who.Name
-	if who.Role != 0 {
-		rec.Role = who.Role.String()
-	}
-	if err != nil {
-		ae, ok := errors.AsType[*admin.AuthError](err)
-		if !ok {
-			ae = &admin.AuthError{Status: http.StatusUnauthorized, Reason: err.Error()}
-		}
-		if ae.Status == http.StatusUnauthorized && !n.allowRefusal(r) {
-			w.Header().Set("Retry-After", "1")
-			admin.WriteJSON(w, http.StatusTooManyRequests, admin.ErrorDoc{Error: "too many calls without a valid token from this address"})
-			return
-		}
-		rec.Time, rec.Status, rec.Result = time.Now().UTC(), ae.Status, "refused: "+ae.Reason
-		n.audit.Write(rec)
-		admin.WriteAuthError(w, ae)
+	who, ok := n.authorize(w, r, admin.RoleAdmin, &rec)
+	if !ok {
 		return
 	}
 	res := n.ReloadConfig("api:" + who.Name)

@@ -54,6 +54,7 @@ func (n *Node) status() any {
 	st.TLS = n.tlsStatus()
 	st.Config = n.reloads.status(n.opt.File)
 	st.Anomalies = n.anomalies()
+	st.Faults = n.faultsDoc().Faults
 	return st
 }
 

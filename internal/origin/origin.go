@@ -12,6 +12,7 @@
 package origin
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +34,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/inject"
 	"github.com/weir-cdn/weir/internal/journal"
 	"github.com/weir-cdn/weir/internal/telemetry"
 )
@@ -128,6 +131,13 @@ type Config struct {
 	// nil means time.Now. Tests set it. A server a Registry keeps across
 	// descriptions keeps the breaker clock of the first.
 	Now func() time.Time
+	// Faults are the injected faults (POST /faults) applied to each
+	// request to a server, as faults of FaultTarget (inject.TargetOrigin
+	// when empty) matching the origin's name, the server's address, or
+	// FaultHosts; nil injects none.
+	Faults      *inject.Set
+	FaultTarget string
+	FaultHosts  []string
 }
 
 // The values of Config.Balance, as the configuration names them.
@@ -258,6 +268,9 @@ type Client struct {
 	tracer     *telemetry.Tracer
 	log        *slog.Logger
 	journal    journal.Recorder
+	faults     *inject.Set
+	faultHosts []string
+	faultTo    string
 	balance    string
 	servers    []*server
 	rr         atomic.Uint64 // the turn of round robin and of ties
@@ -359,6 +372,9 @@ func newClientWith(cfg Config, share shareFunc) (*Client, error) {
 		tracer:     cfg.Tracer,
 		log:        log,
 		journal:    cfg.Journal,
+		faults:     cfg.Faults,
+		faultHosts: slices.Clip(append([]string{cfg.Name}, cfg.FaultHosts...)), // clipped: roundTrip appends
+		faultTo:    cmp.Or(cfg.FaultTarget, inject.TargetOrigin),
 		balance:    balance,
 		outlier:    newOutlierPolicy(cfg.Outlier),
 		bulkhead:   newBulkhead(cfg.Bulkhead),
@@ -507,6 +523,15 @@ func newTransport(cfg Config, scheme string) *http.Transport {
 // Name returns the origin's name.
 func (c *Client) Name() string { return c.name }
 
+// roundTrip sends req to s, through the injected faults that match.
+func (c *Client) roundTrip(s *server, req *http.Request) (*http.Response, error) {
+	if c.faults.Idle() {
+		return s.transport.RoundTrip(req)
+	}
+	plan := c.faults.Plan(c.faultTo, append(c.faultHosts, s.url.Host)...)
+	return c.faults.RoundTrip(plan, c.faultTo, s.transport, req)
+}
+
 // URL returns the base URL of the origin's first server.
 func (c *Client) URL() string { return c.servers[0].url.String() }
 
@@ -631,7 +656,7 @@ func (c *Client) attempt(req *http.Request, s *server, p permit, attempt int, ur
 	start := time.Now()
 	c.stats.inFlight.Add(1)
 	s.inFlight.Add(1)
-	resp, err := s.transport.RoundTrip(out)
+	resp, err := c.roundTrip(s, out)
 	// A response whose framing the connection's observer refused is a
 	// malformed response (KindProtocol), a failure of the server; its
 	// connection is closed, never reused.

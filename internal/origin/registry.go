@@ -111,8 +111,8 @@ func keyOf(cfg Config, u *url.URL) serverKey {
 }
 
 // Acquire returns a client for cfg: the registry's client for an origin
-// of the same name and an equal description (Tracer, Logger and Now
-// aside, TLS compared by its TLSSource), or a new one, started if the
+// of the same name and an equal description (Tracer, Logger, Now and
+// Faults aside, TLS compared by its TLSSource), or a new one, started if the
 // registry is, whose servers are those of the registry's clients with
 // the same key where there are any. Each Acquire needs one Release.
 func (r *Registry) Acquire(cfg Config) (*Client, error) {
@@ -236,7 +236,7 @@ func sameOrigin(a, b Config) bool {
 	case a.TLS != b.TLS && (a.TLSSource == "" || a.TLSSource != b.TLSSource):
 		return false
 	}
-	a.Tracer, a.Logger, a.Journal, a.Now, a.TLS = nil, nil, nil, nil, nil
-	b.Tracer, b.Logger, b.Journal, b.Now, b.TLS = nil, nil, nil, nil, nil
+	a.Tracer, a.Logger, a.Journal, a.Now, a.TLS, a.Faults = nil, nil, nil, nil, nil, nil
+	b.Tracer, b.Logger, b.Journal, b.Now, b.TLS, b.Faults = nil, nil, nil, nil, nil, nil
 	return reflect.DeepEqual(a, b)
 }

@@ -25,6 +25,8 @@ var (
 	descGaps          = prometheus.NewDesc("weir_purge_gaps_total", "Times this node missed more purges than a member retained, and soft-purged everything.", nil, nil)
 	descWireBytes     = prometheus.NewDesc("weir_purge_wire_bytes_total", "Bytes on the wire of purge batches and anti-entropy, HTTP included.", []string{"direction", "kind"}, nil)
 	descRejected      = prometheus.NewDesc("weir_purge_rejected_total", "Purge messages refused, by reason: missing, malformed, unknown-key, bad-signature, expired, replayed, bad-body.", []string{"reason"}, nil)
+	descRelayed       = prometheus.NewDesc("weir_purge_relayed_total", "Purge batches this node relayed to a member on behalf of their issuer (purge.relay_fanout).", nil, nil)
+	descAcks          = prometheus.NewDesc("weir_purge_acks_total", "Acknowledgements of purges in messages of their own, sent to their issuer or received from members.", []string{"direction"}, nil)
 	descUnaudited     = prometheus.NewDesc("weir_purge_refusals_not_audited_total", "Purge calls without a valid token refused with 429 past the per-address limit, and not written to the audit log.", nil, nil)
 )
 
@@ -54,6 +56,9 @@ func (s *Service) Collector() prometheus.Collector {
 		for _, r := range rejectReasons {
 			ch <- telemetry.Counter(descRejected, float64(st.Rejected[r]), r)
 		}
+		ch <- telemetry.Counter(descRelayed, float64(st.Relayed))
+		ch <- telemetry.Counter(descAcks, float64(st.AcksSent), "sent")
+		ch <- telemetry.Counter(descAcks, float64(st.AcksReceived), "received")
 		ch <- telemetry.Counter(descUnaudited, float64(st.Unaudited))
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/weir-cdn/weir/internal/cluster"
+	"github.com/weir-cdn/weir/internal/inject"
 	"github.com/weir-cdn/weir/internal/journal"
 	"github.com/weir-cdn/weir/internal/sign"
 )
@@ -77,8 +79,9 @@ func (s *Service) takePending() []Entry {
 	return batch
 }
 
-// outbound is one encoded batch on its way to the peers.
+// outbound is one encoded message on its way to the peers.
 type outbound struct {
+	kind    string // "batch" or "ack"
 	body    []byte
 	entries int
 }
@@ -90,7 +93,7 @@ func (s *Service) flush(batch []Entry) {
 		s.log.Error("purge: encoding a batch failed; anti-entropy will deliver it", "entries", len(batch), "error", err.Error())
 		return
 	}
-	ob := &outbound{body: body, entries: len(batch)}
+	ob := &outbound{kind: "batch", body: body, entries: len(batch)}
 	for _, ps := range s.reconcile(s.opt.Members.Peers()) {
 		select {
 		case ps.q <- ob:
@@ -100,12 +103,23 @@ func (s *Service) flush(batch []Entry) {
 	}
 }
 
-// peerSender delivers batches to one peer, in order.
+// peerSender delivers batches to one peer, and relays and
+// acknowledgements beside them. Batches go in order, one at a time,
+// unless relaying is on (Options.RelayFanout): then two at a time.
 type peerSender struct {
 	name, addr string
 	q          chan *outbound
-	stop       chan struct{}
+	// extra carries relays and acknowledgements (spread), sent by
+	// relayWorkers of their own: on other connections than q's, so that
+	// a batch held up (a lost segment waiting to be sent again) holds up
+	// none of them.
+	extra chan *outbound
+	stop  chan struct{}
 }
+
+// relayWorkers is how many relays and acknowledgements to one peer may
+// be on their way at once.
+const relayWorkers = 2
 
 // reconcile starts a sender for every peer that has none (or whose
 // address changed) and stops those of departed peers. It returns the
@@ -129,7 +143,19 @@ func (s *Service) reconcile(peers []Member) []*peerSender {
 			ps = &peerSender{name: p.Name, addr: p.Addr, q: make(chan *outbound, s.opt.Outbox), stop: make(chan struct{})}
 			s.senders[p.Name] = ps
 			s.wg.Add(1)
-			go s.sendLoop(ps)
+			go s.sendLoop(ps, ps.q)
+			if s.opt.RelayFanout > 0 {
+				// A second pusher, so that a batch held up on the way
+				// (a lost segment, resent after 200 ms or more) holds up
+				// none behind it: receivers apply entries in any order.
+				s.wg.Add(1)
+				go s.sendLoop(ps, ps.q)
+				ps.extra = make(chan *outbound, s.opt.Outbox)
+				s.wg.Add(relayWorkers)
+				for range relayWorkers {
+					go s.sendLoop(ps, ps.extra)
+				}
+			}
 		}
 		out = append(out, ps)
 	}
@@ -154,26 +180,123 @@ func (s *Service) reconcile(peers []Member) []*peerSender {
 	return out
 }
 
-func (s *Service) sendLoop(ps *peerSender) {
+// sendLoop sends what is queued on q for one peer: this node's batches
+// (ps.q) or relays and acknowledgements (ps.extra).
+func (s *Service) sendLoop(ps *peerSender, q chan *outbound) {
 	defer s.wg.Done()
+	own := q == ps.q
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-ps.stop:
 			return
-		case ob := <-ps.q:
-			var ack batchAck
-			if err := s.call(s.batchC, ps.name, ps.addr, "batch", ob.body, &ack); err != nil {
+		case ob := <-q:
+			var ack batchAck // an ack's reply is empty: HW stays 0
+			if err := s.call(s.batchC, ps.name, ps.addr, ob.kind, ob.body, &ack); err != nil {
 				s.stats.sendFailures.Add(1)
-				s.logLimited("send", "purge: sending a batch failed; anti-entropy will deliver it", "peer", ps.name, "error", err.Error())
+				if own {
+					s.logLimited("send", "purge: sending a batch failed; anti-entropy will deliver it", "peer", ps.name, "error", err.Error())
+				} else {
+					s.logLimited("relay", "purge: relaying to a peer failed; its own push and anti-entropy deliver the purges", "peer", ps.name, "kind", ob.kind, "error", err.Error())
+				}
 				continue
 			}
-			s.stats.batchesSent.Add(1)
-			s.stats.entriesSent.Add(int64(ob.entries))
+			if own {
+				s.stats.batchesSent.Add(1)
+				s.stats.entriesSent.Add(int64(ob.entries))
+			}
+			// A relay's reply, like a batch's, says how far the peer has
+			// this node's own stream: an acknowledgement like any other.
 			s.acked(ps.name, ack.HW, time.Now())
 		}
 	}
+}
+
+// spread gives the entries a batch from sender brought, that this node
+// had not applied before, redundant paths, so that a message delayed or
+// lost on the way (a retransmission timeout, 200 ms or more on TCP, which
+// also holds up the batches queued behind it) delays neither a member's
+// purge nor its issuer's knowledge of it:
+//
+//   - they go on at once to RelayFanout other members (neither sender nor
+//     their issuer), chosen at random, which apply them if their own copy
+//     has not arrived yet, and relay them in turn if so: each member
+//     relays an entry once, the first time it gets it, so a purge costs
+//     at most RelayFanout relays per member, and reaches a member whose
+//     push is held up unless every relay misses it;
+//   - their issuer gets a message of its own acknowledging them, beside
+//     the batch's reply (or, for relayed entries, instead of it).
+//
+// It only queues; a full queue drops the message, as flush does.
+func (s *Service) spread(sender string, fresh []Entry) {
+	if s.opt.RelayFanout <= 0 || len(fresh) == 0 {
+		return
+	}
+	issuers := make(map[stream]bool, 1)
+	for _, e := range fresh {
+		issuers[e.stream()] = true
+	}
+	var relay *outbound
+	if body, err := encode(batchMsg{Entries: fresh}, s.opt.Uncompressed); err == nil {
+		relay = &outbound{kind: "batch", body: body, entries: len(fresh)}
+	}
+	acks := make(map[string]*outbound, len(issuers))
+	for st := range issuers {
+		if body, err := encode(ackMsg{Inc: st.Inc, HW: s.plog.HW(st.Node, st.Inc)}, s.opt.Uncompressed); err == nil {
+			acks[st.Node] = &outbound{kind: "ack", body: body}
+		}
+	}
+	// The live members now, not as the last sync round saw them: a
+	// member that joined since is relayed to as well.
+	var senders map[string]*peerSender
+	if s.opt.Members != nil {
+		live := s.reconcile(s.opt.Members.Peers())
+		senders = make(map[string]*peerSender, len(live))
+		for _, ps := range live {
+			senders[ps.name] = ps
+		}
+	}
+	for node, ob := range acks {
+		ps := senders[node]
+		if ps == nil || ps.extra == nil {
+			continue // not a live member here: anti-entropy tells it
+		}
+		select {
+		case ps.extra <- ob:
+			s.stats.acksSent.Add(1)
+		default:
+			s.stats.dropped.Add(1)
+		}
+	}
+	if relay == nil {
+		return
+	}
+	var to []*peerSender
+	for name, ps := range senders {
+		if name != sender && ps.extra != nil && !issued(issuers, name) {
+			to = append(to, ps)
+		}
+	}
+	rand.Shuffle(len(to), func(i, j int) { to[i], to[j] = to[j], to[i] })
+	for _, ps := range to[:min(len(to), s.opt.RelayFanout)] {
+		select {
+		case ps.extra <- relay:
+			s.stats.relayed.Add(1)
+		default:
+			s.stats.dropped.Add(1)
+		}
+	}
+}
+
+// issued reports whether node issued one of the streams.
+func issued(streams map[stream]bool, node string) bool {
+	for st := range streams {
+		if st.Node == node {
+			return true
+		}
+	}
+	return false
 }
 
 // call sends one signed message of kind to a peer and decodes its signed
@@ -181,6 +304,7 @@ func (s *Service) sendLoop(ps *peerSender) {
 func (s *Service) call(c *http.Client, peer, addr, kind string, body []byte, v any) error {
 	ctx, cancel := context.WithTimeout(s.ctx, s.opt.Timeout)
 	defer cancel()
+	ctx = inject.WithHosts(ctx, peer)
 	scheme := "http://"
 	if s.opt.PeerTLS != nil {
 		scheme = "https://"
@@ -392,7 +516,7 @@ func (s *Service) PeerHandler() http.Handler {
 
 func (s *Service) servePeer(w http.ResponseWriter, r *http.Request) {
 	kind := strings.TrimPrefix(r.URL.Path, PathPrefix)
-	if kind != "batch" && kind != "sync" && kind != "status" {
+	if kind != "batch" && kind != "sync" && kind != "status" && kind != "ack" {
 		http.Error(w, "weir: no purge endpoint "+clip(r.URL.Path), http.StatusNotFound)
 		return
 	}
@@ -434,11 +558,27 @@ func (s *Service) servePeer(w http.ResponseWriter, r *http.Request) {
 			s.refuse(w, r, rejectBadBody, err.Error())
 			return
 		}
+		var fresh []Entry
 		for _, e := range msg.Entries {
-			s.receive(e, now)
+			if s.receive(e, now) {
+				fresh = append(fresh, e)
+			}
 		}
 		s.stats.batchesReceived.Add(1)
+		// Before the reply, whose sending may take a while.
+		s.spread(info.sender, fresh)
 		s.reply(w, kind, info.nonce, batchAck{HW: s.plog.HW(info.sender, info.inc)})
+	case "ack":
+		var msg ackMsg
+		if err := decode(body, enc, &msg); err != nil {
+			s.refuse(w, r, rejectBadBody, err.Error())
+			return
+		}
+		s.stats.acksRecv.Add(1)
+		if msg.Inc == s.self.Inc && !s.held.Load() {
+			s.acked(info.sender, msg.HW, now)
+		}
+		s.reply(w, kind, info.nonce, struct{}{})
 	case "sync":
 		var msg syncMsg
 		if err := decode(body, enc, &msg); err != nil {

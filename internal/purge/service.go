@@ -16,6 +16,7 @@ import (
 	"github.com/weir-cdn/weir/internal/admin"
 	"github.com/weir-cdn/weir/internal/cluster"
 	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/inject"
 	"github.com/weir-cdn/weir/internal/journal"
 	"github.com/weir-cdn/weir/internal/store"
 	"github.com/weir-cdn/weir/internal/telemetry"
@@ -128,6 +129,12 @@ type Options struct {
 	Uncompressed bool
 	// Outbox bounds the batches queued for each peer; 0 means 1024.
 	Outbox int
+	// RelayFanout is how many other members a member relays the purges
+	// it received from their issuer to, at once, and whether it also
+	// acknowledges them to the issuer in a message of its own (see
+	// spread): redundant paths, so that one slow or lost message delays
+	// no purge. Zero or negative relays nothing.
+	RelayFanout int
 	// ConnectTimeout and Timeout bound connecting to a peer and a whole
 	// exchange with it; 0 means config.DefaultPeerConnectTimeout and
 	// config.DefaultPeerTimeout.
@@ -139,6 +146,10 @@ type Options struct {
 	// bounds the handshake too. Every member's peer listener must then
 	// serve TLS. Nil sends them over plain HTTP. It is not modified.
 	PeerTLS *tls.Config
+	// Faults are the injected faults (POST /faults) of
+	// inject.TargetPeers applied to the messages this node sends, matching
+	// the member's name and address; nil injects none.
+	Faults *inject.Set
 	// Logger receives errors; nil means slog.Default().
 	Logger *slog.Logger
 	// Journal records purges issued, applied and acknowledged, gaps, and
@@ -309,7 +320,7 @@ func (s *Service) newClient(c *wireCounter) *http.Client {
 		tc.NextProtos = []string{"http/1.1"} // the Transport speaks HTTP/1.1 here
 	}
 	return &http.Client{
-		Transport: &http.Transport{
+		Transport: s.opt.Faults.Transport(inject.TargetPeers, &http.Transport{
 			Proxy: nil,
 			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 				conn, err := d.DialContext(ctx, network, addr)
@@ -326,7 +337,7 @@ func (s *Service) newClient(c *wireCounter) *http.Client {
 			IdleConnTimeout:       90 * time.Second,
 			ResponseHeaderTimeout: s.opt.Timeout,
 			DisableCompression:    true,
-		},
+		}),
 		Timeout: s.opt.Timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
@@ -481,26 +492,27 @@ func (s *Service) invalidation(req *Request, strict bool) (store.Invalidation, e
 }
 
 // receive applies an entry another node issued, once.
-func (s *Service) receive(e Entry, now time.Time) {
+func (s *Service) receive(e Entry, now time.Time) bool {
 	s.applyMu.RLock()
 	defer s.applyMu.RUnlock()
 	if s.held.Load() {
 		// Neither applied nor marked: its sender keeps it, and the
 		// process taking over pulls it.
-		return
+		return false
 	}
 	if !s.plog.Add(e, now) {
-		return
+		return false
 	}
 	s.stats.applied.Add(1)
 	s.record(journal.PurgeApplied, journal.Details{"id": e.ID(), "from": e.Node})
 	if !s.resumed && e.Time < s.started.Add(-startSkew).UnixNano() {
 		// Issued well before this node started: nothing cached here can
 		// be older than it.
-		return
+		return true
 	}
 	inv, _ := s.invalidation(&e.Req, false)
 	s.opt.Store.Invalidate(inv)
+	return true
 }
 
 // ErrHeld is Issue's error while the service is held (see Hold).

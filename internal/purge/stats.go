@@ -19,6 +19,7 @@ type counters struct {
 	sendFailures, dropped          atomic.Int64
 	syncRounds, syncFailures       atomic.Int64
 	pulled, gaps, unaudited        atomic.Int64
+	relayed, acksSent, acksRecv    atomic.Int64
 	rejectedMu                     sync.Mutex
 	rejected                       map[string]int64
 	loggedMu                       sync.Mutex
@@ -97,6 +98,13 @@ type Stats struct {
 	Pulled       int64            `json:"entries_pulled"`
 	Gaps         int64            `json:"gaps"`
 	Rejected     map[string]int64 `json:"rejected"`
+	// Relayed counts batches this node relayed to a member for their
+	// issuer, and AcksSent the acknowledgements it sent an issuer in
+	// messages of their own (Options.RelayFanout); AcksReceived those it
+	// received.
+	Relayed      int64 `json:"relayed"`
+	AcksSent     int64 `json:"acks_sent"`
+	AcksReceived int64 `json:"acks_received"`
 	// Unaudited counts purge calls without a valid token refused with 429
 	// and not written to the audit log, past the per-address limit.
 	Unaudited int64 `json:"refusals_not_audited"`
@@ -131,6 +139,7 @@ func (s *Service) Stats() Stats {
 		BytesReceived: s.stats.bytesReceived.Load(),
 		SyncRounds:    s.stats.syncRounds.Load(), SyncFailures: s.stats.syncFailures.Load(),
 		Pulled: s.stats.pulled.Load(), Gaps: s.stats.gaps.Load(), Unaudited: s.stats.unaudited.Load(),
+		Relayed: s.stats.relayed.Load(), AcksSent: s.stats.acksSent.Load(), AcksReceived: s.stats.acksRecv.Load(),
 		Latency: histogramDoc(s.latency),
 	}
 	if s.opt.Members != nil {

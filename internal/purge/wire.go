@@ -317,6 +317,15 @@ type batchAck struct {
 	HW uint64 `json:"hw"`
 }
 
+// ackMsg tells the node that issued purges how far the sender has
+// applied its stream Inc, as soon as a batch brought it new entries of
+// that stream: a second path for the acknowledgement, besides the
+// batch's reply (see Service.spread).
+type ackMsg struct {
+	Inc uint64 `json:"inc"`
+	HW  uint64 `json:"hw"`
+}
+
 // syncMsg asks a node for what the sender misses: it lists the sender's
 // marks, which also tell the receiver how far the sender has applied.
 type syncMsg struct {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/weir-cdn/weir/internal/certs"
 	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/inject"
 	"github.com/weir-cdn/weir/internal/journal"
 	"github.com/weir-cdn/weir/internal/origin"
 	"github.com/weir-cdn/weir/internal/telemetry"
@@ -27,6 +28,9 @@ type Builder struct {
 	Logger *slog.Logger
 	// Journal is given to new origin clients; nil records nothing.
 	Journal journal.Recorder
+	// Faults are the injected faults new origin clients apply; nil
+	// injects none.
+	Faults *inject.Set
 }
 
 // Build compiles a validated configuration. prev, when given, is the
@@ -45,7 +49,7 @@ func (b *Builder) Build(cfg *config.Config, prev *Snapshot) (*Snapshot, error) {
 			release()
 			return nil, err
 		}
-		ocfg.Journal = b.Journal
+		ocfg.Journal, ocfg.Faults = b.Journal, b.Faults
 		c, err := b.Registry.Acquire(ocfg)
 		if err != nil {
 			release()

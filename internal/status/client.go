@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/weir-cdn/weir/internal/admin"
+	"github.com/weir-cdn/weir/internal/inject"
 	"github.com/weir-cdn/weir/internal/journal"
 	"github.com/weir-cdn/weir/internal/purge"
 )
@@ -211,6 +212,41 @@ func (c *Client) Reload(ctx context.Context) (Reload, error) {
 	}
 	err = c.decode(http.MethodPost, "/reload", b, &doc)
 	return doc, err
+}
+
+// Faults lists the node's injected faults (GET /faults).
+func (c *Client) Faults(ctx context.Context) (Faults, error) {
+	var doc Faults
+	err := c.get(ctx, "/faults", false, &doc)
+	return doc, err
+}
+
+// AddFault injects a fault on the node (POST /faults, role operator).
+func (c *Client) AddFault(ctx context.Context, spec inject.Spec) (inject.Fault, error) {
+	var f inject.Fault
+	body, err := json.Marshal(spec)
+	if err != nil {
+		return f, &Error{Method: http.MethodPost, URL: c.base + "/faults", Err: err, kind: failEncode}
+	}
+	b, err := c.do(ctx, http.MethodPost, "/faults", body, true)
+	if err != nil {
+		return f, err
+	}
+	err = c.decode(http.MethodPost, "/faults", b, &f)
+	return f, err
+}
+
+// EndFault ends one of the node's injected faults (DELETE /faults/{id},
+// role operator).
+func (c *Client) EndFault(ctx context.Context, id string) (inject.Fault, error) {
+	var f inject.Fault
+	path := "/faults/" + url.PathEscape(id)
+	b, err := c.do(ctx, http.MethodDelete, path, nil, true)
+	if err != nil {
+		return f, err
+	}
+	err = c.decode(http.MethodDelete, path, b, &f)
+	return f, err
 }
 
 // Events is a node's answer to GET /debug/events, and when it was

@@ -13,11 +13,12 @@
 package status
 
 import (
-	"github.com/weir-cdn/weir/internal/disk"
 	"time"
 
 	"github.com/weir-cdn/weir/internal/cluster"
+	"github.com/weir-cdn/weir/internal/disk"
 	"github.com/weir-cdn/weir/internal/edge"
+	"github.com/weir-cdn/weir/internal/inject"
 	"github.com/weir-cdn/weir/internal/origin"
 	"github.com/weir-cdn/weir/internal/overload"
 	"github.com/weir-cdn/weir/internal/purge"
@@ -54,6 +55,10 @@ type Node struct {
 	// Anomalies are the signals departing from their baselines now (the
 	// flags raised, none when all is steady).
 	Anomalies []Anomaly `json:"anomalies"`
+	// Faults are the faults injected on this node (POST /faults) and in
+	// force: while there are any, its peers, origins or gossip are slowed
+	// or failed on purpose.
+	Faults []inject.Fault `json:"faults"`
 }
 
 // Anomaly is one anomaly flag raised on a node: a signal that departs
@@ -202,4 +207,13 @@ type DoctorSite struct {
 	AllowParams    []string `json:"allow_params,omitempty"`
 	Headers        []string `json:"headers,omitempty"`
 	StoreSetCookie bool     `json:"store_set_cookie,omitempty"`
+}
+
+// Faults is a node's answer to GET /faults: the faults injected there
+// and in force, oldest first.
+type Faults struct {
+	Faults []inject.Fault `json:"faults"`
+	// MaxActive and MaxDuration are the bounds every fault is held to.
+	MaxActive   int    `json:"max_active"`
+	MaxDuration string `json:"max_duration"`
 }

@@ -137,6 +137,10 @@ var knownMetrics = map[string]bool{
 	"weir_purge_wire_bytes_total":           true,
 	"weir_purge_rejected_total":             true,
 
+	// Fault injection.
+	"weir_faults_active":          true,
+	"weir_fault_injections_total": true,
+
 	// Disk tier (only with cache.disk.path).
 	"weir_disk_objects":                true,
 	"weir_disk_bytes":                  true,

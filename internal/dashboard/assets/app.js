@@ -204,6 +204,21 @@ function render(s) {
     li.appendChild(el("span", "[" + a.severity + "] " + state + ": " + a.detail));
     return li;
   }));
+  // Faults injected on purpose (POST /faults) come first: while one is in
+  // force, what the page shows is partly its doing.
+  const fs = st.faults || [];
+  $("faults").replaceChildren(...fs.map((f) => {
+    const what = [];
+    if (f.delay && f.delay !== "0s") { what.push("delay " + f.delay + (f.jitter && f.jitter !== "0s" ? " ± " + f.jitter : "")); }
+    if (f.loss) { what.push("loss " + pct(f.loss)); }
+    if (f.error_rate) { what.push("refused " + pct(f.error_rate)); }
+    if (f.reset_rate) { what.push("reset " + pct(f.reset_rate)); }
+    const to = (f.hosts && f.hosts.length ? " to " + f.hosts.join(", ") : "") + (f.percent < 100 ? " (" + f.percent + " % of messages)" : "");
+    const li = el("li", "fault " + f.id + " injected on " + f.target + to + ": " + what.join(", ") + "; by " + f.by +
+      ", until " + new Date(f.expires).toLocaleTimeString() + "; " + f.matched + " messages so far", "bad");
+    li.dataset.fault = f.id;
+    return li;
+  }));
   const an = st.anomalies || [];
   $("anomalies").replaceChildren(...an.map((x) => el("li", "anomaly: " + x.signal + " " + x.direction + " (" + x.kind + "): " + x.value +
     " against baseline " + x.baseline + " ± " + x.spread + (x.since ? " since " + new Date(x.since).toLocaleTimeString() : "") + (x.evidence ? " — " + x.evidence : ""), "bad")));
