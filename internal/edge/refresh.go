@@ -44,9 +44,10 @@ import (
 //     (skipped_shed): the slot is taken before the refresh starts, so a
 //     miss that joins it is never answered with the refresh's refusal;
 //   - never for a range request, an only-if-cached one (a warming peer's
-//     ask promises no origin work), or an object whose fill time was not
-//     measured (one read back from the disk tier). Uncacheable answers
-//     are never stored, so they are never hit.
+//     ask promises no origin work), an object whose fill time was not
+//     measured (one read back from the disk tier), or one whose lifetime
+//     is a second or less (minRefreshLifetime). Uncacheable answers are
+//     never stored, so they are never hit.
 //
 // The refresh is the revalidation stale-while-revalidate sends
 // (startFill with the object as basis, PriorityBackground): conditional
@@ -73,6 +74,13 @@ var refreshResultNames = [numRefreshResults]string{"started", "refreshed", "not_
 // shedQuiet is how long after the edge shed origin work refreshes stay
 // off.
 const shedQuiet = time.Second
+
+// minRefreshLifetime is the longest lifetime refresh-ahead leaves alone.
+// An origin's Date is to the second, and RFC 9111 §4.2.3 counts the time
+// since it in a copy's age: a refresh in a copy's last second comes back
+// as old as the second it started in, so it extends the copy by the
+// lifetime less up to a second, and one of a second not at all.
+const minRefreshLifetime = time.Second
 
 // maxDraw bounds -ln(u) for u drawn by rand.Float64 above zero (it is at
 // most 53·ln 2 ≈ 36.7): a hit with more than delta*beta*maxDraw left can
@@ -124,7 +132,7 @@ func (h *Handler) refreshDue(ra *config.RefreshAhead, obj *store.Object, reuse h
 		return false
 	}
 	delta := obj.FillTime()
-	if delta <= 0 {
+	if delta <= 0 || obj.Lifetime <= minRefreshLifetime {
 		return false
 	}
 	beta := ra.Beta
@@ -154,9 +162,8 @@ func (h *Handler) startRefresh(r *http.Request, snap *site.Snapshot, site *site.
 	if h.peers != nil && !h.peers.Owns(string(kb.primary)) {
 		return
 	}
-	if !obj.ClaimRevalidation(now, refreshInterval) {
-		return
-	}
+	// The budget before the claim: a hit that finds the budget spent
+	// leaves the object to the next hit, which may find it free.
 	budget := int64(snap.RefreshAhead.MaxConcurrent)
 	if budget <= 0 {
 		budget = config.DefaultRefreshAheadConcurrent
@@ -164,6 +171,10 @@ func (h *Handler) startRefresh(r *http.Request, snap *site.Snapshot, site *site.
 	if a.running.Add(1) > budget {
 		a.running.Add(-1)
 		a.counts[refreshSkippedBudget].Add(1)
+		return
+	}
+	if !obj.ClaimRevalidation(now, refreshInterval) {
+		a.running.Add(-1)
 		return
 	}
 	slot, ok := func() (func(time.Duration, bool), bool) {

@@ -377,6 +377,23 @@ func TestRefreshAheadNotFor(t *testing.T) {
 			t.Errorf("origin requests %d, refreshes started %d; want 1 and 0", n, s)
 		}
 	})
+	t.Run("a lifetime of a second", func(t *testing.T) {
+		c := &testClock{}
+		co := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(20 * time.Millisecond)
+			noDate(w)
+			w.Header().Set("Cache-Control", "max-age=1")
+			io.WriteString(w, "short")
+		})
+		e := newEdgeOpts(t, co.srv.URL, co, nil, func(opt *Options) { opt.Now = c.Now })
+		e.h.ahead.draw = func() float64 { return 0 }
+		e.get("/one-second")
+		nearExpiry(e, c, "/one-second")
+		wantStatus(t, e.get("/one-second"), 200, "weir; hit")
+		if n, s := co.count(), refreshCount(e, "started"); n != 1 || s != 0 {
+			t.Errorf("origin requests %d, refreshes started %d; want 1 and 0", n, s)
+		}
+	})
 	t.Run("off", func(t *testing.T) {
 		e, c := newRefreshEdge(t, newRefreshOrigin(), func(cfg *config.Config) { cfg.Cache.RefreshAhead.Enabled = false }, nil)
 		e.get("/o")
