@@ -33,6 +33,15 @@ const (
 	DefaultHeuristicMax      = Duration(24 * time.Hour)
 	DefaultStaleIfError      = Duration(10 * time.Second)
 
+	// DefaultRefreshAheadBeta and DefaultRefreshAheadConcurrent are
+	// cache.refresh_ahead's defaults: XFetch's own beta, and few enough
+	// refreshes at once that they never crowd out a miss.
+	DefaultRefreshAheadBeta       = 1.0
+	DefaultRefreshAheadConcurrent = 4
+	// MaxRefreshAheadBeta and MaxRefreshAheadConcurrent bound them.
+	MaxRefreshAheadBeta       = 100.0
+	MaxRefreshAheadConcurrent = 1024
+
 	DefaultReadHeaderTimeout = Duration(10 * time.Second)
 	DefaultIdleTimeout       = Duration(120 * time.Second)
 	DefaultWriteTimeout      = Duration(30 * time.Second)
@@ -234,6 +243,34 @@ type Cache struct {
 	// Disk is the disk tier below the memory cache; off unless its path
 	// is set.
 	Disk Disk `yaml:"disk"`
+
+	// RefreshAhead refreshes hot objects in the background shortly
+	// before they stop being fresh, so that clients do not wait on the
+	// miss. Default() turns it on.
+	RefreshAhead RefreshAhead `yaml:"refresh_ahead"`
+}
+
+// RefreshAhead configures refresh-ahead: a fresh hit on an object close
+// to its expiry may start one background revalidation of it (XFetch:
+// when now - delta*beta*ln(rand) >= expiry, delta being how long the
+// object's fill took), on the key's owner only, within a budget of
+// concurrent refreshes that shedding takes away.
+type RefreshAhead struct {
+	// Enabled turns refresh-ahead on. Default() sets true; the zero
+	// value is off.
+	Enabled bool `yaml:"enabled"`
+
+	// Beta scales how early a refresh may start: the expected lead
+	// before expiry is about beta times the object's fill time, more
+	// for keys hit often. Above 1 refreshes earlier (fewer misses, more
+	// origin requests), below 1 later. It must be in (0, 100]. The zero
+	// value means 1.
+	Beta float64 `yaml:"beta"`
+
+	// MaxConcurrent bounds the refreshes in flight on this node; a hit
+	// that would start one more skips it. At most 1024. The zero value
+	// means 4.
+	MaxConcurrent int `yaml:"max_concurrent"`
 }
 
 // Disk configures the disk tier: objects the memory cache evicts, or that
@@ -846,6 +883,7 @@ func Default() *Config {
 		Cache: Cache{
 			HitForPassTTL:     DefaultHitForPassTTL,
 			HeuristicFraction: DefaultHeuristicFraction,
+			RefreshAhead:      RefreshAhead{Enabled: true},
 		},
 		Server: Server{
 			ShutdownDelay: DefaultShutdownDelay,
@@ -876,6 +914,8 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Cache.MaxObjectSize, DefaultMaxObjectSize)
 	setDefault(&c.Cache.MaxVariants, DefaultMaxVariants)
 	setDefault(&c.Cache.HeuristicMax, DefaultHeuristicMax)
+	setDefault(&c.Cache.RefreshAhead.Beta, DefaultRefreshAheadBeta)
+	setDefault(&c.Cache.RefreshAhead.MaxConcurrent, DefaultRefreshAheadConcurrent)
 
 	setDefault(&c.Server.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDefault(&c.Server.IdleTimeout, DefaultIdleTimeout)

@@ -40,7 +40,7 @@ func ExampleParse_errors() {
 	_, err := config.Parse([]byte("cache:\n  max_sise: 1GiB\n  max_variants: many\n"), "weir.yaml")
 	fmt.Println(err)
 	// Output:
-	// weir.yaml:2: unknown key "max_sise" in cache (known keys: max_size, max_object_size, hit_for_pass_ttl, max_variants, heuristic_fraction, heuristic_max, disk); did you mean "max_size"?
+	// weir.yaml:2: unknown key "max_sise" in cache (known keys: max_size, max_object_size, hit_for_pass_ttl, max_variants, heuristic_fraction, heuristic_max, disk, refresh_ahead); did you mean "max_size"?
 	// weir.yaml:3: cache.max_variants: cannot use "many" as a whole number
 }
 

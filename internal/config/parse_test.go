@@ -247,7 +247,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "unknown key with suggestion",
 			yaml: "cache:\n  max_sise: 1GiB\n",
-			want: []string{`weir.yaml:2: unknown key "max_sise" in cache (known keys: max_size, max_object_size, hit_for_pass_ttl, max_variants, heuristic_fraction, heuristic_max, disk); did you mean "max_size"?`},
+			want: []string{`weir.yaml:2: unknown key "max_sise" in cache (known keys: max_size, max_object_size, hit_for_pass_ttl, max_variants, heuristic_fraction, heuristic_max, disk, refresh_ahead); did you mean "max_size"?`},
 		},
 		{
 			name: "unknown top-level key",

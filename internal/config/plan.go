@@ -76,14 +76,18 @@ var liveFields = map[string]bool{
 	"cache.hit_for_pass_ttl":   true,
 	"cache.heuristic_fraction": true,
 	"cache.heuristic_max":      true,
-	"origins":                  true,
-	"hosts":                    true,
-	"listen":                   true,
-	"admin_listen":             true,
-	"tls.listen":               true,
-	"server.shutdown_timeout":  true,
-	"server.shutdown_delay":    true,
-	"telemetry.log_level":      true,
+	// Refresh-ahead is read through the site snapshot.
+	"cache.refresh_ahead.enabled":        true,
+	"cache.refresh_ahead.beta":           true,
+	"cache.refresh_ahead.max_concurrent": true,
+	"origins":                            true,
+	"hosts":                              true,
+	"listen":                             true,
+	"admin_listen":                       true,
+	"tls.listen":                         true,
+	"server.shutdown_timeout":            true,
+	"server.shutdown_delay":              true,
+	"telemetry.log_level":                true,
 }
 
 // restartWhy says which part holds each section that is not live.

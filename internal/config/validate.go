@@ -160,6 +160,19 @@ func (v *validator) cache(c Cache) {
 	}
 	v.nonNegative("cache.heuristic_max", c.HeuristicMax)
 	v.disk(c.Disk)
+	v.refreshAhead(c.RefreshAhead)
+}
+
+func (v *validator) refreshAhead(r RefreshAhead) {
+	if !(r.Beta > 0 && r.Beta <= MaxRefreshAheadBeta) {
+		v.add("cache.refresh_ahead.beta", "%v is not in (0, %v]; 1 refreshes about one fill time before expiry, 2 twice as early (leave it out for %v)", r.Beta, MaxRefreshAheadBeta, DefaultRefreshAheadBeta)
+	}
+	switch {
+	case r.MaxConcurrent < 0:
+		v.add("cache.refresh_ahead.max_concurrent", "%d is negative; write a number from 1 to %d, or 0 for the default (%d)", r.MaxConcurrent, MaxRefreshAheadConcurrent, DefaultRefreshAheadConcurrent)
+	case r.MaxConcurrent > MaxRefreshAheadConcurrent:
+		v.add("cache.refresh_ahead.max_concurrent", "%d is more than %d; refreshes are background work that must not crowd out misses: keep a small number, such as %d", r.MaxConcurrent, MaxRefreshAheadConcurrent, DefaultRefreshAheadConcurrent)
+	}
 }
 
 func (v *validator) server(s Server) {

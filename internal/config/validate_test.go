@@ -159,6 +159,32 @@ func TestValidate(t *testing.T) {
 			},
 		},
 		{
+			name: "refresh-ahead out of range",
+			edit: func(c *config.Config) {
+				c.Cache.RefreshAhead.Beta = -1
+				c.Cache.RefreshAhead.MaxConcurrent = 5000
+			},
+			want: []string{
+				`cache.refresh_ahead.beta: -1 is not in (0, 100]; 1 refreshes about one fill time before expiry, 2 twice as early (leave it out for 1)`,
+				`cache.refresh_ahead.max_concurrent: 5000 is more than 1024; refreshes are background work that must not crowd out misses: keep a small number, such as 4`,
+			},
+		},
+		{
+			name: "refresh-ahead NaN beta, negative budget",
+			edit: func(c *config.Config) {
+				c.Cache.RefreshAhead.Beta = math.NaN()
+				c.Cache.RefreshAhead.MaxConcurrent = -2
+			},
+			want: []string{
+				`cache.refresh_ahead.beta: NaN is not in (0, 100]; 1 refreshes about one fill time before expiry, 2 twice as early (leave it out for 1)`,
+				`cache.refresh_ahead.max_concurrent: -2 is negative; write a number from 1 to 1024, or 0 for the default (4)`,
+			},
+		},
+		{
+			name: "refresh-ahead off, defaults",
+			edit: func(c *config.Config) { c.Cache.RefreshAhead = config.RefreshAhead{} },
+		},
+		{
 			name: "largest cache sizes",
 			edit: func(c *config.Config) {
 				c.Cache.MaxSize = config.MaxCacheSize

@@ -70,6 +70,7 @@ type allTo struct{ p Peer }
 
 func (a allTo) Owner(string) Peer { return a.p }
 func (a allTo) Warm(string) Peer  { return nil }
+func (a allTo) Owns(string) bool  { return false }
 
 // TestPeerCopyAfterLocalPurgeIsNotKept: an edge that applied a purge
 // before the key's owner did may get the old copy from the owner; it
@@ -122,6 +123,7 @@ type warmFrom struct{ p Peer }
 
 func (w warmFrom) Owner(string) Peer { return nil }
 func (w warmFrom) Warm(string) Peer  { return w.p }
+func (w warmFrom) Owns(string) bool  { return true }
 
 // TestWarmFillTakesThePreviousOwnersCopy: during a warm-up, a miss on an
 // owned key is filled from the previous owner's fresh copy without the

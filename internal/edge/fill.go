@@ -97,6 +97,14 @@ type fillJob struct {
 	// fetched is when the response's header arrived, for the doctor's
 	// body transfer time.
 	fetched time.Time
+	// started is when the fill sent its request: the stored object's
+	// fill time (store.Object.FillTime) is measured from it.
+	started time.Time
+	// ahead marks a refresh-ahead (refresh.go): it holds one of the
+	// node's refresh budget, released when the fill ends, and slot, the
+	// origin limiter's slot taken before it started.
+	ahead bool
+	slot  func(time.Duration, bool)
 }
 
 // errNoReaders ends a fill whose response nobody reads and nobody stores.
@@ -464,6 +472,17 @@ func bodyAllowed(status int) bool {
 
 // startFill launches the goroutine that fetches a flight's response.
 func (h *Handler) startFill(r *http.Request, snap *site.Snapshot, site *site.Site, f *coalesce.Flight[*head], primary string, basis *store.Object, fwd string, peer, warm Peer, prio Priority, interim chan<- informational) {
+	h.launch(h.newFillJob(r, snap, site, f, primary, basis, fwd, peer, warm, prio, interim))
+}
+
+// launch runs job's fill on a goroutine of its own, which Close waits for.
+func (h *Handler) launch(job *fillJob) {
+	h.fills.Add(1)
+	go h.runFill(job)
+}
+
+// newFillJob prepares the fetch of a flight's response.
+func (h *Handler) newFillJob(r *http.Request, snap *site.Snapshot, site *site.Site, f *coalesce.Flight[*head], primary string, basis *store.Object, fwd string, peer, warm Peer, prio Priority, interim chan<- informational) *fillJob {
 	out := h.outgoing(h.ctx, r, site, true)
 	if basis != nil {
 		// RFC 9111 §4.3.1: validate the stored copy with its validators.
@@ -503,8 +522,7 @@ func (h *Handler) startFill(r *http.Request, snap *site.Snapshot, site *site.Sit
 		prio:      prio,
 		interim:   interim,
 	}
-	h.fills.Add(1)
-	go h.runFill(job)
+	return job
 }
 
 // refreshInBackground starts one revalidation of a stale object that is
@@ -528,6 +546,15 @@ const refreshInterval = 5 * time.Second
 // body into it and stores the result when it may be stored.
 func (h *Handler) runFill(job *fillJob) {
 	defer h.fills.Done()
+	// result is what a refresh-ahead's fill came to, counted once the
+	// fill has stored what it stores.
+	result := refreshFailed
+	if job.ahead {
+		defer func() {
+			h.ahead.counts[result].Add(1)
+			h.ahead.running.Add(-1)
+		}()
+	}
 	f := job.flight
 	name := "edge.fill"
 	if job.basis != nil {
@@ -541,7 +568,7 @@ func (h *Handler) runFill(job *fillJob) {
 	}
 	job.out = job.out.WithContext(ctx)
 	reqTime := h.now()
-	started := time.Now()
+	job.started = time.Now()
 	resp, from, err := h.fetch(job)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
@@ -549,7 +576,7 @@ func (h *Handler) runFill(job *fillJob) {
 		return
 	}
 	job.fetched = time.Now()
-	defer func() { h.doc.fill.add(time.Since(started)) }()
+	defer func() { h.doc.fill.add(time.Since(job.started)) }()
 	span.SetAttributes(attribute.String("weir.upstream", from), attribute.Int("http.response.status_code", resp.StatusCode))
 	defer resp.Body.Close()
 	respTime := h.now()
@@ -558,6 +585,7 @@ func (h *Handler) runFill(job *fillJob) {
 		return
 	}
 	if resp.StatusCode == http.StatusNotModified && job.basis != nil {
+		result = refreshNotModified
 		h.finishRevalidation(job, resp, reqTime, respTime, from)
 		return
 	}
@@ -592,6 +620,9 @@ func (h *Handler) runFill(job *fillJob) {
 	hd.ttl -= hd.initialAge
 	if len(vary) > 0 || job.site.Key.HasExtra() {
 		hd.secondary = string(secondaryKey(nil, job.site, vary, job.clientHdr))
+	}
+	if hd.stored {
+		result = refreshRefreshed
 	}
 	if !hd.stored {
 		h.doc.uncacheable(job.site.Name, job.out.URL.Path, hd.reason)
@@ -714,7 +745,16 @@ func (h *Handler) fetch(job *fillJob) (resp *http.Response, from string, err err
 			return resp, "peer " + job.warm.Name(), nil
 		}
 	}
-	resp, err = h.fetchOrigin(job.site, job.out, job.prio, true)
+	if job.slot != nil {
+		// A refresh-ahead took its slot before it started: it asks no
+		// peer (it runs on the key's owner, and revalidates, so it has
+		// no warm peer), so the slot is always used here.
+		slot := job.slot
+		job.slot = nil
+		resp, err = h.sendOrigin(job.site, job.out, slot, true, job.started)
+	} else {
+		resp, err = h.fetchOrigin(job.site, job.out, job.prio, true)
+	}
 	return resp, "origin " + job.site.Origin.Name(), err
 }
 
@@ -764,6 +804,7 @@ func (h *Handler) storeFilled(job *fillJob, resp *http.Response, hd *head, polic
 		key = string(store.VariantKey(nil, []byte(job.primary), []byte(hd.secondary)))
 	}
 	obj := newObject(key, resp.StatusCode, hd.header, store.Bytes(body), policy, respTime, hd.initialAge, job.keep)
+	obj.SetFillTime(time.Since(job.started))
 	obj.Epoch = job.epoch
 	obj.Count = &job.site.Stats.Objects
 	obj.Extra = extra(httpcache.ParseSurrogateKeys(resp.Header["Surrogate-Key"]), resp.Header["Surrogate-Control"])
@@ -866,6 +907,7 @@ func (h *Handler) finishRevalidation(job *fillJob, resp *http.Response, reqTime,
 	// may still carry the stored Date.
 	initialAge := httpcache.CorrectedInitialAge(resp.Header, reqTime, respTime)
 	obj := newObject(basis.Key(), int(basis.Status), h.clientHeader(merged, policy.StripFields, respTime), basis.Body, policy, respTime, initialAge, job.keep)
+	obj.SetFillTime(time.Since(job.started))
 	obj.Epoch = job.epoch
 	obj.Count = &job.site.Stats.Objects
 	if sk := resp.Header["Surrogate-Key"]; len(sk) > 0 {

@@ -9,6 +9,7 @@
 //	                 │no
 //	                 ▼
 //	        lookup (Vary-aware) ─▶ fresh ─▶ serve hit
+//	                 │            (close to expiry, on the key's owner: maybe refresh ahead in background)
 //	                 │            stale-while-revalidate ─▶ serve stale + refresh once in background
 //	                 ▼
 //	        join the key's flight ─▶ leader fills from the origin (conditional when revalidating)
@@ -179,6 +180,10 @@ type Peers interface {
 	// previous owner while this node warms up after joining. nil means
 	// none.
 	Warm(key string) Peer
+	// Owns reports whether this node owns key in the ring, whether or
+	// not its owner could be asked now: only the owner refreshes a hot
+	// key ahead of its expiry (refresh.go).
+	Owns(key string) bool
 }
 
 // Peer is another node of the cluster.
@@ -229,6 +234,8 @@ type Handler struct {
 	topKeys topKeys
 	// compression counts what hosts[].compress does.
 	compression *compressStats
+	// ahead is the refresh-ahead's budget and counters (refresh.go).
+	ahead refreshAhead
 
 	// clock is Options.Now; nil reads time.Now.
 	clock func() time.Time
@@ -572,6 +579,9 @@ func (h *Handler) serveCacheable(w http.ResponseWriter, r *http.Request, snap *s
 				h.topKeys.add(site.Name, kb.primary, true)
 			}
 			telemetry.SetCache(r, telemetry.CacheHit)
+			if h.refreshDue(&snap.RefreshAhead, obj, reuse, r, reqCC) {
+				h.startRefresh(r, snap, site, kb, obj, idx, now)
+			}
 			h.serveObject(w, r, site, obj, hitFields(obj, reuse, now))
 			return
 		case httpcache.ServeStale:

@@ -25,7 +25,9 @@ const (
 type Limiter interface {
 	// Acquire asks for a slot without blocking; ok false means shed now.
 	// On ok, done must be called once when the work ends, with the
-	// latency to the response header and whether the work failed.
+	// latency to the response header and whether the work failed; a
+	// negative latency (unusedSlot) gives back a slot whose work was
+	// never sent, teaching the limit nothing.
 	Acquire(p Priority) (done func(latency time.Duration, failed bool), ok bool)
 	// RetryAfter is what a shed request is told to wait.
 	RetryAfter() time.Duration
@@ -43,9 +45,14 @@ func (h *Handler) limit(p Priority) (done func(time.Duration, bool), ok bool) {
 	done, ok = h.limiter.Acquire(p)
 	if !ok {
 		h.stats.shed.Add(1)
+		h.ahead.shedAt.Store(time.Now().UnixNano())
 	}
 	return done, ok
 }
+
+// unusedSlot is the latency given to a limiter slot's done when its work
+// was never sent (overload.Unused).
+const unusedSlot time.Duration = -1
 
 // fetchOrigin sends a fill's or a pass's request to the origin within the
 // concurrency limit. The slot is held while the origin works on the
@@ -62,6 +69,13 @@ func (h *Handler) fetchOrigin(site *site.Site, out *http.Request, p Priority, fi
 	if !ok {
 		return nil, errShed
 	}
+	return h.sendOrigin(site, out, done, fill, asked)
+}
+
+// sendOrigin sends a request whose limiter slot is held (done, nil
+// without a limiter), giving the slot back when the response header
+// arrives. asked is when the slot was asked for.
+func (h *Handler) sendOrigin(site *site.Site, out *http.Request, done func(time.Duration, bool), fill bool, asked time.Time) (*http.Response, error) {
 	if site.Route != nil {
 		out = rewrite(out, site.Route)
 	}

@@ -45,6 +45,7 @@ func (h *Handler) Collector() prometheus.Collector {
 		ch <- telemetry.Counter(descTooLarge, float64(c.tooLarge.Load()))
 		ch <- telemetry.Counter(descRuleAnswers, float64(c.ruleAnswers.Load()))
 		h.compression.collect(ch)
+		h.collectRefresh(ch)
 		ch <- telemetry.Gauge(descTunnelsActive, float64(c.tunnelsActive.Load()))
 		ch <- telemetry.Counter(descTunnels, float64(c.tunnelsUpgraded.Load()), "upgraded")
 		ch <- telemetry.Counter(descTunnels, float64(c.tunnelsRefused.Load()), "refused")

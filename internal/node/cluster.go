@@ -77,14 +77,25 @@ func (n *Node) startCluster() error {
 	return nil
 }
 
-// ownerRouter adapts the cluster to the edge's view of it.
-type ownerRouter struct{ c *cluster.Cluster }
+// ownerRouter adapts the cluster to the edge's view of it. self is this
+// node's name in the ring.
+type ownerRouter struct {
+	c    *cluster.Cluster
+	self string
+}
 
 func (o ownerRouter) Owner(key string) edge.Peer {
 	if p := o.c.Owner(key); p != nil {
 		return p
 	}
 	return nil
+}
+
+// Owns reports whether the ring gives key to this node; with an empty
+// ring (the node left) there is nobody else to own it.
+func (o ownerRouter) Owns(key string) bool {
+	name := o.c.OwnerName(key)
+	return name == "" || name == o.self
 }
 
 func (o ownerRouter) Warm(key string) edge.Peer {

@@ -333,7 +333,7 @@ func (n *Node) startSites() error {
 func (n *Node) startEdge() error {
 	var peers edge.Peers
 	if n.cluster != nil && n.cfg.Cluster.TieredFill {
-		peers = ownerRouter{n.cluster}
+		peers = ownerRouter{n.cluster, n.name}
 	}
 	var limiter edge.Limiter
 	if n.limiter != nil {

@@ -239,12 +239,18 @@ func (l *Limiter) publish() {
 	}
 }
 
+// Unused is the latency to pass to done for a slot whose work was never
+// sent to an origin.
+const Unused time.Duration = -1
+
 // Acquire asks for a slot for work of priority p; an unknown priority is
 // taken as background. It never blocks: ok false means shed now. On ok,
 // the caller must call done once when the origin work ends, with its
 // latency and whether it failed (a timeout, a 5xx, no answer: failures
 // shrink the limit). done may be called from any goroutine; calls after
-// the first do nothing.
+// the first do nothing. A slot taken ahead of work that then is not sent
+// is given back with done(Unused, false), which frees it without a
+// latency sample.
 func (l *Limiter) Acquire(p Priority) (done func(latency time.Duration, failed bool), ok bool) {
 	if p < 0 || p >= numPriorities {
 		p = PriorityBackground
@@ -277,10 +283,11 @@ func (l *Limiter) Acquire(p Priority) (done func(latency time.Duration, failed b
 }
 
 // release ends one piece of work: it frees its slot and, in adaptive mode,
-// adds it to the window, closing the window when it is due.
+// adds it to the window, closing the window when it is due. A negative
+// latency is work that was never sent (Unused): it teaches nothing.
 func (l *Limiter) release(latency time.Duration, failed bool) {
 	l.inFlight.Add(-1)
-	if l.mode != modeAdaptive {
+	if l.mode != modeAdaptive || latency < 0 {
 		return
 	}
 	w := &l.win

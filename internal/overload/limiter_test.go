@@ -160,6 +160,37 @@ func TestLimiterDoneOnce(t *testing.T) {
 	}
 }
 
+// TestLimiterUnusedTeachesNothing gives back slots whose work was never
+// sent: they free the slot, and an adaptive window of them closes no
+// window, so the limit and its baseline stay where real work put them.
+func TestLimiterUnusedTeachesNothing(t *testing.T) {
+	l := NewLimiter(LimiterConfig{Initial: 16})
+	now := fakeClock(l)
+	for range 3 {
+		var dones []func(time.Duration, bool)
+		for range 16 {
+			done, ok := l.Acquire(PriorityBackground)
+			if !ok {
+				break
+			}
+			dones = append(dones, done)
+		}
+		*now += time.Second
+		for _, done := range dones {
+			done(Unused, false)
+		}
+	}
+	if n := l.InFlight(); n != 0 {
+		t.Errorf("in flight after every slot was given back unused = %d, want 0", n)
+	}
+	if l.Limit() != 16 || l.baseline.Load() != 0 {
+		t.Errorf("after unused slots only: limit %d, baseline %v; want 16 and 0 (nothing measured)", l.Limit(), time.Duration(l.baseline.Load()))
+	}
+	if got := metricValue(t, l.Collect, "weir_overload_limit_adjustments_total", nil); got != 0 {
+		t.Errorf("weir_overload_limit_adjustments_total = %v after unused slots only, want 0", got)
+	}
+}
+
 func TestLimiterOff(t *testing.T) {
 	l := NewLimiter(LimiterConfig{Mode: "off", Initial: 1})
 	var dones []func(time.Duration, bool)

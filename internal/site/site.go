@@ -151,6 +151,8 @@ type Snapshot struct {
 	// Keep is how long a stale object with validators stays stored for
 	// revalidation.
 	Keep time.Duration
+	// RefreshAhead is cache.refresh_ahead, its defaults applied.
+	RefreshAhead config.RefreshAhead
 }
 
 // DefaultKeep is how long stale objects with validators are kept so they
@@ -168,6 +170,8 @@ func Compile(cfg *config.Config, origins map[string]*origin.Client, prev *Snapsh
 		MaxStored:  int64(cfg.Cache.MaxObjectSize),
 		HitForPass: time.Duration(cfg.Cache.HitForPassTTL),
 		Keep:       DefaultKeep,
+
+		RefreshAhead: cfg.Cache.RefreshAhead,
 	}
 	if cfg.Cache.Disk.Enabled() {
 		s.MaxStored = max(s.MaxStored, int64(cfg.Cache.Disk.ObjectSize()))

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"math"
 	"sync/atomic"
 	"time"
 )
@@ -79,6 +80,9 @@ type Object struct {
 	// reweigh is set while AddCoding writes the object over itself (see
 	// there); next to Status, it takes no room of its own.
 	reweigh atomic.Bool
+	// fill is how long the fill that produced the object took, in
+	// microseconds (see FillTime); it fits in what was padding.
+	fill uint32
 }
 
 // Extra holds the parts of a stored response that few responses have.
@@ -155,6 +159,18 @@ func (o *Object) ClaimRevalidation(now time.Time, interval time.Duration) bool {
 	}
 	return o.revalidated.CompareAndSwap(last, n)
 }
+
+// SetFillTime records how long the fill that produced the object took:
+// from sending the request to holding the whole response. Like the
+// exported fields, it is set before Set and never changes afterwards.
+// Times are kept to the microsecond, up to about 71 minutes.
+func (o *Object) SetFillTime(d time.Duration) {
+	o.fill = uint32(min(max(d/time.Microsecond, 0), math.MaxUint32))
+}
+
+// FillTime returns what SetFillTime recorded; zero means it was not
+// measured (an object read back from the disk tier, for one).
+func (o *Object) FillTime() time.Duration { return time.Duration(o.fill) * time.Microsecond }
 
 // SoftPurged reports whether a soft purge marked the object stale. The
 // caller must treat it as stale whatever its freshness lifetime says:

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"testing"
@@ -398,5 +399,21 @@ func TestInternTableIsBounded(t *testing.T) {
 	h := NewHeader(http.Header{"Server": {"never-seen-before"}}, "k")
 	if h.Get("Server") != "never-seen-before" || h.Bytes() < len("never-seen-before") {
 		t.Fatalf("a value past the bound must be stored, and counted, with its object: %q %d", h.Get("Server"), h.Bytes())
+	}
+}
+
+func TestFillTime(t *testing.T) {
+	for _, tc := range []struct{ set, want time.Duration }{
+		{0, 0},
+		{-time.Second, 0},
+		{1500 * time.Nanosecond, time.Microsecond},
+		{5 * time.Millisecond, 5 * time.Millisecond},
+		{100 * time.Hour, math.MaxUint32 * time.Microsecond},
+	} {
+		var o Object
+		o.SetFillTime(tc.set)
+		if got := o.FillTime(); got != tc.want {
+			t.Errorf("SetFillTime(%v): FillTime() = %v, want %v", tc.set, got, tc.want)
+		}
 	}
 }

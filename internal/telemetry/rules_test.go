@@ -42,6 +42,7 @@ var knownMetrics = map[string]bool{
 	"weir_edge_panics_total":     true,
 	"weir_edge_peer_fills_total": true,
 	"weir_cache_lookups_total":   true,
+	"weir_refresh_ahead_total":   true,
 
 	// Edge rules, compression, WebSocket tunnels, PROXY protocol.
 	"weir_rule_matches_total":           true,
