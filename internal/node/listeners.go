@@ -46,7 +46,8 @@ func (n *Node) startListeners() error {
 	edgeHTTP, peerHTTP := n.httpTelemetry("edge"), n.httpTelemetry("peer")
 	n.anomaly.edge = edgeHTTP
 	n.registerMetrics(edgeHTTP, peerHTTP)
-	handler := edgeHTTP.Wrap(n.clients.Wrap(n.edge))
+	n.startPrivacy()
+	handler := edgeHTTP.Wrap(n.clients.Wrap(n.countPrivate(n.edge)))
 	plain := n.edgeServer(n.redirectToHTTPS(handler))
 	var edgeSrv listen.Server = plain
 	if n.cfg.Server.H2C {
@@ -82,6 +83,7 @@ func (n *Node) startListeners() error {
 	routes := func(mux *http.ServeMux) {
 		n.purge.Register(mux)
 		mux.HandleFunc("POST /reload", n.serveReload)
+		mux.HandleFunc("GET /aggregates", n.serveAggregates)
 		// The page and its assets hold no data: every number comes
 		// through the events stream, a view guarded as /status is.
 		mux.Handle("GET /dashboard", page)

@@ -4,7 +4,7 @@
 // the requests per path; once the window is over it releases those counts
 // once, with Laplace noise, and never again. The exact counts never leave
 // the node. An Aggregator sums the members' releases into the cluster's
-// figures, which tenants, the dashboard and weir doctor read.
+// figures, which tenants read at the admin API's GET /aggregates.
 //
 // # Mechanism and sensitivity
 //

@@ -1,0 +1,153 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weir-cdn/weir/internal/admin"
+	"github.com/weir-cdn/weir/internal/captoken"
+	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/privagg"
+	"github.com/weir-cdn/weir/internal/testkit"
+)
+
+// TestAggregatesFollowTenantScopes, over real HTTP against a node's
+// admin listener: a tenant's token scoped to a.example reads the noised
+// aggregates of a.example and nothing of b.example (asking for it, or
+// for a host that does not exist, is refused 403 and audited); a scoped
+// token gets none of the reads that show every host's exact figures; a
+// token scoped to b.example alone does not cover the entry that also
+// serves www.b.example; an unscoped viewer sees every entry.
+func TestAggregatesFollowTenantScopes(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "from origin")
+	}))
+	defer origin.Close()
+	dir := t.TempDir()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := filepath.Join(dir, "token-keys")
+	tokens := filepath.Join(dir, "tokens")
+	audit := filepath.Join(dir, "audit.log")
+	if err := os.WriteFile(keys, []byte(captoken.KeyLine(key.Public().(ed25519.PublicKey))+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tokens, []byte("ops viewer "+admin.HashToken("ops-token")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	issue := func(name string, hosts ...string) string {
+		now := time.Now()
+		tok, err := captoken.Issue(key, captoken.Claims{Name: name, Role: "purge", Scope: captoken.Scope{Hosts: hosts},
+			IssuedAt: now.Unix(), NotBefore: now.Unix(), Expires: now.Add(time.Hour).Unix()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	tenantA, tenantB := issue("tenant-a", "a.example"), issue("tenant-b", "b.example")
+
+	cfg := testConfig(origin.URL)
+	cfg.Hosts = []config.Host{
+		{Match: []string{"a.example"}, Origin: config.DefaultOriginName},
+		{Match: []string{"b.example", "www.b.example"}, Origin: config.DefaultOriginName},
+	}
+	cfg.AdminTokensFile, cfg.AdminTokenKeysFile, cfg.AuditLog = tokens, keys, audit
+	cfg.Privacy = config.Privacy{Enabled: true, Window: config.Duration(time.Second)}
+	cfg.ApplyDefaults()
+	n, err := Start(cfg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown(context.Background())
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	call := func(path, token string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, "http://"+n.AdminAddr()+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, host := range []string{"a.example", "b.example", "www.b.example"} {
+		for i := range 5 {
+			req, _ := http.NewRequest(http.MethodGet, "http://"+n.EdgeAddr()+"/secret-"+host+"-"+string(rune('0'+i)), nil)
+			req.Host = host
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+	}
+	testkit.Until(t, 10*time.Second, func() string {
+		if status, body := call("/aggregates", "ops-token"); status != http.StatusOK {
+			return "GET /aggregates: " + body
+		}
+		return ""
+	})
+
+	hostsOf := func(body string) []string {
+		t.Helper()
+		var doc privagg.Cluster
+		if err := json.Unmarshal([]byte(body), &doc); err != nil {
+			t.Fatalf("%v: %s", err, body)
+		}
+		var names []string
+		for _, h := range doc.Hosts {
+			names = append(names, h.Host)
+		}
+		return names
+	}
+	status, body := call("/aggregates", tenantA)
+	if got := hostsOf(body); status != 200 || len(got) != 1 || got[0] != "a.example" {
+		t.Errorf("tenant a: %d, hosts %v; want 200 and a.example only", status, got)
+	}
+	if strings.Contains(body, "b.example") || strings.Contains(body, "missing") {
+		t.Errorf("tenant a's answer names b.example or the members' errors:\n%s", body)
+	}
+	if status, body := call("/aggregates?host=a.example", tenantA); status != 200 || len(hostsOf(body)) != 1 {
+		t.Errorf("tenant a, ?host=a.example: %d %s", status, body)
+	}
+	for _, path := range []string{"/aggregates?host=b.example", "/aggregates?host=nowhere.example", "/status", "/metrics", "/debug/doctor", "/dashboard/events", "/debug/events"} {
+		if status, body := call(path, tenantA); status != http.StatusForbidden || strings.Contains(body, "secret-b") {
+			t.Errorf("tenant a, GET %s: %d, want 403 without b.example's figures: %s", path, status, body)
+		}
+	}
+	if status, body := call("/aggregates", tenantB); status != 200 || len(hostsOf(body)) != 0 {
+		t.Errorf("tenant b (scope b.example, entry b.example + www.b.example): %d, hosts %v; want none", status, hostsOf(body))
+	}
+	if status, body := call("/aggregates", "ops-token"); status != 200 || len(hostsOf(body)) != 2 {
+		t.Errorf("unscoped viewer: %d, hosts %v; want both entries", status, hostsOf(body))
+	}
+	if status, _ := call("/aggregates", ""); status != http.StatusUnauthorized {
+		t.Errorf("no token: %d, want 401", status)
+	}
+	log, err := os.ReadFile(audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), `"action":"aggregates","what":"/aggregates?host=b.example"`) || !strings.Contains(string(log), `"who":"tenant-a"`) {
+		t.Errorf("the refused read of b.example is not audited with the tenant's name:\n%s", log)
+	}
+}
