@@ -53,6 +53,13 @@ func (n *Node) newDashboard(edgeHTTP *telemetry.HTTP) *dashboard.Hub {
 			return n.cluster.ReadPeer(ctx, name, dashboard.SignalsPath, dashboard.MaxSignalsBytes)
 		}
 	}
+	if n.priv.agg != nil {
+		// In the background, while someone watches: the aggregator keeps
+		// its sum for the privacy window, so the members are read once a
+		// window whatever the viewers.
+		opt.Aggregates = n.priv.agg.Get
+		opt.AggregatesEvery = min(dashboard.DefaultAggregatesEvery, n.priv.rec.Window())
+	}
 	h := dashboard.NewHub(opt)
 	h.Start()
 	return h

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -17,6 +18,7 @@ import (
 	"github.com/weir-cdn/weir/internal/admin"
 	"github.com/weir-cdn/weir/internal/captoken"
 	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/dashboard"
 	"github.com/weir-cdn/weir/internal/privagg"
 	"github.com/weir-cdn/weir/internal/testkit"
 )
@@ -149,5 +151,83 @@ func TestAggregatesFollowTenantScopes(t *testing.T) {
 	}
 	if !strings.Contains(string(log), `"action":"aggregates","what":"/aggregates?host=b.example"`) || !strings.Contains(string(log), `"who":"tenant-a"`) {
 		t.Errorf("the refused read of b.example is not audited with the tenant's name:\n%s", log)
+	}
+}
+
+// TestDashboardShowsClusterAggregates, over real HTTP: with privacy on,
+// the dashboard's snapshots carry the aggregate of the last closed
+// window, read in the background, with the host's noised counts; with
+// privacy off (TestDashboardServedOnAdmin's node) they carry none.
+func TestDashboardShowsClusterAggregates(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "from origin")
+	}))
+	defer origin.Close()
+	cfg := testConfig(origin.URL)
+	cfg.Hosts = []config.Host{{Match: []string{"a.example"}, Origin: config.DefaultOriginName}}
+	// A budget this large makes the noise (scale 0.02) vanish on rounding.
+	cfg.Privacy = config.Privacy{Enabled: true, Epsilon: 100, Window: config.Duration(time.Second)}
+	cfg.ApplyDefaults()
+	n, err := Start(cfg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown(context.Background())
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	hit := func() {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+n.EdgeAddr()+"/page", nil)
+		req.Host = "a.example"
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.AdminAddr()+"/dashboard/events", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	var agg *dashboard.Aggregates
+	testkit.Until(t, 20*time.Second, func() string {
+		hit() // traffic in every window, so whichever closed last has some
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("the stream ended: %v", err)
+			}
+			data, ok := strings.CutPrefix(line, "data: ")
+			if !ok {
+				continue
+			}
+			var snap dashboard.Snapshot
+			if err := json.Unmarshal([]byte(data), &snap); err != nil {
+				t.Fatal(err)
+			}
+			agg = snap.Aggregates
+			switch {
+			case agg == nil:
+				t.Fatal("no aggregates section with privacy on")
+			case agg.Cluster == nil:
+				return "aggregates pending: " + agg.Pending
+			case len(agg.Hosts) != 1 || agg.Hosts[0].Host != "a.example":
+				t.Fatalf("aggregate hosts %+v, want a.example", agg.Hosts)
+			case agg.Hosts[0].Requests == 0:
+				return "an aggregate without requests"
+			}
+			return ""
+		}
+	})
+	h := agg.Hosts[0]
+	if agg.Members != 1 || agg.Seconds != 1 || h.Hits+h.Misses != h.Requests || h.HitRatio == nil || len(h.Top) != 1 || h.Top[0].Path != "/page" {
+		t.Errorf("aggregate %+v, host %+v: want one member, a one-second window, the host's requests all hits or misses, /page on top", agg.Cluster, h)
 	}
 }
