@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bufio"
+	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -26,7 +27,7 @@ func guardedServer(t *testing.T, auth *Authenticator, metricsPublic bool) (*http
 	t.Cleanup(func() { audit.Close() })
 	srv := httptest.NewServer(NewHandler(Options{
 		Status:        func() any { return map[string]int{"objects": 3} },
-		Doctor:        func() any { return map[string]int{"fills": 1} },
+		Doctor:        func(context.Context) any { return map[string]int{"fills": 1} },
 		Cluster:       func(string) (any, error) { return map[string]string{"owner": "a"}, nil },
 		Metrics:       http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("up 1\n")) }),
 		Auth:          auth,

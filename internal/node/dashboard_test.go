@@ -77,6 +77,9 @@ func TestDashboardServedOnAdmin(t *testing.T) {
 	if snap.Aggregates != nil {
 		t.Errorf("snapshot has aggregates %+v with privacy off", snap.Aggregates)
 	}
+	if _, body := get(t, c, admin+"/debug/doctor"); strings.Contains(body, `"aggregates"`) {
+		t.Errorf("/debug/doctor has aggregates with privacy off: %s", body)
+	}
 
 	sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
 	defer scancel()

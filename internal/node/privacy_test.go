@@ -20,6 +20,7 @@ import (
 	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/dashboard"
 	"github.com/weir-cdn/weir/internal/privagg"
+	"github.com/weir-cdn/weir/internal/status"
 	"github.com/weir-cdn/weir/internal/testkit"
 )
 
@@ -156,8 +157,9 @@ func TestAggregatesFollowTenantScopes(t *testing.T) {
 
 // TestDashboardShowsClusterAggregates, over real HTTP: with privacy on,
 // the dashboard's snapshots carry the aggregate of the last closed
-// window, read in the background, with the host's noised counts; with
-// privacy off (TestDashboardServedOnAdmin's node) they carry none.
+// window, read in the background, with the host's noised counts, and
+// /debug/doctor carries it too; with privacy off
+// (TestDashboardServedOnAdmin's node) the snapshots carry none.
 func TestDashboardShowsClusterAggregates(t *testing.T) {
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
@@ -229,5 +231,19 @@ func TestDashboardShowsClusterAggregates(t *testing.T) {
 	h := agg.Hosts[0]
 	if agg.Members != 1 || agg.Seconds != 1 || h.Hits+h.Misses != h.Requests || h.HitRatio == nil || len(h.Top) != 1 || h.Top[0].Path != "/page" {
 		t.Errorf("aggregate %+v, host %+v: want one member, a one-second window, the host's requests all hits or misses, /page on top", agg.Cluster, h)
+	}
+
+	// The doctor's document carries the same aggregate, and the host's
+	// exact counts on this node beside it.
+	_, body := get(t, c, "http://"+n.AdminAddr()+"/debug/doctor")
+	var doc status.Doctor
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Aggregates == nil || len(doc.Aggregates.Hosts) != 1 || doc.Aggregates.Hosts[0].Host != "a.example" || doc.Aggregates.Window < agg.Window {
+		t.Errorf("doctor aggregates %+v (%s), want a.example's of window %d or later", doc.Aggregates, doc.AggregatesNote, agg.Window)
+	}
+	if len(doc.Sites) != 1 || doc.Sites[0].Name != "a.example" || doc.Sites[0].Hits+doc.Sites[0].Misses == 0 {
+		t.Errorf("doctor sites %+v, want a.example with its counts", doc.Sites)
 	}
 }

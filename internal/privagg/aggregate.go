@@ -228,6 +228,18 @@ func (a *Aggregator) Get(ctx context.Context) (Cluster, bool) {
 	}
 }
 
+// Last returns the last aggregate Get gathered, of whatever window, and
+// false when none was. It never blocks on the members: for a reader that
+// must answer at once (the doctor) when Get did not within its time.
+func (a *Aggregator) Last() (Cluster, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cached == nil {
+		return Cluster{}, false
+	}
+	return *a.cached, true
+}
+
 // gather asks every other member for its document and sums them with
 // local.
 func (a *Aggregator) gather(ctx context.Context, local Document) Cluster {

@@ -246,9 +246,15 @@ func TestAggregator(t *testing.T) {
 			}
 			return []byte(`{"v":1`), nil
 		}})
+	if _, ok := a.Last(); ok {
+		t.Fatal("Last before any gathering returned one")
+	}
 	c, ok := a.Get(context.Background())
 	if !ok {
 		t.Fatal("no aggregate")
+	}
+	if last, ok := a.Last(); !ok || last.Window != c.Window || last.Hosts[0].Hits != c.Hosts[0].Hits {
+		t.Errorf("Last = %+v, %v; want the gathered %+v", last, ok, c)
 	}
 	if h := c.Hosts[0]; h.Hits != 22 || h.Members != 3 || c.Members != 3 || c.NoData != 2 {
 		t.Errorf("got %+v, members %d, no data %d; want 22 hits from 3 members, 2 without data", h, c.Members, c.NoData)
