@@ -4,6 +4,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
@@ -18,8 +19,9 @@ type Options struct {
 	// Status returns the JSON document served at /status; nil serves {}.
 	Status func() any
 	// Doctor returns the JSON document served at /debug/doctor (role
-	// viewer), what `weir doctor` reads; nil serves 404.
-	Doctor func() any
+	// viewer), what `weir doctor` reads, within the request's context;
+	// nil serves 404.
+	Doctor func(ctx context.Context) any
 	// Cluster returns the JSON document served at /cluster: the members
 	// and, when key is not empty, which node owns it. A non-nil error is
 	// the client's mistake (400). Nil serves 404: not a cluster member.
@@ -136,7 +138,7 @@ func NewHandler(opt Options) http.Handler {
 	})))
 	if opt.Doctor != nil {
 		mux.Handle("GET /debug/doctor", g.guard("doctor", RoleViewer, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			WriteJSON(w, http.StatusOK, opt.Doctor())
+			WriteJSON(w, http.StatusOK, opt.Doctor(r.Context()))
 		})))
 	}
 	mux.Handle("GET /cluster", g.guard("cluster", RoleViewer, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

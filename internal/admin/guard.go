@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -21,7 +22,8 @@ type readGuard struct {
 }
 
 // guard returns h behind a check that the caller's token allows need,
-// when tokens are configured; action names the read in the audit log.
+// when tokens are configured, and is not scoped; action names the read
+// in the audit log.
 // A refusal is answered 401 or 403 with the JSON error body (and
 // WWW-Authenticate for 401) and audited, until its address is past the
 // limit on refusals: then it is answered 429 with Retry-After and only
@@ -34,6 +36,13 @@ func (g *readGuard) guard(action string, need Role, h http.Handler) http.Handler
 			return
 		}
 		who, err := g.auth.Authorize(r, need)
+		if err == nil && who.Scoped() {
+			// Scoped tokens are tenants': these reads show every host's
+			// exact figures (per-site counts, top keys, the fill path's
+			// evidence), which a tenant must not see of another's hosts.
+			err = forbidden(fmt.Sprintf("token %q is scoped (%s), and this read shows every host's exact figures: a scoped token reads GET /aggregates (its hosts' noised aggregates) and purge status",
+				who.Name, who.Scope))
+		}
 		if err == nil {
 			h.ServeHTTP(w, r)
 			return

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bufio"
+	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -26,7 +27,7 @@ func guardedServer(t *testing.T, auth *Authenticator, metricsPublic bool) (*http
 	t.Cleanup(func() { audit.Close() })
 	srv := httptest.NewServer(NewHandler(Options{
 		Status:        func() any { return map[string]int{"objects": 3} },
-		Doctor:        func() any { return map[string]int{"fills": 1} },
+		Doctor:        func(context.Context) any { return map[string]int{"fills": 1} },
 		Cluster:       func(string) (any, error) { return map[string]string{"owner": "a"}, nil },
 		Metrics:       http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("up 1\n")) }),
 		Auth:          auth,
@@ -71,7 +72,8 @@ func countLines(t *testing.T, path string) int {
 // TestReadsFollowRolesWithTokens: with tokens configured, /status,
 // /cluster, /metrics and /debug/doctor need viewer and /debug/pprof/ admin, refusals
 // are 401/403 with WWW-Authenticate on 401 and audited; /healthz and
-// /readyz stay open; a scoped token reads but gets no profiles.
+// /readyz stay open; a scoped token (a tenant's) gets none of these reads,
+// which show every host's exact figures, and no profiles.
 func TestReadsFollowRolesWithTokens(t *testing.T) {
 	tokens := filepath.Join(t.TempDir(), "tokens")
 	writeFile(t, tokens, "v viewer "+HashToken("vvv")+"\na admin "+HashToken("aaa")+"\n")
@@ -85,11 +87,11 @@ func TestReadsFollowRolesWithTokens(t *testing.T) {
 	want := map[string]map[string]int{ // path → token → status
 		"/healthz":                  {"": 200, "vvv": 200},
 		"/readyz":                   {"": 200},
-		"/status":                   {"": 401, "nope": 401, "vvv": 200, "aaa": 200, scoped: 200},
+		"/status":                   {"": 401, "nope": 401, "vvv": 200, "aaa": 200, scoped: 403},
 		"/cluster":                  {"": 401, "vvv": 200},
-		"/view":                     {"": 401, "nope": 401, "vvv": 200, scoped: 200},
-		"/metrics":                  {"": 401, "vvv": 200},
-		"/debug/doctor":             {"": 401, "nope": 401, "vvv": 200, "aaa": 200},
+		"/view":                     {"": 401, "nope": 401, "vvv": 200, scoped: 403},
+		"/metrics":                  {"": 401, "vvv": 200, scoped: 403},
+		"/debug/doctor":             {"": 401, "nope": 401, "vvv": 200, "aaa": 200, scoped: 403},
 		"/debug/pprof/":             {"": 401, "vvv": 403, "aaa": 200, scoped: 403},
 		"/debug/pprof/cmdline":      {"vvv": 403, "aaa": 200},
 		"/debug/pprof/symbol":       {"": 401},

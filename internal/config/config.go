@@ -195,6 +195,10 @@ type Config struct {
 	// one is required, so the zero value (none) is invalid unless the
 	// --origin flag adds a catch-all (see SetOrigin).
 	Hosts []Host `yaml:"hosts"`
+
+	// Privacy configures the private aggregates (differentially private
+	// per-host counts across the cluster). Its zero value means off.
+	Privacy Privacy `yaml:"privacy"`
 }
 
 // Cache bounds and tunes the object cache.
@@ -951,6 +955,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Telemetry.Tracing.SampleRatio, DefaultTraceSampleRatio)
 	setDefault(&c.Telemetry.Tracing.Timeout, DefaultTraceTimeout)
 	setDefault(&c.Telemetry.Tracing.ServiceName, DefaultServiceName)
+	c.Privacy.applyDefaults()
 
 	for i := range c.Origins {
 		c.Origins[i].applyDefaults()

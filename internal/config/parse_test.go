@@ -252,7 +252,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "unknown top-level key",
 			yaml: "node: a\n\nlisten_addr: :80\n",
-			want: []string{`weir.yaml:3: unknown key "listen_addr" at the top level (known keys: node, listen, admin_listen, admin_tokens_file, audit_log, admin_token_keys_file, admin_metrics_public, audit_log_max_size, audit_log_max_files, admin_tls, tls, cache, server, proxy_protocol, cluster, purge, overload, telemetry, origins, hosts); did you mean "listen"?`},
+			want: []string{`weir.yaml:3: unknown key "listen_addr" at the top level (known keys: node, listen, admin_listen, admin_tokens_file, audit_log, admin_token_keys_file, admin_metrics_public, audit_log_max_size, audit_log_max_files, admin_tls, tls, cache, server, proxy_protocol, cluster, purge, overload, telemetry, origins, hosts, privacy); did you mean "listen"?`},
 		},
 		{
 			name: "dashes instead of underscores",
@@ -404,7 +404,7 @@ hosts:
 			name: "every problem at once, in document order",
 			yaml: "nodee: a\ncache:\n  max_size: big\norigins:\n  - name: a\n    urll: http://x\n",
 			want: []string{
-				`weir.yaml:1: unknown key "nodee" at the top level (known keys: node, listen, admin_listen, admin_tokens_file, audit_log, admin_token_keys_file, admin_metrics_public, audit_log_max_size, audit_log_max_files, admin_tls, tls, cache, server, proxy_protocol, cluster, purge, overload, telemetry, origins, hosts); did you mean "node"?`,
+				`weir.yaml:1: unknown key "nodee" at the top level (known keys: node, listen, admin_listen, admin_tokens_file, audit_log, admin_token_keys_file, admin_metrics_public, audit_log_max_size, audit_log_max_files, admin_tls, tls, cache, server, proxy_protocol, cluster, purge, overload, telemetry, origins, hosts, privacy); did you mean "node"?`,
 				`weir.yaml:3: cache.max_size: size "big" does not start with a number; write a byte count like 65536 or a number with a unit like 256MiB`,
 				`weir.yaml:6: unknown key "urll" in origins[0] (known keys: name, url, host_header, connect_timeout, tls_handshake_timeout, response_header_timeout, body_idle_timeout, max_idle_conns, max_conns, servers, balance, health_check, outlier, breaker, tls, bulkhead, retry, failure_statuses, trickle_rate); did you mean "url"?`,
 			},

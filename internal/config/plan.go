@@ -104,6 +104,7 @@ var restartWhy = map[string]string{
 	"purge":             "the purge service is built at start",
 	"overload":          "the overload limits are built at start",
 	"telemetry":         "logging, the access log and tracing are set up at start",
+	"privacy":           "the private aggregates' counters are built at start",
 
 	// The admin API's access settings, and the audit log's.
 	"admin_token_keys_file": "the token keys file's path is opened at start (SIGHUP re-reads the file itself)",

@@ -93,6 +93,7 @@ func (c *Config) Validate() error {
 	v.overload(e.Overload)
 	names := v.origins(e.Origins)
 	v.hosts(e.Hosts, names, e.Telemetry.RequestIDHeader)
+	v.privacy(e.Privacy, e.Hosts)
 	return errors.Join(v.errs...)
 }
 

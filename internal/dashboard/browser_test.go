@@ -58,7 +58,8 @@ func artifacts(t *testing.T) string {
 
 // TestDashboardInChromium opens a real node's dashboard in headless
 // Chromium with tokens configured: it logs in with a viewer token, sees
-// the numbers move with traffic, a purge with its acknowledgements by
+// the numbers move with traffic, the cluster's private aggregates (both
+// members' releases), a purge with its acknowledgements by
 // the other member, and an origin's breaker opening; no console error or
 // uncaught exception is allowed along the way.
 func TestDashboardInChromium(t *testing.T) {
@@ -80,6 +81,8 @@ func TestDashboardInChromium(t *testing.T) {
 		Configure: func(i int, cfg *config.Config) {
 			// The breaker stays open once open, for the page to show it.
 			cfg.Origins[0].Breaker.Delay = config.Duration(time.Hour)
+			// The private aggregates, over windows short enough to show.
+			cfg.Privacy = config.Privacy{Enabled: true, Epsilon: 100, Window: config.Duration(time.Second)}
 		}})
 	n0 := c.Node(0)
 
@@ -154,6 +157,9 @@ func TestDashboardInChromium(t *testing.T) {
 	poll("the cluster's golden signals", `!document.getElementById("golden-cluster").hidden && document.getElementById("golden-cluster-row") !== null &&
 		document.getElementById("golden-cluster-row").textContent.startsWith("cluster (2 with data)") && document.querySelectorAll("#golden-rows tr").length === 3 &&
 		!document.getElementById("golden-rows").textContent.includes("no data")`)
+	// The cluster's private aggregates, both members' releases summed.
+	poll("the cluster aggregates", `!document.getElementById("aggregates").hidden && document.querySelectorAll("#aggregates-rows tr").length >= 1 &&
+		document.getElementById("aggregates-note").textContent.includes(", 2 members.")`)
 	noProblems("after login")
 
 	// Traffic: misses, then hits; the hit ratio and the hosts table move.

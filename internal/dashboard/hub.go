@@ -19,6 +19,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/weir-cdn/weir/internal/privagg"
 )
 
 // Defaults of Options.
@@ -60,6 +62,21 @@ type Options struct {
 	// FetchTimeout bounds one member's answer; 0 means
 	// DefaultFetchTimeout.
 	FetchTimeout time.Duration
+
+	// Aggregates, when set (privacy.enabled is on), returns the cluster's
+	// private aggregate of the last closed privacy window
+	// (privagg.Aggregator.Get), false when no window has closed yet. It
+	// is called in the background while someone watches, at most once
+	// per AggregatesEvery and one call at a time, with a context carrying
+	// AggregatesTimeout, and must return when it ends: a tick never
+	// waits for it. Nil means no aggregates section.
+	Aggregates func(ctx context.Context) (privagg.Cluster, bool)
+	// AggregatesEvery is the least time between two calls of Aggregates;
+	// 0 means DefaultAggregatesEvery.
+	AggregatesEvery time.Duration
+	// AggregatesTimeout bounds one call; 0 means
+	// DefaultAggregatesTimeout.
+	AggregatesTimeout time.Duration
 }
 
 // Hub builds the dashboard's snapshots and streams them to subscribers.
@@ -79,6 +96,7 @@ type Hub struct {
 	last   []byte               // the latest event, sent first to a new subscriber
 	points []point              // the kept points, oldest first; the loop's alone
 	coll   *collector           // the members' signals; nil for a node alone
+	agg    *aggRefresher        // the cluster's private aggregates; nil when privacy is off
 	builds int                  // snapshots built, for tests; guarded by mu
 }
 
@@ -109,6 +127,9 @@ func NewHub(opt Options) *Hub {
 		h.opt.FetchTimeout = opt.FetchTimeout
 		h.coll = newCollector(opt.Fetch, opt.FetchTimeout)
 	}
+	if opt.Aggregates != nil {
+		h.agg = newAggRefresher(opt.Aggregates, opt.AggregatesEvery, opt.AggregatesTimeout)
+	}
 	return h
 }
 
@@ -124,6 +145,9 @@ func (h *Hub) Close() {
 	<-h.done
 	if h.coll != nil {
 		h.coll.wg.Wait()
+	}
+	if h.agg != nil {
+		h.agg.wg.Wait()
 	}
 }
 
@@ -145,6 +169,9 @@ func (h *Hub) loop() {
 			h.mu.Unlock()
 			if h.coll != nil {
 				h.coll.start(h.ctx, nil) // forgets the members' samples
+			}
+			if h.agg != nil {
+				h.agg.reset()
 			}
 			select {
 			case <-h.ctx.Done():
@@ -200,6 +227,12 @@ func (h *Hub) tick() {
 	if h.coll != nil {
 		h.coll.start(h.ctx, h.opt.Members())
 		h.cluster(snap, windowOf(&old.sig, &cur.sig))
+	}
+	if h.agg != nil {
+		// The view is of the latest answer; the ask it starts shows from
+		// a later tick.
+		h.agg.maybeStart(h.ctx, s.Time)
+		snap.Aggregates = h.agg.view()
 	}
 	snap.Alerts = evaluate(&s, &cur, h)
 	body, err := json.Marshal(snap)

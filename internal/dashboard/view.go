@@ -38,7 +38,11 @@ type Snapshot struct {
 	// TopKeys are the node's most requested cache keys, estimated from
 	// one request in 64 (edge.TopKey), most first.
 	TopKeys []edge.TopKey `json:"top_keys"`
-	Alerts  []Alert       `json:"alerts"`
+	// Aggregates are the cluster's private aggregates (noised, of the
+	// last closed privacy window, every member's traffic), read in the
+	// background; absent when privacy.enabled is off.
+	Aggregates *Aggregates `json:"aggregates,omitempty"`
+	Alerts     []Alert     `json:"alerts"`
 }
 
 // CacheView answers "how is my cache performing".

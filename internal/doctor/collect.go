@@ -36,8 +36,18 @@ type Node struct {
 	Uncacheable []edge.UncacheableCount
 	Misses      edge.MissTimes
 	Ghost       edge.Ghost
+	// Sites are this node's exact hits and misses per hosts entry, over
+	// Window.
+	Sites []SiteCounts
 	// Metrics are the few series read from /metrics.
 	Metrics Metrics
+}
+
+// SiteCounts are one hosts entry's cacheable requests on one node:
+// served from the cache (fresh or stale) or not.
+type SiteCounts struct {
+	Name         string
+	Hits, Misses int64
 }
 
 // Metrics are the series the doctor reads from a node's /metrics.
@@ -139,6 +149,19 @@ func (r reading) node(url string, before reading, window time.Duration) Node {
 		Requests: r.status.Requests, Evictions: r.status.Cache.Evictions,
 		Uncacheable: r.doctor.Uncacheable, Misses: r.doctor.Misses, Ghost: r.doctor.Ghost}
 	sum, count := histogram(r.metrics, "weir_origin_request_duration_seconds")
+	prev := map[string]status.DoctorSite{}
+	if window > 0 {
+		for _, ds := range before.doctor.Sites {
+			prev[ds.Name] = ds
+		}
+	}
+	for _, ds := range r.doctor.Sites {
+		p := prev[ds.Name]
+		if ds.Hits < p.Hits || ds.Misses < p.Misses {
+			p = status.DoctorSite{} // the node restarted in between
+		}
+		n.Sites = append(n.Sites, SiteCounts{Name: ds.Name, Hits: ds.Hits - p.Hits, Misses: ds.Misses - p.Misses})
+	}
 	if window > 0 {
 		n.Requests = subStats(r.status.Requests, before.status.Requests)
 		n.Evictions -= before.status.Cache.Evictions

@@ -32,6 +32,7 @@ const (
 	KindHeadroom     = "headroom"
 	KindCacheSize    = "cache-too-small"
 	KindTieredFill   = "tiered-fill"
+	KindNodeHitRatio = "node-hit-ratio"
 )
 
 // Finding is one thing that limits the deployment.
@@ -109,6 +110,7 @@ func Analyze(nodes []Node, th Thresholds) Report {
 	fs = append(fs, shedding(nodes, total, th)...)
 	fs = append(fs, cacheSize(nodes, total)...)
 	fs = append(fs, tieredFill(nodes, total)...)
+	fs = append(fs, nodeHitRatio(nodes, total)...)
 	for _, f := range fs {
 		if f.Gain >= th.MinGain {
 			rep.Findings = append(rep.Findings, f)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/weir-cdn/weir/internal/dashboard"
 	"github.com/weir-cdn/weir/internal/origin"
+	"github.com/weir-cdn/weir/internal/privagg"
 	"github.com/weir-cdn/weir/internal/status"
 	"github.com/weir-cdn/weir/internal/telemetry"
 )
@@ -52,6 +53,13 @@ func (n *Node) newDashboard(edgeHTTP *telemetry.HTTP) *dashboard.Hub {
 			return n.cluster.ReadPeer(ctx, name, dashboard.SignalsPath, dashboard.MaxSignalsBytes)
 		}
 	}
+	if n.priv.agg != nil {
+		// In the background, while someone watches: the aggregator keeps
+		// its sum for the privacy window, so the members are read once a
+		// window whatever the viewers.
+		opt.Aggregates = n.priv.agg.Get
+		opt.AggregatesEvery = min(dashboard.DefaultAggregatesEvery, n.priv.rec.Window())
+	}
 	h := dashboard.NewHub(opt)
 	h.Start()
 	return h
@@ -74,8 +82,12 @@ type signalsServer struct {
 }
 
 func (s signalsServer) ServePeer(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == privagg.Path {
+		s.n.servePrivacyPeer(w, r)
+		return
+	}
 	if r.URL.Path != dashboard.SignalsPath {
-		http.Error(w, "weir: the only member read this node serves is GET "+dashboard.SignalsPath, http.StatusNotFound)
+		http.Error(w, "weir: the member reads this node serves are GET "+dashboard.SignalsPath+" and GET "+privagg.Path, http.StatusNotFound)
 		return
 	}
 	if r.Method != http.MethodGet {

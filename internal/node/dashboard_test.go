@@ -74,6 +74,12 @@ func TestDashboardServedOnAdmin(t *testing.T) {
 	if snap.Status.Node != "node-test" || len(snap.Pools) != 1 || len(snap.Alerts) == 0 {
 		t.Errorf("snapshot: node %q, %d pools, %d alerts", snap.Status.Node, len(snap.Pools), len(snap.Alerts))
 	}
+	if snap.Aggregates != nil {
+		t.Errorf("snapshot has aggregates %+v with privacy off", snap.Aggregates)
+	}
+	if _, body := get(t, c, admin+"/debug/doctor"); strings.Contains(body, `"aggregates"`) {
+		t.Errorf("/debug/doctor has aggregates with privacy off: %s", body)
+	}
 
 	sctx, scancel := context.WithTimeout(context.Background(), time.Minute)
 	defer scancel()

@@ -47,7 +47,8 @@ func (n *Node) startListeners() error {
 	edgeHTTP, peerHTTP := n.httpTelemetry("edge"), n.httpTelemetry("peer")
 	n.anomaly.edge = edgeHTTP
 	n.registerMetrics(edgeHTTP, peerHTTP)
-	handler := edgeHTTP.Wrap(n.clients.Wrap(n.edge))
+	n.startPrivacy()
+	handler := edgeHTTP.Wrap(n.clients.Wrap(n.countPrivate(n.edge)))
 	plain := n.edgeServer(n.redirectToHTTPS(handler))
 	var edgeSrv listen.Server = plain
 	if n.cfg.Server.H2C {
@@ -84,6 +85,7 @@ func (n *Node) startListeners() error {
 		n.purge.Register(mux)
 		n.registerFaults(mux)
 		mux.HandleFunc("POST /reload", n.serveReload)
+		mux.HandleFunc("GET /aggregates", n.serveAggregates)
 		// The page and its assets hold no data: every number comes
 		// through the events stream, a view guarded as /status is.
 		mux.Handle("GET /dashboard", page)

@@ -127,6 +127,9 @@ type Node struct {
 	}
 	// dash is the dashboard's hub (dashboard.go), set by startListeners.
 	dash *dashboard.Hub
+	// priv counts and releases the private aggregates (privacy.go); nil
+	// when privacy.enabled is off.
+	priv privacyParts
 
 	draining atomic.Bool
 	stopOnce sync.Once

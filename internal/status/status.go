@@ -21,6 +21,7 @@ import (
 	"github.com/weir-cdn/weir/internal/inject"
 	"github.com/weir-cdn/weir/internal/origin"
 	"github.com/weir-cdn/weir/internal/overload"
+	"github.com/weir-cdn/weir/internal/privagg"
 	"github.com/weir-cdn/weir/internal/purge"
 	"github.com/weir-cdn/weir/internal/store"
 	"github.com/weir-cdn/weir/internal/version"
@@ -194,6 +195,14 @@ type Doctor struct {
 	// whether its misses ask the key's owner (cluster.tiered_fill).
 	Cluster    bool `json:"cluster"`
 	TieredFill bool `json:"tiered_fill"`
+	// Aggregates is the cluster's private aggregate (privacy.enabled):
+	// every member's noised release of the last closed privacy window,
+	// summed, as GET /aggregates serves it; nil when privacy is off or no
+	// window has closed yet. AggregatesNote says why it is missing, or
+	// that it is an earlier window's (the members did not answer in
+	// time).
+	Aggregates     *privagg.Cluster `json:"aggregates,omitempty"`
+	AggregatesNote string           `json:"aggregates_note,omitempty"`
 	edge.DoctorSample
 }
 
@@ -207,6 +216,12 @@ type DoctorSite struct {
 	AllowParams    []string `json:"allow_params,omitempty"`
 	Headers        []string `json:"headers,omitempty"`
 	StoreSetCookie bool     `json:"store_set_cookie,omitempty"`
+	// Hits and Misses are this node's exact counts of the entry's
+	// cacheable requests since it started (its site counters, as the
+	// dashboard's hosts table shows them): served from the cache, fresh
+	// or stale, or not.
+	Hits   int64 `json:"hits"`
+	Misses int64 `json:"misses"`
 }
 
 // Faults is a node's answer to GET /faults: the faults injected there

@@ -171,6 +171,9 @@ func SpanContext(ctx context.Context) trace.SpanContext {
 // SetCache records what the cache did.
 func (r *Request) SetCache(c Cache) { r.cache = c }
 
+// Cache returns what the cache did, as last recorded.
+func (r *Request) Cache() Cache { return r.cache }
+
 // SetTunnel records that the request's connection became a tunnel (a
 // WebSocket after a 101) that carried in bytes from the client and out
 // bytes to it. The access log then shows status 101, the bytes each way

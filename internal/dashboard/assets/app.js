@@ -51,6 +51,25 @@ function goldenRows(s) {
   fill("golden-rows", rows);
 }
 
+// aggregateRows fills the cluster's private aggregates: one row per
+// host, its noised counts and top objects. Hidden when privacy is off
+// (no aggregates in the snapshot).
+function aggregateRows(s) {
+  const a = s.aggregates;
+  $("aggregates").hidden = !a;
+  if (!a) { return; }
+  if (!a.hosts) {
+    setText("aggregates-note", "No aggregate yet: " + (a.pending || "asking the aggregator") + ".");
+    fill("aggregates-rows", []);
+    return;
+  }
+  const end = new Date(Date.parse(a.window_start) + a.window_seconds * 1000);
+  setText("aggregates-note", "Window " + new Date(a.window_start).toLocaleTimeString() + "–" + end.toLocaleTimeString() + ", " +
+    a.members + " members" + (a.members_no_data ? ", " + a.members_no_data + " without data" : "") + ".");
+  fill("aggregates-rows", a.hosts.map((h) => row([h.host, h.requests, h.hits, h.misses, pct(h.hit_ratio), h.members,
+    el("td", (h.top || []).map((o) => o.path + " (" + o.count + ")").join(", ") + (h.top_withheld ? " (withheld by " + h.top_withheld + ")" : ""), "key")])));
+}
+
 function el(tag, text, cls) {
   const e = document.createElement(tag);
   if (text !== undefined && text !== null) { e.textContent = String(text); }
@@ -190,6 +209,7 @@ function render(s) {
     return row([p.id, what, new Date(p.issued_at).toLocaleTimeString(), el("td", p.complete ? "yes" : "no", p.complete ? "ok" : "pending"), acks]);
   }));
 
+  aggregateRows(s);
   fill("top-keys", s.top_keys.map((k) => row([el("td", k.key, "key"), k.site, k.count, pct(k.share), k.error, k.hits, k.misses])));
   fill("uncacheable", s.uncacheable.map((u) => row([u.site, u.reason, u.count])));
 
