@@ -41,14 +41,7 @@ func (n *Node) newDashboard(edgeHTTP *telemetry.HTTP) *dashboard.Hub {
 		return s
 	}}
 	if n.cluster != nil {
-		opt.Members = func() []string {
-			addrs := n.cluster.PeerAddrs()
-			names := make([]string, len(addrs))
-			for i, a := range addrs {
-				names[i] = a.Name
-			}
-			return names
-		}
+		opt.Members = n.peerNames
 		opt.Fetch = func(ctx context.Context, name string) ([]byte, error) {
 			return n.cluster.ReadPeer(ctx, name, dashboard.SignalsPath, dashboard.MaxSignalsBytes)
 		}
@@ -114,4 +107,15 @@ func (s signalsServer) ServePeer(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	_, _ = w.Write(body)
+}
+
+// peerNames returns the names of the live members besides this node:
+// whom the dashboard's and the private aggregates' readers ask.
+func (n *Node) peerNames() []string {
+	addrs := n.cluster.PeerAddrs()
+	names := make([]string, len(addrs))
+	for i, a := range addrs {
+		names[i] = a.Name
+	}
+	return names
 }

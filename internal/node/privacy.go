@@ -57,14 +57,7 @@ func (n *Node) startPrivacy() {
 	rec := privagg.NewRecorder(hosts, time.Duration(n.cfg.Privacy.Window), nil, time.Now())
 	opt := privagg.AggregatorOptions{Local: rec, TopObjects: n.cfg.Privacy.TopObjects}
 	if n.cluster != nil {
-		opt.Members = func() []string {
-			addrs := n.cluster.PeerAddrs()
-			names := make([]string, len(addrs))
-			for i, a := range addrs {
-				names[i] = a.Name
-			}
-			return names
-		}
+		opt.Members = n.peerNames
 		opt.Fetch = func(ctx context.Context, name string) ([]byte, error) {
 			return n.cluster.ReadPeer(ctx, name, privagg.Path, privagg.MaxDocumentBytes)
 		}
