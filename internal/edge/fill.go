@@ -97,9 +97,11 @@ type fillJob struct {
 	// fetched is when the response's header arrived, for the doctor's
 	// body transfer time.
 	fetched time.Time
-	// started is when the fill sent its request: the stored object's
-	// fill time (store.Object.FillTime) is measured from it.
-	started time.Time
+	// started is when the fill sent its request, and reqTime the same by
+	// the handler's clock (Options.Now), from which the stored object's
+	// fill time (store.Object.FillTime) is measured: refresh-ahead
+	// compares it with the object's remaining freshness, on that clock.
+	started, reqTime time.Time
 	// ahead marks a refresh-ahead (refresh.go): it holds one of the
 	// node's refresh budget, released when the fill ends, and slot, the
 	// origin limiter's slot taken before it started.
@@ -568,7 +570,7 @@ func (h *Handler) runFill(job *fillJob) {
 	}
 	job.out = job.out.WithContext(ctx)
 	reqTime := h.now()
-	job.started = time.Now()
+	job.started, job.reqTime = time.Now(), reqTime
 	resp, from, err := h.fetch(job)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
@@ -804,7 +806,7 @@ func (h *Handler) storeFilled(job *fillJob, resp *http.Response, hd *head, polic
 		key = string(store.VariantKey(nil, []byte(job.primary), []byte(hd.secondary)))
 	}
 	obj := newObject(key, resp.StatusCode, hd.header, store.Bytes(body), policy, respTime, hd.initialAge, job.keep)
-	obj.SetFillTime(time.Since(job.started))
+	obj.SetFillTime(h.now().Sub(job.reqTime))
 	obj.Epoch = job.epoch
 	obj.Count = &job.site.Stats.Objects
 	obj.Extra = extra(httpcache.ParseSurrogateKeys(resp.Header["Surrogate-Key"]), resp.Header["Surrogate-Control"])
@@ -907,7 +909,7 @@ func (h *Handler) finishRevalidation(job *fillJob, resp *http.Response, reqTime,
 	// may still carry the stored Date.
 	initialAge := httpcache.CorrectedInitialAge(resp.Header, reqTime, respTime)
 	obj := newObject(basis.Key(), int(basis.Status), h.clientHeader(merged, policy.StripFields, respTime), basis.Body, policy, respTime, initialAge, job.keep)
-	obj.SetFillTime(time.Since(job.started))
+	obj.SetFillTime(h.now().Sub(job.reqTime))
 	obj.Epoch = job.epoch
 	obj.Count = &job.site.Stats.Objects
 	if sk := resp.Header["Surrogate-Key"]; len(sk) > 0 {

@@ -43,11 +43,15 @@ func TestRefreshEarly(t *testing.T) {
 }
 
 // refreshOrigin is an origin for refresh-ahead tests: max-age=100 with an
-// ETag, 304 to a matching If-None-Match, each answer at least 20ms late
-// so that a fill's measured time is at least that. While hold is set,
+// ETag, 304 to a matching If-None-Match, each answer 20ms late by the
+// edge's clock (no real wait) so that a fill's measured time is at least
+// that. While hold is set,
 // conditional requests wait for release (or their client leaving).
 type refreshOrigin struct {
-	delay       time.Duration
+	delay time.Duration
+	// clock is the edge's: each answer moves it by delay, the origin's
+	// latency as the edge measures fills.
+	clock       *testClock
 	hold        atomic.Bool
 	release     chan struct{}
 	conditional atomic.Int64
@@ -60,7 +64,7 @@ func newRefreshOrigin() *refreshOrigin {
 }
 
 func (o *refreshOrigin) serve(w http.ResponseWriter, r *http.Request) {
-	time.Sleep(o.delay) // the origin's own latency, which the fill time measures
+	o.clock.Advance(o.delay) // the origin's own latency, which the fill time measures
 	noDate(w)
 	etag := `"v1"`
 	if inm := r.Header.Get("If-None-Match"); inm != "" {
@@ -95,6 +99,7 @@ func (o *refreshOrigin) serve(w http.ResponseWriter, r *http.Request) {
 func newRefreshEdge(t *testing.T, o *refreshOrigin, mutate func(*config.Config), opts func(*Options)) (*testEdge, *testClock) {
 	t.Helper()
 	c := &testClock{}
+	o.clock = c
 	co := newOrigin(t, o.serve)
 	e := newEdgeOpts(t, co.srv.URL, co, mutate, func(opt *Options) {
 		opt.Now = c.Now
@@ -175,7 +180,7 @@ func TestRefreshAheadNewResponse(t *testing.T) {
 	c := &testClock{}
 	var version atomic.Int64
 	co := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(20 * time.Millisecond)
+		c.Advance(20 * time.Millisecond) // the origin's latency, by the edge's clock
 		noDate(w)
 		w.Header().Set("Cache-Control", "max-age=100")
 		io.WriteString(w, "version "+string(rune('0'+version.Add(1))))
@@ -380,7 +385,7 @@ func TestRefreshAheadNotFor(t *testing.T) {
 	t.Run("a lifetime of a second", func(t *testing.T) {
 		c := &testClock{}
 		co := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-			time.Sleep(20 * time.Millisecond)
+			c.Advance(20 * time.Millisecond) // the origin's latency, by the edge's clock
 			noDate(w)
 			w.Header().Set("Cache-Control", "max-age=1")
 			io.WriteString(w, "short")
