@@ -94,6 +94,10 @@ type Entry struct {
 	// issuing node's clock.
 	Time int64   `json:"t"`
 	Req  Request `json:"r"`
+	// seal is the issuer's signature over the entry (see Seal), kept to
+	// forward with it; nil for an entry of this node's not sent yet, or
+	// of a node older than identities.
+	seal *Seal
 }
 
 // ID returns the purge id: "NODE.INCARNATION.SEQ", with the incarnation
