@@ -196,6 +196,11 @@ func TestForgeriesAreRefused(t *testing.T) {
 	if code, body := post(t, b.s, c, "batch", batchMsg{Entries: []Entry{altered}, Seals: []Seal{withSeal}}); code == http.StatusOK || !strings.Contains(body, "bad-identity") {
 		t.Errorf("an altered relay was answered %d %q, want refused for bad-identity", code, body)
 	}
+	// b sends the altered copy first and the genuine one after it, under
+	// the seal without hashes: every copy must be the sealed one.
+	if code, body := post(t, b.s, c, "batch", batchMsg{Entries: []Entry{altered, e}, Seals: []Seal{withSeal}}); code == http.StatusOK || !strings.Contains(body, "altered") {
+		t.Errorf("an altered copy beside the genuine one was answered %d %q, want refused", code, body)
+	}
 	// b issues a purge in a's name, sealed with its own key.
 	forged := Entry{Node: "a", Inc: e.Inc, Seq: e.Seq + 1, Time: time.Now().UnixNano(), Req: Request{URLs: []string{"http://site/x"}}}
 	fs := sealRun(b.id, []Entry{forged})
@@ -214,7 +219,7 @@ func TestForgeriesAreRefused(t *testing.T) {
 	}
 	// Those came signed by b: signed lies, which quarantine b.
 	testkit.Eventually(t, "c to quarantine b", func() bool { return c.s.quarantined("b") })
-	if st := c.s.Stats(); st.Strikes[strikeBadSeal] != 3 || st.Distrusted["b"] != trustQuarantined {
+	if st := c.s.Stats(); st.Strikes[strikeBadSeal] != 4 || st.Distrusted["b"] != trustQuarantined {
 		t.Errorf("strikes %+v, distrusted %+v", st.Strikes, st.Distrusted)
 	}
 	if got := c.told(); len(got) != 2 || got[0] != "b=suspect" || got[1] != "b=quarantined" {

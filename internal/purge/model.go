@@ -164,6 +164,9 @@ type Mark struct {
 // kept in memory.
 func (e *Entry) size() int {
 	n := 128 + len(e.Node)
+	if e.seal != nil {
+		n += e.seal.perEntry
+	}
 	for _, l := range [][]string{e.Req.URLs, e.Req.Prefixes, e.Req.Tags, e.Req.Hosts} {
 		for _, v := range l {
 			n += len(v) + 16

@@ -1,6 +1,7 @@
 package purge
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -55,11 +56,18 @@ type Seal struct {
 	// and cert the issuer's certificate it verified with.
 	hashes [][sha256.Size]byte
 	cert   *cluster.Cert
+	// perEntry is the memory the seal holds per entry it came with, which
+	// the log counts against its bound (Entry.size): a seal forwarded
+	// with few of its entries holds all their hashes.
+	perEntry int
 }
 
 // maxSealRun bounds the entries one seal covers, so a seal's hashes stay
-// bounded: more than a batch or a sync page holds.
-const maxSealRun = 4096
+// bounded: a batch's worth (DefaultMaxBatch).
+const maxSealRun = 1024
+
+// sealOverhead estimates a seal's memory besides its hashes.
+const sealOverhead = 256
 
 const sealLabel = "weir purge seal v1"
 
@@ -117,7 +125,8 @@ func sealRun(id *cluster.Identity, run []Entry) *Seal {
 	}
 	e0, en := &run[0], &run[len(run)-1]
 	return &Seal{Node: e0.Node, Inc: e0.Inc, First: e0.Seq, Last: en.Seq,
-		Sig: id.Sign(sealMessage(e0.Node, e0.Inc, e0.Seq, en.Seq, hs)), hashes: hs, cert: id.Cert()}
+		Sig: id.Sign(sealMessage(e0.Node, e0.Inc, e0.Seq, en.Seq, hs)), hashes: hs, cert: id.Cert(),
+		perEntry: sha256.Size + sealOverhead/len(run)}
 }
 
 // seal returns the seals of entries for a message from this node: each
@@ -202,6 +211,9 @@ func (s *Service) unseal(entries []Entry, seals []Seal, now time.Time) error {
 		k := key{entries[i].Node, entries[i].Inc}
 		byStream[k] = append(byStream[k], i)
 	}
+	for _, idx := range byStream {
+		slices.SortFunc(idx, func(i, j int) int { return cmp.Compare(entries[i].Seq, entries[j].Seq) })
+	}
 	// The certificates seen in this message, by their wire form: a
 	// burst's seals repeat their issuer's.
 	certOf := make(map[string]*cluster.Cert)
@@ -245,17 +257,21 @@ func (s *Service) unseal(entries []Entry, seals []Seal, now time.Time) error {
 			copy(hs[i][:], h)
 		}
 		var covered []int
-		for _, i := range byStream[key{w.Node, w.Inc}] {
+		idx := byStream[key{w.Node, w.Inc}]
+		from, _ := slices.BinarySearchFunc(idx, w.First, func(i int, seq uint64) int { return cmp.Compare(entries[i].Seq, seq) })
+		for _, i := range idx[from:] {
 			e := &entries[i]
-			if e.Seq < w.First || e.Seq > w.Last {
-				continue
+			if e.Seq > w.Last {
+				break
 			}
 			if e.seal != nil {
 				return fmt.Errorf("%w: entry %s is covered by two seals", errSeal, e.ID())
 			}
 			j := e.Seq - w.First
 			h := entryHash(e)
-			if w.Hashes != nil && h != hs[j] {
+			if (w.Hashes != nil || have[j]) && h != hs[j] {
+				// Against the seal's hashes, or against a copy earlier in
+				// the message: every copy must be the sealed one.
 				return fmt.Errorf("%w: entry %s does not match its issuer's seal: altered on the way", errSeal, e.ID())
 			}
 			hs[j], have[j] = h, true
@@ -271,7 +287,8 @@ func (s *Service) unseal(entries []Entry, seals []Seal, now time.Time) error {
 		if !c.VerifySig(sealMessage(w.Node, w.Inc, w.First, w.Last, hs), w.Sig) {
 			return fmt.Errorf("%w: the seal of %s over %d..%d does not verify with its key %s: forged or altered", errSeal, w.Node, w.First, w.Last, c.Fingerprint())
 		}
-		sl := &Seal{Node: w.Node, Inc: w.Inc, First: w.First, Last: w.Last, Sig: w.Sig, hashes: hs, cert: c}
+		sl := &Seal{Node: w.Node, Inc: w.Inc, First: w.First, Last: w.Last, Sig: w.Sig, hashes: hs, cert: c,
+			perEntry: (n*sha256.Size + sealOverhead + len(w.Cert)) / max(1, len(covered))}
 		for _, i := range covered {
 			entries[i].seal = sl
 		}
