@@ -185,7 +185,7 @@ func TestForgeriesAreRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	entries := []Entry{e}
-	seals := a.s.seal(entries)
+	seals := a.s.seal(entries, false)
 
 	// b relays a's purge altered to purge another URL, with a's seal.
 	altered := e
@@ -382,7 +382,7 @@ func FuzzUnseal(f *testing.F) {
 	e, _ := a.s.Issue(Request{URLs: []string{"http://site/y"}})
 	e2, _ := a.s.Issue(Request{Tags: []string{"t"}})
 	genuine := []Entry{e, e2}
-	seals := a.s.seal(genuine)
+	seals := a.s.seal(genuine, false)
 	good, _ := encode(batchMsg{Entries: genuine, Seals: seals}, true)
 	f.Add(good)
 	partial := seals[0]

@@ -88,7 +88,7 @@ type outbound struct {
 
 // flush encodes a batch once and queues it for every live peer.
 func (s *Service) flush(batch []Entry) {
-	body, err := encode(batchMsg{Entries: batch, Seals: s.seal(batch)}, s.opt.Uncompressed)
+	body, err := encode(batchMsg{Entries: batch, Seals: s.seal(batch, false)}, s.opt.Uncompressed)
 	if err != nil {
 		s.log.Error("purge: encoding a batch failed; anti-entropy will deliver it", "entries", len(batch), "error", err.Error())
 		return
@@ -248,7 +248,7 @@ func (s *Service) spread(sender string, fresh []Entry) {
 	}
 	var relay *outbound
 	if len(fresh) <= relayMaxEntries {
-		if body, err := encode(batchMsg{Entries: fresh, Seals: s.seal(fresh)}, s.opt.Uncompressed); err == nil {
+		if body, err := encode(batchMsg{Entries: fresh, Seals: s.seal(fresh, true)}, s.opt.Uncompressed); err == nil {
 			relay = &outbound{kind: "batch", body: body, entries: len(fresh)}
 		}
 	}
@@ -423,7 +423,9 @@ func (s *Service) syncWith(p Member) error {
 			return fmt.Errorf("reply of %s: %w", p.Name, err)
 		}
 		if err := s.unseal(reply.Entries, reply.Seals, now); err != nil {
-			s.strike(p.Name, sealStrike(s.sig.oldPeer(p.Name)), err.Error())
+			if !errors.Is(err, errUnknownIssuer) {
+				s.strike(p.Name, sealStrike(s.sig.oldPeer(p.Name)), err.Error())
+			}
 			return fmt.Errorf("reply of %s: %w", p.Name, err)
 		}
 		s.mu.Lock()
@@ -583,6 +585,13 @@ func (s *Service) servePeer(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err := s.unseal(msg.Entries, msg.Seals, now); err != nil {
+			if errors.Is(err, errUnknownIssuer) {
+				// A relay of purges whose issuer this node does not know
+				// yet: no lie, and the issuer's push or anti-entropy
+				// brings them with its certificate.
+				s.refuse(w, r, rejectUnknownIdentity, err.Error())
+				return
+			}
 			s.strike(info.sender, sealStrike(info.v1), err.Error())
 			s.refuse(w, r, rejectBadIdentity, err.Error())
 			return
@@ -626,7 +635,7 @@ func (s *Service) servePeer(w http.ResponseWriter, r *http.Request) {
 		// the entries sent back (see checkBacked).
 		marks := s.plog.Marks()
 		entries, gaps, more := s.plog.Missing(msg.Marks, limit)
-		s.reply(w, kind, info, syncReply{Marks: marks, Entries: entries, Seals: s.seal(entries), Gaps: gaps, More: more,
+		s.reply(w, kind, info, syncReply{Marks: marks, Entries: entries, Seals: s.seal(entries, false), Gaps: gaps, More: more,
 			Resumed: s.plog.Unretained(msg.Marks)})
 	case "challenge":
 		var msg challengeMsg

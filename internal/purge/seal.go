@@ -133,8 +133,11 @@ func sealRun(id *cluster.Identity, run []Entry) *Seal {
 // entry's own seal when it has one (with the hashes when the message
 // lacks some of its entries, and the issuer's certificate unless it is
 // this node's), and a new one over each run of this node's current
-// stream that has none.
-func (s *Service) seal(entries []Entry) []Seal {
+// stream that has none. A relay leaves out the certificates of issuers
+// that are live members here with that same certificate: the receiver
+// knows them from membership too, and when it does not, the relay,
+// a redundant path, is refused and nothing is lost.
+func (s *Service) seal(entries []Entry, relay bool) []Seal {
 	var out []Seal
 	if s.opt.Identities == nil || len(entries) == 0 {
 		return nil
@@ -177,15 +180,22 @@ func (s *Service) seal(entries []Entry) []Seal {
 			}
 		}
 		if sl.cert != nil && sl.cert != id.Cert() {
-			w.Cert = sl.cert.Encode()
+			if mc, _ := s.opt.Identities.Cert(sl.Node); !relay || mc == nil || mc.Fingerprint() != sl.cert.Fingerprint() {
+				w.Cert = sl.cert.Encode()
+			}
 		}
 		out = append(out, w)
 	}
 	return out
 }
 
-// errSeal is a message whose entries' seals do not verify.
-var errSeal = errors.New("purge entries not sealed by their issuer")
+// errSeal is a message whose entries' seals do not verify, and
+// errUnknownIssuer one whose seal names an issuer whose certificate
+// neither came with it nor is known here: not a lie by the sender.
+var (
+	errSeal          = errors.New("purge entries not sealed by their issuer")
+	errUnknownIssuer = errors.New("purge entries of an issuer whose identity is unknown here")
+)
 
 // unseal checks the seals of the entries a message from sender carries,
 // and attaches each verified seal to its entries so that they can be
@@ -222,7 +232,7 @@ func (s *Service) unseal(entries []Entry, seals []Seal, now time.Time) error {
 			if mc, _ := ids.Cert(w.Node); mc != nil {
 				return mc, nil
 			}
-			return nil, fmt.Errorf("no identity certificate of %s came with its seal, and it is no member here", w.Node)
+			return nil, fmt.Errorf("%w: no identity certificate of %s came with its seal, and it is no member here", errUnknownIssuer, w.Node)
 		}
 		if c, ok := certOf[w.Node+" "+w.Cert]; ok {
 			return c, nil
@@ -281,6 +291,9 @@ func (s *Service) unseal(entries []Entry, seals []Seal, now time.Time) error {
 			return fmt.Errorf("%w: seal %d of %s carries no hashes and the message lacks some of its entries", errSeal, si, w.Node)
 		}
 		c, err := issuerCert(w)
+		if errors.Is(err, errUnknownIssuer) {
+			return err
+		}
 		if err != nil {
 			return fmt.Errorf("%w: seal of %s: %v", errSeal, w.Node, err)
 		}
