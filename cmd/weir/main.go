@@ -62,6 +62,8 @@ Usage:
   weir token issue --key FILE --name NAME --role ROLE --expires DURATION|RFC3339
              [--host PATTERN ...] [--tag PATTERN ...] [--prefix PATTERN ...]
   weir audit verify FILE [FILE...]   (oldest first: audit.jsonl.2 audit.jsonl.1 audit.jsonl)
+  weir identity ca --out CA-FILE     (prints the public key for cluster.identity.ca)
+  weir identity issue --ca-key CA-FILE --node NAME --out FILE [--valid 8760h]
   weir version
 
 Signals to weir serve: HUP reloads the configuration, USR2 upgrades in
@@ -112,6 +114,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = tokenCmd(args[1:], stdout, stderr)
 	case "audit":
 		err = auditCmd(args[1:], stdout)
+	case "identity":
+		err = identityCmd(args[1:], stdout, time.Now())
 	case "version", "--version", "-version":
 		v := version.Get()
 		fmt.Fprintf(stdout, "weir %s (commit %s, %s)\n", v.Version, v.Commit, v.GoVersion)

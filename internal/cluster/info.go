@@ -42,10 +42,19 @@ type MemberInfo struct {
 	Protocol [2]int `json:"protocol"`
 	Weight   int    `json:"weight"`
 	// KeyID is the key the member encrypts and signs with.
-	KeyID   string    `json:"key_id,omitempty"`
-	Share   float64   `json:"key_share"` // the share of keys it owns
-	Breaker string    `json:"breaker,omitempty"`
-	Since   time.Time `json:"since"`
+	KeyID string `json:"key_id,omitempty"`
+	// Identity is the fingerprint of the member's signing key, and
+	// IdentityBy what certified it ("ca" or "cluster-key"); empty for a
+	// node older than identities.
+	Identity   string `json:"identity,omitempty"`
+	IdentityBy string `json:"identity_by,omitempty"`
+	// Trust, set when this node distrusts the member (see
+	// SetPeerTrust), is "suspect" or "quarantined", and TrustReason why.
+	Trust       string    `json:"trust,omitempty"`
+	TrustReason string    `json:"trust_reason,omitempty"`
+	Share       float64   `json:"key_share"` // the share of keys it owns
+	Breaker     string    `json:"breaker,omitempty"`
+	Since       time.Time `json:"since"`
 }
 
 // Departed describes a node that left (gracefully) or died (failure
@@ -100,6 +109,15 @@ func (c *Cluster) Info() Info {
 		}
 		if m.peer != nil {
 			mi.Breaker = m.peer.BreakerState()
+		}
+		if m.cert != nil {
+			mi.Identity, mi.IdentityBy = m.cert.Fingerprint(), "cluster-key"
+			if m.cert.Kind == CertByCA {
+				mi.IdentityBy = "ca"
+			}
+		}
+		if d, ok := c.distrust[m.name]; ok {
+			mi.Trust, mi.TrustReason = d.state, d.reason
 		}
 		info.Members = append(info.Members, mi)
 	}

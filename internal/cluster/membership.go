@@ -105,6 +105,12 @@ type Config struct {
 	// Keys encrypts gossip and authenticates peer requests; nil runs an
 	// insecure cluster.
 	Keys *Keyring
+	// Identity is this node's signing identity, announced to the others
+	// in its metadata; nil makes one certified by Keys (NewIdentity).
+	Identity *Identity
+	// Trust checks the others' identities; nil trusts certificates made
+	// with Keys and revokes none.
+	Trust *Trust
 	// Weight is this node's share of keys relative to other nodes'; 0
 	// means 100.
 	Weight int
@@ -166,6 +172,9 @@ type Cluster struct {
 	departed []departure
 	suspects map[string]time.Time
 	refused  map[string]string
+	// distrust holds the members this node's purge service found lying
+	// or forging (SetPeerTrust), by name.
+	distrust map[string]distrust
 	view     atomic.Pointer[view]
 	// nameTaken is set when, before joining, this node found a live
 	// member with its name: it then never joins, and stops gossiping.
@@ -177,6 +186,10 @@ type Cluster struct {
 	keys       atomic.Pointer[Keyring]
 	gossipKeys *memberlist.Keyring
 	keysMu     sync.Mutex
+	// identity is this node's, trust what the others' are checked
+	// against; SetKeys and SetTrust replace them under keysMu.
+	identity atomic.Pointer[Identity]
+	trust    atomic.Pointer[Trust]
 
 	peerStats peerCounters
 	// failures counts members declared dead (not those that left).
@@ -215,6 +228,9 @@ type meta struct {
 	// Leaving is set by a node that is shutting down gracefully: the
 	// others stop sending it fills before it stops serving them.
 	Leaving bool `json:"leaving,omitempty"`
+	// ID is the node's identity certificate (Cert.Encode); nodes older
+	// than identities send none.
+	ID string `json:"id,omitempty"`
 }
 
 // member is a live node as this node knows it.
@@ -222,6 +238,7 @@ type member struct {
 	name   string
 	gossip string
 	meta   meta
+	cert   *Cert // verified; nil for a node that announces no identity
 	since  time.Time
 	peer   *Peer // nil for this node
 }
@@ -283,13 +300,18 @@ func Start(cfg Config) (*Cluster, error) {
 		members:  make(map[string]*member),
 		suspects: make(map[string]time.Time),
 		refused:  make(map[string]string),
+		distrust: make(map[string]distrust),
 		ctx:      ctx,
 		cancel:   cancel,
 	}
 	c.log = slog.New(gate{cfg.Logger.Handler(), &c.logMu, &c.logClosed}).With("component", "cluster")
 	c.keys.Store(cfg.Keys)
+	if err := c.initIdentity(); err != nil {
+		cancel()
+		return nil, err
+	}
 	c.meta.Store(&meta{ProtoMin: cfg.protocol[0], ProtoMax: cfg.protocol[1], Peer: cfg.PeerAddr,
-		Weight: cfg.Weight, Version: cfg.Version, KeyID: primaryID(cfg.Keys)})
+		Weight: cfg.Weight, Version: cfg.Version, KeyID: primaryID(cfg.Keys), ID: c.identity.Load().Cert().Encode()})
 	c.view.Store(&view{ring: NewRing(nil), self: -1})
 	mc, err := c.memberlistConfig()
 	if err != nil {
@@ -615,13 +637,17 @@ func (c *Cluster) SetKeys(kr *Keyring) error {
 		}
 	}
 	old := c.keys.Swap(kr)
+	c.trust.Store(c.trust.Load().WithKeys(kr))
 	if primaryID(old) != primaryID(kr) {
+		id := c.identity.Load().Recertify(kr)
+		c.identity.Store(id)
 		m := *c.meta.Load()
 		m.KeyID = primaryID(kr)
+		m.ID = id.Cert().Encode()
 		c.meta.Store(&m)
 		c.mu.Lock()
 		if self := c.members[c.self]; self != nil {
-			self.meta.KeyID = m.KeyID
+			self.meta.KeyID, self.meta.ID, self.cert = m.KeyID, m.ID, id.Cert()
 		}
 		c.mu.Unlock()
 		// A node whose name is taken gossips no more: no one to tell.
@@ -771,26 +797,30 @@ func (c *Cluster) rebuild() {
 
 // decodeMeta parses a node's metadata and checks that this node can work
 // with it.
-func (c *Cluster) decodeMeta(b []byte) (meta, error) {
+func (c *Cluster) decodeMeta(name string, b []byte) (meta, *Cert, error) {
 	lo, hi := c.cfg.protocol[0], c.cfg.protocol[1]
 	var m meta
 	if len(b) == 0 {
-		return m, errors.New("it sent no metadata (not a Weir node, or a Weir node older than the cluster protocol)")
+		return m, nil, errors.New("it sent no metadata (not a Weir node, or a Weir node older than the cluster protocol)")
 	}
 	if err := json.Unmarshal(b, &m); err != nil {
-		return m, fmt.Errorf("its metadata is not valid: %v", err)
+		return m, nil, fmt.Errorf("its metadata is not valid: %v", err)
+	}
+	cert, err := c.checkIdentity(name, m.ID)
+	if err != nil {
+		return m, nil, err
 	}
 	if m.ProtoMin < 1 || m.ProtoMax < m.ProtoMin {
-		return m, fmt.Errorf("its protocol range %d..%d is invalid", m.ProtoMin, m.ProtoMax)
+		return m, nil, fmt.Errorf("its protocol range %d..%d is invalid", m.ProtoMin, m.ProtoMax)
 	}
 	if m.ProtoMax < lo || m.ProtoMin > hi {
-		return m, fmt.Errorf("it speaks peer protocol %d..%d (version %s) and this node speaks %d..%d: upgrade the older nodes first, one at a time",
+		return m, nil, fmt.Errorf("it speaks peer protocol %d..%d (version %s) and this node speaks %d..%d: upgrade the older nodes first, one at a time",
 			m.ProtoMin, m.ProtoMax, m.Version, lo, hi)
 	}
 	if m.Weight < 1 {
 		m.Weight = 1
 	}
-	return m, nil
+	return m, cert, nil
 }
 
 // commonProtocol is the protocol version this node and m use: the
@@ -825,7 +855,7 @@ func (a *aliveCheck) NotifyAlive(n *memberlist.Node) error {
 	if n.Name == c.self {
 		return nil
 	}
-	if _, err := c.decodeMeta(n.Meta); err != nil {
+	if _, _, err := c.decodeMeta(n.Name, n.Meta); err != nil {
 		c.refuse(n.Name, n.Address(), err)
 		return fmt.Errorf("weir: refusing node %s: %w", n.Name, err)
 	}
@@ -836,14 +866,22 @@ func (a *aliveCheck) NotifyAlive(n *memberlist.Node) error {
 func (c *Cluster) refuse(name, addr string, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.refusedLocked(name, err) {
+		c.log.Error("cluster: refusing to work with a node", "peer", name, "gossip", addr, "reason", err.Error())
+	}
+}
+
+// refusedLocked records that name is refused for err, and reports
+// whether that is news. c.mu must be held.
+func (c *Cluster) refusedLocked(name string, err error) bool {
 	if c.refused[name] == err.Error() {
-		return
+		return false
 	}
 	if len(c.refused) >= maxRefused {
 		clear(c.refused)
 	}
 	c.refused[name] = err.Error()
-	c.log.Error("cluster: refusing to work with a node", "peer", name, "gossip", addr, "reason", err.Error())
+	return true
 }
 
 // conflicts handles two nodes claiming one name at different gossip
@@ -903,16 +941,22 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	if m.meta.Leaving {
 		state = "left"
 	}
-	delete(c.members, n.Name)
-	delete(c.suspects, n.Name)
+	c.dropLocked(m, state)
+}
+
+// dropLocked takes m out of the members: it left, died, or was refused
+// (its identity revoked or no longer valid). c.mu must be held.
+func (c *Cluster) dropLocked(m *member, state string) {
+	delete(c.members, m.name)
+	delete(c.suspects, m.name)
 	if state == "dead" {
 		c.failures.Add(1)
 	}
-	c.record(journal.MemberLeave, journal.Details{"peer": n.Name, "state": state})
+	c.record(journal.MemberLeave, journal.Details{"peer": m.name, "state": state})
 	if m.peer != nil {
 		m.peer.close()
 	}
-	c.departed = append(c.departed, departure{name: n.Name, gossip: n.Address(), state: state, at: time.Now()})
+	c.departed = append(c.departed, departure{name: m.name, gossip: m.gossip, state: state, at: time.Now()})
 	if len(c.departed) > maxDeparted {
 		c.departed = slices.Delete(c.departed, 0, len(c.departed)-maxDeparted)
 	}
@@ -921,17 +965,24 @@ func (e *events) NotifyLeave(n *memberlist.Node) {
 	if state == "left" {
 		level = slog.LevelInfo
 	}
-	c.log.Log(context.Background(), level, "cluster member "+state, "peer", n.Name, "gossip", n.Address(), "members", len(c.members))
+	c.log.Log(context.Background(), level, "cluster member "+state, "peer", m.name, "gossip", m.gossip, "members", len(c.members))
 }
 
 func (c *Cluster) upsert(n *memberlist.Node, what string) {
-	md, err := c.decodeMeta(n.Meta)
+	md, cert, err := c.decodeMeta(n.Name, n.Meta)
 	if err != nil && n.Name != c.self {
 		c.refuse(n.Name, n.Address(), err)
+		c.mu.Lock()
+		if old := c.members[n.Name]; old != nil {
+			// Its new metadata is refused (a revoked or forged identity):
+			// it is no member any more.
+			c.dropLocked(old, "refused")
+		}
+		c.mu.Unlock()
 		return
 	}
 	if n.Name == c.self {
-		md = *c.meta.Load()
+		md, cert = *c.meta.Load(), c.identity.Load().Cert()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -939,7 +990,7 @@ func (c *Cluster) upsert(n *memberlist.Node, what string) {
 		return // not a member: memberlist may still be finishing an exchange
 	}
 	old := c.members[n.Name]
-	m := &member{name: n.Name, gossip: n.Address(), meta: md, since: time.Now()}
+	m := &member{name: n.Name, gossip: n.Address(), meta: md, cert: cert, since: time.Now()}
 	if old != nil && what == "updated" {
 		m.since = old.since
 	}
@@ -951,6 +1002,7 @@ func (c *Cluster) upsert(n *memberlist.Node, what string) {
 				old.peer.close()
 			}
 			m.peer = c.newPeer(n.Name, md.Peer, c.commonProtocol(md))
+			m.peer.quarantined.Store(c.distrust[n.Name].state == TrustQuarantined)
 		}
 	}
 	_, suspected := c.suspects[n.Name]

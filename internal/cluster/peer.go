@@ -52,6 +52,9 @@ type Peer struct {
 	c          *Cluster
 	client     *origin.Client
 	breaker    circuitbreaker.CircuitBreaker[any]
+	// quarantined is set while this node does not trust the member
+	// (Cluster.SetPeerTrust): fills go to the origin instead.
+	quarantined atomic.Bool
 }
 
 // ErrBreakerOpen is the error of a request not sent because the peer's
@@ -142,7 +145,7 @@ func (p *Peer) BreakerState() string {
 	return "closed"
 }
 
-func (p *Peer) available() bool { return !p.breaker.IsOpen() }
+func (p *Peer) available() bool { return !p.quarantined.Load() && !p.breaker.IsOpen() }
 
 func (p *Peer) close() { p.client.Close() }
 

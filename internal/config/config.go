@@ -483,6 +483,10 @@ type Cluster struct {
 	// key).
 	PeerTLS PeerTLS `yaml:"peer_tls"`
 
+	// Identity is how members prove which of them says what: each signs
+	// its purges and purge messages with a key of its own.
+	Identity Identity `yaml:"identity"`
+
 	// Weight is this node's relative share of the keys (its rendezvous
 	// hashing weight), from 1 to 10000: a node of weight 200 owns about
 	// twice as many keys as one of weight 100. The zero value means 100.
@@ -1040,3 +1044,31 @@ func (c *Config) Origin(name string) (Origin, bool) {
 	}
 	return Origin{}, false
 }
+
+// Identity configures node identities (cluster.identity).
+type Identity struct {
+	// File is this node's identity, written by `weir identity issue`:
+	// its Ed25519 key and the certificate a CA gave it. The zero value
+	// "" makes a key at each start, certified with the cluster key.
+	// Required with CA.
+	File string `yaml:"file"`
+
+	// CA lists the public keys ("ed25519-pub:...", from `weir identity
+	// ca`) of the CAs that certify members: when set, a member whose
+	// certificate none of them signed is refused. Live: SIGHUP puts a
+	// changed list in force.
+	CA []string `yaml:"ca"`
+
+	// Revoked lists identity fingerprints ("ed25519:...", as /cluster
+	// shows them) and node names that are cut off: refused as members,
+	// their purges and messages refused. Live: SIGHUP puts it in force,
+	// without re-keying the cluster.
+	Revoked []string `yaml:"revoked"`
+}
+
+// MaxIdentityRevoked bounds cluster.identity.revoked, and MaxIdentityCAs
+// cluster.identity.ca.
+const (
+	MaxIdentityRevoked = 1024
+	MaxIdentityCAs     = 8
+)

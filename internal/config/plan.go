@@ -88,6 +88,9 @@ var liveFields = map[string]bool{
 	"server.shutdown_timeout":            true,
 	"server.shutdown_delay":              true,
 	"telemetry.log_level":                true,
+	// Trust anchors and revocations are put in force by SIGHUP.
+	"cluster.identity.ca":      true,
+	"cluster.identity.revoked": true,
 }
 
 // restartWhy says which part holds each section that is not live.

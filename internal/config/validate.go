@@ -260,6 +260,7 @@ func (v *validator) cluster(c Cluster, listen, adminListen string) {
 	}
 	v.peerTimeout("cluster.peer_connect_timeout", c.PeerConnectTimeout, "a peer that takes longer to accept a connection is as good as down")
 	v.peerTimeout("cluster.peer_timeout", c.PeerTimeout, "past it the edge fetches from the origin itself, so a little above your origins' usual response time is enough")
+	v.identity(c.Identity)
 	if c.Warmup < 0 || c.Warmup > MaxClusterWarmup {
 		v.add("cluster.warmup", "%s is not between 0 and %s; it is how long after joining a node asks a key's previous owner for a copy before the origin, 0 turns that off", c.Warmup, MaxClusterWarmup)
 	}
@@ -370,6 +371,7 @@ func standaloneOnly(c Cluster) []string {
 		{"cluster.key_file", c.KeyFile != ""},
 		{"cluster.insecure", c.Insecure},
 		{"cluster.peer_tls", c.PeerTLS != PeerTLS{}},
+		{"cluster.identity", c.Identity.File != "" || len(c.Identity.CA) > 0 || len(c.Identity.Revoked) > 0},
 	} {
 		if f.set {
 			set = append(set, f.key)
@@ -744,4 +746,35 @@ func (v *validator) disk(d Disk) {
 		v.add("cache.disk.max_object_size", "%s is more than an eighth of cache.disk.max_size (%s), so a few objects could flush the tier; lower it to at most %s or raise max_size",
 			d.MaxObjectSize, d.MaxSize, d.MaxSize/8)
 	}
+}
+
+// identity checks cluster.identity's shape; the node parses the keys
+// and the file.
+func (v *validator) identity(id Identity) {
+	if len(id.CA) > 0 && id.File == "" {
+		v.add("cluster.identity.ca", "is set, and cluster.identity.file is not: with a CA, every member needs the identity file it issued (`weir identity issue --ca-key CA-FILE --node NAME`)")
+	}
+	if len(id.CA) > MaxIdentityCAs {
+		v.add("cluster.identity.ca", "lists %d CAs, at most %d are allowed", len(id.CA), MaxIdentityCAs)
+	}
+	for i, ca := range id.CA {
+		if !strings.HasPrefix(ca, "ed25519-pub:") {
+			v.add(fmt.Sprintf("cluster.identity.ca[%d]", i), "%q is not a CA public key: want ed25519-pub: and 43 characters, as `weir identity ca` prints", clipValue(ca))
+		}
+	}
+	if len(id.Revoked) > MaxIdentityRevoked {
+		v.add("cluster.identity.revoked", "lists %d identities, at most %d are allowed", len(id.Revoked), MaxIdentityRevoked)
+	}
+	for i, r := range id.Revoked {
+		if r == "" || strings.ContainsAny(r, " \t") {
+			v.add(fmt.Sprintf("cluster.identity.revoked[%d]", i), "%q is neither a fingerprint (ed25519:..., as /cluster shows) nor a node name", clipValue(r))
+		}
+	}
+}
+
+func clipValue(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "..."
+	}
+	return s
 }

@@ -39,6 +39,7 @@ var prometheusOnly = []Alert{
 	{Name: "WeirPurgePropagationSlow", Severity: "warning", Detail: "a histogram quantile over 10 minutes: see the purges' acknowledgement times"},
 	{Name: "WeirPurgeMessagesRejected", Severity: "warning", Detail: "see /status purge.rejected"},
 	{Name: "WeirPurgeGaps", Severity: "warning", Detail: "see /status purge.gaps"},
+	{Name: "WeirPeerQuarantined", Severity: "critical", Detail: "see /status purge.distrusted"},
 	{Name: "WeirTLSCertificateExpiringSoon", Severity: "warning", Detail: "see /status tls"},
 	{Name: "WeirTLSCertificateReloadFailing", Severity: "warning", Detail: "see /status tls"},
 	{Name: "WeirHTTP2Abuse", Severity: "warning", Detail: "reads the HTTP/2 metrics"},

@@ -37,6 +37,7 @@ const (
 	PurgeGap      Kind = "purge-gap"       // purges missed are no longer retained: everything revalidates (peer, streams)
 	PurgeLagStart Kind = "purge-lag-start" // this node lags: it revalidates every object (since, max_lag)
 	PurgeLagEnd   Kind = "purge-lag-end"   // this node synced again (lagged_ms)
+	PeerDistrust  Kind = "peer-distrust"   // a member said something untrue about its purges (peer, state: suspect or quarantined, reason)
 
 	BreakerOpen     Kind = "breaker-open"      // an origin server's breaker opened (origin, server, reason)
 	BreakerHalfOpen Kind = "breaker-half-open" // its delay is over: trial requests (origin, server)
@@ -57,7 +58,7 @@ const (
 // Kinds lists every kind, in the order of the documentation.
 var Kinds = []Kind{
 	MemberJoin, MemberLeave, MemberSuspect, MemberAlive,
-	PurgeIssued, PurgeApplied, PurgeAcked, PurgeGap, PurgeLagStart, PurgeLagEnd,
+	PurgeIssued, PurgeApplied, PurgeAcked, PurgeGap, PurgeLagStart, PurgeLagEnd, PeerDistrust,
 	BreakerOpen, BreakerHalfOpen, BreakerClosed, Ejected, Restored,
 	LimitChanged, ShedStart, ShedEnd,
 	Reload,

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/weir-cdn/weir/internal/cluster"
+	"github.com/weir-cdn/weir/internal/config"
 	"github.com/weir-cdn/weir/internal/edge"
 	"github.com/weir-cdn/weir/internal/listen"
 	"github.com/weir-cdn/weir/internal/status"
@@ -29,6 +30,10 @@ func (n *Node) startCluster() error {
 		if warn := cluster.KeyFileModeWarning(cc.KeyFile); warn != "" {
 			n.log.Warn(warn)
 		}
+	}
+	id, trust, err := n.loadIdentity(cc, keys)
+	if err != nil {
+		return err
 	}
 	// Bound now: the cluster advertises its address.
 	ln, err := listen.Bind(n.spec(peerSpec(cc.PeerListen)))
@@ -57,6 +62,8 @@ func (n *Node) startCluster() error {
 		PeerAddr:           peerAddr,
 		Join:               append(slices.Clip(cc.Join), n.opt.Seeds...),
 		Keys:               keys,
+		Identity:           id,
+		Trust:              trust,
 		Weight:             cc.Weight,
 		Version:            version.Get().Version,
 		PeerConnectTimeout: time.Duration(cc.PeerConnectTimeout),
@@ -136,4 +143,22 @@ func (n *Node) GossipSeeds() []string {
 		}
 	}
 	return seeds
+}
+
+// loadIdentity reads this node's identity file (nil without one: the
+// cluster makes a key certified by the cluster key) and builds what the
+// others' identities are checked against.
+func (n *Node) loadIdentity(cc config.Cluster, keys *cluster.Keyring) (*cluster.Identity, *cluster.Trust, error) {
+	trust, err := cluster.NewTrust(cc.Identity.CA, keys, cc.Identity.Revoked)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cc.Identity.File == "" {
+		return nil, trust, nil
+	}
+	id, err := cluster.LoadIdentityFile(cc.Identity.File, n.name, func(w string) { n.log.Warn(w) })
+	if err != nil {
+		return nil, nil, err
+	}
+	return id, trust, nil
 }

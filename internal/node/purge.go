@@ -38,6 +38,8 @@ func (n *Node) startPurge() error {
 	if n.cluster != nil {
 		opt.Members = purgeMembers{n.cluster}
 		opt.Keyring = n.keys
+		opt.Identities = n.cluster
+		opt.Distrust = n.cluster.SetPeerTrust
 		opt.PeerTLS = n.tls.peerClientCfg
 	}
 	if n.hooks.Purge != nil {

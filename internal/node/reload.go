@@ -164,6 +164,9 @@ type reloadPlan struct {
 	listeners map[string]net.Listener
 	// keys is the cluster key file as re-read, nil without one.
 	keys *cluster.Keyring
+	// trust is cluster.identity's CAs and revocations as reloaded, nil
+	// outside a cluster.
+	trust *cluster.Trust
 	// reloaded names the files re-read, for the answer.
 	reloaded []string
 	// certsFailed is set when a certificate did not load.
@@ -260,6 +263,15 @@ func (n *Node) checkFiles(p *reloadPlan) []string {
 			p.reloaded = append(p.reloaded, "cluster key file "+path)
 		}
 	}
+	if n.cluster != nil {
+		id := p.cfg.Cluster.Identity
+		t, err := cluster.NewTrust(id.CA, p.keys, id.Revoked)
+		if err != nil {
+			problems = append(problems, lines(err)...)
+		} else {
+			p.trust = t
+		}
+	}
 	if path := n.auth.Path(); path != "" {
 		if _, err := admin.LoadTokens(path); err != nil {
 			problems = append(problems, fmt.Sprintf("admin_tokens_file: %v", err))
@@ -320,6 +332,11 @@ func (n *Node) commit(p *reloadPlan) {
 	}
 	if p.keys != nil {
 		n.putKeys(p.keys)
+	}
+	if p.trust != nil {
+		if err := n.cluster.SetTrust(p.trust); err != nil {
+			n.log.Error("reload: cluster.identity not put in force; the previous CAs and revocations stay in force", "error", err.Error())
+		}
 	}
 	if err := n.auth.Reload(); err != nil {
 		n.log.Error("reload: API tokens file not reloaded; the previous tokens stay in force", "path", n.auth.Path(), "error", err.Error())

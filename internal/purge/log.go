@@ -47,7 +47,11 @@ type streamLog struct {
 	// compacted is the highest sequence number dropped from entries (or
 	// skipped through a gap): a node below it cannot catch up from here.
 	compacted uint64
-	touched   time.Time
+	// resumed is the mark a checkpoint resumed the stream at: the
+	// entries up to it were applied before this process, and are not
+	// here (see Unretained).
+	resumed uint64
+	touched time.Time
 }
 
 // NewLog returns an empty log for the node whose own stream is own.
@@ -140,8 +144,28 @@ func (l *Log) Resume(m Mark, now time.Time) {
 		l.streams[st] = sl
 	}
 	sl.hw = max(sl.hw, m.HW)
+	sl.resumed = max(sl.resumed, m.HW)
 	sl.advance()
 	sl.touched = now
+}
+
+// Unretained returns the streams whose marks this log claims without
+// the entries a node at marks lacks, and without a gap: those resumed
+// from a checkpoint (Resume), whose entries another member serves.
+func (l *Log) Unretained(marks []Mark) []Mark {
+	have := make(map[stream]uint64, len(marks))
+	for _, m := range marks {
+		have[stream{m.Node, m.Inc}] = m.HW
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []Mark
+	for s, sl := range l.streams {
+		if sl.resumed > have[s] && sl.resumed > sl.compacted {
+			out = append(out, Mark{Node: s.Node, Inc: s.Inc, HW: sl.resumed})
+		}
+	}
+	return out
 }
 
 // advance moves hw over the sequence numbers applied just above it.
@@ -242,6 +266,23 @@ func (l *Log) Compact(covered map[stream]uint64, now time.Time) (dropped int) {
 		}
 	}
 	return dropped
+}
+
+// Entry returns a copy of the retained entry seq of node's stream inc,
+// or nil and whether it was compacted away.
+func (l *Log) Entry(node string, inc, seq uint64) (*Entry, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	sl := l.streams[stream{node, inc}]
+	if sl == nil {
+		return nil, false
+	}
+	i, ok := slices.BinarySearchFunc(sl.entries, seq, func(x Entry, seq uint64) int { return cmp.Compare(x.Seq, seq) })
+	if !ok {
+		return nil, seq <= sl.compacted
+	}
+	e := sl.entries[i]
+	return &e, false
 }
 
 // Len returns the number of retained entries.

@@ -24,7 +24,10 @@ var (
 	descPulled        = prometheus.NewDesc("weir_purge_entries_pulled_total", "Purges this node missed and pulled through anti-entropy.", nil, nil)
 	descGaps          = prometheus.NewDesc("weir_purge_gaps_total", "Times this node missed more purges than a member retained, and soft-purged everything.", nil, nil)
 	descWireBytes     = prometheus.NewDesc("weir_purge_wire_bytes_total", "Bytes on the wire of purge batches and anti-entropy, HTTP included.", []string{"direction", "kind"}, nil)
-	descRejected      = prometheus.NewDesc("weir_purge_rejected_total", "Purge messages refused, by reason: missing, malformed, unknown-key, bad-signature, expired, replayed, bad-body.", []string{"reason"}, nil)
+	descRejected      = prometheus.NewDesc("weir_purge_rejected_total", "Purge messages refused, by reason: missing, malformed, unknown-key, bad-signature, expired, replayed, bad-body, bad-identity, unknown-identity.", []string{"reason"}, nil)
+	descStrikes       = prometheus.NewDesc("weir_purge_peer_strikes_total", "Untrue or unverifiable things members said about their purges, by reason: false-ack, unbacked-mark, failed-challenge, bad-seal (signed by the member), bad-signature (in its name, unsigned).", []string{"reason"}, nil)
+	descChallenges    = prometheus.NewDesc("weir_purge_challenges_total", "Digest challenges of members' acknowledgements, by result: passed, failed, inconclusive (no longer retained), error (no answer).", []string{"result"}, nil)
+	descQuarantined   = prometheus.NewDesc("weir_purge_quarantined_members", "Members quarantined for signed lies about their purges: their acknowledgements do not count and no fill is taken from them.", nil, nil)
 	descRelayed       = prometheus.NewDesc("weir_purge_relayed_total", "Purge batches this node relayed to a member on behalf of their issuer (purge.relay_fanout).", nil, nil)
 	descAcks          = prometheus.NewDesc("weir_purge_acks_total", "Acknowledgements of purges in messages of their own, sent to their issuer or received from members.", []string{"direction"}, nil)
 	descUnaudited     = prometheus.NewDesc("weir_purge_refusals_not_audited_total", "Purge calls without a valid token refused with 429 past the per-address limit, and not written to the audit log.", nil, nil)
@@ -60,9 +63,19 @@ func (s *Service) Collector() prometheus.Collector {
 		ch <- telemetry.Counter(descAcks, float64(st.AcksSent), "sent")
 		ch <- telemetry.Counter(descAcks, float64(st.AcksReceived), "received")
 		ch <- telemetry.Counter(descUnaudited, float64(st.Unaudited))
+		for _, r := range strikeReasons {
+			ch <- telemetry.Counter(descStrikes, float64(st.Strikes[r]), r)
+		}
+		for _, r := range challengeResults {
+			ch <- telemetry.Counter(descChallenges, float64(st.Challenges[r]), r)
+		}
+		ch <- telemetry.Gauge(descQuarantined, float64(s.quarantinedCount()))
 	})
 }
 
 // rejectReasons are every reason a message is refused for, all exported
 // from the start so that rate() sees the first refusal.
-var rejectReasons = append(sign.Reasons(), rejectBadBody)
+var rejectReasons = append(sign.Reasons(), rejectBadBody, rejectBadIdentity, rejectUnknownIdentity)
+
+// challengeResults are the digest challenges' results.
+var challengeResults = []string{"passed", "failed", "inconclusive", "error"}

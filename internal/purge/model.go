@@ -94,6 +94,10 @@ type Entry struct {
 	// issuing node's clock.
 	Time int64   `json:"t"`
 	Req  Request `json:"r"`
+	// seal is the issuer's signature over the entry (see Seal), kept to
+	// forward with it; nil for an entry of this node's not sent yet, or
+	// of a node older than identities.
+	seal *Seal
 }
 
 // ID returns the purge id: "NODE.INCARNATION.SEQ", with the incarnation
@@ -160,6 +164,9 @@ type Mark struct {
 // kept in memory.
 func (e *Entry) size() int {
 	n := 128 + len(e.Node)
+	if e.seal != nil {
+		n += e.seal.perEntry
+	}
 	for _, l := range [][]string{e.Req.URLs, e.Req.Prefixes, e.Req.Tags, e.Req.Hosts} {
 		for _, v := range l {
 			n += len(v) + 16

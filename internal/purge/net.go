@@ -88,7 +88,7 @@ type outbound struct {
 
 // flush encodes a batch once and queues it for every live peer.
 func (s *Service) flush(batch []Entry) {
-	body, err := encode(batchMsg{Entries: batch}, s.opt.Uncompressed)
+	body, err := encode(batchMsg{Entries: batch, Seals: s.seal(batch, false)}, s.opt.Uncompressed)
 	if err != nil {
 		s.log.Error("purge: encoding a batch failed; anti-entropy will deliver it", "entries", len(batch), "error", err.Error())
 		return
@@ -248,7 +248,7 @@ func (s *Service) spread(sender string, fresh []Entry) {
 	}
 	var relay *outbound
 	if len(fresh) <= relayMaxEntries {
-		if body, err := encode(batchMsg{Entries: fresh}, s.opt.Uncompressed); err == nil {
+		if body, err := encode(batchMsg{Entries: fresh, Seals: s.seal(fresh, true)}, s.opt.Uncompressed); err == nil {
 			relay = &outbound{kind: "batch", body: body, entries: len(fresh)}
 		}
 	}
@@ -326,7 +326,7 @@ func (s *Service) call(c *http.Client, peer, addr, kind string, body []byte, v a
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Content-Encoding", s.encoding())
-	nonce := s.sig.sign(req.Header, kind, 0, body, time.Now())
+	nonce := s.sig.sign(req.Header, kind, 0, body, time.Now(), s.sig.oldPeer(peer))
 	resp, err := c.Do(req)
 	if err != nil {
 		return err
@@ -341,6 +341,9 @@ func (s *Service) call(c *http.Client, peer, addr, kind string, body []byte, v a
 	}
 	info, err := s.sig.verify(resp.Header, "resp:"+kind, rb, time.Now(), false)
 	if err != nil {
+		if se, ok := errors.AsType[*sign.Error](err); ok && se.Reason == rejectBadIdentity {
+			s.strike(peer, strikeBadSignature, se.Detail)
+		}
 		return fmt.Errorf("reply of %s refused: %w", peer, err)
 	}
 	if info.re != nonce || info.sender != peer {
@@ -419,6 +422,12 @@ func (s *Service) syncWith(p Member) error {
 		if err := checkEntries(reply.Entries); err != nil {
 			return fmt.Errorf("reply of %s: %w", p.Name, err)
 		}
+		if err := s.unseal(reply.Entries, reply.Seals, now); err != nil {
+			if !errors.Is(err, errUnknownIssuer) {
+				s.strike(p.Name, sealStrike(s.sig.oldPeer(p.Name)), err.Error())
+			}
+			return fmt.Errorf("reply of %s: %w", p.Name, err)
+		}
 		s.mu.Lock()
 		s.peerMarks[p.Name] = reply.Marks
 		s.mu.Unlock()
@@ -439,6 +448,7 @@ func (s *Service) syncWith(p Member) error {
 		}
 		s.stats.pulled.Add(int64(len(reply.Entries)))
 		if !reply.More {
+			s.checkBacked(p.Name, &reply)
 			return nil
 		}
 	}
@@ -527,7 +537,7 @@ func (s *Service) PeerHandler() http.Handler {
 
 func (s *Service) servePeer(w http.ResponseWriter, r *http.Request) {
 	kind := strings.TrimPrefix(r.URL.Path, PathPrefix)
-	if kind != "batch" && kind != "sync" && kind != "status" && kind != "ack" {
+	if kind != "batch" && kind != "sync" && kind != "status" && kind != "ack" && kind != "challenge" {
 		http.Error(w, "weir: no purge endpoint "+clip(r.URL.Path), http.StatusNotFound)
 		return
 	}
@@ -554,6 +564,11 @@ func (s *Service) servePeer(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &se) {
 			reason, detail = se.Reason, se.Detail
 		}
+		if reason == rejectBadIdentity {
+			if sh, problem := parseSigHeader(r.Header.Get(SigHeader)); problem == "" {
+				s.strike(sh.sender, strikeBadSignature, detail)
+			}
+		}
 		s.refuse(w, r, reason, detail)
 		return
 	}
@@ -569,6 +584,18 @@ func (s *Service) servePeer(w http.ResponseWriter, r *http.Request) {
 			s.refuse(w, r, rejectBadBody, err.Error())
 			return
 		}
+		if err := s.unseal(msg.Entries, msg.Seals, now); err != nil {
+			if errors.Is(err, errUnknownIssuer) {
+				// A relay of purges whose issuer this node does not know
+				// yet: no lie, and the issuer's push or anti-entropy
+				// brings them with its certificate.
+				s.refuse(w, r, rejectUnknownIdentity, err.Error())
+				return
+			}
+			s.strike(info.sender, sealStrike(info.v1), err.Error())
+			s.refuse(w, r, rejectBadIdentity, err.Error())
+			return
+		}
 		var fresh []Entry
 		for _, e := range msg.Entries {
 			if s.receive(e, now) {
@@ -578,7 +605,7 @@ func (s *Service) servePeer(w http.ResponseWriter, r *http.Request) {
 		s.stats.batchesReceived.Add(1)
 		// Before the reply, whose sending may take a while.
 		s.spread(info.sender, fresh)
-		s.reply(w, kind, info.nonce, batchAck{HW: s.plog.HW(info.sender, info.inc)})
+		s.reply(w, kind, info, batchAck{HW: s.plog.HW(info.sender, info.inc)})
 	case "ack":
 		var msg ackMsg
 		if err := decode(body, enc, &msg); err != nil {
@@ -589,7 +616,7 @@ func (s *Service) servePeer(w http.ResponseWriter, r *http.Request) {
 		if msg.Inc == s.self.Inc && !s.held.Load() {
 			s.acked(info.sender, msg.HW, now)
 		}
-		s.reply(w, kind, info.nonce, struct{}{})
+		s.reply(w, kind, info, struct{}{})
 	case "sync":
 		var msg syncMsg
 		if err := decode(body, enc, &msg); err != nil {
@@ -604,8 +631,19 @@ func (s *Service) servePeer(w http.ResponseWriter, r *http.Request) {
 		if limit <= 0 || limit > syncLimit {
 			limit = syncLimit
 		}
+		// The marks before the entries: a mark never claims more than
+		// the entries sent back (see checkBacked).
+		marks := s.plog.Marks()
 		entries, gaps, more := s.plog.Missing(msg.Marks, limit)
-		s.reply(w, kind, info.nonce, syncReply{Marks: s.plog.Marks(), Entries: entries, Gaps: gaps, More: more})
+		s.reply(w, kind, info, syncReply{Marks: marks, Entries: entries, Seals: s.seal(entries, false), Gaps: gaps, More: more,
+			Resumed: s.plog.Unretained(msg.Marks)})
+	case "challenge":
+		var msg challengeMsg
+		if err := decode(body, enc, &msg); err != nil || len(msg.Nonce) != challengeNonceLen {
+			s.refuse(w, r, rejectBadBody, fmt.Sprintf("a challenge carries inc, seq and a nonce of %d bytes", challengeNonceLen))
+			return
+		}
+		s.reply(w, kind, info, s.answerChallenge(info.sender, msg))
 	case "status":
 		var msg statusMsg
 		if err := decode(body, enc, &msg); err != nil {
@@ -616,7 +654,7 @@ func (s *Service) servePeer(w http.ResponseWriter, r *http.Request) {
 		if node, inc, seq, err := ParseID(msg.ID); err == nil && node == s.self.Node {
 			reply.Doc, reply.Found = s.Status(inc, seq)
 		}
-		s.reply(w, kind, info.nonce, reply)
+		s.reply(w, kind, info, reply)
 	}
 }
 
@@ -638,7 +676,7 @@ func checkEntries(entries []Entry) error {
 }
 
 // reply writes a signed reply to a message.
-func (s *Service) reply(w http.ResponseWriter, kind string, re uint64, v any) {
+func (s *Service) reply(w http.ResponseWriter, kind string, info sigInfo, v any) {
 	body, err := encode(v, s.opt.Uncompressed)
 	if err != nil {
 		http.Error(w, "weir: encoding the reply failed", http.StatusInternalServerError)
@@ -647,7 +685,7 @@ func (s *Service) reply(w http.ResponseWriter, kind string, re uint64, v any) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Encoding", s.encoding())
-	s.sig.sign(h, "resp:"+kind, re, body, time.Now())
+	s.sig.sign(h, "resp:"+kind, info.nonce, body, time.Now(), info.v1)
 	_, _ = w.Write(body)
 }
 

@@ -105,7 +105,7 @@ func signedBatch(t *testing.T, s *Service, target string, entries []Entry) (*htt
 	}
 	req := httptest.NewRequest(http.MethodPost, target+PathPrefix+"batch", bytes.NewReader(body))
 	req.Header.Set("Content-Encoding", encZstd)
-	s.sig.sign(req.Header, "batch", 0, body, time.Now())
+	s.sig.sign(req.Header, "batch", 0, body, time.Now(), false)
 	return req, body
 }
 
@@ -152,7 +152,7 @@ func TestBatchesMustBeSignedFreshAndNew(t *testing.T) {
 	oldBody, _ := encode(batchMsg{Entries: []Entry{entry(2, "/2")}}, false)
 	expired := httptest.NewRequest(http.MethodPost, "http://b"+PathPrefix+"batch", bytes.NewReader(oldBody))
 	expired.Header.Set("Content-Encoding", encZstd)
-	sender.sig.sign(expired.Header, "batch", 0, oldBody, time.Now().Add(-2*time.Minute))
+	sender.sig.sign(expired.Header, "batch", 0, oldBody, time.Now().Add(-2*time.Minute), false)
 
 	for _, tc := range []struct {
 		name   string
@@ -214,7 +214,7 @@ func TestSetKeyringRotates(t *testing.T) {
 	check("new key only", newSender, 3, true)
 	// Replies are signed with the primary key of the moment.
 	rh := http.Header{}
-	recv.sig.sign(rh, "resp:batch", 1, nil, time.Now())
+	recv.sig.sign(rh, "resp:batch", 1, nil, time.Now(), false)
 	if id := strings.Fields(rh.Get(SigHeader))[1]; id != newOnly.Primary().ID {
 		t.Errorf("reply signed with key %s, want the new primary %s", id, newOnly.Primary().ID)
 	}
@@ -420,7 +420,7 @@ func FuzzPeerMessage(f *testing.F) {
 	h := recv.PeerHandler()
 	body, _ := encode(batchMsg{Entries: []Entry{{Node: "a", Inc: 1, Seq: 1, Time: 1, Req: Request{All: true}}}}, false)
 	hdr := http.Header{}
-	sender.sig.sign(hdr, "batch", 0, body, time.Now())
+	sender.sig.sign(hdr, "batch", 0, body, time.Now(), false)
 	f.Add("batch", hdr.Get(SigHeader), encZstd, body)
 	f.Add("sync", "v1 k a 1 1 1 0 AAAA", encNone, []byte(`{"marks":[]}`))
 	f.Add("batch", "", "", []byte{})

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
@@ -105,6 +106,15 @@ type Options struct {
 	// Keyring signs and verifies messages between nodes; nil is an
 	// insecure cluster (see insecureKey).
 	Keyring *cluster.Keyring
+	// Distrust, when set, is told when this node starts to suspect or
+	// quarantines a member ("suspect", "quarantined"), or trusts it
+	// again (""), and why (see distrust.go); the node stops filling from
+	// a quarantined member.
+	Distrust func(name, state, reason string)
+	// Identities, when set (a cluster's node), signs this node's
+	// messages and seals its purges with its identity and checks the
+	// others' (see Seal and SigHeader); nil signs with Keyring only.
+	Identities Identities
 	// Auth, Audit and Limiter protect the API; Auth and Audit are
 	// required, a nil Limiter means no rate limit.
 	Auth    *admin.Authenticator
@@ -225,8 +235,11 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	stats   counters
-	latency *telemetry.Histogram
+	stats counters
+	trust trustBook
+	// challengeEvery is challengeEvery but in tests.
+	challengeEvery int
+	latency        *telemetry.Histogram
 	// refusals limits the calls without a valid token per remote address
 	// that are audited one by one.
 	refusals *admin.RateLimiter
@@ -274,20 +287,22 @@ func New(opt Options) (*Service, error) {
 	now := time.Now()
 	self := stream{opt.Node, uint64(now.UnixNano())}
 	s := &Service{
-		opt:       opt,
-		log:       opt.Logger,
-		self:      self,
-		started:   now,
-		plog:      NewLog(self, opt.MaxLogEntries, opt.Retention),
-		sig:       newSigner(opt.Node, self.Inc, opt.Keyring),
-		statuses:  make(map[uint64]*issueStatus),
-		senders:   make(map[string]*peerSender),
-		peerMarks: make(map[string][]Mark),
-		lastSync:  make(map[string]time.Time),
-		ackedHW:   make(map[string]uint64),
-		wake:      make(chan struct{}, 1),
-		latency:   telemetry.NewHistogram(latencyBuckets),
-		refusals:  admin.NewRateLimiter(refusalRate, refusalBurst, 10000),
+		opt:            opt,
+		log:            opt.Logger,
+		self:           self,
+		started:        now,
+		plog:           NewLog(self, opt.MaxLogEntries, opt.Retention),
+		sig:            newSigner(opt.Node, self.Inc, opt.Keyring, opt.Identities),
+		statuses:       make(map[uint64]*issueStatus),
+		senders:        make(map[string]*peerSender),
+		peerMarks:      make(map[string][]Mark),
+		lastSync:       make(map[string]time.Time),
+		ackedHW:        make(map[string]uint64),
+		wake:           make(chan struct{}, 1),
+		latency:        telemetry.NewHistogram(latencyBuckets),
+		refusals:       admin.NewRateLimiter(refusalRate, refusalBurst, 10000),
+		trust:          trustBook{peers: make(map[string]*peerTrust), inFlight: make(chan struct{}, maxChallenges)},
+		challengeEvery: challengeEvery,
 	}
 	if len(opt.Resume) > 0 {
 		var marks []Mark
@@ -554,9 +569,20 @@ func (s *Service) CaughtUp() bool {
 	return !s.lostResume && (s.opt.Members == nil || s.caughtUp.Load())
 }
 
-// acked records that peer has applied this node's purges up to hw.
+// acked records that peer has applied this node's purges up to hw. It
+// counts nothing from a quarantined member, and a strike against one
+// that acknowledges more than was issued.
 func (s *Service) acked(peer string, hw uint64, now time.Time) {
+	if hw == 0 || s.quarantined(peer) {
+		return
+	}
 	s.mu.Lock()
+	if hw > s.seq {
+		issued := s.seq
+		s.mu.Unlock()
+		s.strike(peer, strikeFalseAck, fmt.Sprintf("acknowledged purges of this node up to %d, and it issued %d", hw, issued))
+		return
+	}
 	defer s.mu.Unlock()
 	from := s.ackedHW[peer]
 	if hw <= from {
@@ -566,10 +592,14 @@ func (s *Service) acked(peer string, hw uint64, now time.Time) {
 	if len(s.order) > 0 {
 		from = max(from, s.order[0]-1)
 	}
+	var sample *Entry
 	for seq := from + 1; seq <= hw; seq++ {
 		st := s.statuses[seq]
 		if st == nil {
 			continue
+		}
+		if sample == nil || mrand.IntN(int(seq-from)) == 0 {
+			sample = &st.entry
 		}
 		if t, ok := st.targets[peer]; ok && t.IsZero() {
 			st.targets[peer] = now
@@ -581,6 +611,9 @@ func (s *Service) acked(peer string, hw uint64, now time.Time) {
 				st.completed = now
 			}
 		}
+	}
+	if sample != nil {
+		s.maybeChallenge(peer, sample)
 	}
 }
 

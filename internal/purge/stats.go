@@ -22,8 +22,27 @@ type counters struct {
 	relayed, acksSent, acksRecv    atomic.Int64
 	rejectedMu                     sync.Mutex
 	rejected                       map[string]int64
+	strikes, challenges            map[string]int64 // under rejectedMu
 	loggedMu                       sync.Mutex
 	logged                         map[string]time.Time // topic → when last logged
+}
+
+func (c *counters) strike(reason string) {
+	c.rejectedMu.Lock()
+	defer c.rejectedMu.Unlock()
+	if c.strikes == nil {
+		c.strikes = make(map[string]int64)
+	}
+	c.strikes[reason]++
+}
+
+func (c *counters) challenge(result string) {
+	c.rejectedMu.Lock()
+	defer c.rejectedMu.Unlock()
+	if c.challenges == nil {
+		c.challenges = make(map[string]int64)
+	}
+	c.challenges[result]++
 }
 
 func (c *counters) reject(reason string) {
@@ -108,6 +127,13 @@ type Stats struct {
 	// Unaudited counts purge calls without a valid token refused with 429
 	// and not written to the audit log, past the per-address limit.
 	Unaudited int64 `json:"refusals_not_audited"`
+	// Strikes count what members said that was untrue or unverifiable,
+	// by reason, Challenges the digest challenges by result, and
+	// Distrusted names the members suspect or quarantined (see
+	// distrust.go).
+	Strikes    map[string]int64  `json:"strikes"`
+	Challenges map[string]int64  `json:"challenges"`
+	Distrusted map[string]string `json:"distrusted"`
 	// Latency is the propagation latency of purges issued here: from
 	// issue to each peer's acknowledgement.
 	Latency HistogramDoc `json:"propagation_latency"`
@@ -149,7 +175,16 @@ func (s *Service) Stats() Stats {
 	}
 	s.stats.rejectedMu.Lock()
 	st.Rejected = maps.Clone(s.stats.rejected)
+	st.Strikes = maps.Clone(s.stats.strikes)
+	st.Challenges = maps.Clone(s.stats.challenges)
 	s.stats.rejectedMu.Unlock()
+	if st.Strikes == nil {
+		st.Strikes = map[string]int64{}
+	}
+	if st.Challenges == nil {
+		st.Challenges = map[string]int64{}
+	}
+	st.Distrusted = s.Distrusted()
 	if st.Rejected == nil {
 		st.Rejected = map[string]int64{}
 	}

@@ -1,6 +1,8 @@
 package purge
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +36,17 @@ import (
 // incarnation, nonce) it has seen within the window. RE is 0 on requests
 // and the request's nonce on responses, which binds a response to its
 // request.
+//
+// A node with an identity (see cluster.Identity) writes version v2, which
+// adds a ninth field, IDSIG: the unpadded URL-safe base64 of the sender's
+// Ed25519 signature over "weir purge id v1", a zero byte, and what the
+// MAC covers (the fields, each followed by a zero byte, then the SHA-256
+// of the body). The MAC proves the sender holds the cluster key; IDSIG
+// proves which member it is, so no member can speak, or acknowledge, in
+// another's name. A receiver checks IDSIG against the certificate the
+// sender announced through membership. It accepts v1 only from a member
+// that announces no identity (a node older than identities, during a
+// rolling upgrade), and answers a message in the version it came in.
 const (
 	SigHeader = "Weir-Purge-Sig"
 	// PathPrefix is where the purge endpoints live on the peer listener.
@@ -43,10 +56,24 @@ const (
 	// maxWireBytes bounds a message body, compressed and decompressed.
 	maxWireBytes = 32 << 20
 	sigVersion   = "v1"
+	sigVersionID = "v2"
 	// maxSigHeaderLen bounds a SigHeader value; the longest a node writes
-	// (64-byte key ID, 128-byte node name, the largest numbers) is 323
-	// bytes.
+	// (64-byte key ID, 128-byte node name, the largest numbers, IDSIG) is
+	// 410 bytes.
 	maxSigHeaderLen = 512
+	idSigLabel      = "weir purge id v1"
+	idSigLen        = 86 // unpadded base64 of 64 bytes
+)
+
+// Refusal reasons of identity signatures, beside sign's and
+// rejectBadBody.
+const (
+	// rejectBadIdentity: IDSIG is missing where the sender announces an
+	// identity, or does not verify with its key; or a seal does not.
+	rejectBadIdentity = "bad-identity"
+	// rejectUnknownIdentity: the sender is no member here (yet), so its
+	// key is unknown; anti-entropy repairs what is refused.
+	rejectUnknownIdentity = "unknown-identity"
 )
 
 // purgeScheme is how purge messages are signed: the fields, each followed
@@ -65,10 +92,13 @@ type signer struct {
 	keys  atomic.Pointer[sign.Keys]
 	nonce atomic.Uint64
 	seen  replayCache
+	// ids, when set, signs messages in this node's name (v2) and checks
+	// the senders'.
+	ids Identities
 }
 
-func newSigner(node string, inc uint64, kr *cluster.Keyring) *signer {
-	s := &signer{node: node, inc: inc}
+func newSigner(node string, inc uint64, kr *cluster.Keyring, ids Identities) *signer {
+	s := &signer{node: node, inc: inc, ids: ids}
 	s.setKeys(kr)
 	s.seen.init()
 	return s
@@ -89,14 +119,46 @@ func (s *signer) setKeys(kr *cluster.Keyring) {
 }
 
 // sign sets SigHeader on h for a message of kind with body, and returns
-// the nonce used.
-func (s *signer) sign(h http.Header, kind string, re uint64, body []byte, now time.Time) uint64 {
+// the nonce used. It writes v2 (signed with this node's identity too)
+// unless v1 is set: for a peer older than identities.
+func (s *signer) sign(h http.Header, kind string, re uint64, body []byte, now time.Time, v1 bool) uint64 {
 	nonce := s.nonce.Add(1)
 	keys := s.keys.Load()
 	sh := sigHeader{keyID: keys.Primary(), sender: s.node, inc: s.inc, nonce: nonce, ms: now.UnixMilli(), re: re}
-	sh.mac = keys.Sign(sh.fields(kind), body)
+	fields := sh.fields(kind)
+	sh.mac = keys.Sign(fields, body)
+	if s.ids != nil && !v1 {
+		sh.idSig = s.ids.Identity().Sign(idMessage(fields, body))
+	}
 	h.Set(SigHeader, sh.String())
 	return nonce
+}
+
+// idMessage returns what IDSIG covers.
+func idMessage(fields []string, body []byte) []byte {
+	n := len(idSigLabel) + 1 + sha256.Size
+	for _, f := range fields {
+		n += len(f) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, idSigLabel...)
+	b = append(b, 0)
+	for _, f := range fields {
+		b = append(b, f...)
+		b = append(b, 0)
+	}
+	sum := sha256.Sum256(body)
+	return append(b, sum[:]...)
+}
+
+// oldPeer reports whether the member called name announces no identity,
+// so messages to it go in v1.
+func (s *signer) oldPeer(name string) bool {
+	if s.ids == nil {
+		return true
+	}
+	c, member := s.ids.Cert(name)
+	return member && c == nil
 }
 
 // sigHeader is a parsed SigHeader value.
@@ -105,6 +167,7 @@ type sigHeader struct {
 	inc, nonce, re uint64
 	ms             int64 // when it was signed, Unix milliseconds
 	mac            sign.MAC
+	idSig          []byte // v2 only
 }
 
 // fields returns what the MAC covers for a message of kind: kind, then
@@ -117,8 +180,13 @@ func (h *sigHeader) fields(kind string) []string {
 
 // String returns the SigHeader value.
 func (h *sigHeader) String() string {
-	return strings.Join([]string{sigVersion, h.keyID, h.sender, strconv.FormatUint(h.inc, 10), strconv.FormatUint(h.nonce, 10),
-		strconv.FormatInt(h.ms, 10), strconv.FormatUint(h.re, 10), h.mac.String()}, " ")
+	f := []string{sigVersion, h.keyID, h.sender, strconv.FormatUint(h.inc, 10), strconv.FormatUint(h.nonce, 10),
+		strconv.FormatInt(h.ms, 10), strconv.FormatUint(h.re, 10), h.mac.String()}
+	if h.idSig != nil {
+		f[0] = sigVersionID
+		f = append(f, base64.RawURLEncoding.EncodeToString(h.idSig))
+	}
+	return strings.Join(f, " ")
 }
 
 // parseSigHeader parses a SigHeader value, or says what is wrong with it
@@ -129,11 +197,21 @@ func parseSigHeader(v string) (h sigHeader, problem string) {
 		return h, fmt.Sprintf("is %d bytes long, at most %d are allowed", len(v), maxSigHeaderLen)
 	}
 	f := strings.Split(v, " ")
-	if len(f) != 8 {
-		return h, "does not have 8 fields separated by single spaces: want \"v1 KEY-ID SENDER INCARNATION NONCE UNIX-MS RE MAC\""
-	}
-	if f[0] != sigVersion {
-		return h, "has an unknown version, want v1: this node may be older than the sender; upgrade it"
+	switch {
+	case len(f) == 8 && f[0] == sigVersion:
+	case len(f) == 9 && f[0] == sigVersionID:
+		if len(f[8]) != idSigLen {
+			return h, fmt.Sprintf("has an IDSIG that is not %d characters of unpadded URL-safe base64", idSigLen)
+		}
+		sig, err := base64.RawURLEncoding.Strict().DecodeString(f[8])
+		if err != nil {
+			return h, fmt.Sprintf("has an IDSIG that is not %d characters of unpadded URL-safe base64", idSigLen)
+		}
+		h.idSig = sig
+	case f[0] != sigVersion && f[0] != sigVersionID:
+		return h, "has an unknown version, want v1 or v2: this node may be older than the sender; upgrade it"
+	default:
+		return h, "does not have 8 (v1) or 9 (v2) fields separated by single spaces: want \"v2 KEY-ID SENDER INCARNATION NONCE UNIX-MS RE MAC IDSIG\""
 	}
 	if f[1] == "" {
 		return h, "has an empty key ID"
@@ -176,6 +254,9 @@ type sigInfo struct {
 	inc, nonce uint64
 	re         uint64
 	at         time.Time
+	// v1 is set for a message without IDSIG, from a member older than
+	// identities: answer it in v1.
+	v1 bool
 }
 
 // rejectBadBody is the refusal of a message that is authentic but not a
@@ -195,15 +276,41 @@ func (s *signer) verify(h http.Header, kind string, body []byte, now time.Time, 
 		return sigInfo{}, purgeScheme.Malformed(problem)
 	}
 	at := time.UnixMilli(sh.ms)
-	m := sign.Signed{KeyID: sh.keyID, From: sh.sender, At: at, MAC: sh.mac, Fields: sh.fields(kind), Body: body}
+	fields := sh.fields(kind)
+	m := sign.Signed{KeyID: sh.keyID, From: sh.sender, At: at, MAC: sh.mac, Fields: fields, Body: body}
 	if err := s.keys.Load().Verify(&m, now, AuthWindow); err != nil {
 		return sigInfo{}, err
 	}
-	info := sigInfo{sender: sh.sender, inc: sh.inc, nonce: sh.nonce, re: sh.re, at: at}
+	info := sigInfo{sender: sh.sender, inc: sh.inc, nonce: sh.nonce, re: sh.re, at: at, v1: sh.idSig == nil}
+	if s.ids != nil {
+		if err := s.verifyIdentity(&sh, fields, body); err != nil {
+			return sigInfo{}, err
+		}
+	}
 	if checkReplay && !s.seen.add(info, now) {
 		return sigInfo{}, &sign.Error{Reason: sign.Replayed, Detail: fmt.Sprintf("purge message %d of node %q (incarnation %d) was seen before, and nothing was applied twice: if it keeps happening, find who resends captured messages from remote_addr", info.nonce, info.sender, info.inc)}
 	}
 	return info, nil
+}
+
+// verifyIdentity checks a message's IDSIG against the certificate its
+// sender announced. The error is a *sign.Error with reason
+// rejectBadIdentity or rejectUnknownIdentity.
+func (s *signer) verifyIdentity(sh *sigHeader, fields []string, body []byte) error {
+	cert, member := s.ids.Cert(sh.sender)
+	switch {
+	case !member:
+		return &sign.Error{Reason: rejectUnknownIdentity, Detail: fmt.Sprintf("purge message of %q, which is no member here, so its identity is unknown: if it just joined, gossip brings it within a second", sh.sender)}
+	case cert == nil && sh.idSig != nil:
+		return &sign.Error{Reason: rejectBadIdentity, Detail: fmt.Sprintf("purge message of %q signed v2, and %q announced no identity", sh.sender, sh.sender)}
+	case cert == nil:
+		return nil // a member older than identities: v1
+	case sh.idSig == nil:
+		return &sign.Error{Reason: rejectBadIdentity, Detail: fmt.Sprintf("purge message of %q is not signed with its identity (v1), and %q announced identity %s: someone holding the cluster key speaks in its name", sh.sender, sh.sender, cert.Fingerprint())}
+	case !cert.VerifySig(idMessage(fields, body), sh.idSig):
+		return &sign.Error{Reason: rejectBadIdentity, Detail: fmt.Sprintf("purge message of %q does not verify with its identity %s: forged in its name by someone holding the cluster key, or altered", sh.sender, cert.Fingerprint())}
+	}
+	return nil
 }
 
 // replayCache remembers the nonces seen within twice the window; older
@@ -306,9 +413,11 @@ func decode(body []byte, enc string, v any) error {
 
 // Payloads.
 
-// batchMsg carries purges an issuing node pushes to the others.
+// batchMsg carries purges an issuing node pushes to the others, or a
+// member relays, with their issuers' seals.
 type batchMsg struct {
 	Entries []Entry `json:"entries"`
+	Seals   []Seal  `json:"seals,omitempty"`
 }
 
 // batchAck answers a batch: how far the receiver has applied the
@@ -337,8 +446,12 @@ type syncMsg struct {
 type syncReply struct {
 	Marks   []Mark  `json:"marks"`
 	Entries []Entry `json:"entries"`
-	Gaps    []Mark  `json:"gaps"`
-	More    bool    `json:"more"`
+	Seals   []Seal  `json:"seals,omitempty"`
+	// Resumed are streams whose marks the replier claims without their
+	// entries (Log.Unretained): not a gap, another member has them.
+	Resumed []Mark `json:"resumed,omitempty"`
+	Gaps    []Mark `json:"gaps"`
+	More    bool   `json:"more"`
 }
 
 // statusMsg asks the node that issued a purge for its status.

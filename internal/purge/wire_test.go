@@ -27,12 +27,12 @@ func TestSigHeaderKnownAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newSigner("edge-a", 1795341600000000000, kr)
+	s := newSigner("edge-a", 1795341600000000000, kr, nil)
 	s.nonce.Store(41)
 	at := time.UnixMilli(1795341600123)
 	body := []byte(`{"entries":[]}`)
 	h := http.Header{}
-	if nonce := s.sign(h, "resp:batch", 7, body, at); nonce != 42 {
+	if nonce := s.sign(h, "resp:batch", 7, body, at, false); nonce != 42 {
 		t.Fatalf("nonce %d, want 42", nonce)
 	}
 
@@ -53,9 +53,9 @@ func TestSigHeaderKnownAnswer(t *testing.T) {
 // FuzzParseSigHeader: the parser accepts exactly the values sign writes:
 // whatever it accepts is written back unchanged, and it never panics.
 func FuzzParseSigHeader(f *testing.F) {
-	s := newSigner("edge-a", 1795341600000000000, nil)
+	s := newSigner("edge-a", 1795341600000000000, nil, nil)
 	h := http.Header{}
-	s.sign(h, "batch", 0, []byte("x"), time.UnixMilli(1795341600123))
+	s.sign(h, "batch", 0, []byte("x"), time.UnixMilli(1795341600123), false)
 	genuine := h.Get(SigHeader)
 	f.Add(genuine)
 	f.Add(strings.Replace(genuine, " 1 ", " 01 ", 1))
