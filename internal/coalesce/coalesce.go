@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 )
 
 // ErrNotShared is returned by Reader.Head to a reader that joined a flight
@@ -72,6 +73,14 @@ func (g *Group[H]) Readers(key string) int {
 // goroutine that does not depend on its own client. keep is the largest
 // body the new flight keeps whole; it is ignored when joining.
 func (g *Group[H]) Join(key string, keep int64) (r *Reader[H], leader bool) {
+	return g.JoinSince(key, keep, 0)
+}
+
+// JoinSince is Join that gives a new flight epoch: an opaque number the
+// caller compares when it joins a flight (the edge: the purge epoch the
+// fill counts from, so that a request after a purge does not join a fill
+// from before it). Joining does not change it.
+func (g *Group[H]) JoinSince(key string, keep int64, epoch uint64) (r *Reader[H], leader bool) {
 	g.mu.Lock()
 	f := g.flights[key]
 	if f != nil {
@@ -93,6 +102,7 @@ func (g *Group[H]) Join(key string, keep int64) (r *Reader[H], leader bool) {
 		headDone: make(chan struct{}),
 		offsets:  make(map[*Reader[H]]int64),
 	}
+	f.epoch.Store(epoch)
 	r = &Reader[H]{f: f, leader: true}
 	f.offsets[r] = 0
 	g.flights[key] = f
@@ -122,6 +132,8 @@ type Flight[H any] struct {
 	key   string
 	group *Group[H]
 	keep  int64
+	// epoch is the number JoinSince gave it, lowered by LowerEpoch.
+	epoch atomic.Uint64
 	// window bounds how far the filler runs ahead of the slowest reader
 	// once keepAll is off.
 	window int64
@@ -189,8 +201,23 @@ func (f *Flight[H]) Stream() {
 
 // Forget stops new callers from joining the flight; readers already
 // attached keep reading. The filler calls it once the response is stored
-// (so later callers find it in the cache) or known not to be stored.
+// (so later callers find it in the cache) or known not to be stored; a
+// reader may call it too (it takes the group's lock), when it finds the
+// flight no longer fit to join.
 func (f *Flight[H]) Forget() { f.group.forget(f) }
+
+// Epoch returns the flight's epoch (see JoinSince).
+func (f *Flight[H]) Epoch() uint64 { return f.epoch.Load() }
+
+// LowerEpoch lowers the flight's epoch to e, when e is lower.
+func (f *Flight[H]) LowerEpoch(e uint64) {
+	for {
+		cur := f.epoch.Load()
+		if e >= cur || f.epoch.CompareAndSwap(cur, e) {
+			return
+		}
+	}
+}
 
 // Readers returns how many readers are attached.
 func (f *Flight[H]) Readers() int {

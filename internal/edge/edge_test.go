@@ -15,6 +15,7 @@ import (
 
 	"github.com/weir-cdn/weir/internal/cachekey"
 	"github.com/weir-cdn/weir/internal/config"
+	"github.com/weir-cdn/weir/internal/store"
 	"github.com/weir-cdn/weir/internal/testkit"
 )
 
@@ -846,5 +847,82 @@ func TestRevalidatingAVariantWithWaiters(t *testing.T) {
 	}
 	if r := e.get("/rv"); r.body != "ae=" || !strings.HasPrefix(status(r), "weir; fwd=stale") {
 		t.Fatalf("identity variant after gzip revalidation: %q %q", r.body, status(r))
+	}
+}
+
+// TestRequestAfterPurgeDoesNotJoinOlderFill: a request that arrives
+// after a purge of a key is not served by the fill of that key already
+// in flight from before the purge (which would hand it the purged
+// content); it fetches anew, and so do the requests after it. A request
+// that joined before the purge may still get the older answer.
+func TestRequestAfterPurgeDoesNotJoinOlderFill(t *testing.T) {
+	release := make(chan struct{})
+	var version atomic.Int64
+	e := newEdge(t, func(w http.ResponseWriter, r *http.Request) {
+		v := version.Add(1)
+		if v == 1 {
+			<-release // the first fill is held until the test lets it go
+		}
+		w.Header().Set("Cache-Control", "public, max-age=60")
+		w.Header().Set("Surrogate-Key", "t1")
+		fmt.Fprintf(w, "version %d", v)
+	}, nil)
+	for _, tc := range []struct {
+		name string
+		inv  store.Invalidation
+		// known is whether the purge is known to cover the fill before
+		// its response names its tags: then the request after it does
+		// not even wait for the older fill's answer.
+		known bool
+	}{
+		{"key", store.Invalidation{Keys: []string{e.URL + "/p"}}, true},
+		{"prefix", store.Invalidation{Prefixes: []string{strings.TrimPrefix(e.URL, "http://") + "/"}}, true},
+		{"tag", store.Invalidation{Tags: []string{"t1"}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e.store.Invalidate(store.Invalidation{Prefixes: []string{""}}) // start empty
+			version.Store(0)
+			release = make(chan struct{})
+			var once sync.Once
+			free := func() { once.Do(func() { close(release) }) }
+			defer free() // also when the test fails: the held fill ends
+			before := make(chan response, 1)
+			go func() { before <- e.get("/p") }()
+			testkit.Eventually(t, "the first fill at the origin", func() bool { return version.Load() == 1 })
+			early := make(chan response, 1)
+			go func() { early <- e.get("/p") }()
+			testkit.Eventually(t, "a second request joining it", func() bool { return readersOf(e, "/p") == 2 })
+			e.store.Invalidate(tc.inv)
+			after := make(chan response, 1)
+			go func() { after <- e.get("/p") }()
+			// The request after the purge fetched anew, without waiting
+			// for the held fill.
+			var r response
+			if tc.known {
+				select {
+				case r = <-after:
+				case <-time.After(10 * time.Second):
+					t.Fatal("the request after the purge waited for the fill from before it")
+				}
+				free()
+			} else {
+				testkit.Eventually(t, "the request after the purge to join", func() bool { return readersOf(e, "/p") == 3 })
+				free()
+				r = <-after
+			}
+			if r.body != "version 2" {
+				t.Errorf("after the purge: %q, want version 2 (a new fill)", r.body)
+			}
+			if b, k := (<-before).body, (<-early).body; b != "version 1" || k != "version 1" {
+				t.Errorf("before the purge: %q and %q, want version 1", b, k)
+			}
+			if got := e.h.Stats().PurgedInFlight; got == 0 {
+				t.Error("PurgedInFlight did not count the refused join")
+			}
+			// Later requests are hits on the new copy, not the old.
+			if r := e.get("/p"); r.body != "version 2" {
+				t.Errorf("next request: %q, want the copy filled after the purge", r.body)
+			}
+		})
 	}
 }

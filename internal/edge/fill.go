@@ -55,6 +55,13 @@ type head struct {
 	// surrogate holds the response's Surrogate-Key and Surrogate-Control,
 	// which clients never see but a peer that fills from this node needs.
 	surrogate http.Header
+	// epoch is the store's purge epoch the fill counts from, key the key
+	// the response is stored under and tags its surrogate keys: a reader
+	// that joined the flight after a purge covering them must not be
+	// served it (see purgedSinceJoin).
+	epoch uint64
+	key   string
+	tags  []string
 	// from names who answered: "origin NAME" or "peer NAME".
 	from string
 }
@@ -176,7 +183,23 @@ func (h *Handler) fill(w http.ResponseWriter, r *http.Request, snap *site.Snapsh
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		rd, leader := h.flights.Join(key, snap.MaxObject)
+		// The purges applied by now are after this request: it must not
+		// be served a fill that started before one that covers it.
+		joined := h.store.Epoch()
+		rd, leader := h.flights.JoinSince(key, snap.MaxObject, joined)
+		if !leader && h.store.PurgedBetween(primary, nil, rd.Flight().Epoch(), joined) {
+			// The fill in flight started before a purge of this key (or
+			// a prefix of it), and this request came after it: not that
+			// fill's answer, a new one, which later requests join.
+			rd.Close()
+			rd.Flight().Forget()
+			h.stats.purgedInFlight.Add(1)
+			if attempt > 0 {
+				h.pass(w, r, site, passInfo{fwd: fwd, detail: "purged-in-flight"})
+				return
+			}
+			continue
+		}
 		var interim chan informational
 		if leader {
 			prio := PriorityMiss
@@ -198,6 +221,19 @@ func (h *Handler) fill(w http.ResponseWriter, r *http.Request, snap *site.Snapsh
 		hd, err := h.waitHead(w, r, rd, leader, interim)
 		if !leader {
 			h.doc.coalesce.add(time.Since(waited))
+		}
+		if err == nil && !leader && h.store.PurgedBetween(hd.key, hd.tags, hd.epoch, joined) {
+			// The same, found once the response names its surrogate
+			// keys: a tag purge after the fill started, before this
+			// request.
+			rd.Close()
+			rd.Flight().Forget()
+			h.stats.purgedInFlight.Add(1)
+			if attempt > 0 {
+				h.pass(w, r, site, passInfo{fwd: fwd, detail: "purged-in-flight"})
+				return
+			}
+			continue
 		}
 		if err == nil && !leader && (len(hd.vary) > 0 || site.Key.HasExtra()) {
 			kb.secondary = secondaryKey(kb.secondary[:0], site, hd.vary, r.Header)
@@ -505,7 +541,7 @@ func (h *Handler) newFillJob(r *http.Request, snap *site.Snapshot, site *site.Si
 		}
 	}
 	job := &fillJob{
-		epoch:     h.store.Epoch(),
+		epoch:     f.Epoch(),
 		site:      site,
 		flight:    f,
 		out:       out,
@@ -534,7 +570,7 @@ func (h *Handler) refreshInBackground(r *http.Request, snap *site.Snapshot, site
 		return
 	}
 	peer := h.owner(kb.primary, fromPeer)
-	rd, leader := h.flights.Join(flightKey(kb, site, idx, r.Header, peer != nil), snap.MaxObject)
+	rd, leader := h.flights.JoinSince(flightKey(kb, site, idx, r.Header, peer != nil), snap.MaxObject, h.store.Epoch())
 	if leader {
 		h.startFill(r, snap, site, rd.Flight(), string(kb.primary), obj, "stale", peer, nil, PriorityBackground, nil)
 	}
@@ -620,8 +656,10 @@ func (h *Handler) runFill(job *fillJob) {
 		hd.stored, hd.reason = false, "error-over-stale"
 	}
 	hd.ttl -= hd.initialAge
+	hd.epoch, hd.key, hd.tags = job.epoch, job.primary, httpcache.ParseSurrogateKeys(resp.Header["Surrogate-Key"])
 	if len(vary) > 0 || job.site.Key.HasExtra() {
 		hd.secondary = string(secondaryKey(nil, job.site, vary, job.clientHdr))
+		hd.key = string(store.VariantKey(nil, []byte(job.primary), []byte(hd.secondary)))
 	}
 	if hd.stored {
 		result = refreshRefreshed
@@ -735,6 +773,7 @@ func (h *Handler) fetch(job *fillJob) (resp *http.Response, from string, err err
 			// date the copy back by the propagation bound, so that any
 			// purge applied here meanwhile covers it.
 			job.epoch = min(job.epoch, h.store.EpochAt(time.Now().Add(-h.peerTrust)))
+			job.flight.LowerEpoch(job.epoch)
 			return resp, "peer " + job.peer.Name(), nil
 		}
 		// The cluster degrades to independent edges: a peer that is down
@@ -789,6 +828,7 @@ func (h *Handler) fetchWarm(job *fillJob) *http.Response {
 		h.stats.warmFills.Add(1)
 		// Dated back like any copy from a peer (see fetch).
 		job.epoch = min(job.epoch, h.store.EpochAt(time.Now().Add(-h.peerTrust)))
+		job.flight.LowerEpoch(job.epoch)
 		return resp
 	}
 	if err == nil {
@@ -917,7 +957,8 @@ func (h *Handler) finishRevalidation(job *fillJob, resp *http.Response, reqTime,
 	}
 	obj.Extra = extra(tags, merged["Surrogate-Control"])
 	vary, _ := httpcache.VaryFields(merged)
-	hd := &head{status: int(basis.Status), obj: obj, vary: vary, stored: policy.Storable, reason: policy.Reason, fwdStatus: http.StatusNotModified, ttl: policy.Lifetime - initialAge, from: from}
+	hd := &head{status: int(basis.Status), obj: obj, vary: vary, stored: policy.Storable, reason: policy.Reason, fwdStatus: http.StatusNotModified, ttl: policy.Lifetime - initialAge, from: from,
+		epoch: job.epoch, key: basis.Key(), tags: tags}
 	if len(vary) > 0 || job.site.Key.HasExtra() {
 		hd.secondary = string(secondaryKey(nil, job.site, vary, job.clientHdr))
 	}

@@ -135,6 +135,9 @@ type Filler interface {
 	// the epoch in force at t.
 	Epoch() uint64
 	EpochAt(t time.Time) uint64
+	// PurgedBetween reports whether a purge with an epoch in
+	// (after, upto] covers an object stored under key with tags.
+	PurgedBetween(key string, tags []string, after, upto uint64) bool
 }
 
 // The memory store is the cache.

@@ -192,7 +192,7 @@ func (h *Handler) startRefresh(r *http.Request, snap *site.Snapshot, site *site.
 		a.counts[refreshSkippedShed].Add(1)
 		return
 	}
-	rd, leader := h.flights.Join(flightKey(kb, site, idx, r.Header, false), snap.MaxObject)
+	rd, leader := h.flights.JoinSince(flightKey(kb, site, idx, r.Header, false), snap.MaxObject, h.store.Epoch())
 	defer rd.Close()
 	if !leader {
 		// A fill of the key is on its way already.

@@ -216,12 +216,16 @@ type Stats struct {
 	Purges        int64 `json:"purge_requests"` // PURGE requests received (authorized or not)
 	Shed          int64 `json:"shed"`           // origin work refused by the concurrency limit
 	RuleAnswers   int64 `json:"rule_answers"`   // answered by a rule's redirect or synthetic response
+	// PurgedInFlight counts misses that found the fill of their key in
+	// flight from before a purge covering it, and fetched anew instead of
+	// joining it.
+	PurgedInFlight int64 `json:"purged_in_flight"`
 }
 
 type counters struct {
 	requests, hits, stale, misses, collapsed, passes, staleErr, errors, rejected, panics, bytes atomic.Int64
 	peerRequests, peerFills, peerFallbacks, warmFills, warmMisses, purges                       atomic.Int64
-	tooLarge, shed, ruleAnswers                                                                 atomic.Int64
+	tooLarge, shed, ruleAnswers, purgedInFlight                                                 atomic.Int64
 	// The WebSocket tunnels (tunnel.go).
 	tunnelsActive, tunnelsUpgraded, tunnelsRefused, tunnelsFailed, tunnelsUnsupported, tunnelsInvalid atomic.Int64
 	tunnelBytesIn, tunnelBytesOut                                                                     atomic.Int64
@@ -234,6 +238,6 @@ func (c *counters) snapshot() Stats {
 		Rejected: c.rejected.Load(), Panics: c.panics.Load(), Bytes: c.bytes.Load(),
 		PeerRequests: c.peerRequests.Load(), PeerFills: c.peerFills.Load(), PeerFallbacks: c.peerFallbacks.Load(),
 		WarmFills: c.warmFills.Load(), WarmMisses: c.warmMisses.Load(), Purges: c.purges.Load(), Shed: c.shed.Load(),
-		RuleAnswers: c.ruleAnswers.Load(),
+		RuleAnswers: c.ruleAnswers.Load(), PurgedInFlight: c.purgedInFlight.Load(),
 	}
 }

@@ -419,6 +419,36 @@ func (s *Store) missedPurges(o *Object, after uint64) (v verdict, upto uint64) {
 	return v, upto
 }
 
+// PurgedBetween reports whether a purge with an epoch in (after, upto]
+// covers an object stored under key with tags: what a request that
+// arrived at epoch upto must not be served from a fill that started at
+// epoch after. It answers true when those purges are no longer all
+// known. It is cheap when after >= upto, the usual case.
+func (s *Store) PurgedBetween(key string, tags []string, after, upto uint64) bool {
+	if after >= upto {
+		return false
+	}
+	o := &Object{Header: Header{key: key}}
+	if len(tags) > 0 {
+		o.Extra = &Extra{Tags: tags}
+	}
+	s.purgeMu.RLock()
+	defer s.purgeMu.RUnlock()
+	recs := s.log.recs
+	if len(recs) == 0 || recs[0].epoch > after+1 {
+		return true
+	}
+	for _, r := range recs[min(int(after-recs[0].epoch+1), len(recs)):] {
+		if r.epoch > upto {
+			break
+		}
+		if r.covers(o) {
+			return true
+		}
+	}
+	return false
+}
+
 // EpochAt returns the purge epoch that was current at t, as far as the
 // purges still logged tell: an object given this epoch is covered by
 // every purge applied after t. A fill whose content another node served

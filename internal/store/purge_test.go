@@ -711,3 +711,35 @@ func TestEpochAt(t *testing.T) {
 		t.Error("an object dated before a hard purge of its key was stored")
 	}
 }
+
+func TestPurgedBetween(t *testing.T) {
+	s := New(Config{MaxBytes: 1 << 20})
+	defer s.Close()
+	e0 := s.Epoch()
+	s.Invalidate(Invalidation{Keys: []string{"http://a/x"}})
+	e1 := s.Epoch()
+	s.Invalidate(Invalidation{Tags: []string{"t"}})
+	e2 := s.Epoch()
+	s.Invalidate(Invalidation{Prefixes: []string{"b/img/"}})
+	e3 := s.Epoch()
+	for _, tc := range []struct {
+		key         string
+		tags        []string
+		after, upto uint64
+		want        bool
+	}{
+		{"http://a/x", nil, e0, e1, true},
+		{"http://a/x", nil, e1, e3, false},                      // the key purge is before
+		{"http://a/x" + variantSep + "gzip", nil, e0, e1, true}, // a variant of the key
+		{"http://a/y", []string{"t"}, e1, e2, true},             // by tag
+		{"http://a/y", []string{"u"}, e0, e3, false},            // no purge covers it
+		{"https://b/img/1.png", nil, e2, e3, true},              // by prefix, either scheme
+		{"https://b/img/1.png", nil, e3, e3, false},             // nothing in between
+		{"http://a/z", nil, 0, e0, true},                        // before the oldest purge kept: assumed purged
+		{"https://b/css/1.css", []string{"t"}, e2, e3, false},   // the tag purge is before
+	} {
+		if got := s.PurgedBetween(tc.key, tc.tags, tc.after, tc.upto); got != tc.want {
+			t.Errorf("PurgedBetween(%q, %v, %d, %d) = %v, want %v", tc.key, tc.tags, tc.after, tc.upto, got, tc.want)
+		}
+	}
+}
