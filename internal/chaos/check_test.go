@@ -168,8 +168,11 @@ func TestPurgeStatus(t *testing.T) {
 	if !p.Acks["n1"].Reported.Equal(ack) || !p.Acks["n1"].Seen.Equal(at(10)) || !p.Acks["n2"].Seen.Equal(at(50)) || !p.Complete {
 		t.Errorf("acks %+v complete %v: want n1's first report kept, n2 at the second poll", p.Acks, p.Complete)
 	}
-	if len(h.Pending()) != 0 {
-		t.Errorf("pending %v after completion", h.Pending())
+	if got := h.Pending([]string{"n1", "n2"}); len(got) != 0 {
+		t.Errorf("pending %v once both acknowledged", got)
+	}
+	if got := h.Pending([]string{"n1", "n2", "n3"}); len(got) != 1 {
+		t.Errorf("pending %v, want the purge n3 has not acknowledged, complete or not", got)
 	}
 }
 

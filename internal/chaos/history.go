@@ -236,7 +236,8 @@ func (h *History) Fetch(f Fetch) {
 }
 
 // Purge records an issued purge (or one whose POST failed, with Err).
-// Its Acks are filled in by PurgeStatus.
+// Its Acks, which may start with the issuing node's (applied before
+// POST /purge answered), are filled in by PurgeStatus.
 func (h *History) Purge(p Purge) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -249,7 +250,10 @@ func (h *History) Purge(p Purge) {
 		cp.Versions[k] = v
 	}
 	cp.Nodes = slices.Clone(p.Nodes)
-	cp.Acks = make(map[string]Ack)
+	cp.Acks = make(map[string]Ack, len(p.Acks))
+	for k, v := range p.Acks {
+		cp.Acks[k] = v
+	}
 	h.purges = append(h.purges, &cp)
 	if cp.ID != "" {
 		h.byID[cp.ID] = &cp
@@ -311,14 +315,27 @@ func (h *History) Counts() (requests, purges, fetches, dropped int) {
 	return len(h.requests), len(h.purges), len(h.fetches), h.dropped
 }
 
-// Pending returns the ids of the purges not known to be complete.
-func (h *History) Pending() []string {
+// Pending returns the ids of the purges that some node of nodes (or of
+// the purge's own Nodes) has not acknowledged yet, complete or not: a
+// purge is complete without the nodes it took for departed, which may
+// acknowledge it later.
+func (h *History) Pending(nodes []string) []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []string
 	for _, p := range h.purges {
-		if p.ID != "" && !p.Complete {
-			out = append(out, p.ID)
+		if p.ID == "" {
+			continue
+		}
+		want := nodes
+		if len(p.Nodes) > 0 {
+			want = p.Nodes
+		}
+		for _, n := range want {
+			if _, ok := p.Acks[n]; !ok {
+				out = append(out, p.ID)
+				break
+			}
 		}
 	}
 	return out

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,7 +17,7 @@ import (
 // 304, can be made to fail for one path (Fail), and records every request
 // it gets in the History as a Fetch. It is safe for concurrent use.
 type Origin struct {
-	h    *History
+	h    atomic.Pointer[History]
 	ttl  time.Duration
 	size int
 
@@ -29,9 +30,15 @@ type Origin struct {
 // for ttl (Cache-Control max-age, whole seconds, at least 1) and pads
 // bodies to size bytes.
 func NewOrigin(h *History, ttl time.Duration, size int) *Origin {
-	return &Origin{h: h, ttl: max(ttl.Truncate(time.Second), time.Second), size: size,
+	o := &Origin{ttl: max(ttl.Truncate(time.Second), time.Second), size: size,
 		versions: make(map[string]int), failing: make(map[string]bool)}
+	o.h.Store(h)
+	return o
 }
+
+// Record makes the origin record into h from now on (the next
+// scenario's History); the versions stay.
+func (o *Origin) Record(h *History) { o.h.Store(h) }
 
 // TTL returns the objects' freshness lifetime.
 func (o *Origin) TTL() time.Duration { return o.ttl }
@@ -93,7 +100,7 @@ func (o *Origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Content-Length", strconv.Itoa(len(body)))
 		w.Write(body)
 	}
-	o.h.Fetch(f)
+	o.h.Load().Fetch(f)
 }
 
 // Body returns the body of version v of path: a first line naming both,
