@@ -14,10 +14,12 @@ import (
 
 // lab is a private network for one test: a bridge in the test's own
 // network namespace holding 10.A.B.1/24, and one namespace per node,
-// joined to the bridge by a veth pair, holding 10.A.B.(10+i). The test
-// process reaches every node (and the nodes reach the origin it serves
-// on the bridge's address); partitions between nodes are blackhole
-// routes inside their namespaces. Every name carries a random id, so
+// joined to the bridge by a veth pair, holding 10.A.B.(10+i) for
+// gossip, the edge and the admin API, and 10.A.B.(100+i) for the peer
+// listener (fills and purges). The test process reaches every node (and
+// the nodes reach the origin it serves on the bridge's address);
+// partitions between nodes are blackhole routes inside their
+// namespaces, to either address or both. Every name carries a random id, so
 // parallel runs do not clash, and Cleanup removes all of it.
 type lab struct {
 	t      testing.TB
@@ -27,7 +29,7 @@ type lab struct {
 	ns     []string
 
 	mu  sync.Mutex      // guards cut
-	cut map[[2]int]bool // blackholed pairs, from → to
+	cut map[string]bool // blackholed routes: "NAMESPACE ADDRESS"
 }
 
 // ip runs ip(8) with args and fails the test when it fails.
@@ -63,7 +65,7 @@ func randomID() string {
 // newLab builds the network for n nodes; Cleanup tears it down.
 func newLab(t testing.TB, n int) *lab {
 	t.Helper()
-	l := &lab{t: t, id: randomID(), cut: make(map[[2]int]bool)}
+	l := &lab{t: t, id: randomID(), cut: make(map[string]bool)}
 	l.bridge = "wc" + l.id + "br"
 	// A /24 in 10.200.0.0–10.250.255.0 that no interface here uses.
 	out, err := exec.Command("ip", "-o", "-4", "addr", "show").Output()
@@ -95,6 +97,7 @@ func newLab(t testing.TB, n int) *lab {
 		ip(t, "link", "set", host, "master", l.bridge)
 		ip(t, "link", "set", host, "up")
 		ip(t, "-n", ns, "addr", "add", l.addr(i)+"/24", "dev", "eth0")
+		ip(t, "-n", ns, "addr", "add", l.peerAddr(i)+"/24", "dev", "eth0")
 		ip(t, "-n", ns, "link", "set", "eth0", "up")
 		ip(t, "-n", ns, "link", "set", "lo", "up")
 	}
@@ -115,21 +118,32 @@ func (l *lab) close() {
 	}
 }
 
-// addr is node i's address; host the test's own, on the bridge.
-func (l *lab) addr(i int) string { return fmt.Sprintf("%s%d", l.net, 10+i) }
-func (l *lab) host() string      { return l.net + "1" }
+// addr is node i's main address, peerAddr its peer listener's; host
+// the test's own, on the bridge.
+func (l *lab) addr(i int) string     { return fmt.Sprintf("%s%d", l.net, 10+i) }
+func (l *lab) peerAddr(i int) string { return fmt.Sprintf("%s%d", l.net, 100+i) }
+func (l *lab) host() string          { return l.net + "1" }
 
 // partition cuts every node of a off from every node of b, both ways,
-// with blackhole routes; the test process and the origin stay reachable.
-func (l *lab) partition(a, b []int) {
+// with blackhole routes: from their peer listeners only when peerOnly
+// (gossip still flows, so they stay members that cannot sync purges or
+// fill from each other), else from both addresses. The test process and
+// the origin stay reachable.
+func (l *lab) partition(a, b []int, peerOnly bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, i := range a {
 		for _, j := range b {
 			for _, p := range [][2]int{{i, j}, {j, i}} {
-				if !l.cut[p] {
-					ip(l.t, "-n", l.ns[p[0]], "route", "add", "blackhole", l.addr(p[1])+"/32")
-					l.cut[p] = true
+				dst := []string{l.peerAddr(p[1])}
+				if !peerOnly {
+					dst = append(dst, l.addr(p[1]))
+				}
+				for _, d := range dst {
+					if r := l.ns[p[0]] + " " + d; !l.cut[r] {
+						ip(l.t, "-n", l.ns[p[0]], "route", "add", "blackhole", d+"/32")
+						l.cut[r] = true
+					}
 				}
 			}
 		}
@@ -140,8 +154,9 @@ func (l *lab) partition(a, b []int) {
 func (l *lab) heal() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for p := range l.cut {
-		ip(l.t, "-n", l.ns[p[0]], "route", "del", "blackhole", l.addr(p[1])+"/32")
-		delete(l.cut, p)
+	for r := range l.cut {
+		ns, d, _ := strings.Cut(r, " ")
+		ip(l.t, "-n", ns, "route", "del", "blackhole", d+"/32")
+		delete(l.cut, r)
 	}
 }
