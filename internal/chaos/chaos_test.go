@@ -58,6 +58,7 @@ type form struct {
 	rounds  int           // how many times each scenario runs
 	workers int           // concurrent clients
 	keys    int
+	purges  int // per scenario
 	// partition is how long the partitions last: past max_purge_lag, so
 	// the nodes cut off must stop serving what they cannot know is
 	// current.
@@ -71,9 +72,9 @@ type form struct {
 
 func suiteForm() form {
 	if *long || os.Getenv("WEIR_CHAOS") == "long" {
-		return form{nodes: 5, load: 8 * time.Second, rounds: 3, workers: 8, keys: 40, partition: 10 * time.Second, fullPartition: true}
+		return form{nodes: 5, load: 8 * time.Second, rounds: 3, workers: 8, keys: 40, purges: 30, partition: 10 * time.Second, fullPartition: true}
 	}
-	return form{nodes: 3, load: 2 * time.Second, rounds: 1, workers: 4, keys: 16, partition: maxPurgeLag + time.Second}
+	return form{nodes: 3, load: 2 * time.Second, rounds: 1, workers: 4, keys: 16, purges: 10, partition: maxPurgeLag + time.Second}
 }
 
 // Cluster settings of the suite.
@@ -324,6 +325,9 @@ type scenario struct {
 	wg   sync.WaitGroup
 	rng  *rand.Rand
 	mu   sync.Mutex // guards rng
+	// minority holds the ids of the purges issued on nodes cut off in
+	// a minority (see knownBug); set before finish.
+	minority map[string]bool
 }
 
 // begin starts a scenario: a fresh History and a poller of its purges.
@@ -454,16 +458,26 @@ func (s *scenario) pollPurges() {
 			return
 		case <-tick.C:
 		}
+		issuers := map[*node]bool{}
 		for _, id := range s.h.Pending(s.c.names(s.c.all())) {
 			n := s.c.nodeOf(id)
 			if n == nil {
 				continue
 			}
+			issuers[n] = true
 			ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
 			doc, err := n.api.PurgeStatus(ctx, id)
 			cancel()
 			if err == nil {
 				s.h.PurgeStatus(doc, time.Now())
+			}
+		}
+		for n := range issuers {
+			ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
+			st, err := n.api.PurgeStats(ctx)
+			cancel()
+			if err == nil {
+				s.h.PurgeStats(st, time.Now())
 			}
 		}
 	}
@@ -501,7 +515,7 @@ func (s *scenario) finish(name string) {
 	c.t.Logf("%s: %d requests, %d purges, %d origin fetches, %d violations; %s", name, reqs, purges, fetches, len(all), s.summary())
 	var vs []Violation
 	for _, v := range all {
-		if why := knownBug(v); why != "" && !strictMode() {
+		if why := s.knownBug(v); why != "" && !strictMode() {
 			c.t.Logf("KNOWN BUG, not failing the test (-chaos.strict fails it): %s\n%s", why, v)
 			continue
 		}
@@ -511,12 +525,17 @@ func (s *scenario) finish(name string) {
 		return
 	}
 	var b strings.Builder
-	for i, v := range vs {
-		if i == 20 {
-			fmt.Fprintf(&b, "\n... and %d more", len(vs)-20)
-			break
+	count := map[string]int{}
+	for _, v := range vs {
+		count[v.Invariant]++
+		if count[v.Invariant] <= 5 {
+			fmt.Fprintf(&b, "\n%s", v)
 		}
-		fmt.Fprintf(&b, "\n%s", v)
+	}
+	for _, inv := range sortedKeys(count) {
+		if count[inv] > 5 {
+			fmt.Fprintf(&b, "\n... %d %s in all", count[inv], inv)
+		}
 	}
 	c.t.Errorf("%s: %d invariant violations:%s\n%s", name, len(vs), b.String(), c.logs())
 }
@@ -631,7 +650,7 @@ func TestChaos(t *testing.T) {
 			s := c.begin(f.keys)
 			end := s.h.Begin(Whole, "")
 			stop := s.loadWhile(f.workers, 4*f.keys)
-			s.purges(all, 10, f.load/10, nil)
+			s.purges(all, f.purges, f.load/time.Duration(f.purges), nil)
 			stop()
 			end()
 			s.finish("whole")
@@ -645,7 +664,7 @@ func TestChaos(t *testing.T) {
 			c.faultAll(all, inject.Spec{Target: inject.TargetPeers, Delay: inject.Duration(15 * time.Millisecond), Jitter: inject.Duration(5 * time.Millisecond), Loss: 0.02})
 			c.faultAll(all, inject.Spec{Target: inject.TargetGossip, Delay: inject.Duration(5 * time.Millisecond), Loss: 0.05})
 			stop := s.loadWhile(f.workers, 4*f.keys)
-			s.purges(all, 10, f.load/10, nil)
+			s.purges(all, f.purges, f.load/time.Duration(f.purges), nil)
 			stop()
 			if m := c.endFaults(); m == 0 {
 				t.Error("the delay and loss faults matched no message")
@@ -663,7 +682,7 @@ func TestChaos(t *testing.T) {
 			failing := s.keys[0]
 			c.origin.Fail(failing, true)
 			s.purgeOn(1, []string{failing}, nil)
-			s.purges(all, 6, f.load/6, nil)
+			s.purges(all, f.purges/2, f.load/time.Duration(f.purges/2), nil)
 			c.origin.Fail(failing, false)
 			stop()
 			c.endFaults()
@@ -677,7 +696,7 @@ func TestChaos(t *testing.T) {
 			c.faultAll([]int{1}, inject.Spec{Target: inject.TargetClock, Skew: inject.Duration(12 * time.Second)})
 			c.faultAll([]int{last}, inject.Spec{Target: inject.TargetClock, Skew: inject.Duration(-12 * time.Second)})
 			stop := s.loadWhile(f.workers, 4*f.keys)
-			s.purges(all, 10, f.load/10, nil)
+			s.purges(all, f.purges, f.load/time.Duration(f.purges), nil)
 			// The skew is real: a purge issued on node 1 is stamped 12 s
 			// ahead.
 			s.purgeOn(1, []string{s.keys[1]}, nil)
@@ -698,8 +717,11 @@ func TestChaos(t *testing.T) {
 			s := c.begin(f.keys)
 			stop := s.loadWhile(f.workers, 4*f.keys)
 			c.lab.partition([]int{last}, all[:last], true)
-			s.purges(all[:last], 10, f.partition/20, nil)
+			s.purges(all[:last], f.purges, f.partition/time.Duration(2*f.purges), nil)
 			s.waitLagging(last)
+			// More load on a node that lags: what it serves now must be
+			// confirmed by the origin.
+			s.load(f.workers, time.Second)
 			c.lab.heal()
 			c.waitWhole()
 			stop()
@@ -716,8 +738,10 @@ func TestChaos(t *testing.T) {
 				minority := all[len(all)/2+1:]
 				majority := all[:len(all)/2+1]
 				c.lab.partition(minority, majority, false)
-				s.purges(all, 20, f.partition/20, nil)
+				s.purges(all, 2*f.purges, f.partition/time.Duration(4*f.purges), nil)
+				s.minority = s.issuedOn(c.names(minority))
 				s.waitLagging(minority[0])
+				s.load(f.workers, f.partition/2)
 				c.lab.heal()
 				c.waitWhole()
 				stop()
@@ -740,7 +764,7 @@ func TestChaos(t *testing.T) {
 			end := s.h.Begin(OneDown, c.nodes[last].name)
 			s.live.Store(&others)
 			c.kill(last)
-			s.purges(others, 8, f.load/8, c.names(others))
+			s.purges(others, f.purges, f.load/time.Duration(f.purges), c.names(others))
 			c.start(last)
 			c.waitServing(last)
 			c.waitWhole()
@@ -817,9 +841,25 @@ func TestChaos(t *testing.T) {
 // coalescing does not compare when a reader joined with the purges
 // applied since the flight started. Reproduced by TestChaos/
 // collapsed-fill; seen in about one run in four of delay-loss.
-func knownBug(v Violation) string {
+//
+// Issued in a minority: a node cut off from the majority accepts a purge
+// (POST /purge answers with an id), which the majority cannot receive
+// until the partition heals, and the majority, current as far as it
+// knows (it reaches a majority of the members), serves the copies it
+// covers from cache for the rest of the partition: past max_purge_lag,
+// against the promise of the purge section of docs/configuration.md.
+// Seen in every full-partition run (long form). Right after the heal it
+// shows as stale-after-ack too: a node of the minority that applied the
+// purge misses, asks the key's owner in the majority, which has not
+// pulled the purge yet, and serves the owner's copy (a copy from a peer
+// is dated back so that it is not stored past the purge, but the
+// request that fetched it is served it).
+func (s *scenario) knownBug(v Violation) string {
 	if v.Invariant == StaleAfterAck && v.Request != nil && strings.Contains(v.Request.Cache, "collapsed") {
 		return "a request made after a purge joined a fill that started before it (TestChaos/collapsed-fill reproduces it)"
+	}
+	if (v.Invariant == StaleAfterLag || v.Invariant == StaleAfterAck) && v.Purge != nil && s.minority[v.Purge.ID] {
+		return "a purge issued on a node cut off in a minority did not reach the majority, which served the purged copy from cache past max_purge_lag, and to the minority's misses just after the heal"
 	}
 	return ""
 }
@@ -827,6 +867,18 @@ func knownBug(v Violation) string {
 // strictMode reports whether known bugs fail the suite and are
 // reproduced (-chaos.strict, WEIR_CHAOS=strict).
 func strictMode() bool { return *strict || os.Getenv("WEIR_CHAOS") == "strict" }
+
+// issuedOn returns the ids of the purges issued so far on the nodes
+// named.
+func (s *scenario) issuedOn(names []string) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range s.h.snapshot().purges {
+		if slices.Contains(names, p.Node) && p.ID != "" {
+			out[p.ID] = true
+		}
+	}
+	return out
+}
 
 // waitLagging waits (10 s at most) until node i says it is lagging on
 // purges: the partition took effect.

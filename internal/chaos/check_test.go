@@ -176,6 +176,26 @@ func TestPurgeStatus(t *testing.T) {
 	}
 }
 
+// TestPurgeStatsAcks: a peer's acked_seq acknowledges the issuing
+// node's purges of its incarnation up to it, and no others.
+func TestPurgeStatsAcks(t *testing.T) {
+	h := NewHistory(0)
+	for _, id := range []string{"n1.7.1", "n1.7.2", "n1.7.3", "n1.6.1", "n2.7.1"} {
+		node, _, _ := strings.Cut(id, ".")
+		h.Purge(Purge{ID: id, Node: node, Versions: map[string]int{"/k": 2}, Issued: at(0), Answered: at(1)})
+	}
+	h.PurgeStats(purge.Stats{Node: "n1", Incarnation: 7, Peers: []purge.PeerStats{{Name: "n3", Acked: 2}}}, at(100))
+	var got []string
+	for _, p := range h.snapshot().purges {
+		if a, ok := p.Acks["n3"]; ok {
+			got = append(got, p.ID+"@"+stamp(a.Seen))
+		}
+	}
+	if want := "n1.7.1@" + stamp(at(100)) + " n1.7.2@" + stamp(at(100)); strings.Join(got, " ") != want {
+		t.Errorf("acknowledged by n3: %v, want %s", got, want)
+	}
+}
+
 // TestOrigin: the origin serves each path's current version, answers a
 // matching If-None-Match with 304, fails a path on demand, and records
 // every request; Get records what the client was served.

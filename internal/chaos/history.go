@@ -287,6 +287,36 @@ func (h *History) PurgeStatus(doc purge.StatusDoc, seen time.Time) bool {
 	return true
 }
 
+// PurgeStats records what GET /purge answered on a purge's issuing
+// node, at seen: each peer that has applied that node's purges up to a
+// sequence number (acked_seq, of the node's current incarnation) has
+// acknowledged every purge of the History issued by it up to there. This
+// covers what GET /purge/{id} cannot: a purge tracks only the members
+// alive when it was issued, so one issued while a node was held dead
+// never lists it, though the node pulls it once it is back.
+func (h *History) PurgeStats(st purge.Stats, seen time.Time) {
+	acked := make(map[string]uint64, len(st.Peers))
+	for _, p := range st.Peers {
+		acked[p.Name] = p.Acked
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range h.purges {
+		if p.ID == "" || p.Node != st.Node {
+			continue
+		}
+		node, inc, seq, err := purge.ParseID(p.ID)
+		if err != nil || node != st.Node || inc != st.Incarnation {
+			continue
+		}
+		for peer, hw := range acked {
+			if _, ok := p.Acks[peer]; !ok && hw >= seq {
+				p.Acks[peer] = Ack{Seen: seen}
+			}
+		}
+	}
+}
+
 // Begin starts a period of kind (Whole, OneDown, naming the node down)
 // now, and returns the function that ends it.
 func (h *History) Begin(kind, node string) (end func()) {
