@@ -142,6 +142,10 @@ type Config struct {
 	// WrapTransport, when set, wraps the gossip transport. Tests use it
 	// to delay or drop gossip.
 	WrapTransport func(memberlist.Transport) memberlist.Transport
+	// Clock is the time peer fills and reads are signed and verified by:
+	// the node's skewed clock under a clock fault (inject.Set.Now). Nil
+	// means time.Now.
+	Clock func() time.Time
 	// Faults are the injected faults (POST /faults) applied to what this
 	// node sends: gossip (inject.TargetGossip) and peer fills and reads
 	// (inject.TargetPeers, matching the member's name and fill address).

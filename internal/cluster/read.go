@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"time"
 )
 
 // ErrNoPeer is the error of ReadPeer for a name that is not a live
@@ -41,7 +40,7 @@ func (c *Cluster) ReadPeer(ctx context.Context, name, path string, limit int64) 
 	req.Header[ProtocolHeader] = []string{strconv.Itoa(p.proto)}
 	req.Header[ReadHeader] = []string{"1"}
 	if keys := c.keys.Load(); keys != nil {
-		SignRequest(keys, req, c.self, time.Now())
+		SignRequest(keys, req, c.self, c.now())
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {

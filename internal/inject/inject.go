@@ -2,7 +2,9 @@
 // jitter, loss, connection errors and resets on what this node sends to
 // its peers (fills, purges, reads), to its origins, and in gossip. It is
 // the switch an operator flips to rehearse a slow or lossy network
-// without netem, and what the chaos suite drives.
+// without netem, and what the chaos suite drives. One more target, the
+// clock, offsets the time this node signs and verifies peer messages by
+// and stamps the purges it issues, to rehearse clock skew.
 //
 // A fault is a Spec added to a Set, through the admin API's POST /faults.
 // Every fault expires by itself (Spec.Duration, at most MaxDuration), its
@@ -27,6 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/weir-cdn/weir/internal/sign"
 	"github.com/weir-cdn/weir/internal/units"
 )
 
@@ -40,10 +43,15 @@ const (
 	TargetOrigin = "origin"
 	// TargetGossip: memberlist's packets and streams.
 	TargetGossip = "gossip"
+	// TargetClock: the clock this node signs and verifies peer messages
+	// (fills, reads, purge messages) by and stamps the purges it issues
+	// with (Set.Now), offset by Spec.Skew. It acts on no message of its
+	// own, so it counts no injected effect.
+	TargetClock = "clock"
 )
 
 // Targets returns every target, in a stable order (for metrics).
-func Targets() []string { return []string{TargetPeers, TargetOrigin, TargetGossip} }
+func Targets() []string { return []string{TargetPeers, TargetOrigin, TargetGossip, TargetClock} }
 
 // Effects a fault has on a message, as metrics count them.
 const (
@@ -69,6 +77,11 @@ const (
 	// MaxHosts bounds Spec.Hosts, and maxHostLen each of them.
 	MaxHosts   = 64
 	maxHostLen = 255
+	// MaxSkew bounds Spec.Skew either way: the window in which members
+	// accept each other's signed messages (sign.Window), so a skewed
+	// node stays a member that signs and verifies, as a real node whose
+	// clock is off by less than the window does.
+	MaxSkew = sign.Window
 )
 
 // RTO is how long a lost message of a stream (TCP) waits before it is
@@ -130,6 +143,10 @@ type Spec struct {
 	// Duration is how long the fault lasts: DefaultDuration when
 	// absent, at most MaxDuration.
 	Duration Duration `json:"duration"`
+	// Skew, for TargetClock only (and required there), is added to this
+	// node's clock while the fault lasts: "-5s" puts it 5 s behind. At
+	// most MaxSkew either way; at most one clock fault is active at once.
+	Skew Duration `json:"skew,omitempty"`
 }
 
 // MaxSpecBytes bounds the JSON of one Spec.
@@ -188,6 +205,12 @@ func (s *Spec) Validate() error {
 	if s.Duration <= 0 || time.Duration(s.Duration) > MaxDuration {
 		return fmt.Errorf("duration %s is outside (0, %s]: every fault ends by itself", units.FormatDuration(time.Duration(s.Duration)), units.FormatDuration(MaxDuration))
 	}
+	if s.Target == TargetClock {
+		return s.validateClock()
+	}
+	if s.Skew != 0 {
+		return fmt.Errorf("skew is for target %q only; target %s takes delay, jitter, loss, error_rate or reset_rate", TargetClock, s.Target)
+	}
 	if len(s.Hosts) > MaxHosts {
 		return fmt.Errorf("%d hosts; at most %d (leave hosts out for every destination)", len(s.Hosts), MaxHosts)
 	}
@@ -198,6 +221,24 @@ func (s *Spec) Validate() error {
 	}
 	if s.Delay == 0 && s.Jitter == 0 && s.Loss == 0 && s.ErrorRate == 0 && s.ResetRate == 0 {
 		return errors.New("the fault has no effect: set delay, jitter, loss, error_rate or reset_rate")
+	}
+	return nil
+}
+
+// validateClock checks a fault of TargetClock: a skew within MaxSkew and
+// nothing else, since a node has one clock.
+func (s *Spec) validateClock() error {
+	if s.Skew == 0 {
+		return errors.New(`the clock fault has no effect: set skew, such as "5s" or "-5s"`)
+	}
+	if d := time.Duration(s.Skew); d < -MaxSkew || d > MaxSkew {
+		return fmt.Errorf("skew %s is outside [-%s, %s]: members refuse each other's messages beyond it", units.FormatDuration(d), units.FormatDuration(MaxSkew), units.FormatDuration(MaxSkew))
+	}
+	if s.Delay != 0 || s.Jitter != 0 || s.Loss != 0 || s.ErrorRate != 0 || s.ResetRate != 0 {
+		return errors.New("a clock fault takes skew only: delay, jitter, loss, error_rate and reset_rate act on messages, so add them as a fault of another target")
+	}
+	if len(s.Hosts) > 0 || s.Percent != 100 {
+		return errors.New("a clock fault takes neither hosts nor percent: it offsets the node's one clock")
 	}
 	return nil
 }
@@ -272,7 +313,7 @@ type Set struct {
 
 	// totals count every effect ever injected, by target and effect,
 	// for metrics (a fault's own counters end with it).
-	totals [3][4]atomic.Int64
+	totals [4][4]atomic.Int64
 }
 
 // Reasons a fault ends, as OnEnd is told.
@@ -331,6 +372,9 @@ func (s *Set) Add(spec Spec, by string) (Fault, error) {
 	for _, f := range cur {
 		if now.Before(f.expires) {
 			live++
+			if spec.Target == TargetClock && f.spec.Target == TargetClock {
+				return Fault{}, fmt.Errorf("clock fault %s is active already, with skew %s: end it with DELETE /faults/%s first", f.id, units.FormatDuration(time.Duration(f.spec.Skew)), f.id)
+			}
 		}
 	}
 	if live >= MaxActive {
@@ -430,6 +474,34 @@ func (s *Set) Injected(target, effect string) int64 {
 		return 0
 	}
 	return s.totals[t][e].Load()
+}
+
+// Skew returns the skew of the active clock fault, or 0.
+func (s *Set) Skew() time.Duration {
+	if s == nil {
+		return 0
+	}
+	p := s.active.Load()
+	if p == nil {
+		return 0
+	}
+	now := s.now()
+	for _, f := range *p {
+		if f.spec.Target == TargetClock && now.Before(f.expires) {
+			return time.Duration(f.spec.Skew)
+		}
+	}
+	return 0
+}
+
+// Now returns the time on this node's clock: time.Now plus the active
+// clock fault's skew. A nil *Set returns time.Now, so Now fits as the
+// clock of a component given no faults.
+func (s *Set) Now() time.Time {
+	if s == nil {
+		return time.Now()
+	}
+	return s.now().Add(s.Skew())
 }
 
 // Plan draws what the active faults of target do to one message to the

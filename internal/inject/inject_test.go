@@ -29,7 +29,7 @@ func TestParseSpec(t *testing.T) {
 	for body, want := range map[string]string{
 		``:                                                      "not a fault",
 		`{"target": "peers", "delai": "10ms"}`:                  `unknown field "delai"`,
-		`{"target": "disk", "delay": "1ms"}`:                    `target "disk" is not one of peers, origin, gossip`,
+		`{"target": "disk", "delay": "1ms"}`:                    `target "disk" is not one of peers, origin, gossip, clock`,
 		`{"target": "peers"}`:                                   "no effect",
 		`{"target": "peers", "loss": 1.5}`:                      "loss 1.5 is not a probability",
 		`{"target": "peers", "error_rate": -1}`:                 "error_rate -1 is not a probability",
@@ -41,6 +41,13 @@ func TestParseSpec(t *testing.T) {
 		`{"target": "peers", "delay": "1ms", "hosts": [""]}`:    `hosts[0] "" is not`,
 		`{"target": "peers", "delay": "1ms", "hosts": ["a b"]}`: `hosts[0] "a b"`,
 		`{"target": "peers", "delay": "1ms"} {}`:                "more than one JSON document",
+		`{"target": "clock"}`:                                   "the clock fault has no effect: set skew",
+		`{"target": "clock", "skew": "31s"}`:                    "skew 31s is outside [-30s, 30s]",
+		`{"target": "clock", "skew": "-1m"}`:                    "skew -1m is outside",
+		`{"target": "clock", "skew": "1s", "delay": "1ms"}`:     "a clock fault takes skew only",
+		`{"target": "clock", "skew": "1s", "hosts": ["n1"]}`:    "neither hosts nor percent",
+		`{"target": "clock", "skew": "1s", "percent": 50}`:      "neither hosts nor percent",
+		`{"target": "peers", "delay": "1ms", "skew": "1s"}`:     `skew is for target "clock" only`,
 		`{"target": "peers", "delay": "1ms", "hosts": [` + strings.Repeat(`"h",`, MaxHosts) + `"h"]}`: "65 hosts; at most 64",
 	} {
 		if _, err := ParseSpec([]byte(body)); err == nil || !strings.Contains(err.Error(), want) {
@@ -199,10 +206,49 @@ func TestFaultsEnd(t *testing.T) {
 	}
 }
 
+// TestClockSkew: a clock fault offsets Now by its skew until it ends,
+// either way, one at a time, and draws no plan for any message.
+func TestClockSkew(t *testing.T) {
+	s := New(nil)
+	defer s.Close()
+	base := time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { return base }
+	if !s.Now().Equal(base) || s.Skew() != 0 {
+		t.Fatalf("no fault: Now %v, skew %v; want the clock itself", s.Now(), s.Skew())
+	}
+	f := add(t, s, Spec{Target: TargetClock, Skew: Duration(-5 * time.Second)})
+	if got := s.Now(); !got.Equal(base.Add(-5 * time.Second)) {
+		t.Errorf("skew -5s: Now %v, want %v", got, base.Add(-5*time.Second))
+	}
+	if _, err := s.Add(Spec{Target: TargetClock, Skew: Duration(time.Second), Percent: 100, Duration: Duration(time.Minute)}, "x"); err == nil || !strings.Contains(err.Error(), "DELETE /faults/"+f.ID) {
+		t.Errorf("a second clock fault: %v, want refused naming %s", err, f.ID)
+	}
+	for _, target := range []string{TargetPeers, TargetOrigin, TargetGossip, TargetClock} {
+		if p := s.Plan(target, "x"); !p.None() {
+			t.Errorf("a clock fault planned %+v for a message of %s", p, target)
+		}
+	}
+	if s.Active(TargetClock) != 1 {
+		t.Errorf("Active(clock) %d, want 1", s.Active(TargetClock))
+	}
+	s.Remove(f.ID)
+	add(t, s, Spec{Target: TargetClock, Skew: Duration(MaxSkew)})
+	if got := s.Now(); !got.Equal(base.Add(MaxSkew)) {
+		t.Errorf("skew %v: Now %v", MaxSkew, got)
+	}
+	s.now = func() time.Time { return base.Add(2 * time.Minute) } // past its expiry
+	if s.Skew() != 0 {
+		t.Errorf("an expired clock fault still skews by %v", s.Skew())
+	}
+}
+
 func TestNilSet(t *testing.T) {
 	var s *Set
-	if !s.Plan(TargetPeers, "x").None() || s.List() != nil || s.Active(TargetPeers) != 0 || !s.Idle() {
+	if !s.Plan(TargetPeers, "x").None() || s.List() != nil || s.Active(TargetPeers) != 0 || !s.Idle() || s.Skew() != 0 {
 		t.Error("a nil Set injects something")
+	}
+	if d := time.Since(s.Now()); d < 0 || d > time.Minute {
+		t.Errorf("a nil Set's Now is %v off time.Now", d)
 	}
 	s.Close()
 }
@@ -215,6 +261,7 @@ func FuzzParseSpec(f *testing.F) {
 	f.Add([]byte(`{"target": "origin", "error_rate": 1}`))
 	f.Add([]byte(`{"target": "gossip", "loss": 1, "percent": 0}`))
 	f.Add([]byte(`{"target": "peers", "delay": "-1s"}`))
+	f.Add([]byte(`{"target": "clock", "skew": "-29s", "duration": "10s"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := ParseSpec(b)
 		if err != nil {

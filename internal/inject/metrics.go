@@ -7,7 +7,7 @@ import (
 )
 
 var (
-	descActive   = prometheus.NewDesc("weir_faults_active", "Injected faults in force on this node (POST /faults), by target: peers, origin, gossip.", []string{"target"}, nil)
+	descActive   = prometheus.NewDesc("weir_faults_active", "Injected faults in force on this node (POST /faults), by target: peers, origin, gossip, clock.", []string{"target"}, nil)
 	descInjected = prometheus.NewDesc("weir_fault_injections_total", "Messages an injected fault acted on, by target and effect: delay, loss, error, reset.", []string{"target", "effect"}, nil)
 )
 

@@ -73,6 +73,7 @@ func (n *Node) startCluster() error {
 		Journal:            n.journal,
 		WrapTransport:      n.hooks.WrapTransport,
 		Faults:             n.faults,
+		Clock:              n.faults.Now,
 		Timing:             n.hooks.Timing,
 		PeerTLS:            n.tls.peerClientCfg,
 	})

@@ -87,11 +87,11 @@ func (n *Node) serveAddFault(w http.ResponseWriter, r *http.Request) {
 	n.log.Warn("fault injection started: this node's messages are delayed, lost or failed on purpose until it ends",
 		"fault", f.ID, "target", f.Target, "delay", time.Duration(f.Delay).String(), "jitter", time.Duration(f.Jitter).String(),
 		"loss", f.Loss, "error_rate", f.ErrorRate, "reset_rate", f.ResetRate, "hosts", strings.Join(f.Hosts, ","),
-		"percent", f.Percent, "expires", f.Expires, "by", by)
+		"skew", time.Duration(f.Skew).String(), "percent", f.Percent, "expires", f.Expires, "by", by)
 	n.journal.Record(journal.FaultStart, journal.Details{"id": f.ID, "target": f.Target, "by": by,
 		"delay_ms": time.Duration(f.Delay).Milliseconds(), "jitter_ms": time.Duration(f.Jitter).Milliseconds(),
 		"loss": f.Loss, "error_rate": f.ErrorRate, "reset_rate": f.ResetRate, "hosts": strings.Join(f.Hosts, ","),
-		"percent": f.Percent, "duration_ms": time.Duration(f.Duration).Milliseconds()})
+		"skew_ms": time.Duration(f.Skew).Milliseconds(), "percent": f.Percent, "duration_ms": time.Duration(f.Duration).Milliseconds()})
 	rec.ID, rec.Time, rec.Status, rec.Result = f.ID, time.Now().UTC(), http.StatusOK, "ok"
 	n.audit.Write(rec)
 	admin.WriteJSON(w, http.StatusOK, f)

@@ -14,6 +14,7 @@ import (
 	"github.com/weir-cdn/weir/internal/admin"
 	"github.com/weir-cdn/weir/internal/inject"
 	"github.com/weir-cdn/weir/internal/journal"
+	"github.com/weir-cdn/weir/internal/purge"
 	"github.com/weir-cdn/weir/internal/status"
 	"github.com/weir-cdn/weir/internal/testkit"
 )
@@ -134,5 +135,62 @@ func TestFaultsAPI(t *testing.T) {
 		if !bytes.Contains(audit, []byte(want)) {
 			t.Errorf("audit log lacks %s:\n%s", want, audit)
 		}
+	}
+}
+
+// TestClockFault: a clock fault (POST /faults, target clock) moves the
+// time this node stamps the purges it issues with by its skew, and no
+// longer once it ended.
+func TestClockFault(t *testing.T) {
+	origin, _ := cachingOrigin(t, func(p string) []byte { return []byte("body of " + p) })
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(tokens, []byte("ops operator "+admin.HashToken("op")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(origin.URL)
+	cfg.AdminTokensFile = tokens
+	n, err := Start(cfg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	api, err := status.ForAddr(n.AdminAddr(), status.ClientOptions{Token: "op"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.CloseIdleConnections()
+	ctx := context.Background()
+	if _, err := api.AddFault(ctx, inject.Spec{Target: inject.TargetClock, Skew: inject.Duration(45 * time.Second), Percent: 100, Duration: inject.Duration(time.Minute)}); err == nil || !strings.Contains(err.Error(), "skew 45s is outside [-30s, 30s]") {
+		t.Errorf("a skew of 45s: %v, want 400 naming the window", err)
+	}
+	const skew = -20 * time.Second
+	f, err := api.AddFault(ctx, inject.Spec{Target: inject.TargetClock, Skew: inject.Duration(skew), Percent: 100, Duration: inject.Duration(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// issued purges a URL and returns when the node says it issued it,
+	// less the wall-clock time around the call.
+	issued := func() (off time.Duration, slack time.Duration) {
+		before := time.Now()
+		id, err := api.Purge(ctx, purge.Request{URLs: []string{"http://example.com/a"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		after := time.Now()
+		doc, err := api.PurgeStatus(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return doc.IssuedAt.Sub(before), after.Sub(before)
+	}
+	if off, slack := issued(); off < skew || off > skew+slack {
+		t.Errorf("under a clock skew of %v the purge was stamped %v off the wall clock, want within %v of the skew", skew, off, slack)
+	}
+	if _, err := api.EndFault(ctx, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	if off, slack := issued(); off < 0 || off > slack {
+		t.Errorf("after the clock fault ended the purge was stamped %v off the wall clock", off)
 	}
 }

@@ -29,7 +29,7 @@ func (n *Node) startPurge() error {
 		MaxLag: time.Duration(pc.MaxPurgeLag), SyncInterval: time.Duration(pc.SyncInterval),
 		Retention: time.Duration(pc.Retention), MaxLogEntries: pc.MaxLogEntries,
 		ConnectTimeout: time.Duration(n.cfg.Cluster.PeerConnectTimeout), Timeout: time.Duration(n.cfg.Cluster.PeerTimeout),
-		Logger: n.log, Journal: n.journal, Faults: n.faults, RelayFanout: pc.RelayFanout,
+		Logger: n.log, Journal: n.journal, Faults: n.faults, Clock: n.faults.Now, RelayFanout: pc.RelayFanout,
 	}
 	if n.disk.tier != nil {
 		opt.Resume = n.disk.tier.Recovery().Checkpoint

@@ -326,7 +326,7 @@ func (s *Service) call(c *http.Client, peer, addr, kind string, body []byte, v a
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Content-Encoding", s.encoding())
-	nonce := s.sig.sign(req.Header, kind, 0, body, time.Now(), s.sig.oldPeer(peer))
+	nonce := s.sig.sign(req.Header, kind, 0, body, s.now(), s.sig.oldPeer(peer))
 	resp, err := c.Do(req)
 	if err != nil {
 		return err
@@ -339,7 +339,7 @@ func (s *Service) call(c *http.Client, peer, addr, kind string, body []byte, v a
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s answered %d: %s", peer, resp.StatusCode, clip(strings.TrimSpace(string(rb))))
 	}
-	info, err := s.sig.verify(resp.Header, "resp:"+kind, rb, time.Now(), false)
+	info, err := s.sig.verify(resp.Header, "resp:"+kind, rb, s.now(), false)
 	if err != nil {
 		if se, ok := errors.AsType[*sign.Error](err); ok && se.Reason == rejectBadIdentity {
 			s.strike(peer, strikeBadSignature, se.Detail)
@@ -557,7 +557,7 @@ func (s *Service) servePeer(w http.ResponseWriter, r *http.Request) {
 	}
 	s.stats.bytesReceived.Add(int64(len(body)))
 	now := time.Now()
-	info, err := s.sig.verify(r.Header, kind, body, now, true)
+	info, err := s.sig.verify(r.Header, kind, body, s.now(), true)
 	if err != nil {
 		reason, detail := sign.Malformed, err.Error()
 		var se *sign.Error
@@ -685,7 +685,7 @@ func (s *Service) reply(w http.ResponseWriter, kind string, info sigInfo, v any)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Encoding", s.encoding())
-	s.sig.sign(h, "resp:"+kind, info.nonce, body, time.Now(), info.v1)
+	s.sig.sign(h, "resp:"+kind, info.nonce, body, s.now(), info.v1)
 	_, _ = w.Write(body)
 }
 

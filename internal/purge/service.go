@@ -156,6 +156,10 @@ type Options struct {
 	// bounds the handshake too. Every member's peer listener must then
 	// serve TLS. Nil sends them over plain HTTP. It is not modified.
 	PeerTLS *tls.Config
+	// Clock is the time this node signs and verifies messages by and
+	// stamps the purges it issues with (Entry.Time): the node's skewed
+	// clock under a clock fault (inject.Set.Now). Nil means time.Now.
+	Clock func() time.Time
 	// Faults are the injected faults (POST /faults) of
 	// inject.TargetPeers applied to the messages this node sends, matching
 	// the member's name and address; nil injects none.
@@ -423,7 +427,7 @@ func (s *Service) Issue(req Request) (Entry, error) {
 	now := time.Now()
 	s.mu.Lock()
 	s.seq++
-	e := Entry{Node: s.self.Node, Inc: s.self.Inc, Seq: s.seq, Time: now.UnixNano(), Req: req}
+	e := Entry{Node: s.self.Node, Inc: s.self.Inc, Seq: s.seq, Time: s.now().UnixNano(), Req: req}
 	s.plog.Add(e, now)
 	s.applyMu.RUnlock()
 	st := &issueStatus{entry: e, targets: make(map[string]time.Time, len(peers)), pending: len(peers)}
@@ -679,4 +683,12 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	c.c.sent.Add(int64(n))
 	return n, err
+}
+
+// now reads the clock of Options.Clock.
+func (s *Service) now() time.Time {
+	if s.opt.Clock != nil {
+		return s.opt.Clock()
+	}
+	return time.Now()
 }
