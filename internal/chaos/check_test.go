@@ -75,6 +75,9 @@ func TestCheck(t *testing.T) {
 			[]Request{served("n3", 3011, 3012, 1)},
 			[]Purge{purged(map[string]int{"n1": 1005, "n2": 1100, "n3": 5000})}, nil, nil), cfg3,
 			[]string{StaleAfterLag}, "2.001s after the purge was issued (max_purge_lag 2s)"},
+		{"clean: past max_purge_lag, a purge no majority had acknowledged by then (issued in a minority)", history(
+			[]Request{served("n3", 3011, 3012, 1)},
+			[]Purge{purged(map[string]int{"n1": 1005, "n2": 9000, "n3": 9000})}, nil, nil), cfg3, nil, ""},
 		{"a skewed issuer's early report is held to the purge's answer", history(
 			[]Request{served("n1", 1002, 1003, 1)},
 			[]Purge{func() Purge {

@@ -69,6 +69,10 @@ type Purge struct {
 	Issued, Answered time.Time
 	// Err is why POST /purge failed; the purge then has no ID.
 	Err string
+	// Refused is set when the node refused the purge by design (503: it
+	// reached no majority of the members), and purged nothing: no purge
+	// to check, and none lost, as the client issues it on another node.
+	Refused bool
 	// Nodes, when set, are the nodes that must acknowledge the purge,
 	// instead of Config.Nodes: those alive when it was issued, when one
 	// was down (a node that restarts empty holds nothing it covers).

@@ -108,7 +108,7 @@ func (s *Service) issue(w http.ResponseWriter, rec *admin.AuditRecord, req Reque
 		switch {
 		case errors.Is(err, ErrInvalid):
 			status = http.StatusBadRequest
-		case errors.Is(err, ErrHeld):
+		case errors.Is(err, ErrHeld), errors.Is(err, ErrNoMajority):
 			status = http.StatusServiceUnavailable
 			w.Header().Set("Retry-After", "1")
 		}

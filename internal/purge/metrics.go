@@ -30,6 +30,7 @@ var (
 	descQuarantined   = prometheus.NewDesc("weir_purge_quarantined_members", "Members quarantined for signed lies about their purges: their acknowledgements do not count and no fill is taken from them.", nil, nil)
 	descRelayed       = prometheus.NewDesc("weir_purge_relayed_total", "Purge batches this node relayed to a member on behalf of their issuer (purge.relay_fanout).", nil, nil)
 	descAcks          = prometheus.NewDesc("weir_purge_acks_total", "Acknowledgements of purges in messages of their own, sent to their issuer or received from members.", []string{"direction"}, nil)
+	descNoMajority    = prometheus.NewDesc("weir_purge_refused_no_majority_total", "Purges refused with 503 because this node had not synced with a majority of the members within purge.max_purge_lag (cut off in a minority).", nil, nil)
 	descUnaudited     = prometheus.NewDesc("weir_purge_refusals_not_audited_total", "Purge calls without a valid token refused with 429 past the per-address limit, and not written to the audit log.", nil, nil)
 )
 
@@ -63,6 +64,7 @@ func (s *Service) Collector() prometheus.Collector {
 		ch <- telemetry.Counter(descAcks, float64(st.AcksSent), "sent")
 		ch <- telemetry.Counter(descAcks, float64(st.AcksReceived), "received")
 		ch <- telemetry.Counter(descUnaudited, float64(st.Unaudited))
+		ch <- telemetry.Counter(descNoMajority, float64(st.NoMajority))
 		for _, r := range strikeReasons {
 			ch <- telemetry.Counter(descStrikes, float64(st.Strikes[r]), r)
 		}

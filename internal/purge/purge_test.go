@@ -3,6 +3,7 @@ package purge
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -492,5 +493,48 @@ func TestUnauthenticatedFloodIsBounded(t *testing.T) {
 	}
 	if code := post("192.0.2.2:1000"); code != http.StatusUnauthorized {
 		t.Errorf("another address got %d, want 401", code)
+	}
+}
+
+// TestPurgeNeedsAMajority: a member that has not synced with a majority
+// of the members within max_purge_lag (cut off in a minority) refuses to
+// issue purges, with 503 and Retry-After, and purges nothing; with a
+// majority it issues them.
+func TestPurgeNeedsAMajority(t *testing.T) {
+	s, st := newService(t, "a", keyring(t), fixedMembers{{Name: "b", Addr: "127.0.0.1:1"}, {Name: "c", Addr: "127.0.0.1:1"}, {Name: "d", Addr: "127.0.0.1:1"}, {Name: "e", Addr: "127.0.0.1:1"}},
+		func(o *Options) { o.MaxLag = time.Minute })
+	putObject(st, "http://site/x")
+	// In its first max_purge_lag a node counts every live member.
+	if _, err := s.Issue(Request{URLs: []string{"http://site/y"}}); err != nil {
+		t.Fatalf("a node just started refused a purge: %v", err)
+	}
+	now := time.Now()
+	s.mu.Lock()
+	s.started = now.Add(-2 * time.Minute)
+	s.lastSync["b"] = now.Add(-time.Second)     // synced lately
+	s.lastSync["c"] = now.Add(-2 * time.Minute) // too long ago
+	s.mu.Unlock()
+	// a and b are 2 of 5: no majority.
+	_, err := s.Issue(Request{URLs: []string{"http://site/x"}})
+	if !errors.Is(err, ErrNoMajority) {
+		t.Fatalf("Issue in a minority: %v, want ErrNoMajority", err)
+	}
+	if st.GetString("http://site/x") == nil {
+		t.Error("a refused purge purged the object")
+	}
+	w := httptest.NewRecorder()
+	s.issue(w, &admin.AuditRecord{}, Request{URLs: []string{"http://site/x"}})
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), "majority") {
+		t.Errorf("the API answered %d %q (Retry-After %q), want 503 naming the majority", w.Code, w.Body, w.Header().Get("Retry-After"))
+	}
+	if got := s.Stats().NoMajority; got != 2 {
+		t.Errorf("NoMajority = %d, want 2", got)
+	}
+	// With c synced too, a, b and c are 3 of 5.
+	s.mu.Lock()
+	s.lastSync["c"] = now
+	s.mu.Unlock()
+	if _, err := s.Issue(Request{URLs: []string{"http://site/x"}}); err != nil {
+		t.Fatalf("Issue with a majority: %v", err)
 	}
 }

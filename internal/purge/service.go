@@ -398,11 +398,22 @@ var invalidateAll = store.Invalidation{Soft: true, Prefixes: []string{""}}
 // succeed as given.
 var ErrInvalid = errors.New("invalid purge")
 
+// ErrNoMajority is Issue's error on a member that has not synced, within
+// max_purge_lag, with a majority of the members it knows (live, plus
+// those that died recently): cut off in a minority, its purge could not
+// reach the majority, which would go on serving what it covers past
+// max_purge_lag. The API answers 503 with Retry-After.
+var ErrNoMajority = errors.New("purge: this node has not synced with a majority of the cluster's members within max_purge_lag (cut off in a minority): the purge could not reach the others in time, so it is refused and nothing was purged; issue it on a member that reaches the majority")
+
 // Issue applies a purge on this node and sends it to every other member.
 // It returns the entry, whose ID the API answers with.
 func (s *Service) Issue(req Request) (Entry, error) {
 	if s.held.Load() {
 		return Entry{}, ErrHeld
+	}
+	if !s.reachesMajority(time.Now()) {
+		s.stats.noMajority.Add(1)
+		return Entry{}, ErrNoMajority
 	}
 	if err := req.Validate(); err != nil {
 		return Entry{}, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -532,6 +543,30 @@ func (s *Service) receive(e Entry, now time.Time) bool {
 	inv, _ := s.invalidation(&e.Req, false)
 	s.opt.Store.Invalidate(inv)
 	return true
+}
+
+// reachesMajority reports whether this node, with the peers it synced
+// with within MaxLag, is a majority of the members it knows: a purge
+// issued here then reaches, within MaxLag, every member that is not
+// lagging (two majorities share a member). A standalone node always
+// does. In its first MaxLag it counts every live peer, as the lag bound
+// does (its first sync round runs at Start).
+func (s *Service) reachesMajority(now time.Time) bool {
+	if s.opt.Members == nil {
+		return true
+	}
+	peers := s.opt.Members.Peers()
+	total := 1 + len(peers) + s.opt.Members.Dead(s.opt.Retention)
+	reached := 1
+	young := now.Sub(s.started) < s.opt.MaxLag
+	s.mu.Lock()
+	for _, p := range peers {
+		if t, ok := s.lastSync[p.Name]; young || ok && now.Sub(t) <= s.opt.MaxLag {
+			reached++
+		}
+	}
+	s.mu.Unlock()
+	return 2*reached > total
 }
 
 // ErrHeld is Issue's error while the service is held (see Hold).

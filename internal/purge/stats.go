@@ -20,6 +20,7 @@ type counters struct {
 	syncRounds, syncFailures       atomic.Int64
 	pulled, gaps, unaudited        atomic.Int64
 	relayed, acksSent, acksRecv    atomic.Int64
+	noMajority                     atomic.Int64
 	rejectedMu                     sync.Mutex
 	rejected                       map[string]int64
 	strikes, challenges            map[string]int64 // under rejectedMu
@@ -127,6 +128,9 @@ type Stats struct {
 	// Unaudited counts purge calls without a valid token refused with 429
 	// and not written to the audit log, past the per-address limit.
 	Unaudited int64 `json:"refusals_not_audited"`
+	// NoMajority counts purges refused (503) because this node had not
+	// synced with a majority of the members within max_purge_lag.
+	NoMajority int64 `json:"refused_no_majority"`
 	// Strikes count what members said that was untrue or unverifiable,
 	// by reason, Challenges the digest challenges by result, and
 	// Distrusted names the members suspect or quarantined (see
@@ -166,7 +170,8 @@ func (s *Service) Stats() Stats {
 		SyncRounds:    s.stats.syncRounds.Load(), SyncFailures: s.stats.syncFailures.Load(),
 		Pulled: s.stats.pulled.Load(), Gaps: s.stats.gaps.Load(), Unaudited: s.stats.unaudited.Load(),
 		Relayed: s.stats.relayed.Load(), AcksSent: s.stats.acksSent.Load(), AcksReceived: s.stats.acksRecv.Load(),
-		Latency: histogramDoc(s.latency),
+		NoMajority: s.stats.noMajority.Load(),
+		Latency:    histogramDoc(s.latency),
 	}
 	if s.opt.Members != nil {
 		// Lag: how long since the deadline was last moved, i.e. since
