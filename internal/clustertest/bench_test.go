@@ -147,16 +147,18 @@ func BenchmarkPeerHop(b *testing.B) {
 }
 
 // BenchmarkRollingRestart restarts each of 3 edges in turn, as a deploy
-// does (a graceful leave, a start with an empty cache), under a Zipf
-// workload spread over all edges, and reports the origin fetches after a
-// first 3 s pass per distinct object of that pass: what the restarts cost
-// the origin, with the warm-up (cluster.warmup) on and off. The same
-// passes without restarts give the baseline: objects of the Zipf tail
-// that the first pass did not ask for.
+// does (a graceful leave, a start with an empty cache, a wait for
+// /readyz before the next), under a Zipf workload spread over all edges,
+// and reports the origin fetches after a first 3 s pass per distinct
+// object of that pass: what the restarts cost the origin, with the
+// warm-up (cluster.warmup) on and off, and with the pre-fetch
+// (cluster.prefetch) on top of the warm-up. The same passes without
+// restarts give the baseline: objects of the Zipf tail that the first
+// pass did not ask for.
 //
 //	go test -run '^$' -bench RollingRestart -benchtime 1x ./internal/clustertest/
 func BenchmarkRollingRestart(b *testing.B) {
-	for _, mode := range []string{"none", "warmup", "cold"} {
+	for _, mode := range []string{"none", "warmup", "prefetch", "cold"} {
 		warm, restart := mode != "cold", mode != "none"
 		b.Run("restarts="+mode, func(b *testing.B) {
 			origin := demo.NewOrigin()
@@ -165,6 +167,9 @@ func BenchmarkRollingRestart(b *testing.B) {
 			c := Start(b, Options{Nodes: 3, Origin: srv.URL, Configure: func(_ int, cfg *config.Config) {
 				if !warm {
 					cfg.Cluster.Warmup = 0
+				}
+				if mode != "prefetch" {
+					cfg.Cluster.Prefetch.Keys = 0
 				}
 			}})
 			load := func(d time.Duration, seed int64) demo.Report {
@@ -181,7 +186,7 @@ func BenchmarkRollingRestart(b *testing.B) {
 				return rep
 			}
 			var perKey float64
-			var warmFills, warmMisses int64
+			var warmFills, warmMisses, prefetched int64
 			for b.Loop() {
 				first := load(3*time.Second, 1)
 				before := origin.Requests()
@@ -192,6 +197,7 @@ func BenchmarkRollingRestart(b *testing.B) {
 						c.WaitMembers(b, others...)
 						c.Restart(b, i)
 						c.WaitMembers(b, 0, 1, 2)
+						c.waitReady(b, i, 20*time.Second)
 					}
 					load(time.Second, int64(2+i))
 				}
@@ -201,12 +207,18 @@ func BenchmarkRollingRestart(b *testing.B) {
 						st := c.Node(i).EdgeStats()
 						warmFills += st.WarmFills
 						warmMisses += st.WarmMisses
+						if ev := prefetchEvent(b, c, i); ev != nil {
+							if n, ok := ev["fetched"].(float64); ok {
+								prefetched += int64(n)
+							}
+						}
 					}
 				}
 			}
 			b.ReportMetric(perKey, "restart-fetches/key")
 			b.ReportMetric(float64(warmFills), "warm-fills")
 			b.ReportMetric(float64(warmMisses), "warm-misses")
+			b.ReportMetric(float64(prefetched), "prefetched")
 		})
 	}
 }

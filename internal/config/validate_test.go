@@ -901,6 +901,7 @@ func TestClusterDefaults(t *testing.T) {
 		Weight:             config.DefaultClusterWeight,
 		PeerConnectTimeout: config.DefaultPeerConnectTimeout,
 		PeerTimeout:        config.DefaultPeerTimeout,
+		Prefetch:           config.Prefetch{Timeout: config.DefaultPrefetchTimeout},
 	}
 	if diff := cmp.Diff(want, c.Cluster); diff != "" {
 		t.Errorf("ApplyDefaults on a zero cluster (-want +got):\n%s", diff)
@@ -909,7 +910,7 @@ func TestClusterDefaults(t *testing.T) {
 		t.Errorf("cluster defaults are %+v, want weight 100, peer_connect_timeout 1s, peer_timeout 5s as documented", want)
 	}
 
-	set := config.Config{Cluster: config.Cluster{Weight: 7, PeerConnectTimeout: 1, PeerTimeout: 2}}
+	set := config.Config{Cluster: config.Cluster{Weight: 7, PeerConnectTimeout: 1, PeerTimeout: 2, Prefetch: config.Prefetch{Timeout: 3}}}
 	before := set.Cluster
 	set.ApplyDefaults()
 	if diff := cmp.Diff(before, set.Cluster); diff != "" {
