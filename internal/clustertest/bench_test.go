@@ -149,8 +149,8 @@ func BenchmarkPeerHop(b *testing.B) {
 // BenchmarkRollingRestart restarts each of 3 edges in turn, as a deploy
 // does (a graceful leave, a start with an empty cache, a wait for
 // /readyz before the next), under a Zipf workload spread over all edges,
-// and reports the origin fetches after a first 3 s pass per distinct
-// object of that pass: what the restarts cost the origin, with the
+// and reports the origin fetches after a first pass of 30,000 requests
+// (then 5,000 after each restart) per distinct object of that pass: what the restarts cost the origin, with the
 // warm-up (cluster.warmup) on and off, and with the pre-fetch
 // (cluster.prefetch) on top of the warm-up. The same passes without
 // restarts give the baseline: objects of the Zipf tail that the first
@@ -172,10 +172,14 @@ func BenchmarkRollingRestart(b *testing.B) {
 					cfg.Cluster.Prefetch.Keys = 0
 				}
 			}})
-			load := func(d time.Duration, seed int64) demo.Report {
+			// Passes of a fixed number of requests (Duration only bounds
+			// them), so that the Zipf tail each pass reaches, and with it
+			// the baseline, does not depend on how fast a loaded machine
+			// sends them.
+			load := func(n int64, seed int64) demo.Report {
 				rep, err := demo.RunLoad(b.Context(), demo.LoadConfig{
 					BaseURL: c.URL(0, "/"), Spread: []string{c.URL(1, "/"), c.URL(2, "/")}, Host: Host,
-					Duration: d, Concurrency: 12, Keys: 2000, Seed: seed,
+					Duration: time.Minute, MaxRequests: n, Concurrency: 12, Keys: 2000, Seed: seed,
 				})
 				if err != nil {
 					b.Fatal(err)
@@ -188,7 +192,7 @@ func BenchmarkRollingRestart(b *testing.B) {
 			var perKey float64
 			var warmFills, warmMisses, prefetched int64
 			for b.Loop() {
-				first := load(3*time.Second, 1)
+				first := load(30000, 1)
 				before := origin.Requests()
 				for i := range 3 {
 					if restart {
@@ -199,7 +203,7 @@ func BenchmarkRollingRestart(b *testing.B) {
 						c.WaitMembers(b, 0, 1, 2)
 						c.waitReady(b, i, 20*time.Second)
 					}
-					load(time.Second, int64(2+i))
+					load(5000, int64(2+i))
 				}
 				perKey = float64(origin.Requests()-before) / float64(first.DistinctKeys)
 				if restart { // every node runs since its restart
