@@ -270,7 +270,7 @@ func (v *validator) cluster(c Cluster, listen, adminListen string) {
 		v.add("cluster.prefetch.keys", "%d is not between 0 and %d; it is how many of the hottest keys a joining node copies from their previous owners before it reports ready, 0 turns that off (default %d)", p.Keys, MaxPrefetchKeys, DefaultPrefetchKeys)
 	}
 	if t := c.Prefetch.Timeout; t <= 0 || t > MaxPrefetchTimeout {
-		v.add("cluster.prefetch.timeout", "%s is not between 0s (exclusive) and %s; it bounds how long a joining node pre-fetches, and /readyz waits, leave it out for %s", t, MaxPrefetchTimeout, DefaultPrefetchTimeout)
+		v.add("cluster.prefetch.timeout", "%s is not between 0s (exclusive) and %s; it bounds how long a joining node pre-fetches, and /readyz waits; leave it out for %s", t, MaxPrefetchTimeout, DefaultPrefetchTimeout)
 	}
 }
 

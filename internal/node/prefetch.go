@@ -41,8 +41,9 @@ const (
 	// maxHotKeyBytes bounds a key listed or accepted; longer keys are
 	// left out.
 	maxHotKeyBytes = 4096
-	// maxHotAnswer bounds the size of an answer the asker reads.
-	maxHotAnswer = int64(maxHotLimit) * (maxHotKeyBytes + 64)
+	// hotEntryBytes bounds the size of one key's entry in an answer the
+	// asker reads: limit of them bound the whole.
+	hotEntryBytes = 2*maxHotKeyBytes + 64
 	// prefetchWorkers is how many keys are fetched at once.
 	prefetchWorkers = 8
 )
@@ -332,7 +333,7 @@ func (n *Node) prefetch(ctx context.Context, keys int, timeout time.Duration) {
 // is peer.
 func (n *Node) hotKeysOf(ctx context.Context, peer string, limit int) ([]string, error) {
 	path := HotPath + "?owner=" + url.QueryEscape(n.name) + "&limit=" + strconv.Itoa(limit)
-	body, err := n.cluster.ReadPeer(ctx, peer, path, maxHotAnswer)
+	body, err := n.cluster.ReadPeer(ctx, peer, path, int64(limit)*hotEntryBytes+256)
 	if err != nil {
 		return nil, err
 	}
