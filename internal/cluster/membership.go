@@ -213,10 +213,12 @@ type Cluster struct {
 	// warmUntil is when the warm-up ends, in Unix nanoseconds; 0 until
 	// this node first sees another member.
 	warmUntil atomic.Int64
-	ctx       context.Context
-	cancel    context.CancelFunc
-	loops     sync.WaitGroup
-	stopOnce  sync.Once
+	// warmStarted is closed when the warm-up starts (WarmingStarted).
+	warmStarted chan struct{}
+	ctx         context.Context
+	cancel      context.CancelFunc
+	loops       sync.WaitGroup
+	stopOnce    sync.Once
 }
 
 // meta is the metadata each node gossips about itself.
@@ -307,6 +309,8 @@ func Start(cfg Config) (*Cluster, error) {
 		distrust: make(map[string]distrust),
 		ctx:      ctx,
 		cancel:   cancel,
+
+		warmStarted: make(chan struct{}),
 	}
 	c.log = slog.New(gate{cfg.Logger.Handler(), &c.logMu, &c.logClosed}).With("component", "cluster")
 	c.keys.Store(cfg.Keys)
@@ -762,6 +766,15 @@ func (c *Cluster) WarmPeer(key string) *Peer {
 	return v.peers[i]
 }
 
+// WarmingStarted returns a channel closed when the warm-up starts: when
+// this node first sees another member, with Config.Warmup above zero.
+// It is never closed otherwise.
+func (c *Cluster) WarmingStarted() <-chan struct{} { return c.warmStarted }
+
+// Ring returns the ring of the live members in this node's view, which
+// is immutable.
+func (c *Cluster) Ring() *Ring { return c.view.Load().ring }
+
 // Warming reports whether this node is within its warm-up.
 func (c *Cluster) Warming() bool {
 	until := c.warmUntil.Load()
@@ -1025,6 +1038,7 @@ func (c *Cluster) upsert(n *memberlist.Node, what string) {
 			"version", md.Version, "protocol", c.commonProtocol(md), "members", len(c.members))
 		if w := c.cfg.Warmup; w > 0 && c.warmUntil.CompareAndSwap(0, time.Now().Add(w).UnixNano()) {
 			c.log.Info("cluster: warming up: misses on keys this node owns ask their previous owner for a copy first", "for", w.String())
+			close(c.warmStarted)
 		}
 	}
 }

@@ -521,6 +521,9 @@ func TestRestartedOwnerWarmsFromPeers(t *testing.T) {
 				if !warm {
 					cfg.Cluster.Warmup = 0
 				}
+				// The on-demand warm-up is under test: no pre-fetch
+				// (TestPrefetchBeforeReady) takes the keys first.
+				cfg.Cluster.Prefetch.Keys = 0
 			}})
 			var paths []string
 			for k := 0; len(paths) < 5; k++ {

@@ -66,6 +66,8 @@ const (
 	DefaultPeerConnectTimeout = Duration(1 * time.Second)
 	DefaultPeerTimeout        = Duration(5 * time.Second)
 	DefaultClusterWarmup      = Duration(10 * time.Minute)
+	DefaultPrefetchKeys       = 1000
+	DefaultPrefetchTimeout    = Duration(10 * time.Second)
 	DefaultMaxPurgeLag        = Duration(10 * time.Second)
 	DefaultPurgeSyncInterval  = Duration(time.Second)
 	DefaultPurgeRetention     = Duration(time.Hour)
@@ -514,6 +516,26 @@ type Cluster struct {
 	// the cluster rather than the origin. At most 24h. Default() sets
 	// 10m; the zero value turns it off.
 	Warmup Duration `yaml:"warmup"`
+
+	// Prefetch is the pre-fetch at the start of the warm-up: before it
+	// reports ready, a joining node copies the hottest keys it now owns
+	// from their previous owners' caches.
+	Prefetch Prefetch `yaml:"prefetch"`
+}
+
+// Prefetch tunes the pre-fetch by a joining node (cluster.prefetch).
+// It runs when the warm-up starts, so it needs tiered_fill and a
+// warmup above zero.
+type Prefetch struct {
+	// Keys bounds the keys pre-fetched, from all previous owners
+	// together, at most 10000. Default() sets 1000; the zero value
+	// turns the pre-fetch off.
+	Keys int `yaml:"keys"`
+
+	// Timeout bounds the whole pre-fetch, and so how long /readyz
+	// waits for it; what is not fetched by then is left to the
+	// warm-up. At most 1m. The zero value means 10s.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // Purge tunes how purges propagate through the cluster, and the
@@ -899,6 +921,7 @@ func Default() *Config {
 		Cluster: Cluster{
 			TieredFill: true,
 			Warmup:     DefaultClusterWarmup,
+			Prefetch:   Prefetch{Keys: DefaultPrefetchKeys},
 		},
 		AuditLogMaxSize: DefaultAuditLogMaxSize,
 	}
@@ -943,6 +966,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Cluster.Weight, DefaultClusterWeight)
 	setDefault(&c.Cluster.PeerConnectTimeout, DefaultPeerConnectTimeout)
 	setDefault(&c.Cluster.PeerTimeout, DefaultPeerTimeout)
+	setDefault(&c.Cluster.Prefetch.Timeout, DefaultPrefetchTimeout)
 
 	setDefault(&c.Purge.MaxPurgeLag, DefaultMaxPurgeLag)
 	setDefault(&c.Purge.SyncInterval, DefaultPurgeSyncInterval)

@@ -142,6 +142,9 @@ cluster:
   peer_connect_timeout: 500ms
   peer_timeout: 10s
   warmup: 0s
+  prefetch:
+    keys: 50
+    timeout: 3s
 `,
 			want: withDefaults(func(c *config.Config) {
 				c.Cluster = config.Cluster{
@@ -154,6 +157,7 @@ cluster:
 					Weight:             200,
 					PeerConnectTimeout: config.Duration(500 * time.Millisecond),
 					PeerTimeout:        config.Duration(10 * time.Second),
+					Prefetch:           config.Prefetch{Keys: 50, Timeout: config.Duration(3 * time.Second)},
 				}
 			}),
 		},
@@ -273,12 +277,12 @@ func TestParseErrors(t *testing.T) {
 			name: "cluster keys and types",
 			yaml: "cluster:\n  peer-listen: :7947\n  join: 10.0.0.2:7946\n  weight: heavy\n  insecure: yes please\n  peer_timeout: 5\n  key: k\n",
 			want: []string{
-				`weir.yaml:2: unknown key "peer-listen" in cluster (known keys: listen, advertise, peer_listen, peer_advertise, join, key_file, insecure, peer_tls, identity, weight, tiered_fill, peer_connect_timeout, peer_timeout, warmup); did you mean "peer_listen"?`,
+				`weir.yaml:2: unknown key "peer-listen" in cluster (known keys: listen, advertise, peer_listen, peer_advertise, join, key_file, insecure, peer_tls, identity, weight, tiered_fill, peer_connect_timeout, peer_timeout, warmup, prefetch); did you mean "peer_listen"?`,
 				`weir.yaml:3: cluster.join: expected a list, found "10.0.0.2:7946"; write [10.0.0.2:7946] for a list of one`,
 				`weir.yaml:4: cluster.weight: cannot use "heavy" as a whole number`,
 				`weir.yaml:5: cluster.insecure: cannot use "yes please" as true or false; write true or false`,
 				`weir.yaml:6: cluster.peer_timeout: duration "5" has no unit; write "5s" for seconds (units: ns, us, ms, s, m, h)`,
-				`weir.yaml:7: unknown key "key" in cluster (known keys: listen, advertise, peer_listen, peer_advertise, join, key_file, insecure, peer_tls, identity, weight, tiered_fill, peer_connect_timeout, peer_timeout, warmup)`,
+				`weir.yaml:7: unknown key "key" in cluster (known keys: listen, advertise, peer_listen, peer_advertise, join, key_file, insecure, peer_tls, identity, weight, tiered_fill, peer_connect_timeout, peer_timeout, warmup, prefetch)`,
 			},
 		},
 		{

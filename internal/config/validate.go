@@ -40,6 +40,9 @@ const (
 	MaxClusterWeight = 10000
 	// MaxClusterWarmup bounds cluster.warmup.
 	MaxClusterWarmup = Duration(24 * time.Hour)
+	// MaxPrefetchKeys and MaxPrefetchTimeout bound cluster.prefetch.
+	MaxPrefetchKeys    = 10000
+	MaxPrefetchTimeout = Duration(time.Minute)
 	// MaxPeerTimeout bounds cluster.peer_connect_timeout and
 	// cluster.peer_timeout.
 	MaxPeerTimeout = Duration(time.Minute)
@@ -263,6 +266,12 @@ func (v *validator) cluster(c Cluster, listen, adminListen string) {
 	v.identity(c.Identity)
 	if c.Warmup < 0 || c.Warmup > MaxClusterWarmup {
 		v.add("cluster.warmup", "%s is not between 0 and %s; it is how long after joining a node asks a key's previous owner for a copy before the origin, 0 turns that off", c.Warmup, MaxClusterWarmup)
+	}
+	if p := c.Prefetch; p.Keys < 0 || p.Keys > MaxPrefetchKeys {
+		v.add("cluster.prefetch.keys", "%d is not between 0 and %d; it is how many of the hottest keys a joining node copies from their previous owners before it reports ready, 0 turns that off (default %d)", p.Keys, MaxPrefetchKeys, DefaultPrefetchKeys)
+	}
+	if t := c.Prefetch.Timeout; t <= 0 || t > MaxPrefetchTimeout {
+		v.add("cluster.prefetch.timeout", "%s is not between 0s (exclusive) and %s; it bounds how long a joining node pre-fetches, and /readyz waits; leave it out for %s", t, MaxPrefetchTimeout, DefaultPrefetchTimeout)
 	}
 }
 

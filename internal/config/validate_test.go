@@ -378,6 +378,7 @@ func TestValidate(t *testing.T) {
 					PeerConnectTimeout: config.Duration(-time.Second),
 					PeerTimeout:        config.Duration(2 * time.Minute),
 					Warmup:             config.Duration(-time.Second),
+					Prefetch:           config.Prefetch{Keys: -1, Timeout: config.Duration(-time.Second)},
 				}
 			},
 			want: []string{
@@ -385,6 +386,8 @@ func TestValidate(t *testing.T) {
 				`cluster.peer_connect_timeout: -1s is negative; write a duration of 0 or more, such as "30s"`,
 				`cluster.peer_timeout: 2m is more than 1m; past it the edge fetches from the origin itself, so a little above your origins' usual response time is enough`,
 				`cluster.warmup: -1s is not between 0 and 24h; it is how long after joining a node asks a key's previous owner for a copy before the origin, 0 turns that off`,
+				`cluster.prefetch.keys: -1 is not between 0 and 10000; it is how many of the hottest keys a joining node copies from their previous owners before it reports ready, 0 turns that off (default 1000)`,
+				`cluster.prefetch.timeout: -1s is not between 0s (exclusive) and 1m; it bounds how long a joining node pre-fetches, and /readyz waits; leave it out for 10s`,
 			},
 		},
 		{
@@ -394,12 +397,15 @@ func TestValidate(t *testing.T) {
 				c.Cluster.PeerConnectTimeout = config.MaxPeerTimeout + 1
 				c.Cluster.PeerTimeout = config.Duration(-1)
 				c.Cluster.Warmup = config.MaxClusterWarmup + config.Duration(time.Second)
+				c.Cluster.Prefetch = config.Prefetch{Keys: config.MaxPrefetchKeys + 1, Timeout: config.MaxPrefetchTimeout + 1}
 			},
 			want: []string{
 				`cluster.weight: 10001 is not between 1 and 10000; it is this node's relative share of the keys, 0 means the default (100)`,
 				`cluster.peer_connect_timeout: 1m0.000000001s is more than 1m; a peer that takes longer to accept a connection is as good as down`,
 				`cluster.peer_timeout: -1ns is negative; write a duration of 0 or more, such as "30s"`,
 				`cluster.warmup: 24h0m1s is not between 0 and 24h; it is how long after joining a node asks a key's previous owner for a copy before the origin, 0 turns that off`,
+				`cluster.prefetch.keys: 10001 is not between 0 and 10000; it is how many of the hottest keys a joining node copies from their previous owners before it reports ready, 0 turns that off (default 1000)`,
+				`cluster.prefetch.timeout: 1m0.000000001s is not between 0s (exclusive) and 1m; it bounds how long a joining node pre-fetches, and /readyz waits; leave it out for 10s`,
 			},
 		},
 		{
@@ -901,6 +907,7 @@ func TestClusterDefaults(t *testing.T) {
 		Weight:             config.DefaultClusterWeight,
 		PeerConnectTimeout: config.DefaultPeerConnectTimeout,
 		PeerTimeout:        config.DefaultPeerTimeout,
+		Prefetch:           config.Prefetch{Timeout: config.DefaultPrefetchTimeout},
 	}
 	if diff := cmp.Diff(want, c.Cluster); diff != "" {
 		t.Errorf("ApplyDefaults on a zero cluster (-want +got):\n%s", diff)
@@ -909,7 +916,7 @@ func TestClusterDefaults(t *testing.T) {
 		t.Errorf("cluster defaults are %+v, want weight 100, peer_connect_timeout 1s, peer_timeout 5s as documented", want)
 	}
 
-	set := config.Config{Cluster: config.Cluster{Weight: 7, PeerConnectTimeout: 1, PeerTimeout: 2}}
+	set := config.Config{Cluster: config.Cluster{Weight: 7, PeerConnectTimeout: 1, PeerTimeout: 2, Prefetch: config.Prefetch{Timeout: 3}}}
 	before := set.Cluster
 	set.ApplyDefaults()
 	if diff := cmp.Diff(before, set.Cluster); diff != "" {

@@ -235,3 +235,45 @@ func TestWarmFillTakesOnlyCachedAnswers(t *testing.T) {
 		})
 	}
 }
+
+// TestPrefetchNeverAsksTheOrigin: a pre-fetch stores the previous
+// owner's cached copy, and when it has none stores nothing and leaves
+// the origin alone.
+func TestPrefetchNeverAsksTheOrigin(t *testing.T) {
+	o := newOrigin(t, cacheable("max-age=300", "from the origin"))
+	prev := newEdgeOpts(t, o.srv.URL, o, nil, func(opt *Options) { opt.Node = "previous-owner" })
+	edge := newEdgeOpts(t, o.srv.URL, o, nil, nil)
+	host := strings.TrimPrefix(edge.URL, "http://")
+	if r := prev.get("/held", "Host", host); r.StatusCode != 200 {
+		t.Fatalf("previous owner GET /held: %d", r.StatusCode)
+	}
+	peer := handlerPeer{prev.h}
+	ctx := t.Context()
+	before := o.count()
+	for _, tc := range []struct {
+		key  string
+		want PrefetchResult
+	}{
+		{"http://" + host + "/held", PrefetchFetched},
+		{"http://" + host + "/held", PrefetchPresent},
+		{"http://" + host + "/cold", PrefetchMissed},
+		{"http://other.test/held", PrefetchMissed}, // the catch-all serves it; the peer holds none
+		{"http://a..b/held", PrefetchSkipped},
+		{"ftp://" + host + "/held", PrefetchSkipped},
+		{"http://" + host, PrefetchSkipped},
+		{"http:///held", PrefetchSkipped},
+	} {
+		if got := edge.h.Prefetch(ctx, peer, tc.key); got != tc.want {
+			t.Errorf("Prefetch(%q) = %v, want %v", tc.key, got, tc.want)
+		}
+	}
+	if got := o.count() - before; got != 0 {
+		t.Errorf("the pre-fetches sent %d requests to the origin, want none", got)
+	}
+	if r := edge.get("/held"); !strings.Contains(status(r), "hit") || r.body != "from the origin" {
+		t.Errorf("GET /held after its pre-fetch: %q %q, want a hit of the copy", status(r), r.body)
+	}
+	if st := edge.h.Stats(); st.WarmFills != 0 || st.WarmMisses != 0 {
+		t.Errorf("pre-fetches counted as warm-up fills (%d) or misses (%d)", st.WarmFills, st.WarmMisses)
+	}
+}

@@ -114,6 +114,9 @@ type fillJob struct {
 	// origin limiter's slot taken before it started.
 	ahead bool
 	slot  func(time.Duration, bool)
+	// warmOnly marks a pre-fetch (prefetch.go): it fills from warm's
+	// cache or not at all, never from the origin.
+	warmOnly bool
 }
 
 // errNoReaders ends a fill whose response nobody reads and nobody stores.
@@ -786,6 +789,9 @@ func (h *Handler) fetch(job *fillJob) (resp *http.Response, from string, err err
 			return resp, "peer " + job.warm.Name(), nil
 		}
 	}
+	if job.warmOnly {
+		return nil, "", errPrefetchMiss
+	}
 	if job.slot != nil {
 		// A refresh-ahead took its slot before it started: it asks no
 		// peer (it runs on the key's owner, and revalidates, so it has
@@ -825,7 +831,9 @@ func (h *Handler) fetchWarm(job *fillJob) *http.Response {
 	resp, err := job.warm.Do(out)
 	endSpan(span, resp, err)
 	if err == nil && strings.HasPrefix(resp.Header.Get("Cache-Status"), CacheName+"; hit") {
-		h.stats.warmFills.Add(1)
+		if !job.warmOnly { // a pre-fetch is counted by its caller
+			h.stats.warmFills.Add(1)
+		}
 		// Dated back like any copy from a peer (see fetch).
 		job.epoch = min(job.epoch, h.store.EpochAt(time.Now().Add(-h.peerTrust)))
 		job.flight.LowerEpoch(job.epoch)
@@ -834,7 +842,9 @@ func (h *Handler) fetchWarm(job *fillJob) *http.Response {
 	if err == nil {
 		resp.Body.Close()
 	}
-	h.stats.warmMisses.Add(1)
+	if !job.warmOnly {
+		h.stats.warmMisses.Add(1)
+	}
 	return nil
 }
 

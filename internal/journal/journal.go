@@ -53,6 +53,8 @@ const (
 
 	FaultStart Kind = "fault-start" // an operator injected a fault (id, target, by, and what it does)
 	FaultEnd   Kind = "fault-end"   // it ended (id, target, reason: expired or deleted, matched)
+
+	Prefetch Kind = "prefetch" // a joining node's pre-fetch ended (peers, keys, and the counts by result, duration_ms)
 )
 
 // Kinds lists every kind, in the order of the documentation.
@@ -63,6 +65,7 @@ var Kinds = []Kind{
 	LimitChanged, ShedStart, ShedEnd,
 	Reload,
 	FaultStart, FaultEnd,
+	Prefetch,
 }
 
 // Known reports whether k is in the vocabulary.

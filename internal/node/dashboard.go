@@ -75,12 +75,16 @@ type signalsServer struct {
 }
 
 func (s signalsServer) ServePeer(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == privagg.Path {
+	switch r.URL.Path {
+	case privagg.Path:
 		s.n.servePrivacyPeer(w, r)
+		return
+	case HotPath:
+		s.n.serveHot(w, r)
 		return
 	}
 	if r.URL.Path != dashboard.SignalsPath {
-		http.Error(w, "weir: the member reads this node serves are GET "+dashboard.SignalsPath+" and GET "+privagg.Path, http.StatusNotFound)
+		http.Error(w, "weir: the member reads this node serves are GET "+dashboard.SignalsPath+", GET "+privagg.Path+" and GET "+HotPath, http.StatusNotFound)
 		return
 	}
 	if r.Method != http.MethodGet {

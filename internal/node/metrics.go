@@ -46,7 +46,7 @@ var (
 // metrics on it.
 func (n *Node) registerMetrics(edgeHTTP, peerHTTP *telemetry.HTTP) {
 	n.reg = telemetry.NewRegistry()
-	cs := []prometheus.Collector{edgeHTTP, n.edge.Collector(), n.store.Collector(), n.purge.Collector(), n.diskCollector(), n.faults.Collector(),
+	cs := []prometheus.Collector{edgeHTTP, n.edge.Collector(), n.store.Collector(), n.purge.Collector(), n.diskCollector(), n.faults.Collector(), n.prefetchCollector(),
 		telemetry.Collect(func(ch chan<- prometheus.Metric) {
 			ch <- telemetry.Gauge(descReady, telemetry.Bool(n.ready() == nil))
 			ch <- telemetry.Gauge(descDraining, telemetry.Bool(n.draining.Load()))

@@ -130,6 +130,8 @@ type Node struct {
 	// priv counts and releases the private aggregates (privacy.go); nil
 	// when privacy.enabled is off.
 	priv privacyParts
+	// pre is the pre-fetch of a joining node (prefetch.go).
+	pre prefetchParts
 
 	draining atomic.Bool
 	stopOnce sync.Once
@@ -264,6 +266,7 @@ func StartWith(cfg *config.Config, opt Options) (_ *Node, err error) {
 		n.startPurge,
 		n.startOverload,
 		n.startEdge,
+		n.startPrefetch,
 		n.startAnomaly,
 		n.startListeners,
 	} {
@@ -430,6 +433,7 @@ func (n *Node) Close() {
 
 func (n *Node) release() {
 	n.anomaly.sampler.Stop() // first: it reads the parts closed below
+	n.stopPrefetch()
 	n.faults.Close()
 	n.stopJournalSampler()
 	if n.accessFile != nil {

@@ -22,6 +22,9 @@ func (n *Node) ready() error {
 		}
 		return errors.New("not joined to the cluster yet: no seed in cluster.join (--join) has answered")
 	}
+	if msg := n.prefetchPending(time.Now()); msg != "" {
+		return errors.New(msg)
+	}
 	return nil
 }
 

@@ -535,3 +535,29 @@ func (s *Store) Collector() prometheus.Collector {
 		ch <- telemetry.Gauge(descPassMarkers, float64(st.PassMarkers))
 	})
 }
+
+// Hottest returns up to n of the objects held in memory, hottest first
+// as the store's eviction policy ranks them: the entries it is most
+// likely to keep. That is W-TinyLFU's protected segment from its most
+// recently used end (objects hit again since they were admitted, the
+// most recently hit first), then the others by their estimated
+// frequency. Vary indexes and variants are returned as they are stored.
+// The ranking costs the hit path nothing: lookups record it anyway.
+//
+// The walk runs under the eviction policy's lock, which holds back
+// eviction (not lookups) meanwhile: it only copies pointers, and n
+// bounds it. Objects of the tier below memory are not included. It is
+// safe for concurrent use.
+func (s *Store) Hottest(n int) []*Object {
+	if n <= 0 {
+		return nil
+	}
+	out := make([]*Object, 0, min(n, s.objects.EstimatedSize()))
+	for e := range s.objects.Hottest() {
+		out = append(out, e.Value)
+		if len(out) == n {
+			break
+		}
+	}
+	return out
+}
