@@ -543,8 +543,12 @@ func (h *Handler) newFillJob(r *http.Request, snap *site.Snapshot, site *site.Si
 			evalHdr["Cache-Control"] = v
 		}
 	}
+	epoch := f.Epoch() // the store's when the flight began (JoinSince)
+	if epoch == 0 {
+		epoch = h.store.Epoch() // a flight begun with Join: now
+	}
 	job := &fillJob{
-		epoch:     f.Epoch(),
+		epoch:     epoch,
 		site:      site,
 		flight:    f,
 		out:       out,

@@ -83,7 +83,7 @@ func (h *Handler) Prefetch(ctx context.Context, peer Peer, key string) PrefetchR
 	if h.store.IsPass(kb.primary) {
 		return PrefetchSkipped
 	}
-	rd, leader := h.flights.Join(flightKey(kb, site, nil, r.Header, false), snap.MaxObject)
+	rd, leader := h.flights.JoinSince(flightKey(kb, site, nil, r.Header, false), snap.MaxObject, h.store.Epoch())
 	defer rd.Close()
 	if !leader {
 		return PrefetchSkipped
