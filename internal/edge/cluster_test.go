@@ -72,11 +72,11 @@ func (a allTo) Owner(string) Peer { return a.p }
 func (a allTo) Warm(string) Peer  { return nil }
 func (a allTo) Owns(string) bool  { return false }
 
-// TestPeerCopyAfterLocalPurgeIsNotKept: an edge that applied a purge
+// TestPeerCopyAfterLocalPurgeIsNotServed: an edge that applied a purge
 // before the key's owner did may get the old copy from the owner; it
-// serves it to the request that asked, but does not keep it, so it does
-// not outlive the purge.
-func TestPeerCopyAfterLocalPurgeIsNotKept(t *testing.T) {
+// serves neither that request nor any later one from it, but fetches
+// from the origin instead, and keeps that copy.
+func TestPeerCopyAfterLocalPurgeIsNotServed(t *testing.T) {
 	var version atomic.Int64
 	version.Store(1)
 	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
@@ -100,20 +100,26 @@ func TestPeerCopyAfterLocalPurgeIsNotKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	edge.store.Invalidate(store.Invalidation{Keys: keys})
-	// The owner has not applied the purge: it still serves v1.
+	// The owner has not applied the purge: it still has v1, which the
+	// edge must not serve after its own purge.
 	for range 2 {
-		if r := edge.get("/x"); r.body != "/x v1" {
-			t.Fatalf("edge GET /x = %q, want the owner's copy", r.body)
+		if r := edge.get("/x"); r.body != "/x v2" {
+			t.Fatalf("edge GET /x = %q, want the origin's new copy", r.body)
 		}
 	}
-	if got := owner.h.Stats().PeerRequests; got != 2 {
-		t.Errorf("owner served %d peer requests for /x, want 2: the edge must not keep a copy dated before its purge", got)
+	if got := owner.h.Stats().PeerRequests; got != 1 {
+		t.Errorf("owner served %d peer requests for /x, want 1: the origin's copy is kept", got)
 	}
-	// A key no recent purge covers is kept as usual.
+	if got := edge.h.Stats().PeerCopiesPurged; got != 1 {
+		t.Errorf("PeerCopiesPurged = %d, want 1", got)
+	}
+	// A key no recent purge covers is filled from the owner and kept.
 	edge.get("/y")
-	edge.get("/y")
-	if got := owner.h.Stats().PeerRequests; got != 3 {
-		t.Errorf("owner served %d peer requests in all, want 3 (/y once)", got)
+	if r := edge.get("/y"); r.body != "/y v1" {
+		t.Errorf("edge GET /y = %q, want the owner's copy", r.body)
+	}
+	if got := owner.h.Stats().PeerRequests; got != 2 {
+		t.Errorf("owner served %d peer requests in all, want 2 (/y once)", got)
 	}
 }
 

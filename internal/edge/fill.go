@@ -774,19 +774,19 @@ func (h *Handler) fetch(job *fillJob) (resp *http.Response, from string, err err
 		resp, err = job.peer.Do(out)
 		h.doc.peer.add(time.Since(asked))
 		endSpan(span, resp, err)
-		if err == nil {
+		switch {
+		case err == nil && h.peerCopyPurged(job, resp):
+			// Not for this request: fetched from the origin below.
+			resp.Body.Close()
+		case err == nil:
 			h.stats.peerFills.Add(1)
-			// The peer may have applied a purge later than this node:
-			// date the copy back by the propagation bound, so that any
-			// purge applied here meanwhile covers it.
-			job.epoch = min(job.epoch, h.store.EpochAt(time.Now().Add(-h.peerTrust)))
-			job.flight.LowerEpoch(job.epoch)
 			return resp, "peer " + job.peer.Name(), nil
+		default:
+			// The cluster degrades to independent edges: a peer that is
+			// down or slow costs one origin fetch, never a failed request.
+			h.stats.peerFallbacks.Add(1)
+			h.log.DebugContext(job.out.Context(), "peer fill failed; fetching from the origin", "peer", job.peer.Name(), "host", job.out.Host, "uri", job.out.URL.RequestURI(), "error", err.Error())
 		}
-		// The cluster degrades to independent edges: a peer that is down
-		// or slow costs one origin fetch, never a failed request.
-		h.stats.peerFallbacks.Add(1)
-		h.log.DebugContext(job.out.Context(), "peer fill failed; fetching from the origin", "peer", job.peer.Name(), "host", job.out.Host, "uri", job.out.URL.RequestURI(), "error", err.Error())
 	}
 	if job.warm != nil {
 		if resp := h.fetchWarm(job); resp != nil {
@@ -807,6 +807,25 @@ func (h *Handler) fetch(job *fillJob) (resp *http.Response, from string, err err
 		resp, err = h.fetchOrigin(job.site, job.out, job.prio, true)
 	}
 	return resp, "origin " + job.site.Origin.Name(), err
+}
+
+// peerCopyPurged reports whether a peer's answer for job may be a copy a
+// purge applied here covers: the peer may apply a purge up to the
+// propagation bound (max_purge_lag) later than this node, so its copy
+// counts as fetched that long ago, and a purge of the key, a prefix of
+// it or one of its tags applied here since covers it. Such a copy is
+// not served (this request came after the purge, or joined a fill
+// that did); otherwise the copy is dated back so, and a purge applied
+// later covers it in the store.
+func (h *Handler) peerCopyPurged(job *fillJob, resp *http.Response) bool {
+	dated := min(job.epoch, h.store.EpochAt(time.Now().Add(-h.peerTrust)))
+	if h.store.PurgedBetween(job.primary, httpcache.ParseSurrogateKeys(resp.Header["Surrogate-Key"]), dated, h.store.Epoch()) {
+		h.stats.peerCopiesPurged.Add(1)
+		return true
+	}
+	job.epoch = dated
+	job.flight.LowerEpoch(dated)
+	return false
 }
 
 // peerHeader returns a copy of a fill's request header for a peer, naming
@@ -834,13 +853,10 @@ func (h *Handler) fetchWarm(job *fillJob) *http.Response {
 	telemetry.Inject(ctx, out.Header)
 	resp, err := job.warm.Do(out)
 	endSpan(span, resp, err)
-	if err == nil && strings.HasPrefix(resp.Header.Get("Cache-Status"), CacheName+"; hit") {
+	if err == nil && strings.HasPrefix(resp.Header.Get("Cache-Status"), CacheName+"; hit") && !h.peerCopyPurged(job, resp) {
 		if !job.warmOnly { // a pre-fetch is counted by its caller
 			h.stats.warmFills.Add(1)
 		}
-		// Dated back like any copy from a peer (see fetch).
-		job.epoch = min(job.epoch, h.store.EpochAt(time.Now().Add(-h.peerTrust)))
-		job.flight.LowerEpoch(job.epoch)
 		return resp
 	}
 	if err == nil {

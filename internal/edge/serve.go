@@ -220,12 +220,16 @@ type Stats struct {
 	// flight from before a purge covering it, and fetched anew instead of
 	// joining it.
 	PurgedInFlight int64 `json:"purged_in_flight"`
+	// PeerCopiesPurged counts peers' answers not served because a purge
+	// applied here within max_purge_lag covers them (the peer may not
+	// have applied it yet): fetched from the origin instead.
+	PeerCopiesPurged int64 `json:"peer_copies_purged"`
 }
 
 type counters struct {
 	requests, hits, stale, misses, collapsed, passes, staleErr, errors, rejected, panics, bytes atomic.Int64
 	peerRequests, peerFills, peerFallbacks, warmFills, warmMisses, purges                       atomic.Int64
-	tooLarge, shed, ruleAnswers, purgedInFlight                                                 atomic.Int64
+	tooLarge, shed, ruleAnswers, purgedInFlight, peerCopiesPurged                               atomic.Int64
 	// The WebSocket tunnels (tunnel.go).
 	tunnelsActive, tunnelsUpgraded, tunnelsRefused, tunnelsFailed, tunnelsUnsupported, tunnelsInvalid atomic.Int64
 	tunnelBytesIn, tunnelBytesOut                                                                     atomic.Int64
@@ -239,5 +243,6 @@ func (c *counters) snapshot() Stats {
 		PeerRequests: c.peerRequests.Load(), PeerFills: c.peerFills.Load(), PeerFallbacks: c.peerFallbacks.Load(),
 		WarmFills: c.warmFills.Load(), WarmMisses: c.warmMisses.Load(), Purges: c.purges.Load(), Shed: c.shed.Load(),
 		RuleAnswers: c.ruleAnswers.Load(), PurgedInFlight: c.purgedInFlight.Load(),
+		PeerCopiesPurged: c.peerCopiesPurged.Load(),
 	}
 }
