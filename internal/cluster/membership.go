@@ -155,6 +155,8 @@ type Config struct {
 	// protocol, when set, replaces [ProtocolMin, ProtocolMax], so tests
 	// can start nodes of other versions.
 	protocol [2]int
+	// breakerDelay, when set, replaces breakerDelay, for tests.
+	breakerDelay time.Duration
 }
 
 // Cluster is this node's view of the cluster: its members, who owns which

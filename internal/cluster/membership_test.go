@@ -194,6 +194,21 @@ func TestPeerDoFallsBackAndBreaks(t *testing.T) {
 	if _, err := p.Do(req); err != ErrBreakerOpen {
 		t.Errorf("request with the breaker open: err = %v, want ErrBreakerOpen", err)
 	}
+	// Past the delay the peer is offered again, so that the next fill is
+	// the trial (the breaker half-opens only then).
+	c.cfg.breakerDelay = 50 * time.Millisecond
+	q := c.newPeer("back", addr, 1)
+	defer q.close()
+	for range breakerFailures {
+		q.Do(req)
+	}
+	if q.available() {
+		t.Fatal("the breaker is open and the peer still offered")
+	}
+	testkit.Eventually(t, "the peer to be offered again past the breaker's delay", q.available)
+	if _, err := q.Do(req); err == ErrBreakerOpen {
+		t.Error("the trial request past the delay was refused by the breaker")
+	}
 
 	// A peer that refuses (say, with another key) is a failure too, and
 	// the refusal is not passed on as an answer.

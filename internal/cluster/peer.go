@@ -44,6 +44,14 @@ const (
 	breakerDelay    = 5 * time.Second
 )
 
+// breakerDelay is breakerDelay, or the test's.
+func (c *Cluster) breakerDelay() time.Duration {
+	if c.cfg.breakerDelay > 0 {
+		return c.cfg.breakerDelay
+	}
+	return breakerDelay
+}
+
 // Peer is another node of the cluster that fills the keys it owns. It
 // implements edge.Peer.
 type Peer struct {
@@ -114,12 +122,12 @@ func (c *Cluster) newPeer(name, addr string, proto int) *Peer {
 	p.client = client
 	p.breaker = circuitbreaker.NewBuilder[any]().
 		WithFailureThreshold(breakerFailures).
-		WithDelay(breakerDelay).
+		WithDelay(c.breakerDelay()).
 		WithSuccessThreshold(1).
 		OnStateChanged(func(e circuitbreaker.StateChangedEvent) {
 			msg := "cluster: peer breaker " + e.NewState.String()
 			if e.NewState == circuitbreaker.OpenState {
-				c.log.Warn(msg+": filling its keys from the origin for a while", "peer", name, "peer_addr", addr, "retry_in", breakerDelay.String())
+				c.log.Warn(msg+": filling its keys from the origin for a while", "peer", name, "peer_addr", addr, "retry_in", c.breakerDelay().String())
 				return
 			}
 			c.log.Info(msg, "peer", name, "peer_addr", addr)
@@ -145,7 +153,14 @@ func (p *Peer) BreakerState() string {
 	return "closed"
 }
 
-func (p *Peer) available() bool { return !p.quarantined.Load() && !p.breaker.IsOpen() }
+// available reports whether fills may go to the peer: it is not
+// quarantined, and its breaker is closed, half-open, or open past its
+// delay (the next request is the trial that decides; the breaker only
+// half-opens when asked for a permit, so a peer skipped until then would
+// stay skipped for good).
+func (p *Peer) available() bool {
+	return !p.quarantined.Load() && !(p.breaker.IsOpen() && p.breaker.RemainingDelay() > 0)
+}
 
 func (p *Peer) close() { p.client.Close() }
 
