@@ -174,14 +174,16 @@ func TestPeerMutualTLS(t *testing.T) {
 		t.Errorf("purge acknowledged by %d members, want 3: %+v", len(doc.Nodes), doc)
 	}
 	// Every member acknowledged it over mutual TLS; the next requests, on
-	// all of them, cost the origin one fetch (the owner's).
+	// all of them, refill it: from the owner's new copy, or from the
+	// origin when a member cannot tell that copy is newer than the purge
+	// it applied (see edge.PeerAgeHeader), at most once each.
 	for i := range 3 {
 		if _, err := c.Get(i, "/mtls/0"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := origin.count("/mtls/0"); n != 2 {
-		t.Errorf("origin saw %d requests for /mtls/0 after the purge, want 2 (the first fill, one refill)", n)
+	if n := origin.count("/mtls/0"); n < 2 || n > 4 {
+		t.Errorf("origin saw %d requests for /mtls/0 after the purge, want the first fill and 1 to 3 refills", n)
 	}
 	// Outsiders: no certificate, or one from another CA.
 	peer := c.Node(1).Cluster().Info().Members[0].PeerAddr

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,6 +121,48 @@ func TestPeerCopyAfterLocalPurgeIsNotServed(t *testing.T) {
 	}
 	if got := owner.h.Stats().PeerRequests; got != 2 {
 		t.Errorf("owner served %d peer requests in all, want 2 (/y once)", got)
+	}
+	// The owner tells its copy's age to the millisecond, rounded up.
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/y", nil)
+	req.Host = host
+	owner.h.ServePeer(rec, req)
+	if ms, err := strconv.Atoi(rec.Header().Get(PeerAgeHeader)); err != nil || ms < 0 || ms > 60000 {
+		t.Errorf("owner's %s = %q", PeerAgeHeader, rec.Header().Get(PeerAgeHeader))
+	}
+}
+
+// TestPeerCopyNewerThanThePurgeIsServed: a peer's copy that a purge
+// applied here covers is served after all when its age shows it was
+// fetched after that purge was applied; one as old as the purge, or of
+// unknown age, is not.
+func TestPeerCopyNewerThanThePurgeIsServed(t *testing.T) {
+	o := newOrigin(t, cacheable("max-age=60", "x"))
+	e := newEdgeOpts(t, o.srv.URL, o, nil, func(opt *Options) { opt.PeerPurgeLag = 10 * time.Second })
+	key := e.URL + "/p"
+	e.store.Invalidate(store.Invalidation{Keys: []string{key}})
+	purged := time.Now()
+	for _, tc := range []struct {
+		name  string
+		asked time.Time
+		age   string
+		want  bool // served
+	}{
+		{"fetched a second after the purge", purged.Add(1500 * time.Millisecond), "500", true},
+		{"fetched before the purge", purged.Add(500 * time.Millisecond), "1000", false},
+		{"age unknown", purged.Add(time.Hour), "", false},
+		{"age malformed", purged.Add(time.Hour), "-1", false},
+	} {
+		rd, _ := e.h.flights.JoinSince(key+"\x00"+tc.name, 1<<20, e.store.Epoch())
+		job := &fillJob{epoch: rd.Flight().Epoch(), primary: key, flight: rd.Flight()}
+		resp := &http.Response{Header: http.Header{}}
+		if tc.age != "" {
+			resp.Header.Set(PeerAgeHeader, tc.age)
+		}
+		if served := !e.h.peerCopyPurged(job, resp, tc.asked); served != tc.want {
+			t.Errorf("%s: served %v, want %v", tc.name, served, tc.want)
+		}
+		rd.Close()
 	}
 }
 

@@ -62,6 +62,11 @@ type head struct {
 	epoch uint64
 	key   string
 	tags  []string
+	// respAt is when the response arrived, on the handler's clock, and
+	// took how long after its request: what a peer's PeerAgeHeader counts
+	// from.
+	respAt time.Time
+	took   time.Duration
 	// from names who answered: "origin NAME" or "peer NAME".
 	from string
 }
@@ -190,7 +195,7 @@ func (h *Handler) fill(w http.ResponseWriter, r *http.Request, snap *site.Snapsh
 		// be served a fill that started before one that covers it.
 		joined := h.store.Epoch()
 		rd, leader := h.flights.JoinSince(key, snap.MaxObject, joined)
-		if !leader && h.store.PurgedBetween(primary, nil, rd.Flight().Epoch(), joined) {
+		if _, purged := h.store.PurgedBetween(primary, nil, rd.Flight().Epoch(), joined); !leader && purged {
 			// The fill in flight started before a purge of this key (or
 			// a prefix of it), and this request came after it: not that
 			// fill's answer, a new one, which later requests join.
@@ -225,7 +230,7 @@ func (h *Handler) fill(w http.ResponseWriter, r *http.Request, snap *site.Snapsh
 		if !leader {
 			h.doc.coalesce.add(time.Since(waited))
 		}
-		if err == nil && !leader && h.store.PurgedBetween(hd.key, hd.tags, hd.epoch, joined) {
+		if err == nil && !leader && purgedHead(h.store, hd, joined) {
 			// The same, found once the response names its surrogate
 			// keys: a tag purge after the fill started, before this
 			// request.
@@ -443,9 +448,12 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, rd *coalesce.Re
 		hdr["Age"] = []string{strconv.FormatInt(int64(hd.initialAge/time.Second), 10)}
 	}
 	hdr["Cache-Status"] = []string{string(st.AppendValue(make([]byte, 0, 64), CacheName))}
-	if _, ok := w.(*peerWriter); ok {
+	if pw, ok := w.(*peerWriter); ok {
 		for k, v := range hd.surrogate {
 			hdr[k] = v
+		}
+		if !hd.respAt.IsZero() {
+			hdr[PeerAgeHeader] = []string{ageMs(contentAge(pw.arrived.Sub(hd.respAt), hd.took, hd.initialAge))}
 		}
 	}
 	status := hd.status
@@ -664,6 +672,7 @@ func (h *Handler) runFill(job *fillJob) {
 	}
 	hd.ttl -= hd.initialAge
 	hd.epoch, hd.key, hd.tags = job.epoch, job.primary, httpcache.ParseSurrogateKeys(resp.Header["Surrogate-Key"])
+	hd.respAt, hd.took = respTime, respTime.Sub(reqTime)
 	if len(vary) > 0 || job.site.Key.HasExtra() {
 		hd.secondary = string(secondaryKey(nil, job.site, vary, job.clientHdr))
 		hd.key = string(store.VariantKey(nil, []byte(job.primary), []byte(hd.secondary)))
@@ -775,7 +784,7 @@ func (h *Handler) fetch(job *fillJob) (resp *http.Response, from string, err err
 		h.doc.peer.add(time.Since(asked))
 		endSpan(span, resp, err)
 		switch {
-		case err == nil && h.peerCopyPurged(job, resp):
+		case err == nil && h.peerCopyPurged(job, resp, asked):
 			// Not for this request: fetched from the origin below.
 			resp.Body.Close()
 		case err == nil:
@@ -809,19 +818,62 @@ func (h *Handler) fetch(job *fillJob) (resp *http.Response, from string, err err
 	return resp, "origin " + job.site.Origin.Name(), err
 }
 
-// peerCopyPurged reports whether a peer's answer for job may be a copy a
-// purge applied here covers: the peer may apply a purge up to the
-// propagation bound (max_purge_lag) later than this node, so its copy
-// counts as fetched that long ago, and a purge of the key, a prefix of
-// it or one of its tags applied here since covers it. Such a copy is
-// not served (this request came after the purge, or joined a fill
-// that did); otherwise the copy is dated back so, and a purge applied
-// later covers it in the store.
-func (h *Handler) peerCopyPurged(job *fillJob, resp *http.Response) bool {
+// purgedHead reports whether a purge applied by epoch joined, after
+// the fill of hd began, covers hd's response.
+func purgedHead(c Cache, hd *head, joined uint64) bool {
+	_, purged := c.PurgedBetween(hd.key, hd.tags, hd.epoch, joined)
+	return purged
+}
+
+// contentAge bounds how long before a peer's request arrived the origin
+// produced a response that arrived resident before it (negative: after)
+// and took took after its own request: at that request at the latest,
+// or earlier by the age the origin declared (an initial age under a
+// second is the rounding of Date, and the request's own delay, both
+// counted already).
+func contentAge(resident, took, initial time.Duration) time.Duration {
+	d := resident + took
+	if initial >= time.Second {
+		d += initial
+	}
+	return d
+}
+
+// ageMs formats an age for PeerAgeHeader: whole milliseconds, rounded
+// up, so that the asker never takes a copy for newer than it is; 0 for
+// a copy fetched after the request arrived.
+func ageMs(d time.Duration) string {
+	return strconv.FormatInt(int64((max(d, 0)+time.Millisecond-1)/time.Millisecond), 10)
+}
+
+// PeerAgeHeader carries, on a member's answer to a peer, how long before
+// the peer's request arrived the copy was fetched, in milliseconds (0:
+// after): the asker, which sent the request after it applied its purges,
+// tells from it whether the copy was fetched after a purge it applied.
+const PeerAgeHeader = "Weir-Age-Ms"
+
+// peerCopyPurged reports whether a peer's answer for job, asked at
+// asked, may be a copy a purge applied here covers. The peer may apply a
+// purge up to the propagation bound (max_purge_lag) later than this
+// node, so its copy counts as fetched that long ago, unless its age
+// (PeerAgeHeader) shows it was fetched after the newest purge applied
+// here that covers the key, a prefix of it or one of its tags. Such a
+// copy is not served (this request came after the purge, or joined a
+// fill that did): the origin is asked instead. Otherwise the copy is
+// dated back, so that a purge applied here later covers it in the
+// store.
+func (h *Handler) peerCopyPurged(job *fillJob, resp *http.Response, asked time.Time) bool {
 	dated := min(job.epoch, h.store.EpochAt(time.Now().Add(-h.peerTrust)))
-	if h.store.PurgedBetween(job.primary, httpcache.ParseSurrogateKeys(resp.Header["Surrogate-Key"]), dated, h.store.Epoch()) {
-		h.stats.peerCopiesPurged.Add(1)
-		return true
+	at, purged := h.store.PurgedBetween(job.primary, httpcache.ParseSurrogateKeys(resp.Header["Surrogate-Key"]), dated, h.store.Epoch())
+	if purged {
+		ms, err := strconv.ParseInt(resp.Header.Get(PeerAgeHeader), 10, 64)
+		if err != nil || ms < 0 || !asked.Add(-time.Duration(ms)*time.Millisecond).After(at) {
+			h.stats.peerCopiesPurged.Add(1)
+			return true
+		}
+		// Fetched after the purge here: new content, dated from the
+		// purge.
+		dated = max(dated, h.store.EpochAt(at))
 	}
 	job.epoch = dated
 	job.flight.LowerEpoch(dated)
@@ -851,9 +903,10 @@ func (h *Handler) fetchWarm(job *fillJob) *http.Response {
 	out.Header = peerHeader(job)
 	out.Header["Cache-Control"] = []string{"only-if-cached"}
 	telemetry.Inject(ctx, out.Header)
+	asked := time.Now()
 	resp, err := job.warm.Do(out)
 	endSpan(span, resp, err)
-	if err == nil && strings.HasPrefix(resp.Header.Get("Cache-Status"), CacheName+"; hit") && !h.peerCopyPurged(job, resp) {
+	if err == nil && strings.HasPrefix(resp.Header.Get("Cache-Status"), CacheName+"; hit") && !h.peerCopyPurged(job, resp, asked) {
 		if !job.warmOnly { // a pre-fetch is counted by its caller
 			h.stats.warmFills.Add(1)
 		}
@@ -1113,8 +1166,9 @@ func (h *Handler) clientHeader(src http.Header, strip []string, respTime time.Ti
 	// Surrogate-* fields are addressed to this cache, not to clients.
 	delete(hdr, "Surrogate-Key")
 	delete(hdr, "Surrogate-Control")
-	// The cache computes and sends its own Age.
+	// The cache computes and sends its own Age, and a peer's is for it.
 	delete(hdr, "Age")
+	delete(hdr, PeerAgeHeader)
 	// Each request has its own id; an origin's echo of the filling
 	// request's id must not be stored and served to others.
 	delete(hdr, h.idHeader)
@@ -1166,7 +1220,12 @@ func surrogateFields(h http.Header) http.Header {
 // peerWriter marks the response to a peer's fill request: unlike a
 // client, a peer receives the Surrogate-* fields, so its copy carries the
 // same tags and surrogate freshness as the owner's.
-type peerWriter struct{ http.ResponseWriter }
+type peerWriter struct {
+	http.ResponseWriter
+	// arrived is when the request arrived, on the handler's clock: what
+	// PeerAgeHeader is measured at.
+	arrived time.Time
+}
 
 // Unwrap lets http.ResponseController reach the connection.
 func (p *peerWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }

@@ -136,8 +136,9 @@ type Filler interface {
 	Epoch() uint64
 	EpochAt(t time.Time) uint64
 	// PurgedBetween reports whether a purge with an epoch in
-	// (after, upto] covers an object stored under key with tags.
-	PurgedBetween(key string, tags []string, after, upto uint64) bool
+	// (after, upto] covers an object stored under key with tags, and when
+	// the newest of them was applied.
+	PurgedBetween(key string, tags []string, after, upto uint64) (at time.Time, covered bool)
 }
 
 // The memory store is the cache.
@@ -325,7 +326,7 @@ func (h *Handler) ServePeer(w http.ResponseWriter, r *http.Request) {
 	} else {
 		r.TLS = nil
 	}
-	h.serve(&peerWriter{w}, r, true)
+	h.serve(&peerWriter{w, h.now()}, r, true)
 }
 
 // PeerSchemeHeader names, on a fill request from one member to another,

@@ -53,7 +53,12 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, site *site
 	o.Header.CopyTo(hdr)
 	hdr["Age"] = f.age
 	hdr["Cache-Status"] = f.cacheStatus
-	_, toPeer := w.(*peerWriter)
+	pw, toPeer := w.(*peerWriter)
+	if toPeer && o.FillTime() > 0 {
+		// Unknown for a copy read back from the disk tier: then the peer
+		// takes it for as old as a purge.
+		hdr[PeerAgeHeader] = []string{ageMs(contentAge(time.Duration(pw.arrived.UnixNano()-o.ResponseTime), o.FillTime(), o.InitialAge))}
+	}
 	if toPeer && o.Extra != nil {
 		if len(o.Extra.Tags) > 0 {
 			hdr["Surrogate-Key"] = []string{strings.Join(o.Extra.Tags, " ")}

@@ -422,11 +422,13 @@ func (s *Store) missedPurges(o *Object, after uint64) (v verdict, upto uint64) {
 // PurgedBetween reports whether a purge with an epoch in (after, upto]
 // covers an object stored under key with tags: what a request that
 // arrived at epoch upto must not be served from a fill that started at
-// epoch after. It answers true when those purges are no longer all
-// known. It is cheap when after >= upto, the usual case.
-func (s *Store) PurgedBetween(key string, tags []string, after, upto uint64) bool {
+// epoch after. at is when the newest of those was applied here; it is
+// the far future when those purges are no longer all known (then they
+// are taken to cover it). It is cheap when after >= upto, the usual
+// case.
+func (s *Store) PurgedBetween(key string, tags []string, after, upto uint64) (at time.Time, covered bool) {
 	if after >= upto {
-		return false
+		return time.Time{}, false
 	}
 	o := &Object{Header: Header{key: key}}
 	if len(tags) > 0 {
@@ -436,18 +438,21 @@ func (s *Store) PurgedBetween(key string, tags []string, after, upto uint64) boo
 	defer s.purgeMu.RUnlock()
 	recs := s.log.recs
 	if len(recs) == 0 || recs[0].epoch > after+1 {
-		return true
+		return farFuture, true
 	}
 	for _, r := range recs[min(int(after-recs[0].epoch+1), len(recs)):] {
 		if r.epoch > upto {
 			break
 		}
 		if r.covers(o) {
-			return true
+			at, covered = time.Unix(0, r.at), true
 		}
 	}
-	return false
+	return at, covered
 }
+
+// farFuture is PurgedBetween's time when it no longer knows.
+var farFuture = time.Unix(1<<62, 0)
 
 // EpochAt returns the purge epoch that was current at t, as far as the
 // purges still logged tell: an object given this epoch is covered by

@@ -738,7 +738,7 @@ func TestPurgedBetween(t *testing.T) {
 		{"http://a/z", nil, 0, e0, true},                        // before the oldest purge kept: assumed purged
 		{"https://b/css/1.css", []string{"t"}, e2, e3, false},   // the tag purge is before
 	} {
-		if got := s.PurgedBetween(tc.key, tc.tags, tc.after, tc.upto); got != tc.want {
+		if _, got := s.PurgedBetween(tc.key, tc.tags, tc.after, tc.upto); got != tc.want {
 			t.Errorf("PurgedBetween(%q, %v, %d, %d) = %v, want %v", tc.key, tc.tags, tc.after, tc.upto, got, tc.want)
 		}
 	}
