@@ -151,7 +151,8 @@ func (s *Service) strike(peer, reason, detail string) {
 }
 
 // quarantined reports whether peer is quarantined under the identity it
-// has now.
+// has now. A member that changed identity (a restart, a new certificate)
+// is trusted again, suspect or quarantined before.
 func (s *Service) quarantined(peer string) bool {
 	b := &s.trust
 	b.mu.Lock()
@@ -161,7 +162,7 @@ func (s *Service) quarantined(peer string) bool {
 		state, held = pt.state, pt.fingerprint
 	}
 	b.mu.Unlock()
-	if state != trustQuarantined {
+	if state == "" {
 		return false
 	}
 	if fp := s.fingerprint(peer); fp != held {
@@ -176,7 +177,7 @@ func (s *Service) quarantined(peer string) bool {
 		}
 		return false
 	}
-	return true
+	return state == trustQuarantined
 }
 
 // Distrusted returns the members this node distrusts: name → state.

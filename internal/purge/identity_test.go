@@ -229,6 +229,11 @@ func TestForgeriesAreRefused(t *testing.T) {
 	// A message in a's name that a did not sign (b's signer, a's name):
 	// refused, counted against a, and never enough to quarantine a,
 	// since anyone with the cluster key can send it.
+	// c has seen a's incarnation sign before: a failure from the same
+	// incarnation is a forgery, not a restart.
+	if code, body := post(t, a.s, c, "batch", batchMsg{Entries: entries, Seals: seals}); code != http.StatusOK {
+		t.Fatalf("a's genuine batch was answered %d %q", code, body)
+	}
 	impostor := newSigner("a", e.Inc, nil, idView{d: &directory{trust: c.s.opt.Identities.Trust()}, self: b.id})
 	impostor.keys.Store(b.s.sig.keys.Load())
 	for range 5 {
@@ -242,16 +247,28 @@ func TestForgeriesAreRefused(t *testing.T) {
 			t.Fatalf("a message in a's name signed by b was answered %d %q", rec.Code, rec.Body.String())
 		}
 	}
+	// From another incarnation (a restart whose new key gossip has not
+	// brought yet), the same failure is no strike.
+	other := newSigner("a", e.Inc+1, nil, idView{d: &directory{trust: c.s.opt.Identities.Trust()}, self: b.id})
+	other.keys.Store(b.s.sig.keys.Load())
+	body, _ := encode(batchMsg{Entries: entries, Seals: seals}, false)
+	req := httptest.NewRequest(http.MethodPost, PathPrefix+"batch", strings.NewReader(string(body)))
+	req.Header.Set("Content-Encoding", encZstd)
+	other.sign(req.Header, "batch", 0, body, time.Now(), false)
+	rec := httptest.NewRecorder()
+	c.s.PeerHandler().ServeHTTP(rec, req)
+	if rec.Code == http.StatusOK || !strings.Contains(rec.Body.String(), "unknown-identity") {
+		t.Errorf("a message of a new incarnation of a was answered %d %q, want unknown-identity", rec.Code, rec.Body.String())
+	}
 	if c.s.quarantined("a") || c.s.Stats().Strikes[strikeBadSignature] != 5 {
 		t.Errorf("unsigned forgeries in a's name: quarantined %v, strikes %+v", c.s.quarantined("a"), c.s.Stats().Strikes)
 	}
 	// And a v1 message (MAC only) in the name of a member with an
 	// identity is refused too.
-	body, _ := encode(batchMsg{Entries: entries, Seals: seals}, false)
-	req := httptest.NewRequest(http.MethodPost, PathPrefix+"batch", strings.NewReader(string(body)))
+	req = httptest.NewRequest(http.MethodPost, PathPrefix+"batch", strings.NewReader(string(body)))
 	req.Header.Set("Content-Encoding", encZstd)
 	impostor.sign(req.Header, "batch", 0, body, time.Now(), true)
-	rec := httptest.NewRecorder()
+	rec = httptest.NewRecorder()
 	c.s.PeerHandler().ServeHTTP(rec, req)
 	if rec.Code == http.StatusOK || !strings.Contains(rec.Body.String(), "not signed with its identity") {
 		t.Errorf("a v1 message in a's name was answered %d %q", rec.Code, rec.Body.String())

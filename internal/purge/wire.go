@@ -95,10 +95,16 @@ type signer struct {
 	// ids, when set, signs messages in this node's name (v2) and checks
 	// the senders'.
 	ids Identities
+	// verified maps each sender to the incarnation whose identity
+	// signature last verified: a failure from another incarnation is a
+	// node that restarted with a new key this node has not learnt yet,
+	// not a forgery.
+	verifiedMu sync.Mutex
+	verified   map[string]uint64
 }
 
 func newSigner(node string, inc uint64, kr *cluster.Keyring, ids Identities) *signer {
-	s := &signer{node: node, inc: inc, ids: ids}
+	s := &signer{node: node, inc: inc, ids: ids, verified: make(map[string]uint64)}
 	s.setKeys(kr)
 	s.seen.init()
 	return s
@@ -308,10 +314,27 @@ func (s *signer) verifyIdentity(sh *sigHeader, fields []string, body []byte) err
 	case sh.idSig == nil:
 		return &sign.Error{Reason: rejectBadIdentity, Detail: fmt.Sprintf("purge message of %q is not signed with its identity (v1), and %q announced identity %s: someone holding the cluster key speaks in its name", sh.sender, sh.sender, cert.Fingerprint())}
 	case !cert.VerifySig(idMessage(fields, body), sh.idSig):
-		return &sign.Error{Reason: rejectBadIdentity, Detail: fmt.Sprintf("purge message of %q does not verify with its identity %s: forged in its name by someone holding the cluster key, or altered", sh.sender, cert.Fingerprint())}
+		s.verifiedMu.Lock()
+		inc, seen := s.verified[sh.sender]
+		s.verifiedMu.Unlock()
+		if !seen || inc != sh.inc {
+			return &sign.Error{Reason: rejectUnknownIdentity, Detail: fmt.Sprintf("purge message of %q (incarnation %d) does not verify with the identity %s it announced: most likely it restarted with a new key that gossip has not brought yet", sh.sender, sh.inc, cert.Fingerprint())}
+		}
+		return &sign.Error{Reason: rejectBadIdentity, Detail: fmt.Sprintf("purge message of %q does not verify with its identity %s, which its incarnation %d signed with before: forged in its name by someone holding the cluster key, or altered", sh.sender, cert.Fingerprint(), sh.inc)}
+	}
+	if sh.idSig != nil {
+		s.verifiedMu.Lock()
+		if _, ok := s.verified[sh.sender]; !ok && len(s.verified) >= maxVerified {
+			clear(s.verified)
+		}
+		s.verified[sh.sender] = sh.inc
+		s.verifiedMu.Unlock()
 	}
 	return nil
 }
+
+// maxVerified bounds signer.verified.
+const maxVerified = 4096
 
 // replayCache remembers the nonces seen within twice the window; older
 // messages are refused by their timestamp anyway.
