@@ -40,6 +40,7 @@ var prometheusOnly = []Alert{
 	{Name: "WeirPurgeMessagesRejected", Severity: "warning", Detail: "see /status purge.rejected"},
 	{Name: "WeirPurgeGaps", Severity: "warning", Detail: "see /status purge.gaps"},
 	{Name: "WeirPeerQuarantined", Severity: "critical", Detail: "see /status purge.distrusted"},
+	{Name: "WeirIdentityExpiringSoon", Severity: "warning", Detail: "reads the cluster's identity metric"},
 	{Name: "WeirTLSCertificateExpiringSoon", Severity: "warning", Detail: "see /status tls"},
 	{Name: "WeirTLSCertificateReloadFailing", Severity: "warning", Detail: "see /status tls"},
 	{Name: "WeirHTTP2Abuse", Severity: "warning", Detail: "reads the HTTP/2 metrics"},
