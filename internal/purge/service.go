@@ -47,13 +47,6 @@ const (
 	// startSkew: a purge issued this long before this node started cannot
 	// concern anything it has cached, so it is recorded, not applied.
 	startSkew = time.Minute
-	// busyWindow, minLinger and maxLinger make batching adapt to load: a
-	// node that flushed within busyWindow waits up to maxLinger (doubling
-	// from minLinger) for more purges before it flushes; an idle one
-	// sends at once.
-	busyWindow = 10 * time.Millisecond
-	minLinger  = 500 * time.Microsecond
-	maxLinger  = 5 * time.Millisecond
 	// DefaultOutbox bounds the batches queued for one peer; past it they
 	// are dropped and anti-entropy delivers them.
 	DefaultOutbox = 1024
@@ -226,6 +219,7 @@ type Service struct {
 	wg     sync.WaitGroup
 
 	stats   counters
+	adapt   adaptState
 	latency *telemetry.Histogram
 	// refusals limits the calls without a valid token per remote address
 	// that are audited one by one.
