@@ -80,6 +80,10 @@ func coordRun(b *testing.B, hook func(*purge.Options), rate, n int, profile bool
 	c := Start(b, Options{Nodes: 5, Origin: originURL, Hooks: func(int) node.Hooks { return node.Hooks{Purge: hook} }})
 	defer c.stopAll()
 	svc := c.Node(0).Purges()
+	var pulled0, pulled1 int64
+	for _, i := range c.Running() {
+		pulled0 += c.Node(i).Purges().Stats().Pulled
+	}
 	wire := func() (bytes, pushes, dropped int64) {
 		for _, i := range c.Running() {
 			st := c.Node(i).Purges().Stats()
@@ -127,6 +131,12 @@ func coordRun(b *testing.B, hook func(*purge.Options), rate, n int, profile bool
 		return ""
 	})
 	bytes1, pushes1, dropped1 := wire()
+	var syncEvery []float64
+	for _, i := range c.Running() {
+		st := c.Node(i).Purges().Stats()
+		pulled1 += st.Pulled
+		syncEvery = append(syncEvery, st.Adapted.SyncIntervalSeconds)
+	}
 	if dropped1 != dropped0 {
 		b.Errorf("%d messages dropped from full outboxes; the wire figures miss them", dropped1-dropped0)
 	}
@@ -153,9 +163,9 @@ func coordRun(b *testing.B, hook func(*purge.Options), rate, n int, profile bool
 			parts[coordKind(s.funcs)] += s.cpu
 		}
 		r.coordCPU = parts[0].Seconds() / wall.Seconds() / 5
-		r.detail = fmt.Sprintf("%.2fs wall, %v process CPU; profile: coordination %v, issuing %v, runtime (GC, scheduler) %v, other %v; %d pushes",
+		r.detail = fmt.Sprintf("%.2fs wall, %v process CPU; profile: coordination %v, issuing %v, runtime (GC, scheduler) %v, other %v; %d pushes, %d entries pulled by anti-entropy, sync intervals %vs",
 			wall.Seconds(), cpu.Round(time.Millisecond), parts[0].Round(time.Millisecond), parts[1].Round(time.Millisecond),
-			parts[2].Round(time.Millisecond), parts[3].Round(time.Millisecond), pushes1-pushes0)
+			parts[2].Round(time.Millisecond), parts[3].Round(time.Millisecond), pushes1-pushes0, pulled1-pulled0, syncEvery)
 	}
 	return r
 }

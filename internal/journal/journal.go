@@ -175,7 +175,7 @@ func (j *Journal) Record(kind Kind, details Details) {
 		return
 	}
 	e := Event{Time: j.now(), Node: j.node, Kind: kind, Details: details}
-	line, err := json.Marshal(e)
+	line, err := appendEvent(make([]byte, 0, 256), &e)
 	if err != nil {
 		// A detail that is not JSON (NaN, a channel): keep the event,
 		// say what was lost.

@@ -423,6 +423,14 @@ func (s *Service) syncLoop() {
 // repairs it made: entries pulled and applied here that were issued
 // longer than pushGrace ago (younger ones may have been on their way in
 // a push), and gaps.
+//
+// It asks every peer at once for up to syncProbeLimit entries, then the
+// peers that had more, one at a time, each with the marks the pulls
+// before it brought up to date. Every member has the purges a member
+// misses during a burst (on their way in pushes, or lost): pulled from
+// all peers at once, each would come once from each of them, four times
+// on five nodes; decoding them, the members fell further behind, which
+// made the next round pull more.
 func (s *Service) syncRound() int {
 	if s.held.Load() {
 		return 0
@@ -431,24 +439,37 @@ func (s *Service) syncRound() int {
 	start := time.Now()
 	peers := s.opt.Members.Peers()
 	s.reconcile(peers)
+	done := func(p Member, n int, err error) {
+		repaired.Add(int64(n))
+		if err != nil {
+			s.stats.syncFailures.Add(1)
+			s.logLimited("sync", "purge: anti-entropy with a peer failed", "peer", p.Name, "error", err.Error())
+			return
+		}
+		s.mu.Lock()
+		s.lastSync[p.Name] = start
+		s.mu.Unlock()
+	}
+	more := make([]bool, len(peers))
 	var wg sync.WaitGroup
-	for _, p := range peers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			n, err := s.syncWith(p)
-			repaired.Add(int64(n))
-			if err != nil {
-				s.stats.syncFailures.Add(1)
-				s.logLimited("sync", "purge: anti-entropy with a peer failed", "peer", p.Name, "error", err.Error())
+	for i, p := range peers {
+		wg.Go(func() {
+			n, m, err := s.syncWith(p, syncProbeLimit, 1)
+			if err == nil && m {
+				repaired.Add(int64(n))
+				more[i] = true
 				return
 			}
-			s.mu.Lock()
-			s.lastSync[p.Name] = start
-			s.mu.Unlock()
-		}()
+			done(p, n, err)
+		})
 	}
 	wg.Wait()
+	for i, p := range peers {
+		if more[i] {
+			n, _, err := s.syncWith(p, syncLimit, maxSyncPages)
+			done(p, n, err)
+		}
+	}
 	s.stats.syncRounds.Add(1)
 	s.updateDeadline(peers, start)
 	s.noteLag(time.Now())
@@ -457,21 +478,22 @@ func (s *Service) syncRound() int {
 	return int(repaired.Load())
 }
 
-// syncWith pulls what this node misses from one peer, and returns the
-// repairs it made (see syncRound), also when it fails part way.
-func (s *Service) syncWith(p Member) (repaired int, err error) {
-	for range maxSyncPages {
-		body, err := encode(syncMsg{Marks: s.plog.Marks(), Limit: syncLimit}, s.opt.Uncompressed)
+// syncWith pulls what this node misses from one peer, up to pages
+// replies of limit entries each. It returns the repairs it made (see
+// syncRound), also when it fails part way, and whether the peer has more.
+func (s *Service) syncWith(p Member, limit, pages int) (repaired int, more bool, err error) {
+	for range pages {
+		body, err := encode(syncMsg{Marks: s.plog.Marks(), Limit: limit}, s.opt.Uncompressed)
 		if err != nil {
-			return repaired, err
+			return repaired, false, err
 		}
 		var reply syncReply
 		if err := s.call(s.syncC, p.Name, p.Addr, "sync", body, &reply); err != nil {
-			return repaired, err
+			return repaired, false, err
 		}
 		now := time.Now()
 		if err := checkEntries(reply.Entries); err != nil {
-			return repaired, fmt.Errorf("reply of %s: %w", p.Name, err)
+			return repaired, false, fmt.Errorf("reply of %s: %w", p.Name, err)
 		}
 		s.mu.Lock()
 		s.peerMarks[p.Name] = reply.Marks
@@ -497,10 +519,10 @@ func (s *Service) syncWith(p Member) (repaired int, err error) {
 		}
 		s.stats.pulled.Add(int64(len(reply.Entries)))
 		if !reply.More {
-			return repaired, nil
+			return repaired, false, nil
 		}
 	}
-	return repaired, nil
+	return repaired, true, nil
 }
 
 // updateDeadline moves the lag deadline: this node is current when it
