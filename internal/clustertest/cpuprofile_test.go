@@ -3,6 +3,7 @@ package clustertest
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,17 +15,18 @@ import (
 )
 
 // cpuSample is one sample of a CPU profile: its stack's function names,
-// leaf first, and the CPU time it stands for.
+// leaf first, its string labels, and the CPU time it stands for.
 type cpuSample struct {
-	funcs []string
-	cpu   time.Duration
+	funcs  []string
+	labels map[string]string
+	cpu    time.Duration
 }
 
 // readCPUProfile reads the samples of a CPU profile as runtime/pprof
 // writes it: a gzipped profile.proto (github.com/google/pprof's
 // proto/profile.proto) whose second sample value is CPU nanoseconds. Only
 // the fields it needs are read: sample (2) with location_id (1) and
-// value (2), location (4) with id (1) and line (4) with function_id (1),
+// value (2) and label (3: key 1 and str 2), location (4) with id (1) and line (4) with function_id (1),
 // function (5) with id (1) and name (2), and string_table (6). Repeated
 // integers may come packed or one by one, as the encoder chooses.
 func readCPUProfile(r io.Reader) ([]cpuSample, error) {
@@ -36,7 +38,10 @@ func readCPUProfile(r io.Reader) ([]cpuSample, error) {
 	if err != nil {
 		return nil, fmt.Errorf("profile: %w", err)
 	}
-	type sample struct{ locs, vals []uint64 }
+	type sample struct {
+		locs, vals []uint64
+		labels     [][2]uint64 // string indexes of key and value
+	}
 	var (
 		samples []sample
 		locFns  = map[uint64][]uint64{} // location → function ids, leaf first
@@ -53,6 +58,16 @@ func readCPUProfile(r io.Reader) ([]cpuSample, error) {
 					s.locs = appendInts(s.locs, v, b)
 				case 2:
 					s.vals = appendInts(s.vals, v, b)
+				case 3:
+					var kv [2]uint64
+					err := protoFields(b, func(f int, v uint64, _ []byte) error {
+						if f == 1 || f == 2 {
+							kv[f-1] = v
+						}
+						return nil
+					})
+					s.labels = append(s.labels, kv)
+					return err
 				}
 				return nil
 			})
@@ -104,6 +119,14 @@ func readCPUProfile(r io.Reader) ([]cpuSample, error) {
 			return nil, errors.New("profile: a sample has fewer than two values; not a CPU profile")
 		}
 		cs := cpuSample{cpu: time.Duration(s.vals[1])}
+		for _, kv := range s.labels {
+			if kv[0] < uint64(len(strs)) && kv[1] < uint64(len(strs)) {
+				if cs.labels == nil {
+					cs.labels = make(map[string]string, len(s.labels))
+				}
+				cs.labels[strs[kv[0]]] = strs[kv[1]]
+			}
+		}
 		for _, l := range s.locs {
 			for _, f := range locFns[l] {
 				if i := fnName[f]; i < uint64(len(strs)) {
@@ -204,15 +227,18 @@ func TestReadCPUProfile(t *testing.T) {
 	if err := pprof.StartCPUProfile(&buf); err != nil {
 		t.Skipf("a CPU profile is already running: %v", err)
 	}
-	spin(300 * time.Millisecond)
+	pprof.Do(context.Background(), pprof.Labels("who", "spinner"), func(context.Context) { spin(300 * time.Millisecond) })
 	pprof.StopCPUProfile()
 	samples, err := readCPUProfile(&buf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var total, spun time.Duration
+	var total, spun, labelled time.Duration
 	for _, s := range samples {
 		total += s.cpu
+		if s.labels["who"] == "spinner" {
+			labelled += s.cpu
+		}
 		for _, f := range s.funcs {
 			if strings.HasSuffix(f, "clustertest.spin") {
 				spun += s.cpu
@@ -222,6 +248,9 @@ func TestReadCPUProfile(t *testing.T) {
 	}
 	if spun < 100*time.Millisecond || spun > total {
 		t.Fatalf("spin took %v of %v in the profile, want most of 300ms", spun, total)
+	}
+	if labelled < spun*9/10 {
+		t.Errorf("%v of spin's %v carry its label", labelled, spun)
 	}
 	if _, err := readCPUProfile(bytes.NewReader([]byte("not gzip"))); err == nil {
 		t.Fatal("a profile that is not gzipped was read without error")
