@@ -18,6 +18,9 @@ const (
 	// batching adds to a purge's latency.
 	minLinger = 500 * time.Microsecond
 	maxLinger = 10 * time.Millisecond
+	// maxQueueHold bounds how long the batcher holds purges back while
+	// the peers' outboxes are backed up (see planBatch).
+	maxQueueHold = 250 * time.Millisecond
 	// busyWindow: a batcher that last flushed longer ago than this (or
 	// than twice its linger) is idle, and sends a purge at once.
 	busyWindow = 10 * time.Millisecond
@@ -65,6 +68,11 @@ type batchInputs struct {
 	// RTT is the median over peers of their pushes' smoothed round trip
 	// (0 before any was measured).
 	RTT time.Duration
+	// Queued is the median over peers of the batches waiting in their
+	// outboxes for a pusher; Age how long the oldest pending purge has
+	// waited.
+	Queued int
+	Age    time.Duration
 	// MaxBatch bounds a batch (Options.MaxBatch).
 	MaxBatch int
 }
@@ -72,7 +80,7 @@ type batchInputs struct {
 // batchPlan is planBatch's decision.
 type batchPlan struct {
 	// Linger is how long after the oldest pending purge was issued the
-	// batch is flushed; 0 flushes at once.
+	// batch is flushed (or the plan made again); 0 flushes at once.
 	Linger time.Duration
 	// Size is the batch worth flushing before Linger is up: the purges
 	// expected within it, within [1, MaxBatch].
@@ -94,6 +102,14 @@ type batchPlan struct {
 // never more than maxLinger; and it flushes sooner once Size = Rate ×
 // Linger purges are pending. At 10,000 purges/s that is 10 ms and
 // batches of 100 or more.
+//
+// While the peers' outboxes are backed up (Queued, the median peer's, is
+// not 0: its pushers are all busy), a batch flushed now would only wait
+// behind the others, so the batcher holds the purges back, up to
+// maxQueueHold after the oldest, or until MaxBatch are pending: the
+// batches grow as the peers slow down, and with them fewer messages cost
+// the members less, instead of a queue of small batches costing them
+// more.
 func planBatch(in batchInputs) batchPlan {
 	maxBatch := max(in.MaxBatch, 1)
 	now := batchPlan{Linger: 0, Size: maxBatch}
@@ -110,6 +126,9 @@ func planBatch(in batchInputs) batchPlan {
 	expected := in.Rate * linger.Seconds()
 	if alone || idle || expected < 2 {
 		return now
+	}
+	if in.Queued > 0 && in.Age < maxQueueHold {
+		return batchPlan{Linger: min(maxQueueHold, max(linger, in.Age+linger)), Size: maxBatch}
 	}
 	return batchPlan{Linger: linger, Size: max(1, int(math.Ceil(min(expected, float64(maxBatch)))))}
 }

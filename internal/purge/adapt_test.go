@@ -38,6 +38,13 @@ func TestPlanBatch(t *testing.T) {
 		{"a huge rate fills MaxBatch", busy(func(in *batchInputs) { in.Rate, in.RTT = 1e6, 10*ms }), batchPlan{5 * ms, 1024}},
 		{"the linger is at least minLinger", busy(func(in *batchInputs) { in.Rate, in.RTT = 1e7, 0 }), batchPlan{minLinger, 1024}},
 		{"MaxBatch 1 sends each purge at once", busy(func(in *batchInputs) { in.Pending, in.MaxBatch = 1, 1 }), batchPlan{0, 1}},
+		// Peers backed up: hold the purges one more linger, for a batch
+		// up to MaxBatch, until maxQueueHold after the oldest.
+		{"backed-up peers hold the batch back", busy(func(in *batchInputs) { in.Queued, in.Age = 3, 20*ms }), batchPlan{30 * ms, 1024}},
+		{"backed-up peers hold it at most maxQueueHold", busy(func(in *batchInputs) { in.Queued, in.Age = 3, 245*ms }), batchPlan{maxQueueHold, 1024}},
+		{"past maxQueueHold the batch goes", busy(func(in *batchInputs) { in.Queued, in.Age = 3, maxQueueHold }), batchPlan{maxLinger, 100}},
+		{"backed-up peers do not hold a purge alone", busy(func(in *batchInputs) { in.Pending, in.LastBatch, in.Queued = 1, 1, 3 }), batchPlan{0, 1024}},
+		{"backed-up peers do not hold a full batch", busy(func(in *batchInputs) { in.Pending, in.Queued = 1024, 3 }), batchPlan{0, 1024}},
 		// More than one waiting counts as a burst even after a single.
 		{"two waiting after a single batch linger", busy(func(in *batchInputs) { in.Pending, in.LastBatch = 2, 1 }), batchPlan{maxLinger, 100}},
 	} {
@@ -60,6 +67,10 @@ func TestPlanBatchBounds(t *testing.T) {
 					p := planBatch(in)
 					if p.Linger != 0 && (p.Linger < minLinger || p.Linger > maxLinger) {
 						t.Errorf("planBatch(%+v).Linger = %v, want 0 or within [%v, %v]", in, p.Linger, minLinger, maxLinger)
+					}
+					in.Queued, in.Age = 1, rtt
+					if q := planBatch(in); q.Linger > maxQueueHold || (q.Linger == 0) != (p.Linger == 0) {
+						t.Errorf("planBatch(%+v).Linger = %v, want within (0, %v] when %v without a queue", in, q.Linger, maxQueueHold, p.Linger)
 					}
 					if p.Size < 1 || p.Size > max(maxBatch, 1) {
 						t.Errorf("planBatch(%+v).Size = %d, want within [1, %d]", in, p.Size, max(maxBatch, 1))

@@ -21,10 +21,10 @@ import (
 )
 
 // batchLoop sends this node's purges to the other members in batches,
-// as planBatch decides from the measured issue rate and the peers' round
-// trips: a purge issued alone goes at once; in a burst, a batch is
-// flushed Linger after its oldest purge was issued, or as soon as it
-// holds the Size expected by then.
+// as planBatch decides from the measured issue rate, the peers' round
+// trips and their outboxes: a purge issued alone goes at once; in a
+// burst, a batch is flushed Linger after its oldest purge was issued, or
+// as soon as it holds the Size expected by then.
 func (s *Service) batchLoop() {
 	defer s.wg.Done()
 	lastFlush := time.Now()
@@ -43,23 +43,23 @@ func (s *Service) batchLoop() {
 			}
 			now := time.Now()
 			// The rate as of now: no flush since the last one counts.
-			r, rtt := rateAverage(rate, 0, now.Sub(lastFlush)), s.peerRTT()
+			r := rateAverage(rate, 0, now.Sub(lastFlush))
+			rtt, queued := s.peerLoad()
 			p := planBatch(batchInputs{Pending: n, LastBatch: lastBatch, SinceFlush: now.Sub(lastFlush),
-				Rate: r, RTT: rtt, MaxBatch: s.opt.MaxBatch})
+				Rate: r, RTT: rtt, Queued: queued, Age: now.Sub(oldest), MaxBatch: s.opt.MaxBatch})
 			s.adapt.setBatch(r, rtt, p)
-			if p.Linger > 0 && n < p.Size {
+			if wait := oldest.Add(p.Linger).Sub(now); p.Linger > 0 && n < p.Size && wait > 0 {
 				// Until the linger is up, or the batch is expected to be
-				// full, whichever is first.
-				wait := min(oldest.Add(p.Linger).Sub(now), time.Duration(float64(p.Size-n)/r*float64(time.Second)))
-				if wait > 0 {
-					t := time.NewTimer(wait)
-					select {
-					case <-s.ctx.Done():
-						t.Stop()
-						return
-					case <-t.C:
-					}
+				// full, whichever is first; then plan again.
+				wait = min(wait, time.Duration(float64(p.Size-n)/r*float64(time.Second))+1)
+				t := time.NewTimer(wait)
+				select {
+				case <-s.ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
 				}
+				continue
 			}
 			batch := s.takePending()
 			s.flush(batch)
@@ -82,16 +82,22 @@ func (s *Service) pendingState() (int, time.Time) {
 	return len(s.pending), time.Unix(0, s.pending[0].Time)
 }
 
-// peerRTT returns the median over the peers of their pushes' smoothed
-// round trips.
-func (s *Service) peerRTT() time.Duration {
+// peerLoad returns the median over the peers of their pushes' smoothed
+// round trips, and of the batches waiting in their outboxes.
+func (s *Service) peerLoad() (time.Duration, int) {
 	s.mu.Lock()
 	rtts := make([]time.Duration, 0, len(s.senders))
+	queued := make([]int, 0, len(s.senders))
 	for _, ps := range s.senders {
 		rtts = append(rtts, time.Duration(ps.rtt.Load()))
+		queued = append(queued, len(ps.q))
 	}
 	s.mu.Unlock()
-	return medianRTT(rtts)
+	if len(queued) == 0 {
+		return 0, 0
+	}
+	slices.Sort(queued)
+	return medianRTT(rtts), queued[len(queued)/2]
 }
 
 // takePending takes up to MaxBatch pending entries.
