@@ -107,8 +107,10 @@ type Options struct {
 	// cluster before it revalidates every cached object; 0 means
 	// DefaultMaxLag.
 	MaxLag time.Duration
-	// SyncInterval is the anti-entropy period; 0 means
-	// DefaultSyncInterval, and it is capped at MaxLag/4.
+	// SyncInterval is the longest anti-entropy period (rounds that
+	// repair something come faster, down to a quarter of it, see
+	// nextSyncInterval); 0 means DefaultSyncInterval, and it is capped at
+	// MaxLag/4.
 	SyncInterval time.Duration
 	// Retention bounds how long entries stay in the log for others to
 	// pull; 0 means DefaultRetention.
