@@ -434,8 +434,8 @@ func (s *Service) syncLoop() {
 // peers that had more, one at a time, each with the marks the pulls
 // before it brought up to date. Every member has the purges a member
 // misses during a burst (on their way in pushes, or lost): pulled from
-// all peers at once, each would come once from each of them, four times
-// on five nodes; decoding them, the members fell further behind, which
+// all peers at once, each could come from every one of them, and
+// decoding the copies made a busy member fall further behind, which
 // made the next round pull more.
 func (s *Service) syncRound() int {
 	if s.held.Load() {
