@@ -52,11 +52,11 @@ func TestPurgeBatchingAdapts(t *testing.T) {
 	}
 	burst := svc.Stats()
 	pushes := burst.BatchesSent - after.BatchesSent
-	// Batches of 8 or more on average: a loaded machine issues the burst
-	// slower, and the batches are smaller; unbatched, it takes n pushes
-	// per peer.
-	if pushes <= 0 || pushes > peers*n/8 {
-		t.Errorf("a burst of %d took %d pushes to %d peers, want at most %d", n, pushes, peers, peers*n/8)
+	// Batches of 4 or more on average (hundreds, on an idle machine): a
+	// loaded machine issues the burst slower, and the batches are
+	// smaller; unbatched, it takes n pushes per peer.
+	if pushes <= 0 || pushes > peers*n/4 {
+		t.Errorf("a burst of %d took %d pushes to %d peers, want at most %d", n, pushes, peers, peers*n/4)
 	}
 	if !lingered {
 		t.Error("the batcher never lingered during the burst")
