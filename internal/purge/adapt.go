@@ -15,7 +15,8 @@ import (
 const (
 	// minLinger and maxLinger bound the batcher's wait for more purges
 	// once purges come faster than it sends them. maxLinger is the most
-	// batching adds to a purge's latency.
+	// batching adds to a purge's latency, but while the peers' outboxes
+	// are backed up (maxQueueHold).
 	minLinger = 500 * time.Microsecond
 	maxLinger = 10 * time.Millisecond
 	// maxQueueHold bounds how long the batcher holds purges back while
@@ -43,7 +44,7 @@ const (
 	// pushGrace: an entry anti-entropy pulls that was issued more
 	// recently than this may simply have been on its way in a push; older
 	// ones were lost or dropped, and count as repairs. It is well above a
-	// push's latency under load (a p99 of 100–250 ms for 10,000 purges a
+	// push's latency under load (a p99 of 30–300 ms for 10,000 purges a
 	// second on five nodes), so that pushes merely late, when the members
 	// are busy, do not make anti-entropy pull the same purges again and
 	// again, adding to the load that made them late.
@@ -89,7 +90,7 @@ type batchPlan struct {
 
 // planBatch chooses the next flush. A purge issued alone (nothing else
 // pending and the last batch a single purge, or no flush within
-// busyWindow) is sent at once, so batching costs a lone purge nothing. So
+// busyWindow or twice the linger) is sent at once, so batching costs a lone purge nothing. So
 // is a full batch, and one when fewer than two purges are expected within
 // the linger. Otherwise the batcher waits, from the oldest pending purge,
 //
