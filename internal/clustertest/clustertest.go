@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -166,6 +167,10 @@ func (c *Cluster) Config(i int) *config.Config {
 // behind for longer than WaitMembers waits.
 const PushPullInterval = 2 * time.Second
 
+// NodeLabel is the runtime/pprof label whose value is the name of the
+// node a goroutine works for.
+const NodeLabel = "weir_node"
+
 // start starts node i, joining the first running node.
 func (c *Cluster) start(i int) error {
 	cfg := c.Config(i)
@@ -192,7 +197,14 @@ func (c *Cluster) start(i int) error {
 			return p
 		}
 	}
-	n, err := node.StartWithHooks(cfg, c.opts.Logger.With("test_node", i), hooks)
+	// The node's goroutines, and those they start, carry its name as a
+	// profiler label (NodeLabel), so that a CPU profile of the process
+	// tells the nodes apart.
+	var n *node.Node
+	var err error
+	pprof.Do(context.Background(), pprof.Labels(NodeLabel, c.Name(i)), func(context.Context) {
+		n, err = node.StartWithHooks(cfg, c.opts.Logger.With("test_node", i), hooks)
+	})
 	if err != nil {
 		return err
 	}

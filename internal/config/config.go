@@ -551,8 +551,9 @@ type Purge struct {
 
 	// SyncInterval is the anti-entropy period: how often a member
 	// exchanges purge high-water marks with every other member and pulls
-	// what it missed. It is capped at a quarter of max_purge_lag. The
-	// zero value means 1s.
+	// what it missed. It is capped at a quarter of max_purge_lag. It is
+	// the longest period: while rounds repair missed purges, they come
+	// faster, down to a quarter of it. The zero value means 1s.
 	SyncInterval Duration `yaml:"sync_interval"`
 
 	// Retention bounds how long a member keeps purges that others may

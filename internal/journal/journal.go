@@ -179,14 +179,19 @@ func (j *Journal) Record(kind Kind, details Details) {
 		return
 	}
 	e := Event{Time: j.now(), Node: j.node, Kind: kind, Details: details}
-	line, err := json.Marshal(e)
+	// Encoded in scratch space, then kept in a slice of its own size:
+	// the byte bound counts what the line holds.
+	var scratch [512]byte
+	b, err := appendEvent(scratch[:0], &e)
 	if err != nil {
 		// A detail that is not JSON (NaN, a channel): keep the event,
 		// say what was lost.
 		e.Details = Details{"error": "details not recorded: " + err.Error()}
-		line, _ = json.Marshal(e)
+		b, _ = json.Marshal(e)
 	}
-	line = append(line, '\n')
+	line := make([]byte, len(b)+1)
+	copy(line, b)
+	line[len(b)] = '\n'
 	size := len(line) + entryOverhead
 	j.mu.Lock()
 	defer j.mu.Unlock()

@@ -364,7 +364,7 @@ func TestUnbackedMarksAreStruck(t *testing.T) {
 		}
 		b.s.reply(w, "sync", info, syncReply{Marks: []Mark{{Node: "x", Inc: 7, HW: 42}}})
 	}))
-	if err := a.s.syncWith(Member{Name: "b", Addr: b.addr()}); err != nil {
+	if _, _, err := a.s.syncWith(Member{Name: "b", Addr: b.addr()}, syncLimit, 1); err != nil {
 		t.Fatal(err)
 	}
 	if got := a.s.Stats().Strikes[strikeUnbackedMark]; got != 1 {
@@ -380,7 +380,7 @@ func TestUnbackedMarksAreStruck(t *testing.T) {
 			info, _ := b.s.sig.verify(r.Header, "sync", body, time.Now(), true)
 			b.s.reply(w, "sync", info, reply)
 		}))
-		if err := a.s.syncWith(Member{Name: "b", Addr: b.addr()}); err != nil {
+		if _, _, err := a.s.syncWith(Member{Name: "b", Addr: b.addr()}, syncLimit, 1); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -31,6 +31,12 @@ var (
 	descRelayed       = prometheus.NewDesc("weir_purge_relayed_total", "Purge batches this node relayed to a member on behalf of their issuer (purge.relay_fanout).", nil, nil)
 	descAcks          = prometheus.NewDesc("weir_purge_acks_total", "Acknowledgements of purges in messages of their own, sent to their issuer or received from members.", []string{"direction"}, nil)
 	descNoMajority    = prometheus.NewDesc("weir_purge_refused_no_majority_total", "Purges refused with 503 because this node had not synced with a majority of the members within purge.max_purge_lag (cut off in a minority).", nil, nil)
+	descIssueRate     = prometheus.NewDesc("weir_purge_issue_rate", "Moving average of the purges issued on this node, per second, as batching adapts to it.", nil, nil)
+	descPeerRTT       = prometheus.NewDesc("weir_purge_peer_rtt_seconds", "Median over members of the smoothed round trip of this node's purge pushes.", nil, nil)
+	descBatchLinger   = prometheus.NewDesc("weir_purge_batch_linger_seconds", "How long the batcher waits for more purges after the oldest pending one; 0 sends at once.", nil, nil)
+	descBatchTarget   = prometheus.NewDesc("weir_purge_batch_target_entries", "The batch size the batcher flushes at before its linger is up: the purges expected within it.", nil, nil)
+	descBatchEntries  = prometheus.NewDesc("weir_purge_batch_entries", "Purges in the last batch this node pushed.", nil, nil)
+	descSyncInterval  = prometheus.NewDesc("weir_purge_sync_interval_seconds", "The anti-entropy interval now: shorter while rounds repair missed purges, at most purge.sync_interval.", nil, nil)
 	descUnaudited     = prometheus.NewDesc("weir_purge_refusals_not_audited_total", "Purge calls without a valid token refused with 429 past the per-address limit, and not written to the audit log.", nil, nil)
 )
 
@@ -72,6 +78,12 @@ func (s *Service) Collector() prometheus.Collector {
 			ch <- telemetry.Counter(descChallenges, float64(st.Challenges[r]), r)
 		}
 		ch <- telemetry.Gauge(descQuarantined, float64(s.quarantinedCount()))
+		ch <- telemetry.Gauge(descIssueRate, st.Adapted.IssueRate)
+		ch <- telemetry.Gauge(descPeerRTT, st.Adapted.PeerRTTSeconds)
+		ch <- telemetry.Gauge(descBatchLinger, st.Adapted.BatchLingerSeconds)
+		ch <- telemetry.Gauge(descBatchTarget, float64(st.Adapted.BatchTargetEntries))
+		ch <- telemetry.Gauge(descBatchEntries, float64(st.Adapted.LastBatchEntries))
+		ch <- telemetry.Gauge(descSyncInterval, st.Adapted.SyncIntervalSeconds)
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weir-cdn/weir/internal/cluster"
@@ -19,17 +20,16 @@ import (
 	"github.com/weir-cdn/weir/internal/sign"
 )
 
-// batchLoop sends this node's purges to the other members in batches.
-// A purge issued alone is sent at once. When purges come in a burst (more
-// than one waiting, or the last batch held more than one, within
-// busyWindow of the last flush), it waits a little for more before each
-// flush, doubling the wait up to maxLinger while the burst lasts, so
-// batches grow with the load.
+// batchLoop sends this node's purges to the other members in batches,
+// as planBatch decides from the measured issue rate, the peers' round
+// trips and their outboxes: a purge issued alone goes at once; in a
+// burst, a batch is flushed Linger after its oldest purge was issued, or
+// as soon as it holds the Size expected by then.
 func (s *Service) batchLoop() {
 	defer s.wg.Done()
-	var lastFlush time.Time
+	lastFlush := time.Now()
 	lastBatch := 0
-	linger := time.Duration(0)
+	rate := 0.0
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -37,33 +37,67 @@ func (s *Service) batchLoop() {
 		case <-s.wake:
 		}
 		for {
-			n := s.pendingLen()
+			n, oldest := s.pendingState()
 			if n == 0 {
 				break
 			}
-			if n < s.opt.MaxBatch && (n > 1 || lastBatch > 1) && time.Since(lastFlush) < busyWindow {
-				linger = min(max(2*linger, minLinger), maxLinger)
-				t := time.NewTimer(linger)
+			now := time.Now()
+			// The rate as of now: no flush since the last one counts.
+			r := rateAverage(rate, 0, now.Sub(lastFlush))
+			rtt, queued := s.peerLoad()
+			p := planBatch(batchInputs{Pending: n, LastBatch: lastBatch, SinceFlush: now.Sub(lastFlush),
+				Rate: r, RTT: rtt, Queued: queued, Age: now.Sub(oldest), MaxBatch: s.opt.MaxBatch})
+			s.adapt.setBatch(r, rtt, p)
+			if wait := oldest.Add(p.Linger).Sub(now); p.Linger > 0 && n < p.Size && wait > 0 {
+				// Until the linger is up, or the batch is expected to be
+				// full, whichever is first; then plan again.
+				wait = min(wait, time.Duration(float64(p.Size-n)/r*float64(time.Second))+1)
+				t := time.NewTimer(wait)
 				select {
 				case <-s.ctx.Done():
 					t.Stop()
 					return
 				case <-t.C:
 				}
-			} else {
-				linger = 0
+				continue
 			}
 			batch := s.takePending()
 			s.flush(batch)
-			lastBatch, lastFlush = len(batch), time.Now()
+			now = time.Now()
+			rate = rateAverage(rate, len(batch), now.Sub(lastFlush))
+			lastBatch, lastFlush = len(batch), now
+			s.adapt.lastBatch.Store(int64(len(batch)))
 		}
 	}
 }
 
-func (s *Service) pendingLen() int {
+// pendingState returns how many purges wait for the batcher, and when
+// the oldest of them was issued.
+func (s *Service) pendingState() (int, time.Time) {
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
-	return len(s.pending)
+	if len(s.pending) == 0 {
+		return 0, time.Time{}
+	}
+	return len(s.pending), time.Unix(0, s.pending[0].Time)
+}
+
+// peerLoad returns the median over the peers of their pushes' smoothed
+// round trips, and of the batches waiting in their outboxes.
+func (s *Service) peerLoad() (time.Duration, int) {
+	s.mu.Lock()
+	rtts := make([]time.Duration, 0, len(s.senders))
+	queued := make([]int, 0, len(s.senders))
+	for _, ps := range s.senders {
+		rtts = append(rtts, time.Duration(ps.rtt.Load()))
+		queued = append(queued, len(ps.q))
+	}
+	s.mu.Unlock()
+	if len(queued) == 0 {
+		return 0, 0
+	}
+	slices.Sort(queued)
+	return medianRTT(rtts), queued[len(queued)/2]
 }
 
 // takePending takes up to MaxBatch pending entries.
@@ -115,6 +149,9 @@ type peerSender struct {
 	// none of them.
 	extra chan *outbound
 	stop  chan struct{}
+	// rtt is the smoothed round trip of this node's pushes to the peer
+	// (rttAverage), in nanoseconds; 0 until one is measured.
+	rtt atomic.Int64
 }
 
 // relayMaxEntries is the largest batch of fresh entries a member relays.
@@ -201,6 +238,7 @@ func (s *Service) sendLoop(ps *peerSender, q chan *outbound) {
 			return
 		case ob := <-q:
 			var ack batchAck // an ack's reply is empty: HW stays 0
+			sent := time.Now()
 			if err := s.call(s.batchC, ps.name, ps.addr, ob.kind, ob.body, &ack); err != nil {
 				s.stats.sendFailures.Add(1)
 				if own {
@@ -211,6 +249,7 @@ func (s *Service) sendLoop(ps *peerSender, q chan *outbound) {
 				continue
 			}
 			if own {
+				ps.rtt.Store(int64(rttAverage(time.Duration(ps.rtt.Load()), time.Since(sent))))
 				s.stats.batchesSent.Add(1)
 				s.stats.entriesSent.Add(int64(ob.entries))
 			}
@@ -359,74 +398,117 @@ func (s *Service) encoding() string {
 	return encZstd
 }
 
-// syncLoop runs anti-entropy every SyncInterval.
+// syncLoop runs anti-entropy rounds, at an interval nextSyncInterval
+// adapts between a quarter of SyncInterval and SyncInterval: shorter
+// while rounds repair something, back to SyncInterval once they find
+// nothing. SyncInterval stays the longest, so the staleness bound (a
+// round every SyncInterval, at most MaxLag/4, see updateDeadline) holds
+// whatever the adaptation does.
 func (s *Service) syncLoop() {
 	defer s.wg.Done()
-	t := time.NewTicker(s.opt.SyncInterval)
+	floor, ceiling := syncBounds(s.opt.SyncInterval)
+	every := ceiling
+	s.adapt.syncEvery.Store(int64(every))
+	t := time.NewTimer(0)
 	defer t.Stop()
-	s.syncRound()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-t.C:
-			s.syncRound()
 		}
+		start := time.Now()
+		repaired := s.syncRound()
+		every = nextSyncInterval(every, floor, ceiling, repaired > 0)
+		s.adapt.syncEvery.Store(int64(every))
+		// From the round's start: a round that took long does not
+		// stretch the interval past the ceiling.
+		t.Reset(max(0, every-time.Since(start)))
 	}
 }
 
 // syncRound exchanges marks with every live peer, pulls what this node
-// misses, moves the lag deadline and compacts the log.
-func (s *Service) syncRound() {
+// misses, moves the lag deadline and compacts the log. It returns the
+// repairs it made: entries pulled and applied here that were issued
+// longer than pushGrace ago (younger ones may have been on their way in
+// a push), and gaps.
+//
+// It asks every peer at once for up to syncProbeLimit entries, then the
+// peers that had more, one at a time, each with the marks the pulls
+// before it brought up to date. Every member has the purges a member
+// misses during a burst (on their way in pushes, or lost): pulled from
+// all peers at once, each could come from every one of them, and
+// decoding the copies made a busy member fall further behind, which
+// made the next round pull more.
+func (s *Service) syncRound() int {
 	if s.held.Load() {
-		return
+		return 0
 	}
+	var repaired atomic.Int64
 	start := time.Now()
 	peers := s.opt.Members.Peers()
 	s.reconcile(peers)
+	done := func(p Member, n int, err error) {
+		repaired.Add(int64(n))
+		if err != nil {
+			s.stats.syncFailures.Add(1)
+			s.logLimited("sync", "purge: anti-entropy with a peer failed", "peer", p.Name, "error", err.Error())
+			return
+		}
+		s.mu.Lock()
+		s.lastSync[p.Name] = start
+		s.mu.Unlock()
+	}
+	more := make([]bool, len(peers))
 	var wg sync.WaitGroup
-	for _, p := range peers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.syncWith(p); err != nil {
-				s.stats.syncFailures.Add(1)
-				s.logLimited("sync", "purge: anti-entropy with a peer failed", "peer", p.Name, "error", err.Error())
+	for i, p := range peers {
+		wg.Go(func() {
+			n, m, err := s.syncWith(p, syncProbeLimit, 1)
+			if err == nil && m {
+				repaired.Add(int64(n))
+				more[i] = true
 				return
 			}
-			s.mu.Lock()
-			s.lastSync[p.Name] = start
-			s.mu.Unlock()
-		}()
+			done(p, n, err)
+		})
 	}
 	wg.Wait()
+	for i, p := range peers {
+		if more[i] {
+			n, _, err := s.syncWith(p, syncLimit, maxSyncPages)
+			done(p, n, err)
+		}
+	}
 	s.stats.syncRounds.Add(1)
 	s.updateDeadline(peers, start)
 	s.noteLag(time.Now())
 	s.compact(peers, time.Now())
 	s.sig.seen.prune(time.Now())
+	return int(repaired.Load())
 }
 
-// syncWith pulls what this node misses from one peer.
-func (s *Service) syncWith(p Member) error {
-	for range maxSyncPages {
-		body, err := encode(syncMsg{Marks: s.plog.Marks(), Limit: syncLimit}, s.opt.Uncompressed)
+// syncWith pulls what this node misses from one peer, up to pages
+// replies of limit entries each. It returns the repairs it made (see
+// syncRound), also when it fails part way, and whether the peer has more.
+func (s *Service) syncWith(p Member, limit, pages int) (repaired int, more bool, err error) {
+	for range pages {
+		body, err := encode(syncMsg{Marks: s.plog.Marks(), Limit: limit}, s.opt.Uncompressed)
 		if err != nil {
-			return err
+			return repaired, false, err
 		}
 		var reply syncReply
 		if err := s.call(s.syncC, p.Name, p.Addr, "sync", body, &reply); err != nil {
-			return err
+			return repaired, false, err
 		}
 		now := time.Now()
 		if err := checkEntries(reply.Entries); err != nil {
-			return fmt.Errorf("reply of %s: %w", p.Name, err)
+			return repaired, false, fmt.Errorf("reply of %s: %w", p.Name, err)
 		}
 		if err := s.unseal(reply.Entries, reply.Seals, now); err != nil {
 			if !errors.Is(err, errUnknownIssuer) {
 				s.strike(p.Name, sealStrike(s.sig.oldPeer(p.Name)), err.Error())
 			}
-			return fmt.Errorf("reply of %s: %w", p.Name, err)
+			return repaired, false, fmt.Errorf("reply of %s: %w", p.Name, err)
 		}
 		s.mu.Lock()
 		s.peerMarks[p.Name] = reply.Marks
@@ -442,17 +524,21 @@ func (s *Service) syncWith(p Member) error {
 			for _, g := range reply.Gaps {
 				s.plog.SkipTo(g, now)
 			}
+			repaired++
 		}
+		old := now.Add(-pushGrace).UnixNano()
 		for _, e := range reply.Entries {
-			s.receive(e, now)
+			if s.receive(e, now) && e.Time < old {
+				repaired++
+			}
 		}
 		s.stats.pulled.Add(int64(len(reply.Entries)))
 		if !reply.More {
 			s.checkBacked(p.Name, &reply)
-			return nil
+			return repaired, false, nil
 		}
 	}
-	return nil
+	return repaired, true, nil
 }
 
 // updateDeadline moves the lag deadline: this node is current when it

@@ -48,13 +48,6 @@ const (
 	// startSkew: a purge issued this long before this node started cannot
 	// concern anything it has cached, so it is recorded, not applied.
 	startSkew = time.Minute
-	// busyWindow, minLinger and maxLinger make batching adapt to load: a
-	// node that flushed within busyWindow waits up to maxLinger (doubling
-	// from minLinger) for more purges before it flushes; an idle one
-	// sends at once.
-	busyWindow = 10 * time.Millisecond
-	minLinger  = 500 * time.Microsecond
-	maxLinger  = 5 * time.Millisecond
 	// DefaultOutbox bounds the batches queued for one peer; past it they
 	// are dropped and anti-entropy delivers them.
 	DefaultOutbox = 1024
@@ -124,8 +117,10 @@ type Options struct {
 	// cluster before it revalidates every cached object; 0 means
 	// DefaultMaxLag.
 	MaxLag time.Duration
-	// SyncInterval is the anti-entropy period; 0 means
-	// DefaultSyncInterval, and it is capped at MaxLag/4.
+	// SyncInterval is the longest anti-entropy period (rounds that
+	// repair something come faster, down to a quarter of it, see
+	// nextSyncInterval); 0 means DefaultSyncInterval, and it is capped at
+	// MaxLag/4.
 	SyncInterval time.Duration
 	// Retention bounds how long entries stay in the log for others to
 	// pull; 0 means DefaultRetention.
@@ -241,6 +236,7 @@ type Service struct {
 
 	stats counters
 	trust trustBook
+	adapt adaptState
 	// challengeEvery is challengeEvery but in tests.
 	challengeEvery int
 	latency        *telemetry.Histogram

@@ -125,6 +125,9 @@ type Stats struct {
 	Relayed      int64 `json:"relayed"`
 	AcksSent     int64 `json:"acks_sent"`
 	AcksReceived int64 `json:"acks_received"`
+	// Adapted is what batching and anti-entropy adapted to (see
+	// planBatch and nextSyncInterval).
+	Adapted Adapted `json:"adapted"`
 	// Unaudited counts purge calls without a valid token refused with 429
 	// and not written to the audit log, past the per-address limit.
 	Unaudited int64 `json:"refusals_not_audited"`
@@ -144,9 +147,33 @@ type Stats struct {
 	Peers   []PeerStats  `json:"peers"`
 }
 
+// Adapted are the values batching and anti-entropy adapted to, as they
+// last decided.
+type Adapted struct {
+	// IssueRate is the moving average of the purges issued here, a
+	// second.
+	IssueRate float64 `json:"issue_rate"`
+	// PeerRTTSeconds is the median over peers of their pushes' smoothed
+	// round trip (0 before any push).
+	PeerRTTSeconds float64 `json:"peer_rtt_seconds"`
+	// BatchLingerSeconds is how long the batcher waits for more purges
+	// after the oldest pending one (0: it sends at once), and
+	// BatchTargetEntries the batch it flushes sooner at.
+	BatchLingerSeconds float64 `json:"batch_linger_seconds"`
+	BatchTargetEntries int64   `json:"batch_target_entries"`
+	// LastBatchEntries are the purges of the last batch pushed.
+	LastBatchEntries int64 `json:"last_batch_entries"`
+	// SyncIntervalSeconds is the anti-entropy interval now, between a
+	// quarter of purge.sync_interval and purge.sync_interval.
+	SyncIntervalSeconds float64 `json:"sync_interval_seconds"`
+}
+
 // PeerStats is this node's view of one peer.
 type PeerStats struct {
 	Name string `json:"name"`
+	// RTTSeconds is the smoothed round trip of this node's pushes to it
+	// (0 before any).
+	RTTSeconds float64 `json:"rtt_seconds"`
 	// LastSync is when this node last completed anti-entropy with it.
 	LastSync time.Time `json:"last_sync"`
 	// Acked is how far the peer has applied this node's purges.
@@ -172,6 +199,11 @@ func (s *Service) Stats() Stats {
 		Relayed: s.stats.relayed.Load(), AcksSent: s.stats.acksSent.Load(), AcksReceived: s.stats.acksRecv.Load(),
 		NoMajority: s.stats.noMajority.Load(),
 		Latency:    histogramDoc(s.latency),
+		Adapted: Adapted{
+			IssueRate: s.adapt.issueRate(), PeerRTTSeconds: time.Duration(s.adapt.rtt.Load()).Seconds(),
+			BatchLingerSeconds: time.Duration(s.adapt.linger.Load()).Seconds(), BatchTargetEntries: s.adapt.size.Load(),
+			LastBatchEntries: s.adapt.lastBatch.Load(), SyncIntervalSeconds: time.Duration(s.adapt.syncEvery.Load()).Seconds(),
+		},
 	}
 	if s.opt.Members != nil {
 		// Lag: how long since the deadline was last moved, i.e. since
@@ -196,7 +228,7 @@ func (s *Service) Stats() Stats {
 	s.mu.Lock()
 	for name, ps := range s.senders {
 		st.Queued += len(ps.q)
-		st.Peers = append(st.Peers, PeerStats{Name: name, LastSync: s.lastSync[name], Acked: s.ackedHW[name]})
+		st.Peers = append(st.Peers, PeerStats{Name: name, RTTSeconds: time.Duration(ps.rtt.Load()).Seconds(), LastSync: s.lastSync[name], Acked: s.ackedHW[name]})
 	}
 	s.mu.Unlock()
 	slices.SortFunc(st.Peers, func(a, b PeerStats) int { return strings.Compare(a.Name, b.Name) })
