@@ -793,7 +793,24 @@ func TestChaos(t *testing.T) {
 		at := func(i int) Target { return Target{Node: c.nodes[i].name, Base: c.nodes[i].edge, Host: host} }
 		// After kill-restart the edge's breaker towards the owner may
 		// still be open: it would fill from the origin, not the owner.
+		// A request for another key the owner has is the trial that
+		// closes it.
+		var probes []string // keys of the owner's, each asked once
+		for i := 0; i < 400 && len(probes) < 40; i++ {
+			k := fmt.Sprintf("/repro/probe-%d", i)
+			if d, err := c.nodes[0].api.Cluster(ctx, "http://"+host+k); err == nil && d.Key != nil && d.Key.Owner == c.nodes[owner].name {
+				probes = append(probes, k)
+			}
+		}
+		var last Request
+		var probed time.Time
 		testkit.Until(t, 15*time.Second, func() string {
+			// One probe every 250 ms: 40 cover 10 s, twice the
+			// breaker's delay.
+			if time.Since(probed) >= 250*time.Millisecond && len(probes) > 0 {
+				last, probed = s.h.Get(ctx, c.client, at(edge), probes[0]), time.Now()
+				probes = probes[1:]
+			}
 			doc, err := c.nodes[edge].api.Cluster(ctx, "")
 			if err != nil {
 				return err.Error()
@@ -803,7 +820,7 @@ func TestChaos(t *testing.T) {
 					return ""
 				}
 			}
-			return fmt.Sprintf("the edge's breaker towards the owner %s is not closed: %+v", c.nodes[owner].name, doc.Members)
+			return fmt.Sprintf("the edge's breaker towards the owner %s is not closed (probe: %s): %+v", c.nodes[owner].name, &last, doc.Members)
 		})
 		if r := s.h.Get(ctx, c.client, at(owner), key); r.Failed() {
 			t.Fatalf("warming the owner: %s", &r)
