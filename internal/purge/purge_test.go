@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 
 	"github.com/weir-cdn/weir/internal/admin"
 	"github.com/weir-cdn/weir/internal/cluster"
+	"github.com/weir-cdn/weir/internal/journal"
 	"github.com/weir-cdn/weir/internal/sign"
 	"github.com/weir-cdn/weir/internal/store"
 	"github.com/weir-cdn/weir/internal/testkit"
@@ -536,5 +540,44 @@ func TestPurgeNeedsAMajority(t *testing.T) {
 	s.mu.Unlock()
 	if _, err := s.Issue(Request{URLs: []string{"http://site/x"}}); err != nil {
 		t.Fatalf("Issue with a majority: %v", err)
+	}
+}
+
+// countingJournal counts the events recorded, by kind, and the ids.
+type countingJournal struct {
+	mu  sync.Mutex
+	ids map[journal.Kind][]string
+}
+
+func (j *countingJournal) Record(k journal.Kind, d journal.Details) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	id, _ := d["id"].(string)
+	j.ids[k] = append(j.ids[k], id)
+}
+
+// TestPerPurgeEventsAreSampledInBursts: a burst records each per-purge
+// event up to the budget and then those of every 64th purge, the same
+// ones on every node, so that replays still pair them.
+func TestPerPurgeEventsAreSampledInBursts(t *testing.T) {
+	j := &countingJournal{ids: map[journal.Kind][]string{}}
+	s, _ := newService(t, "a", nil, nil, func(o *Options) { o.Journal = j })
+	const n = 2000
+	for i := range n {
+		if _, err := s.Issue(Request{URLs: []string{fmt.Sprintf("http://site/%d", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := j.ids[journal.PurgeIssued]
+	if len(got) >= n || len(got) < journalRate {
+		t.Errorf("%d purge-issued events for %d purges, want the budget (%d) and every %dth", len(got), n, journalRate, journalEvery)
+	}
+	for seq := uint64(1); seq <= n; seq += journalEvery {
+		if !slices.Contains(got, FormatID("a", s.self.Inc, seq)) {
+			t.Fatalf("purge %d (1 modulo %d) was not recorded", seq, journalEvery)
+		}
+	}
+	if st := s.Stats(); st.JournalSampled != int64(n-len(got)) {
+		t.Errorf("JournalSampled = %d, want %d", st.JournalSampled, n-len(got))
 	}
 }

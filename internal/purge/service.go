@@ -10,6 +10,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -235,6 +236,7 @@ type Service struct {
 	wg     sync.WaitGroup
 
 	stats counters
+	jlim  [len(purgeKinds)]eventBudget
 	trust trustBook
 	adapt adaptState
 	// challengeEvery is challengeEvery but in tests.
@@ -465,7 +467,9 @@ func (s *Service) Issue(req Request) (Entry, error) {
 	}
 	s.mu.Unlock()
 	s.stats.issued.Add(1)
-	s.record(journal.PurgeIssued, journal.Details{"id": e.ID(), "items": req.Items(), "peers": len(peers)})
+	s.recordPurge(journal.PurgeIssued, e.Seq, func() journal.Details {
+		return journal.Details{"id": e.ID(), "items": req.Items(), "peers": len(peers)}
+	})
 	if s.opt.Members != nil {
 		select {
 		case s.wake <- struct{}{}:
@@ -530,7 +534,7 @@ func (s *Service) receive(e Entry, now time.Time) bool {
 		return false
 	}
 	s.stats.applied.Add(1)
-	s.record(journal.PurgeApplied, journal.Details{"id": e.ID(), "from": e.Node})
+	s.recordPurge(journal.PurgeApplied, e.Seq, func() journal.Details { return journal.Details{"id": e.ID(), "from": e.Node} })
 	if !s.resumed && e.Time < s.started.Add(-startSkew).UnixNano() {
 		// Issued well before this node started: nothing cached here can
 		// be older than it.
@@ -640,8 +644,10 @@ func (s *Service) acked(peer string, hw uint64, now time.Time) {
 			st.targets[peer] = now
 			st.pending--
 			s.latency.Observe(now.Sub(st.entry.Issued()))
-			s.record(journal.PurgeAcked, journal.Details{"id": st.entry.ID(), "peer": peer,
-				"latency_ms": now.Sub(st.entry.Issued()).Milliseconds(), "pending": st.pending})
+			s.recordPurge(journal.PurgeAcked, seq, func() journal.Details {
+				return journal.Details{"id": st.entry.ID(), "peer": peer,
+					"latency_ms": now.Sub(st.entry.Issued()).Milliseconds(), "pending": st.pending}
+			})
 			if st.pending == 0 {
 				st.completed = now
 			}
@@ -667,6 +673,54 @@ func (s *Service) record(kind journal.Kind, d journal.Details) {
 	if s.opt.Journal != nil {
 		s.opt.Journal.Record(kind, d)
 	}
+}
+
+// Per-purge journal events (issued, applied, acknowledged) are sampled
+// in bursts: each kind is recorded for every purge up to journalRate a
+// second, past it only for purges whose sequence number is 1 modulo
+// journalEvery, on every node alike, so that a replay still pairs each
+// purge's issue with its applications. A burst of 10,000 purges a second
+// would otherwise fill the journal's ring in a few seconds, and cost the
+// issuer one event per purge and member.
+const (
+	journalRate  = 200
+	journalEvery = 64
+)
+
+// purgeKinds are the sampled kinds, indexing Service.jlim.
+var purgeKinds = [...]journal.Kind{journal.PurgeIssued, journal.PurgeApplied, journal.PurgeAcked}
+
+// eventBudget is a token bucket of journalRate events a second.
+type eventBudget struct {
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+}
+
+func (b *eventBudget) take(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.tokens = min(journalRate, b.tokens+now.Sub(b.last).Seconds()*journalRate)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// recordPurge records a per-purge event of kind for purge seq, sampled
+// as above; details builds it only when it is recorded.
+func (s *Service) recordPurge(kind journal.Kind, seq uint64, details func() journal.Details) {
+	if s.opt.Journal == nil {
+		return
+	}
+	i := slices.Index(purgeKinds[:], kind)
+	if seq%journalEvery != 1 && !s.jlim[i].take(time.Now()) {
+		s.stats.journalSampled.Add(1)
+		return
+	}
+	s.opt.Journal.Record(kind, details())
 }
 
 // noteLag records, after a sync round, whether this node started or

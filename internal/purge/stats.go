@@ -20,7 +20,7 @@ type counters struct {
 	syncRounds, syncFailures       atomic.Int64
 	pulled, gaps, unaudited        atomic.Int64
 	relayed, acksSent, acksRecv    atomic.Int64
-	noMajority                     atomic.Int64
+	noMajority, journalSampled     atomic.Int64
 	rejectedMu                     sync.Mutex
 	rejected                       map[string]int64
 	strikes, challenges            map[string]int64 // under rejectedMu
@@ -134,6 +134,9 @@ type Stats struct {
 	// NoMajority counts purges refused (503) because this node had not
 	// synced with a majority of the members within max_purge_lag.
 	NoMajority int64 `json:"refused_no_majority"`
+	// JournalSampled counts per-purge journal events left out in bursts
+	// (see recordPurge).
+	JournalSampled int64 `json:"journal_sampled"`
 	// Strikes count what members said that was untrue or unverifiable,
 	// by reason, Challenges the digest challenges by result, and
 	// Distrusted names the members suspect or quarantined (see
@@ -197,8 +200,8 @@ func (s *Service) Stats() Stats {
 		SyncRounds:    s.stats.syncRounds.Load(), SyncFailures: s.stats.syncFailures.Load(),
 		Pulled: s.stats.pulled.Load(), Gaps: s.stats.gaps.Load(), Unaudited: s.stats.unaudited.Load(),
 		Relayed: s.stats.relayed.Load(), AcksSent: s.stats.acksSent.Load(), AcksReceived: s.stats.acksRecv.Load(),
-		NoMajority: s.stats.noMajority.Load(),
-		Latency:    histogramDoc(s.latency),
+		NoMajority: s.stats.noMajority.Load(), JournalSampled: s.stats.journalSampled.Load(),
+		Latency: histogramDoc(s.latency),
 		Adapted: Adapted{
 			IssueRate: s.adapt.issueRate(), PeerRTTSeconds: time.Duration(s.adapt.rtt.Load()).Seconds(),
 			BatchLingerSeconds: time.Duration(s.adapt.linger.Load()).Seconds(), BatchTargetEntries: s.adapt.size.Load(),
