@@ -293,6 +293,13 @@ func (s *Service) spread(sender string, fresh []Entry) {
 	}
 	acks := make(map[string]*outbound, len(issuers))
 	for st := range issuers {
+		if relay == nil && st.Node == sender {
+			// A burst's batch from its issuer: the batch's reply
+			// acknowledges it, and the batches behind it follow within
+			// milliseconds; a second, signed message each would double
+			// the messages (and signatures) of a burst.
+			continue
+		}
 		if body, err := encode(ackMsg{Inc: st.Inc, HW: s.plog.HW(st.Node, st.Inc)}, s.opt.Uncompressed); err == nil {
 			acks[st.Node] = &outbound{kind: "ack", body: body}
 		}
