@@ -82,23 +82,9 @@ func identityCmd(args []string, stdout io.Writer, now time.Time) error {
 	return usageError{fmt.Errorf("unknown subcommand %q: want ca or issue\n\n%s", args[0], identityUsage)}
 }
 
-// parseIdentityFlags parses an identity subcommand's flags, which take
-// no arguments; -h prints the usage and the flags on stdout.
+// parseIdentityFlags parses an identity subcommand's flags.
 func parseIdentityFlags(fs *flag.FlagSet, args []string) error {
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(os.Stdout)
-			fmt.Fprint(os.Stdout, identityUsage+"\nFlags of weir identity "+fs.Name()+":\n")
-			fs.PrintDefaults()
-			return err
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
-	}
-	return nil
+	return parseSubcommandFlags(fs, args, "identity", identityUsage)
 }
 
 // writeNew writes a secret file that must not exist yet.

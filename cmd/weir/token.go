@@ -54,11 +54,18 @@ func tokenCmd(args []string, stdout, stderr io.Writer) error {
 // parseTokenFlags parses a token subcommand's flags, which take no
 // arguments.
 func parseTokenFlags(fs *flag.FlagSet, args []string) error {
+	return parseSubcommandFlags(fs, args, "token", tokenUsage)
+}
+
+// parseSubcommandFlags parses the flags of the subcommand fs.Name() of
+// weir cmd, which take no arguments; -h prints usage and the flags on
+// stdout.
+func parseSubcommandFlags(fs *flag.FlagSet, args []string, cmd, usage string) error {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(os.Stdout)
-			fmt.Fprint(os.Stdout, tokenUsage+"\nFlags of weir token "+fs.Name()+":\n")
+			fmt.Fprint(os.Stdout, usage+"\nFlags of weir "+cmd+" "+fs.Name()+":\n")
 			fs.PrintDefaults()
 			return err
 		}
