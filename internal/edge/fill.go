@@ -863,7 +863,7 @@ const PeerAgeHeader = "Weir-Age-Ms"
 // dated back, so that a purge applied here later covers it in the
 // store.
 func (h *Handler) peerCopyPurged(job *fillJob, resp *http.Response, asked time.Time) bool {
-	dated := min(job.epoch, h.store.EpochAt(time.Now().Add(-h.peerTrust)))
+	dated := min(job.epoch, h.store.EpochAt(h.peerSince(time.Now())))
 	at, purged := h.store.PurgedBetween(job.primary, httpcache.ParseSurrogateKeys(resp.Header["Surrogate-Key"]), dated, h.store.Epoch())
 	if purged {
 		ms, err := strconv.ParseInt(resp.Header.Get(PeerAgeHeader), 10, 64)

@@ -169,6 +169,32 @@ type Purger interface {
 	Lagging(now time.Time) bool
 }
 
+// PeerFloorer is a Purger that knows how far back a peer's copy must be
+// dated (purge.Service.PeerFloor): further than PeerPurgeLag while this
+// node lags and just after.
+type PeerFloorer interface {
+	PeerFloor(now time.Time) time.Time
+}
+
+func peerFloorOf(p Purger) func(time.Time) time.Time {
+	if pf, ok := p.(PeerFloorer); ok {
+		return pf.PeerFloor
+	}
+	return nil
+}
+
+// peerSince returns when a copy from a peer counts as fetched (see
+// PeerPurgeLag and PeerFloorer).
+func (h *Handler) peerSince(now time.Time) time.Time {
+	at := now.Add(-h.peerTrust)
+	if h.peerFloor != nil && h.peerTrust > 0 {
+		if f := h.peerFloor(now); f.Before(at) {
+			at = f
+		}
+	}
+	return at
+}
+
 // MethodPurge is the method that purges a URL (Varnish and Fastly's
 // convention).
 const MethodPurge = "PURGE"
@@ -211,8 +237,10 @@ type Handler struct {
 	node    string
 	peers   Peers
 	purger  Purger
-	// peerTrust is Options.PeerPurgeLag.
+	// peerTrust is Options.PeerPurgeLag, and peerFloor the Purger's
+	// PeerFloor when it has one.
 	peerTrust time.Duration
+	peerFloor func(time.Time) time.Time
 	tracer    *telemetry.Tracer
 	idHeader  string
 	trust     *forwarded.Trust
@@ -266,6 +294,7 @@ func New(sites *site.Current, opt Options) *Handler {
 		peers:     opt.Peers,
 		purger:    opt.Purger,
 		peerTrust: opt.PeerPurgeLag,
+		peerFloor: peerFloorOf(opt.Purger),
 		tracer:    opt.Tracer,
 		limiter:   opt.Limiter,
 		trust:     opt.Trust,

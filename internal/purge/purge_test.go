@@ -581,3 +581,31 @@ func TestPerPurgeEventsAreSampledInBursts(t *testing.T) {
 		t.Errorf("JournalSampled = %d, want %d", st.JournalSampled, n-len(got))
 	}
 }
+
+// TestPeerFloorCoversALag: peers' copies are dated back max_purge_lag,
+// and while this node lags, and for max_purge_lag after, back to its
+// last complete sync: purges it applied while cut off reach the others
+// only once it is back.
+func TestPeerFloorCoversALag(t *testing.T) {
+	s, _ := newService(t, "a", keyring(t), fixedMembers{{Name: "b", Addr: "127.0.0.1:1"}}, func(o *Options) { o.MaxLag = 10 * time.Second })
+	now := time.Now()
+	if got := s.PeerFloor(now); !got.Equal(now.Add(-10 * time.Second)) {
+		t.Fatalf("current node: floor %s before now, want 10s", now.Sub(got))
+	}
+	// Synced last a minute ago: lagging since 50 s.
+	s.deadline.Store(now.Add(-50 * time.Second).UnixNano())
+	s.noteLag(now)
+	if got := s.PeerFloor(now); now.Sub(got) != time.Minute {
+		t.Errorf("lagging node: floor %s before now, want 1m (its last sync)", now.Sub(got))
+	}
+	// Caught up 5 s later: the floor stays back for max_purge_lag.
+	later := now.Add(5 * time.Second)
+	s.deadline.Store(later.Add(30 * time.Second).UnixNano())
+	s.noteLag(later)
+	if got := s.PeerFloor(later); later.Sub(got) != time.Minute+5*time.Second {
+		t.Errorf("just caught up: floor %s before, want 1m5s", later.Sub(got))
+	}
+	if got := s.PeerFloor(later.Add(11 * time.Second)); later.Add(11*time.Second).Sub(got) != 10*time.Second {
+		t.Errorf("caught up 11 s ago: floor %s before, want 10s", later.Add(11*time.Second).Sub(got))
+	}
+}

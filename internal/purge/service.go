@@ -230,6 +230,8 @@ type Service struct {
 	// writes them.
 	lagging  atomic.Bool
 	lagSince atomic.Int64
+	// lagEnd is when it last stopped lagging, Unix nanoseconds.
+	lagEnd atomic.Int64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -737,7 +739,31 @@ func (s *Service) noteLag(now time.Time) {
 		s.record(journal.PurgeLagStart, journal.Details{"since": since.UTC().Format(time.RFC3339Nano), "max_lag_ms": s.opt.MaxLag.Milliseconds()})
 		return
 	}
+	s.lagEnd.Store(now.UnixNano())
 	s.record(journal.PurgeLagEnd, journal.Details{"lagged_ms": now.Sub(time.Unix(0, s.lagSince.Load())).Milliseconds()})
+}
+
+// PeerFloor returns how far back a copy another member serves must be
+// dated, so that the purges applied here since cover it: MaxLag ago,
+// the longest a member that is current may be behind this node; and,
+// while this node lags and for MaxLag after it caught up, back to its
+// last complete sync before it started lagging: cut off, it may have
+// applied purges (issued on its side of a partition) that the others
+// pull only once it is back.
+func (s *Service) PeerFloor(now time.Time) time.Time {
+	floor := now.Add(-s.opt.MaxLag)
+	if s.opt.Members == nil {
+		return floor
+	}
+	if s.lagging.Load() || s.Lagging(now) || now.Sub(time.Unix(0, s.lagEnd.Load())) < s.opt.MaxLag {
+		if since := time.Unix(0, s.lagSince.Load()).Add(-s.opt.MaxLag); s.lagSince.Load() != 0 && since.Before(floor) {
+			floor = since
+		}
+		if d := time.Unix(0, s.deadline.Load()).Add(-s.opt.MaxLag); s.Lagging(now) && d.Before(floor) {
+			floor = d
+		}
+	}
+	return floor
 }
 
 // Lagging reports whether this node has gone longer than MaxLag without
