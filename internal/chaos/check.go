@@ -221,7 +221,10 @@ func checkFetches(s *snapshot, cfg Config) []Violation {
 				continue
 			}
 			in := slices.ContainsFunc(whole, func(p Period) bool { return p.contains(a.Time) && p.contains(b.Time) })
-			if !in || purgedBetween(s.purges, path, a.Time, b.Time) {
+			// Within max_purge_lag of a purge of it each member may
+			// fetch it once: a member that cannot tell its owner's copy
+			// is newer than the purge it applied asks the origin.
+			if !in || purgedBetween(s.purges, path, a.Time.Add(-cfg.MaxPurgeLag), b.Time) {
 				continue
 			}
 			out = append(out, Violation{Invariant: ExtraFetch, Fetches: []Fetch{a, b}, at: b.Time,
