@@ -58,7 +58,7 @@ type head struct {
 	// epoch is the store's purge epoch the fill counts from, key the key
 	// the response is stored under and tags its surrogate keys: a reader
 	// that joined the flight after a purge covering them must not be
-	// served it (see purgedSinceJoin).
+	// served it (see fill).
 	epoch uint64
 	key   string
 	tags  []string
