@@ -1057,6 +1057,10 @@ func (h *Handler) finishRevalidation(job *fillJob, resp *http.Response, reqTime,
 			h.store.Set(obj)
 		}
 	}
+	// The answer is whole: no request made after a reader of it has
+	// answered may join this flight (it would skip the revalidation its
+	// own freshness needs).
+	f.Forget()
 	f.SetHead(hd, policy.Storable)
 	f.Finish(nil, false)
 }
